@@ -1,0 +1,116 @@
+# vramspy build. `make` builds build/libvramspy.so; `make test` builds and runs every test;
+# `make bench` runs the benchmarks; `make SANITIZER=address|undefined|thread test` builds into a
+# separate tree (build/san-$(SANITIZER)) so instrumented and plain objects never mix.
+# Run as root, `make` installs the Debian packages it needs; otherwise it prints the apt-get line.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CUDA_HOME ?= /usr/local/cuda
+CC ?= cc
+SANITIZER ?=
+
+ifeq ($(SANITIZER),)
+BUILD := build
+SANFLAGS :=
+else ifeq ($(SANITIZER),address)
+BUILD := build/san-address
+SANFLAGS := -fsanitize=address -fno-omit-frame-pointer
+else ifeq ($(SANITIZER),undefined)
+BUILD := build/san-undefined
+SANFLAGS := -fsanitize=undefined -fno-sanitize-recover=all
+else ifeq ($(SANITIZER),thread)
+BUILD := build/san-thread
+SANFLAGS := -fsanitize=thread
+else
+$(error SANITIZER must be address, undefined or thread (got "$(SANITIZER)"))
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+DEB_PACKAGES := libcriterion-dev libjansson-dev libdw-dev libelf-dev libunwind-dev pkg-config
+WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
+CFLAGS_COMMON := -std=gnu11 -O2 -g $(WARN) -Iinclude -I$(CUDA_HOME)/include -MMD -MP $(SANFLAGS)
+SHIM_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden
+# libunwind (nongnu, libunwind8) unwinds on the hot path; Debian ships no PIC archive of it, so it
+# is a shared dependency of the shim.
+SHIM_LIBS := -lunwind -ldl -lpthread
+
+SHIM_SRCS := shim/core.c shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c \
+             shim/trace.c shim/unwind.c shim/hooks_dl.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c
+SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/dlsym_x86_64.o
+SHIM := $(BUILD)/libvramspy.so
+
+READER_SRCS := report/trace_reader.c
+READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all deps test bench clean install uninstall
+all: deps $(SHIM) $(BUILD)/vramspy-dump
+
+# ---- dependencies -----------------------------------------------------------------------
+DEPS_STAMP := build/.deps-ok
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	$(Q)missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || exit 1; \
+	  else \
+	    echo "missing packages; run: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi; \
+	if [ ! -f "$(CUDA_HOME)/include/cuda.h" ]; then \
+	  echo "no CUDA toolkit headers at $(CUDA_HOME)/include (set CUDA_HOME)" >&2; exit 1; fi
+	$(Q)mkdir -p build && touch $@
+
+# ---- the shim -----------------------------------------------------------------------------
+$(BUILD)/obj/shim/%.o: shim/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(SHIM_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/shim/dlsym_x86_64.o: shim/dlsym_x86_64.S
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -fPIC -c $< -o $@
+
+$(SHIM): $(SHIM_OBJS) shim/vramspy.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -fPIC $(SANFLAGS) -Wl,-soname,libvramspy.so -Wl,--version-script=shim/vramspy.map \
+	  -Wl,-z,now -Wl,-z,relro -o $@ $(SHIM_OBJS) $(SHIM_LIBS)
+
+# ---- reader and tools ----------------------------------------------------------------------
+$(BUILD)/obj/report/%.o: report/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -c $< -o $@
+
+$(BUILD)/obj/tools/%.o: tools/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Ireport -c $< -o $@
+
+$(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
+	$(Q)$(CC) $(SANFLAGS) -o $@ $^
+
+include tests/tests.mk
+include tools/bench.mk
+
+clean:
+	rm -rf build
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/vramspy
+	install -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/lib/libvramspy.so
+	install -m 0755 $(BUILD)/vramspy-dump $(DESTDIR)$(PREFIX)/bin/vramspy-dump
+	install -m 0644 include/vramspy/trace_format.h $(DESTDIR)$(PREFIX)/include/vramspy/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libvramspy.so $(DESTDIR)$(PREFIX)/bin/vramspy-dump
+	rm -rf $(DESTDIR)$(PREFIX)/include/vramspy
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

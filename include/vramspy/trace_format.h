@@ -1,0 +1,301 @@
+/* vramspy trace format: the one definition shared by the shim (writer) and every reader.
+ *
+ * A trace file is laid out as
+ *
+ *   [ file header, VSP_HEADER_SIZE bytes ][ ring, ring_size bytes ][ log ... ]
+ *
+ * and holds one byte *stream* of records. Every record has an absolute stream position P (a
+ * multiple of 8, starting at 0). The log is a byte-exact copy of the stream prefix [0, tail): the
+ * record at P < tail lives at file offset log_offset + P. Records at P >= tail still live only in
+ * the ring, at ring_offset + (P % ring_size). The ring is a MAP_SHARED mapping of the file, so what
+ * a writer committed is in the file even if the process is killed with SIGKILL.
+ *
+ * Every record starts with a 16-byte vsp_rec_hdr whose `seq` word names its own position P plus
+ * state bits. A reader trusts a record only if seq == P | VALID | COMMITTED; stale bytes from a
+ * previous lap of the ring carry another position and are recognised as "not written yet".
+ *
+ * All fields are little-endian and fixed-width; sizes and offsets are pinned by _Static_asserts
+ * below and by tests/test_trace_format.c. Never reorder or resize a field: add new record types or
+ * append fields (readers accept records longer than they know) and bump VSP_TRACE_VERSION only for
+ * changes an old reader cannot skip. Documented in docs/trace-format.md.
+ */
+#ifndef VRAMSPY_TRACE_FORMAT_H
+#define VRAMSPY_TRACE_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the vramspy trace format is little-endian; a big-endian port needs byte swapping"
+#endif
+
+#define VSP_TRACE_MAGIC "VRAMSPY\x01"
+#define VSP_TRACE_MAGIC_LEN 8
+#define VSP_TRACE_VERSION 1u
+#define VSP_HEADER_SIZE 4096u
+
+/* seq word state bits (positions are multiples of 8, so the low 3 bits are free). */
+#define VSP_SEQ_COMMITTED 0x1ull /* the record is complete */
+#define VSP_SEQ_PAD 0x2ull       /* 8-byte pad word: skip to the next multiple of ring_size */
+#define VSP_SEQ_VALID 0x4ull     /* set on every written seq word; zeroed file bytes lack it */
+#define VSP_SEQ_POS_MASK (~0x7ull)
+
+/* header.flags */
+#define VSP_FLAG_COMPLETE 0x1u   /* the process finalised the trace (exit or return from main) */
+#define VSP_FLAG_LOG_FAILED 0x2u /* writing the log failed (disk full); later events were dropped */
+
+/* File header. The cursors live in the shared mapping and are updated atomically by the shim,
+ * each on its own cache line: head is contended by every writer, tail by the flusher only. */
+struct vsp_file_header {
+    char magic[8];            /* VSP_TRACE_MAGIC */
+    uint32_t version;         /* VSP_TRACE_VERSION */
+    uint32_t header_size;     /* VSP_HEADER_SIZE */
+    uint64_t ring_offset;     /* == header_size */
+    uint64_t ring_size;       /* power of two */
+    uint64_t log_offset;      /* == ring_offset + ring_size */
+    uint32_t flags;           /* VSP_FLAG_* (atomic) */
+    uint32_t pid;
+    uint64_t start_realtime_ns;  /* CLOCK_REALTIME at trace creation */
+    uint64_t start_monotonic_ns; /* CLOCK_MONOTONIC at trace creation (event times use it) */
+    uint64_t end_monotonic_ns;   /* set when finalised */
+    uint8_t pad0[128 - 72];
+    uint64_t head;            /* offset 128: bytes reserved in the stream (atomic) */
+    uint8_t pad1[56];
+    uint64_t tail;            /* offset 192: stream bytes copied into the log (atomic) */
+    uint8_t pad2[56];
+    uint64_t dropped;         /* offset 256: events dropped (ring full in drop mode, log failure) */
+    uint8_t pad3[VSP_HEADER_SIZE - 264];
+};
+
+struct vsp_rec_hdr {
+    uint64_t seq;   /* P | VSP_SEQ_* bits */
+    uint32_t len;   /* whole record, header included, multiple of 8 */
+    uint16_t type;  /* VSP_REC_* */
+    uint16_t rflags;
+};
+
+enum vsp_rec_type {
+    VSP_REC_PROCESS = 1, /* vsp_rec_process + exe path + NUL + argv strings (each NUL-terminated) */
+    VSP_REC_MODULE = 2,  /* vsp_rec_module + build-id bytes + path + NUL */
+    VSP_REC_STACK = 3,   /* vsp_rec_stack + nframes uint64 return addresses, innermost first */
+    VSP_REC_EVENT = 4,   /* vsp_rec_event */
+    VSP_REC_END = 5,     /* vsp_rec_end: clean finalisation with the shim's own counters */
+    VSP_REC_NOTE = 6,    /* free text (NUL-terminated): a warning the shim wants kept */
+};
+
+struct vsp_rec_process {
+    uint32_t pid;
+    uint32_t ppid;
+    uint32_t exe_len;   /* bytes of exe path, NUL included */
+    uint32_t argc;
+    uint32_t argv_len;  /* bytes of argv strings, NULs included */
+    uint32_t depth;     /* VRAMSPY_DEPTH in force */
+    uint64_t start_realtime_ns;
+    char shim_version[16];
+};
+
+struct vsp_rec_module {
+    uint64_t base;      /* load bias (dlpi_addr): address = base + ELF vaddr */
+    uint64_t start;     /* lowest mapped address of its PT_LOAD segments */
+    uint64_t end;       /* one past the highest */
+    uint32_t path_len;  /* NUL included */
+    uint16_t build_id_len;
+    uint16_t reserved;
+};
+
+struct vsp_rec_stack {
+    uint32_t id;        /* > 0; events refer to it */
+    uint32_t nframes;
+};
+
+/* Operations. */
+enum vsp_op {
+    VSP_OP_ALLOC = 1,
+    VSP_OP_FREE = 2,
+    VSP_OP_MAP = 3,   /* cuMemMap: a physical allocation mapped at an address (size bytes) */
+    VSP_OP_UNMAP = 4,
+};
+
+/* Memory kinds. */
+enum vsp_memory {
+    VSP_MEM_UNKNOWN = 0,
+    VSP_MEM_DEVICE = 1,          /* cudaMalloc, cuMemAlloc, pitched, stream-ordered */
+    VSP_MEM_MANAGED = 2,         /* cudaMallocManaged, cuMemAllocManaged */
+    VSP_MEM_HOST_PINNED = 3,     /* cudaMallocHost, cudaHostAlloc, cuMemAllocHost, cuMemHostAlloc */
+    VSP_MEM_HOST_MAPPED = 4,     /* pinned host memory with the mapped flag */
+    VSP_MEM_HOST_REGISTERED = 5, /* cudaHostRegister, cuMemHostRegister */
+    VSP_MEM_ARRAY = 6,           /* CUDA arrays and mipmapped arrays (device memory) */
+    VSP_MEM_PHYSICAL = 7,        /* cuMemCreate physical memory (device) */
+    VSP_MEM_MAPPING = 8,         /* cuMemMap address ranges (not counted as bytes) */
+    VSP_MEM_COUNT_ = 9
+};
+
+/* API identifiers: stable numbers, never reused. Names in vsp_api_names below. */
+enum vsp_api {
+    VSP_API_UNKNOWN = 0,
+    VSP_API_cudaMalloc = 1,
+    VSP_API_cudaMallocManaged = 2,
+    VSP_API_cudaMallocHost = 3,
+    VSP_API_cudaHostAlloc = 4,
+    VSP_API_cudaMallocPitch = 5,
+    VSP_API_cudaMalloc3D = 6,
+    VSP_API_cudaMallocArray = 7,
+    VSP_API_cudaMalloc3DArray = 8,
+    VSP_API_cudaMallocMipmappedArray = 9,
+    VSP_API_cudaMallocAsync = 10,
+    VSP_API_cudaMallocFromPoolAsync = 11,
+    VSP_API_cudaFree = 12,
+    VSP_API_cudaFreeHost = 13,
+    VSP_API_cudaFreeAsync = 14,
+    VSP_API_cudaFreeArray = 15,
+    VSP_API_cudaFreeMipmappedArray = 16,
+    VSP_API_cudaHostRegister = 17,
+    VSP_API_cudaHostUnregister = 18,
+    VSP_API_cudaMallocAsync_ptsz = 19,
+    VSP_API_cudaMallocFromPoolAsync_ptsz = 20,
+    VSP_API_cudaFreeAsync_ptsz = 21,
+    VSP_API_cuMemAlloc_v2 = 32,
+    VSP_API_cuMemAllocPitch_v2 = 33,
+    VSP_API_cuMemAllocManaged = 34,
+    VSP_API_cuMemFree_v2 = 35,
+    VSP_API_cuMemAllocHost_v2 = 36,
+    VSP_API_cuMemHostAlloc = 37,
+    VSP_API_cuMemFreeHost = 38,
+    VSP_API_cuMemHostRegister_v2 = 39,
+    VSP_API_cuMemHostUnregister = 40,
+    VSP_API_cuMemAllocAsync = 41,
+    VSP_API_cuMemAllocAsync_ptsz = 42,
+    VSP_API_cuMemAllocFromPoolAsync = 43,
+    VSP_API_cuMemAllocFromPoolAsync_ptsz = 44,
+    VSP_API_cuMemFreeAsync = 45,
+    VSP_API_cuMemFreeAsync_ptsz = 46,
+    VSP_API_cuMemCreate = 47,
+    VSP_API_cuMemRelease = 48,
+    VSP_API_cuMemMap = 49,
+    VSP_API_cuMemUnmap = 50,
+    VSP_API_COUNT_ = 51
+};
+
+/* One intercepted call. */
+struct vsp_rec_event {
+    uint64_t time_ns;     /* CLOCK_MONOTONIC when the real call returned (allocs) or began (frees) */
+    uint64_t ptr;         /* address returned or freed; array/handle value for arrays and cuMemCreate */
+    uint64_t size;        /* bytes: requested size (pitched: pitch*height[*depth]; frees: 0) */
+    uint64_t flags;       /* the API's flags argument */
+    uint64_t stream;      /* stream handle for stream-ordered calls, else 0 */
+    uint64_t aux;         /* pitch for pitched allocs, pool for *FromPool*, handle for cuMemMap */
+    uint64_t free_bytes;  /* device free memory when a device allocation failed, else UINT64_MAX */
+    uint64_t total_bytes; /* device total memory at that moment, else UINT64_MAX */
+    uint32_t stack_id;    /* VSP_REC_STACK id, 0 when none */
+    uint32_t tid;         /* kernel thread id */
+    int32_t result;       /* what the real call returned (cudaError_t or CUresult) */
+    int32_t device;       /* device ordinal, -1 when unknown */
+    uint16_t api;         /* enum vsp_api */
+    uint8_t op;           /* enum vsp_op */
+    uint8_t memory;       /* enum vsp_memory */
+    uint32_t reserved;
+};
+
+/* Written once at clean finalisation: the shim's own counters (a reader recomputes its own). */
+struct vsp_rec_end {
+    uint64_t time_ns;
+    uint64_t allocations;
+    uint64_t frees;
+    uint64_t failed;
+    uint64_t host_allocations;
+    uint64_t live_allocations;
+    uint64_t live_bytes;
+    uint64_t peak_device_bytes;
+    uint64_t dropped;
+    uint64_t nested_skipped; /* hook calls from inside another hook: the inner layer, passed through */
+};
+
+#define VSP_UNKNOWN_BYTES UINT64_MAX
+
+_Static_assert(sizeof(struct vsp_file_header) == VSP_HEADER_SIZE, "header size");
+_Static_assert(offsetof(struct vsp_file_header, flags) == 40, "flags offset");
+_Static_assert(offsetof(struct vsp_file_header, end_monotonic_ns) == 64, "end offset");
+_Static_assert(offsetof(struct vsp_file_header, head) == 128, "head offset");
+_Static_assert(offsetof(struct vsp_file_header, tail) == 192, "tail offset");
+_Static_assert(offsetof(struct vsp_file_header, dropped) == 256, "dropped offset");
+_Static_assert(sizeof(struct vsp_rec_hdr) == 16, "record header size");
+_Static_assert(sizeof(struct vsp_rec_process) == 48, "process record size");
+_Static_assert(sizeof(struct vsp_rec_module) == 32, "module record size");
+_Static_assert(sizeof(struct vsp_rec_stack) == 8, "stack record size");
+_Static_assert(sizeof(struct vsp_rec_event) == 88, "event record size");
+_Static_assert(offsetof(struct vsp_rec_event, stack_id) == 64, "event stack_id offset");
+_Static_assert(offsetof(struct vsp_rec_event, api) == 80, "event api offset");
+_Static_assert(sizeof(struct vsp_rec_end) == 80, "end record size");
+
+static inline const char *vsp_api_name(unsigned api)
+{
+    static const char *const names[VSP_API_COUNT_] = {
+        [VSP_API_UNKNOWN] = "unknown",
+        [VSP_API_cudaMalloc] = "cudaMalloc",
+        [VSP_API_cudaMallocManaged] = "cudaMallocManaged",
+        [VSP_API_cudaMallocHost] = "cudaMallocHost",
+        [VSP_API_cudaHostAlloc] = "cudaHostAlloc",
+        [VSP_API_cudaMallocPitch] = "cudaMallocPitch",
+        [VSP_API_cudaMalloc3D] = "cudaMalloc3D",
+        [VSP_API_cudaMallocArray] = "cudaMallocArray",
+        [VSP_API_cudaMalloc3DArray] = "cudaMalloc3DArray",
+        [VSP_API_cudaMallocMipmappedArray] = "cudaMallocMipmappedArray",
+        [VSP_API_cudaMallocAsync] = "cudaMallocAsync",
+        [VSP_API_cudaMallocFromPoolAsync] = "cudaMallocFromPoolAsync",
+        [VSP_API_cudaFree] = "cudaFree",
+        [VSP_API_cudaFreeHost] = "cudaFreeHost",
+        [VSP_API_cudaFreeAsync] = "cudaFreeAsync",
+        [VSP_API_cudaFreeArray] = "cudaFreeArray",
+        [VSP_API_cudaFreeMipmappedArray] = "cudaFreeMipmappedArray",
+        [VSP_API_cudaHostRegister] = "cudaHostRegister",
+        [VSP_API_cudaHostUnregister] = "cudaHostUnregister",
+        [VSP_API_cudaMallocAsync_ptsz] = "cudaMallocAsync_ptsz",
+        [VSP_API_cudaMallocFromPoolAsync_ptsz] = "cudaMallocFromPoolAsync_ptsz",
+        [VSP_API_cudaFreeAsync_ptsz] = "cudaFreeAsync_ptsz",
+        [VSP_API_cuMemAlloc_v2] = "cuMemAlloc_v2",
+        [VSP_API_cuMemAllocPitch_v2] = "cuMemAllocPitch_v2",
+        [VSP_API_cuMemAllocManaged] = "cuMemAllocManaged",
+        [VSP_API_cuMemFree_v2] = "cuMemFree_v2",
+        [VSP_API_cuMemAllocHost_v2] = "cuMemAllocHost_v2",
+        [VSP_API_cuMemHostAlloc] = "cuMemHostAlloc",
+        [VSP_API_cuMemFreeHost] = "cuMemFreeHost",
+        [VSP_API_cuMemHostRegister_v2] = "cuMemHostRegister_v2",
+        [VSP_API_cuMemHostUnregister] = "cuMemHostUnregister",
+        [VSP_API_cuMemAllocAsync] = "cuMemAllocAsync",
+        [VSP_API_cuMemAllocAsync_ptsz] = "cuMemAllocAsync_ptsz",
+        [VSP_API_cuMemAllocFromPoolAsync] = "cuMemAllocFromPoolAsync",
+        [VSP_API_cuMemAllocFromPoolAsync_ptsz] = "cuMemAllocFromPoolAsync_ptsz",
+        [VSP_API_cuMemFreeAsync] = "cuMemFreeAsync",
+        [VSP_API_cuMemFreeAsync_ptsz] = "cuMemFreeAsync_ptsz",
+        [VSP_API_cuMemCreate] = "cuMemCreate",
+        [VSP_API_cuMemRelease] = "cuMemRelease",
+        [VSP_API_cuMemMap] = "cuMemMap",
+        [VSP_API_cuMemUnmap] = "cuMemUnmap",
+    };
+    const char *n = api < VSP_API_COUNT_ ? names[api] : NULL;
+    return n ? n : "unknown";
+}
+
+static inline const char *vsp_memory_name(unsigned m)
+{
+    static const char *const names[VSP_MEM_COUNT_] = {
+        "unknown", "device", "managed", "host_pinned", "host_mapped",
+        "host_registered", "array", "physical", "mapping",
+    };
+    return m < VSP_MEM_COUNT_ ? names[m] : "unknown";
+}
+
+/* Device-resident kinds: these make up "device bytes" and the peak. */
+static inline int vsp_memory_is_device(unsigned m)
+{
+    return m == VSP_MEM_DEVICE || m == VSP_MEM_ARRAY || m == VSP_MEM_PHYSICAL;
+}
+
+/* Host memory a VRAM-only process should not use (the "host fallback" kinds). */
+static inline int vsp_memory_is_host(unsigned m)
+{
+    return m == VSP_MEM_MANAGED || m == VSP_MEM_HOST_PINNED || m == VSP_MEM_HOST_MAPPED ||
+           m == VSP_MEM_HOST_REGISTERED;
+}
+
+#endif

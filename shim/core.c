@@ -1,0 +1,292 @@
+/* Core of the shim: init, the hook bracket, and recording of allocations and frees.
+ * The recording path (vsp_hook_leave_alloc, vsp_free_begin, vsp_hook_leave_free) takes no lock,
+ * calls no malloc or stdio, and makes no system call in the common case (gettid once per thread,
+ * clock_gettime through the vDSO). Warnings and init may use snprintf. */
+#define _GNU_SOURCE
+#include "core.h"
+
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic.h"
+
+__thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
+struct vsp_config vsp_cfg;
+
+enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
+static int init_state;
+static uintptr_t shim_lo, shim_hi;
+
+void vsp_warn(const char *fmt, ...)
+{
+    char buf[1024];
+    int saved = errno;
+    memcpy(buf, "vramspy: ", 9);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + 9, sizeof buf - 10, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    size_t len = 9 + ((size_t)n < sizeof buf - 10 ? (size_t)n : sizeof buf - 11);
+    if (buf[len - 1] != '\n')
+        buf[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, len);
+    (void)w;
+    errno = saved;
+}
+
+void vsp_debug(const char *fmt, ...)
+{
+    if (!vsp_cfg.debug)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    vsp_warn("debug: %s", buf);
+}
+
+int vsp_in_shim(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    return a >= shim_lo && a < shim_hi;
+}
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+        if (s < lo)
+            lo = s;
+        if (e > hi)
+            hi = e;
+    }
+    if (me >= lo && me < hi) {
+        shim_lo = lo;
+        shim_hi = hi;
+        return 1;
+    }
+    return 0;
+}
+
+static void atfork_child(void)
+{
+    vsp_tls.tid = 0;
+    vsp_tls.depth = 0;
+    vsp_trace_atfork_child();
+}
+
+static void do_init(void)
+{
+    vsp_resolve_dlsym();
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&do_init);
+    char warn[2048];
+    if (vsp_config_parse(&vsp_cfg, getenv, warn, sizeof warn) > 0) {
+        /* one line per bad variable, each already newline-terminated */
+        for (char *line = warn, *nl; *line; line = nl + 1) {
+            nl = strchr(line, '\n');
+            if (!nl)
+                break;
+            *nl = 0;
+            vsp_warn("%s", line);
+        }
+    }
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+void vsp_init(void)
+{
+    /* acquire: pairs with the release below; a thread that sees DONE sees the whole config. */
+    if (VSP_LIKELY(vsp_load_acquire(&init_state) == INIT_DONE))
+        return;
+    if (vsp_tls.in_init)
+        return; /* re-entered from our own init on this thread: hooks pass through */
+    int expected = INIT_NONE;
+    if (vsp_cas_acq_rel(&init_state, &expected, INIT_RUNNING)) {
+        vsp_tls.in_init = 1;
+        do_init();
+        vsp_tls.in_init = 0;
+        /* release: config, shim range and real dlsym are published with the state. */
+        vsp_store_release(&init_state, INIT_DONE);
+        return;
+    }
+    while (vsp_load_acquire(&init_state) != INIT_DONE)
+        sched_yield(); /* another thread is initialising: a few microseconds, once */
+}
+
+int vsp_is_ready(void)
+{
+    return vsp_load_acquire(&init_state) == INIT_DONE;
+}
+
+__attribute__((constructor)) static void vsp_constructor(void)
+{
+    vsp_init();
+}
+
+__attribute__((destructor)) static void vsp_destructor(void)
+{
+    if (vsp_is_ready())
+        vsp_trace_finalize();
+}
+
+/* ---- the hook bracket ---- */
+
+int vsp_hook_enter_slow(void)
+{
+    int saved = errno;
+    vsp_init();
+    int record = vsp_tls.depth == 0 && vsp_is_ready() && !vsp_cfg.disabled;
+    if (vsp_tls.depth > 0)
+        vsp_fetch_add_relaxed(&vsp_live.c.nested, 1);
+    vsp_tls.depth++;
+    errno = saved;
+    return record;
+}
+
+void vsp_hook_leave(struct vsp_hook *h)
+{
+    (void)h;
+    vsp_tls.depth--;
+}
+
+static inline uint32_t current_tid(void)
+{
+    if (VSP_UNLIKELY(!vsp_tls.tid))
+        vsp_tls.tid = (uint32_t)syscall(SYS_gettid);
+    return vsp_tls.tid;
+}
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t capture_stack_id(void)
+{
+    if (!vsp_cfg.depth)
+        return 0;
+    uint64_t frames[VSP_MAX_DEPTH];
+    unsigned n = vsp_capture_stack(frames, vsp_cfg.depth);
+    return n ? vsp_stack_id(frames, n) : 0;
+}
+
+static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32_t stack_id)
+{
+    e->time_ns = now_ns();
+    e->ptr = c->ptr;
+    e->size = c->size;
+    e->flags = c->flags;
+    e->stream = c->stream;
+    e->aux = c->aux;
+    e->free_bytes = VSP_UNKNOWN_BYTES;
+    e->total_bytes = VSP_UNKNOWN_BYTES;
+    e->stack_id = stack_id;
+    e->tid = current_tid();
+    e->result = c->result;
+    e->device = vsp_current_device();
+    e->api = c->api;
+    e->op = c->op ? c->op : VSP_OP_ALLOC;
+    e->memory = c->memory;
+    e->reserved = 0;
+}
+
+void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
+{
+    if (!h->record) {
+        vsp_tls.depth--;
+        return;
+    }
+    int saved = errno;
+    if (c->result != 0)
+        vsp_fetch_add_relaxed(&vsp_live.c.failed, 1);
+    if (vsp_trace_ensure()) {
+        uint32_t stack_id = capture_stack_id();
+        struct vsp_resv res;
+        if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res) == 0) {
+            struct vsp_rec_event *e = res.payload;
+            fill_event(e, c, stack_id);
+            if (c->oom) {
+                uint64_t fb, tb;
+                if (vsp_device_meminfo(&fb, &tb) == 0) {
+                    e->free_bytes = fb;
+                    e->total_bytes = tb;
+                }
+            }
+            vsp_ring_commit(vsp_trace_ring(), &res);
+        }
+        if (c->result == 0 && c->cls)
+            vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, stack_id);
+    } else if (c->result == 0 && c->cls) {
+        vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, 0);
+    }
+    vsp_tls.depth--;
+    errno = saved;
+}
+
+void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsigned cls,
+                    unsigned default_memory, uint64_t ptr, uint64_t stream)
+{
+    f->have_resv = 0;
+    f->found = 0;
+    f->cls = cls;
+    f->ptr = ptr;
+    if (!h->record)
+        return;
+    int saved = errno;
+    /* Remove from the live table and reserve the record before the real free, so that no
+     * allocation can be handed this address (and be recorded) before its free is. */
+    if (ptr && cls)
+        f->found = vsp_live_remove(&vsp_live, cls, ptr, &f->entry);
+    if (vsp_trace_ensure()) {
+        uint32_t stack_id = capture_stack_id();
+        if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &f->resv) == 0) {
+            struct vsp_call c = {.api = api, .op = VSP_OP_FREE, .ptr = ptr, .stream = stream,
+                                 .memory = (uint8_t)(f->found ? f->entry.memory : default_memory),
+                                 .size = f->found ? f->entry.size : 0};
+            fill_event(f->resv.payload, &c, stack_id);
+            f->have_resv = 1;
+        }
+    }
+    errno = saved;
+}
+
+void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result)
+{
+    if (!h->record) {
+        vsp_tls.depth--;
+        return;
+    }
+    int saved = errno;
+    if (f->have_resv) {
+        struct vsp_rec_event *e = f->resv.payload;
+        e->result = result;
+        vsp_ring_commit(vsp_trace_ring(), &f->resv);
+    }
+    if (result == 0) {
+        if (f->ptr)
+            vsp_fetch_add_relaxed(&vsp_live.c.frees, 1);
+    } else if (f->found) {
+        vsp_live_restore(&vsp_live, f->cls, f->ptr, &f->entry); /* the free failed: still live */
+    }
+    vsp_tls.depth--;
+    errno = saved;
+}

@@ -1,0 +1,112 @@
+/* The shim's core API: what the hook files call. Hooks translate a CUDA call into a vsp_call and
+ * hand it here before (frees) or after (allocations) the real call; everything about stacks, the
+ * ring, the trace file and the live table lives behind these functions.
+ *
+ * Init (vsp_init) is idempotent and runs from the constructor and lazily from every hook, because
+ * CUDA may be called from another library's constructor before ours has run. Until it finishes,
+ * hooks pass calls through unrecorded. Nothing before it may use the real-symbol table. */
+#ifndef VSP_CORE_H
+#define VSP_CORE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "livetable.h"
+#include "ring.h"
+
+#define VSP_EXPORT __attribute__((visibility("default")))
+#define VSP_HIDDEN __attribute__((visibility("hidden")))
+#define VSP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define VSP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define VSP_SHIM_VERSION "0.1.0"
+
+/* Per-thread state. initial-exec TLS: the shim is loaded at start-up (LD_PRELOAD), so static TLS
+ * is available and access costs one instruction, with no call into the dynamic loader. */
+struct vsp_tls {
+    int depth;     /* >0 while inside a hook: inner layers (driver under runtime) pass through */
+    int in_init;   /* this thread runs vsp_init */
+    int in_open;   /* this thread creates the trace file */
+    uint32_t tid;  /* cached gettid(), 0 = not yet (reset in a forked child) */
+};
+extern __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
+
+/* What a hook knows about one call. */
+struct vsp_call {
+    uint16_t api;     /* enum vsp_api */
+    uint8_t memory;   /* enum vsp_memory */
+    uint8_t cls;      /* enum vsp_addr_class; 0 = not tracked as live (mappings) */
+    uint8_t op;       /* enum vsp_op; 0 means ALLOC */
+    int32_t result;
+    int oom;          /* result is an out-of-memory error of a device allocation */
+    uint64_t ptr, size, flags, stream, aux;
+};
+
+/* A hook invocation. */
+struct vsp_hook {
+    int record;       /* this call is recorded (outermost layer, tracing on) */
+    int saved_errno;
+};
+
+/* A free in progress: its record is reserved before the real free and committed after. */
+struct vsp_free {
+    struct vsp_resv resv;
+    int have_resv;
+    int found;
+    struct vsp_live_slot entry;
+    unsigned cls;
+    uint64_t ptr;
+};
+
+void vsp_init(void);
+int vsp_is_ready(void);
+extern struct vsp_config vsp_cfg;
+
+/* Hook bracket: enter before the real call, one of the leave functions after it. Both preserve
+ * errno, so the caller sees the errno the real call left. */
+static inline void vsp_hook_enter(struct vsp_hook *h)
+{
+    extern int vsp_hook_enter_slow(void);
+    h->saved_errno = 0; /* filled by the slow path, which is where errno could change */
+    h->record = vsp_hook_enter_slow();
+}
+void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c);
+void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsigned cls,
+                    unsigned default_memory, uint64_t ptr, uint64_t stream);
+void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result);
+/* Leave without recording (pass-through hooks, lookups). */
+void vsp_hook_leave(struct vsp_hook *h);
+
+/* Address range test: is p inside libvramspy.so? (Never record our own code as "the real
+ * function", and skip our frames in stacks.) */
+int vsp_in_shim(const void *p);
+
+/* Warnings on stderr, "vramspy: " prefixed, one write(2). */
+void vsp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void vsp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --- trace.c --- */
+struct vsp_trace;
+int vsp_trace_ensure(void);               /* 1 when the trace is open (opens it on first use) */
+struct vsp_ring *vsp_trace_ring(void);    /* valid after vsp_trace_ensure() == 1 */
+void vsp_trace_modules_changed(void);     /* emit records for modules loaded since the last look */
+void vsp_trace_finalize(void);            /* at exit: END record, drain, summary */
+void vsp_trace_atfork_child(void);
+extern struct vsp_livetable vsp_live;
+
+/* --- unwind.c --- */
+unsigned vsp_capture_stack(uint64_t *frames, unsigned max); /* innermost first, shim frames skipped */
+uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);  /* interns, writes new stacks */
+void vsp_stacks_reset(void);
+int vsp_stacks_init(void);
+
+/* --- real-symbol helpers (hooks_dl.c) --- */
+typedef void *(*vsp_dlsym_fn)(void *, const char *);
+extern vsp_dlsym_fn vsp_real_dlsym;
+void vsp_resolve_dlsym(void);
+/* Device ordinal of the calling thread's context, -1 if unknown. */
+int32_t vsp_current_device(void);
+/* Device free/total memory now; 0 on success. */
+int vsp_device_meminfo(uint64_t *free_b, uint64_t *total_b);
+
+#endif

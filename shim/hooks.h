@@ -1,0 +1,82 @@
+/* The interposed entry points, listed once. X(symbol, gpa_base_name, gpa_min_version, ptds):
+ *  - symbol: the exported name (what dlsym and the dynamic linker look for); the hook function
+ *    itself is the hidden vsp_h_<symbol>, and <symbol> is an exported alias of it;
+ *  - gpa_base_name/min_version/ptds: how cuGetProcAddress names it: the base name, the first
+ *    cudaVersion at which this ABI is the one returned, and whether it is the per-thread default
+ *    stream variant (1), the legacy one (0), or either (-1). NULL for runtime symbols.
+ * A lookup by (name, version, flags) picks the entry with the highest min_version <= version;
+ * below the lowest one (e.g. the 32-bit cuMemAlloc of CUDA 3.1) the real pointer is handed back
+ * unwrapped. */
+#ifndef VSP_HOOKS_H
+#define VSP_HOOKS_H
+
+#define VSP_HOOK_LIST(X)                                                    \
+    X(cudaMalloc, NULL, 0, -1)                                              \
+    X(cudaMallocManaged, NULL, 0, -1)                                       \
+    X(cudaMallocHost, NULL, 0, -1)                                          \
+    X(cudaHostAlloc, NULL, 0, -1)                                           \
+    X(cudaMallocPitch, NULL, 0, -1)                                         \
+    X(cudaMalloc3D, NULL, 0, -1)                                            \
+    X(cudaMallocArray, NULL, 0, -1)                                         \
+    X(cudaMalloc3DArray, NULL, 0, -1)                                       \
+    X(cudaMallocMipmappedArray, NULL, 0, -1)                                \
+    X(cudaMallocAsync, NULL, 0, -1)                                         \
+    X(cudaMallocAsync_ptsz, NULL, 0, -1)                                    \
+    X(cudaMallocFromPoolAsync, NULL, 0, -1)                                 \
+    X(cudaMallocFromPoolAsync_ptsz, NULL, 0, -1)                            \
+    X(cudaFree, NULL, 0, -1)                                                \
+    X(cudaFreeHost, NULL, 0, -1)                                            \
+    X(cudaFreeAsync, NULL, 0, -1)                                           \
+    X(cudaFreeAsync_ptsz, NULL, 0, -1)                                      \
+    X(cudaFreeArray, NULL, 0, -1)                                           \
+    X(cudaFreeMipmappedArray, NULL, 0, -1)                                  \
+    X(cudaHostRegister, NULL, 0, -1)                                        \
+    X(cudaHostUnregister, NULL, 0, -1)                                      \
+    X(cudaGetDriverEntryPoint, NULL, 0, -1)                                 \
+    X(cudaGetDriverEntryPoint_ptsz, NULL, 0, -1)                            \
+    X(cudaGetDriverEntryPointByVersion, NULL, 0, -1)                        \
+    X(cudaGetDriverEntryPointByVersion_ptsz, NULL, 0, -1)                   \
+    X(cuGetProcAddress, "cuGetProcAddress", 11030, -1)                      \
+    X(cuGetProcAddress_v2, "cuGetProcAddress", 12000, -1)                   \
+    X(cuMemAlloc_v2, "cuMemAlloc", 3020, -1)                                \
+    X(cuMemAllocPitch_v2, "cuMemAllocPitch", 3020, -1)                      \
+    X(cuMemAllocManaged, "cuMemAllocManaged", 6000, -1)                     \
+    X(cuMemFree_v2, "cuMemFree", 3020, -1)                                  \
+    X(cuMemAllocHost_v2, "cuMemAllocHost", 3020, -1)                        \
+    X(cuMemHostAlloc, "cuMemHostAlloc", 2020, -1)                           \
+    X(cuMemFreeHost, "cuMemFreeHost", 2000, -1)                             \
+    X(cuMemHostRegister_v2, "cuMemHostRegister", 6050, -1)                  \
+    X(cuMemHostUnregister, "cuMemHostUnregister", 4000, -1)                 \
+    X(cuMemAllocAsync, "cuMemAllocAsync", 11020, 0)                         \
+    X(cuMemAllocAsync_ptsz, "cuMemAllocAsync", 11020, 1)                    \
+    X(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", 11020, 0)         \
+    X(cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync", 11020, 1)    \
+    X(cuMemFreeAsync, "cuMemFreeAsync", 11020, 0)                           \
+    X(cuMemFreeAsync_ptsz, "cuMemFreeAsync", 11020, 1)                      \
+    X(cuMemCreate, "cuMemCreate", 10020, -1)                                \
+    X(cuMemRelease, "cuMemRelease", 10020, -1)                              \
+    X(cuMemMap, "cuMemMap", 10020, -1)                                      \
+    X(cuMemUnmap, "cuMemUnmap", 10020, -1)
+
+enum vsp_hook_id {
+#define VSP_X(sym, base, ver, ptds) VSP_H_##sym,
+    VSP_HOOK_LIST(VSP_X)
+#undef VSP_X
+    VSP_H_COUNT
+};
+
+/* The real function for a hook: the pointer the program would have called. Resolved through
+ * dlsym(RTLD_NEXT) when no handle or cuGetProcAddress lookup has supplied it yet. NULL when
+ * the library is not in the process. */
+void *vsp_real_get(int id);
+
+/* Substitute a hook for a real pointer found by exported symbol name (dlsym on a handle). */
+void *vsp_wrap_by_symbol(const char *name, void *real);
+/* ... or by cuGetProcAddress naming (base name, cudaVersion, flags). */
+void *vsp_wrap_by_gpa(const char *name, int version, unsigned long long flags, void *real);
+
+/* Export <sym> as an alias of the hidden hook vsp_h_<sym>. */
+#define VSP_EXPORT_HOOK(sym) \
+    extern __typeof(vsp_h_##sym) sym __attribute__((alias("vsp_h_" #sym), visibility("default")))
+
+#endif

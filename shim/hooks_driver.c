@@ -1,0 +1,201 @@
+/* CUDA driver hooks (libcuda.so.1 entry points), reached by direct linking, by dlsym on a libcuda
+ * handle, or through cuGetProcAddress (see hooks_dl.c). A driver call made by the runtime from
+ * inside a runtime hook passes through unrecorded; one made by a statically linked runtime (nvcc's
+ * default) or by the program itself is recorded under the driver name. Same contract as
+ * hooks_runtime.c: thin translation, real result, errno and out-parameters untouched. */
+#define _GNU_SOURCE
+#include <cuda.h>
+#include <errno.h>
+
+#include "core.h"
+#include "hooks.h"
+
+#define OUT(r, pp) ((r) == CUDA_SUCCESS && (pp) ? (uint64_t)(uintptr_t) * (pp) : 0)
+
+#define DRV_REAL(sym)                                                       \
+    int vsp_errno_ = errno;                                                 \
+    __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_get(VSP_H_##sym); \
+    if (VSP_UNLIKELY(!real))                                                \
+        return CUDA_ERROR_NOT_FOUND;                                        \
+    errno = vsp_errno_;                                                     \
+    struct vsp_hook h;                                                      \
+    vsp_hook_enter(&h)
+
+#define DRV_ALLOC(sym, ...)                                                 \
+    vsp_hook_leave_alloc(&h, &(struct vsp_call){.api = VSP_API_##sym, .result = (int32_t)r, \
+                                                .oom = r == CUDA_ERROR_OUT_OF_MEMORY, __VA_ARGS__})
+
+#define DRV_FREE(sym, cls, mem, p, stream)                                  \
+    DRV_REAL(sym);                                                          \
+    struct vsp_free f;                                                      \
+    vsp_free_begin(&h, &f, VSP_API_##sym, cls, mem, (uint64_t)(p), (uint64_t)(uintptr_t)(stream))
+
+VSP_HIDDEN CUresult vsp_h_cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    DRV_REAL(cuMemAlloc_v2);
+    CUresult r = real(dptr, bytesize);
+    DRV_ALLOC(cuMemAlloc_v2, .memory = VSP_MEM_DEVICE, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr), .size = bytesize);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t width, size_t height,
+                                             unsigned int elementSize)
+{
+    DRV_REAL(cuMemAllocPitch_v2);
+    CUresult r = real(dptr, pPitch, width, height, elementSize);
+    uint64_t p = (r == CUDA_SUCCESS && pPitch) ? *pPitch : 0;
+    DRV_ALLOC(cuMemAllocPitch_v2, .memory = VSP_MEM_DEVICE, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr),
+              .size = r == CUDA_SUCCESS ? p * height : (uint64_t)width * height, .aux = p, .flags = elementSize);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
+{
+    DRV_REAL(cuMemAllocManaged);
+    CUresult r = real(dptr, bytesize, flags);
+    DRV_ALLOC(cuMemAllocManaged, .memory = VSP_MEM_MANAGED, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr),
+              .size = bytesize, .flags = flags);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemAllocHost_v2(void **pp, size_t bytesize)
+{
+    DRV_REAL(cuMemAllocHost_v2);
+    CUresult r = real(pp, bytesize);
+    DRV_ALLOC(cuMemAllocHost_v2, .memory = VSP_MEM_HOST_PINNED, .cls = VSP_CLASS_HOST, .ptr = OUT(r, pp),
+              .size = bytesize);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
+{
+    DRV_REAL(cuMemHostAlloc);
+    CUresult r = real(pp, bytesize, flags);
+    DRV_ALLOC(cuMemHostAlloc, .memory = (flags & CU_MEMHOSTALLOC_DEVICEMAP) ? VSP_MEM_HOST_MAPPED : VSP_MEM_HOST_PINNED,
+              .cls = VSP_CLASS_HOST, .ptr = OUT(r, pp), .size = bytesize, .flags = flags);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int flags)
+{
+    DRV_REAL(cuMemHostRegister_v2);
+    CUresult r = real(p, bytesize, flags);
+    DRV_ALLOC(cuMemHostRegister_v2, .memory = VSP_MEM_HOST_REGISTERED, .cls = VSP_CLASS_REGISTERED,
+              .ptr = (uint64_t)(uintptr_t)p, .size = bytesize, .flags = flags);
+    return r;
+}
+
+#define DRV_ASYNC(sym)                                                                         \
+    VSP_HIDDEN CUresult vsp_h_##sym(CUdeviceptr *dptr, size_t bytesize, CUstream s)            \
+    {                                                                                          \
+        DRV_REAL(sym);                                                                         \
+        CUresult r = real(dptr, bytesize, s);                                                  \
+        DRV_ALLOC(sym, .memory = VSP_MEM_DEVICE, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr),  \
+                  .size = bytesize, .stream = (uint64_t)(uintptr_t)s);                         \
+        return r;                                                                              \
+    }
+DRV_ASYNC(cuMemAllocAsync)
+DRV_ASYNC(cuMemAllocAsync_ptsz)
+
+#define DRV_POOL(sym)                                                                          \
+    VSP_HIDDEN CUresult vsp_h_##sym(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream s) \
+    {                                                                                          \
+        DRV_REAL(sym);                                                                         \
+        CUresult r = real(dptr, bytesize, pool, s);                                            \
+        DRV_ALLOC(sym, .memory = VSP_MEM_DEVICE, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr),  \
+                  .size = bytesize, .stream = (uint64_t)(uintptr_t)s, .aux = (uint64_t)(uintptr_t)pool); \
+        return r;                                                                              \
+    }
+DRV_POOL(cuMemAllocFromPoolAsync)
+DRV_POOL(cuMemAllocFromPoolAsync_ptsz)
+
+VSP_HIDDEN CUresult vsp_h_cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
+                                      const CUmemAllocationProp *prop, unsigned long long flags)
+{
+    DRV_REAL(cuMemCreate);
+    CUresult r = real(handle, size, prop, flags);
+    DRV_ALLOC(cuMemCreate, .memory = VSP_MEM_PHYSICAL, .cls = VSP_CLASS_PHYSICAL, .ptr = OUT(r, handle),
+              .size = size, .flags = flags);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                                   unsigned long long flags)
+{
+    DRV_REAL(cuMemMap);
+    CUresult r = real(ptr, size, offset, handle, flags);
+    DRV_ALLOC(cuMemMap, .op = VSP_OP_MAP, .memory = VSP_MEM_MAPPING, .cls = 0, .ptr = ptr, .size = size,
+              .aux = handle, .flags = flags);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+    DRV_REAL(cuMemUnmap);
+    CUresult r = real(ptr, size);
+    DRV_ALLOC(cuMemUnmap, .op = VSP_OP_UNMAP, .memory = VSP_MEM_MAPPING, .cls = 0, .ptr = ptr, .size = size);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemFree_v2(CUdeviceptr dptr)
+{
+    DRV_FREE(cuMemFree_v2, VSP_CLASS_DEVPTR, VSP_MEM_DEVICE, dptr, 0);
+    CUresult r = real(dptr);
+    vsp_hook_leave_free(&h, &f, (int32_t)r);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemFreeHost(void *p)
+{
+    DRV_FREE(cuMemFreeHost, VSP_CLASS_HOST, VSP_MEM_HOST_PINNED, (uintptr_t)p, 0);
+    CUresult r = real(p);
+    vsp_hook_leave_free(&h, &f, (int32_t)r);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemHostUnregister(void *p)
+{
+    DRV_FREE(cuMemHostUnregister, VSP_CLASS_REGISTERED, VSP_MEM_HOST_REGISTERED, (uintptr_t)p, 0);
+    CUresult r = real(p);
+    vsp_hook_leave_free(&h, &f, (int32_t)r);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    DRV_FREE(cuMemRelease, VSP_CLASS_PHYSICAL, VSP_MEM_PHYSICAL, handle, 0);
+    CUresult r = real(handle);
+    vsp_hook_leave_free(&h, &f, (int32_t)r);
+    return r;
+}
+
+#define DRV_FREE_ASYNC(sym)                                                  \
+    VSP_HIDDEN CUresult vsp_h_##sym(CUdeviceptr dptr, CUstream s)            \
+    {                                                                        \
+        DRV_FREE(sym, VSP_CLASS_DEVPTR, VSP_MEM_DEVICE, dptr, s);            \
+        CUresult r = real(dptr, s);                                          \
+        vsp_hook_leave_free(&h, &f, (int32_t)r);                             \
+        return r;                                                            \
+    }
+DRV_FREE_ASYNC(cuMemFreeAsync)
+DRV_FREE_ASYNC(cuMemFreeAsync_ptsz)
+
+VSP_EXPORT_HOOK(cuMemAlloc_v2);
+VSP_EXPORT_HOOK(cuMemAllocPitch_v2);
+VSP_EXPORT_HOOK(cuMemAllocManaged);
+VSP_EXPORT_HOOK(cuMemAllocHost_v2);
+VSP_EXPORT_HOOK(cuMemHostAlloc);
+VSP_EXPORT_HOOK(cuMemHostRegister_v2);
+VSP_EXPORT_HOOK(cuMemAllocAsync);
+VSP_EXPORT_HOOK(cuMemAllocAsync_ptsz);
+VSP_EXPORT_HOOK(cuMemAllocFromPoolAsync);
+VSP_EXPORT_HOOK(cuMemAllocFromPoolAsync_ptsz);
+VSP_EXPORT_HOOK(cuMemCreate);
+VSP_EXPORT_HOOK(cuMemMap);
+VSP_EXPORT_HOOK(cuMemUnmap);
+VSP_EXPORT_HOOK(cuMemFree_v2);
+VSP_EXPORT_HOOK(cuMemFreeHost);
+VSP_EXPORT_HOOK(cuMemHostUnregister);
+VSP_EXPORT_HOOK(cuMemRelease);
+VSP_EXPORT_HOOK(cuMemFreeAsync);
+VSP_EXPORT_HOOK(cuMemFreeAsync_ptsz);

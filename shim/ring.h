@@ -1,0 +1,46 @@
+/* The trace ring: a lock-free multi-producer byte ring living in a MAP_SHARED mapping of the trace
+ * file, drained into the file's log by whichever writer finds it more than half full.
+ * Format: include/vramspy/trace_format.h. Safe to use from many threads; no locks, no malloc, and
+ * no system call unless the ring needs draining (then one pwrite) or is full (then sched_yield). */
+#ifndef VSP_RING_H
+#define VSP_RING_H
+
+#include <stdint.h>
+#include "vramspy/trace_format.h"
+
+enum vsp_on_full { VSP_ON_FULL_WAIT = 0, VSP_ON_FULL_DROP = 1 };
+
+struct vsp_ring {
+    struct vsp_file_header *hdr; /* shared mapping: cursors and counters */
+    unsigned char *base;         /* ring bytes (same mapping, after the header) */
+    uint64_t size;               /* power of two */
+    uint64_t mask;
+    int fd;                      /* the trace file, for pwrite of the log */
+    int on_full;                 /* enum vsp_on_full */
+    int flushing;                /* private: 1 while a writer drains (try-lock, never waited on) */
+    int failed;                  /* private: the log could not be written; drop from now on */
+};
+
+/* A reservation: payload points just past the record header. */
+struct vsp_resv {
+    struct vsp_rec_hdr *rec;
+    void *payload;
+};
+
+/* Set up over an existing mapping whose header the caller filled in. */
+void vsp_ring_attach(struct vsp_ring *r, struct vsp_file_header *hdr, int fd, int on_full);
+
+/* Reserve a record of `type` with `payload_len` bytes. Returns 0, or -ENOSPC when the event was
+ * dropped (drop mode, or the log failed), -E2BIG when it can never fit. AS-safe except that a full
+ * ring in wait mode yields the CPU until a drain frees space. */
+int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, struct vsp_resv *out);
+
+/* Publish a reserved record. AS-safe. */
+void vsp_ring_commit(struct vsp_ring *r, struct vsp_resv *res);
+
+/* Copy committed records from the ring into the log. `all`: keep going until everything reserved
+ * so far is committed and copied (finalisation); otherwise copy what is contiguous and return.
+ * Returns bytes copied, or -errno. */
+long vsp_ring_flush(struct vsp_ring *r, int all);
+
+#endif

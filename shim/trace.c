@@ -1,0 +1,465 @@
+/* The trace file: created on the first recorded call (a process that never touches CUDA leaves no
+ * file), as VRAMSPY_OUT expanded, 0600, O_EXCL|O_NOFOLLOW (never overwrite, never follow a
+ * symlink; on a name clash ".1", ".2"... is appended). Its header and ring are a MAP_SHARED
+ * mapping, so every committed record survives any kind of process death. Also here: the module map
+ * records, finalisation at exit with the stderr summary, and the fork-child reset.
+ * Must never: print on stdout, crash the host on a bad path or a full disk (warn once and run
+ * untraced instead). */
+#define _GNU_SOURCE
+#include "core.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic.h"
+
+enum { T_NONE = 0, T_OPENING = 1, T_OPEN = 2, T_FAILED = 3 };
+
+struct vsp_livetable vsp_live;
+
+static struct {
+    int state;                  /* T_* (atomic) */
+    pid_t owner;                /* pid that created it: a child never finalises its parent's */
+    int fd;
+    void *map;
+    size_t map_len;
+    struct vsp_ring ring;
+    char path[VSP_PATH_MAX];
+    int finalized;
+    /* module map bookkeeping (rare path, guarded by a try-flag) */
+    int modules_busy;
+    unsigned long long adds, subs;
+    unsigned nknown;
+    struct { uint64_t base, start; } known[2048];
+} T;
+
+struct vsp_ring *vsp_trace_ring(void)
+{
+    return &T.ring;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static ssize_t read_small_file(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t n = 0;
+    while (n < len) {
+        ssize_t r = read(fd, buf + n, len - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    return (ssize_t)n;
+}
+
+static void write_process_record(const char *exe)
+{
+    static char argv[32768];
+    ssize_t alen = read_small_file("/proc/self/cmdline", argv, sizeof argv - 1);
+    if (alen < 0)
+        alen = 0;
+    if (alen > 0 && argv[alen - 1] != 0)
+        argv[alen++] = 0; /* truncated: terminate the last string */
+    uint32_t argc = 0;
+    for (ssize_t i = 0; i < alen; i++)
+        argc += argv[i] == 0;
+    size_t elen = strlen(exe) + 1;
+    struct vsp_resv res;
+    if (vsp_ring_reserve(&T.ring, VSP_REC_PROCESS,
+                         (uint32_t)(sizeof(struct vsp_rec_process) + elen + (size_t)alen), &res) < 0)
+        return;
+    struct vsp_rec_process *p = res.payload;
+    memset(p, 0, sizeof *p);
+    p->pid = (uint32_t)getpid();
+    p->ppid = (uint32_t)getppid();
+    p->exe_len = (uint32_t)elen;
+    p->argc = argc;
+    p->argv_len = (uint32_t)alen;
+    p->depth = vsp_cfg.depth;
+    p->start_realtime_ns = T.ring.hdr->start_realtime_ns;
+    strncpy(p->shim_version, VSP_SHIM_VERSION, sizeof p->shim_version - 1);
+    memcpy((char *)(p + 1), exe, elen);
+    memcpy((char *)(p + 1) + elen, argv, (size_t)alen);
+    vsp_ring_commit(&T.ring, &res);
+}
+
+/* ---- module map ---- */
+
+static int module_known(uint64_t base, uint64_t start)
+{
+    for (unsigned i = 0; i < T.nknown; i++)
+        if (T.known[i].base == base && T.known[i].start == start)
+            return 1;
+    return 0;
+}
+
+static size_t find_build_id(const struct dl_phdr_info *info, const unsigned char **out)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+        const unsigned char *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+            const unsigned char *name = p + sizeof *n;
+            const unsigned char *desc = name + ((n->n_namesz + 3) & ~3u);
+            if (desc + n->n_descsz > end)
+                break;
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+                *out = desc;
+                return n->n_descsz;
+            }
+            p = desc + ((n->n_descsz + 3) & ~3u);
+        }
+    }
+    return 0;
+}
+
+static int emit_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uint64_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+        lo = s < lo ? s : lo;
+        hi = e > hi ? e : hi;
+    }
+    if (hi == 0 || module_known(info->dlpi_addr, lo))
+        return 0;
+    char exe[PATH_MAX];
+    const char *path = info->dlpi_name;
+    if (!path || !*path) {
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        path = exe;
+    }
+    const unsigned char *bid = NULL;
+    size_t bidlen = find_build_id(info, &bid);
+    if (bidlen > 64)
+        bidlen = 64;
+    size_t plen = strlen(path) + 1;
+    struct vsp_resv res;
+    if (vsp_ring_reserve(&T.ring, VSP_REC_MODULE,
+                         (uint32_t)(sizeof(struct vsp_rec_module) + bidlen + plen), &res) == 0) {
+        struct vsp_rec_module *m = res.payload;
+        m->base = info->dlpi_addr;
+        m->start = lo;
+        m->end = hi;
+        m->path_len = (uint32_t)plen;
+        m->build_id_len = (uint16_t)bidlen;
+        m->reserved = 0;
+        memcpy(m + 1, bid, bidlen);
+        memcpy((char *)(m + 1) + bidlen, path, plen);
+        vsp_ring_commit(&T.ring, &res);
+    }
+    if (T.nknown < sizeof T.known / sizeof T.known[0]) {
+        T.known[T.nknown].base = info->dlpi_addr;
+        T.known[T.nknown].start = lo;
+        T.nknown++;
+    }
+    return 0;
+}
+
+static int read_counters(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    unsigned long long *c = arg;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        c[0] = info->dlpi_adds;
+        c[1] = info->dlpi_subs;
+    }
+    return 1; /* the first object is enough */
+}
+
+void vsp_trace_modules_changed(void)
+{
+    unsigned long long c[2] = {0, 0};
+    int expected = 0;
+    /* acquire/release try-flag: the module bookkeeping is touched by one thread at a time; a
+     * thread that finds it busy skips (the busy one is emitting the same modules). */
+    if (!vsp_cas_acq_rel(&T.modules_busy, &expected, 1))
+        return;
+    dl_iterate_phdr(read_counters, c);
+    if (c[0] != T.adds || c[1] != T.subs || T.nknown == 0) {
+        T.adds = c[0];
+        T.subs = c[1];
+        dl_iterate_phdr(emit_module, NULL); /* skips what is known, records what is new */
+    }
+    vsp_store_release(&T.modules_busy, 0);
+}
+
+/* ---- open ---- */
+
+static const char *exe_base(char *buf, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    if (n <= 0)
+        return "unknown";
+    buf[n] = 0;
+    const char *slash = strrchr(buf, '/');
+    return slash ? slash + 1 : buf;
+}
+
+static int create_file(const char *base_path, char *out, size_t outlen)
+{
+    for (int i = 0; i < 1000; i++) {
+        int n = i == 0 ? snprintf(out, outlen, "%s", base_path)
+                       : snprintf(out, outlen, "%s.%d", base_path, i);
+        if (n < 0 || (size_t)n >= outlen)
+            return -ENAMETOOLONG;
+        int fd = open(out, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            return fd >= 0 ? fd : -errno;
+    }
+    return -EEXIST;
+}
+
+static int open_trace(void)
+{
+    char exebuf[PATH_MAX], pattern_out[VSP_PATH_MAX], path[VSP_PATH_MAX];
+    const char *exe = exe_base(exebuf, sizeof exebuf);
+    int rc = vsp_expand_pattern(vsp_cfg.out_pattern, (long)getpid(), exe, pattern_out, sizeof pattern_out);
+    if (rc < 0) {
+        vsp_warn("cannot expand VRAMSPY_OUT=%s: %s; this process is not traced", vsp_cfg.out_pattern,
+                 strerror(-rc));
+        return rc;
+    }
+    int fd = create_file(pattern_out, path, sizeof path);
+    if (fd < 0) {
+        vsp_warn("cannot create trace file %s: %s; this process is not traced", pattern_out, strerror(-fd));
+        return fd;
+    }
+    size_t map_len = VSP_HEADER_SIZE + vsp_cfg.ring_size;
+    /* Allocate the blocks now: a store into a shared mapping of a sparse file on a full disk
+     * would raise SIGBUS in the host program. */
+    rc = posix_fallocate(fd, 0, (off_t)map_len);
+    if (rc != 0) {
+        vsp_warn("cannot size trace file %s: %s; this process is not traced", path, strerror(rc));
+        close(fd);
+        unlink(path);
+        return -rc;
+    }
+    void *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = -errno;
+        vsp_warn("cannot map trace file %s: %s; this process is not traced", path, strerror(-rc));
+        close(fd);
+        unlink(path);
+        return rc;
+    }
+    struct vsp_file_header *h = map;
+    h->version = VSP_TRACE_VERSION;
+    h->header_size = VSP_HEADER_SIZE;
+    h->ring_offset = VSP_HEADER_SIZE;
+    h->ring_size = vsp_cfg.ring_size;
+    h->log_offset = VSP_HEADER_SIZE + vsp_cfg.ring_size;
+    h->pid = (uint32_t)getpid();
+    h->start_realtime_ns = clock_ns(CLOCK_REALTIME);
+    h->start_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+    /* release: a reader that sees the magic sees a complete header. */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    memcpy(h->magic, VSP_TRACE_MAGIC, VSP_TRACE_MAGIC_LEN);
+
+    T.fd = fd;
+    T.map = map;
+    T.map_len = map_len;
+    T.owner = getpid();
+    T.finalized = 0;
+    T.nknown = 0;
+    T.adds = T.subs = 0;
+    if (path[0] == '/' || !getcwd(T.path, sizeof T.path) ||
+        strlen(T.path) + strlen(path) + 2 > sizeof T.path)
+        snprintf(T.path, sizeof T.path, "%s", path);
+    else
+        snprintf(T.path + strlen(T.path), sizeof T.path - strlen(T.path), "/%s", path);
+    vsp_ring_attach(&T.ring, h, fd, vsp_cfg.on_full);
+    if (vsp_stacks_init() < 0)
+        vsp_warn("cannot allocate the stack table; stacks are written once per event");
+    char fullexe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", fullexe, sizeof fullexe - 1);
+    fullexe[n > 0 ? n : 0] = 0;
+    write_process_record(fullexe);
+    vsp_trace_modules_changed();
+    return 0;
+}
+
+int vsp_trace_ensure(void)
+{
+    /* acquire: pairs with the release that publishes T_OPEN; the ring is then fully set up. */
+    int s = vsp_load_acquire(&T.state);
+    if (VSP_LIKELY(s == T_OPEN))
+        return 1;
+    if (s == T_FAILED || vsp_tls.in_open)
+        return 0;
+    int expected = T_NONE;
+    if (vsp_cas_acq_rel(&T.state, &expected, T_OPENING)) {
+        vsp_tls.in_open = 1;
+        if (!vsp_live.slots && vsp_livetable_init(&vsp_live, 1u << 20) < 0)
+            vsp_warn("cannot allocate the live table; the exit summary will be approximate");
+        int rc = open_trace();
+        vsp_tls.in_open = 0;
+        /* release: everything open_trace set up is visible to threads that see T_OPEN. */
+        vsp_store_release(&T.state, rc == 0 ? T_OPEN : T_FAILED);
+        return rc == 0;
+    }
+    while ((s = vsp_load_acquire(&T.state)) == T_OPENING)
+        sched_yield(); /* the first event of the process is opening the file */
+    return s == T_OPEN;
+}
+
+/* ---- exit ---- */
+
+static void human_bytes(char *buf, size_t len, unsigned long long b)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu B", b);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+static void report_command(char *buf, size_t len)
+{
+    /* The analyzer sits beside the shim in the build tree (build/) and after make install
+     * ($PREFIX/lib/../bin); name it by absolute path when we can find it. */
+    Dl_info di;
+    char dir[PATH_MAX];
+    if (dladdr((void *)&report_command, &di) && di.dli_fname) {
+        snprintf(dir, sizeof dir, "%s", di.dli_fname);
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = 0;
+            const char *cands[] = {"%s/vramspy-report", "%s/../bin/vramspy-report"};
+            for (size_t i = 0; i < 2; i++) {
+                snprintf(buf, len, cands[i], dir);
+                if (access(buf, X_OK) == 0) {
+                    char real[PATH_MAX];
+                    if (realpath(buf, real))
+                        snprintf(buf, len, "%s", real);
+                    return;
+                }
+            }
+        }
+    }
+    snprintf(buf, len, "vramspy-report");
+}
+
+static void print_summary(void)
+{
+    struct vsp_counters *c = &vsp_live.c;
+    unsigned long long live_bytes = 0;
+    for (int m = 0; m < VSP_MEM_COUNT_; m++)
+        live_bytes += vsp_load_relaxed(&c->live_bytes[m]);
+    char peak[32], live[32], cmd[PATH_MAX];
+    human_bytes(peak, sizeof peak, vsp_load_relaxed(&c->peak_device_bytes));
+    human_bytes(live, sizeof live, live_bytes);
+    vsp_warn("%llu allocations (%llu of host memory), %llu failed, %llu frees; peak device %s; "
+             "live at exit: %llu allocations, %s%s",
+             vsp_load_relaxed(&c->allocations), vsp_load_relaxed(&c->host_allocations),
+             vsp_load_relaxed(&c->failed), vsp_load_relaxed(&c->frees), peak,
+             vsp_load_relaxed(&c->live_count), live,
+             vsp_load_relaxed(&c->untracked) ? " (approximate: live table full)" : "");
+    if (vsp_load_acquire(&T.state) == T_OPEN) {
+        unsigned long long dropped = vsp_load_relaxed(&T.ring.hdr->dropped);
+        if (dropped)
+            vsp_warn("%llu events were dropped (see VRAMSPY_ON_FULL)", dropped);
+        report_command(cmd, sizeof cmd);
+        vsp_warn("trace: %s", T.path);
+        vsp_warn("analyze: %s %s", cmd, T.path);
+    } else {
+        vsp_warn("no trace was written");
+    }
+}
+
+void vsp_trace_finalize(void)
+{
+    int s = vsp_load_acquire(&T.state);
+    if (s == T_NONE || s == T_OPENING)
+        return; /* never touched CUDA: nothing to say */
+    if (s == T_OPEN && T.owner != getpid())
+        return; /* a child made without our fork handler: not ours to finalise */
+    if (__atomic_exchange_n(&T.finalized, 1, __ATOMIC_ACQ_REL))
+        return;
+    if (s == T_OPEN) {
+        struct vsp_counters *c = &vsp_live.c;
+        struct vsp_resv res;
+        if (vsp_ring_reserve(&T.ring, VSP_REC_END, sizeof(struct vsp_rec_end), &res) == 0) {
+            struct vsp_rec_end *e = res.payload;
+            unsigned long long live_bytes = 0;
+            for (int m = 0; m < VSP_MEM_COUNT_; m++)
+                live_bytes += vsp_load_relaxed(&c->live_bytes[m]);
+            e->time_ns = clock_ns(CLOCK_MONOTONIC);
+            e->allocations = vsp_load_relaxed(&c->allocations);
+            e->frees = vsp_load_relaxed(&c->frees);
+            e->failed = vsp_load_relaxed(&c->failed);
+            e->host_allocations = vsp_load_relaxed(&c->host_allocations);
+            e->live_allocations = vsp_load_relaxed(&c->live_count);
+            e->live_bytes = live_bytes;
+            e->peak_device_bytes = vsp_load_relaxed(&c->peak_device_bytes);
+            e->dropped = vsp_load_relaxed(&T.ring.hdr->dropped);
+            e->nested_skipped = vsp_load_relaxed(&c->nested);
+            vsp_ring_commit(&T.ring, &res);
+        }
+        vsp_ring_flush(&T.ring, 1);
+        T.ring.hdr->end_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+        /* relaxed RMW: readers look at flags only after the writer is gone */
+        vsp_fetch_or_relaxed(&T.ring.hdr->flags, VSP_FLAG_COMPLETE);
+        if (T.ring.failed)
+            vsp_warn("writing the trace log failed (disk full?); the trace is incomplete");
+        /* The mapping stays: a CUDA call from a later destructor is still recorded. */
+    }
+    if (!vsp_cfg.quiet)
+        print_summary();
+}
+
+void vsp_trace_atfork_child(void)
+{
+    /* The child starts a trace of its own on its first CUDA call and never writes the parent's:
+     * drop the parent's mapping (MAP_SHARED; unmapping it here leaves the parent's intact). */
+    if (T.state == T_OPEN) {
+        munmap(T.map, T.map_len);
+        close(T.fd);
+    }
+    T.map = NULL;
+    T.state = T_NONE;
+    T.finalized = 0;
+    T.modules_busy = 0;
+    T.nknown = 0;
+    T.adds = T.subs = 0;
+    vsp_stacks_reset();
+    vsp_livetable_destroy(&vsp_live);
+    memset(&vsp_live, 0, sizeof vsp_live);
+}

@@ -1,0 +1,73 @@
+/* Stack capture and interning. Frames come from libunwind's unw_backtrace (its fast path caches
+ * frame layouts per thread, so a warm stack costs tens of nanoseconds a frame, no malloc, no lock:
+ * we set UNW_CACHE_PER_THREAD). Frames of libunwind and of the shim are cut off, so a stack starts
+ * at the program's own call site. A stack seen for the first time is written as a STACK record
+ * (after the module map is brought up to date, so the reader can place every frame).
+ * Must never: symbolise, lock or allocate. */
+#define _GNU_SOURCE
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include <string.h>
+
+#include "atomic.h"
+#include "core.h"
+#include "stackstore.h"
+
+#define SKIP_WINDOW 24 /* frames of libunwind + shim at the top never exceed this */
+
+static struct vsp_stackstore stacks;
+static int unwind_policy_set;
+
+int vsp_stacks_init(void)
+{
+    if (!__atomic_exchange_n(&unwind_policy_set, 1, __ATOMIC_RELAXED))
+        unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    if (stacks.slots)
+        return 0;
+    return vsp_stackstore_init(&stacks, 1u << 18);
+}
+
+void vsp_stacks_reset(void)
+{
+    vsp_stackstore_destroy(&stacks);
+    memset(&stacks, 0, sizeof stacks);
+}
+
+unsigned vsp_capture_stack(uint64_t *frames, unsigned max)
+{
+    void *buf[VSP_MAX_DEPTH + SKIP_WINDOW];
+    int n = unw_backtrace(buf, (int)(max + SKIP_WINDOW));
+    if (n <= 0)
+        return 0;
+    /* The innermost frames are libunwind's and ours; the program's call site follows the last
+     * shim frame among them. */
+    int start = 0;
+    int window = n < SKIP_WINDOW ? n : SKIP_WINDOW;
+    for (int i = 0; i < window; i++)
+        if (vsp_in_shim(buf[i]))
+            start = i + 1;
+    unsigned out = 0;
+    for (int i = start; i < n && out < max; i++)
+        frames[out++] = (uint64_t)(uintptr_t)buf[i];
+    return out;
+}
+
+uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
+{
+    int is_new = 0;
+    uint32_t id = vsp_stackstore_intern(&stacks, vsp_stack_hash(frames, n), &is_new);
+    if (!is_new)
+        return id;
+    vsp_trace_modules_changed();
+    struct vsp_resv res;
+    uint32_t len = (uint32_t)(sizeof(struct vsp_rec_stack) + n * sizeof(uint64_t));
+    if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_STACK, len, &res) < 0)
+        return 0;
+    struct vsp_rec_stack *s = res.payload;
+    s->id = id;
+    s->nframes = n;
+    memcpy(s + 1, frames, n * sizeof(uint64_t));
+    vsp_ring_commit(vsp_trace_ring(), &res);
+    return id;
+}

@@ -1,0 +1,106 @@
+/* Test program: the CUDA driver API reached without the runtime. Modes (argv[1]):
+ *   gpa     - as CUDA 13's runtime does: dlopen("libcuda.so.1"), dlsym "cuGetProcAddress_v2",
+ *             then everything through the pointer returned for "cuGetProcAddress";
+ *   legacy  - through the 4-argument cuGetProcAddress found by dlsym;
+ *   dlsym   - dlsym(handle, "cuMemAlloc_v2") and friends;
+ *   vmm     - cuMemCreate / cuMemAddressReserve / cuMemMap / cuMemUnmap / cuMemRelease.
+ * Each mode allocates 1 MiB + 2 MiB device memory, frees the 2 MiB, allocates 64 KiB of pinned
+ * host memory and frees it; so a trace shows 1 MiB of device memory live at exit. */
+#include <cuda.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef CUresult (*gpa2_t)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
+typedef CUresult (*gpa1_t)(const char *, void **, int, cuuint64_t);
+
+static void *h;
+static gpa2_t gpa2;
+static gpa1_t gpa1;
+static const char *mode;
+
+static void *get(const char *base, const char *exported, int version)
+{
+    void *p = NULL;
+    if (!strcmp(mode, "gpa") || !strcmp(mode, "vmm")) {
+        CUdriverProcAddressQueryResult st;
+        if (gpa2(base, &p, version, 0, &st) != CUDA_SUCCESS)
+            return NULL;
+    } else if (!strcmp(mode, "legacy")) {
+        if (gpa1(base, &p, version, 0) != CUDA_SUCCESS)
+            return NULL;
+    } else {
+        p = dlsym(h, exported);
+    }
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    mode = argc > 1 ? argv[1] : "gpa";
+    h = dlopen("libcuda.so.1", RTLD_NOW);
+    if (!h) {
+        fprintf(stderr, "no libcuda.so.1: %s\n", dlerror());
+        return 2;
+    }
+    gpa2_t first = (gpa2_t)dlsym(h, "cuGetProcAddress_v2");
+    if (!first)
+        return 2;
+    CUdriverProcAddressQueryResult st;
+    void *p = NULL;
+    first("cuGetProcAddress", &p, 12000, 0, &st);
+    gpa2 = (gpa2_t)p;
+    gpa1 = (gpa1_t)dlsym(h, "cuGetProcAddress");
+    CUresult (*init)(unsigned) = get("cuInit", "cuInit", 2000);
+    CUresult (*alloc)(CUdeviceptr *, size_t) = get("cuMemAlloc", "cuMemAlloc_v2", 3020);
+    CUresult (*dfree)(CUdeviceptr) = get("cuMemFree", "cuMemFree_v2", 3020);
+    CUresult (*halloc)(void **, size_t, unsigned) = get("cuMemHostAlloc", "cuMemHostAlloc", 2020);
+    CUresult (*hfree)(void *) = get("cuMemFreeHost", "cuMemFreeHost", 2000);
+    CUresult (*devget)(CUdevice *, int) = get("cuDeviceGet", "cuDeviceGet", 2000);
+    CUresult (*retain)(CUcontext *, CUdevice) = get("cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRetain", 7000);
+    CUresult (*setcur)(CUcontext) = get("cuCtxSetCurrent", "cuCtxSetCurrent", 4000);
+    if (!init || !alloc || !dfree || !halloc || !hfree || !devget || !retain || !setcur) {
+        fprintf(stderr, "lookup failed\n");
+        return 2;
+    }
+    CUdevice dev;
+    CUcontext ctx;
+    printf("init %d\n", init(0));
+    printf("dev %d\n", devget(&dev, 0));
+    printf("ctx %d %d\n", retain(&ctx, dev), setcur(ctx));
+    CUdeviceptr a, b;
+    void *host;
+    printf("alloc %d\n", alloc(&a, 1 << 20));
+    printf("alloc %d\n", alloc(&b, 2 << 20));
+    printf("free %d\n", dfree(b));
+    printf("hostalloc %d\n", halloc(&host, 65536, 0));
+    printf("hostfree %d\n", hfree(host));
+    if (!strcmp(mode, "vmm")) {
+        CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =
+            get("cuMemCreate", "cuMemCreate", 10020);
+        CUresult (*release)(CUmemGenericAllocationHandle) = get("cuMemRelease", "cuMemRelease", 10020);
+        CUresult (*reserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long) =
+            get("cuMemAddressReserve", "cuMemAddressReserve", 10020);
+        CUresult (*map)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long) =
+            get("cuMemMap", "cuMemMap", 10020);
+        CUresult (*unmap)(CUdeviceptr, size_t) = get("cuMemUnmap", "cuMemUnmap", 10020);
+        CUresult (*afree)(CUdeviceptr, size_t) = get("cuMemAddressFree", "cuMemAddressFree", 10020);
+        if (!create || !release || !reserve || !map || !unmap || !afree)
+            return 2;
+        CUmemAllocationProp prop;
+        memset(&prop, 0, sizeof prop);
+        prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+        prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        prop.location.id = 0;
+        CUmemGenericAllocationHandle mh;
+        CUdeviceptr va;
+        size_t sz = 2 << 20;
+        printf("create %d\n", create(&mh, sz, &prop, 0));
+        printf("reserve %d\n", reserve(&va, sz, 0, 0, 0));
+        printf("map %d\n", map(va, sz, 0, mh, 0));
+        printf("unmap %d\n", unmap(va, sz));
+        printf("release %d\n", release(mh));
+        printf("addrfree %d\n", afree(va, sz));
+    }
+    return 0;
+}

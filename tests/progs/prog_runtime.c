@@ -1,0 +1,115 @@
+/* Test program: the CUDA runtime API, as an application uses it. Modes (argv[1]):
+ *   basic  - device, managed, pinned, mapped, registered, pitched, 3D, arrays, async, pools;
+ *            frees most, leaks two device buffers (1 MiB + 3 MiB) and one pinned buffer;
+ *   oom    - asks for more than the device has (exhaustion);
+ *   frag   - fills the arena, frees every other block, asks for a block larger than any hole
+ *            but smaller than the free total (fragmentation), then falls back to managed memory;
+ *   nodrv  - two cudaMalloc and one cudaMallocHost, expected to fail (no driver).
+ * Prints every result code on stdout so a run with and without the shim can be compared. */
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MiB (1024ull * 1024ull)
+
+static int basic(void)
+{
+    void *d1, *d2, *d3, *m, *h, *hm, *p, *a1, *a2;
+    size_t pitch;
+    printf("malloc %d\n", cudaMalloc(&d1, 1 * MiB));
+    printf("malloc %d\n", cudaMalloc(&d2, 3 * MiB));
+    printf("malloc %d\n", cudaMalloc(&d3, 5 * MiB));
+    printf("managed %d\n", cudaMallocManaged(&m, 2 * MiB, cudaMemAttachGlobal));
+    memset(m, 1, 2 * MiB);
+    printf("host %d\n", cudaMallocHost(&h, 64 * 1024));
+    printf("hostalloc %d\n", cudaHostAlloc(&hm, 128 * 1024, cudaHostAllocMapped));
+    void *reg = aligned_alloc(4096, 1 * MiB);
+    printf("register %d\n", cudaHostRegister(reg, 1 * MiB, cudaHostRegisterDefault));
+    printf("pitch %d\n", cudaMallocPitch(&p, &pitch, 1000, 100));
+    struct cudaPitchedPtr pp;
+    printf("3d %d\n", cudaMalloc3D(&pp, make_cudaExtent(256, 16, 4)));
+    struct cudaChannelFormatDesc desc = cudaCreateChannelDesc(32, 0, 0, 0, cudaChannelFormatKindFloat);
+    cudaArray_t arr;
+    printf("array %d\n", cudaMallocArray(&arr, &desc, 64, 64, 0));
+    printf("async %d\n", cudaMallocAsync(&a1, 4096, 0));
+    cudaMemPool_t pool;
+    printf("pool %d\n", cudaDeviceGetDefaultMemPool(&pool, 0));
+    printf("frompool %d\n", cudaMallocFromPoolAsync(&a2, 8192, pool, 0));
+    printf("free %d\n", cudaFree(d3));
+    printf("free %d\n", cudaFree(m));
+    printf("freehost %d\n", cudaFreeHost(hm));
+    printf("unregister %d\n", cudaHostUnregister(reg));
+    free(reg);
+    printf("free %d\n", cudaFree(p));
+    printf("free %d\n", cudaFree(pp.ptr));
+    printf("freearray %d\n", cudaFreeArray(arr));
+    printf("freeasync %d\n", cudaFreeAsync(a1, 0));
+    printf("freeasync %d\n", cudaFreeAsync(a2, 0));
+    printf("badfree %d\n", cudaFree((void *)0x1234));
+    cudaGetLastError();
+    /* leaks: d1 (1 MiB), d2 (3 MiB), h (64 KiB pinned) */
+    (void)d1;
+    (void)d2;
+    (void)h;
+    return 0;
+}
+
+static int oom(void)
+{
+    void *d;
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    cudaError_t r = cudaMalloc(&d, tot * 2);
+    printf("oom %d\n", r);
+    return r == cudaErrorMemoryAllocation ? 0 : 1;
+}
+
+static int frag(void)
+{
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    size_t block = tot / 16;
+    void *blocks[16];
+    int n = 0;
+    while (n < 16 && cudaMalloc(&blocks[n], block) == cudaSuccess)
+        n++;
+    cudaGetLastError();
+    for (int i = 0; i < n; i += 2)
+        cudaFree(blocks[i]);
+    void *big;
+    cudaError_t r = cudaMalloc(&big, block * 3 / 2);
+    printf("frag %d\n", r);
+    void *fallback = NULL;
+    cudaError_t r2 = cudaMallocManaged(&fallback, block * 3 / 2, cudaMemAttachGlobal);
+    printf("fallback %d\n", r2);
+    for (int i = 1; i < n; i += 2)
+        cudaFree(blocks[i]);
+    if (r2 == cudaSuccess)
+        cudaFree(fallback);
+    return r == cudaErrorMemoryAllocation ? 0 : 1;
+}
+
+static int nodrv(void)
+{
+    void *d, *h;
+    printf("malloc %d\n", cudaMalloc(&d, 1024));
+    printf("malloc %d\n", cudaMalloc(&d, 2048));
+    printf("host %d\n", cudaMallocHost(&h, 4096));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "basic";
+    if (!strcmp(mode, "basic"))
+        return basic();
+    if (!strcmp(mode, "oom"))
+        return oom();
+    if (!strcmp(mode, "frag"))
+        return frag();
+    if (!strcmp(mode, "nodrv"))
+        return nodrv();
+    fprintf(stderr, "unknown mode %s\n", mode);
+    return 2;
+}

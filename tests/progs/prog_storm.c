@@ -1,0 +1,37 @@
+/* Test program: THREADS threads (argv[1], default 8) each doing PAIRS (argv[2], default 20000)
+ * cudaMalloc/cudaFree pairs of varying sizes. Exits 0 when every call succeeded. */
+#include <cuda_runtime_api.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static long pairs = 20000;
+static int failures;
+
+static void *worker(void *arg)
+{
+    long id = (long)arg;
+    for (long i = 0; i < pairs; i++) {
+        void *p;
+        if (cudaMalloc(&p, 256 + (size_t)((i * 7 + id) % 64) * 512) != cudaSuccess ||
+            cudaFree(p) != cudaSuccess)
+            __atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 8;
+    if (argc > 2)
+        pairs = atol(argv[2]);
+    pthread_t t[64];
+    if (threads < 1 || threads > 64)
+        return 2;
+    for (long i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, worker, (void *)i);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    printf("failures %d\n", failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,121 @@
+/* vramspy-dump: print a trace's records as JSON lines, one per record, then a summary line.
+ * A debugging and testing aid for the raw format (the analyzer is vramspy-report).
+ * Usage: vramspy-dump TRACE. Exit 0, or 2 with one line on stderr for a bad file. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "trace_reader.h"
+
+static void put_str(const char *s, size_t max)
+{
+    putchar('"');
+    for (size_t i = 0; i < max && s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 || !strcmp(argv[1], "--help")) {
+        fprintf(argc == 2 ? stdout : stderr, "usage: vramspy-dump TRACE\n");
+        return argc == 2 ? 0 : 2;
+    }
+    char err[600];
+    struct vsp_reader *r = vsp_reader_open(argv[1], err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "vramspy-dump: %s\n", err);
+        return 2;
+    }
+    struct vsp_record rec;
+    int rc;
+    while ((rc = vsp_reader_next(r, &rec)) > 0) {
+        printf("{\"pos\":%" PRIu64 ",", rec.pos);
+        switch (rec.type) {
+        case VSP_REC_PROCESS: {
+            const struct vsp_rec_process *p = rec.payload;
+            const char *exe = (const char *)(p + 1);
+            printf("\"type\":\"process\",\"pid\":%u,\"ppid\":%u,\"depth\":%u,\"exe\":", p->pid, p->ppid, p->depth);
+            put_str(exe, p->exe_len);
+            printf(",\"argv\":[");
+            const char *a = exe + p->exe_len, *end = a + p->argv_len;
+            for (int first = 1; a < end; a += strnlen(a, (size_t)(end - a)) + 1, first = 0) {
+                if (!first)
+                    putchar(',');
+                put_str(a, (size_t)(end - a));
+            }
+            printf("]}\n");
+            break;
+        }
+        case VSP_REC_MODULE: {
+            const struct vsp_rec_module *m = rec.payload;
+            const unsigned char *bid = (const unsigned char *)(m + 1);
+            printf("\"type\":\"module\",\"base\":\"0x%" PRIx64 "\",\"start\":\"0x%" PRIx64 "\",\"end\":\"0x%" PRIx64
+                   "\",\"build_id\":\"", m->base, m->start, m->end);
+            for (unsigned i = 0; i < m->build_id_len; i++)
+                printf("%02x", bid[i]);
+            printf("\",\"path\":");
+            put_str((const char *)bid + m->build_id_len, m->path_len);
+            printf("}\n");
+            break;
+        }
+        case VSP_REC_STACK: {
+            const struct vsp_rec_stack *s = rec.payload;
+            const uint64_t *f = (const uint64_t *)(s + 1);
+            printf("\"type\":\"stack\",\"id\":%u,\"frames\":[", s->id);
+            for (unsigned i = 0; i < s->nframes; i++)
+                printf("%s\"0x%" PRIx64 "\"", i ? "," : "", f[i]);
+            printf("]}\n");
+            break;
+        }
+        case VSP_REC_EVENT: {
+            const struct vsp_rec_event *e = rec.payload;
+            printf("\"type\":\"event\",\"api\":\"%s\",\"op\":%u,\"memory\":\"%s\",\"ptr\":\"0x%" PRIx64
+                   "\",\"size\":%" PRIu64 ",\"flags\":%" PRIu64 ",\"stream\":\"0x%" PRIx64 "\",\"aux\":%" PRIu64
+                   ",\"result\":%d,\"device\":%d,\"tid\":%u,\"time_ns\":%" PRIu64 ",\"stack\":%u",
+                   vsp_api_name(e->api), e->op, vsp_memory_name(e->memory), e->ptr, e->size, e->flags, e->stream,
+                   e->aux, e->result, e->device, e->tid, e->time_ns, e->stack_id);
+            if (e->free_bytes != VSP_UNKNOWN_BYTES)
+                printf(",\"free_bytes\":%" PRIu64 ",\"total_bytes\":%" PRIu64, e->free_bytes, e->total_bytes);
+            printf("}\n");
+            break;
+        }
+        case VSP_REC_END: {
+            const struct vsp_rec_end *e = rec.payload;
+            printf("\"type\":\"end\",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"failed\":%" PRIu64
+                   ",\"host_allocations\":%" PRIu64 ",\"live_allocations\":%" PRIu64 ",\"live_bytes\":%" PRIu64
+                   ",\"peak_device_bytes\":%" PRIu64 ",\"dropped\":%" PRIu64 "}\n",
+                   e->allocations, e->frees, e->failed, e->host_allocations, e->live_allocations, e->live_bytes,
+                   e->peak_device_bytes, e->dropped);
+            break;
+        }
+        case VSP_REC_NOTE:
+            printf("\"type\":\"note\",\"text\":");
+            put_str(rec.payload, rec.payload_len);
+            printf("}\n");
+            break;
+        default:
+            printf("\"type\":\"unknown\",\"code\":%u}\n", rec.type);
+        }
+    }
+    struct vsp_reader_stats st;
+    vsp_reader_stats(r, &st);
+    printf("{\"type\":\"summary\",\"complete\":%s,\"records\":%" PRIu64 ",\"torn\":%" PRIu64
+           ",\"skipped_bytes\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"truncated\":%s}\n",
+           st.complete ? "true" : "false", st.records, st.torn, st.skipped_bytes, st.dropped,
+           st.truncated ? "true" : "false");
+    if (rc < 0) {
+        fprintf(stderr, "vramspy-dump: %s: %s\n", argv[1], vsp_reader_error(r));
+        vsp_reader_close(r);
+        return 2;
+    }
+    vsp_reader_close(r);
+    return 0;
+}
