@@ -177,9 +177,15 @@ static int next_from_log(struct vsp_reader *r, struct vsp_record *rec)
     }
     if (seq != (pos | VSP_SEQ_VALID | VSP_SEQ_COMMITTED))
         return corrupt(r, off, "bad record marker");
-    if (pos + sizeof(struct vsp_rec_hdr) > avail)
-        return corrupt(r, off, "record header past the end of the log");
     const struct vsp_rec_hdr *h = (const void *)p;
+    /* (the || short-circuits: len is read only when the whole header is inside the file) */
+    int cut = r->st.truncated && (pos + sizeof *h > avail || pos + ((const struct vsp_rec_hdr *)p)->len > avail);
+    if (cut) {
+        r->done = 1; /* the copy ends inside this record */
+        return 0;
+    }
+    if (pos + sizeof *h > avail)
+        return corrupt(r, off, "record header past the end of the log");
     if (h->len < sizeof *h || (h->len & 7) || h->len > r->ring_size / 4 || pos + h->len > avail)
         return corrupt(r, off, "bad record length");
     if (check_payload(h->type, (const unsigned char *)(h + 1), h->len - (uint32_t)sizeof *h) < 0)

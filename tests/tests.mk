@@ -1,0 +1,74 @@
+# Tests: the CUDA test doubles, the test programs, and one Criterion binary with every test
+# (unit tests of the shim's core + integration tests that preload the build-tree shim).
+# Included by the top-level Makefile; BUILD, CC, CFLAGS_COMMON and SANFLAGS come from there.
+
+T := $(BUILD)/tests
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+NV_CUDART := $(wildcard $(CUDA_HOME)/lib64/libcudart.so.13)
+FAKE_CFLAGS := -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Wno-unused-parameter -I$(CUDA_HOME)/include
+PROG_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer -Wall -Wno-deprecated-declarations -I$(CUDA_HOME)/include
+
+ifneq ($(SANITIZER),)
+SAN_RUNTIME := $(shell $(CC) -print-file-name=lib$(patsubst address,asan,$(patsubst undefined,ubsan,$(patsubst thread,tsan,$(SANITIZER)))).so)
+SAN_DEF := -DVSP_SAN_RUNTIME='"$(SAN_RUNTIME)"'
+endif
+
+FAKES := $(T)/fakes/libcuda.so.1 $(T)/fakes/libcudart.so.13
+PROGS := $(T)/progs/prog_runtime $(T)/progs/prog_storm $(T)/progs/prog_die $(T)/progs/prog_fork \
+         $(T)/progs/prog_driver $(T)/progs/prog_entry $(T)/progs/prog_ctor
+ifneq ($(NV_CUDART),)
+PROGS += $(T)/progs/prog_runtime_nv
+endif
+ifneq ($(wildcard $(NVCC)),)
+PROGS += $(T)/progs/prog_static
+endif
+
+TEST_SRCS := $(sort $(wildcard tests/test_*.c)) tests/harness.c
+UNIT_SHIM_SRCS := shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c
+TEST_BIN := $(T)/vsp_tests
+
+$(T)/fakes/libcuda.so.1: tests/fakes/fake_cuda.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(FAKE_CFLAGS) -shared -Wl,-soname,libcuda.so.1 -o $@ $< -lpthread
+
+$(T)/fakes/libcudart.so.13: tests/fakes/fake_cudart.c tests/fakes/fake_cudart.map
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(FAKE_CFLAGS) -shared -Wl,-soname,libcudart.so.13 \
+	  -Wl,--version-script=tests/fakes/fake_cudart.map -o $@ $< -ldl -lpthread
+
+$(T)/progs/libctor.so: tests/progs/libctor.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -L$(T)/fakes -l:libcudart.so.13
+
+$(T)/progs/prog_ctor: tests/progs/prog_ctor.c $(T)/progs/libctor.so
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(T)/progs -lctor
+
+$(T)/progs/prog_driver: tests/progs/prog_driver.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -ldl
+
+$(T)/progs/prog_runtime_nv: tests/progs/prog_runtime.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(CUDA_HOME)/lib64 -l:libcudart.so.13 -Wl,-rpath,$(CUDA_HOME)/lib64
+
+$(T)/progs/prog_static: tests/progs/prog_static.cu
+	@mkdir -p $(dir $@)
+	$(Q)$(NVCC) -o $@ $<
+
+$(T)/progs/%: tests/progs/%.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(T)/fakes -l:libcudart.so.13 -lpthread
+
+$(TEST_BIN): $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) tests/harness.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Ishim -Ireport -Itests -DVSP_BUILD_DIR='"$(abspath $(BUILD))"' \
+	  -DVSP_SOURCE_DIR='"$(abspath .)"' $(SAN_DEF) -o $@ $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) \
+	  -lcriterion -lpthread
+
+.PHONY: test test-build
+test-build: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(PROGS) $(TEST_BIN)
+
+# --jobs 2: this is a 2-core machine; the storm test alone keeps 8 threads busy.
+test: test-build
+	$(TEST_BIN) --jobs 2 $(TEST_ARGS)

@@ -28,8 +28,8 @@ static int basic(void)
     printf("register %d\n", cudaHostRegister(reg, 1 * MiB, cudaHostRegisterDefault));
     printf("pitch %d\n", cudaMallocPitch(&p, &pitch, 1000, 100));
     struct cudaPitchedPtr pp;
-    printf("3d %d\n", cudaMalloc3D(&pp, make_cudaExtent(256, 16, 4)));
-    struct cudaChannelFormatDesc desc = cudaCreateChannelDesc(32, 0, 0, 0, cudaChannelFormatKindFloat);
+    printf("3d %d\n", cudaMalloc3D(&pp, (struct cudaExtent){256, 16, 4}));
+    struct cudaChannelFormatDesc desc = {32, 0, 0, 0, cudaChannelFormatKindFloat};
     cudaArray_t arr;
     printf("array %d\n", cudaMallocArray(&arr, &desc, 64, 64, 0));
     printf("async %d\n", cudaMallocAsync(&a1, 4096, 0));

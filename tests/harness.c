@@ -1,0 +1,258 @@
+/* Test harness (see harness.h). */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "trace_reader.h"
+
+extern char **environ;
+
+char *th_tmpdir(void)
+{
+    char tmpl[] = "/tmp/vsp-test-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    return d ? strdup(d) : NULL;
+}
+
+static void slurp(int fd, char *buf, size_t len)
+{
+    size_t n = 0;
+    lseek(fd, 0, SEEK_SET);
+    while (n + 1 < len) {
+        ssize_t r = read(fd, buf + n, len - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+}
+
+int th_run(struct run_result *r, const char *const *argv, const char *const *env, int preload, int nofakes)
+{
+    memset(r, 0, sizeof *r);
+    FILE *fo = tmpfile(), *fe = tmpfile();
+    if (!fo || !fe)
+        return -1;
+    /* Build the child's environment: ours, minus what we set, plus env. */
+    static const char *const drop[] = {"LD_PRELOAD=", "LD_LIBRARY_PATH=", "VRAMSPY_", NULL};
+    char *envp[512];
+    int n = 0;
+    for (char **e = environ; *e && n < 400; e++) {
+        int skip = 0;
+        for (int i = 0; drop[i]; i++)
+            if (!strncmp(*e, drop[i], strlen(drop[i])))
+                skip = 1;
+        if (!skip)
+            envp[n++] = *e;
+    }
+    char preload_buf[8192], libpath[4096];
+    if (preload) {
+#ifdef VSP_SAN_RUNTIME
+        snprintf(preload_buf, sizeof preload_buf, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
+#else
+        snprintf(preload_buf, sizeof preload_buf, "LD_PRELOAD=%s", VSP_SHIM);
+#endif
+        envp[n++] = preload_buf;
+    }
+    if (!nofakes) {
+        snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s:%s", VSP_FAKES, VSP_PROGS);
+        envp[n++] = libpath;
+    }
+    for (int i = 0; env && env[i] && n < 510; i++)
+        envp[n++] = (char *)env[i];
+    envp[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fileno(fo), 1);
+        dup2(fileno(fe), 2);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        execve(argv[0], (char *const *)argv, envp);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    r->pid = pid;
+    r->exited = WIFEXITED(st);
+    r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r->sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    slurp(fileno(fo), r->out, sizeof r->out);
+    slurp(fileno(fe), r->err, sizeof r->err);
+    fclose(fo);
+    fclose(fe);
+    return 0;
+}
+
+/* A tiny open-addressing map address -> (size, memory) for recomputing what is live. */
+struct live { uint64_t key, size; int mem; };
+
+static uint64_t hash(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    return k ^ (k >> 33);
+}
+
+static struct live *find(struct live *t, size_t cap, uint64_t key, int insert)
+{
+    for (size_t i = hash(key) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (t[i].key == key)
+            return &t[i];
+        if (t[i].key == 0)
+            return insert ? &t[i] : NULL;
+    }
+}
+
+static int addr_class(unsigned memory)
+{
+    switch (memory) {
+    case VSP_MEM_HOST_PINNED: case VSP_MEM_HOST_MAPPED: return 2;
+    case VSP_MEM_HOST_REGISTERED: return 3;
+    case VSP_MEM_ARRAY: return 4;
+    case VSP_MEM_PHYSICAL: return 6;
+    default: return 1;
+    }
+}
+
+int th_summarize(const char *path, struct trace_summary *s, const uint64_t *probes)
+{
+    memset(s, 0, sizeof *s);
+    for (int i = 0; probes && probes[i] && i < 8; i++)
+        s->size_probe[i] = probes[i];
+    struct vsp_reader *r = vsp_reader_open(path, s->error, sizeof s->error);
+    if (!r)
+        return -1;
+    size_t cap = 1u << 20;
+    struct live *t = calloc(cap, sizeof *t);
+    uint8_t *stack_seen = calloc(1u << 20, 1);
+    struct vsp_record rec;
+    int rc;
+    uint64_t live_dev = 0;
+    while ((rc = vsp_reader_next(r, &rec)) > 0) {
+        if (rec.type == VSP_REC_PROCESS) {
+            const struct vsp_rec_process *p = rec.payload;
+            s->pid = p->pid;
+            s->ppid = p->ppid;
+            s->argc = (int)p->argc;
+            snprintf(s->exe, sizeof s->exe, "%.*s", (int)p->exe_len, (const char *)(p + 1));
+        } else if (rec.type == VSP_REC_MODULE) {
+            s->modules++;
+        } else if (rec.type == VSP_REC_STACK) {
+            const struct vsp_rec_stack *st = rec.payload;
+            s->stacks++;
+            if (st->nframes > s->max_frames)
+                s->max_frames = st->nframes;
+            if (st->id < (1u << 20))
+                stack_seen[st->id] = 1;
+        } else if (rec.type == VSP_REC_END) {
+            s->has_end = 1;
+            memcpy(&s->end, rec.payload, sizeof s->end);
+        } else if (rec.type == VSP_REC_EVENT) {
+            const struct vsp_rec_event *e = rec.payload;
+            s->events++;
+            if (e->api < VSP_API_COUNT_)
+                s->by_api[e->api]++;
+            if (e->stack_id && (e->stack_id >= (1u << 20) || !stack_seen[e->stack_id]))
+                s->stack_refs_missing++;
+            uint64_t key = (e->ptr & ((1ull << 56) - 1)) | ((uint64_t)addr_class(e->memory) << 56);
+            if (e->op == VSP_OP_ALLOC) {
+                if (e->result != 0) {
+                    s->allocs_failed++;
+                    if (e->result == 2) {
+                        s->oom_events++;
+                        if (e->free_bytes != VSP_UNKNOWN_BYTES)
+                            s->oom_with_meminfo++;
+                    }
+                    continue;
+                }
+                s->allocs_ok++;
+                if (e->memory < VSP_MEM_COUNT_)
+                    s->by_memory[e->memory]++;
+                for (int i = 0; i < 8 && s->size_probe[i]; i++)
+                    if (e->size == s->size_probe[i])
+                        s->count_size[i]++;
+                struct live *l = find(t, cap, key, 1);
+                l->key = key;
+                l->size = e->size;
+                l->mem = e->memory;
+                s->live_count++;
+                s->live_bytes += e->size;
+                if (vsp_memory_is_device(e->memory)) {
+                    live_dev += e->size;
+                    if (live_dev > s->peak_device_bytes)
+                        s->peak_device_bytes = live_dev;
+                }
+            } else if (e->op == VSP_OP_FREE) {
+                if (e->result != 0) {
+                    s->frees_failed++;
+                    continue;
+                }
+                s->frees_ok++;
+                struct live *l = e->ptr ? find(t, cap, key, 0) : NULL;
+                if (l) {
+                    s->live_count--;
+                    s->live_bytes -= l->size;
+                    if (vsp_memory_is_device(l->mem))
+                        live_dev -= l->size;
+                    /* delete by re-inserting the rest of the cluster */
+                    size_t i = (size_t)(l - t);
+                    t[i].key = 0;
+                    for (size_t j = (i + 1) & (cap - 1); t[j].key; j = (j + 1) & (cap - 1)) {
+                        struct live tmp = t[j];
+                        t[j].key = 0;
+                        *find(t, cap, tmp.key, 1) = tmp;
+                    }
+                }
+            }
+        }
+    }
+    s->live_device_bytes = live_dev;
+    struct vsp_reader_stats st;
+    vsp_reader_stats(r, &st);
+    s->complete = st.complete;
+    s->finalized = st.finalized;
+    s->torn = st.torn;
+    s->skipped = st.skipped_bytes;
+    s->dropped = st.dropped;
+    if (rc < 0)
+        snprintf(s->error, sizeof s->error, "%s", vsp_reader_error(r));
+    s->ok = rc == 0;
+    vsp_reader_close(r);
+    free(t);
+    free(stack_seen);
+    return rc;
+}
+
+static int cmpstr(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+int th_list_traces(const char *dir, char paths[][4096], int max)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < max) {
+        if (strstr(de->d_name, ".trace"))
+            snprintf(paths[n++], 4096, "%s/%s", dir, de->d_name);
+    }
+    closedir(d);
+    qsort(paths, (size_t)n, 4096, cmpstr);
+    return n;
+}

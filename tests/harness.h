@@ -1,0 +1,64 @@
+/* Test harness for the integration tests: run a test program with the build-tree shim preloaded
+ * (and the CUDA test doubles on its library path), capture its output, and summarise the trace
+ * it left with the real trace reader. */
+#ifndef VSP_TEST_HARNESS_H
+#define VSP_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vramspy/trace_format.h"
+
+#ifndef VSP_BUILD_DIR
+#error "VSP_BUILD_DIR must be defined by the Makefile"
+#endif
+#define VSP_SHIM VSP_BUILD_DIR "/libvramspy.so"
+#define VSP_FAKES VSP_BUILD_DIR "/tests/fakes"
+#define VSP_PROGS VSP_BUILD_DIR "/tests/progs"
+
+struct run_result {
+    int exited;       /* 1: exited, status in code; 0: killed, signal in sig */
+    int code;
+    int sig;
+    char out[65536];  /* stdout */
+    char err[65536];  /* stderr */
+    pid_t pid;
+};
+
+/* A fresh empty directory for one test; returns its path (static storage per call site: copy). */
+char *th_tmpdir(void);
+
+/* Run argv[0] (a path) with extra environment entries "K=V" (NULL-terminated, may be NULL).
+ * preload: 1 = preload the shim. Fakes are always on LD_LIBRARY_PATH unless nofakes. */
+int th_run(struct run_result *r, const char *const *argv, const char *const *env, int preload, int nofakes);
+
+struct trace_summary {
+    int ok;               /* the reader opened it and read to the end without error */
+    char error[600];
+    int complete;
+    int finalized;
+    uint64_t torn, skipped, dropped;
+    uint32_t pid, ppid;
+    char exe[4096];
+    int argc;
+    uint64_t events, allocs_ok, allocs_failed, frees_ok, frees_failed;
+    uint64_t by_api[VSP_API_COUNT_];          /* events per API */
+    uint64_t by_memory[VSP_MEM_COUNT_];       /* successful allocations per memory kind */
+    uint64_t live_count, live_bytes;          /* recomputed from events */
+    uint64_t live_device_bytes, peak_device_bytes;
+    uint64_t stacks, modules, stack_refs_missing, max_frames;
+    uint64_t oom_events, oom_with_meminfo;
+    int has_end;
+    struct vsp_rec_end end;
+    uint64_t count_size[8];                   /* successful allocations of size_probe[i] */
+    uint64_t size_probe[8];
+};
+
+/* Read a trace and fill s. size probes (optional, 0-terminated) count allocations by size. */
+int th_summarize(const char *path, struct trace_summary *s, const uint64_t *size_probes);
+
+/* Paths of the trace files in dir (sorted); returns how many (at most max). */
+int th_list_traces(const char *dir, char paths[][4096], int max);
+
+#endif

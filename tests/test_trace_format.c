@@ -1,0 +1,109 @@
+/* The trace format's layout (include/vramspy/trace_format.h) and the reader's handling of bad
+ * input: newer versions, foreign files, truncation and corrupted bytes give one clear message
+ * with an offset, never a crash. */
+#include <criterion/criterion.h>
+#include <stddef.h>
+
+#include "ring_fixture.h"
+#include "trace_reader.h"
+
+Test(trace_format, layout_is_pinned)
+{
+    cr_assert_eq(sizeof(struct vsp_file_header), 4096);
+    cr_assert_eq(offsetof(struct vsp_file_header, version), 8);
+    cr_assert_eq(offsetof(struct vsp_file_header, ring_size), 24);
+    cr_assert_eq(offsetof(struct vsp_file_header, head), 128);
+    cr_assert_eq(offsetof(struct vsp_file_header, tail), 192);
+    cr_assert_eq(offsetof(struct vsp_file_header, dropped), 256);
+    cr_assert_eq(sizeof(struct vsp_rec_hdr), 16);
+    cr_assert_eq(sizeof(struct vsp_rec_event), 88);
+    cr_assert_eq(offsetof(struct vsp_rec_event, ptr), 8);
+    cr_assert_eq(offsetof(struct vsp_rec_event, result), 72);
+    cr_assert_eq(offsetof(struct vsp_rec_event, memory), 83);
+    cr_assert_str_eq(vsp_api_name(VSP_API_cudaMalloc), "cudaMalloc");
+    cr_assert_str_eq(vsp_api_name(VSP_API_cuMemAlloc_v2), "cuMemAlloc_v2");
+    cr_assert_str_eq(vsp_api_name(999), "unknown");
+    cr_assert_str_eq(vsp_memory_name(VSP_MEM_HOST_REGISTERED), "host_registered");
+}
+
+static struct vsp_reader *open_fixture_after(void (*mutate)(struct ring_fixture *), char *err, size_t len)
+{
+    static struct ring_fixture f;
+    cr_assert_eq(ring_fixture_open(&f, 64 * 1024, VSP_ON_FULL_WAIT), 0);
+    for (int i = 0; i < 3000; i++)
+        ring_fixture_event(&f, (uint64_t)i + 1, 1);
+    vsp_ring_flush(&f.ring, 1);
+    mutate(&f);
+    struct vsp_reader *r = vsp_reader_open(f.path, err, len);
+    return r;
+}
+
+static void newer(struct ring_fixture *f) { ((struct vsp_file_header *)f->map)->version = 2; }
+static void foreign(struct ring_fixture *f) { memcpy(f->map, "ELF\x7f....", 8); }
+static void corrupt_log(struct ring_fixture *f)
+{
+    unsigned char b = 0xff;
+    pwrite(f->fd, &b, 1, (off_t)(VSP_HEADER_SIZE + 64 * 1024 + 104 * 100 + 3));
+}
+static void truncate_log(struct ring_fixture *f)
+{
+    if (ftruncate(f->fd, (off_t)(VSP_HEADER_SIZE + 64 * 1024 + 104 * 1000 + 50)) < 0)
+        cr_assert_fail("ftruncate");
+}
+
+Test(trace_format, newer_version_is_rejected_with_clear_message)
+{
+    char err[600];
+    cr_assert_null(open_fixture_after(newer, err, sizeof err));
+    cr_assert_not_null(strstr(err, "version 2 is newer"), "got: %s", err);
+}
+
+Test(trace_format, foreign_file_is_not_a_trace)
+{
+    char err[600];
+    cr_assert_null(open_fixture_after(foreign, err, sizeof err));
+    cr_assert_not_null(strstr(err, "not a vramspy trace"), "got: %s", err);
+}
+
+Test(trace_format, corrupted_byte_gives_offset_after_valid_prefix)
+{
+    char err[600];
+    struct vsp_reader *r = open_fixture_after(corrupt_log, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    struct vsp_record rec;
+    int rc, n = 0;
+    while ((rc = vsp_reader_next(r, &rec)) > 0)
+        n++;
+    cr_assert_eq(rc, -1);
+    cr_assert_eq(n, 100, "the records before the damage are handed out");
+    cr_assert_not_null(strstr(vsp_reader_error(r), "offset"), "got: %s", vsp_reader_error(r));
+    vsp_reader_close(r);
+}
+
+Test(trace_format, truncated_trace_reads_what_is_there)
+{
+    char err[600];
+    struct vsp_reader *r = open_fixture_after(truncate_log, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    struct vsp_record rec;
+    int rc, n = 0;
+    while ((rc = vsp_reader_next(r, &rec)) > 0)
+        n++;
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(n, 1000);
+    struct vsp_reader_stats st;
+    vsp_reader_stats(r, &st);
+    cr_assert_eq(st.truncated, 1);
+    cr_assert_eq(st.complete, 0);
+    vsp_reader_close(r);
+}
+
+Test(trace_format, missing_and_tiny_files)
+{
+    char err[600];
+    cr_assert_null(vsp_reader_open("/nonexistent/x.trace", err, sizeof err));
+    cr_assert_not_null(strstr(err, "cannot open"));
+    cr_assert_null(vsp_reader_open("/etc/hostname", err, sizeof err));
+    cr_assert_not_null(strstr(err, "not a vramspy trace"), "got: %s", err);
+    cr_assert_null(vsp_reader_open("/tmp", err, sizeof err));
+}
