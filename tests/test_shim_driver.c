@@ -1,0 +1,82 @@
+/* Integration tests: every way a program can reach the driver's allocation entry points —
+ * cuGetProcAddress_v2 as CUDA 13's runtime uses it (including the pointer handed out for
+ * "cuGetProcAddress" itself), the legacy cuGetProcAddress, dlsym on a libcuda handle,
+ * cudaGetDriverEntryPoint*, and the virtual-memory calls. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define MiB (1024ull * 1024ull)
+
+static void run_mode(const char *prog, const char *mode, struct trace_summary *s)
+{
+    char *dir = th_tmpdir();
+    char out[4200], path[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/d.trace", dir);
+    snprintf(path, sizeof path, "%s/d.trace", dir);
+    const char *argv[] = {prog, mode, NULL};
+    const char *env[] = {out, NULL};
+    struct run_result plain, shim;
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    cr_assert_eq(th_run(&shim, argv, env, 1, 0), 0);
+    cr_assert_eq(plain.code, 0, "%s", plain.err);
+    cr_assert_eq(shim.code, 0, "%s", shim.err);
+    cr_assert_str_eq(shim.out, plain.out);
+    th_summarize(path, s, NULL);
+    cr_assert(s->ok, "%s", s->error);
+}
+
+static void check_driver_trace(const struct trace_summary *s)
+{
+    cr_assert_eq(s->by_api[VSP_API_cuMemAlloc_v2], 2);
+    cr_assert_eq(s->by_api[VSP_API_cuMemFree_v2], 1);
+    cr_assert_eq(s->by_api[VSP_API_cuMemHostAlloc], 1);
+    cr_assert_eq(s->by_api[VSP_API_cuMemFreeHost], 1);
+    cr_assert_eq(s->live_device_bytes, 1 * MiB);
+    cr_assert_eq(s->peak_device_bytes, 3 * MiB);
+    cr_assert(s->complete);
+}
+
+Test(shim_driver, through_cuGetProcAddress_v2_like_the_runtime)
+{
+    struct trace_summary s;
+    run_mode(VSP_PROGS "/prog_driver", "gpa", &s);
+    check_driver_trace(&s);
+}
+
+Test(shim_driver, through_legacy_cuGetProcAddress)
+{
+    struct trace_summary s;
+    run_mode(VSP_PROGS "/prog_driver", "legacy", &s);
+    check_driver_trace(&s);
+}
+
+Test(shim_driver, through_dlsym_on_a_libcuda_handle)
+{
+    struct trace_summary s;
+    run_mode(VSP_PROGS "/prog_driver", "dlsym", &s);
+    check_driver_trace(&s);
+}
+
+Test(shim_driver, virtual_memory_physical_allocations_and_mappings)
+{
+    struct trace_summary s;
+    run_mode(VSP_PROGS "/prog_driver", "vmm", &s);
+    cr_assert_eq(s.by_api[VSP_API_cuMemCreate], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuMemMap], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuMemUnmap], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuMemRelease], 1);
+    cr_assert_eq(s.by_memory[VSP_MEM_PHYSICAL], 1);
+    cr_assert_eq(s.live_device_bytes, 1 * MiB, "physical memory was released");
+}
+
+Test(shim_driver, through_cudaGetDriverEntryPoint)
+{
+    struct trace_summary s;
+    run_mode(VSP_PROGS "/prog_entry", "", &s);
+    cr_assert_eq(s.by_api[VSP_API_cuMemAlloc_v2], 2, "both entry-point pointers are hooks");
+    cr_assert_eq(s.by_api[VSP_API_cuMemFree_v2], 1);
+    cr_assert_eq(s.live_device_bytes, 1 * MiB);
+}

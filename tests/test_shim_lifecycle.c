@@ -1,0 +1,266 @@
+/* Integration tests of the shim's promises about the process around it: nothing lost under a
+ * storm of threads, however the process ends (exit, _exit, abort, a crash, SIGKILL), across fork,
+ * from a library constructor before main; bad configuration degrades to one warning; trace files
+ * are never overwritten nor followed through symlinks; nothing on stdout; no file for a process
+ * that never touches CUDA. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static void outenv(char *buf, size_t len, const char *dir, const char *name)
+{
+    snprintf(buf, len, "VRAMSPY_OUT=%s/%s", dir, name);
+}
+
+Test(shim_lifecycle, storm_of_8_threads_records_every_call_exactly, .timeout = 240)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    outenv(out, sizeof out, dir, "storm.trace");
+    snprintf(path, sizeof path, "%s/storm.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_storm", "8", "20000", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 160000);
+    cr_assert_eq(s.by_api[VSP_API_cudaFree], 160000);
+    cr_assert_eq(s.allocs_ok, 160000);
+    cr_assert_eq(s.frees_ok, 160000);
+    cr_assert_eq(s.dropped, 0);
+    cr_assert_eq(s.torn, 0);
+    cr_assert_eq(s.live_count, 0, "every free matched its allocation in trace order");
+    cr_assert_eq(s.stack_refs_missing, 0);
+    cr_assert(s.complete);
+}
+
+static void die_case(const char *how, int want_sig, int want_complete)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    outenv(out, sizeof out, dir, "die.trace");
+    snprintf(path, sizeof path, "%s/die.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_die", how, "500", NULL};
+    const char *env[] = {out, "VRAMSPY_RING_SIZE=64K", NULL}; /* small ring: part log, part ring */
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    if (want_sig)
+        cr_assert_eq(r.sig, want_sig, "expected signal %d, got exit %d sig %d", want_sig, r.code, r.sig);
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.allocs_ok, 500, "%s: every call that returned is in the trace", how);
+    cr_assert_eq(s.complete, want_complete, "%s: complete", how);
+}
+
+Test(shim_lifecycle, nothing_lost_on_exit) { die_case("exit", 0, 1); }
+Test(shim_lifecycle, nothing_lost_on__exit) { die_case("_exit", 0, 0); }
+Test(shim_lifecycle, nothing_lost_on_abort) { die_case("abort", SIGABRT, 0); }
+Test(shim_lifecycle, nothing_lost_on_crash) { die_case("segv", SIGSEGV, 0); }
+Test(shim_lifecycle, nothing_lost_on_sigkill) { die_case("kill", SIGKILL, 0); }
+
+Test(shim_lifecycle, nothing_lost_on_sigkill_from_outside)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200], libpath[4200], preload[4200];
+    outenv(out, sizeof out, dir, "k.trace");
+    snprintf(path, sizeof path, "%s/k.trace", dir);
+    snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s", VSP_FAKES);
+#ifdef VSP_SAN_RUNTIME
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
+#else
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", VSP_SHIM);
+#endif
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        char *envp[] = {out, libpath, preload, NULL};
+        execle(VSP_PROGS "/prog_die", "prog_die", "wait", "300", (char *)NULL, envp);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    char buf[64] = {0};
+    ssize_t n = read(pipefd[0], buf, sizeof buf - 1);
+    cr_assert_gt(n, 0);
+    cr_assert_not_null(strstr(buf, "ready 300"));
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.allocs_ok, 300);
+    cr_assert_eq(s.complete, 0);
+}
+
+Test(shim_lifecycle, forked_child_writes_its_own_trace)
+{
+    char *dir = th_tmpdir(), out[4200];
+    outenv(out, sizeof out, dir, "f.%p.trace");
+    const char *argv[] = {VSP_PROGS "/prog_fork", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "child 0"));
+    char paths[8][4096];
+    cr_assert_eq(th_list_traces(dir, paths, 8), 2, "one trace per process");
+    uint64_t probes[] = {1000, 2000, 3000, 0};
+    struct trace_summary a, b;
+    th_summarize(paths[0], &a, probes);
+    th_summarize(paths[1], &b, probes);
+    cr_assert(a.ok && b.ok);
+    struct trace_summary *parent = a.pid == (uint32_t)r.pid ? &a : &b;
+    struct trace_summary *child = parent == &a ? &b : &a;
+    cr_assert_eq(parent->pid, (uint32_t)r.pid);
+    cr_assert_eq(child->ppid, (uint32_t)r.pid);
+    cr_assert_eq(parent->count_size[0], 3);
+    cr_assert_eq(parent->count_size[1], 0, "the child's allocations are not in the parent's trace");
+    cr_assert_eq(parent->count_size[2], 2);
+    cr_assert_eq(child->count_size[0], 0, "the parent's allocations are not in the child's trace");
+    cr_assert_eq(child->count_size[1], 5);
+    cr_assert_eq(child->by_api[VSP_API_cudaMalloc], 5, "the parent's other thread does not exist in the child");
+    cr_assert(parent->complete);
+}
+
+Test(shim_lifecycle, allocation_in_library_constructor_before_main)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    outenv(out, sizeof out, dir, "c.trace");
+    snprintf(path, sizeof path, "%s/c.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_ctor", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 1);
+    cr_assert_eq(s.live_bytes, 4096);
+}
+
+Test(shim_lifecycle, unwritable_out_warns_once_and_program_runs_untraced)
+{
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {"VRAMSPY_OUT=/nonexistent-dir/x.trace", NULL};
+    struct run_result plain, r;
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0);
+    cr_assert_str_eq(r.out, plain.out);
+    const char *w = strstr(r.err, "cannot create trace file");
+    cr_assert_not_null(w, "%s", r.err);
+    cr_assert_null(strstr(w + 1, "cannot create trace file"), "warned once: %s", r.err);
+}
+
+Test(shim_lifecycle, garbage_depth_warns_and_uses_default)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    outenv(out, sizeof out, dir, "g.trace");
+    snprintf(path, sizeof path, "%s/g.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {out, "VRAMSPY_DEPTH=banana", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0);
+    cr_assert_not_null(strstr(r.err, "VRAMSPY_DEPTH=banana"), "%s", r.err);
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok);
+    cr_assert_gt(s.events, 0);
+}
+
+Test(shim_lifecycle, depth_limits_frames)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    outenv(out, sizeof out, dir, "d.trace");
+    snprintf(path, sizeof path, "%s/d.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {out, "VRAMSPY_DEPTH=2", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok);
+    cr_assert_eq(s.max_frames, 2);
+}
+
+Test(shim_lifecycle, existing_file_and_symlink_are_never_written)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200], target[4200];
+    outenv(out, sizeof out, dir, "x.trace");
+    snprintf(path, sizeof path, "%s/x.trace", dir);
+    snprintf(target, sizeof target, "%s/victim", dir);
+    FILE *f = fopen(target, "w");
+    fputs("precious", f);
+    fclose(f);
+    cr_assert_eq(symlink(target, path), 0);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0);
+    char buf[64] = {0};
+    f = fopen(target, "r");
+    cr_assert_not_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    cr_assert_str_eq(buf, "precious");
+    char alt[4300];
+    snprintf(alt, sizeof alt, "%s.1", path);
+    struct trace_summary s;
+    th_summarize(alt, &s, NULL);
+    cr_assert(s.ok, "the trace went to a new name: %s", s.error);
+}
+
+Test(shim_lifecycle, quiet_silences_summary_and_stdout_is_never_touched)
+{
+    char *dir = th_tmpdir(), out[4200];
+    outenv(out, sizeof out, dir, "q.trace");
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {out, "VRAMSPY_QUIET=1", NULL};
+    struct run_result plain, r;
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_str_eq(r.out, plain.out);
+    cr_assert_str_eq(r.err, plain.err, "quiet: nothing on stderr either");
+}
+
+Test(shim_lifecycle, process_without_cuda_leaves_no_trace)
+{
+    char *dir = th_tmpdir(), out[4200];
+    outenv(out, sizeof out, dir, "n.%p.trace");
+    const char *argv[] = {"/bin/sh", "-c", "true", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0);
+    cr_assert_str_eq(r.err, "");
+    char paths[4][4096];
+    cr_assert_eq(th_list_traces(dir, paths, 4), 0);
+}
+
+Test(shim_lifecycle, exec_gets_its_own_trace)
+{
+    char *dir = th_tmpdir(), out[4200], cmd[4200];
+    outenv(out, sizeof out, dir, "%e.%p.trace");
+    snprintf(cmd, sizeof cmd, "%s/prog_die exit 3 && exec %s/prog_die exit 4", VSP_PROGS, VSP_PROGS);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    char paths[4][4096];
+    cr_assert_eq(th_list_traces(dir, paths, 4), 2);
+}

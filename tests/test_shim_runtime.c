@@ -1,0 +1,180 @@
+/* Integration tests: the shim preloaded into programs that use the CUDA runtime (the test-double
+ * libcudart.so.13 over the test-double libcuda.so.1, and NVIDIA's own runtime without a driver).
+ * Every test checks both that the program behaved exactly as without the shim and what the trace
+ * recorded. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MiB (1024ull * 1024ull)
+
+static void run_pair(struct run_result *plain, struct run_result *shim, const char *const *argv,
+                     const char *dir, const char *const *extra_env)
+{
+    char out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.%%p.trace", dir);
+    const char *env[16] = {out};
+    int n = 1;
+    for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    cr_assert_eq(th_run(plain, argv, extra_env, 0, 0), 0);
+    cr_assert_eq(th_run(shim, argv, env, 1, 0), 0);
+    cr_assert_eq(shim->exited, plain->exited);
+    cr_assert_eq(shim->code, plain->code, "exit code changed: %d vs %d; stderr: %s", shim->code, plain->code,
+                 shim->err);
+    cr_assert_str_eq(shim->out, plain->out, "stdout changed under the shim");
+}
+
+static void one_trace(const char *dir, struct trace_summary *s, const uint64_t *probes)
+{
+    char paths[8][4096];
+    int n = th_list_traces(dir, paths, 8);
+    cr_assert_eq(n, 1, "expected one trace in %s, found %d", dir, n);
+    th_summarize(paths[0], s, probes);
+    cr_assert(s->ok, "reading %s: %s", paths[0], s->error);
+    struct stat sb;
+    cr_assert_eq(stat(paths[0], &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "trace files are created 0600");
+}
+
+Test(shim_runtime, leaks_hosts_and_every_family_are_recorded_once)
+{
+    char *dir = th_tmpdir();
+    struct run_result plain, shim;
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_eq(shim.code, 0, "%s", shim.err);
+    struct trace_summary s;
+    one_trace(dir, &s, NULL);
+    cr_assert(s.complete);
+    cr_assert(s.has_end);
+    /* one event per runtime call; the driver calls underneath are not recorded */
+    cr_assert_eq(s.by_api[VSP_API_cuMemAlloc_v2] + s.by_api[VSP_API_cuMemHostAlloc] + s.by_api[VSP_API_cuMemFree_v2],
+                 0, "driver calls made by the runtime must not be recorded");
+    cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 3);
+    cr_assert_eq(s.by_api[VSP_API_cudaMallocManaged], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaMallocHost], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaHostAlloc], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaHostRegister], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaMallocPitch], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaMalloc3D], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaMallocArray], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaMallocAsync], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaMallocFromPoolAsync], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaFree], 5, "4 good frees + 1 bad");
+    cr_assert_eq(s.by_api[VSP_API_cudaFreeHost], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaHostUnregister], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaFreeArray], 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaFreeAsync], 2);
+    cr_assert_eq(s.by_memory[VSP_MEM_MANAGED], 1);
+    cr_assert_eq(s.by_memory[VSP_MEM_HOST_PINNED], 1);
+    cr_assert_eq(s.by_memory[VSP_MEM_HOST_MAPPED], 1);
+    cr_assert_eq(s.by_memory[VSP_MEM_HOST_REGISTERED], 1);
+    cr_assert_eq(s.by_memory[VSP_MEM_ARRAY], 1);
+    cr_assert_eq(s.frees_failed, 1, "the free of an unknown pointer failed, and is recorded");
+    cr_assert_eq(s.live_count, 3, "leaks: 1 MiB + 3 MiB device, 64 KiB pinned");
+    cr_assert_eq(s.live_bytes, 4 * MiB + 64 * 1024);
+    cr_assert_eq(s.live_device_bytes, 4 * MiB);
+    cr_assert_eq(s.end.live_allocations, 3, "the shim's own count agrees");
+    cr_assert_eq(s.end.live_bytes, 4 * MiB + 64 * 1024);
+    cr_assert_eq(s.stack_refs_missing, 0);
+    cr_assert_gt(s.stacks, 0);
+    cr_assert_gt(s.modules, 2);
+    cr_assert_str_eq(s.exe, VSP_PROGS "/prog_runtime");
+    cr_assert_eq(s.argc, 2);
+    /* the exit summary */
+    cr_assert_not_null(strstr(shim.err, "live at exit: 3 allocations, 4.1 MiB"), "summary: %s", shim.err);
+    cr_assert_not_null(strstr(shim.err, "analyze: "), "summary: %s", shim.err);
+}
+
+Test(shim_runtime, out_of_memory_records_free_and_total)
+{
+    char *dir = th_tmpdir();
+    struct run_result plain, shim;
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "oom", NULL};
+    const char *env[] = {"VSP_FAKE_DEVICE_MEM=64M", NULL};
+    run_pair(&plain, &shim, argv, dir, env);
+    cr_assert_eq(shim.code, 0);
+    struct trace_summary s;
+    one_trace(dir, &s, NULL);
+    cr_assert_eq(s.oom_events, 1);
+    cr_assert_eq(s.oom_with_meminfo, 1, "free/total memory recorded at the failure");
+    cr_assert_not_null(strstr(shim.err, "1 failed"), "%s", shim.err);
+}
+
+Test(shim_runtime, fragmentation_failure_has_enough_free_memory)
+{
+    char *dir = th_tmpdir();
+    struct run_result plain, shim;
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};
+    const char *env[] = {"VSP_FAKE_DEVICE_MEM=64M", NULL};
+    run_pair(&plain, &shim, argv, dir, env);
+    cr_assert_eq(shim.code, 0, "%s", shim.err);
+    cr_assert_not_null(strstr(shim.out, "fallback 0"));
+    struct trace_summary s;
+    one_trace(dir, &s, NULL);
+    cr_assert_geq(s.oom_with_meminfo, 1);
+    cr_assert_eq(s.by_memory[VSP_MEM_MANAGED], 1, "the fallback to managed memory is recorded");
+    cr_assert_eq(s.live_count, 0);
+}
+
+Test(shim_runtime, nvidia_runtime_without_driver_fails_the_same_and_is_recorded)
+{
+    if (access(VSP_PROGS "/prog_runtime_nv", X_OK) != 0)
+        cr_skip_test("NVIDIA's libcudart.so.13 is not installed (CUDA_HOME)");
+    char *dir = th_tmpdir();
+    char out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/nv.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime_nv", "nodrv", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result plain, shim;
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 1), 0);
+    cr_assert_eq(th_run(&shim, argv, env, 1, 1), 0);
+    cr_assert_eq(shim.code, plain.code);
+    cr_assert_str_eq(shim.out, plain.out);
+    cr_assert_not_null(strstr(plain.out, "malloc 35"), "no driver: cudaErrorInsufficientDriver (%s)", plain.out);
+    struct trace_summary s;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/nv.trace", dir);
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 2);
+    cr_assert_eq(s.by_api[VSP_API_cudaMallocHost], 1);
+    cr_assert_eq(s.allocs_failed, 3);
+    cr_assert_eq(s.allocs_ok, 0);
+}
+
+Test(shim_runtime, nvcc_static_runtime_reaches_driver_through_hooked_lookup)
+{
+    if (access(VSP_PROGS "/prog_static", X_OK) != 0)
+        cr_skip_test("nvcc is not installed (CUDA_HOME)");
+    char *dir = th_tmpdir();
+    char out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/st.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_static", NULL};
+    /* Without a driver: nothing reaches the shim, and nothing changes. */
+    struct run_result plain, shim;
+    const char *env[] = {out, NULL};
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 1), 0);
+    cr_assert_eq(th_run(&shim, argv, env, 1, 1), 0);
+    cr_assert_eq(shim.code, plain.code);
+    cr_assert_str_eq(shim.out, plain.out);
+    cr_assert_not_null(strstr(plain.out, "malloc 35"), "%s", plain.out);
+    /* With the test-double driver on the library path, NVIDIA's static runtime finds it by
+     * dlopen + cuGetProcAddress_v2, and every allocation entry point it asks for is the shim's. */
+    const char *env2[] = {out, "VRAMSPY_DEBUG=1", NULL};
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    cr_assert_eq(th_run(&shim, argv, env2, 1, 0), 0);
+    cr_assert_eq(shim.code, plain.code);
+    cr_assert_str_eq(shim.out, plain.out);
+    cr_assert_not_null(strstr(shim.err, "cuGetProcAddress(cuGetProcAddress, 12000, 0): hooked as cuGetProcAddress_v2"),
+                       "%s", shim.err);
+    cr_assert_not_null(strstr(shim.err, "cuGetProcAddress(cuMemAlloc, 3020, 0): hooked as cuMemAlloc_v2"), "%s",
+                       shim.err);
+    cr_assert_not_null(strstr(shim.err, "hooked as cuMemAllocAsync_ptsz"), "%s", shim.err);
+}
