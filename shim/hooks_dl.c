@@ -40,7 +40,9 @@ static const struct hook_entry entries[VSP_H_COUNT] = {
 
 static void *reals[VSP_H_COUNT];
 
-void vsp_resolve_dlsym(void)
+/* Not instrumented: sanitizer runtimes call dlsym(RTLD_NEXT, ...) from their own start-up, before
+ * they can run instrumented code, and the first such call lands here. */
+__attribute__((no_sanitize_thread, no_sanitize_address, no_sanitize_undefined)) void vsp_resolve_dlsym(void)
 {
     if (vsp_load_acquire(&vsp_real_dlsym))
         return;

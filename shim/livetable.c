@@ -80,8 +80,10 @@ static int insert(struct vsp_livetable *t, uint64_t key, const struct vsp_live_s
         struct vsp_live_slot *s = &t->slots[(h + probe) & t->mask];
         uint64_t k = vsp_load_relaxed(&s->key);
         while (k == KEY_EMPTY || k == KEY_TOMB) {
-            /* relaxed claim: the entry is published by the release store of the key below. */
-            if (vsp_cas_relaxed(&s->key, &k, KEY_BUSY)) {
+            /* acq_rel claim: acquire pairs with the release that made this slot a tombstone, so
+             * the remover's reads of the old fields happen before our writes below; the entry
+             * itself is published by the release store of the key. */
+            if (vsp_cas_acq_rel(&s->key, &k, KEY_BUSY)) {
                 s->size = e->size;
                 s->stack_id = e->stack_id;
                 s->memory = e->memory;
@@ -123,9 +125,13 @@ int vsp_live_remove(struct vsp_livetable *t, unsigned cls, uint64_t addr, struct
             return 0;
         if (k != key)
             continue;
-        *out = *s;
-        /* relaxed: whoever reuses the tombstone claims it with its own CAS and publishes anew. */
-        if (vsp_cas_relaxed(&s->key, &k, KEY_TOMB)) {
+        out->key = k;
+        out->size = s->size;
+        out->stack_id = s->stack_id;
+        out->memory = s->memory;
+        /* acq_rel: release orders our reads of the fields before a later claim of the tombstone
+         * (which acquires it); acquire keeps the read of a concurrent winner consistent. */
+        if (vsp_cas_acq_rel(&s->key, &k, KEY_TOMB)) {
             count_sub(&t->c, out->memory, out->size);
             return 1;
         }

@@ -26,7 +26,19 @@ struct run_result {
     pid_t pid;
 };
 
-/* A fresh empty directory for one test; returns its path (static storage per call site: copy). */
+/* Skip a test that cannot run with the preloaded sanitizer runtime named by `san` ("asan",
+ * "tsan"), saying why. */
+#ifdef VSP_SAN_RUNTIME
+#define TH_SKIP_UNDER(san, why)                                     \
+    do {                                                            \
+        if (strstr(VSP_SAN_RUNTIME, san))                           \
+            cr_skip_test("not under this sanitizer: %s", why);      \
+    } while (0)
+#else
+#define TH_SKIP_UNDER(san, why) do { } while (0)
+#endif
+
+/* A fresh empty directory for one test; returns its path (static storage: one per test process). */
 char *th_tmpdir(void);
 
 /* Run argv[0] (a path) with extra environment entries "K=V" (NULL-terminated, may be NULL).
