@@ -1,0 +1,13 @@
+# make bench: benchmarks (not part of make test). See tools/bench.sh and docs/PERFORMANCE.md.
+$(BUILD)/tools/bench_calls: tools/bench_calls.c $(T)/fakes/libcudart.so.13
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer -I$(CUDA_HOME)/include -o $@ $< \
+	  -L$(T)/fakes -l:libcudart.so.13
+
+$(BUILD)/tools/bench_startup: tools/bench_startup.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 -o $@ $<
+
+.PHONY: bench
+bench: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/bench_calls $(BUILD)/tools/bench_startup
+	tools/bench.sh $(BUILD)

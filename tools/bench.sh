@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# make bench: the shim's cost per intercepted call against the same program without it, in one
+# run, at call depths of about 5 and 35 frames; trace bytes per event; start-up cost of a process
+# that never touches CUDA. Figures go in docs/PERFORMANCE.md (with the command: make bench).
+set -euo pipefail
+BUILD=${1:-build}
+PAIRS=${PAIRS:-200000}
+REPEAT=${REPEAT:-5}
+export LD_LIBRARY_PATH="$BUILD/tests/fakes"
+SHIM="$(cd "$BUILD" && pwd)/libvramspy.so"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+echo "workload: $PAIRS cudaMalloc/cudaFree pairs per run against the test-double runtime, median of $REPEAT runs"
+for depth in 5 35; do
+    for i in $(seq "$REPEAT"); do
+        "$BUILD/tools/bench_calls" "$depth" "$PAIRS" | awk '{print $2}' >> "$tmp/plain.$depth"
+        rm -f "$tmp"/t.trace*
+        LD_PRELOAD="$SHIM" VRAMSPY_QUIET=1 VRAMSPY_OUT="$tmp/t.trace" \
+            "$BUILD/tools/bench_calls" "$depth" "$PAIRS" | awk '{print $2}' >> "$tmp/shim.$depth"
+    done
+    p=$(median < "$tmp/plain.$depth")
+    s=$(median < "$tmp/shim.$depth")
+    awk -v d="$depth" -v p="$p" -v s="$s" 'BEGIN {
+        printf "depth %2d: plain %.1f ns/call, shim %.1f ns/call, overhead %.1f ns/call, ratio %.2f\n",
+               d, p, s, s - p, s / p }'
+    if [ "$depth" = 35 ]; then
+        bytes=$(stat -c %s "$tmp/t.trace")
+        events=$("$BUILD/vramspy-dump" "$tmp/t.trace" | grep -c '"type":"event"')
+        ring=$((4 * 1024 * 1024 + 4096))
+        awk -v b="$bytes" -v r="$ring" -v e="$events" 'BEGIN {
+            printf "trace: %d events, %.1f bytes per event (file %d bytes less the %d-byte header+ring)\n",
+                   e, (b - r) / e, b, r }'
+    fi
+done
+"$BUILD/tools/bench_startup" 300 "$SHIM"
