@@ -11,3 +11,13 @@ $(BUILD)/tools/bench_startup: tools/bench_startup.c
 .PHONY: bench
 bench: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/bench_calls $(BUILD)/tools/bench_startup
 	tools/bench.sh $(BUILD)
+
+# make demo: the README's first command. Builds everything, runs the demo workload under the shim
+# (against the CUDA test doubles when there is no GPU), and shows what was recorded.
+$(BUILD)/tools/demo_workload: tools/demo_workload.c $(T)/fakes/libcudart.so.13
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O1 -g -I$(CUDA_HOME)/include -o $@ $< -L$(T)/fakes -l:libcudart.so.13
+
+.PHONY: demo
+demo: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/demo_workload
+	tools/demo.sh $(BUILD)
