@@ -46,9 +46,12 @@ SHIM := $(BUILD)/libvramspy.so
 
 READER_SRCS := report/trace_reader.c
 READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
+REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c
+REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 
 .PHONY: all deps test bench clean install uninstall
-all: deps $(SHIM) $(BUILD)/vramspy-dump
+all: deps $(SHIM) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report
 
 # ---- dependencies -----------------------------------------------------------------------
 DEPS_STAMP := build/.deps-ok
@@ -97,6 +100,10 @@ $(BUILD)/obj/tools/%.o: tools/%.c | $(DEPS_STAMP)
 $(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^
 
+$(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
+
 include tests/tests.mk
 include tools/bench.mk
 
@@ -107,10 +114,12 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/vramspy
 	install -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/lib/libvramspy.so
 	install -m 0755 $(BUILD)/vramspy-dump $(DESTDIR)$(PREFIX)/bin/vramspy-dump
+	install -m 0755 $(BUILD)/vramspy-report $(DESTDIR)$(PREFIX)/bin/vramspy-report
 	install -m 0644 include/vramspy/trace_format.h $(DESTDIR)$(PREFIX)/include/vramspy/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libvramspy.so $(DESTDIR)$(PREFIX)/bin/vramspy-dump
+	rm -f $(DESTDIR)$(PREFIX)/lib/libvramspy.so $(DESTDIR)$(PREFIX)/bin/vramspy-dump \
+	  $(DESTDIR)$(PREFIX)/bin/vramspy-report
 	rm -rf $(DESTDIR)$(PREFIX)/include/vramspy
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

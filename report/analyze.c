@@ -1,0 +1,555 @@
+/* Streaming analysis of one trace (see analyze.h). Allocation/free pairing is by address within
+ * an address class (device pointers, pinned host, registered host, arrays, mipmapped arrays,
+ * physical handles) derived from the API, not from what the shim guessed, so a trace is judged on
+ * what the program called. */
+#include "analyze.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trace_reader.h"
+
+static const char *const json_names[VSP_F_COUNT_] = {"leak", "host_fallback", "oom", "fragmentation",
+                                                      "invalid_free"};
+static const char *const cli_names[VSP_F_COUNT_] = {"leak", "host-fallback", "oom", "fragmentation",
+                                                     "invalid-free"};
+
+const char *vsp_finding_json_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? json_names[k] : "unknown"; }
+const char *vsp_finding_cli_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? cli_names[k] : "unknown"; }
+
+/* ---- a u64 -> u64 open-addressing map with backward-shift deletion ---- */
+
+struct map {
+    uint64_t *keys;  /* stored as key+1 so that 0 means empty (keys are never UINT64_MAX) */
+    uint64_t *vals;
+    size_t cap, n;
+};
+
+static uint64_t mix(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    return k ^ (k >> 33);
+}
+
+static int map_grow(struct map *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 1024;
+    uint64_t *nk = calloc(ncap, sizeof *nk), *nv = calloc(ncap, sizeof *nv);
+    if (!nk || !nv) {
+        free(nk);
+        free(nv);
+        return -1;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
+            continue;
+        size_t j = mix(m->keys[i]) & (ncap - 1);
+        while (nk[j])
+            j = (j + 1) & (ncap - 1);
+        nk[j] = m->keys[i];
+        nv[j] = m->vals[i];
+    }
+    free(m->keys);
+    free(m->vals);
+    m->keys = nk;
+    m->vals = nv;
+    m->cap = ncap;
+    return 0;
+}
+
+static uint64_t *map_get(struct map *m, uint64_t key)
+{
+    if (!m->cap)
+        return NULL;
+    uint64_t k = key + 1;
+    for (size_t i = mix(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (m->keys[i] == k)
+            return &m->vals[i];
+        if (!m->keys[i])
+            return NULL;
+    }
+}
+
+static uint64_t *map_put(struct map *m, uint64_t key, int *created)
+{
+    if ((m->n + 1) * 4 > m->cap * 3 && map_grow(m) < 0)
+        return NULL;
+    uint64_t k = key + 1;
+    size_t i = mix(k) & (m->cap - 1);
+    while (m->keys[i] && m->keys[i] != k)
+        i = (i + 1) & (m->cap - 1);
+    *created = !m->keys[i];
+    if (*created) {
+        m->keys[i] = k;
+        m->vals[i] = 0;
+        m->n++;
+    }
+    return &m->vals[i];
+}
+
+static int map_del(struct map *m, uint64_t key)
+{
+    if (!m->cap)
+        return 0;
+    uint64_t k = key + 1;
+    size_t i = mix(k) & (m->cap - 1);
+    while (m->keys[i] != k) {
+        if (!m->keys[i])
+            return 0;
+        i = (i + 1) & (m->cap - 1);
+    }
+    /* backward-shift: move later members of the cluster into the hole when they may */
+    size_t j = i;
+    for (;;) {
+        m->keys[i] = 0;
+        for (;;) {
+            j = (j + 1) & (m->cap - 1);
+            if (!m->keys[j]) {
+                m->n--;
+                return 1;
+            }
+            size_t home = mix(m->keys[j]) & (m->cap - 1);
+            if (i <= j ? (home <= i || home > j) : (home <= i && home > j))
+                break;
+        }
+        m->keys[i] = m->keys[j];
+        m->vals[i] = m->vals[j];
+        i = j;
+    }
+}
+
+static void map_free(struct map *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- classification ---- */
+
+enum { CL_NONE = 0, CL_DEVPTR, CL_HOST, CL_REGISTERED, CL_ARRAY, CL_MIPMAP, CL_PHYSICAL };
+
+static int api_class(unsigned api)
+{
+    switch (api) {
+    case VSP_API_cudaMalloc: case VSP_API_cudaMallocManaged: case VSP_API_cudaMallocPitch:
+    case VSP_API_cudaMalloc3D: case VSP_API_cudaMallocAsync: case VSP_API_cudaMallocAsync_ptsz:
+    case VSP_API_cudaMallocFromPoolAsync: case VSP_API_cudaMallocFromPoolAsync_ptsz:
+    case VSP_API_cudaFree: case VSP_API_cudaFreeAsync: case VSP_API_cudaFreeAsync_ptsz:
+    case VSP_API_cuMemAlloc_v2: case VSP_API_cuMemAllocPitch_v2: case VSP_API_cuMemAllocManaged:
+    case VSP_API_cuMemFree_v2: case VSP_API_cuMemAllocAsync: case VSP_API_cuMemAllocAsync_ptsz:
+    case VSP_API_cuMemAllocFromPoolAsync: case VSP_API_cuMemAllocFromPoolAsync_ptsz:
+    case VSP_API_cuMemFreeAsync: case VSP_API_cuMemFreeAsync_ptsz:
+        return CL_DEVPTR;
+    case VSP_API_cudaMallocHost: case VSP_API_cudaHostAlloc: case VSP_API_cudaFreeHost:
+    case VSP_API_cuMemAllocHost_v2: case VSP_API_cuMemHostAlloc: case VSP_API_cuMemFreeHost:
+        return CL_HOST;
+    case VSP_API_cudaHostRegister: case VSP_API_cudaHostUnregister:
+    case VSP_API_cuMemHostRegister_v2: case VSP_API_cuMemHostUnregister:
+        return CL_REGISTERED;
+    case VSP_API_cudaMallocArray: case VSP_API_cudaMalloc3DArray: case VSP_API_cudaFreeArray:
+        return CL_ARRAY;
+    case VSP_API_cudaMallocMipmappedArray: case VSP_API_cudaFreeMipmappedArray:
+        return CL_MIPMAP;
+    case VSP_API_cuMemCreate: case VSP_API_cuMemRelease:
+        return CL_PHYSICAL;
+    default:
+        return CL_NONE;
+    }
+}
+
+static uint64_t addr_key(int cls, uint64_t ptr)
+{
+    return (ptr & ((1ull << 56) - 1)) | ((uint64_t)cls << 56);
+}
+
+/* A live allocation, packed for the map's value: index into a side array. */
+struct live {
+    uint64_t size;
+    uint32_t stack_id;
+    uint16_t api;
+    uint8_t memory;
+};
+
+struct ctx {
+    struct vsp_analysis *a;
+    const struct vsp_analyze_opts *o;
+    struct map live;        /* addr_key -> index into lv */
+    struct live *lv;
+    size_t nlv, caplv;
+    uint64_t *freelist;     /* recycled lv slots */
+    size_t nfree, capfree;
+    struct map freed;       /* addr_key of freed, not re-allocated addresses */
+    struct map findings;    /* finding key -> index+1 */
+    size_t capf;
+    struct map stacks;      /* stack id -> index */
+    size_t caps;
+    struct map last_oom;    /* tid -> index into ooms */
+    struct { uint64_t time, size; } *ooms;
+    size_t nooms, capooms;
+    uint64_t device_live;
+};
+
+#define GROW(ptr, n, cap)                                                           \
+    do {                                                                            \
+        if ((n) >= (cap)) {                                                         \
+            size_t nc_ = (cap) ? (cap) * 2 : 64;                                    \
+            void *np_ = realloc((ptr), nc_ * sizeof *(ptr));                        \
+            if (!np_)                                                               \
+                return -1;                                                          \
+            (ptr) = np_;                                                            \
+            (cap) = nc_;                                                            \
+        }                                                                           \
+    } while (0)
+
+static int add_finding(struct ctx *c, int kind, const struct vsp_rec_event *e, uint64_t extra_key,
+                       struct vsp_finding **out)
+{
+    uint64_t key = mix(((uint64_t)kind << 56) ^ ((uint64_t)e->api << 40) ^ ((uint64_t)e->memory << 32) ^
+                       e->stack_id) ^ mix(extra_key);
+    int created;
+    uint64_t *slot = map_put(&c->findings, key, &created);
+    if (!slot)
+        return -1;
+    if (created) {
+        GROW(c->a->findings, c->a->nfindings, c->capf);
+        struct vsp_finding *f = &c->a->findings[c->a->nfindings];
+        memset(f, 0, sizeof *f);
+        f->kind = kind;
+        f->api = e->api;
+        f->memory = e->memory;
+        f->stack_id = e->stack_id;
+        f->requested = f->free_bytes = f->total_bytes = UINT64_MAX;
+        f->first_time_ns = e->time_ns;
+        *slot = c->a->nfindings++;
+    }
+    *out = &c->a->findings[*slot];
+    return 0;
+}
+
+static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
+{
+    struct vsp_analysis *a = c->a;
+    int cls = api_class(e->api);
+    int device = vsp_memory_is_device(e->memory);
+    if (e->result != 0) {
+        a->failed++;
+        if (device && e->result == 2) { /* cudaErrorMemoryAllocation == CUDA_ERROR_OUT_OF_MEMORY == 2 */
+            int frag = e->free_bytes != VSP_UNKNOWN_BYTES && e->free_bytes >= e->size;
+            struct vsp_finding *f;
+            if (add_finding(c, frag ? VSP_F_FRAGMENTATION : VSP_F_OOM, e, 0, &f) < 0)
+                return -1;
+            f->count++;
+            if (f->requested == UINT64_MAX || e->size > f->requested) {
+                f->requested = e->size;
+                f->free_bytes = e->free_bytes;
+                f->total_bytes = e->total_bytes;
+            }
+            f->bytes = f->requested;
+            int created;
+            uint64_t *slot = map_put(&c->last_oom, e->tid, &created);
+            if (!slot)
+                return -1;
+            if (created) {
+                GROW(c->ooms, c->nooms, c->capooms);
+                *slot = c->nooms++;
+            }
+            c->ooms[*slot].time = e->time_ns;
+            c->ooms[*slot].size = e->size;
+        }
+        return 0;
+    }
+    a->allocations++;
+    if (vsp_memory_is_host(e->memory)) {
+        a->host_allocations++;
+        struct vsp_finding *f;
+        if (add_finding(c, VSP_F_HOST_FALLBACK, e, 0, &f) < 0)
+            return -1;
+        f->count++;
+        f->bytes += e->size;
+        uint64_t *o = map_get(&c->last_oom, e->tid);
+        if (o && e->time_ns >= c->ooms[*o].time && e->time_ns - c->ooms[*o].time <= c->o->fallback_window_ns &&
+            c->ooms[*o].size >= e->size)
+            f->after_oom = 1;
+    }
+    if (cls == CL_NONE)
+        return 0;
+    uint64_t key = addr_key(cls, e->ptr);
+    map_del(&c->freed, key);
+    int created;
+    uint64_t *slot = map_put(&c->live, key, &created);
+    if (!slot)
+        return -1;
+    if (!created) {
+        /* the same address handed out twice without a free we saw: keep the newer */
+        struct live *old = &c->lv[*slot];
+        a->live_bytes -= old->size;
+        a->live_allocations--;
+        if (vsp_memory_is_device(old->memory))
+            c->device_live -= old->size;
+    } else {
+        uint64_t idx;
+        if (c->nfree) {
+            idx = c->freelist[--c->nfree];
+        } else {
+            GROW(c->lv, c->nlv, c->caplv);
+            idx = c->nlv++;
+        }
+        *slot = idx;
+    }
+    struct live *l = &c->lv[*slot];
+    l->size = e->size;
+    l->stack_id = e->stack_id;
+    l->api = e->api;
+    l->memory = e->memory;
+    a->live_bytes += e->size;
+    a->live_allocations++;
+    if (device) {
+        c->device_live += e->size;
+        if (c->device_live > a->peak_bytes)
+            a->peak_bytes = c->device_live;
+    }
+    return 0;
+}
+
+static int on_free(struct ctx *c, const struct vsp_rec_event *e)
+{
+    struct vsp_analysis *a = c->a;
+    int cls = api_class(e->api);
+    if (!e->ptr || cls == CL_NONE)
+        return 0; /* cudaFree(NULL) frees nothing */
+    uint64_t key = addr_key(cls, e->ptr);
+    uint64_t *slot = map_get(&c->live, key);
+    if (e->result == 0)
+        a->frees++;
+    if (!slot) {
+        struct vsp_finding *f;
+        int dbl = map_get(&c->freed, key) != NULL;
+        if (add_finding(c, VSP_F_INVALID_FREE, e, e->ptr ^ ((uint64_t)dbl << 63), &f) < 0)
+            return -1;
+        f->count++;
+        f->address = e->ptr;
+        f->double_free = dbl;
+        return 0;
+    }
+    if (e->result != 0)
+        return 0; /* the free failed: still live */
+    struct live *l = &c->lv[*slot];
+    a->live_bytes -= l->size;
+    a->live_allocations--;
+    if (vsp_memory_is_device(l->memory))
+        c->device_live -= l->size;
+    GROW(c->freelist, c->nfree, c->capfree);
+    c->freelist[c->nfree++] = *slot;
+    map_del(&c->live, key);
+    int created;
+    if (!map_put(&c->freed, key, &created))
+        return -1;
+    return 0;
+}
+
+static int on_stack(struct ctx *c, const struct vsp_rec_stack *s)
+{
+    struct vsp_analysis *a = c->a;
+    int created;
+    uint64_t *slot = map_put(&c->stacks, s->id, &created);
+    if (!slot)
+        return -1;
+    if (!created)
+        return 0; /* a duplicate (the shim's table was full): same frames, keep the first */
+    GROW(a->stacks, a->nstacks, c->caps);
+    struct vsp_stack *st = &a->stacks[a->nstacks];
+    st->id = s->id;
+    st->nframes = s->nframes;
+    st->frames = malloc((s->nframes ? s->nframes : 1) * sizeof *st->frames);
+    st->module = malloc((s->nframes ? s->nframes : 1) * sizeof *st->module);
+    if (!st->frames || !st->module)
+        return -1;
+    memcpy(st->frames, s + 1, s->nframes * sizeof *st->frames);
+    for (uint32_t i = 0; i < s->nframes; i++) {
+        /* return addresses: the call is at address-1 (matters at a module's very end) */
+        uint64_t pc = st->frames[i] - 1;
+        st->module[i] = -1;
+        for (size_t m = a->nmodules; m-- > 0;) { /* the newest module covering it so far */
+            if (pc >= a->modules[m].start && pc < a->modules[m].end) {
+                st->module[i] = (int)m;
+                break;
+            }
+        }
+    }
+    *slot = a->nstacks++;
+    return 0;
+}
+
+static int on_module(struct ctx *c, const struct vsp_rec_module *m, size_t *capm)
+{
+    struct vsp_analysis *a = c->a;
+    GROW(a->modules, a->nmodules, *capm);
+    struct vsp_module *mod = &a->modules[a->nmodules];
+    memset(mod, 0, sizeof *mod);
+    mod->base = m->base;
+    mod->start = m->start;
+    mod->end = m->end;
+    mod->build_id_len = m->build_id_len > 64 ? 64 : m->build_id_len;
+    memcpy(mod->build_id, m + 1, mod->build_id_len);
+    const char *p = (const char *)(m + 1) + m->build_id_len;
+    mod->path = strndup(p, m->path_len);
+    if (!mod->path)
+        return -1;
+    a->nmodules++;
+    return 0;
+}
+
+static int on_process(struct ctx *c, const struct vsp_rec_process *p)
+{
+    struct vsp_analysis *a = c->a;
+    if (a->exe)
+        return 0;
+    a->pid = p->pid;
+    a->ppid = p->ppid;
+    const char *exe = (const char *)(p + 1);
+    a->exe = strndup(exe, p->exe_len);
+    const char *s = exe + p->exe_len, *end = s + p->argv_len;
+    a->argv = calloc((size_t)p->argc + 1, sizeof *a->argv);
+    if (!a->exe || !a->argv)
+        return -1;
+    while (s < end && a->argc < (int)p->argc) {
+        size_t l = strnlen(s, (size_t)(end - s));
+        a->argv[a->argc++] = strndup(s, l);
+        s += l + 1;
+    }
+    return 0;
+}
+
+static int cmp_finding(const void *x, const void *y)
+{
+    const struct vsp_finding *a = x, *b = y;
+    if (a->kind != b->kind)
+        return a->kind - b->kind;
+    if (a->bytes != b->bytes)
+        return a->bytes > b->bytes ? -1 : 1;
+    if (a->count != b->count)
+        return a->count > b->count ? -1 : 1;
+    return a->first_time_ns < b->first_time_ns ? -1 : a->first_time_ns > b->first_time_ns;
+}
+
+static int cmp_stack(const void *x, const void *y)
+{
+    const struct vsp_stack *a = x, *b = y;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct vsp_analysis *a)
+{
+    memset(a, 0, sizeof *a);
+    struct vsp_reader *r = vsp_reader_open(path, a->error, sizeof a->error);
+    if (!r)
+        return -1;
+    struct ctx c = {.a = a, .o = o};
+    size_t capm = 0;
+    struct vsp_record rec;
+    int rc, bad = 0;
+    while ((rc = vsp_reader_next(r, &rec)) > 0) {
+        switch (rec.type) {
+        case VSP_REC_PROCESS: bad = on_process(&c, rec.payload); break;
+        case VSP_REC_MODULE: bad = on_module(&c, rec.payload, &capm); break;
+        case VSP_REC_STACK: bad = on_stack(&c, rec.payload); break;
+        case VSP_REC_EVENT: {
+            const struct vsp_rec_event *e = rec.payload;
+            a->events++;
+            if (e->op == VSP_OP_ALLOC)
+                bad = on_alloc(&c, e);
+            else if (e->op == VSP_OP_FREE)
+                bad = on_free(&c, e);
+            break;
+        }
+        default: break; /* END, NOTE and record types newer than this reader */
+        }
+        if (bad) {
+            snprintf(a->error, sizeof a->error, "%s: out of memory while analysing", path);
+            rc = -1;
+            break;
+        }
+    }
+    struct vsp_reader_stats st;
+    vsp_reader_stats(r, &st);
+    if (rc < 0 && !bad)
+        snprintf(a->error, sizeof a->error, "%s: %s", path, vsp_reader_error(r));
+    vsp_reader_close(r);
+    a->complete = st.complete;
+    a->dropped = st.dropped;
+    a->torn = st.torn;
+    /* leaks: what is still live, grouped by API and stack */
+    for (size_t i = 0; rc == 0 && i < c.live.cap; i++) {
+        if (!c.live.keys[i])
+            continue;
+        const struct live *l = &c.lv[c.live.vals[i]];
+        if (api_class(l->api) == CL_NONE)
+            continue;
+        struct vsp_rec_event e = {.api = l->api, .memory = l->memory, .stack_id = l->stack_id};
+        struct vsp_finding *f;
+        if (add_finding(&c, VSP_F_LEAK, &e, 0, &f) < 0) {
+            rc = -1;
+            break;
+        }
+        f->count++;
+        f->bytes += l->size;
+    }
+    /* A stack written while another thread was still recording the module map can precede the
+     * module record that covers it: place such frames with the first module record after all. */
+    for (size_t i = 0; i < a->nstacks; i++)
+        for (uint32_t k = 0; k < a->stacks[i].nframes; k++)
+            for (size_t m = 0; a->stacks[i].module[k] < 0 && m < a->nmodules; m++)
+                if (a->stacks[i].frames[k] - 1 >= a->modules[m].start && a->stacks[i].frames[k] - 1 < a->modules[m].end)
+                    a->stacks[i].module[k] = (int)m;
+    map_free(&c.live);
+    map_free(&c.freed);
+    map_free(&c.findings);
+    map_free(&c.stacks);
+    map_free(&c.last_oom);
+    free(c.lv);
+    free(c.freelist);
+    free(c.ooms);
+    if (rc < 0)
+        return -1;
+    qsort(a->findings, a->nfindings, sizeof *a->findings, cmp_finding);
+    qsort(a->stacks, a->nstacks, sizeof *a->stacks, cmp_stack);
+    return 0;
+}
+
+const struct vsp_stack *vsp_analysis_stack(const struct vsp_analysis *a, uint32_t id)
+{
+    size_t lo = 0, hi = a->nstacks;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a->stacks[mid].id == id)
+            return &a->stacks[mid];
+        if (a->stacks[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void vsp_analysis_free(struct vsp_analysis *a)
+{
+    free(a->exe);
+    for (int i = 0; i < a->argc; i++)
+        free(a->argv[i]);
+    free(a->argv);
+    for (size_t i = 0; i < a->nmodules; i++)
+        free(a->modules[i].path);
+    free(a->modules);
+    for (size_t i = 0; i < a->nstacks; i++) {
+        free(a->stacks[i].frames);
+        free(a->stacks[i].module);
+    }
+    free(a->stacks);
+    free(a->findings);
+    memset(a, 0, sizeof *a);
+}

@@ -1,0 +1,87 @@
+/* The analysis behind vramspy-report: one streaming pass over a trace that keeps only what is
+ * live, the distinct stacks and the findings being aggregated — memory grows with live
+ * allocations and distinct stacks, never with the number of events. */
+#ifndef VSP_ANALYZE_H
+#define VSP_ANALYZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vramspy/trace_format.h"
+
+enum vsp_finding_kind {
+    VSP_F_LEAK = 0,
+    VSP_F_HOST_FALLBACK,
+    VSP_F_OOM,
+    VSP_F_FRAGMENTATION,
+    VSP_F_INVALID_FREE,
+    VSP_F_COUNT_
+};
+
+/* Names as they appear in JSON ("kind") and in --fail-on. */
+const char *vsp_finding_json_name(int kind);  /* leak, host_fallback, oom, fragmentation, invalid_free */
+const char *vsp_finding_cli_name(int kind);   /* leak, host-fallback, oom, fragmentation, invalid-free */
+
+struct vsp_module {
+    uint64_t base, start, end;
+    char *path;
+    unsigned char build_id[64];
+    unsigned build_id_len;
+};
+
+struct vsp_stack {
+    uint32_t id;
+    uint32_t nframes;
+    uint64_t *frames;
+    int *module;     /* index into modules per frame, -1 unknown */
+};
+
+struct vsp_finding {
+    int kind;
+    uint16_t api;
+    uint8_t memory;
+    uint32_t stack_id;
+    uint64_t count, bytes;
+    uint64_t requested, free_bytes, total_bytes; /* oom/fragmentation (UINT64_MAX: unknown) */
+    uint64_t address;                            /* invalid_free */
+    int double_free;                             /* invalid_free: 1 double_free, 0 unknown_pointer */
+    int after_oom;                               /* host_fallback */
+    uint64_t first_time_ns;
+};
+
+struct vsp_analysis {
+    /* process */
+    uint32_t pid, ppid;
+    char *exe;
+    char **argv;
+    int argc;
+    /* trace */
+    int complete;
+    uint64_t events, dropped, torn;
+    /* totals */
+    uint64_t allocations, frees, failed, peak_bytes, live_bytes, live_allocations;
+    uint64_t host_allocations;
+    /* modules and stacks */
+    struct vsp_module *modules;
+    size_t nmodules;
+    struct vsp_stack *stacks;     /* sorted by id after analysis */
+    size_t nstacks;
+    /* findings, sorted by kind then bytes (descending) */
+    struct vsp_finding *findings;
+    size_t nfindings;
+    char error[700];              /* set when the trace could not be read */
+};
+
+struct vsp_analyze_opts {
+    uint64_t fallback_window_ns; /* host allocation within this long after a device OOM on the same
+                                    thread is "after_oom" (default 5 s) */
+};
+
+/* 0: analysed (a->complete says whether everything was there); -1: unreadable or corrupt
+ * (a->error: one line naming the file, what is wrong and the offset). */
+int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct vsp_analysis *a);
+void vsp_analysis_free(struct vsp_analysis *a);
+
+const struct vsp_stack *vsp_analysis_stack(const struct vsp_analysis *a, uint32_t id);
+
+#endif

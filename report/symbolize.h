@@ -1,0 +1,33 @@
+/* Offline symbolisation of trace stacks with elfutils' libdwfl: function names from ELF symbol
+ * tables (static functions included) and DWARF, demangled; file:line and inlined frames where
+ * debug information exists; module+offset otherwise. Modules are found at their recorded path,
+ * under --sysroot, or by name/build-id under --debug-dir; a module whose build-id differs from
+ * the one recorded is reported (its symbols would be wrong). */
+#ifndef VSP_SYMBOLIZE_H
+#define VSP_SYMBOLIZE_H
+
+#include "analyze.h"
+
+struct vsp_symbolizer;
+
+struct vsp_frame_info {
+    uint64_t address;      /* the recorded return address */
+    const char *module;    /* recorded module path, NULL if no module covers it */
+    uint64_t offset;       /* address - module load bias */
+    char function[512];    /* demangled, "" when unknown */
+    char file[512];        /* base name, "" when unknown */
+    int line;              /* 0 when unknown */
+    int inlined;           /* 1: an inlined call inside the next frame */
+};
+
+/* opts may be NULL. Never fails: a module that cannot be read just gives module+offset. */
+struct vsp_symbolizer *vsp_sym_new(const struct vsp_analysis *a, const char *sysroot, const char *debug_dir);
+/* Expand frame i of a stack into up to max frames (inline chain, innermost first). Returns the
+ * number written (>= 1). */
+int vsp_sym_frame(struct vsp_symbolizer *s, const struct vsp_stack *st, unsigned i, struct vsp_frame_info *out,
+                  int max);
+/* Warnings collected so far (build-id mismatches, unreadable modules), one per line; "" if none. */
+const char *vsp_sym_warnings(const struct vsp_symbolizer *s);
+void vsp_sym_free(struct vsp_symbolizer *s);
+
+#endif
