@@ -373,7 +373,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int failing = 0;
-    json_t *all = ntr > 1 ? json_array() : NULL;
+    json_t *all = o.json && ntr > 1 ? json_array() : NULL;
     for (int i = 0; i < ntr; i++) {
         struct vsp_symbolizer *sym = vsp_sym_new(&as[i], o.sysroot, o.debug_dir);
         for (size_t k = 0; k < as[i].nfindings; k++)

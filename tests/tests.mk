@@ -79,7 +79,7 @@ $(TEST_BIN): $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) tests/harness.h | $(D
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(TEST_CFLAGS) -D_GNU_SOURCE -Ishim -Ireport -Itests -DVSP_BUILD_DIR='"$(abspath $(BUILD))"' \
 	  -DVSP_SOURCE_DIR='"$(abspath .)"' $(SAN_DEF) -o $@ $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) \
-	  -lcriterion -lpthread
+	  -lcriterion -ljansson -lpthread
 
 .PHONY: test test-build
 test-build: $(SHIM) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(FAKES) $(PROGS) $(TEST_BIN) $(TSAN_STRESS)
@@ -88,3 +88,13 @@ test-build: $(SHIM) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(FAKES) $(PRO
 test: test-build
 	$(if $(TSAN_STRESS),$(TSAN_STRESS))
 	$(TEST_BIN) --jobs 2 $(TEST_ARGS)
+
+# make golden: regenerate the golden traces and their expected reports (review the diff!).
+$(T)/golden_gen: tests/golden_gen.c shim/ring.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O1 -g -Iinclude -Ishim -Itests -Ireport -o $@ $^
+
+.PHONY: golden
+golden: $(T)/golden_gen $(BUILD)/vramspy-report
+	$(T)/golden_gen tests/data
+	for t in tests/data/*.trace; do $(BUILD)/vramspy-report --format json $$t > $${t%.trace}.json; done
