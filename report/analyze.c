@@ -175,6 +175,12 @@ struct live {
     uint8_t memory;
 };
 
+/* Freed addresses are remembered in a fixed direct-mapped cache, so that memory does not grow
+ * with the number of distinct addresses ever freed: a second free of an address is reported as
+ * double_free while its entry survives (up to FREED_SLOTS recent frees, fewer on collisions),
+ * as unknown_pointer after that. */
+#define FREED_SLOTS (1u << 18)
+
 struct ctx {
     struct vsp_analysis *a;
     const struct vsp_analyze_opts *o;
@@ -183,7 +189,7 @@ struct ctx {
     size_t nlv, caplv;
     uint64_t *freelist;     /* recycled lv slots */
     size_t nfree, capfree;
-    struct map freed;       /* addr_key of freed, not re-allocated addresses */
+    uint64_t *freed;        /* direct-mapped cache of recently freed addr_keys (+1), see below */
     struct map findings;    /* finding key -> index+1 */
     size_t capf;
     struct map stacks;      /* stack id -> index */
@@ -279,7 +285,9 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     if (cls == CL_NONE)
         return 0;
     uint64_t key = addr_key(cls, e->ptr);
-    map_del(&c->freed, key);
+    uint64_t *fslot = &c->freed[mix(key) & (FREED_SLOTS - 1)];
+    if (*fslot == key + 1)
+        *fslot = 0; /* handed out again: no longer "freed before" */
     int created;
     uint64_t *slot = map_put(&c->live, key, &created);
     if (!slot)
@@ -328,7 +336,7 @@ static int on_free(struct ctx *c, const struct vsp_rec_event *e)
         a->frees++;
     if (!slot) {
         struct vsp_finding *f;
-        int dbl = map_get(&c->freed, key) != NULL;
+        int dbl = c->freed[mix(key) & (FREED_SLOTS - 1)] == key + 1;
         if (add_finding(c, VSP_F_INVALID_FREE, e, e->ptr ^ ((uint64_t)dbl << 63), &f) < 0)
             return -1;
         f->count++;
@@ -346,9 +354,7 @@ static int on_free(struct ctx *c, const struct vsp_rec_event *e)
     GROW(c->freelist, c->nfree, c->capfree);
     c->freelist[c->nfree++] = *slot;
     map_del(&c->live, key);
-    int created;
-    if (!map_put(&c->freed, key, &created))
-        return -1;
+    c->freed[mix(key) & (FREED_SLOTS - 1)] = key + 1;
     return 0;
 }
 
@@ -450,6 +456,12 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     if (!r)
         return -1;
     struct ctx c = {.a = a, .o = o};
+    c.freed = calloc(FREED_SLOTS, sizeof *c.freed);
+    if (!c.freed) {
+        snprintf(a->error, sizeof a->error, "%s: out of memory", path);
+        vsp_reader_close(r);
+        return -1;
+    }
     size_t capm = 0;
     struct vsp_record rec;
     int rc, bad = 0;
@@ -507,7 +519,7 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
                 if (a->stacks[i].frames[k] - 1 >= a->modules[m].start && a->stacks[i].frames[k] - 1 < a->modules[m].end)
                     a->stacks[i].module[k] = (int)m;
     map_free(&c.live);
-    map_free(&c.freed);
+    free(c.freed);
     map_free(&c.findings);
     map_free(&c.stacks);
     map_free(&c.last_oom);

@@ -21,6 +21,7 @@ struct vsp_reader {
     size_t map_len;
     const struct vsp_file_header *hdr;
     uint64_t ring_size, head, tail, log_avail, pos;
+    uint64_t released;     /* file offset below which mapped pages were given back */
     int done;
     char err[512];
     struct vsp_reader_stats st;
@@ -104,6 +105,7 @@ struct vsp_reader *vsp_reader_open(const char *path, char *err, size_t errlen)
         r->st.truncated = 1; /* copied or cut short: read what is there */
     }
     madvise(map, r->map_len, MADV_SEQUENTIAL);
+    r->released = h->log_offset; /* the header and ring stay mapped */
     return r;
 }
 
@@ -191,6 +193,13 @@ static int next_from_log(struct vsp_reader *r, struct vsp_record *rec)
     if (check_payload(h->type, (const unsigned char *)(h + 1), h->len - (uint32_t)sizeof *h) < 0)
         return corrupt(r, off, "record fields overrun the record");
     r->pos = pos + h->len;
+    /* Streaming: give back the pages behind the cursor every 64 MiB, so resident memory does not
+     * grow with the trace (they are file-backed: touching a record again just reads it back). */
+    if (off - r->released > (64u << 20)) {
+        uint64_t upto = off & ~(uint64_t)0xfffff;
+        madvise((void *)(r->map + r->released), (size_t)(upto - r->released), MADV_DONTNEED);
+        r->released = upto;
+    }
     return emit(r, rec, pos, off, h);
 }
 

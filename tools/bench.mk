@@ -21,3 +21,9 @@ $(BUILD)/tools/demo_workload: tools/demo_workload.c $(T)/fakes/libcudart.so.13
 .PHONY: demo
 demo: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/demo_workload
 	tools/demo.sh $(BUILD)
+
+$(BUILD)/tools/bench_report_gen: tools/bench_report_gen.c shim/ring.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 -Iinclude -Ishim -Itests -Ireport -o $@ $^
+
+bench: $(BUILD)/vramspy-report $(BUILD)/tools/bench_report_gen

@@ -37,3 +37,17 @@ for depth in 5 35; do
     fi
 done
 "$BUILD/tools/bench_startup" 300 "$SHIM"
+
+# The analyzer: events per second over a 10-million-event trace (EVENTS overrides).
+EVENTS=${EVENTS:-10000000}
+"$BUILD/tools/bench_report_gen" "$tmp/big.trace" "$EVENTS"
+size=$(stat -c %s "$tmp/big.trace")
+sync
+start=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$tmp/rss" "$BUILD/vramspy-report" --format json "$tmp/big.trace" > "$tmp/big.json"
+end=$(date +%s.%N)
+events=$(python3 -c "import json;print(json.load(open('$tmp/big.json'))['trace']['events'])" 2>/dev/null ||
+         grep -m1 '"events"' "$tmp/big.json" | tr -dc 0-9)
+awk -v e="$events" -v s="$start" -v t="$end" -v b="$size" -v r="$(cat "$tmp/rss")" 'BEGIN {
+    printf "report: %d events (%.0f MB trace) in %.2f s: %.2f million events/s, peak RSS %.0f MB\n",
+           e, b / 1e6, t - s, e / (t - s) / 1e6, r / 1024 }'
