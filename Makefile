@@ -46,7 +46,7 @@ SHIM := $(BUILD)/libvramspy.so
 
 READER_SRCS := report/trace_reader.c
 READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
-REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c
+REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c report/output.c
 REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
@@ -67,19 +68,26 @@ struct vsp_symbolizer *vsp_sym_new(const struct vsp_analysis *a, const char *sys
     return s;
 }
 
+/* Only regular files: a module path comes from the trace, and a device or FIFO must not be read. */
+static int readable_file(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && access(p, R_OK) == 0;
+}
+
 static const char *find_file(struct vsp_symbolizer *s, const char *path, char *buf, size_t len)
 {
     if (s->sysroot) {
         snprintf(buf, len, "%s/%s", s->sysroot, path);
-        if (access(buf, R_OK) == 0)
+        if (readable_file(buf))
             return buf;
     }
-    if (access(path, R_OK) == 0)
+    if (readable_file(path))
         return path;
     if (s->debug_dir) {
         const char *base = strrchr(path, '/');
         snprintf(buf, len, "%s/%s", s->debug_dir, base ? base + 1 : path);
-        if (access(buf, R_OK) == 0)
+        if (readable_file(buf))
             return buf;
     }
     return NULL;

@@ -27,3 +27,22 @@ $(BUILD)/tools/bench_report_gen: tools/bench_report_gen.c shim/ring.c
 	$(Q)$(CC) -std=gnu11 -O2 -Iinclude -Ishim -Itests -Ireport -o $@ $^
 
 bench: $(BUILD)/vramspy-report $(BUILD)/tools/bench_report_gen
+
+# make fuzz: libFuzzer (clang) over the reader, the analysis and the output, seeded with the golden
+# traces and a real one; FUZZ_SECONDS bounds the run (default 120).
+FUZZ_SECONDS ?= 120
+FUZZ_BIN := build/fuzz/fuzz_report
+$(FUZZ_BIN): report/fuzz_report.c report/analyze.c report/symbolize.c report/output.c report/trace_reader.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ireport -I$(CUDA_HOME)/include -o $@ $^ \
+	  -ldw -lelf -ljansson -lstdc++
+
+.PHONY: fuzz
+fuzz: $(FUZZ_BIN) $(SHIM) $(FAKES) $(T)/progs/prog_runtime
+	@mkdir -p build/fuzz/corpus build/fuzz/seeds
+	cp tests/data/*.trace build/fuzz/seeds/
+	rm -f build/fuzz/seeds/real.trace*
+	LD_PRELOAD=$(abspath $(SHIM)) LD_LIBRARY_PATH=$(T)/fakes VRAMSPY_QUIET=1 VRAMSPY_RING_SIZE=64K \
+	  VRAMSPY_OUT=build/fuzz/seeds/real.trace $(T)/progs/prog_runtime basic > /dev/null
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=200000 -timeout=10 -rss_limit_mb=2048 \
+	  build/fuzz/corpus build/fuzz/seeds

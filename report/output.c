@@ -1,0 +1,242 @@
+/* Rendering of an analysis: JSON (schema vramspy-report/1, docs/report.md) and text. */
+#include "output.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_INLINE 16
+
+static void human(char *buf, size_t len, uint64_t b)
+{
+    static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1024.0 && i < 4) {
+        v /= 1024.0;
+        i++;
+    }
+    if (i == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)b);
+    else
+        snprintf(buf, len, "%.1f %s", v, u[i]);
+}
+
+static json_t *hex(uint64_t v)
+{
+    char b[24];
+    snprintf(b, sizeof b, "0x%llx", (unsigned long long)v);
+    return json_string(b);
+}
+
+static json_t *bytes_or_null(uint64_t v)
+{
+    return v == UINT64_MAX ? json_null() : json_integer((json_int_t)v);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *stack_json(struct vsp_symbolizer *sym, const struct vsp_analysis *a, uint32_t id)
+{
+    json_t *arr = json_array();
+    const struct vsp_stack *st = vsp_analysis_stack(a, id);
+    if (!st)
+        return arr;
+    struct vsp_frame_info fi[MAX_INLINE];
+    for (unsigned i = 0; i < st->nframes; i++) {
+        int n = vsp_sym_frame(sym, st, i, fi, MAX_INLINE);
+        for (int k = 0; k < n; k++) {
+            json_t *f = json_object();
+            json_object_set_new(f, "address", hex(fi[k].address));
+            json_object_set_new(f, "module", str_or_null(fi[k].module));
+            json_object_set_new(f, "function", str_or_null(fi[k].function));
+            json_object_set_new(f, "file", str_or_null(fi[k].file));
+            json_object_set_new(f, "line", fi[k].line ? json_integer(fi[k].line) : json_null());
+            if (fi[k].module)
+                json_object_set_new(f, "offset", hex(fi[k].offset));
+            if (fi[k].inlined)
+                json_object_set_new(f, "inlined", json_true());
+            json_array_append_new(arr, f);
+        }
+    }
+    return arr;
+}
+
+json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym)
+{
+    json_t *r = json_object();
+    json_object_set_new(r, "schema", json_string("vramspy-report/1"));
+    json_t *p = json_object(), *argv = json_array();
+    json_object_set_new(p, "pid", json_integer(a->pid));
+    json_object_set_new(p, "ppid", json_integer(a->ppid));
+    json_object_set_new(p, "exe", str_or_null(a->exe));
+    for (int i = 0; i < a->argc; i++)
+        json_array_append_new(argv, json_string(a->argv[i]));
+    json_object_set_new(p, "argv", argv);
+    json_object_set_new(r, "process", p);
+    json_t *t = json_object();
+    json_object_set_new(t, "path", json_string(path));
+    json_object_set_new(t, "complete", json_boolean(a->complete));
+    json_object_set_new(t, "events", json_integer((json_int_t)a->events));
+    json_object_set_new(t, "dropped", json_integer((json_int_t)a->dropped));
+    json_object_set_new(t, "torn", json_integer((json_int_t)a->torn));
+    json_object_set_new(r, "trace", t);
+    json_t *to = json_object();
+    json_object_set_new(to, "allocations", json_integer((json_int_t)a->allocations));
+    json_object_set_new(to, "frees", json_integer((json_int_t)a->frees));
+    json_object_set_new(to, "failed", json_integer((json_int_t)a->failed));
+    json_object_set_new(to, "peak_bytes", json_integer((json_int_t)a->peak_bytes));
+    json_object_set_new(to, "live_bytes", json_integer((json_int_t)a->live_bytes));
+    json_object_set_new(to, "live_allocations", json_integer((json_int_t)a->live_allocations));
+    json_object_set_new(to, "host_allocations", json_integer((json_int_t)a->host_allocations));
+    json_object_set_new(r, "totals", to);
+    json_t *fs = json_array();
+    for (size_t i = 0; i < a->nfindings; i++) {
+        const struct vsp_finding *f = &a->findings[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "kind", json_string(vsp_finding_json_name(f->kind)));
+        json_object_set_new(o, "api", json_string(vsp_api_name(f->api)));
+        switch (f->kind) {
+        case VSP_F_LEAK:
+        case VSP_F_HOST_FALLBACK:
+            json_object_set_new(o, "memory", json_string(vsp_memory_name(f->memory)));
+            json_object_set_new(o, "count", json_integer((json_int_t)f->count));
+            json_object_set_new(o, "bytes", json_integer((json_int_t)f->bytes));
+            if (f->kind == VSP_F_HOST_FALLBACK)
+                json_object_set_new(o, "after_oom", json_boolean(f->after_oom));
+            break;
+        case VSP_F_OOM:
+        case VSP_F_FRAGMENTATION:
+            json_object_set_new(o, "requested", json_integer((json_int_t)f->requested));
+            json_object_set_new(o, "free_bytes", bytes_or_null(f->free_bytes));
+            json_object_set_new(o, "total_bytes", bytes_or_null(f->total_bytes));
+            json_object_set_new(o, "count", json_integer((json_int_t)f->count));
+            break;
+        case VSP_F_INVALID_FREE:
+            json_object_set_new(o, "address", hex(f->address));
+            json_object_set_new(o, "reason", json_string(f->double_free ? "double_free" : "unknown_pointer"));
+            json_object_set_new(o, "count", json_integer((json_int_t)f->count));
+            break;
+        }
+        json_object_set_new(o, "stack", stack_json(sym, a, f->stack_id));
+        json_array_append_new(fs, o);
+    }
+    json_object_set_new(r, "findings", fs);
+    json_t *w = json_array();
+    const char *ws = vsp_sym_warnings(sym);
+    for (const char *l = ws; *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) : strlen(l);
+        json_array_append_new(w, json_stringn(l, len));
+        l += len + (nl ? 1 : 0);
+    }
+    if (!a->complete)
+        json_array_append_new(w, json_string("the trace is incomplete: the process did not finish it (killed, "
+                                             "crashed or _exit), or the file was cut short"));
+    json_object_set_new(r, "warnings", w);
+    return r;
+}
+
+static const char *kind_colour(int k)
+{
+    switch (k) {
+    case VSP_F_LEAK: return "\033[1;31m";
+    case VSP_F_HOST_FALLBACK: return "\033[1;33m";
+    case VSP_F_OOM: return "\033[1;35m";
+    case VSP_F_FRAGMENTATION: return "\033[1;36m";
+    default: return "\033[1;31m";
+    }
+}
+
+void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym,
+                        int color)
+{
+    char b1[32], b2[32], b3[32];
+    fprintf(out, "%svramspy report: %s%s\n", color ? "\033[1m" : "", path, color ? "\033[0m" : "");
+    fprintf(out, "process: pid %u, %s", a->pid, a->exe ? a->exe : "?");
+    for (int i = 1; i < a->argc; i++)
+        fprintf(out, " %s", a->argv[i]);
+    fprintf(out, "\ntrace: %s, %llu events, %llu dropped\n", a->complete ? "complete" : "INCOMPLETE",
+            (unsigned long long)a->events, (unsigned long long)a->dropped);
+    human(b1, sizeof b1, a->peak_bytes);
+    human(b2, sizeof b2, a->live_bytes);
+    fprintf(out, "totals: %llu allocations (%llu of host memory), %llu frees, %llu failed; peak device %s; "
+                 "live at end: %llu allocations, %s\n",
+            (unsigned long long)a->allocations, (unsigned long long)a->host_allocations,
+            (unsigned long long)a->frees, (unsigned long long)a->failed, b1,
+            (unsigned long long)a->live_allocations, b2);
+    if (!a->nfindings)
+        fprintf(out, "\nno findings\n");
+    for (size_t i = 0; i < a->nfindings; i++) {
+        const struct vsp_finding *f = &a->findings[i];
+        const char *c0 = color ? kind_colour(f->kind) : "", *c1 = color ? "\033[0m" : "";
+        fprintf(out, "\n");
+        switch (f->kind) {
+        case VSP_F_LEAK:
+            human(b1, sizeof b1, f->bytes);
+            fprintf(out, "%sLEAK%s %s in %llu %s allocation%s by %s\n", c0, c1, b1, (unsigned long long)f->count,
+                    vsp_memory_name(f->memory), f->count == 1 ? "" : "s", vsp_api_name(f->api));
+            break;
+        case VSP_F_HOST_FALLBACK:
+            human(b1, sizeof b1, f->bytes);
+            fprintf(out, "%sHOST FALLBACK%s %s of %s memory in %llu allocation%s by %s%s\n", c0, c1, b1,
+                    vsp_memory_name(f->memory), (unsigned long long)f->count, f->count == 1 ? "" : "s",
+                    vsp_api_name(f->api), f->after_oom ? ", right after a device out-of-memory" : "");
+            break;
+        case VSP_F_OOM:
+        case VSP_F_FRAGMENTATION:
+            human(b1, sizeof b1, f->requested);
+            if (f->free_bytes != UINT64_MAX) {
+                human(b2, sizeof b2, f->free_bytes);
+                human(b3, sizeof b3, f->total_bytes);
+            } else {
+                snprintf(b2, sizeof b2, "unknown");
+                snprintf(b3, sizeof b3, "unknown");
+            }
+            fprintf(out, "%s%s%s %s of %s failed %llu time%s (device free %s of %s)%s\n", c0,
+                    f->kind == VSP_F_OOM ? "OUT OF MEMORY" : "FRAGMENTATION", c1, vsp_api_name(f->api), b1,
+                    (unsigned long long)f->count, f->count == 1 ? "" : "s", b2, b3,
+                    f->kind == VSP_F_FRAGMENTATION ? ": enough memory was free, but not in one piece" : "");
+            break;
+        case VSP_F_INVALID_FREE:
+            fprintf(out, "%sINVALID FREE%s %s(0x%llx): %s, %llu time%s\n", c0, c1, vsp_api_name(f->api),
+                    (unsigned long long)f->address, f->double_free ? "double free" : "unknown pointer",
+                    (unsigned long long)f->count, f->count == 1 ? "" : "s");
+            break;
+        }
+        const struct vsp_stack *st = vsp_analysis_stack(a, f->stack_id);
+        if (!st) {
+            fprintf(out, "    (no stack)\n");
+            continue;
+        }
+        struct vsp_frame_info fi[MAX_INLINE];
+        int fno = 0;
+        for (unsigned k = 0; k < st->nframes; k++) {
+            int n = vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
+            for (int j = 0; j < n; j++, fno++) {
+                fprintf(out, "    #%-2d ", fno);
+                if (fi[j].function[0]) {
+                    fprintf(out, "%s%s", fi[j].function, fi[j].inlined ? " [inlined]" : "");
+                    if (fi[j].file[0])
+                        fprintf(out, " (%s:%d)", fi[j].file, fi[j].line);
+                    else if (fi[j].module)
+                        fprintf(out, " (%s+0x%llx)", fi[j].module, (unsigned long long)fi[j].offset);
+                } else if (fi[j].module) {
+                    fprintf(out, "%s+0x%llx", fi[j].module, (unsigned long long)fi[j].offset);
+                } else {
+                    fprintf(out, "0x%llx", (unsigned long long)fi[j].address);
+                }
+                fprintf(out, "\n");
+            }
+        }
+    }
+    const char *ws = vsp_sym_warnings(sym);
+    if (*ws)
+        fprintf(out, "\nwarnings:\n%s", ws);
+    if (!a->complete)
+        fprintf(out, "\nwarning: the trace is incomplete (the process was killed, crashed or called _exit, or the "
+                     "file was cut short); everything it holds was analysed\n");
+}
+

@@ -1,0 +1,14 @@
+/* Rendering of an analysis as JSON (schema vramspy-report/1) or text; see docs/report.md. */
+#ifndef VSP_OUTPUT_H
+#define VSP_OUTPUT_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "analyze.h"
+#include "symbolize.h"
+
+json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym);
+void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym, int color);
+
+#endif
