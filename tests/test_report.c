@@ -255,3 +255,48 @@ Test(report, killed_program_trace_is_analysed)
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "totals"), "live_allocations")), 50);
     json_decref(j);
 }
+
+Test(report, sysroot_binary_with_other_build_id_is_flagged)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200], cmd[9000];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/b.trace", dir);
+    snprintf(path, sizeof path, "%s/b.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_die", "exit", "3", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    /* a "sysroot" whose copy of the program is another binary */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/root%s' && cp /bin/true '%s/root%s/prog_die'", dir, VSP_PROGS, dir,
+             VSP_PROGS);
+    cr_assert_eq(system(cmd), 0);
+    char args[9000];
+    snprintf(args, sizeof args, "--format json --sysroot '%s/root' '%s'", dir, path);
+    report(&r, args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "build-id differs from the one recorded"), "%s", r.out);
+}
+
+Test(report, forked_parent_and_child_traces_are_reported_together)
+{
+    char *dir = th_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/f.%%p.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_fork", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    char paths[4][4096];
+    cr_assert_eq(th_list_traces(dir, paths, 4), 2);
+    char args[9000];
+    snprintf(args, sizeof args, "--format json --fail-on leak '%s' '%s'", paths[0], paths[1]);
+    report(&r, args);
+    cr_assert_eq(r.code, 1, "both processes leak: %s", r.err);
+    json_t *j = parse(r.out);
+    cr_assert_eq(json_array_size(j), 2);
+    json_t *a = json_object_get(json_array_get(j, 0), "process"), *b = json_object_get(json_array_get(j, 1), "process");
+    json_int_t pa = json_integer_value(json_object_get(a, "pid")), pb = json_integer_value(json_object_get(b, "pid"));
+    cr_assert(json_integer_value(json_object_get(a, "ppid")) == pb || json_integer_value(json_object_get(b, "ppid")) == pa,
+              "one trace is the other's child");
+    json_t *child = json_integer_value(json_object_get(a, "ppid")) == pb ? json_array_get(j, 0) : json_array_get(j, 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(child, "totals"), "live_allocations")), 5);
+    json_decref(j);
+}
