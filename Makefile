@@ -51,7 +51,7 @@ REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 
 .PHONY: all deps test bench clean install uninstall
-all: deps $(SHIM) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report
+all: deps $(SHIM) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/vramspy
 
 # ---- dependencies -----------------------------------------------------------------------
 DEPS_STAMP := build/.deps-ok
@@ -100,6 +100,9 @@ $(BUILD)/obj/tools/%.o: tools/%.c | $(DEPS_STAMP)
 $(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^
 
+$(BUILD)/vramspy: $(BUILD)/obj/tools/vramspy.o
+	$(Q)$(CC) $(SANFLAGS) -o $@ $^
+
 $(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
@@ -115,11 +118,12 @@ install: all
 	install -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/lib/libvramspy.so
 	install -m 0755 $(BUILD)/vramspy-dump $(DESTDIR)$(PREFIX)/bin/vramspy-dump
 	install -m 0755 $(BUILD)/vramspy-report $(DESTDIR)$(PREFIX)/bin/vramspy-report
+	install -m 0755 $(BUILD)/vramspy $(DESTDIR)$(PREFIX)/bin/vramspy
 	install -m 0644 include/vramspy/trace_format.h $(DESTDIR)$(PREFIX)/include/vramspy/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libvramspy.so $(DESTDIR)$(PREFIX)/bin/vramspy-dump \
-	  $(DESTDIR)$(PREFIX)/bin/vramspy-report
+	  $(DESTDIR)$(PREFIX)/bin/vramspy-report $(DESTDIR)$(PREFIX)/bin/vramspy
 	rm -rf $(DESTDIR)$(PREFIX)/include/vramspy
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -82,7 +82,7 @@ $(TEST_BIN): $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) tests/harness.h | $(D
 	  -lcriterion -ljansson -lpthread
 
 .PHONY: test test-build
-test-build: $(SHIM) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(FAKES) $(PROGS) $(TEST_BIN) $(TSAN_STRESS)
+test-build: $(SHIM) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/vramspy $(FAKES) $(PROGS) $(TEST_BIN) $(TSAN_STRESS)
 
 # --jobs 2: this is a 2-core machine; the storm test alone keeps 8 threads busy.
 test: test-build
