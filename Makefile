@@ -46,7 +46,7 @@ SHIM := $(BUILD)/libvramspy.so
 
 READER_SRCS := report/trace_reader.c
 READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
-REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c report/output.c
+REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c report/output.c report/suppress.c report/formats.c
 REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 
@@ -91,7 +91,7 @@ $(SHIM): $(SHIM_OBJS) shim/vramspy.map
 $(BUILD)/obj/report/%.o: report/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Ishim -c $< -o $@
 
 $(BUILD)/obj/tools/%.o: tools/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -103,7 +103,7 @@ $(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
 $(BUILD)/vramspy: $(BUILD)/obj/tools/vramspy.o
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^
 
-$(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS)
+$(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/config.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
 

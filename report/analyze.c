@@ -11,9 +11,9 @@
 #include "trace_reader.h"
 
 static const char *const json_names[VSP_F_COUNT_] = {"leak", "host_fallback", "oom", "fragmentation",
-                                                      "invalid_free"};
+                                                      "invalid_free", "peak"};
 static const char *const cli_names[VSP_F_COUNT_] = {"leak", "host-fallback", "oom", "fragmentation",
-                                                     "invalid-free"};
+                                                     "invalid-free", "peak"};
 
 const char *vsp_finding_json_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? json_names[k] : "unknown"; }
 const char *vsp_finding_cli_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? cli_names[k] : "unknown"; }
@@ -198,6 +198,10 @@ struct ctx {
     struct { uint64_t time, size; } *ooms;
     size_t nooms, capooms;
     uint64_t device_live;
+    uint64_t kind_live[VSP_MEM_COUNT_];
+    struct map by_stack;    /* (api<<32|stack) -> index into a->by_stack */
+    size_t capbs;
+    uint64_t event_index;
 };
 
 #define GROW(ptr, n, cap)                                                           \
@@ -237,6 +241,65 @@ static int add_finding(struct ctx *c, int kind, const struct vsp_rec_event *e, u
     return 0;
 }
 
+/* Record the live bytes per kind at time t into the downsampled timeline. */
+static void sample(struct ctx *c, uint64_t t)
+{
+    struct vsp_analysis *a = c->a;
+    if (!a->samples)
+        return;
+    if (!a->first_time_ns)
+        a->first_time_ns = t;
+    a->last_time_ns = t;
+    struct vsp_sample *last = a->nsamples ? &a->samples[a->nsamples - 1] : NULL;
+    if (last && (a->sample_span_ns == 0 ? last->t0 == t : t < last->t0 + a->sample_span_ns)) {
+        last->t1 = t;
+        for (int k = 0; k < VSP_MEM_COUNT_; k++)
+            if (c->kind_live[k] > last->bytes[k])
+                last->bytes[k] = c->kind_live[k];
+        return;
+    }
+    if (a->nsamples == VSP_TIMELINE_MAX) {
+        /* full: halve the resolution, keeping the maximum of each merged pair */
+        for (size_t i = 0; i < VSP_TIMELINE_MAX / 2; i++) {
+            struct vsp_sample *x = &a->samples[2 * i], *y = &a->samples[2 * i + 1];
+            struct vsp_sample m = *x;
+            m.t1 = y->t1;
+            for (int k = 0; k < VSP_MEM_COUNT_; k++)
+                m.bytes[k] = x->bytes[k] > y->bytes[k] ? x->bytes[k] : y->bytes[k];
+            a->samples[i] = m;
+        }
+        a->nsamples = VSP_TIMELINE_MAX / 2;
+        uint64_t span = (a->samples[a->nsamples - 1].t1 - a->samples[0].t0) / (VSP_TIMELINE_MAX / 2) + 1;
+        a->sample_span_ns = span > a->sample_span_ns * 2 ? span : a->sample_span_ns * 2 + 1;
+    }
+    struct vsp_sample *s = &a->samples[a->nsamples++];
+    s->t0 = s->t1 = t;
+    memcpy(s->bytes, c->kind_live, sizeof s->bytes);
+}
+
+static void instant(struct ctx *c, const struct vsp_rec_event *e, int kind)
+{
+    struct vsp_analysis *a = c->a;
+    if (!a->instants || a->ninstants >= VSP_INSTANTS_MAX)
+        return;
+    a->instants[a->ninstants++] = (struct vsp_instant){e->time_ns, kind, e->api, e->size};
+}
+
+static int stack_bytes(struct ctx *c, const struct vsp_rec_event *e, uint64_t alloc)
+{
+    int created;
+    uint64_t *slot = map_put(&c->by_stack, ((uint64_t)e->api << 32) | e->stack_id, &created);
+    if (!slot)
+        return -1;
+    if (created) {
+        GROW(c->a->by_stack, c->a->nby_stack, c->capbs);
+        c->a->by_stack[c->a->nby_stack] = (struct vsp_stack_bytes){.stack_id = e->stack_id, .api = e->api};
+        *slot = c->a->nby_stack++;
+    }
+    c->a->by_stack[*slot].allocated += alloc;
+    return 0;
+}
+
 static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
 {
     struct vsp_analysis *a = c->a;
@@ -266,12 +329,16 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
             }
             c->ooms[*slot].time = e->time_ns;
             c->ooms[*slot].size = e->size;
+            instant(c, e, frag ? VSP_F_FRAGMENTATION : VSP_F_OOM);
         }
         return 0;
     }
     a->allocations++;
+    if (stack_bytes(c, e, e->size) < 0)
+        return -1;
     if (vsp_memory_is_host(e->memory)) {
         a->host_allocations++;
+        instant(c, e, VSP_F_HOST_FALLBACK);
         struct vsp_finding *f;
         if (add_finding(c, VSP_F_HOST_FALLBACK, e, 0, &f) < 0)
             return -1;
@@ -299,6 +366,7 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
         a->live_allocations--;
         if (vsp_memory_is_device(old->memory))
             c->device_live -= old->size;
+        c->kind_live[old->memory < VSP_MEM_COUNT_ ? old->memory : 0] -= old->size;
     } else {
         uint64_t idx;
         if (c->nfree) {
@@ -316,11 +384,18 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     l->memory = e->memory;
     a->live_bytes += e->size;
     a->live_allocations++;
+    c->kind_live[e->memory < VSP_MEM_COUNT_ ? e->memory : 0] += e->size;
     if (device) {
         c->device_live += e->size;
-        if (c->device_live > a->peak_bytes)
+        if (c->device_live > a->peak_bytes) {
             a->peak_bytes = c->device_live;
+            a->peak_time_ns = e->time_ns;
+            a->peak_event = c->event_index;
+            a->peak_api = e->api;
+            a->peak_stack = e->stack_id;
+        }
     }
+    sample(c, e->time_ns);
     return 0;
 }
 
@@ -351,6 +426,8 @@ static int on_free(struct ctx *c, const struct vsp_rec_event *e)
     a->live_allocations--;
     if (vsp_memory_is_device(l->memory))
         c->device_live -= l->size;
+    c->kind_live[l->memory < VSP_MEM_COUNT_ ? l->memory : 0] -= l->size;
+    sample(c, e->time_ns);
     GROW(c->freelist, c->nfree, c->capfree);
     c->freelist[c->nfree++] = *slot;
     map_del(&c->live, key);
@@ -449,6 +526,74 @@ static int cmp_stack(const void *x, const void *y)
     return a->id < b->id ? -1 : a->id > b->id;
 }
 
+/* Second pass for --weigh peak: replay device allocations up to the event that reached the peak
+ * and credit what is live then to its (API, stack). Memory: live allocations only. */
+static int live_at_peak_pass(const char *path, struct vsp_analysis *a)
+{
+    char err[700];
+    struct vsp_reader *r = vsp_reader_open(path, err, sizeof err);
+    if (!r)
+        return -1;
+    struct map live = {0}, idx = {0};
+    struct { uint64_t size; uint32_t key; } *vals = NULL;
+    size_t nv = 0, capv = 0;
+    int created, rc = 0;
+    for (size_t i = 0; i < a->nby_stack; i++) {
+        uint64_t *s = map_put(&idx, ((uint64_t)a->by_stack[i].api << 32) | a->by_stack[i].stack_id, &created);
+        if (!s)
+            goto oom;
+        *s = i;
+    }
+    struct vsp_record rec;
+    uint64_t n = 0;
+    while (n <= a->peak_event && vsp_reader_next(r, &rec) > 0) {
+        if (rec.type != VSP_REC_EVENT)
+            continue;
+        const struct vsp_rec_event *e = rec.payload;
+        n++;
+        int cls = api_class(e->api);
+        if (cls == CL_NONE || e->result != 0)
+            continue;
+        uint64_t key = addr_key(cls, e->ptr);
+        if (e->op == VSP_OP_ALLOC && vsp_memory_is_device(e->memory)) {
+            uint64_t *bs = map_get(&idx, ((uint64_t)e->api << 32) | e->stack_id);
+            uint64_t *s = map_put(&live, key, &created);
+            if (!s || !bs)
+                continue;
+            if (created) {
+                if (nv == capv) {
+                    capv = capv ? capv * 2 : 1024;
+                    void *np = realloc(vals, capv * sizeof *vals);
+                    if (!np)
+                        goto oom;
+                    vals = np;
+                }
+                *s = nv++;
+            }
+            vals[*s].size = e->size;
+            vals[*s].key = (uint32_t)*bs;
+        } else if (e->op == VSP_OP_FREE) {
+            uint64_t *s = map_get(&live, key);
+            if (s) {
+                vals[*s].size = 0; /* slot stays; nothing live there */
+                map_del(&live, key);
+            }
+        }
+    }
+    for (size_t i = 0; i < live.cap; i++)
+        if (live.keys[i])
+            a->by_stack[vals[live.vals[i]].key].live_at_peak += vals[live.vals[i]].size;
+    goto done;
+oom:
+    rc = -1;
+done:
+    map_free(&live);
+    map_free(&idx);
+    free(vals);
+    vsp_reader_close(r);
+    return rc;
+}
+
 int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct vsp_analysis *a)
 {
     memset(a, 0, sizeof *a);
@@ -457,7 +602,9 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
         return -1;
     struct ctx c = {.a = a, .o = o};
     c.freed = calloc(FREED_SLOTS, sizeof *c.freed);
-    if (!c.freed) {
+    a->samples = calloc(VSP_TIMELINE_MAX, sizeof *a->samples);
+    a->instants = calloc(VSP_INSTANTS_MAX, sizeof *a->instants);
+    if (!c.freed || !a->samples || !a->instants) {
         snprintf(a->error, sizeof a->error, "%s: out of memory", path);
         vsp_reader_close(r);
         return -1;
@@ -477,6 +624,7 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
                 bad = on_alloc(&c, e);
             else if (e->op == VSP_OP_FREE)
                 bad = on_free(&c, e);
+            c.event_index++;
             break;
         }
         default: break; /* END, NOTE and record types newer than this reader */
@@ -511,6 +659,16 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
         f->count++;
         f->bytes += l->size;
     }
+    if (rc == 0 && o->max_peak && a->peak_bytes > o->max_peak) {
+        struct vsp_rec_event e = {.api = a->peak_api, .memory = VSP_MEM_DEVICE, .stack_id = a->peak_stack,
+                                  .time_ns = a->peak_time_ns};
+        struct vsp_finding *f;
+        if (add_finding(&c, VSP_F_PEAK, &e, 0, &f) == 0) {
+            f->count = 1;
+            f->bytes = a->peak_bytes;
+            f->limit = o->max_peak;
+        }
+    }
     /* A stack written while another thread was still recording the module map can precede the
      * module record that covers it: place such frames with the first module record after all. */
     for (size_t i = 0; i < a->nstacks; i++)
@@ -523,11 +681,16 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     map_free(&c.findings);
     map_free(&c.stacks);
     map_free(&c.last_oom);
+    map_free(&c.by_stack);
     free(c.lv);
     free(c.freelist);
     free(c.ooms);
     if (rc < 0)
         return -1;
+    if (o->live_at_peak && a->peak_bytes && live_at_peak_pass(path, a) < 0) {
+        snprintf(a->error, sizeof a->error, "%s: out of memory while analysing", path);
+        return -1;
+    }
     qsort(a->findings, a->nfindings, sizeof *a->findings, cmp_finding);
     qsort(a->stacks, a->nstacks, sizeof *a->stacks, cmp_stack);
     return 0;
@@ -563,5 +726,8 @@ void vsp_analysis_free(struct vsp_analysis *a)
     }
     free(a->stacks);
     free(a->findings);
+    free(a->samples);
+    free(a->instants);
+    free(a->by_stack);
     memset(a, 0, sizeof *a);
 }

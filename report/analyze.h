@@ -15,6 +15,7 @@ enum vsp_finding_kind {
     VSP_F_OOM,
     VSP_F_FRAGMENTATION,
     VSP_F_INVALID_FREE,
+    VSP_F_PEAK,           /* budget: device peak above --max-peak */
     VSP_F_COUNT_
 };
 
@@ -46,7 +47,31 @@ struct vsp_finding {
     uint64_t address;                            /* invalid_free */
     int double_free;                             /* invalid_free: 1 double_free, 0 unknown_pointer */
     int after_oom;                               /* host_fallback */
+    uint64_t limit;                              /* peak: the --max-peak budget */
     uint64_t first_time_ns;
+};
+
+/* Timeline: live bytes per memory kind, downsampled to at most VSP_TIMELINE_MAX points (each
+ * point keeps the maximum of what it covers), and the instants worth marking. */
+#define VSP_TIMELINE_MAX 2048
+struct vsp_sample {
+    uint64_t t0, t1;                  /* time span covered (ns, CLOCK_MONOTONIC of the process) */
+    uint64_t bytes[VSP_MEM_COUNT_];   /* max live bytes per memory kind in the span */
+};
+struct vsp_instant {
+    uint64_t time_ns;
+    int kind;                         /* VSP_F_OOM, VSP_F_FRAGMENTATION, VSP_F_HOST_FALLBACK */
+    uint16_t api;
+    uint64_t size;
+};
+#define VSP_INSTANTS_MAX 10000
+
+/* Bytes by stack: allocated in total (and when weighing by peak, live at the peak). */
+struct vsp_stack_bytes {
+    uint32_t stack_id;
+    uint16_t api;
+    uint64_t allocated;
+    uint64_t live_at_peak;
 };
 
 struct vsp_analysis {
@@ -69,12 +94,29 @@ struct vsp_analysis {
     /* findings, sorted by kind then bytes (descending) */
     struct vsp_finding *findings;
     size_t nfindings;
+    uint64_t suppressed;          /* findings dropped by --suppress rules or --min-leak */
+    /* peak */
+    uint64_t peak_time_ns, peak_event;   /* when the device peak was reached (event index) */
+    uint16_t peak_api;
+    uint32_t peak_stack;
+    /* timeline */
+    struct vsp_sample *samples;
+    size_t nsamples;
+    uint64_t sample_span_ns;      /* current bucket width (0 until the first merge) */
+    struct vsp_instant *instants;
+    size_t ninstants;
+    uint64_t first_time_ns, last_time_ns;
+    /* bytes by (stack, api) */
+    struct vsp_stack_bytes *by_stack;
+    size_t nby_stack;
     char error[700];              /* set when the trace could not be read */
 };
 
 struct vsp_analyze_opts {
     uint64_t fallback_window_ns; /* host allocation within this long after a device OOM on the same
                                     thread is "after_oom" (default 5 s) */
+    uint64_t max_peak;           /* --max-peak: a "peak" finding above it (0: no budget) */
+    int live_at_peak;            /* compute vsp_stack_bytes.live_at_peak (a second pass) */
 };
 
 /* 0: analysed (a->complete says whether everything was there); -1: unreadable or corrupt

@@ -11,13 +11,22 @@
 #include <unistd.h>
 
 #include "analyze.h"
+#include "config.h"
+#include "formats.h"
 #include "output.h"
+#include "suppress.h"
 #include "symbolize.h"
 
 #define VERSION "0.1.0"
 
+enum { FMT_TEXT, FMT_JSON, FMT_FOLDED, FMT_PERFETTO, FMT_SVG, FMT_JUNIT };
+
 struct opts {
     int json;
+    int fmt;
+    int weigh;
+    const char *suppress, *output;
+    uint64_t min_leak;
     unsigned fail_mask;
     const char *sysroot, *debug_dir;
     struct vsp_analyze_opts an;
@@ -28,9 +37,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: vramspy-report [options] TRACE...\n"
-            "  --format text|json     output format (default text)\n"
+            "  --format FORMAT        text (default), json, folded (flame graph stacks), perfetto\n"
+            "                         (Chrome trace-event JSON), svg (timeline picture), junit (XML)\n"
             "  --fail-on KINDS        exit 1 when a finding of these kinds exists: comma-separated\n"
-            "                         leak, host-fallback, fragmentation, oom, invalid-free, or any\n"
+            "                         leak, host-fallback, fragmentation, oom, invalid-free, peak, or any\n"
+            "  --weigh WHAT           folded: leaks (bytes live at the end, default), peak (bytes live\n"
+            "                         at the device peak) or allocated (all bytes ever allocated)\n"
+            "  --suppress FILE        drop findings matching a JSON list of {kind, function, module} rules\n"
+            "  --max-peak SIZE        a 'peak' finding when device memory peaks above SIZE\n"
+            "  --min-leak SIZE        ignore leaks smaller than SIZE (sizes: bytes, KiB/MiB/GiB, KB/MB/GB)\n"
+            "  -o, --output FILE      write the report to FILE instead of stdout\n"
             "  --sysroot DIR          find the traced process's binaries under DIR\n"
             "  --debug-dir DIR        find binaries (by name) and debug files (by build-id) in DIR\n"
             "  --fallback-window MS   a host allocation this soon after a device out-of-memory on the\n"
@@ -57,7 +73,7 @@ static int parse_fail_on(const char *s, unsigned *mask)
         }
         if (!found) {
             fprintf(stderr, "vramspy-report: --fail-on: unknown kind '%s' (leak, host-fallback, fragmentation, "
-                            "oom, invalid-free, any)\n", tok);
+                            "oom, invalid-free, peak, any)\n", tok);
             ok = 0;
         }
     }
@@ -69,23 +85,62 @@ int main(int argc, char **argv)
 {
     struct opts o = {.an.fallback_window_ns = 5000000000ull};
     const char *format = "text";
-    enum { OPT_FORMAT = 1, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION };
+    enum { OPT_FORMAT = 1, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION, OPT_WEIGH,
+           OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK };
     static const struct option lo[] = {
         {"format", required_argument, NULL, OPT_FORMAT}, {"fail-on", required_argument, NULL, OPT_FAIL},
+        {"weigh", required_argument, NULL, OPT_WEIGH}, {"suppress", required_argument, NULL, OPT_SUPPRESS},
+        {"max-peak", required_argument, NULL, OPT_MAXPEAK}, {"min-leak", required_argument, NULL, OPT_MINLEAK},
+        {"output", required_argument, NULL, 'o'},
         {"sysroot", required_argument, NULL, OPT_SYSROOT}, {"debug-dir", required_argument, NULL, OPT_DEBUG},
         {"fallback-window", required_argument, NULL, OPT_WINDOW}, {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ho:", lo, NULL)) != -1) {
         switch (c) {
-        case OPT_FORMAT:
+        case OPT_FORMAT: {
+            static const char *const names[] = {"text", "json", "folded", "perfetto", "svg", "junit"};
             format = optarg;
-            if (strcmp(format, "text") && strcmp(format, "json")) {
-                fprintf(stderr, "vramspy-report: --format: unknown format '%s' (text, json)\n", format);
+            o.fmt = -1;
+            for (int k = 0; k < 6; k++)
+                if (!strcmp(format, names[k]))
+                    o.fmt = k;
+            if (o.fmt < 0) {
+                fprintf(stderr, "vramspy-report: --format: unknown format '%s' (text, json, folded, perfetto, svg, "
+                                "junit)\n", format);
                 return 2;
             }
             break;
+        }
+        case OPT_WEIGH:
+            if (!strcmp(optarg, "leaks"))
+                o.weigh = VSP_WEIGH_LEAKS;
+            else if (!strcmp(optarg, "peak"))
+                o.weigh = VSP_WEIGH_PEAK;
+            else if (!strcmp(optarg, "allocated"))
+                o.weigh = VSP_WEIGH_ALLOCATED;
+            else {
+                fprintf(stderr, "vramspy-report: --weigh: '%s' is not leaks, peak or allocated\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_SUPPRESS: o.suppress = optarg; break;
+        case 'o': o.output = optarg; break;
+        case OPT_MAXPEAK:
+        case OPT_MINLEAK: {
+            uint64_t v;
+            if (vsp_parse_size(optarg, &v) < 0) {
+                fprintf(stderr, "vramspy-report: %s: not a size: '%s' (bytes, or with KiB/MiB/GiB or KB/MB/GB)\n",
+                        c == OPT_MAXPEAK ? "--max-peak" : "--min-leak", optarg);
+                return 2;
+            }
+            if (c == OPT_MAXPEAK)
+                o.an.max_peak = v;
+            else
+                o.min_leak = v;
+            break;
+        }
         case OPT_FAIL:
             if (parse_fail_on(optarg, &o.fail_mask) < 0)
                 return 2;
@@ -120,9 +175,26 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    o.json = !strcmp(format, "json");
+    (void)format;
+    o.json = o.fmt == FMT_JSON;
+    o.an.live_at_peak = o.fmt == FMT_FOLDED && o.weigh == VSP_WEIGH_PEAK;
+    struct vsp_rules *rules = NULL;
+    if (o.suppress) {
+        char err[1200];
+        rules = vsp_rules_load(o.suppress, err, sizeof err);
+        if (!rules) {
+            fprintf(stderr, "vramspy-report: --suppress %s\n", err);
+            return 2;
+        }
+    }
+    FILE *out = stdout;
+    if (o.output && !(out = fopen(o.output, "w"))) {
+        fprintf(stderr, "vramspy-report: --output %s: %s\n", o.output, strerror(errno));
+        vsp_rules_free(rules);
+        return 2;
+    }
     const char *nc = getenv("NO_COLOR");
-    o.color = !o.json && isatty(STDOUT_FILENO) && !(nc && *nc);
+    o.color = o.fmt == FMT_TEXT && !o.output && isatty(STDOUT_FILENO) && !(nc && *nc);
     int ntr = argc - optind;
     struct vsp_analysis *as = calloc((size_t)ntr, sizeof *as);
     int bad = 0;
@@ -140,35 +212,58 @@ int main(int argc, char **argv)
     }
     int failing = 0;
     json_t *all = o.json && ntr > 1 ? json_array() : NULL;
+    if (o.fmt == FMT_PERFETTO)
+        vsp_perfetto_begin(out);
+    else if (o.fmt == FMT_SVG)
+        vsp_svg_begin(out, ntr);
+    else if (o.fmt == FMT_JUNIT)
+        vsp_junit_begin(out);
     for (int i = 0; i < ntr; i++) {
+        const char *path = argv[optind + i];
         struct vsp_symbolizer *sym = vsp_sym_new(&as[i], o.sysroot, o.debug_dir);
+        vsp_apply_suppressions(&as[i], rules, o.min_leak, sym);
         for (size_t k = 0; k < as[i].nfindings; k++)
             if (o.fail_mask & (1u << as[i].findings[k].kind))
                 failing = 1;
-        if (o.json) {
-            json_t *r = vsp_report_json(argv[optind + i], &as[i], sym);
+        switch (o.fmt) {
+        case FMT_JSON: {
+            json_t *r = vsp_report_json(path, &as[i], sym);
             if (all) {
                 json_array_append_new(all, r);
             } else {
-                json_dumpf(r, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-                fputc('\n', stdout);
+                json_dumpf(r, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                fputc('\n', out);
                 json_decref(r);
             }
-        } else {
+            break;
+        }
+        case FMT_TEXT:
             if (i)
-                fputc('\n', stdout);
-            vsp_report_text(stdout, argv[optind + i], &as[i], sym, o.color);
+                fputc('\n', out);
+            vsp_report_text(out, path, &as[i], sym, o.color);
+            break;
+        case FMT_FOLDED: vsp_folded(out, &as[i], sym, o.weigh); break;
+        case FMT_PERFETTO: vsp_perfetto_trace(out, &as[i], i == 0); break;
+        case FMT_SVG: vsp_svg_trace(out, path, &as[i], i); break;
+        case FMT_JUNIT: vsp_junit_trace(out, path, &as[i], sym, o.fail_mask); break;
         }
         vsp_sym_free(sym);
         vsp_analysis_free(&as[i]);
     }
     if (all) {
-        json_dumpf(all, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        fputc('\n', stdout);
+        json_dumpf(all, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', out);
         json_decref(all);
     }
+    if (o.fmt == FMT_PERFETTO)
+        vsp_perfetto_end(out);
+    else if (o.fmt == FMT_SVG)
+        vsp_svg_end(out);
+    else if (o.fmt == FMT_JUNIT)
+        vsp_junit_end(out);
+    vsp_rules_free(rules);
     free(as);
-    if (fflush(stdout) != 0) {
+    if (fflush(out) != 0 || (out != stdout && fclose(out) != 0)) {
         fprintf(stderr, "vramspy-report: writing the report failed: %s\n", strerror(errno));
         return 2;
     }

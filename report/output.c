@@ -114,6 +114,10 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
             json_object_set_new(o, "total_bytes", bytes_or_null(f->total_bytes));
             json_object_set_new(o, "count", json_integer((json_int_t)f->count));
             break;
+        case VSP_F_PEAK:
+            json_object_set_new(o, "peak_bytes", json_integer((json_int_t)f->bytes));
+            json_object_set_new(o, "limit", json_integer((json_int_t)f->limit));
+            break;
         case VSP_F_INVALID_FREE:
             json_object_set_new(o, "address", hex(f->address));
             json_object_set_new(o, "reason", json_string(f->double_free ? "double_free" : "unknown_pointer"));
@@ -124,6 +128,7 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
         json_array_append_new(fs, o);
     }
     json_object_set_new(r, "findings", fs);
+    json_object_set_new(r, "suppressed", json_integer((json_int_t)a->suppressed));
     json_t *w = json_array();
     const char *ws = vsp_sym_warnings(sym);
     for (const char *l = ws; *l;) {
@@ -169,6 +174,9 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
             (unsigned long long)a->live_allocations, b2);
     if (!a->nfindings)
         fprintf(out, "\nno findings\n");
+    if (a->suppressed)
+        fprintf(out, "(%llu finding%s suppressed by --suppress / --min-leak)\n", (unsigned long long)a->suppressed,
+                a->suppressed == 1 ? "" : "s");
     for (size_t i = 0; i < a->nfindings; i++) {
         const struct vsp_finding *f = &a->findings[i];
         const char *c0 = color ? kind_colour(f->kind) : "", *c1 = color ? "\033[0m" : "";
@@ -199,6 +207,12 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
                     f->kind == VSP_F_OOM ? "OUT OF MEMORY" : "FRAGMENTATION", c1, vsp_api_name(f->api), b1,
                     (unsigned long long)f->count, f->count == 1 ? "" : "s", b2, b3,
                     f->kind == VSP_F_FRAGMENTATION ? ": enough memory was free, but not in one piece" : "");
+            break;
+        case VSP_F_PEAK:
+            human(b1, sizeof b1, f->bytes);
+            human(b2, sizeof b2, f->limit);
+            fprintf(out, "%sPEAK%s device memory peaked at %s, above the %s budget; the allocation that reached it, by %s:\n",
+                    c0, c1, b1, b2, vsp_api_name(f->api));
             break;
         case VSP_F_INVALID_FREE:
             fprintf(out, "%sINVALID FREE%s %s(0x%llx): %s, %llu time%s\n", c0, c1, vsp_api_name(f->api),

@@ -1,0 +1,141 @@
+/* Suppression rules (see suppress.h), parsed with jansson, matched with fnmatch(3). */
+#include "suppress.h"
+
+#include <fnmatch.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rule {
+    int kind; /* -1: any */
+    char *function, *module;
+};
+
+struct vsp_rules {
+    struct rule *r;
+    size_t n;
+};
+
+struct vsp_rules *vsp_rules_load(const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) {
+        snprintf(err, errlen, "%s: %s (line %d, column %d)", path, je.text, je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_array(j)) {
+        snprintf(err, errlen, "%s: a suppression file is a JSON list of rules", path);
+        json_decref(j);
+        return NULL;
+    }
+    struct vsp_rules *rs = calloc(1, sizeof *rs);
+    rs->r = calloc(json_array_size(j) + 1, sizeof *rs->r);
+    size_t i;
+    json_t *o;
+    json_array_foreach(j, i, o)
+    {
+        struct rule *ru = &rs->r[rs->n];
+        ru->kind = -1;
+        const char *key;
+        json_t *v;
+        if (!json_is_object(o)) {
+            snprintf(err, errlen, "%s: rule %zu is not an object", path, i);
+            goto bad;
+        }
+        json_object_foreach(o, key, v)
+        {
+            if (!json_is_string(v)) {
+                snprintf(err, errlen, "%s: rule %zu: \"%s\" must be a string", path, i, key);
+                goto bad;
+            }
+            const char *sv = json_string_value(v);
+            if (!strcmp(key, "kind")) {
+                for (int k = 0; k < VSP_F_COUNT_; k++)
+                    if (!strcmp(sv, vsp_finding_json_name(k)) || !strcmp(sv, vsp_finding_cli_name(k)))
+                        ru->kind = k;
+                if (ru->kind < 0) {
+                    snprintf(err, errlen, "%s: rule %zu: unknown kind \"%s\"", path, i, sv);
+                    goto bad;
+                }
+            } else if (!strcmp(key, "function")) {
+                ru->function = strdup(sv);
+            } else if (!strcmp(key, "module")) {
+                ru->module = strdup(sv);
+            } else {
+                snprintf(err, errlen, "%s: rule %zu: unknown field \"%s\" (kind, function, module)", path, i, key);
+                goto bad;
+            }
+        }
+        rs->n++;
+    }
+    json_decref(j);
+    return rs;
+bad:
+    json_decref(j);
+    rs->n++; /* free the partial rule too */
+    vsp_rules_free(rs);
+    return NULL;
+}
+
+void vsp_rules_free(struct vsp_rules *rs)
+{
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->n; i++) {
+        free(rs->r[i].function);
+        free(rs->r[i].module);
+    }
+    free(rs->r);
+    free(rs);
+}
+
+static int frame_matches(const struct rule *ru, const struct vsp_frame_info *f)
+{
+    if (ru->function && fnmatch(ru->function, f->function, 0) != 0)
+        return 0;
+    if (ru->module) {
+        const char *m = f->module ? f->module : "";
+        const char *base = strrchr(m, '/');
+        if (fnmatch(ru->module, m, 0) != 0 && fnmatch(ru->module, base ? base + 1 : m, 0) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static int suppressed(const struct vsp_finding *f, const struct vsp_rules *rs, const struct vsp_analysis *a,
+                      struct vsp_symbolizer *sym)
+{
+    const struct vsp_stack *st = vsp_analysis_stack(a, f->stack_id);
+    for (size_t i = 0; rs && i < rs->n; i++) {
+        const struct rule *ru = &rs->r[i];
+        if (ru->kind >= 0 && ru->kind != f->kind)
+            continue;
+        if (!ru->function && !ru->module)
+            return 1;
+        for (unsigned k = 0; st && k < st->nframes; k++) {
+            struct vsp_frame_info fi[16];
+            int n = vsp_sym_frame(sym, st, k, fi, 16);
+            for (int j = 0; j < n; j++)
+                if (frame_matches(ru, &fi[j]))
+                    return 1;
+        }
+    }
+    return 0;
+}
+
+void vsp_apply_suppressions(struct vsp_analysis *a, const struct vsp_rules *rules, uint64_t min_leak,
+                            struct vsp_symbolizer *sym)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < a->nfindings; i++) {
+        const struct vsp_finding *f = &a->findings[i];
+        if ((f->kind == VSP_F_LEAK && f->bytes < min_leak) || suppressed(f, rules, a, sym)) {
+            a->suppressed++;
+            continue;
+        }
+        a->findings[out++] = *f;
+    }
+    a->nfindings = out;
+}
