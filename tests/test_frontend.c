@@ -1,0 +1,238 @@
+/* Tests of `vramspy run` (exit statuses, stdout untouched, children, signals passed on) and of the
+ * report's other outputs: folded stacks, Perfetto JSON, SVG (well-formed XML), JUnit, suppressions,
+ * budgets, --output. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define VRAMSPY VSP_BUILD_DIR "/vramspy"
+
+static void sh(struct run_result *r, const char *fmt, const char *arg)
+{
+    char cmd[8192];
+    char inner[8000];
+    snprintf(inner, sizeof inner, fmt, arg ? arg : "");
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s", VSP_SOURCE_DIR, inner);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    cr_assert_eq(th_run(r, argv, NULL, 0, 0), 0);
+}
+
+Test(vramspy_run, exit_status_is_the_programs_own)
+{
+    struct run_result r;
+    sh(&r, VRAMSPY " run -- /bin/sh -c 'exit 7'", NULL);
+    cr_assert_eq(r.code, 7);
+    cr_assert_not_null(strstr(r.err, "nothing was traced"), "%s", r.err);
+    sh(&r, VRAMSPY " run -- " VSP_PROGS "/prog_die abort 3", NULL);
+    cr_assert_eq(r.code, 128 + SIGABRT, "killed by a signal: 128+N, as a shell says");
+    cr_assert_not_null(strstr(r.err, "INCOMPLETE"), "the report of the dead program's trace follows: %s", r.err);
+    sh(&r, VRAMSPY " run --fail-on oom -- " VSP_PROGS "/prog_runtime basic", NULL);
+    cr_assert_eq(r.code, 0, "no oom in basic: the program's 0");
+}
+
+Test(vramspy_run, fail_on_gives_error_exitcode)
+{
+    struct run_result r;
+    sh(&r, VRAMSPY " run --fail-on leak -- " VSP_PROGS "/prog_runtime basic", NULL);
+    cr_assert_eq(r.code, 1);
+    sh(&r, VRAMSPY " run --fail-on leak,host-fallback --error-exitcode 42 -- " VSP_PROGS "/prog_runtime basic", NULL);
+    cr_assert_eq(r.code, 42);
+    sh(&r, VRAMSPY " run --error-exitcode x -- true", NULL);
+    cr_assert_eq(r.code, 2);
+    sh(&r, VRAMSPY " run", NULL);
+    cr_assert_eq(r.code, 2);
+    sh(&r, VRAMSPY " bogus", NULL);
+    cr_assert_eq(r.code, 2);
+    sh(&r, VRAMSPY " --version", NULL);
+    cr_assert_eq(r.code, 0);
+    sh(&r, VRAMSPY " run --help", NULL);
+    cr_assert_eq(r.code, 0);
+    cr_assert_not_null(strstr(r.out, "--error-exitcode"));
+}
+
+Test(vramspy_run, stdout_is_the_programs_and_report_goes_to_stderr)
+{
+    struct run_result plain, r;
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    sh(&r, VRAMSPY " run -- " VSP_PROGS "/prog_runtime basic", NULL);
+    cr_assert_str_eq(r.out, plain.out);
+    cr_assert_not_null(strstr(r.err, "LEAK"), "%s", r.err);
+    cr_assert_null(strstr(r.err, "vramspy: trace:"), "the shim's own summary is left out under run");
+}
+
+Test(vramspy_run, children_traces_are_reported_and_out_dir_kept)
+{
+    char *dir = th_tmpdir();
+    struct run_result r;
+    sh(&r, VRAMSPY " run --out %s -- " VSP_PROGS "/prog_fork", dir);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "2 traces in"), "%s", r.err);
+    char paths[4][4096];
+    cr_assert_eq(th_list_traces(dir, paths, 4), 2);
+}
+
+Test(vramspy_run, termination_signal_is_passed_on_and_reported)
+{
+    char *dir = th_tmpdir(), logp[4200];
+    snprintf(logp, sizeof logp, "%s/err.log", dir);
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        FILE *e = fopen(logp, "w");
+        dup2(fileno(e), 2);
+        setenv("LD_LIBRARY_PATH", VSP_FAKES, 1);
+        execl(VRAMSPY, "vramspy", "run", "--out", dir, "--", VSP_PROGS "/prog_die", "wait", "10", (char *)NULL);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    char buf[64] = {0};
+    cr_assert_gt(read(pipefd[0], buf, sizeof buf - 1), 0);
+    cr_assert_not_null(strstr(buf, "ready 10"));
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st), "vramspy outlives the signal to report");
+    cr_assert_eq(WEXITSTATUS(st), 128 + SIGTERM);
+    char log[8192] = {0};
+    FILE *f = fopen(logp, "r");
+    size_t n = fread(log, 1, sizeof log - 1, f);
+    fclose(f);
+    log[n] = 0;
+    cr_assert_not_null(strstr(log, "LEAK 40.0 KiB in 10 device allocations"), "%s", log);
+}
+
+static int well_formed_xml(const char *path)
+{
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "python3 -c 'import sys, xml.dom.minidom as m; m.parse(sys.argv[1])' '%s'", path);
+    return system(cmd) == 0;
+}
+
+Test(report_formats, folded_perfetto_svg_junit)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200], file[4300];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/p.trace", dir);
+    snprintf(path, sizeof path, "%s/p.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};
+    const char *env[] = {out, "VSP_FAKE_DEVICE_MEM=64M", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    const char *basic[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    char out2[4200], path2[4200];
+    snprintf(out2, sizeof out2, "VRAMSPY_OUT=%s/b.trace", dir);
+    snprintf(path2, sizeof path2, "%s/b.trace", dir);
+    const char *env2[] = {out2, NULL};
+    cr_assert_eq(th_run(&r, basic, env2, 1, 0), 0);
+
+    sh(&r, VSP_BUILD_DIR "/vramspy-report --format folded '%s'", path2);
+    cr_assert_eq(r.code, 0);
+    cr_assert_not_null(strstr(r.out, ";main;basic;cudaMalloc 1048576\n"), "%s", r.out);
+    sh(&r, VSP_BUILD_DIR "/vramspy-report --format folded --weigh allocated '%s'", path2);
+    cr_assert_not_null(strstr(r.out, ";basic;cudaMalloc 5242880\n"), "%s", r.out);
+    sh(&r, VSP_BUILD_DIR "/vramspy-report --format folded --weigh peak '%s'", path2);
+    cr_assert_eq(r.code, 0);
+    cr_assert_not_null(strstr(r.out, ";basic;cudaMalloc 3145728\n"), "%s", r.out);
+
+    sh(&r, VSP_BUILD_DIR "/vramspy-report --format perfetto '%s'", path);
+    json_error_t je;
+    json_t *j = json_loads(r.out, 0, &je);
+    cr_assert_not_null(j, "perfetto output is JSON: %s", je.text);
+    json_t *evs = json_object_get(j, "traceEvents");
+    size_t i, counters = 0, oom = 0, fallback = 0;
+    json_t *e;
+    json_array_foreach(evs, i, e)
+    {
+        const char *ph = json_string_value(json_object_get(e, "ph"));
+        const char *name = json_string_value(json_object_get(e, "name"));
+        counters += ph && !strcmp(ph, "C");
+        oom += ph && !strcmp(ph, "i") && !strcmp(name, "fragmentation");
+        fallback += ph && !strcmp(ph, "i") && !strcmp(name, "host fallback");
+    }
+    cr_assert_gt(counters, 5);
+    cr_assert_eq(oom, 1);
+    cr_assert_eq(fallback, 1);
+    json_decref(j);
+
+    snprintf(file, sizeof file, "%s/t.svg", dir);
+    char args[9000];
+    snprintf(args, sizeof args, VSP_BUILD_DIR "/vramspy-report --format svg -o '%s' '%s' '%s'", file, path, path2);
+    sh(&r, "%s", args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert(well_formed_xml(file), "the SVG is well-formed XML");
+
+    snprintf(file, sizeof file, "%s/t.xml", dir);
+    snprintf(args, sizeof args, VSP_BUILD_DIR "/vramspy-report --format junit --fail-on leak -o '%s' '%s'", file, path2);
+    sh(&r, "%s", args);
+    cr_assert_eq(r.code, 1);
+    cr_assert(well_formed_xml(file));
+    FILE *f = fopen(file, "r");
+    char xml[65536];
+    size_t n = fread(xml, 1, sizeof xml - 1, f);
+    xml[n] = 0;
+    fclose(f);
+    cr_assert_not_null(strstr(xml, "name=\"leak\">"), "%s", xml);
+    cr_assert_not_null(strstr(xml, "<failure type=\"leak\""), "%s", xml);
+    cr_assert_not_null(strstr(xml, "at basic (prog_runtime.c:"), "%s", xml);
+    cr_assert_not_null(strstr(xml, "name=\"oom\"/>"), "a passing check is an empty testcase");
+}
+
+Test(report_formats, suppressions_drop_and_count)
+{
+    char *dir = th_tmpdir(), rules[4200], args[9000];
+    snprintf(rules, sizeof rules, "%s/s.json", dir);
+    FILE *f = fopen(rules, "w");
+    fputs("[{\"kind\": \"leak\", \"module\": \"worker-orcd\"}, {\"kind\": \"host_fallback\", \"function\": \"nomatch*\"}]", f);
+    fclose(f);
+    struct run_result r;
+    snprintf(args, sizeof args, VSP_BUILD_DIR "/vramspy-report --format json --fail-on leak --suppress '%s' "
+             "tests/data/leaks.trace", rules);
+    sh(&r, "%s", args);
+    cr_assert_eq(r.code, 0, "the leaks are suppressed: %s", r.err);
+    json_t *j = json_loads(r.out, 0, NULL);
+    cr_assert_eq(json_integer_value(json_object_get(j, "suppressed")), 2);
+    cr_assert_eq(json_array_size(json_object_get(j, "findings")), 2, "the host fallbacks remain");
+    json_decref(j);
+    f = fopen(rules, "w");
+    fputs("[{\"kind\": \"leaks\"}]", f);
+    fclose(f);
+    snprintf(args, sizeof args, VSP_BUILD_DIR "/vramspy-report --suppress '%s' tests/data/leaks.trace", rules);
+    sh(&r, "%s", args);
+    cr_assert_eq(r.code, 2);
+    cr_assert_not_null(strstr(r.err, "unknown kind"), "%s", r.err);
+    sh(&r, VSP_BUILD_DIR "/vramspy-report --suppress /nonexistent.json tests/data/leaks.trace", NULL);
+    cr_assert_eq(r.code, 2);
+}
+
+Test(report_formats, budgets_peak_and_min_leak)
+{
+    struct run_result r;
+    sh(&r, VSP_BUILD_DIR "/vramspy-report --format json --max-peak 16MiB --fail-on peak tests/data/leaks.trace", NULL);
+    cr_assert_eq(r.code, 1);
+    json_t *j = json_loads(r.out, 0, NULL);
+    json_t *fs = json_object_get(j, "findings");
+    json_t *peak = json_array_get(fs, json_array_size(fs) - 1);
+    cr_assert_str_eq(json_string_value(json_object_get(peak, "kind")), "peak");
+    cr_assert_eq(json_integer_value(json_object_get(peak, "peak_bytes")), 28 * 1024 * 1024);
+    cr_assert_eq(json_integer_value(json_object_get(peak, "limit")), 16 * 1024 * 1024);
+    cr_assert_gt(json_array_size(json_object_get(peak, "stack")), 0);
+    json_decref(j);
+    sh(&r, VSP_BUILD_DIR "/vramspy-report --max-peak 1GiB --fail-on peak tests/data/leaks.trace", NULL);
+    cr_assert_eq(r.code, 0);
+    sh(&r, VSP_BUILD_DIR "/vramspy-report --format json --min-leak 5MB tests/data/leaks.trace", NULL);
+    j = json_loads(r.out, 0, NULL);
+    cr_assert_eq(json_integer_value(json_object_get(j, "suppressed")), 1, "the 1 MiB pinned leak is under 5 MB");
+    json_decref(j);
+    sh(&r, VSP_BUILD_DIR "/vramspy-report --max-peak lots tests/data/leaks.trace", NULL);
+    cr_assert_eq(r.code, 2);
+    sh(&r, VRAMSPY " report --fail-on leak tests/data/leaks.trace", NULL);
+    cr_assert_eq(r.code, 1, "vramspy report is the analyzer");
+}
