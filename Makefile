@@ -120,10 +120,15 @@ install: all
 	install -m 0755 $(BUILD)/vramspy-report $(DESTDIR)$(PREFIX)/bin/vramspy-report
 	install -m 0755 $(BUILD)/vramspy $(DESTDIR)$(PREFIX)/bin/vramspy
 	install -m 0644 include/vramspy/trace_format.h $(DESTDIR)$(PREFIX)/include/vramspy/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 0644 docs/man/vramspy.1 docs/man/vramspy-report.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 docs/man/libvramspy.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libvramspy.so $(DESTDIR)$(PREFIX)/bin/vramspy-dump \
 	  $(DESTDIR)$(PREFIX)/bin/vramspy-report $(DESTDIR)$(PREFIX)/bin/vramspy
 	rm -rf $(DESTDIR)$(PREFIX)/include/vramspy
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/vramspy.1 $(DESTDIR)$(PREFIX)/share/man/man1/vramspy-report.1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man7/libvramspy.7
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -19,7 +19,7 @@ $(BUILD)/tools/demo_workload: tools/demo_workload.c $(T)/fakes/libcudart.so.13
 	$(Q)$(CC) -std=gnu11 -O1 -g -I$(CUDA_HOME)/include -o $@ $< -L$(T)/fakes -l:libcudart.so.13
 
 .PHONY: demo
-demo: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/demo_workload
+demo: $(SHIM) $(BUILD)/vramspy $(BUILD)/vramspy-report $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/demo_workload
 	tools/demo.sh $(BUILD)
 
 $(BUILD)/tools/bench_report_gen: tools/bench_report_gen.c shim/ring.c

@@ -24,6 +24,10 @@ static void put_str(const char *s, size_t max)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("vramspy-dump 0.1.0 (trace format %u)\n", VSP_TRACE_VERSION);
+        return 0;
+    }
     if (argc != 2 || !strcmp(argv[1], "--help")) {
         fprintf(argc == 2 ? stdout : stderr, "usage: vramspy-dump TRACE\n");
         return argc == 2 ? 0 : 2;
