@@ -691,8 +691,10 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
         snprintf(a->error, sizeof a->error, "%s: out of memory while analysing", path);
         return -1;
     }
-    qsort(a->findings, a->nfindings, sizeof *a->findings, cmp_finding);
-    qsort(a->stacks, a->nstacks, sizeof *a->stacks, cmp_stack);
+    if (a->nfindings)
+        qsort(a->findings, a->nfindings, sizeof *a->findings, cmp_finding);
+    if (a->nstacks)
+        qsort(a->stacks, a->nstacks, sizeof *a->stacks, cmp_stack);
     return 0;
 }
 

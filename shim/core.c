@@ -85,8 +85,35 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+/* Fork safety of the stack walk. libunwind (and dl_iterate_phdr, used for the module map) take
+ * locks of their own; a fork while another thread holds one leaves it locked forever in the
+ * child (observed: a child's first cudaMalloc hung in libunwind's step). So fork waits until no
+ * thread is walking a stack, and walkers wait while a fork is in progress — a Dekker pair on
+ * `unwinders` and `forking`, both seq_cst: either the walker sees the fork and backs off, or the
+ * forker sees the walker's count and waits for it. */
+static unsigned long unwinders;
+static int forking;
+
+static void atfork_prepare(void)
+{
+    __atomic_store_n(&forking, 1, __ATOMIC_SEQ_CST);
+    /* a stack walk takes microseconds; give up after ~2 s rather than hang the fork */
+    for (int i = 0; i < 20000 && __atomic_load_n(&unwinders, __ATOMIC_SEQ_CST) != 0; i++) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void atfork_parent(void)
+{
+    /* release: pairs with the walkers' acquire wait below */
+    __atomic_store_n(&forking, 0, __ATOMIC_RELEASE);
+}
+
 static void atfork_child(void)
 {
+    unwinders = 0; /* the child has one thread: this one, which was not walking */
+    forking = 0;
     vsp_tls.tid = 0;
     vsp_tls.depth = 0;
     vsp_trace_atfork_child();
@@ -107,7 +134,7 @@ static void do_init(void)
             vsp_warn("%s", line);
         }
     }
-    pthread_atfork(NULL, NULL, atfork_child);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 void vsp_init(void)
@@ -184,9 +211,21 @@ static uint32_t capture_stack_id(void)
 {
     if (!vsp_cfg.depth)
         return 0;
+    for (;;) {
+        /* seq_cst: the Dekker pair with atfork_prepare (see above) */
+        __atomic_fetch_add(&unwinders, 1, __ATOMIC_SEQ_CST);
+        if (VSP_LIKELY(!__atomic_load_n(&forking, __ATOMIC_SEQ_CST)))
+            break;
+        __atomic_fetch_sub(&unwinders, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&forking, __ATOMIC_ACQUIRE))
+            sched_yield(); /* another thread is in fork(): a moment */
+    }
     uint64_t frames[VSP_MAX_DEPTH];
     unsigned n = vsp_capture_stack(frames, vsp_cfg.depth);
-    return n ? vsp_stack_id(frames, n) : 0;
+    uint32_t id = n ? vsp_stack_id(frames, n) : 0;
+    /* release: our walk (and the locks it took) is over before a forker sees the count drop */
+    __atomic_fetch_sub(&unwinders, 1, __ATOMIC_RELEASE);
+    return id;
 }
 
 static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32_t stack_id)

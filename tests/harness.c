@@ -15,13 +15,28 @@
 
 extern char **environ;
 
+static char tmpdir_path[64];
+
+static void remove_tmpdir(void)
+{
+    char cmd[128];
+    if (tmpdir_path[0] && !getenv("VSP_KEEP_TEST_DIRS")) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir_path);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tmpdir_path);
+    }
+}
+
 char *th_tmpdir(void)
 {
     /* Criterion runs each test in its own process: one static buffer per process is enough,
-     * and nothing is left for LeakSanitizer to report. */
-    static char tmpl[64];
-    snprintf(tmpl, sizeof tmpl, "/tmp/vsp-test-XXXXXX");
-    return mkdtemp(tmpl);
+     * and nothing is left for LeakSanitizer to report. Removed when the test process exits
+     * (VSP_KEEP_TEST_DIRS=1 keeps it for a post-mortem). */
+    snprintf(tmpdir_path, sizeof tmpdir_path, "/tmp/vsp-test-XXXXXX");
+    if (!mkdtemp(tmpdir_path))
+        return NULL;
+    atexit(remove_tmpdir);
+    return tmpdir_path;
 }
 
 static void slurp(int fd, char *buf, size_t len)
@@ -56,7 +71,13 @@ int th_run(struct run_result *r, const char *const *argv, const char *const *env
             envp[n++] = *e;
     }
     char preload_buf[8192], libpath[4096];
-    if (preload) {
+    if (preload == 2) {
+#ifdef VSP_SAN_RUNTIME
+        /* only the sanitizer runtime: for tools that preload the (instrumented) shim themselves */
+        snprintf(preload_buf, sizeof preload_buf, "LD_PRELOAD=%s", VSP_SAN_RUNTIME);
+        envp[n++] = preload_buf;
+#endif
+    } else if (preload) {
 #ifdef VSP_SAN_RUNTIME
         snprintf(preload_buf, sizeof preload_buf, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
 #else

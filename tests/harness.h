@@ -42,7 +42,8 @@ struct run_result {
 char *th_tmpdir(void);
 
 /* Run argv[0] (a path) with extra environment entries "K=V" (NULL-terminated, may be NULL).
- * preload: 1 = preload the shim. Fakes are always on LD_LIBRARY_PATH unless nofakes. */
+ * preload: 1 = preload the shim; 2 = preload only the sanitizer runtime of a SANITIZER= build
+ * (for vramspy run, which preloads the shim itself). Fakes are always on LD_LIBRARY_PATH unless nofakes. */
 int th_run(struct run_result *r, const char *const *argv, const char *const *env, int preload, int nofakes);
 
 struct trace_summary {

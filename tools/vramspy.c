@@ -164,10 +164,11 @@ static int run(int argc, char **argv)
             return 2;
         }
     }
-    /* The environment: our shim first in LD_PRELOAD, traces into dir. */
+    /* The environment: the shim added to LD_PRELOAD (after what is there: a sanitizer runtime or
+     * another tool the user preloads keeps its place), traces into dir. */
     char preload[PATH_MAX * 2 + 32], pattern[PATH_MAX + 64];
     const char *old = getenv("LD_PRELOAD");
-    snprintf(preload, sizeof preload, "%s%s%s", shim, old && *old ? ":" : "", old && *old ? old : "");
+    snprintf(preload, sizeof preload, "%s%s%s", old && *old ? old : "", old && *old ? ":" : "", shim);
     snprintf(pattern, sizeof pattern, "%s/vramspy.%%e.%%p.trace", dir);
     struct timespec start;
     clock_gettime(CLOCK_REALTIME, &start);

@@ -12,7 +12,8 @@ static volatile int stop;
 static void *spinner(void *arg)
 {
     (void)arg;
-    while (!stop) {
+    /* bounded, so that a hung child cannot make the parent write an endless trace */
+    for (long i = 0; !stop && i < 2000000; i++) {
         void *p;
         if (cudaMalloc(&p, 128) == cudaSuccess)
             cudaFree(p);
