@@ -1,5 +1,6 @@
 /* Renderings for people and tools (see formats.h). */
 #include "formats.h"
+#include "output.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -136,18 +137,6 @@ void vsp_perfetto_end(FILE *out)
 static const char *const kind_colors[VSP_MEM_COUNT_] = {"#999999", "#1f77b4", "#8c564b", "#ff7f0e", "#e377c2",
                                                         "#9467bd", "#2ca02c", "#17becf", "#7f7f7f"};
 
-static void human(char *buf, size_t len, uint64_t b)
-{
-    static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024.0 && i < 4) {
-        v /= 1024.0;
-        i++;
-    }
-    snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
-
 void vsp_svg_begin(FILE *out, int ntraces)
 {
     fprintf(out,
@@ -183,7 +172,7 @@ void vsp_svg_trace(FILE *out, const char *path, const struct vsp_analysis *a, in
     char lbl[32];
     for (int g = 0; g <= 4; g++) {
         int y = PLOT_Y + PLOT_H - g * PLOT_H / 4;
-        human(lbl, sizeof lbl, ymax * (uint64_t)g / 4);
+        vsp_human_bytes(lbl, sizeof lbl, ymax * (uint64_t)g / 4);
         fprintf(out, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"#eee\"/><text x=\"%d\" y=\"%d\" "
                      "text-anchor=\"end\">%s</text>\n", PLOT_X, PLOT_X + PLOT_W, y, y, PLOT_X - 6, y + 4, lbl);
     }
@@ -208,7 +197,7 @@ void vsp_svg_trace(FILE *out, const char *path, const struct vsp_analysis *a, in
     }
     /* the peak of device bytes */
     if (a->peak_bytes && a->peak_time_ns >= t0) {
-        human(lbl, sizeof lbl, a->peak_bytes);
+        vsp_human_bytes(lbl, sizeof lbl, a->peak_bytes);
         double px = X(a->peak_time_ns);
         fprintf(out, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#1f77b4\" stroke-dasharray=\"4 3\"/>"
                      "<text x=\"%.1f\" y=\"%d\" fill=\"#1f77b4\">peak device %s</text>\n",

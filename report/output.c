@@ -6,7 +6,7 @@
 
 #define MAX_INLINE 16
 
-static void human(char *buf, size_t len, uint64_t b)
+void vsp_human_bytes(char *buf, size_t len, uint64_t b)
 {
     static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)b;
@@ -165,8 +165,8 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
         fprintf(out, " %s", a->argv[i]);
     fprintf(out, "\ntrace: %s, %llu events, %llu dropped\n", a->complete ? "complete" : "INCOMPLETE",
             (unsigned long long)a->events, (unsigned long long)a->dropped);
-    human(b1, sizeof b1, a->peak_bytes);
-    human(b2, sizeof b2, a->live_bytes);
+    vsp_human_bytes(b1, sizeof b1, a->peak_bytes);
+    vsp_human_bytes(b2, sizeof b2, a->live_bytes);
     fprintf(out, "totals: %llu allocations (%llu of host memory), %llu frees, %llu failed; peak device %s; "
                  "live at end: %llu allocations, %s\n",
             (unsigned long long)a->allocations, (unsigned long long)a->host_allocations,
@@ -183,22 +183,22 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
         fprintf(out, "\n");
         switch (f->kind) {
         case VSP_F_LEAK:
-            human(b1, sizeof b1, f->bytes);
+            vsp_human_bytes(b1, sizeof b1, f->bytes);
             fprintf(out, "%sLEAK%s %s in %llu %s allocation%s by %s\n", c0, c1, b1, (unsigned long long)f->count,
                     vsp_memory_name(f->memory), f->count == 1 ? "" : "s", vsp_api_name(f->api));
             break;
         case VSP_F_HOST_FALLBACK:
-            human(b1, sizeof b1, f->bytes);
+            vsp_human_bytes(b1, sizeof b1, f->bytes);
             fprintf(out, "%sHOST FALLBACK%s %s of %s memory in %llu allocation%s by %s%s\n", c0, c1, b1,
                     vsp_memory_name(f->memory), (unsigned long long)f->count, f->count == 1 ? "" : "s",
                     vsp_api_name(f->api), f->after_oom ? ", right after a device out-of-memory" : "");
             break;
         case VSP_F_OOM:
         case VSP_F_FRAGMENTATION:
-            human(b1, sizeof b1, f->requested);
+            vsp_human_bytes(b1, sizeof b1, f->requested);
             if (f->free_bytes != UINT64_MAX) {
-                human(b2, sizeof b2, f->free_bytes);
-                human(b3, sizeof b3, f->total_bytes);
+                vsp_human_bytes(b2, sizeof b2, f->free_bytes);
+                vsp_human_bytes(b3, sizeof b3, f->total_bytes);
             } else {
                 snprintf(b2, sizeof b2, "unknown");
                 snprintf(b3, sizeof b3, "unknown");
@@ -209,8 +209,8 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
                     f->kind == VSP_F_FRAGMENTATION ? ": enough memory was free, but not in one piece" : "");
             break;
         case VSP_F_PEAK:
-            human(b1, sizeof b1, f->bytes);
-            human(b2, sizeof b2, f->limit);
+            vsp_human_bytes(b1, sizeof b1, f->bytes);
+            vsp_human_bytes(b2, sizeof b2, f->limit);
             fprintf(out, "%sPEAK%s device memory peaked at %s, above the %s budget; the allocation that reached it, by %s:\n",
                     c0, c1, b1, b2, vsp_api_name(f->api));
             break;

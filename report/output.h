@@ -9,6 +9,8 @@
 #include "symbolize.h"
 
 json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym);
+/* "512 B", "1.5 MiB"... */
+void vsp_human_bytes(char *buf, size_t len, uint64_t b);
 void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym, int color);
 
 #endif
