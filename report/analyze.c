@@ -307,6 +307,21 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     int device = vsp_memory_is_device(e->memory);
     if (e->result != 0) {
         a->failed++;
+        if (e->eflags & VSP_EVENT_DENIED) {
+            /* VRAMSPY_ENFORCE=vram-only refused it: the fallback the program tried, kept apart
+             * from fallbacks that happened (a separate group: extra key 1) */
+            struct vsp_finding *f;
+            if (add_finding(c, VSP_F_HOST_FALLBACK, e, 1, &f) < 0)
+                return -1;
+            f->count++;
+            f->bytes += e->size;
+            f->denied = 1;
+            uint64_t *o = map_get(&c->last_oom, e->tid);
+            if (o && e->time_ns >= c->ooms[*o].time && e->time_ns - c->ooms[*o].time <= c->o->fallback_window_ns &&
+                c->ooms[*o].size >= e->size)
+                f->after_oom = 1;
+            return 0;
+        }
         if (device && e->result == 2) { /* cudaErrorMemoryAllocation == CUDA_ERROR_OUT_OF_MEMORY == 2 */
             int frag = e->free_bytes != VSP_UNKNOWN_BYTES && e->free_bytes >= e->size;
             struct vsp_finding *f;

@@ -47,6 +47,7 @@ struct vsp_finding {
     uint64_t address;                            /* invalid_free */
     int double_free;                             /* invalid_free: 1 double_free, 0 unknown_pointer */
     int after_oom;                               /* host_fallback */
+    int denied;                                  /* host_fallback: refused by VRAMSPY_ENFORCE */
     uint64_t limit;                              /* peak: the --max-peak budget */
     uint64_t first_time_ns;
 };

@@ -104,8 +104,10 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
             json_object_set_new(o, "memory", json_string(vsp_memory_name(f->memory)));
             json_object_set_new(o, "count", json_integer((json_int_t)f->count));
             json_object_set_new(o, "bytes", json_integer((json_int_t)f->bytes));
-            if (f->kind == VSP_F_HOST_FALLBACK)
+            if (f->kind == VSP_F_HOST_FALLBACK) {
                 json_object_set_new(o, "after_oom", json_boolean(f->after_oom));
+                json_object_set_new(o, "denied", json_boolean(f->denied));
+            }
             break;
         case VSP_F_OOM:
         case VSP_F_FRAGMENTATION:
@@ -192,6 +194,8 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
             fprintf(out, "%sHOST FALLBACK%s %s of %s memory in %llu allocation%s by %s%s\n", c0, c1, b1,
                     vsp_memory_name(f->memory), (unsigned long long)f->count, f->count == 1 ? "" : "s",
                     vsp_api_name(f->api), f->after_oom ? ", right after a device out-of-memory" : "");
+            if (f->denied)
+                fprintf(out, "    (denied by VRAMSPY_ENFORCE=vram-only: the call failed with out-of-memory and was not performed)\n");
             break;
         case VSP_F_OOM:
         case VSP_F_FRAGMENTATION:

@@ -147,6 +147,13 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
             c->ring_size = p;
         }
     }
+    if ((v = get("VRAMSPY_ENFORCE")) && *v) {
+        if (!strcmp(v, "vram-only"))
+            c->enforce_vram_only = 1;
+        else if (strcmp(v, "none") != 0)
+            addwarn(warn, warnlen, &nbad, "%s=%s is not vram-only (or none); nothing is enforced\n",
+                    "VRAMSPY_ENFORCE", v);
+    }
     if ((v = get("VRAMSPY_ON_FULL")) && *v) {
         if (!strcmp(v, "wait"))
             c->on_full = VSP_ON_FULL_WAIT;

@@ -23,6 +23,7 @@ struct vsp_config {
     int on_full;         /* enum vsp_on_full */
     int debug;           /* extra diagnostics on stderr */
     int disabled;        /* VRAMSPY_DISABLE=1: pass everything through, record nothing */
+    int enforce_vram_only; /* VRAMSPY_ENFORCE=vram-only: host/managed allocations fail, not performed */
 };
 
 typedef char *(*vsp_getenv_fn)(const char *name);

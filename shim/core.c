@@ -245,7 +245,7 @@ static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32
     e->api = c->api;
     e->op = c->op ? c->op : VSP_OP_ALLOC;
     e->memory = c->memory;
-    e->reserved = 0;
+    e->eflags = c->denied ? VSP_EVENT_DENIED : 0;
 }
 
 void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)

@@ -39,6 +39,7 @@ struct vsp_call {
     uint8_t op;       /* enum vsp_op; 0 means ALLOC */
     int32_t result;
     int oom;          /* result is an out-of-memory error of a device allocation */
+    int denied;       /* refused by VRAMSPY_ENFORCE: the real call was not made */
     uint64_t ptr, size, flags, stream, aux;
 };
 
@@ -71,6 +72,12 @@ static inline void vsp_hook_enter(struct vsp_hook *h)
     h->record = vsp_hook_enter_slow();
 }
 void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c);
+
+/* VRAMSPY_ENFORCE=vram-only: must this (outermost) host or managed allocation be refused? */
+static inline int vsp_deny_host(const struct vsp_hook *h)
+{
+    return h->record && vsp_cfg.enforce_vram_only;
+}
 void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsigned cls,
                     unsigned default_memory, uint64_t ptr, uint64_t stream);
 void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result);

@@ -52,8 +52,9 @@ VSP_HIDDEN CUresult vsp_h_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, 
 VSP_HIDDEN CUresult vsp_h_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
 {
     DRV_REAL(cuMemAllocManaged);
-    CUresult r = real(dptr, bytesize, flags);
-    DRV_ALLOC(cuMemAllocManaged, .memory = VSP_MEM_MANAGED, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr),
+    int deny = vsp_deny_host(&h);
+    CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(dptr, bytesize, flags);
+    DRV_ALLOC(cuMemAllocManaged, .denied = deny, .memory = VSP_MEM_MANAGED, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr),
               .size = bytesize, .flags = flags);
     return r;
 }
@@ -61,8 +62,9 @@ VSP_HIDDEN CUresult vsp_h_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, 
 VSP_HIDDEN CUresult vsp_h_cuMemAllocHost_v2(void **pp, size_t bytesize)
 {
     DRV_REAL(cuMemAllocHost_v2);
-    CUresult r = real(pp, bytesize);
-    DRV_ALLOC(cuMemAllocHost_v2, .memory = VSP_MEM_HOST_PINNED, .cls = VSP_CLASS_HOST, .ptr = OUT(r, pp),
+    int deny = vsp_deny_host(&h);
+    CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(pp, bytesize);
+    DRV_ALLOC(cuMemAllocHost_v2, .denied = deny, .memory = VSP_MEM_HOST_PINNED, .cls = VSP_CLASS_HOST, .ptr = OUT(r, pp),
               .size = bytesize);
     return r;
 }
@@ -70,8 +72,9 @@ VSP_HIDDEN CUresult vsp_h_cuMemAllocHost_v2(void **pp, size_t bytesize)
 VSP_HIDDEN CUresult vsp_h_cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
 {
     DRV_REAL(cuMemHostAlloc);
-    CUresult r = real(pp, bytesize, flags);
-    DRV_ALLOC(cuMemHostAlloc, .memory = (flags & CU_MEMHOSTALLOC_DEVICEMAP) ? VSP_MEM_HOST_MAPPED : VSP_MEM_HOST_PINNED,
+    int deny = vsp_deny_host(&h);
+    CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(pp, bytesize, flags);
+    DRV_ALLOC(cuMemHostAlloc, .denied = deny, .memory = (flags & CU_MEMHOSTALLOC_DEVICEMAP) ? VSP_MEM_HOST_MAPPED : VSP_MEM_HOST_PINNED,
               .cls = VSP_CLASS_HOST, .ptr = OUT(r, pp), .size = bytesize, .flags = flags);
     return r;
 }
@@ -79,8 +82,9 @@ VSP_HIDDEN CUresult vsp_h_cuMemHostAlloc(void **pp, size_t bytesize, unsigned in
 VSP_HIDDEN CUresult vsp_h_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int flags)
 {
     DRV_REAL(cuMemHostRegister_v2);
-    CUresult r = real(p, bytesize, flags);
-    DRV_ALLOC(cuMemHostRegister_v2, .memory = VSP_MEM_HOST_REGISTERED, .cls = VSP_CLASS_REGISTERED,
+    int deny = vsp_deny_host(&h);
+    CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(p, bytesize, flags);
+    DRV_ALLOC(cuMemHostRegister_v2, .denied = deny, .memory = VSP_MEM_HOST_REGISTERED, .cls = VSP_CLASS_REGISTERED,
               .ptr = (uint64_t)(uintptr_t)p, .size = bytesize, .flags = flags);
     return r;
 }

@@ -56,8 +56,9 @@ VSP_HIDDEN cudaError_t vsp_h_cudaMalloc(void **devPtr, size_t size)
 VSP_HIDDEN cudaError_t vsp_h_cudaMallocManaged(void **devPtr, size_t size, unsigned int flags)
 {
     RT_REAL(cudaMallocManaged);
-    cudaError_t r = real(devPtr, size, flags);
-    RT_ALLOC(cudaMallocManaged, .memory = VSP_MEM_MANAGED, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, devPtr),
+    int deny = vsp_deny_host(&h);
+    cudaError_t r = deny ? cudaErrorMemoryAllocation : real(devPtr, size, flags);
+    RT_ALLOC(cudaMallocManaged, .denied = deny, .memory = VSP_MEM_MANAGED, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, devPtr),
              .size = size, .flags = flags);
     return r;
 }
@@ -65,16 +66,18 @@ VSP_HIDDEN cudaError_t vsp_h_cudaMallocManaged(void **devPtr, size_t size, unsig
 VSP_HIDDEN cudaError_t vsp_h_cudaMallocHost(void **ptr, size_t size)
 {
     RT_REAL(cudaMallocHost);
-    cudaError_t r = real(ptr, size);
-    RT_ALLOC(cudaMallocHost, .memory = VSP_MEM_HOST_PINNED, .cls = VSP_CLASS_HOST, .ptr = OUT(r, ptr), .size = size);
+    int deny = vsp_deny_host(&h);
+    cudaError_t r = deny ? cudaErrorMemoryAllocation : real(ptr, size);
+    RT_ALLOC(cudaMallocHost, .denied = deny, .memory = VSP_MEM_HOST_PINNED, .cls = VSP_CLASS_HOST, .ptr = OUT(r, ptr), .size = size);
     return r;
 }
 
 VSP_HIDDEN cudaError_t vsp_h_cudaHostAlloc(void **pHost, size_t size, unsigned int flags)
 {
     RT_REAL(cudaHostAlloc);
-    cudaError_t r = real(pHost, size, flags);
-    RT_ALLOC(cudaHostAlloc, .memory = (flags & cudaHostAllocMapped) ? VSP_MEM_HOST_MAPPED : VSP_MEM_HOST_PINNED,
+    int deny = vsp_deny_host(&h);
+    cudaError_t r = deny ? cudaErrorMemoryAllocation : real(pHost, size, flags);
+    RT_ALLOC(cudaHostAlloc, .denied = deny, .memory = (flags & cudaHostAllocMapped) ? VSP_MEM_HOST_MAPPED : VSP_MEM_HOST_PINNED,
              .cls = VSP_CLASS_HOST, .ptr = OUT(r, pHost), .size = size, .flags = flags);
     return r;
 }
@@ -165,8 +168,9 @@ RT_POOL(cudaMallocFromPoolAsync_ptsz)
 VSP_HIDDEN cudaError_t vsp_h_cudaHostRegister(void *ptr, size_t size, unsigned int flags)
 {
     RT_REAL(cudaHostRegister);
-    cudaError_t r = real(ptr, size, flags);
-    RT_ALLOC(cudaHostRegister, .memory = VSP_MEM_HOST_REGISTERED, .cls = VSP_CLASS_REGISTERED,
+    int deny = vsp_deny_host(&h);
+    cudaError_t r = deny ? cudaErrorMemoryAllocation : real(ptr, size, flags);
+    RT_ALLOC(cudaHostRegister, .denied = deny, .memory = VSP_MEM_HOST_REGISTERED, .cls = VSP_CLASS_REGISTERED,
              .ptr = (uint64_t)(uintptr_t)ptr, .size = size, .flags = flags);
     return r;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -177,4 +178,39 @@ Test(shim_runtime, nvcc_static_runtime_reaches_driver_through_hooked_lookup)
     cr_assert_not_null(strstr(shim.err, "cuGetProcAddress(cuMemAlloc, 3020, 0): hooked as cuMemAlloc_v2"), "%s",
                        shim.err);
     cr_assert_not_null(strstr(shim.err, "hooked as cuMemAllocAsync_ptsz"), "%s", shim.err);
+}
+
+Test(shim_runtime, enforce_vram_only_denies_host_memory_and_report_marks_it)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/e.trace", dir);
+    snprintf(path, sizeof path, "%s/e.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {out, "VRAMSPY_ENFORCE=vram-only", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    /* every host or managed allocation failed with out-of-memory; device ones went through */
+    cr_assert_not_null(strstr(r.out, "managed 2\n"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "host 2\n"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "hostalloc 2\n"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "register 2\n"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "malloc 0\n"), "%s", r.out);
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.by_memory[VSP_MEM_MANAGED] + s.by_memory[VSP_MEM_HOST_PINNED] + s.by_memory[VSP_MEM_HOST_MAPPED] +
+                     s.by_memory[VSP_MEM_HOST_REGISTERED], 0, "nothing of host memory was allocated");
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "'%s/vramspy-report' --format json --fail-on host-fallback '%s' > '%s/e.json'",
+             VSP_BUILD_DIR, path, dir);
+    cr_assert_eq(WEXITSTATUS(system(cmd)), 1, "denied fallbacks are still host_fallback findings");
+    snprintf(cmd, sizeof cmd, "grep -c '\"denied\": true' '%s/e.json' | grep -qx 4", dir);
+    cr_assert_eq(system(cmd), 0, "four denied host_fallback findings");
+    /* a bad value warns and enforces nothing */
+    const char *env2[] = {out, "VRAMSPY_ENFORCE=strict", NULL};
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/e2.trace", dir);
+    cr_assert_eq(th_run(&r, argv, env2, 1, 0), 0);
+    cr_assert_not_null(strstr(r.err, "VRAMSPY_ENFORCE=strict"), "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "managed 0\n"));
 }

@@ -193,8 +193,11 @@ struct vsp_rec_event {
     uint16_t api;         /* enum vsp_api */
     uint8_t op;           /* enum vsp_op */
     uint8_t memory;       /* enum vsp_memory */
-    uint32_t reserved;
+    uint32_t eflags;      /* VSP_EVENT_* (was reserved, always 0, before these flags existed) */
 };
+
+/* vsp_rec_event.eflags */
+#define VSP_EVENT_DENIED 0x1u /* VRAMSPY_ENFORCE refused it: the real call was not made */
 
 /* Written once at clean finalisation: the shim's own counters (a reader recomputes its own). */
 struct vsp_rec_end {

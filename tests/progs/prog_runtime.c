@@ -20,11 +20,14 @@ static int basic(void)
     printf("malloc %d\n", cudaMalloc(&d1, 1 * MiB));
     printf("malloc %d\n", cudaMalloc(&d2, 3 * MiB));
     printf("malloc %d\n", cudaMalloc(&d3, 5 * MiB));
-    printf("managed %d\n", cudaMallocManaged(&m, 2 * MiB, cudaMemAttachGlobal));
-    memset(m, 1, 2 * MiB);
+    cudaError_t rm = cudaMallocManaged(&m, 2 * MiB, cudaMemAttachGlobal);
+    printf("managed %d\n", rm);
+    if (rm == cudaSuccess)
+        memset(m, 1, 2 * MiB);
     printf("host %d\n", cudaMallocHost(&h, 64 * 1024));
     printf("hostalloc %d\n", cudaHostAlloc(&hm, 128 * 1024, cudaHostAllocMapped));
     void *reg = aligned_alloc(4096, 1 * MiB);
+    memset(reg, 0, 1 * MiB);
     printf("register %d\n", cudaHostRegister(reg, 1 * MiB, cudaHostRegisterDefault));
     printf("pitch %d\n", cudaMallocPitch(&p, &pitch, 1000, 100));
     struct cudaPitchedPtr pp;
