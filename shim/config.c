@@ -106,6 +106,7 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
     c->depth = VSP_DEFAULT_DEPTH;
     c->ring_size = VSP_DEFAULT_RING;
     c->on_full = VSP_ON_FULL_WAIT;
+    c->summary = 1;
 
     if ((v = get("VRAMSPY_OUT")) && *v) {
         char probe[VSP_PATH_MAX];
@@ -126,6 +127,10 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
     if ((v = get("VRAMSPY_QUIET")) && parse_bool(v, &c->quiet) < 0) {
         addwarn(warn, warnlen, &nbad, "%s=%s is not 0 or 1; treating it as 1\n", "VRAMSPY_QUIET", v);
         c->quiet = 1;
+    }
+    if ((v = get("VRAMSPY_SUMMARY")) && parse_bool(v, &c->summary) < 0) {
+        addwarn(warn, warnlen, &nbad, "%s=%s is not 0 or 1; treating it as 1\n", "VRAMSPY_SUMMARY", v);
+        c->summary = 1;
     }
     if ((v = get("VRAMSPY_DEBUG")) && parse_bool(v, &c->debug) < 0) {
         addwarn(warn, warnlen, &nbad, "%s=%s is not 0 or 1; treating it as 1\n", "VRAMSPY_DEBUG", v);

@@ -18,7 +18,8 @@
 struct vsp_config {
     char out_pattern[VSP_PATH_MAX];
     unsigned depth;      /* frames kept per stack; 0 = no stacks */
-    int quiet;           /* no exit summary */
+    int quiet;           /* nothing on stderr: no exit summary, no out-of-memory breakdown */
+    int summary;         /* VRAMSPY_SUMMARY (default 1): the exit summary */
     uint64_t ring_size;  /* power of two */
     int on_full;         /* enum vsp_on_full */
     int debug;           /* extra diagnostics on stderr */

@@ -270,7 +270,10 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
                     e->total_bytes = tb;
                 }
             }
+            uint64_t fb = e->free_bytes, tb = e->total_bytes;
             vsp_ring_commit(vsp_trace_ring(), &res);
+            if (c->oom && vsp_memory_is_device(c->memory) && !vsp_cfg.quiet)
+                vsp_oom_breakdown(c, fb, tb, fb != VSP_UNKNOWN_BYTES);
         }
         if (c->result == 0 && c->cls)
             vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, stack_id);

@@ -105,6 +105,11 @@ extern struct vsp_livetable vsp_live;
 unsigned vsp_capture_stack(uint64_t *frames, unsigned max); /* innermost first, shim frames skipped */
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);  /* interns, writes new stacks */
 void vsp_stacks_reset(void);
+uint64_t vsp_stack_site(uint32_t id);     /* innermost frame of a stack id, 0 if unknown */
+
+/* --- oom.c --- */
+/* On a failed device allocation: a breakdown of what holds device memory, on stderr, now. */
+void vsp_oom_breakdown(const struct vsp_call *c, uint64_t free_b, uint64_t total_b, int have_info);
 int vsp_stacks_init(void);
 
 /* --- real-symbol helpers (hooks_dl.c) --- */

@@ -441,7 +441,7 @@ void vsp_trace_finalize(void)
             vsp_warn("writing the trace log failed (disk full?); the trace is incomplete");
         /* The mapping stays: a CUDA call from a later destructor is still recorded. */
     }
-    if (!vsp_cfg.quiet)
+    if (!vsp_cfg.quiet && vsp_cfg.summary)
         print_summary();
 }
 

@@ -9,6 +9,7 @@
 #include <libunwind.h>
 
 #include <string.h>
+#include <sys/mman.h>
 
 #include "atomic.h"
 #include "core.h"
@@ -18,6 +19,15 @@
 
 static struct vsp_stackstore stacks;
 static int unwind_policy_set;
+/* The call site (innermost kept frame) of each stack id, for the in-process out-of-memory
+ * breakdown; indexed by id modulo SITES (a diagnostic: a wrapped id shows a newer site). */
+#define SITES (1u << 18)
+static uint64_t *sites;
+
+uint64_t vsp_stack_site(uint32_t id)
+{
+    return sites && id ? vsp_load_relaxed(&sites[id & (SITES - 1)]) : 0;
+}
 
 int vsp_stacks_init(void)
 {
@@ -25,6 +35,11 @@ int vsp_stacks_init(void)
         unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     if (stacks.slots)
         return 0;
+    if (!sites) {
+        void *p = mmap(NULL, SITES * sizeof *sites, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        sites = p == MAP_FAILED ? NULL : p;
+    }
     return vsp_stackstore_init(&stacks, 1u << 18);
 }
 
@@ -32,6 +47,8 @@ void vsp_stacks_reset(void)
 {
     vsp_stackstore_destroy(&stacks);
     memset(&stacks, 0, sizeof stacks);
+    if (sites)
+        memset(sites, 0, SITES * sizeof *sites); /* the child's ids start again */
 }
 
 unsigned vsp_capture_stack(uint64_t *frames, unsigned max)
@@ -59,6 +76,8 @@ uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
     uint32_t id = vsp_stackstore_intern(&stacks, vsp_stack_hash(frames, n), &is_new);
     if (!is_new)
         return id;
+    if (sites)
+        vsp_store_relaxed(&sites[id & (SITES - 1)], frames[0]);
     vsp_trace_modules_changed();
     struct vsp_resv res;
     uint32_t len = (uint32_t)(sizeof(struct vsp_rec_stack) + n * sizeof(uint64_t));

@@ -214,3 +214,29 @@ Test(shim_runtime, enforce_vram_only_denies_host_memory_and_report_marks_it)
     cr_assert_not_null(strstr(r.err, "VRAMSPY_ENFORCE=strict"), "%s", r.err);
     cr_assert_not_null(strstr(r.out, "managed 0\n"));
 }
+
+Test(shim_runtime, out_of_memory_breakdown_on_stderr_at_the_failing_call)
+{
+    char *dir = th_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/o.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};
+    const char *env[] = {out, "VSP_FAKE_DEVICE_MEM=64M", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0);
+    const char *b = strstr(r.err, "vramspy: out of memory: cudaMalloc of 6.0 MiB failed; device free 32.0 MiB of 64.0 MiB: "
+                                  "looks like FRAGMENTATION");
+    cr_assert_not_null(b, "%s", r.err);
+    cr_assert_not_null(strstr(b, "live device memory: 32.0 MiB in 8 allocations; top call sites:"), "%s", r.err);
+    cr_assert_not_null(strstr(b, "32.0 MiB in 8 allocations  "), "%s", r.err);
+    cr_assert_not_null(strstr(b, "(prog_runtime.c:"), "call sites are symbolised in the process: %s", r.err);
+    cr_assert_not_null(strstr(b, "largest live allocations:"), "%s", r.err);
+    const char *summary = strstr(r.err, " of host memory), ");
+    cr_assert_not_null(summary, "%s", r.err);
+    cr_assert_lt(b, summary, "the breakdown comes at the failure, before the exit summary");
+    /* quiet: nothing */
+    const char *env2[] = {out, "VSP_FAKE_DEVICE_MEM=64M", "VRAMSPY_QUIET=1", NULL};
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/o2.trace", dir);
+    cr_assert_eq(th_run(&r, argv, env2, 1, 0), 0);
+    cr_assert_null(strstr(r.err, "out of memory"));
+}

@@ -195,7 +195,7 @@ static int run(int argc, char **argv)
         signal(SIGUSR2, SIG_DFL);
         setenv("LD_PRELOAD", preload, 1);
         setenv("VRAMSPY_OUT", pattern, 1);
-        setenv("VRAMSPY_QUIET", "1", 0); /* the report follows; the shim's own summary is redundant */
+        setenv("VRAMSPY_SUMMARY", "0", 0); /* the report follows; the shim's exit summary is redundant */
         execvp(prog[0], prog);
         fprintf(stderr, "vramspy run: %s: %s\n", prog[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
