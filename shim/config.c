@@ -152,6 +152,23 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
             c->ring_size = p;
         }
     }
+    c->metrics_interval_ms = 1000;
+    if ((v = get("VRAMSPY_METRICS")) && *v) {
+        char probe[VSP_PATH_MAX];
+        if (strlen(v) >= sizeof c->metrics_pattern || vsp_expand_pattern(v, 1, "x", probe, sizeof probe) < 0)
+            addwarn(warn, warnlen, &nbad, "%s=%s is not a usable path pattern; no metrics are written\n",
+                    "VRAMSPY_METRICS", v);
+        else
+            strcpy(c->metrics_pattern, v);
+    }
+    if ((v = get("VRAMSPY_METRICS_INTERVAL")) && *v) {
+        uint64_t ms;
+        if (vsp_parse_size(v, &ms) < 0 || strspn(v, "0123456789") != strlen(v) || ms < 10 || ms > 3600000)
+            addwarn(warn, warnlen, &nbad, "%s=%s is not a number of milliseconds from 10 to 3600000; using 1000\n",
+                    "VRAMSPY_METRICS_INTERVAL", v);
+        else
+            c->metrics_interval_ms = (unsigned)ms;
+    }
     if ((v = get("VRAMSPY_ENFORCE")) && *v) {
         if (!strcmp(v, "vram-only"))
             c->enforce_vram_only = 1;

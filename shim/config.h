@@ -24,6 +24,8 @@ struct vsp_config {
     int on_full;         /* enum vsp_on_full */
     int debug;           /* extra diagnostics on stderr */
     int disabled;        /* VRAMSPY_DISABLE=1: pass everything through, record nothing */
+    char metrics_pattern[VSP_PATH_MAX]; /* VRAMSPY_METRICS, "" when off */
+    unsigned metrics_interval_ms;       /* VRAMSPY_METRICS_INTERVAL, default 1000 */
     int enforce_vram_only; /* VRAMSPY_ENFORCE=vram-only: host/managed allocations fail, not performed */
 };
 

@@ -280,6 +280,8 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
     } else if (c->result == 0 && c->cls) {
         vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, 0);
     }
+    if (c->result == 0 && c->cls && c->api < VSP_API_COUNT_)
+        vsp_fetch_add_relaxed(&vsp_live.c.by_api[c->api], 1); /* relaxed: a counter */
     vsp_tls.depth--;
     errno = saved;
 }

@@ -107,6 +107,11 @@ uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);  /* interns, writes n
 void vsp_stacks_reset(void);
 uint64_t vsp_stack_site(uint32_t id);     /* innermost frame of a stack id, 0 if unknown */
 
+/* --- metrics.c --- */
+void vsp_metrics_start(void);        /* after the trace is set up: the writer thread */
+void vsp_metrics_write(void);        /* now (at exit) */
+void vsp_metrics_atfork_child(void);
+
 /* --- oom.c --- */
 /* On a failed device allocation: a breakdown of what holds device memory, on stderr, now. */
 void vsp_oom_breakdown(const struct vsp_call *c, uint64_t free_b, uint64_t total_b, int have_info);

@@ -52,8 +52,11 @@ void vsp_livetable_destroy(struct vsp_livetable *t)
 static void count_add(struct vsp_counters *c, unsigned memory, uint64_t size)
 {
     vsp_fetch_add_relaxed(&c->live_count, 1);
-    if (memory < VSP_MEM_COUNT_)
-        vsp_fetch_add_relaxed(&c->live_bytes[memory], size);
+    if (memory < VSP_MEM_COUNT_) {
+        /* relaxed: statistics, see the device peak below */
+        unsigned long long k = vsp_fetch_add_relaxed(&c->live_bytes[memory], size) + size;
+        vsp_atomic_max_relaxed(&c->peak_bytes[memory], k);
+    }
     if (vsp_memory_is_device(memory)) {
         /* relaxed: the peak is a statistic; a concurrent free may make it briefly stale by one
          * allocation's size, never by more. */

@@ -37,6 +37,8 @@ struct vsp_counters {
     unsigned long long device_bytes;
     unsigned long long peak_device_bytes;
     unsigned long long untracked; /* allocations the full table could not hold */
+    unsigned long long peak_bytes[VSP_MEM_COUNT_]; /* per memory kind (metrics) */
+    unsigned long long by_api[VSP_API_COUNT_];     /* successful allocations per API (metrics) */
     unsigned long long nested;    /* inner-layer calls passed through */
 };
 

@@ -324,6 +324,7 @@ int vsp_trace_ensure(void)
         if (!vsp_live.slots && vsp_livetable_init(&vsp_live, 1u << 20) < 0)
             vsp_warn("cannot allocate the live table; the exit summary will be approximate");
         int rc = open_trace();
+        vsp_metrics_start();
         vsp_tls.in_open = 0;
         /* release: everything open_trace set up is visible to threads that see T_OPEN. */
         vsp_store_release(&T.state, rc == 0 ? T_OPEN : T_FAILED);
@@ -441,6 +442,7 @@ void vsp_trace_finalize(void)
             vsp_warn("writing the trace log failed (disk full?); the trace is incomplete");
         /* The mapping stays: a CUDA call from a later destructor is still recorded. */
     }
+    vsp_metrics_write();
     if (!vsp_cfg.quiet && vsp_cfg.summary)
         print_summary();
 }
@@ -460,6 +462,7 @@ void vsp_trace_atfork_child(void)
     T.nknown = 0;
     T.adds = T.subs = 0;
     vsp_stacks_reset();
+    vsp_metrics_atfork_child();
     vsp_livetable_destroy(&vsp_live);
     memset(&vsp_live, 0, sizeof vsp_live);
 }

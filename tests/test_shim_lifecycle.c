@@ -272,3 +272,51 @@ Test(shim_lifecycle, exec_gets_its_own_trace)
     char paths[4][4096];
     cr_assert_eq(th_list_traces(dir, paths, 4), 2);
 }
+
+Test(shim_lifecycle, metrics_file_is_written_while_the_program_runs)
+{
+    char *dir = th_tmpdir(), out[4200], metrics[4200], mpath[4200], libpath[4200], preload[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/m.trace", dir);
+    snprintf(metrics, sizeof metrics, "VRAMSPY_METRICS=%s/vram.%%e.prom", dir);
+    snprintf(mpath, sizeof mpath, "%s/vram.prog_die.prom", dir);
+    snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s", VSP_FAKES);
+#ifdef VSP_SAN_RUNTIME
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
+#else
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", VSP_SHIM);
+#endif
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        char *envp[] = {out, metrics, "VRAMSPY_METRICS_INTERVAL=50", libpath, preload, NULL};
+        execle(VSP_PROGS "/prog_die", "prog_die", "wait", "10", (char *)NULL, envp);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    char buf[64] = {0};
+    cr_assert_gt(read(pipefd[0], buf, sizeof buf - 1), 0);
+    /* the program is blocked in pause(): only the metrics thread can write the file now */
+    unlink(mpath);
+    char text[16384] = {0};
+    for (int i = 0; i < 100 && !text[0]; i++) {
+        usleep(20000);
+        FILE *f = fopen(mpath, "r");
+        if (f) {
+            size_t n = fread(text, 1, sizeof text - 1, f);
+            text[n] = 0;
+            fclose(f);
+        }
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    char want[256];
+    snprintf(want, sizeof want, "vramspy_live_bytes{pid=\"%d\",exe=\"prog_die\",memory=\"device\"} 40960\n", (int)pid);
+    cr_assert_not_null(strstr(text, want), "%s", text);
+    cr_assert_not_null(strstr(text, "# TYPE vramspy_allocations_total counter\n"));
+    cr_assert_not_null(strstr(text, "api=\"cudaMalloc\"} 10\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "vramspy_failed_allocations_total{"), "%s", text);
+    cr_assert_not_null(strstr(text, "vramspy_host_fallback_total{"), "%s", text);
+    cr_assert_not_null(strstr(text, "vramspy_peak_bytes{"), "%s", text);
+}

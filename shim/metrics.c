@@ -1,0 +1,131 @@
+/* Live metrics for fleets (VRAMSPY_METRICS=PATH): a Prometheus text-format file, replaced
+ * atomically (write a temporary file beside it, then rename) at most every
+ * VRAMSPY_METRICS_INTERVAL milliseconds and at exit, for node_exporter's textfile collector. No
+ * server in the host process: one background thread, started with the trace (first CUDA call),
+ * all signals blocked, reading the shim's relaxed counters.
+ * Must never: run before the first CUDA call, or write anywhere but PATH and PATH.tmp.PID. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "core.h"
+
+static int started;
+static char path[VSP_PATH_MAX];
+static char exe[256];
+
+static void label_escape(char *dst, size_t len, const char *src)
+{
+    size_t n = 0;
+    for (; *src && n + 3 < len; src++) {
+        if (*src == '"' || *src == '\\')
+            dst[n++] = '\\';
+        dst[n++] = *src == '\n' ? ' ' : *src;
+    }
+    dst[n] = 0;
+}
+
+void vsp_metrics_write(void)
+{
+    if (!vsp_load_acquire(&started))
+        return;
+    char buf[16384]; /* on the stack: the writer thread has 256 KiB, the exit path the caller's */
+    const struct vsp_counters *c = &vsp_live.c;
+    char lbl[600];
+    snprintf(lbl, sizeof lbl, "pid=\"%d\",exe=\"%s\"", (int)getpid(), exe);
+    size_t n = 0;
+#define OUT(...)                                                                    \
+    do {                                                                            \
+        int w_ = snprintf(buf + n, sizeof buf - n, __VA_ARGS__);                    \
+        if (w_ > 0)                                                                 \
+            n = n + (size_t)w_ < sizeof buf ? n + (size_t)w_ : sizeof buf - 1;      \
+    } while (0)
+    OUT("# HELP vramspy_live_bytes Bytes currently allocated, by memory kind.\n# TYPE vramspy_live_bytes gauge\n");
+    for (int m = 1; m < VSP_MEM_COUNT_; m++)
+        if (m != VSP_MEM_MAPPING)
+            OUT("vramspy_live_bytes{%s,memory=\"%s\"} %llu\n", lbl, vsp_memory_name((unsigned)m),
+                vsp_load_relaxed(&c->live_bytes[m]));
+    OUT("# HELP vramspy_peak_bytes Most bytes allocated at once, by memory kind.\n# TYPE vramspy_peak_bytes gauge\n");
+    for (int m = 1; m < VSP_MEM_COUNT_; m++)
+        if (m != VSP_MEM_MAPPING)
+            OUT("vramspy_peak_bytes{%s,memory=\"%s\"} %llu\n", lbl, vsp_memory_name((unsigned)m),
+                vsp_load_relaxed(&c->peak_bytes[m]));
+    OUT("# HELP vramspy_allocations_total Successful allocation calls, by API.\n"
+        "# TYPE vramspy_allocations_total counter\n");
+    for (int a = 1; a < VSP_API_COUNT_; a++) {
+        unsigned long long v = vsp_load_relaxed(&c->by_api[a]);
+        if (v)
+            OUT("vramspy_allocations_total{%s,api=\"%s\"} %llu\n", lbl, vsp_api_name((unsigned)a), v);
+    }
+    OUT("# HELP vramspy_failed_allocations_total Allocation calls that returned an error.\n"
+        "# TYPE vramspy_failed_allocations_total counter\nvramspy_failed_allocations_total{%s} %llu\n",
+        lbl, vsp_load_relaxed(&c->failed));
+    OUT("# HELP vramspy_host_fallback_total Allocations of managed or pinned/mapped/registered host memory.\n"
+        "# TYPE vramspy_host_fallback_total counter\nvramspy_host_fallback_total{%s} %llu\n",
+        lbl, vsp_load_relaxed(&c->host_allocations));
+#undef OUT
+    char tmp[VSP_PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lu", path, (int)getpid(), (unsigned long)pthread_self() & 0xffff);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    ssize_t w = write(fd, buf, n);
+    close(fd);
+    if (w != (ssize_t)n || rename(tmp, path) < 0)
+        unlink(tmp);
+}
+
+static void *writer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct timespec ts = {vsp_cfg.metrics_interval_ms / 1000, (long)(vsp_cfg.metrics_interval_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+        if (!vsp_load_acquire(&started))
+            return NULL; /* forked child: this thread is the parent's copy... it does not exist here */
+        vsp_metrics_write();
+    }
+}
+
+void vsp_metrics_start(void)
+{
+    if (!vsp_cfg.metrics_pattern[0] || vsp_load_relaxed(&started))
+        return;
+    char buf[PATH_MAX];
+    ssize_t l = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    buf[l > 0 ? l : 0] = 0;
+    const char *base = strrchr(buf, '/');
+    label_escape(exe, sizeof exe, base ? base + 1 : buf);
+    if (vsp_expand_pattern(vsp_cfg.metrics_pattern, (long)getpid(), base ? base + 1 : buf, path, sizeof path) < 0)
+        return;
+    /* release: path and exe are set before the thread (or the exit path) reads them */
+    vsp_store_release(&started, 1);
+    vsp_metrics_write();
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: no host signal lands on it */
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    if (pthread_create(&t, &attr, writer, NULL) != 0)
+        vsp_warn("cannot start the metrics thread; %s is written at exit only", path);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void vsp_metrics_atfork_child(void)
+{
+    /* the writer thread is not in the child; the child starts its own with its trace */
+    started = 0;
+}
