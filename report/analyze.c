@@ -399,7 +399,10 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     l->memory = e->memory;
     a->live_bytes += e->size;
     a->live_allocations++;
-    c->kind_live[e->memory < VSP_MEM_COUNT_ ? e->memory : 0] += e->size;
+    unsigned km = e->memory < VSP_MEM_COUNT_ ? e->memory : 0;
+    c->kind_live[km] += e->size;
+    if (c->kind_live[km] > a->kind_peak[km])
+        a->kind_peak[km] = c->kind_live[km];
     if (device) {
         c->device_live += e->size;
         if (c->device_live > a->peak_bytes) {
@@ -655,6 +658,7 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     if (rc < 0 && !bad)
         snprintf(a->error, sizeof a->error, "%s: %s", path, vsp_reader_error(r));
     vsp_reader_close(r);
+    memcpy(a->kind_live, c.kind_live, sizeof a->kind_live);
     a->complete = st.complete;
     a->dropped = st.dropped;
     a->torn = st.torn;

@@ -86,6 +86,7 @@ struct vsp_analysis {
     uint64_t events, dropped, torn;
     /* totals */
     uint64_t allocations, frees, failed, peak_bytes, live_bytes, live_allocations;
+    uint64_t kind_live[VSP_MEM_COUNT_], kind_peak[VSP_MEM_COUNT_]; /* bytes by memory kind: now, most */
     uint64_t host_allocations;
     /* modules and stacks */
     struct vsp_module *modules;

@@ -245,3 +245,98 @@ Test(report_formats, budgets_peak_and_min_leak)
     sh(&r, VRAMSPY " report --fail-on leak tests/data/leaks.trace", NULL);
     cr_assert_eq(r.code, 1, "vramspy report is the analyzer");
 }
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+
+/* Read from a pty master until `needle` shows up after `from` (or the time runs out). */
+static int pty_wait(int fd, char *buf, size_t cap, size_t *len, const char *needle, size_t from, int ms)
+{
+    for (int waited = 0; waited < ms; waited += 20) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 20) > 0) {
+            ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+            if (n > 0) {
+                *len += (size_t)n;
+                buf[*len] = 0;
+            }
+        }
+        if (strstr(buf + from, needle))
+            return 1;
+    }
+    return 0;
+}
+
+Test(vramspy_top, live_view_of_a_growing_trace_through_a_pty_quits_on_q, .timeout = 60)
+{
+    TH_SKIP_UNDER("tsan", "see sh()");
+    char *dir = th_tmpdir(), out[4200], path[4200], libpath[4200], preload[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/g.trace", dir);
+    snprintf(path, sizeof path, "%s/g.trace", dir);
+    snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s", VSP_FAKES);
+#ifdef VSP_SAN_RUNTIME
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
+#else
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", VSP_SHIM);
+#endif
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    pid_t writer = fork();
+    if (writer == 0) {
+        dup2(pipefd[1], 1);
+        char *envp[] = {out, libpath, preload, "VRAMSPY_RING_SIZE=64K", NULL};
+        execle(VSP_PROGS "/prog_die", "prog_die", "drip", "5", (char *)NULL, envp);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    char rb[64] = {0};
+    cr_assert_gt(read(pipefd[0], rb, sizeof rb - 1), 0);
+
+    int master;
+    pid_t top = forkpty(&master, NULL, NULL, NULL);
+    if (top == 0) {
+#ifdef VSP_SAN_RUNTIME
+        setenv("LD_PRELOAD", VSP_SAN_RUNTIME, 1);
+        setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+#endif
+        execl(VSP_BUILD_DIR "/vramspy", "vramspy", "top", path, (char *)NULL);
+        _exit(127);
+    }
+    static char screen[1 << 20];
+    size_t len = 0;
+    cr_assert(pty_wait(master, screen, sizeof screen, &len, "top live call sites:", 0, 10000), "%s", screen);
+    cr_assert_not_null(strstr(screen, "\033[2J"), "redraws the screen");
+    cr_assert_not_null(strstr(screen, "trace: live"), "%s", screen);
+    /* the trace grows: a later frame shows more allocations than the first */
+    char *a1 = strstr(screen, "allocations ");
+    unsigned long first = a1 ? strtoul(a1 + 12, NULL, 10) : 0;
+    size_t mark = len;
+    cr_assert(pty_wait(master, screen, sizeof screen, &len, "top live call sites:", mark, 10000));
+    cr_assert(pty_wait(master, screen, sizeof screen, &len, "top live call sites:", len, 10000));
+    char *last = NULL;
+    for (char *p = strstr(screen + mark, "allocations "); p; p = strstr(p + 1, "allocations "))
+        last = p;
+    cr_assert_not_null(last);
+    cr_assert_gt(strtoul(last + 12, NULL, 10), first, "the view follows the growing trace");
+    cr_assert_eq(write(master, "q", 1), 1);
+    int st = -1;
+    for (int i = 0; i < 100 && waitpid(top, &st, WNOHANG) == 0; i++)
+        usleep(20000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "q quits cleanly");
+    kill(writer, SIGKILL);
+    waitpid(writer, NULL, 0);
+    close(master);
+}
+
+Test(vramspy_top, once_prints_one_frame_and_missing_trace_is_an_error)
+{
+    struct run_result r;
+    sh(&r, VRAMSPY " top --once tests/data/leaks.trace", NULL);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "12.0 MiB"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "device"));
+    sh(&r, VRAMSPY " top --once tests/data/none.trace", NULL);
+    cr_assert_eq(r.code, 2);
+    cr_assert_not_null(strstr(r.err, "none.trace"));
+}

@@ -28,6 +28,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vramspy run [--out DIR] [--fail-on KINDS] [--error-exitcode N] [report options] -- PROGRAM [ARGS...]\n"
             "       vramspy report [options] TRACE...      (the analyzer: vramspy-report --help)\n"
+            "       vramspy top [--once] TRACE              (live view of a trace being written; q quits)\n"
             "       vramspy --help | --version\n"
             "run options:\n"
             "  --out DIR            keep the traces in DIR (created if missing); default: a new\n"
@@ -278,6 +279,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "run"))
         return run(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "top")) {
+        extern int vsp_top_main(int argc, char **argv);
+        return vsp_top_main(argc - 2, argv + 2);
+    }
     if (!strcmp(argv[1], "report")) {
         char report[PATH_MAX];
         if (find_beside("vramspy-report", "bin", report, sizeof report) < 0) {

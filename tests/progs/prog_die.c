@@ -1,6 +1,7 @@
 /* Test program: allocates COUNT (argv[2], default 100) device buffers of 4 KiB with cudaMalloc,
  * writing "ready N" to stdout, then ends the way argv[1] says: exit, _exit, abort, segv, kill
- * (raise SIGKILL), or wait (block until killed from outside). */
+ * (raise SIGKILL), wait (block until killed from outside), or drip (then one more 4 KiB buffer every
+ * 50 ms until killed: a growing trace). */
 #include <cuda_runtime_api.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,5 +31,11 @@ int main(int argc, char **argv)
     if (!strcmp(how, "wait"))
         for (;;)
             pause();
+    if (!strcmp(how, "drip"))
+        for (;;) {
+            void *p;
+            usleep(50000);
+            cudaMalloc(&p, 4096);
+        }
     return 0;
 }
