@@ -153,6 +153,12 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
         }
     }
     c->metrics_interval_ms = 1000;
+    if ((v = get("VRAMSPY_PURPOSES")) && *v) {
+        if (strlen(v) >= sizeof c->purposes_path)
+            addwarn(warn, warnlen, &nbad, "%s=%s: path too long; no purposes\n", "VRAMSPY_PURPOSES", v);
+        else
+            strcpy(c->purposes_path, v);
+    }
     if ((v = get("VRAMSPY_METRICS")) && *v) {
         char probe[VSP_PATH_MAX];
         if (strlen(v) >= sizeof c->metrics_pattern || vsp_expand_pattern(v, 1, "x", probe, sizeof probe) < 0)

@@ -25,6 +25,7 @@ struct vsp_config {
     int debug;           /* extra diagnostics on stderr */
     int disabled;        /* VRAMSPY_DISABLE=1: pass everything through, record nothing */
     char metrics_pattern[VSP_PATH_MAX]; /* VRAMSPY_METRICS, "" when off */
+    char purposes_path[VSP_PATH_MAX];   /* VRAMSPY_PURPOSES, "" when off */
     unsigned metrics_interval_ms;       /* VRAMSPY_METRICS_INTERVAL, default 1000 */
     int enforce_vram_only; /* VRAMSPY_ENFORCE=vram-only: host/managed allocations fail, not performed */
 };

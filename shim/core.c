@@ -116,6 +116,7 @@ static void atfork_child(void)
     forking = 0;
     vsp_tls.tid = 0;
     vsp_tls.depth = 0;
+    vsp_labels_reset_trace();
     vsp_trace_atfork_child();
 }
 
@@ -135,6 +136,8 @@ static void do_init(void)
         }
     }
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    if (vsp_cfg.purposes_path[0])
+        vsp_purposes_load();
 }
 
 void vsp_init(void)
@@ -228,7 +231,18 @@ static uint32_t capture_stack_id(void)
     return id;
 }
 
-static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32_t stack_id)
+/* The purpose label of a call: the innermost one the thread pushed, else the stack's rule label. */
+static uint16_t call_label(uint32_t stack_id)
+{
+    uint16_t label = vsp_label_current();
+    if (!label)
+        label = vsp_stack_label(stack_id);
+    if (label)
+        vsp_labels_sync(label);
+    return label;
+}
+
+static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32_t stack_id, uint16_t label)
 {
     e->time_ns = now_ns();
     e->ptr = c->ptr;
@@ -245,7 +259,7 @@ static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32
     e->api = c->api;
     e->op = c->op ? c->op : VSP_OP_ALLOC;
     e->memory = c->memory;
-    e->eflags = c->denied ? VSP_EVENT_DENIED : 0;
+    e->eflags = (c->denied ? VSP_EVENT_DENIED : 0) | ((uint32_t)label << VSP_EVENT_LABEL_SHIFT);
 }
 
 void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
@@ -259,10 +273,11 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
         vsp_fetch_add_relaxed(&vsp_live.c.failed, 1);
     if (vsp_trace_ensure()) {
         uint32_t stack_id = capture_stack_id();
+        uint16_t label = call_label(stack_id);
         struct vsp_resv res;
         if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res) == 0) {
             struct vsp_rec_event *e = res.payload;
-            fill_event(e, c, stack_id);
+            fill_event(e, c, stack_id, label);
             if (c->oom) {
                 uint64_t fb, tb;
                 if (vsp_device_meminfo(&fb, &tb) == 0) {
@@ -276,9 +291,9 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
                 vsp_oom_breakdown(c, fb, tb, fb != VSP_UNKNOWN_BYTES);
         }
         if (c->result == 0 && c->cls)
-            vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, stack_id);
+            vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, stack_id, label);
     } else if (c->result == 0 && c->cls) {
-        vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, 0);
+        vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, 0, vsp_label_current());
     }
     if (c->result == 0 && c->cls && c->api < VSP_API_COUNT_)
         vsp_fetch_add_relaxed(&vsp_live.c.by_api[c->api], 1); /* relaxed: a counter */
@@ -306,7 +321,9 @@ void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsign
             struct vsp_call c = {.api = api, .op = VSP_OP_FREE, .ptr = ptr, .stream = stream,
                                  .memory = (uint8_t)(f->found ? f->entry.memory : default_memory),
                                  .size = f->found ? f->entry.size : 0};
-            fill_event(f->resv.payload, &c, stack_id);
+            fill_event(f->resv.payload, &c, stack_id, f->found ? f->entry.label : 0);
+            if (f->found && f->entry.label)
+                vsp_labels_sync(f->entry.label);
             f->have_resv = 1;
         }
     }

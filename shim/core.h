@@ -23,8 +23,11 @@
 
 /* Per-thread state. initial-exec TLS: the shim is loaded at start-up (LD_PRELOAD), so static TLS
  * is available and access costs one instruction, with no call into the dynamic loader. */
+#define VSP_LABEL_DEPTH 16
 struct vsp_tls {
     int depth;     /* >0 while inside a hook: inner layers (driver under runtime) pass through */
+    int nlabels;   /* purpose labels pushed on this thread (vsp_label_push) */
+    uint16_t labels[VSP_LABEL_DEPTH];
     int in_init;   /* this thread runs vsp_init */
     int in_open;   /* this thread creates the trace file */
     uint32_t tid;  /* cached gettid(), 0 = not yet (reset in a forked child) */
@@ -106,6 +109,18 @@ unsigned vsp_capture_stack(uint64_t *frames, unsigned max); /* innermost first, 
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);  /* interns, writes new stacks */
 void vsp_stacks_reset(void);
 uint64_t vsp_stack_site(uint32_t id);     /* innermost frame of a stack id, 0 if unknown */
+
+/* --- labels.c --- */
+uint16_t vsp_label_intern(const char *name);  /* 0 for none / table full */
+const char *vsp_label_name(uint16_t id);
+uint16_t vsp_label_current(void);             /* innermost pushed label of this thread, 0 none */
+void vsp_labels_sync(uint16_t id);            /* LABEL records up to id are in the trace */
+void vsp_labels_reset_trace(void);
+uint16_t vsp_stack_label(uint32_t stack_id);  /* label from VRAMSPY_PURPOSES rules, 0 none */
+void vsp_stack_label_compute(uint32_t stack_id, const uint64_t *frames, unsigned n);
+void vsp_purposes_load(void);                 /* at init, when VRAMSPY_PURPOSES is set */
+/* In-process symbol of an address (libdw on first need, dladdr otherwise); 0 when anything known. */
+int vsp_inproc_symbol(uint64_t pc, char *func, size_t flen, char *module, size_t mlen);
 
 /* --- metrics.c --- */
 void vsp_metrics_start(void);        /* after the trace is set up: the writer thread */

@@ -90,6 +90,7 @@ static int insert(struct vsp_livetable *t, uint64_t key, const struct vsp_live_s
                 s->size = e->size;
                 s->stack_id = e->stack_id;
                 s->memory = e->memory;
+                s->label = e->label;
                 /* release: size/stack/memory are visible before the key that names them
                  * (pairs with the acquire in vsp_live_remove and in diagnostic scans). */
                 vsp_store_release(&s->key, key);
@@ -101,9 +102,9 @@ static int insert(struct vsp_livetable *t, uint64_t key, const struct vsp_live_s
 }
 
 void vsp_live_add(struct vsp_livetable *t, unsigned cls, uint64_t addr, uint64_t size,
-                  unsigned memory, uint32_t stack_id)
+                  unsigned memory, uint32_t stack_id, uint16_t label)
 {
-    struct vsp_live_slot e = {.size = size, .stack_id = stack_id, .memory = (uint8_t)memory};
+    struct vsp_live_slot e = {.size = size, .stack_id = stack_id, .memory = (uint8_t)memory, .label = label};
     vsp_fetch_add_relaxed(&t->c.allocations, 1);
     if (vsp_memory_is_host(memory))
         vsp_fetch_add_relaxed(&t->c.host_allocations, 1);
@@ -132,6 +133,7 @@ int vsp_live_remove(struct vsp_livetable *t, unsigned cls, uint64_t addr, struct
         out->size = s->size;
         out->stack_id = s->stack_id;
         out->memory = s->memory;
+        out->label = s->label;
         /* acq_rel: release orders our reads of the fields before a later claim of the tombstone
          * (which acquires it); acquire keeps the read of a concurrent winner consistent. */
         if (vsp_cas_acq_rel(&s->key, &k, KEY_TOMB)) {

@@ -24,7 +24,8 @@ struct vsp_live_slot {
     uint64_t size;
     uint32_t stack_id;
     uint8_t memory;   /* enum vsp_memory */
-    uint8_t pad[3];
+    uint8_t pad;
+    uint16_t label;   /* purpose label id, 0 none */
 };
 
 struct vsp_counters {
@@ -53,7 +54,7 @@ void vsp_livetable_destroy(struct vsp_livetable *t);
 
 /* A successful allocation. AS-safe. */
 void vsp_live_add(struct vsp_livetable *t, unsigned cls, uint64_t addr, uint64_t size,
-                  unsigned memory, uint32_t stack_id);
+                  unsigned memory, uint32_t stack_id, uint16_t label);
 
 /* Remove before the real free; fills *out (size, memory) and returns 1 when found. AS-safe. */
 int vsp_live_remove(struct vsp_livetable *t, unsigned cls, uint64_t addr, struct vsp_live_slot *out);

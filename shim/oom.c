@@ -63,6 +63,20 @@ static void dw_load(void)
         dw.dwfl = NULL;
 }
 
+int vsp_inproc_symbol(uint64_t pc, char *func, size_t flen, char *module, size_t mlen)
+{
+    dw_load();
+    Dwfl_Module *m = dw.dwfl ? dw.addrmodule(dw.dwfl, pc) : NULL;
+    const char *name = m ? dw.addrname(m, pc) : NULL;
+    Dl_info di;
+    int have = dladdr((void *)(uintptr_t)pc, &di);
+    if (!name && have)
+        name = di.dli_sname;
+    snprintf(func, flen, "%s", name ? name : "");
+    snprintf(module, mlen, "%s", have && di.dli_fname ? di.dli_fname : "");
+    return name || (have && di.dli_fname) ? 0 : -1;
+}
+
 static void describe(uint64_t addr, char *buf, size_t len)
 {
     if (!addr) {
@@ -167,7 +181,33 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint64_t free_b, uint64_t total
         }
     }
     human(live, sizeof live, total_live);
-    vsp_warn("live device memory: %s in %" PRIu64 " allocations; top call sites:", live, nlive);
+    vsp_warn("live device memory: %s in %" PRIu64 " allocations", live, nlive);
+    /* by purpose label, when the program or VRAMSPY_PURPOSES labels allocations */
+    static uint64_t by_label[1024];
+    memset(by_label, 0, sizeof by_label);
+    int any_label = 0;
+    for (uint64_t i = 0; t->slots && i <= t->mask; i++) {
+        const struct vsp_live_slot *s = &t->slots[i];
+        uint64_t key = vsp_load_acquire(&s->key);
+        if (key <= 2 || !vsp_memory_is_device(s->memory))
+            continue;
+        by_label[s->label < 1024 ? s->label : 0] += s->size;
+        any_label |= s->label != 0;
+    }
+    if (any_label) {
+        vsp_warn("by purpose:");
+        char lb[32];
+        for (int l = 1; l < 1024; l++)
+            if (by_label[l]) {
+                human(lb, sizeof lb, by_label[l]);
+                vsp_warn("  %10s  %s", lb, vsp_label_name((uint16_t)l) ? vsp_label_name((uint16_t)l) : "?");
+            }
+        if (by_label[0]) {
+            human(lb, sizeof lb, by_label[0]);
+            vsp_warn("  %10s  (unlabelled)", lb);
+        }
+    }
+    vsp_warn("top call sites:");
     char where[600], b[32];
     for (int shown = 0; table && shown < TOP; shown++) {
         int best = -1;

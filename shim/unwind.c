@@ -29,6 +29,8 @@ uint64_t vsp_stack_site(uint32_t id)
     return sites && id ? vsp_load_relaxed(&sites[id & (SITES - 1)]) : 0;
 }
 
+
+
 int vsp_stacks_init(void)
 {
     if (!__atomic_exchange_n(&unwind_policy_set, 1, __ATOMIC_RELAXED))
@@ -78,6 +80,7 @@ uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
         return id;
     if (sites)
         vsp_store_relaxed(&sites[id & (SITES - 1)], frames[0]);
+    vsp_stack_label_compute(id, frames, n);
     vsp_trace_modules_changed();
     struct vsp_resv res;
     uint32_t len = (uint32_t)(sizeof(struct vsp_rec_stack) + n * sizeof(uint64_t));

@@ -81,6 +81,7 @@ enum vsp_rec_type {
     VSP_REC_EVENT = 4,   /* vsp_rec_event */
     VSP_REC_END = 5,     /* vsp_rec_end: clean finalisation with the shim's own counters */
     VSP_REC_NOTE = 6,    /* free text (NUL-terminated): a warning the shim wants kept */
+    VSP_REC_LABEL = 7,   /* vsp_rec_label + name + NUL: a purpose label's id (events carry ids) */
 };
 
 struct vsp_rec_process {
@@ -198,6 +199,12 @@ struct vsp_rec_event {
 
 /* vsp_rec_event.eflags */
 #define VSP_EVENT_DENIED 0x1u /* VRAMSPY_ENFORCE refused it: the real call was not made */
+#define VSP_EVENT_LABEL_SHIFT 16 /* bits 16..31: purpose label id (VSP_REC_LABEL), 0 = none */
+
+struct vsp_rec_label {
+    uint32_t id;       /* 1..65535 */
+    uint32_t name_len; /* NUL included */
+};
 
 /* Written once at clean finalisation: the shim's own counters (a reader recomputes its own). */
 struct vsp_rec_end {
@@ -229,6 +236,7 @@ _Static_assert(sizeof(struct vsp_rec_event) == 88, "event record size");
 _Static_assert(offsetof(struct vsp_rec_event, stack_id) == 64, "event stack_id offset");
 _Static_assert(offsetof(struct vsp_rec_event, api) == 80, "event api offset");
 _Static_assert(sizeof(struct vsp_rec_end) == 80, "end record size");
+_Static_assert(sizeof(struct vsp_rec_label) == 8, "label record size");
 
 static inline const char *vsp_api_name(unsigned api)
 {

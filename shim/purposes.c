@@ -1,0 +1,180 @@
+/* Purpose rules: a small JSON reader for exactly this shape (see purposes.h) and the matcher.
+ * Shared by the shim (no jansson in the host process) and the report. */
+#include "purposes.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+
+struct cur {
+    const char *s, *start;
+    char *err;
+    size_t errlen;
+};
+
+static void ws(struct cur *c)
+{
+    while (*c->s == ' ' || *c->s == '\t' || *c->s == '\n' || *c->s == '\r')
+        c->s++;
+}
+
+static int fail(struct cur *c, const char *what)
+{
+    snprintf(c->err, c->errlen, "%s at byte %ld", what, (long)(c->s - c->start));
+    return -1;
+}
+
+static int str(struct cur *c, char *out, size_t len)
+{
+    ws(c);
+    if (*c->s != '"')
+        return fail(c, "expected a string");
+    c->s++;
+    size_t n = 0;
+    while (*c->s && *c->s != '"') {
+        char ch = *c->s++;
+        if (ch == '\\') {
+            ch = *c->s++;
+            if (ch == 'n')
+                ch = '\n';
+            else if (ch == 't')
+                ch = '\t';
+            else if (ch != '"' && ch != '\\' && ch != '/')
+                return fail(c, "unsupported escape in a string");
+        }
+        if (n + 1 >= len)
+            return fail(c, "string too long");
+        out[n++] = ch;
+    }
+    if (*c->s != '"')
+        return fail(c, "unterminated string");
+    c->s++;
+    out[n] = 0;
+    return 0;
+}
+
+static int list(struct cur *c, char globs[][VSP_PURPOSE_LEN], int *n)
+{
+    ws(c);
+    if (*c->s != '[')
+        return fail(c, "expected a list of globs");
+    c->s++;
+    ws(c);
+    if (*c->s == ']') {
+        c->s++;
+        return 0;
+    }
+    for (;;) {
+        if (*n >= VSP_PURPOSE_GLOBS)
+            return fail(c, "too many globs for one label (8 at most)");
+        if (str(c, globs[*n], VSP_PURPOSE_LEN) < 0)
+            return -1;
+        (*n)++;
+        ws(c);
+        if (*c->s == ',') {
+            c->s++;
+            continue;
+        }
+        if (*c->s == ']') {
+            c->s++;
+            return 0;
+        }
+        return fail(c, "expected , or ] in a list");
+    }
+}
+
+int vsp_purposes_parse(const char *text, struct vsp_purposes *out, char *err, size_t errlen)
+{
+    struct cur c = {text, text, err, errlen};
+    memset(out, 0, sizeof *out);
+    ws(&c);
+    if (*c.s != '{')
+        return fail(&c, "a purposes file is a JSON object from label to globs");
+    c.s++;
+    ws(&c);
+    if (*c.s == '}')
+        return 0;
+    for (;;) {
+        if (out->n >= VSP_PURPOSE_MAX)
+            return fail(&c, "too many labels (32 at most)");
+        struct vsp_purpose *p = &out->p[out->n];
+        if (str(&c, p->label, sizeof p->label) < 0)
+            return -1;
+        ws(&c);
+        if (*c.s != ':')
+            return fail(&c, "expected :");
+        c.s++;
+        ws(&c);
+        if (*c.s == '[') {
+            if (list(&c, p->any, &p->nany) < 0)
+                return -1;
+        } else if (*c.s == '{') {
+            c.s++;
+            ws(&c);
+            while (*c.s != '}') {
+                char key[16];
+                if (str(&c, key, sizeof key) < 0)
+                    return -1;
+                ws(&c);
+                if (*c.s != ':')
+                    return fail(&c, "expected :");
+                c.s++;
+                if (!strcmp(key, "function")) {
+                    if (list(&c, p->function, &p->nfunction) < 0)
+                        return -1;
+                } else if (!strcmp(key, "module")) {
+                    if (list(&c, p->module, &p->nmodule) < 0)
+                        return -1;
+                } else {
+                    return fail(&c, "expected \"function\" or \"module\"");
+                }
+                ws(&c);
+                if (*c.s == ',') {
+                    c.s++;
+                    ws(&c);
+                }
+            }
+            c.s++;
+        } else {
+            return fail(&c, "a label maps to a list of globs or to {\"function\": [...], \"module\": [...]}");
+        }
+        out->n++;
+        ws(&c);
+        if (*c.s == ',') {
+            c.s++;
+            continue;
+        }
+        if (*c.s == '}') {
+            c.s++;
+            ws(&c);
+            if (*c.s)
+                return fail(&c, "trailing characters after the object");
+            return 0;
+        }
+        return fail(&c, "expected , or } after a label");
+    }
+}
+
+static int module_match(const char *glob, const char *module)
+{
+    const char *base = strrchr(module, '/');
+    return fnmatch(glob, module, 0) == 0 || (base && fnmatch(glob, base + 1, 0) == 0);
+}
+
+int vsp_purposes_match(const struct vsp_purposes *ps, const char *function, const char *module)
+{
+    const char *f = function ? function : "", *m = module ? module : "";
+    for (int i = 0; i < ps->n; i++) {
+        const struct vsp_purpose *p = &ps->p[i];
+        for (int k = 0; k < p->nfunction; k++)
+            if (*f && fnmatch(p->function[k], f, 0) == 0)
+                return i;
+        for (int k = 0; k < p->nmodule; k++)
+            if (*m && module_match(p->module[k], m))
+                return i;
+        for (int k = 0; k < p->nany; k++)
+            if ((*f && fnmatch(p->any[k], f, 0) == 0) || (*m && module_match(p->any[k], m)))
+                return i;
+    }
+    return -1;
+}
