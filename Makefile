@@ -101,10 +101,11 @@ $(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^
 
 $(BUILD)/vramspy: $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(BUILD)/obj/report/analyze.o \
-                  $(BUILD)/obj/report/symbolize.o $(BUILD)/obj/report/output.o $(READER_OBJS)
+                  $(BUILD)/obj/report/symbolize.o $(BUILD)/obj/report/output.o $(READER_OBJS) \
+                  $(BUILD)/obj/shim/purposes.o
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
 
-$(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/config.o
+$(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/config.o $(BUILD)/obj/shim/purposes.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
 

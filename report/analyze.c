@@ -172,8 +172,19 @@ struct live {
     uint64_t size;
     uint32_t stack_id;
     uint16_t api;
+    uint16_t label;
     uint8_t memory;
 };
+
+static uint64_t stack_key(uint16_t api, uint32_t stack_id, uint16_t label)
+{
+    return ((uint64_t)api << 48) | ((uint64_t)label << 32) | stack_id;
+}
+
+static uint16_t event_label(const struct vsp_rec_event *e)
+{
+    return (uint16_t)(e->eflags >> VSP_EVENT_LABEL_SHIFT);
+}
 
 /* Freed addresses are remembered in a fixed direct-mapped cache, so that memory does not grow
  * with the number of distinct addresses ever freed: a second free of an address is reported as
@@ -288,15 +299,17 @@ static void instant(struct ctx *c, const struct vsp_rec_event *e, int kind)
 static int stack_bytes(struct ctx *c, const struct vsp_rec_event *e, uint64_t alloc)
 {
     int created;
-    uint64_t *slot = map_put(&c->by_stack, ((uint64_t)e->api << 32) | e->stack_id, &created);
+    uint64_t *slot = map_put(&c->by_stack, stack_key(e->api, e->stack_id, event_label(e)), &created);
     if (!slot)
         return -1;
     if (created) {
         GROW(c->a->by_stack, c->a->nby_stack, c->capbs);
-        c->a->by_stack[c->a->nby_stack] = (struct vsp_stack_bytes){.stack_id = e->stack_id, .api = e->api};
+        c->a->by_stack[c->a->nby_stack] =
+            (struct vsp_stack_bytes){.stack_id = e->stack_id, .api = e->api, .label = event_label(e)};
         *slot = c->a->nby_stack++;
     }
     c->a->by_stack[*slot].allocated += alloc;
+    c->a->by_stack[*slot].allocations++;
     return 0;
 }
 
@@ -397,6 +410,7 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     l->stack_id = e->stack_id;
     l->api = e->api;
     l->memory = e->memory;
+    l->label = event_label(e);
     a->live_bytes += e->size;
     a->live_allocations++;
     unsigned km = e->memory < VSP_MEM_COUNT_ ? e->memory : 0;
@@ -557,7 +571,8 @@ static int live_at_peak_pass(const char *path, struct vsp_analysis *a)
     size_t nv = 0, capv = 0;
     int created, rc = 0;
     for (size_t i = 0; i < a->nby_stack; i++) {
-        uint64_t *s = map_put(&idx, ((uint64_t)a->by_stack[i].api << 32) | a->by_stack[i].stack_id, &created);
+        uint64_t *s = map_put(&idx, stack_key(a->by_stack[i].api, a->by_stack[i].stack_id, a->by_stack[i].label),
+                              &created);
         if (!s)
             goto oom;
         *s = i;
@@ -574,7 +589,7 @@ static int live_at_peak_pass(const char *path, struct vsp_analysis *a)
             continue;
         uint64_t key = addr_key(cls, e->ptr);
         if (e->op == VSP_OP_ALLOC && vsp_memory_is_device(e->memory)) {
-            uint64_t *bs = map_get(&idx, ((uint64_t)e->api << 32) | e->stack_id);
+            uint64_t *bs = map_get(&idx, stack_key(e->api, e->stack_id, event_label(e)));
             uint64_t *s = map_put(&live, key, &created);
             if (!s || !bs)
                 continue;
@@ -645,6 +660,25 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
             c.event_index++;
             break;
         }
+        case VSP_REC_LABEL: {
+            const struct vsp_rec_label *l = rec.payload;
+            if (l->id && l->id < 65536 && l->name_len <= rec.payload_len - sizeof *l) {
+                if (l->id >= a->nlabels) {
+                    size_t n = l->id + 1;
+                    char **nl = realloc(a->labels, n * sizeof *nl);
+                    if (!nl) {
+                        bad = -1;
+                        break;
+                    }
+                    memset(nl + a->nlabels, 0, (n - a->nlabels) * sizeof *nl);
+                    a->labels = nl;
+                    a->nlabels = n;
+                }
+                if (!a->labels[l->id])
+                    a->labels[l->id] = strndup((const char *)(l + 1), l->name_len);
+            }
+            break;
+        }
         default: break; /* END, NOTE and record types newer than this reader */
         }
         if (bad) {
@@ -677,6 +711,9 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
         }
         f->count++;
         f->bytes += l->size;
+        uint64_t *bs = map_get(&c.by_stack, stack_key(l->api, l->stack_id, l->label));
+        if (bs)
+            a->by_stack[*bs].live_end += l->size;
     }
     if (rc == 0 && o->max_peak && a->peak_bytes > o->max_peak) {
         struct vsp_rec_event e = {.api = a->peak_api, .memory = VSP_MEM_DEVICE, .stack_id = a->peak_stack,
@@ -706,7 +743,7 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     free(c.ooms);
     if (rc < 0)
         return -1;
-    if (o->live_at_peak && a->peak_bytes && live_at_peak_pass(path, a) < 0) {
+    if ((o->live_at_peak || a->nlabels) && a->peak_bytes && live_at_peak_pass(path, a) < 0) {
         snprintf(a->error, sizeof a->error, "%s: out of memory while analysing", path);
         return -1;
     }
@@ -750,5 +787,9 @@ void vsp_analysis_free(struct vsp_analysis *a)
     free(a->samples);
     free(a->instants);
     free(a->by_stack);
+    for (size_t i = 0; i < a->nlabels; i++)
+        free(a->labels[i]);
+    free(a->labels);
+    free(a->purposes);
     memset(a, 0, sizeof *a);
 }

@@ -71,8 +71,11 @@ struct vsp_instant {
 struct vsp_stack_bytes {
     uint32_t stack_id;
     uint16_t api;
+    uint16_t label;        /* purpose label id from the trace (0: none) */
+    uint64_t allocations;  /* successful allocation calls */
     uint64_t allocated;
-    uint64_t live_at_peak;
+    uint64_t live_at_peak; /* device bytes live at the device peak (second pass) */
+    uint64_t live_end;     /* bytes of every kind live at the end */
 };
 
 struct vsp_analysis {
@@ -108,9 +111,18 @@ struct vsp_analysis {
     struct vsp_instant *instants;
     size_t ninstants;
     uint64_t first_time_ns, last_time_ns;
-    /* bytes by (stack, api) */
+    /* bytes by (stack, api, label) */
     struct vsp_stack_bytes *by_stack;
     size_t nby_stack;
+    /* purpose labels named in the trace (LABEL records): labels[id], NULL when unnamed */
+    char **labels;
+    size_t nlabels;
+    /* the breakdown by purpose, filled by the report (output.c: vsp_purpose_breakdown) */
+    struct vsp_purpose_row {
+        char label[64];
+        uint64_t live_bytes, peak_bytes, allocated, allocations;
+    } *purposes;
+    size_t npurposes;
     char error[700];              /* set when the trace could not be read */
 };
 

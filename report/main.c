@@ -14,6 +14,7 @@
 #include "config.h"
 #include "formats.h"
 #include "output.h"
+#include "purposes.h"
 #include "suppress.h"
 #include "symbolize.h"
 
@@ -25,7 +26,7 @@ struct opts {
     int json;
     int fmt;
     int weigh;
-    const char *suppress, *output;
+    const char *suppress, *output, *purposes;
     uint64_t min_leak;
     unsigned fail_mask;
     const char *sysroot, *debug_dir;
@@ -46,6 +47,7 @@ static void usage(FILE *f)
             "  --suppress FILE        drop findings matching a JSON list of {kind, function, module} rules\n"
             "  --max-peak SIZE        a 'peak' finding when device memory peaks above SIZE\n"
             "  --min-leak SIZE        ignore leaks smaller than SIZE (sizes: bytes, KiB/MiB/GiB, KB/MB/GB)\n"
+            "  --purposes FILE        label bytes by purpose: a JSON object from label to function/module globs\n"
             "  -o, --output FILE      write the report to FILE instead of stdout\n"
             "  --sysroot DIR          find the traced process's binaries under DIR\n"
             "  --debug-dir DIR        find binaries (by name) and debug files (by build-id) in DIR\n"
@@ -86,12 +88,12 @@ int main(int argc, char **argv)
     struct opts o = {.an.fallback_window_ns = 5000000000ull};
     const char *format = "text";
     enum { OPT_FORMAT = 1, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION, OPT_WEIGH,
-           OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK };
+           OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK, OPT_PURPOSES };
     static const struct option lo[] = {
         {"format", required_argument, NULL, OPT_FORMAT}, {"fail-on", required_argument, NULL, OPT_FAIL},
         {"weigh", required_argument, NULL, OPT_WEIGH}, {"suppress", required_argument, NULL, OPT_SUPPRESS},
         {"max-peak", required_argument, NULL, OPT_MAXPEAK}, {"min-leak", required_argument, NULL, OPT_MINLEAK},
-        {"output", required_argument, NULL, 'o'},
+        {"output", required_argument, NULL, 'o'}, {"purposes", required_argument, NULL, OPT_PURPOSES},
         {"sysroot", required_argument, NULL, OPT_SYSROOT}, {"debug-dir", required_argument, NULL, OPT_DEBUG},
         {"fallback-window", required_argument, NULL, OPT_WINDOW}, {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
@@ -126,6 +128,7 @@ int main(int argc, char **argv)
             }
             break;
         case OPT_SUPPRESS: o.suppress = optarg; break;
+        case OPT_PURPOSES: o.purposes = optarg; break;
         case 'o': o.output = optarg; break;
         case OPT_MAXPEAK:
         case OPT_MINLEAK: {
@@ -178,6 +181,22 @@ int main(int argc, char **argv)
     (void)format;
     o.json = o.fmt == FMT_JSON;
     o.an.live_at_peak = o.fmt == FMT_FOLDED && o.weigh == VSP_WEIGH_PEAK;
+    static struct vsp_purposes purposes;
+    if (o.purposes) {
+        char err[300];
+        FILE *pf = fopen(o.purposes, "r");
+        static char text[65536];
+        size_t n = pf ? fread(text, 1, sizeof text - 1, pf) : 0;
+        if (pf)
+            fclose(pf);
+        text[n] = 0;
+        if (!pf || n == sizeof text - 1 || vsp_purposes_parse(text, &purposes, err, sizeof err) < 0) {
+            fprintf(stderr, "vramspy-report: --purposes %s: %s\n", o.purposes,
+                    !pf ? strerror(errno) : n == sizeof text - 1 ? "larger than 64 KiB" : err);
+            return 2;
+        }
+        o.an.live_at_peak = 1;
+    }
     struct vsp_rules *rules = NULL;
     if (o.suppress) {
         char err[1200];
@@ -222,6 +241,7 @@ int main(int argc, char **argv)
         const char *path = argv[optind + i];
         struct vsp_symbolizer *sym = vsp_sym_new(&as[i], o.sysroot, o.debug_dir);
         vsp_apply_suppressions(&as[i], rules, o.min_leak, sym);
+        vsp_purpose_breakdown(&as[i], o.purposes ? &purposes : NULL, sym);
         for (size_t k = 0; k < as[i].nfindings; k++)
             if (o.fail_mask & (1u << as[i].findings[k].kind))
                 failing = 1;

@@ -4,7 +4,68 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "purposes.h"
+
 #define MAX_INLINE 16
+
+void vsp_purpose_breakdown(struct vsp_analysis *a, const struct vsp_purposes *rules, struct vsp_symbolizer *sym)
+{
+    if (!a->nlabels && (!rules || !rules->n))
+        return;
+    size_t cap = 8, n = 0;
+    struct vsp_purpose_row *rows = calloc(cap, sizeof *rows);
+    if (!rows)
+        return;
+    for (size_t i = 0; i < a->nby_stack; i++) {
+        const struct vsp_stack_bytes *b = &a->by_stack[i];
+        const char *label = b->label < a->nlabels ? a->labels[b->label] : NULL;
+        if (!label && rules && rules->n) {
+            const struct vsp_stack *st = vsp_analysis_stack(a, b->stack_id);
+            for (unsigned k = 0; st && k < st->nframes && !label; k++) {
+                struct vsp_frame_info fi[MAX_INLINE];
+                int m = vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
+                for (int j = 0; j < m && !label; j++) {
+                    int r = vsp_purposes_match(rules, fi[j].function, fi[j].module);
+                    if (r >= 0)
+                        label = rules->p[r].label;
+                }
+            }
+        }
+        if (!label)
+            label = "(unlabelled)";
+        size_t r = 0;
+        while (r < n && strcmp(rows[r].label, label) != 0)
+            r++;
+        if (r == n) {
+            if (n == cap) {
+                struct vsp_purpose_row *nr = realloc(rows, 2 * cap * sizeof *rows);
+                if (!nr)
+                    break;
+                rows = nr;
+                cap *= 2;
+            }
+            memset(&rows[n], 0, sizeof rows[n]);
+            snprintf(rows[n].label, sizeof rows[n].label, "%s", label);
+            n++;
+        }
+        rows[r].live_bytes += b->live_end;
+        rows[r].peak_bytes += b->live_at_peak;
+        rows[r].allocated += b->allocated;
+        rows[r].allocations += b->allocations;
+    }
+    /* biggest at the end first */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && (rows[j].live_bytes > rows[j - 1].live_bytes ||
+                                     (rows[j].live_bytes == rows[j - 1].live_bytes &&
+                                      rows[j].peak_bytes > rows[j - 1].peak_bytes)); j--) {
+            struct vsp_purpose_row t = rows[j];
+            rows[j] = rows[j - 1];
+            rows[j - 1] = t;
+        }
+    free(a->purposes);
+    a->purposes = rows;
+    a->npurposes = n;
+}
 
 void vsp_human_bytes(char *buf, size_t len, uint64_t b)
 {
@@ -130,6 +191,19 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
         json_array_append_new(fs, o);
     }
     json_object_set_new(r, "findings", fs);
+    if (a->npurposes) {
+        json_t *ps = json_array();
+        for (size_t i = 0; i < a->npurposes; i++) {
+            json_t *row = json_object();
+            json_object_set_new(row, "label", json_string(a->purposes[i].label));
+            json_object_set_new(row, "live_bytes", json_integer((json_int_t)a->purposes[i].live_bytes));
+            json_object_set_new(row, "peak_bytes", json_integer((json_int_t)a->purposes[i].peak_bytes));
+            json_object_set_new(row, "allocated_bytes", json_integer((json_int_t)a->purposes[i].allocated));
+            json_object_set_new(row, "allocations", json_integer((json_int_t)a->purposes[i].allocations));
+            json_array_append_new(ps, row);
+        }
+        json_object_set_new(r, "purposes", ps);
+    }
     json_object_set_new(r, "suppressed", json_integer((json_int_t)a->suppressed));
     json_t *w = json_array();
     const char *ws = vsp_sym_warnings(sym);
@@ -174,6 +248,15 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
             (unsigned long long)a->allocations, (unsigned long long)a->host_allocations,
             (unsigned long long)a->frees, (unsigned long long)a->failed, b1,
             (unsigned long long)a->live_allocations, b2);
+    if (a->npurposes) {
+        fprintf(out, "\nby purpose:  %12s %12s %12s\n", "live at end", "at peak", "allocated");
+        for (size_t i = 0; i < a->npurposes; i++) {
+            vsp_human_bytes(b1, sizeof b1, a->purposes[i].live_bytes);
+            vsp_human_bytes(b2, sizeof b2, a->purposes[i].peak_bytes);
+            vsp_human_bytes(b3, sizeof b3, a->purposes[i].allocated);
+            fprintf(out, "  %-14s %10s %12s %12s\n", a->purposes[i].label, b1, b2, b3);
+        }
+    }
     if (!a->nfindings)
         fprintf(out, "\nno findings\n");
     if (a->suppressed)

@@ -129,7 +129,8 @@ static int run(int argc, char **argv)
         if (!strchr(a, '=') && i + 1 < argc && strcmp(argv[i + 1], "--") &&
             (!strcmp(a, "--format") || !strcmp(a, "--suppress") || !strcmp(a, "--max-peak") ||
              !strcmp(a, "--min-leak") || !strcmp(a, "--sysroot") || !strcmp(a, "--debug-dir") ||
-             !strcmp(a, "--fallback-window") || !strcmp(a, "--weigh") || !strcmp(a, "--output")))
+             !strcmp(a, "--fallback-window") || !strcmp(a, "--weigh") || !strcmp(a, "--output") ||
+             !strcmp(a, "--purposes") || !strcmp(a, "-o")))
             ropts[nr++] = argv[++i];
     }
     if (i >= argc) {

@@ -148,6 +148,16 @@ typedef struct hole {
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
+
+/* Fork safety of the double itself: a fork while another thread holds g_lock would leave the
+ * child's copy locked forever (the shim's fork test forks a process with a busy allocating
+ * thread). The real driver does not work across fork at all; the double keeps working. */
+static void fork_prepare(void) { pthread_mutex_lock(&g_lock); }
+static void fork_release(void) { pthread_mutex_unlock(&g_lock); }
+__attribute__((constructor)) static void fork_handlers(void)
+{
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+}
 static int g_initialized;               /* atomic */
 static CUresult g_init_result = CUDA_ERROR_NOT_INITIALIZED;
 
