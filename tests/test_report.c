@@ -300,3 +300,101 @@ Test(report, forked_parent_and_child_traces_are_reported_together)
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(child, "totals"), "live_allocations")), 5);
     json_decref(j);
 }
+
+static json_t *purpose(json_t *rep, const char *label)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(rep, "purposes"), i, p)
+    {
+        if (!strcmp(json_string_value(json_object_get(p, "label")), label))
+            return p;
+    }
+    return NULL;
+}
+
+Test(report_purposes, labels_pushed_by_the_program_group_bytes)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/l.trace", dir);
+    snprintf(path, sizeof path, "%s/l.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_labels", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, NULL, 0, 0), 0);
+    cr_assert_str_eq(r.out, "labels 0 no shim\n", "the weak API does nothing without the shim");
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_str_eq(r.out, "labels 0 shim\n");
+    char args[4300];
+    snprintf(args, sizeof args, "--format json '%s'", path);
+    report(&r, args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    json_t *j = parse(r.out);
+    json_t *w = purpose(j, "weights"), *kv = purpose(j, "kv_cache"), *un = purpose(j, "(unlabelled)");
+    cr_assert_not_null(w, "%s", r.out);
+    cr_assert_not_null(kv);
+    cr_assert_not_null(un);
+    cr_assert_eq(json_integer_value(json_object_get(w, "live_bytes")), 8 * 1024 * 1024);
+    cr_assert_eq(json_integer_value(json_object_get(kv, "live_bytes")), 2 * 1024 * 1024);
+    cr_assert_eq(json_integer_value(json_object_get(kv, "allocations")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(kv, "peak_bytes")), 3 * 1024 * 1024,
+                 "the device peak (11 MiB) came with the third kv block, before one was freed");
+    cr_assert_eq(json_integer_value(json_object_get(un, "live_bytes")), 512 * 1024);
+    json_decref(j);
+    snprintf(args, sizeof args, "'%s'", path);
+    report(&r, args);
+    cr_assert_not_null(strstr(r.out, "by purpose:"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "weights"), "%s", r.out);
+}
+
+Test(report_purposes, rules_file_labels_stacks_offline)
+{
+    char *dir = th_tmpdir(), rules[4200], args[9000];
+    snprintf(rules, sizeof rules, "%s/p.json", dir);
+    FILE *f = fopen(rules, "w");
+    fputs("{\"engine\": {\"module\": [\"worker-orcd\"]}, \"never\": [\"nomatch*\"]}", f);
+    fclose(f);
+    struct run_result r;
+    snprintf(args, sizeof args, "--format json --purposes '%s' tests/data/leaks.trace", rules);
+    report(&r, args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    json_t *j = parse(r.out);
+    json_t *e = purpose(j, "engine");
+    cr_assert_not_null(e, "%s", r.out);
+    cr_assert_eq(json_integer_value(json_object_get(e, "live_bytes")), 13 * 1024 * 1024);
+    cr_assert_eq(json_integer_value(json_object_get(e, "peak_bytes")), 28 * 1024 * 1024);
+    cr_assert_null(purpose(j, "never"));
+    json_decref(j);
+    f = fopen(rules, "w");
+    fputs("{\"engine\": 3}", f);
+    fclose(f);
+    snprintf(args, sizeof args, "--purposes '%s' tests/data/leaks.trace", rules);
+    report(&r, args);
+    cr_assert_eq(r.code, 2);
+    cr_assert_not_null(strstr(r.err, "at byte"), "%s", r.err);
+}
+
+Test(report_purposes, shim_rules_label_the_out_of_memory_breakdown)
+{
+    char *dir = th_tmpdir(), out[4200], rules[4200], envp[4300];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/o.trace", dir);
+    snprintf(rules, sizeof rules, "%s/p.json", dir);
+    snprintf(envp, sizeof envp, "VRAMSPY_PURPOSES=%s", rules);
+    FILE *f = fopen(rules, "w");
+    fputs("{\"blocks\": {\"function\": [\"main\"]}}", f);
+    fclose(f);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};
+    const char *env[] = {out, envp, "VSP_FAKE_DEVICE_MEM=64M", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    const char *b = strstr(r.err, "by purpose:");
+    cr_assert_not_null(b, "%s", r.err);
+    cr_assert_not_null(strstr(b, "32.0 MiB  blocks"), "%s", r.err);
+    char args[4400];
+    snprintf(args, sizeof args, "--format json '%s/o.trace'", dir);
+    report(&r, args);
+    json_t *j = parse(r.out);
+    cr_assert_not_null(purpose(j, "blocks"), "the labels are in the trace: %s", r.out);
+    json_decref(j);
+}

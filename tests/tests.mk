@@ -15,7 +15,7 @@ endif
 
 FAKES := $(T)/fakes/libcuda.so.1 $(T)/fakes/libcudart.so.13
 PROGS := $(T)/progs/prog_runtime $(T)/progs/prog_storm $(T)/progs/prog_die $(T)/progs/prog_fork \
-         $(T)/progs/prog_driver $(T)/progs/prog_entry $(T)/progs/prog_ctor
+         $(T)/progs/prog_driver $(T)/progs/prog_entry $(T)/progs/prog_ctor $(T)/progs/prog_labels
 ifneq ($(NV_CUDART),)
 PROGS += $(T)/progs/prog_runtime_nv
 endif
@@ -57,7 +57,7 @@ $(T)/progs/prog_static: tests/progs/prog_static.cu
 
 $(T)/progs/%: tests/progs/%.c $(FAKES)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(T)/fakes -l:libcudart.so.13 -lpthread
+	$(Q)$(CC) $(PROG_CFLAGS) -Iinclude -o $@ $< -L$(T)/fakes -l:libcudart.so.13 -lpthread
 
 # Criterion cannot start under ThreadSanitizer (its inheritable arena mmap fails), so with
 # SANITIZER=thread the test binary itself is plain, the preloaded shim is instrumented, and the
