@@ -11,7 +11,7 @@
 #include "atomic.h"
 
 #define MAX_PROBES 64
-#define MAX_ID_SPINS 4096
+#define MAX_ID_SPINS 16384 /* the claimer writes one record in between: ~100 ns, unless preempted */
 
 int vsp_stackstore_init(struct vsp_stackstore *s, size_t capacity)
 {
@@ -49,8 +49,17 @@ uint64_t vsp_stack_hash(const uint64_t *frames, unsigned n)
     return h ? h : 1;
 }
 
-uint32_t vsp_stackstore_intern(struct vsp_stackstore *s, uint64_t hash, int *is_new)
+void vsp_stackstore_publish(struct vsp_stack_slot *claim, uint32_t id)
 {
+    /* release: the stack record was committed before; pairs with the acquire load of id in
+     * vsp_stackstore_intern, so a thread that sees the id writes its event after the record. */
+    vsp_store_release(&claim->id, id);
+}
+
+uint32_t vsp_stackstore_intern(struct vsp_stackstore *s, uint64_t hash, int *is_new,
+                               struct vsp_stack_slot **claim)
+{
+    *claim = NULL;
     if (!s->slots)
         goto fresh;
     for (unsigned probe = 0; probe < MAX_PROBES; probe++) {
@@ -62,8 +71,7 @@ uint32_t vsp_stackstore_intern(struct vsp_stackstore *s, uint64_t hash, int *is_
             uint32_t id = vsp_fetch_add_relaxed(&s->next_id, 1);
             uint64_t expected = 0;
             if (vsp_cas_acq_rel(&slot->key, &expected, hash)) {
-                /* release: pairs with the acquire load of id below in other threads. */
-                vsp_store_release(&slot->id, id);
+                *claim = slot; /* the caller publishes the id once its record is written */
                 *is_new = 1;
                 return id;
             }

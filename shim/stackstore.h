@@ -28,7 +28,12 @@ void vsp_stackstore_destroy(struct vsp_stackstore *s);
 /* Hash of a frame array (never 0). AS-safe. */
 uint64_t vsp_stack_hash(const uint64_t *frames, unsigned n);
 
-/* Id for `hash`; *is_new = 1 when the caller must write the stack record. AS-safe. */
-uint32_t vsp_stackstore_intern(struct vsp_stackstore *s, uint64_t hash, int *is_new);
+/* Id for `hash`; *is_new = 1 when the caller must write the stack record. When *claim is set on
+ * return, the caller owns a new table entry: it writes the stack record first and then calls
+ * vsp_stackstore_publish(claim, id), so that no other thread can use the id (and write an event
+ * naming it) before the record is in the trace. AS-safe. */
+uint32_t vsp_stackstore_intern(struct vsp_stackstore *s, uint64_t hash, int *is_new,
+                               struct vsp_stack_slot **claim);
+void vsp_stackstore_publish(struct vsp_stack_slot *claim, uint32_t id);
 
 #endif

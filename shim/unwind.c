@@ -75,7 +75,8 @@ unsigned vsp_capture_stack(uint64_t *frames, unsigned max)
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
 {
     int is_new = 0;
-    uint32_t id = vsp_stackstore_intern(&stacks, vsp_stack_hash(frames, n), &is_new);
+    struct vsp_stack_slot *claim;
+    uint32_t id = vsp_stackstore_intern(&stacks, vsp_stack_hash(frames, n), &is_new, &claim);
     if (!is_new)
         return id;
     if (sites)
@@ -84,12 +85,15 @@ uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
     vsp_trace_modules_changed();
     struct vsp_resv res;
     uint32_t len = (uint32_t)(sizeof(struct vsp_rec_stack) + n * sizeof(uint64_t));
-    if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_STACK, len, &res) < 0)
-        return 0;
-    struct vsp_rec_stack *s = res.payload;
-    s->id = id;
-    s->nframes = n;
-    memcpy(s + 1, frames, n * sizeof(uint64_t));
-    vsp_ring_commit(vsp_trace_ring(), &res);
-    return id;
+    int rc = vsp_ring_reserve(vsp_trace_ring(), VSP_REC_STACK, len, &res);
+    if (rc == 0) {
+        struct vsp_rec_stack *s = res.payload;
+        s->id = id;
+        s->nframes = n;
+        memcpy(s + 1, frames, n * sizeof(uint64_t));
+        vsp_ring_commit(vsp_trace_ring(), &res);
+    }
+    if (claim)
+        vsp_stackstore_publish(claim, id); /* after the record: see stackstore.h */
+    return rc == 0 ? id : 0;
 }

@@ -5,17 +5,28 @@
 
 #include "stackstore.h"
 
+/* Intern and, when this call claimed the entry, publish at once (as the shim does after writing
+ * the stack record). */
+static uint32_t intern_pub(struct vsp_stackstore *s, uint64_t hash, int *is_new)
+{
+    struct vsp_stack_slot *claim;
+    uint32_t id = vsp_stackstore_intern(s, hash, is_new, &claim);
+    if (claim)
+        vsp_stackstore_publish(claim, id);
+    return id;
+}
+
 Test(stackstore, same_stack_same_id_and_only_first_is_new)
 {
     struct vsp_stackstore s;
     cr_assert_eq(vsp_stackstore_init(&s, 4096), 0);
     uint64_t a[] = {0x401000, 0x402000, 0x403000}, b[] = {0x401000, 0x402000, 0x403004};
     int is_new;
-    uint32_t ia = vsp_stackstore_intern(&s, vsp_stack_hash(a, 3), &is_new);
+    uint32_t ia = intern_pub(&s, vsp_stack_hash(a, 3), &is_new);
     cr_assert_eq(is_new, 1);
-    cr_assert_eq(vsp_stackstore_intern(&s, vsp_stack_hash(a, 3), &is_new), ia);
+    cr_assert_eq(intern_pub(&s, vsp_stack_hash(a, 3), &is_new), ia);
     cr_assert_eq(is_new, 0);
-    uint32_t ib = vsp_stackstore_intern(&s, vsp_stack_hash(b, 3), &is_new);
+    uint32_t ib = intern_pub(&s, vsp_stack_hash(b, 3), &is_new);
     cr_assert_eq(is_new, 1);
     cr_assert_neq(ia, ib);
     cr_assert_neq(vsp_stack_hash(a, 2), vsp_stack_hash(a, 3), "depth is part of the hash");
@@ -32,7 +43,7 @@ static void *interner(void *p)
     for (uint64_t i = 0; i < 512; i++) {
         int is_new;
         uint64_t frames[2] = {i, i * 3};
-        ids[t][i] = vsp_stackstore_intern(&shared, vsp_stack_hash(frames, 2), &is_new);
+        ids[t][i] = intern_pub(&shared, vsp_stack_hash(frames, 2), &is_new);
         news[t] += is_new;
     }
     return NULL;
@@ -61,7 +72,7 @@ Test(stackstore, full_table_hands_out_fresh_ids)
     for (uint64_t i = 0; i < 5000; i++) {
         int is_new;
         uint64_t f = i + 1;
-        uint32_t id = vsp_stackstore_intern(&s, vsp_stack_hash(&f, 1), &is_new);
+        uint32_t id = intern_pub(&s, vsp_stack_hash(&f, 1), &is_new);
         cr_assert(id > 0);
         if (i >= 4000) {
             cr_assert_eq(is_new, 1);

@@ -7,6 +7,17 @@
 #include "livetable.h"
 #include "ring_fixture.h"
 #include "stackstore.h"
+
+/* Intern and, when this call claimed the entry, publish at once (as the shim does after writing
+ * the stack record). */
+static uint32_t intern_pub(struct vsp_stackstore *s, uint64_t hash, int *is_new)
+{
+    struct vsp_stack_slot *claim;
+    uint32_t id = vsp_stackstore_intern(s, hash, is_new, &claim);
+    if (claim)
+        vsp_stackstore_publish(claim, id);
+    return id;
+}
 #include "trace_reader.h"
 
 enum { THREADS = 4, PER = 20000 };
@@ -20,7 +31,7 @@ static void *worker(void *arg)
     for (uint64_t i = 0; i < PER; i++) {
         uint64_t frames[2] = {id, i % 97};
         int is_new;
-        vsp_stackstore_intern(&stacks, vsp_stack_hash(frames, 2), &is_new);
+        intern_pub(&stacks, vsp_stack_hash(frames, 2), &is_new);
         uint64_t addr = (id << 40) | (i << 8);
         vsp_live_add(&live, VSP_CLASS_DEVPTR, addr, 256, VSP_MEM_DEVICE, 1, 0);
         ring_fixture_event(&f, (id << 32) | (i + 1), 1);
