@@ -43,15 +43,18 @@ SHIM_SRCS := shim/core.c shim/config.c shim/ring.c shim/stackstore.c shim/liveta
              shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/hooks_dl.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c
 SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/dlsym_x86_64.o
 SHIM := $(BUILD)/libvramspy.so
+# The in-process symboliser, loaded by the shim on first need (shim/symhelper.c): beside the shim.
+SYMHELPER := $(BUILD)/libvramspy-sym.so
+SYMHELPER_OBJS := $(BUILD)/obj/pic/shim/symhelper.o $(BUILD)/obj/pic/report/dwframe.o
 
 READER_SRCS := report/trace_reader.c
 READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
-REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c report/output.c report/suppress.c report/formats.c
+REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c report/dwframe.c report/output.c report/suppress.c report/formats.c
 REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 
 .PHONY: all deps test bench clean install uninstall
-all: deps $(SHIM) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/vramspy
+all: deps $(SHIM) $(SYMHELPER) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/vramspy
 
 # ---- dependencies -----------------------------------------------------------------------
 DEPS_STAMP := build/.deps-ok
@@ -88,6 +91,16 @@ $(SHIM): $(SHIM_OBJS) shim/vramspy.map
 	  -Wl,-z,now -Wl,-z,relro -o $@ $(SHIM_OBJS) $(SHIM_LIBS)
 
 # ---- reader and tools ----------------------------------------------------------------------
+$(BUILD)/obj/pic/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(SHIM_CFLAGS) -D_GNU_SOURCE -Ishim -Ireport -c $< -o $@
+
+$(SYMHELPER): $(SYMHELPER_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -fPIC $(SANFLAGS) -Wl,-soname,libvramspy-sym.so -Wl,-z,now -Wl,-z,relro -o $@ \
+	  $(SYMHELPER_OBJS) -ldw -lelf -lstdc++
+
 $(BUILD)/obj/report/%.o: report/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
@@ -95,13 +108,13 @@ $(BUILD)/obj/report/%.o: report/%.c | $(DEPS_STAMP)
 
 $(BUILD)/obj/tools/%.o: tools/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Ireport -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Ireport -Ishim -c $< -o $@
 
 $(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^
 
 $(BUILD)/vramspy: $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(BUILD)/obj/report/analyze.o \
-                  $(BUILD)/obj/report/symbolize.o $(BUILD)/obj/report/output.o $(READER_OBJS) \
+                  $(BUILD)/obj/report/symbolize.o $(BUILD)/obj/report/dwframe.o $(BUILD)/obj/report/output.o $(READER_OBJS) \
                   $(BUILD)/obj/shim/purposes.o
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
 
@@ -118,16 +131,17 @@ clean:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/vramspy
 	install -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/lib/libvramspy.so
+	install -m 0755 $(SYMHELPER) $(DESTDIR)$(PREFIX)/lib/libvramspy-sym.so
 	install -m 0755 $(BUILD)/vramspy-dump $(DESTDIR)$(PREFIX)/bin/vramspy-dump
 	install -m 0755 $(BUILD)/vramspy-report $(DESTDIR)$(PREFIX)/bin/vramspy-report
 	install -m 0755 $(BUILD)/vramspy $(DESTDIR)$(PREFIX)/bin/vramspy
-	install -m 0644 include/vramspy/trace_format.h $(DESTDIR)$(PREFIX)/include/vramspy/
+	install -m 0644 include/vramspy/trace_format.h include/vramspy/vramspy.h $(DESTDIR)$(PREFIX)/include/vramspy/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 0644 docs/man/vramspy.1 docs/man/vramspy-report.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 docs/man/libvramspy.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libvramspy.so $(DESTDIR)$(PREFIX)/bin/vramspy-dump \
+	rm -f $(DESTDIR)$(PREFIX)/lib/libvramspy.so $(DESTDIR)$(PREFIX)/lib/libvramspy-sym.so $(DESTDIR)$(PREFIX)/bin/vramspy-dump \
 	  $(DESTDIR)$(PREFIX)/bin/vramspy-report $(DESTDIR)$(PREFIX)/bin/vramspy
 	rm -rf $(DESTDIR)$(PREFIX)/include/vramspy
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/vramspy.1 $(DESTDIR)$(PREFIX)/share/man/man1/vramspy-report.1 \

@@ -147,9 +147,10 @@ static int api_class(unsigned api)
         return CL_DEVPTR;
     case VSP_API_cudaMallocHost: case VSP_API_cudaHostAlloc: case VSP_API_cudaFreeHost:
     case VSP_API_cuMemAllocHost_v2: case VSP_API_cuMemHostAlloc: case VSP_API_cuMemFreeHost:
+    case VSP_API_cuMemAllocHost:
         return CL_HOST;
     case VSP_API_cudaHostRegister: case VSP_API_cudaHostUnregister:
-    case VSP_API_cuMemHostRegister_v2: case VSP_API_cuMemHostUnregister:
+    case VSP_API_cuMemHostRegister_v2: case VSP_API_cuMemHostUnregister: case VSP_API_cuMemHostRegister:
         return CL_REGISTERED;
     case VSP_API_cudaMallocArray: case VSP_API_cudaMalloc3DArray: case VSP_API_cudaFreeArray:
         return CL_ARRAY;
@@ -305,7 +306,8 @@ static int stack_bytes(struct ctx *c, const struct vsp_rec_event *e, uint64_t al
     if (created) {
         GROW(c->a->by_stack, c->a->nby_stack, c->capbs);
         c->a->by_stack[c->a->nby_stack] =
-            (struct vsp_stack_bytes){.stack_id = e->stack_id, .api = e->api, .label = event_label(e)};
+            (struct vsp_stack_bytes){.stack_id = e->stack_id, .api = e->api, .label = event_label(e),
+                                     .device = (uint8_t)vsp_memory_is_device(e->memory)};
         *slot = c->a->nby_stack++;
     }
     c->a->by_stack[*slot].allocated += alloc;

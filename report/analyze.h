@@ -72,6 +72,7 @@ struct vsp_stack_bytes {
     uint32_t stack_id;
     uint16_t api;
     uint16_t label;        /* purpose label id from the trace (0: none) */
+    uint8_t device;        /* the api allocates device memory (else managed or host memory) */
     uint64_t allocations;  /* successful allocation calls */
     uint64_t allocated;
     uint64_t live_at_peak; /* device bytes live at the device peak (second pass) */
@@ -120,7 +121,10 @@ struct vsp_analysis {
     /* the breakdown by purpose, filled by the report (output.c: vsp_purpose_breakdown) */
     struct vsp_purpose_row {
         char label[64];
-        uint64_t live_bytes, peak_bytes, allocated, allocations;
+        uint64_t live_bytes;      /* device bytes live at the end */
+        uint64_t peak_bytes;      /* device bytes live at the device peak */
+        uint64_t host_live_bytes; /* managed and pinned/mapped/registered host bytes live at the end */
+        uint64_t allocated, allocations;
     } *purposes;
     size_t npurposes;
     char error[700];              /* set when the trace could not be read */

@@ -48,7 +48,10 @@ void vsp_purpose_breakdown(struct vsp_analysis *a, const struct vsp_purposes *ru
             snprintf(rows[n].label, sizeof rows[n].label, "%s", label);
             n++;
         }
-        rows[r].live_bytes += b->live_end;
+        if (b->device)
+            rows[r].live_bytes += b->live_end;
+        else
+            rows[r].host_live_bytes += b->live_end;
         rows[r].peak_bytes += b->live_at_peak;
         rows[r].allocated += b->allocated;
         rows[r].allocations += b->allocations;
@@ -198,6 +201,7 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
             json_object_set_new(row, "label", json_string(a->purposes[i].label));
             json_object_set_new(row, "live_bytes", json_integer((json_int_t)a->purposes[i].live_bytes));
             json_object_set_new(row, "peak_bytes", json_integer((json_int_t)a->purposes[i].peak_bytes));
+            json_object_set_new(row, "host_live_bytes", json_integer((json_int_t)a->purposes[i].host_live_bytes));
             json_object_set_new(row, "allocated_bytes", json_integer((json_int_t)a->purposes[i].allocated));
             json_object_set_new(row, "allocations", json_integer((json_int_t)a->purposes[i].allocations));
             json_array_append_new(ps, row);
@@ -249,12 +253,19 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
             (unsigned long long)a->frees, (unsigned long long)a->failed, b1,
             (unsigned long long)a->live_allocations, b2);
     if (a->npurposes) {
-        fprintf(out, "\nby purpose:  %12s %12s %12s\n", "live at end", "at peak", "allocated");
+        int host = 0;
+        for (size_t i = 0; i < a->npurposes; i++)
+            host |= a->purposes[i].host_live_bytes != 0;
+        fprintf(out, "\nby purpose:%-20s %10s %12s %12s %12s\n", "", "device end", "device peak", "allocated",
+                host ? "host end" : "");
         for (size_t i = 0; i < a->npurposes; i++) {
+            char b4[32] = "";
             vsp_human_bytes(b1, sizeof b1, a->purposes[i].live_bytes);
             vsp_human_bytes(b2, sizeof b2, a->purposes[i].peak_bytes);
             vsp_human_bytes(b3, sizeof b3, a->purposes[i].allocated);
-            fprintf(out, "  %-14s %10s %12s %12s\n", a->purposes[i].label, b1, b2, b3);
+            if (host)
+                vsp_human_bytes(b4, sizeof b4, a->purposes[i].host_live_bytes);
+            fprintf(out, "  %-30s %10s %12s %12s %12s\n", a->purposes[i].label, b1, b2, b3, b4);
         }
     }
     if (!a->nfindings)

@@ -7,18 +7,10 @@
 #define VSP_SYMBOLIZE_H
 
 #include "analyze.h"
+#include "frameinfo.h"
 
 struct vsp_symbolizer;
 
-struct vsp_frame_info {
-    uint64_t address;      /* the recorded return address */
-    const char *module;    /* recorded module path, NULL if no module covers it */
-    uint64_t offset;       /* address - module load bias */
-    char function[512];    /* demangled, "" when unknown */
-    char file[512];        /* base name, "" when unknown */
-    int line;              /* 0 when unknown */
-    int inlined;           /* 1: an inlined call inside the next frame */
-};
 
 /* opts may be NULL. Never fails: a module that cannot be read just gives module+offset. */
 struct vsp_symbolizer *vsp_sym_new(const struct vsp_analysis *a, const char *sysroot, const char *debug_dir);

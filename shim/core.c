@@ -91,6 +91,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
  * thread is walking a stack, and walkers wait while a fork is in progress — a Dekker pair on
  * `unwinders` and `forking`, both seq_cst: either the walker sees the fork and backs off, or the
  * forker sees the walker's count and waits for it. */
+/* The in-process symboliser (libdw: locks, malloc) runs inside the same bracket. */
 static unsigned long unwinders;
 static int forking;
 
@@ -117,6 +118,7 @@ static void atfork_child(void)
     vsp_tls.tid = 0;
     vsp_tls.depth = 0;
     vsp_labels_reset_trace();
+    vsp_inproc_atfork_child();
     vsp_trace_atfork_child();
 }
 
@@ -210,24 +212,34 @@ static inline uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint32_t capture_stack_id(void)
+void vsp_walk_enter(void)
 {
-    if (!vsp_cfg.depth)
-        return 0;
     for (;;) {
         /* seq_cst: the Dekker pair with atfork_prepare (see above) */
         __atomic_fetch_add(&unwinders, 1, __ATOMIC_SEQ_CST);
         if (VSP_LIKELY(!__atomic_load_n(&forking, __ATOMIC_SEQ_CST)))
-            break;
+            return;
         __atomic_fetch_sub(&unwinders, 1, __ATOMIC_SEQ_CST);
         while (__atomic_load_n(&forking, __ATOMIC_ACQUIRE))
             sched_yield(); /* another thread is in fork(): a moment */
     }
+}
+
+void vsp_walk_leave(void)
+{
+    /* release: our walk (and the locks it took) is over before a forker sees the count drop */
+    __atomic_fetch_sub(&unwinders, 1, __ATOMIC_RELEASE);
+}
+
+static uint32_t capture_stack_id(void)
+{
+    if (!vsp_cfg.depth)
+        return 0;
+    vsp_walk_enter();
     uint64_t frames[VSP_MAX_DEPTH];
     unsigned n = vsp_capture_stack(frames, vsp_cfg.depth);
     uint32_t id = n ? vsp_stack_id(frames, n) : 0;
-    /* release: our walk (and the locks it took) is over before a forker sees the count drop */
-    __atomic_fetch_sub(&unwinders, 1, __ATOMIC_RELEASE);
+    vsp_walk_leave();
     return id;
 }
 
@@ -271,30 +283,32 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
     int saved = errno;
     if (c->result != 0)
         vsp_fetch_add_relaxed(&vsp_live.c.failed, 1);
+    /* An out-of-memory failure records the device's free and total memory (fragmentation or
+     * exhaustion), asked before the record is reserved so the query runs outside the ring. */
+    uint64_t fb = VSP_UNKNOWN_BYTES, tb = VSP_UNKNOWN_BYTES;
+    if (c->oom && vsp_device_meminfo(&fb, &tb) != 0)
+        fb = tb = VSP_UNKNOWN_BYTES;
+    uint32_t stack_id = 0;
     if (vsp_trace_ensure()) {
-        uint32_t stack_id = capture_stack_id();
+        stack_id = capture_stack_id();
         uint16_t label = call_label(stack_id);
         struct vsp_resv res;
         if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res) == 0) {
             struct vsp_rec_event *e = res.payload;
             fill_event(e, c, stack_id, label);
-            if (c->oom) {
-                uint64_t fb, tb;
-                if (vsp_device_meminfo(&fb, &tb) == 0) {
-                    e->free_bytes = fb;
-                    e->total_bytes = tb;
-                }
-            }
-            uint64_t fb = e->free_bytes, tb = e->total_bytes;
+            e->free_bytes = fb;
+            e->total_bytes = tb;
             vsp_ring_commit(vsp_trace_ring(), &res);
-            if (c->oom && vsp_memory_is_device(c->memory) && !vsp_cfg.quiet)
-                vsp_oom_breakdown(c, fb, tb, fb != VSP_UNKNOWN_BYTES);
         }
         if (c->result == 0 && c->cls)
             vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, stack_id, label);
     } else if (c->result == 0 && c->cls) {
         vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, 0, vsp_label_current());
     }
+    /* The breakdown does not depend on the trace: an unwritable trace path or a full ring in
+     * drop mode is exactly when the person on call needs it on stderr. */
+    if (c->oom && vsp_memory_is_device(c->memory) && !vsp_cfg.quiet)
+        vsp_oom_breakdown(c, stack_id, fb, tb, fb != VSP_UNKNOWN_BYTES);
     if (c->result == 0 && c->cls && c->api < VSP_API_COUNT_)
         vsp_fetch_add_relaxed(&vsp_live.c.by_api[c->api], 1); /* relaxed: a counter */
     vsp_tls.depth--;

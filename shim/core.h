@@ -119,8 +119,14 @@ void vsp_labels_reset_trace(void);
 uint16_t vsp_stack_label(uint32_t stack_id);  /* label from VRAMSPY_PURPOSES rules, 0 none */
 void vsp_stack_label_compute(uint32_t stack_id, const uint64_t *frames, unsigned n);
 void vsp_purposes_load(void);                 /* at init, when VRAMSPY_PURPOSES is set */
-/* In-process symbol of an address (libdw on first need, dladdr otherwise); 0 when anything known. */
-int vsp_inproc_symbol(uint64_t pc, char *func, size_t flen, char *module, size_t mlen);
+/* --- oom.c: the in-process symboliser --- */
+/* Expand the return address addr into up to max frames (inline chain, innermost first) with
+ * libvramspy-sym.so, loaded on first need; dladdr's symbol when it cannot be loaded. Callers are
+ * inside vsp_walk_enter/leave; calls are serialised here. Returns the number written (>= 1). */
+struct vsp_frame_info;
+int vsp_inproc_frames(uint64_t addr, struct vsp_frame_info *out, int max, char *module, size_t mlen);
+void vsp_inproc_atfork_child(void);
+int vsp_inproc_preload(void); /* load the symboliser now (VRAMSPY_PURPOSES at start-up); 0 if loaded */
 
 /* --- metrics.c --- */
 void vsp_metrics_start(void);        /* after the trace is set up: the writer thread */
@@ -129,7 +135,11 @@ void vsp_metrics_atfork_child(void);
 
 /* --- oom.c --- */
 /* On a failed device allocation: a breakdown of what holds device memory, on stderr, now. */
-void vsp_oom_breakdown(const struct vsp_call *c, uint64_t free_b, uint64_t total_b, int have_info);
+void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t free_b, uint64_t total_b,
+                       int have_info);
+/* Fork safety of stack walks and in-process symbolisation (core.c): fork waits for brackets. */
+void vsp_walk_enter(void);
+void vsp_walk_leave(void);
 int vsp_stacks_init(void);
 
 /* --- real-symbol helpers (hooks_dl.c) --- */

@@ -5,8 +5,10 @@
  *    cudaVersion at which this ABI is the one returned, and whether it is the per-thread default
  *    stream variant (1), the legacy one (0), or either (-1). NULL for runtime symbols.
  * A lookup by (name, version, flags) picks the entry with the highest min_version <= version;
- * below the lowest one (e.g. the 32-bit cuMemAlloc of CUDA 3.1) the real pointer is handed back
- * unwrapped. */
+ * below the lowest one (e.g. the 32-bit-pointer cuMemAlloc of CUDA 3.1, which a 64-bit process
+ * cannot use for device memory) the real pointer is handed back unwrapped. The old ABIs of the
+ * host allocators (cuMemAllocHost with a 32-bit size, cuMemHostRegister before 6.5) are hooked:
+ * otherwise they would bypass VRAMSPY_ENFORCE and the host-fallback audit. */
 #ifndef VSP_HOOKS_H
 #define VSP_HOOKS_H
 
@@ -42,9 +44,11 @@
     X(cuMemAllocPitch_v2, "cuMemAllocPitch", 3020, -1)                      \
     X(cuMemAllocManaged, "cuMemAllocManaged", 6000, -1)                     \
     X(cuMemFree_v2, "cuMemFree", 3020, -1)                                  \
+    X(cuMemAllocHost, "cuMemAllocHost", 2000, -1)                           \
     X(cuMemAllocHost_v2, "cuMemAllocHost", 3020, -1)                        \
     X(cuMemHostAlloc, "cuMemHostAlloc", 2020, -1)                           \
     X(cuMemFreeHost, "cuMemFreeHost", 2000, -1)                             \
+    X(cuMemHostRegister, "cuMemHostRegister", 4000, -1)                     \
     X(cuMemHostRegister_v2, "cuMemHostRegister", 6050, -1)                  \
     X(cuMemHostUnregister, "cuMemHostUnregister", 4000, -1)                 \
     X(cuMemAllocAsync, "cuMemAllocAsync", 11020, 0)                         \

@@ -79,6 +79,30 @@ VSP_HIDDEN CUresult vsp_h_cuMemHostAlloc(void **pp, size_t bytesize, unsigned in
     return r;
 }
 
+/* The old ABIs: cuda.h maps these names to the _v2 ones, the driver still exports them. */
+#undef cuMemAllocHost
+#undef cuMemHostRegister
+
+VSP_HIDDEN CUresult vsp_h_cuMemAllocHost(void **pp, unsigned int bytesize)
+{
+    DRV_REAL(cuMemAllocHost);
+    int deny = vsp_deny_host(&h);
+    CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(pp, bytesize);
+    DRV_ALLOC(cuMemAllocHost, .denied = deny, .memory = VSP_MEM_HOST_PINNED, .cls = VSP_CLASS_HOST, .ptr = OUT(r, pp),
+              .size = bytesize);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemHostRegister(void *p, size_t bytesize, unsigned int flags)
+{
+    DRV_REAL(cuMemHostRegister);
+    int deny = vsp_deny_host(&h);
+    CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(p, bytesize, flags);
+    DRV_ALLOC(cuMemHostRegister, .denied = deny, .memory = VSP_MEM_HOST_REGISTERED, .cls = VSP_CLASS_REGISTERED,
+              .ptr = (uint64_t)(uintptr_t)p, .size = bytesize, .flags = flags);
+    return r;
+}
+
 VSP_HIDDEN CUresult vsp_h_cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int flags)
 {
     DRV_REAL(cuMemHostRegister_v2);
@@ -190,6 +214,8 @@ VSP_EXPORT_HOOK(cuMemAllocManaged);
 VSP_EXPORT_HOOK(cuMemAllocHost_v2);
 VSP_EXPORT_HOOK(cuMemHostAlloc);
 VSP_EXPORT_HOOK(cuMemHostRegister_v2);
+VSP_EXPORT_HOOK(cuMemHostRegister);
+VSP_EXPORT_HOOK(cuMemAllocHost);
 VSP_EXPORT_HOOK(cuMemAllocAsync);
 VSP_EXPORT_HOOK(cuMemAllocAsync_ptsz);
 VSP_EXPORT_HOOK(cuMemAllocFromPoolAsync);

@@ -125,6 +125,7 @@ VSP_EXPORT void vsp_label_pop(void)
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "frameinfo.h"
 #include "purposes.h"
 
 static struct vsp_purposes rules;
@@ -161,6 +162,10 @@ void vsp_purposes_load(void)
         return;
     stack_labels = p;
     have_rules = rules.n > 0;
+    /* Rules need names for every new stack: load the symboliser now, at start-up, rather than
+     * inside the first hook (a dlopen there could meet another thread's dlopen). */
+    if (have_rules)
+        vsp_inproc_preload();
 }
 
 void vsp_stack_label_compute(uint32_t stack_id, const uint64_t *frames, unsigned n)
@@ -168,13 +173,17 @@ void vsp_stack_label_compute(uint32_t stack_id, const uint64_t *frames, unsigned
     if (!have_rules)
         return;
     uint16_t label = 0;
+    /* Innermost frame first, and within a frame its inlined functions innermost first, with the
+     * same names (demangled) that the report's --purposes matches. */
     for (unsigned i = 0; i < n && !label; i++) {
-        char func[256], module[512];
-        if (vsp_inproc_symbol(frames[i] - 1, func, sizeof func, module, sizeof module) < 0)
-            continue;
-        int r = vsp_purposes_match(&rules, func, module);
-        if (r >= 0)
-            label = rule_label[r];
+        struct vsp_frame_info fi[8];
+        char module[VSP_PATH_MAX];
+        int nf = vsp_inproc_frames(frames[i], fi, 8, module, sizeof module);
+        for (int k = 0; k < nf && !label; k++) {
+            int r = vsp_purposes_match(&rules, fi[k].function, module);
+            if (r >= 0)
+                label = rule_label[r];
+        }
     }
     vsp_store_relaxed(&stack_labels[stack_id & (STACK_LABELS - 1)], label);
 }

@@ -1,13 +1,17 @@
 /* The out-of-memory breakdown: when a device allocation fails, write on stderr at once what holds
- * device memory — the top call sites by live bytes, the largest live allocations — and whether
- * the failure looks like fragmentation (free >= requested) or exhaustion. Symbols are resolved in
- * the process only then, by loading elfutils' libdw on first need (dlopen), so a process that never
- * fails pays nothing. This is a failure path: it may allocate and call libdw; it never runs while
- * a hook of this thread is recording anything else.
- * Must never: print on stdout, or crash the host when libdw is missing (addresses are printed). */
+ * device memory — by purpose, the top call sites by live bytes, the largest live allocations —
+ * where the failing call came from, and whether the failure looks like fragmentation
+ * (free >= requested) or exhaustion. Symbols are resolved in the process only then, by loading
+ * the in-process symboliser libvramspy-sym.so (libdw, shim/symhelper.c) on first need, so a
+ * process that never fails never maps libdw. The same symboliser names the frames that
+ * VRAMSPY_PURPOSES rules match (shim/labels.c). This is a failure path: it may allocate and call
+ * libdw; it never runs while a hook of this thread is recording anything else.
+ * Must never: print on stdout, or crash the host when the symboliser is missing (dladdr names,
+ * else module+offset, are printed). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -15,93 +19,105 @@
 
 #include "atomic.h"
 #include "core.h"
+#include "frameinfo.h"
 
-/* ---- libdw, loaded on first need ---- */
+/* ---- the in-process symboliser, loaded on first need ---- */
 
-typedef struct Dwfl Dwfl;
-typedef struct Dwfl_Module Dwfl_Module;
-typedef struct Dwfl_Line Dwfl_Line;
-typedef struct {
-    void *find_elf, *find_debuginfo, *section_address;
-    char **debuginfo_path;
-} Dwfl_Callbacks_;
+static vsp_symhelper_fn symhelper;
+static int sym_tried;
+static int sym_busy; /* spin flag: libdwfl is not thread-safe */
 
-static struct {
-    int tried;
-    Dwfl *dwfl;
-    Dwfl_Callbacks_ cb;
-    char *path;
-    Dwfl_Module *(*addrmodule)(Dwfl *, uint64_t);
-    const char *(*addrname)(Dwfl_Module *, uint64_t);
-    Dwfl_Line *(*getsrc)(Dwfl_Module *, uint64_t);
-    const char *(*lineinfo)(Dwfl_Line *, uint64_t *, int *, int *, void *, void *);
-} dw;
-
-static void dw_load(void)
+static void sym_load(void)
 {
-    if (dw.tried)
+    if (sym_tried)
         return;
-    dw.tried = 1;
-    void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    sym_tried = 1;
+    /* beside the shim (build/ or $PREFIX/lib), else wherever the loader finds it */
+    Dl_info self;
+    char path[VSP_PATH_MAX];
+    void *h = NULL;
+    if (dladdr((void *)&sym_load, &self) && self.dli_fname) {
+        const char *slash = strrchr(self.dli_fname, '/');
+        if (slash && (size_t)(slash - self.dli_fname) + sizeof "/libvramspy-sym.so" < sizeof path) {
+            snprintf(path, sizeof path, "%.*s/libvramspy-sym.so", (int)(slash - self.dli_fname), self.dli_fname);
+            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        }
+    }
     if (!h)
-        return;
-    Dwfl *(*begin)(const Dwfl_Callbacks_ *) = (Dwfl *(*)(const Dwfl_Callbacks_ *))vsp_real_dlsym(h, "dwfl_begin");
-    int (*proc_report)(Dwfl *, pid_t) = (int (*)(Dwfl *, pid_t))vsp_real_dlsym(h, "dwfl_linux_proc_report");
-    int (*report_end)(Dwfl *, void *, void *) = (int (*)(Dwfl *, void *, void *))vsp_real_dlsym(h, "dwfl_report_end");
-    dw.cb.find_elf = vsp_real_dlsym(h, "dwfl_linux_proc_find_elf");
-    dw.cb.find_debuginfo = vsp_real_dlsym(h, "dwfl_standard_find_debuginfo");
-    dw.addrmodule = (Dwfl_Module * (*)(Dwfl *, uint64_t)) vsp_real_dlsym(h, "dwfl_addrmodule");
-    dw.addrname = (const char *(*)(Dwfl_Module *, uint64_t))vsp_real_dlsym(h, "dwfl_module_addrname");
-    dw.getsrc = (Dwfl_Line * (*)(Dwfl_Module *, uint64_t)) vsp_real_dlsym(h, "dwfl_module_getsrc");
-    dw.lineinfo = (const char *(*)(Dwfl_Line *, uint64_t *, int *, int *, void *, void *))vsp_real_dlsym(h, "dwfl_lineinfo");
-    if (!begin || !proc_report || !report_end || !dw.cb.find_elf || !dw.cb.find_debuginfo || !dw.addrmodule ||
-        !dw.addrname)
-        return;
-    dw.cb.debuginfo_path = &dw.path;
-    dw.dwfl = begin(&dw.cb);
-    if (dw.dwfl && (proc_report(dw.dwfl, getpid()) != 0 || report_end(dw.dwfl, NULL, NULL) != 0))
-        dw.dwfl = NULL;
+        h = dlopen("libvramspy-sym.so", RTLD_NOW | RTLD_LOCAL);
+    if (h)
+        symhelper = (vsp_symhelper_fn)vsp_real_dlsym(h, VSP_SYMHELPER_ENTRY);
+    if (!symhelper)
+        vsp_warn("libvramspy-sym.so (the in-process symboliser) not found beside the shim: "
+                 "function names from the dynamic symbol table only");
 }
 
-int vsp_inproc_symbol(uint64_t pc, char *func, size_t flen, char *module, size_t mlen)
+int vsp_inproc_preload(void)
 {
-    dw_load();
-    Dwfl_Module *m = dw.dwfl ? dw.addrmodule(dw.dwfl, pc) : NULL;
-    const char *name = m ? dw.addrname(m, pc) : NULL;
-    Dl_info di;
-    int have = dladdr((void *)(uintptr_t)pc, &di);
-    if (!name && have)
-        name = di.dli_sname;
-    snprintf(func, flen, "%s", name ? name : "");
-    snprintf(module, mlen, "%s", have && di.dli_fname ? di.dli_fname : "");
-    return name || (have && di.dli_fname) ? 0 : -1;
+    int expected = 0;
+    /* acquire: pairs with the release below; the loader runs once, under the flag */
+    while (!vsp_cas_acq_rel(&sym_busy, &expected, 1)) {
+        expected = 0;
+        sched_yield();
+    }
+    sym_load();
+    vsp_store_release(&sym_busy, 0);
+    return symhelper ? 0 : -1;
 }
 
+int vsp_inproc_frames(uint64_t addr, struct vsp_frame_info *out, int max, char *module, size_t mlen)
+{
+    int expected = 0;
+    /* acquire: pairs with the release below, so libdwfl's state is seen whole */
+    while (!vsp_cas_acq_rel(&sym_busy, &expected, 1)) {
+        expected = 0;
+        sched_yield();
+    }
+    sym_load();
+    int n;
+    if (symhelper) {
+        n = symhelper(addr, out, max, module, mlen);
+    } else {
+        memset(&out[0], 0, sizeof out[0]);
+        out[0].address = addr;
+        Dl_info di;
+        module[0] = 0;
+        if (dladdr((void *)(uintptr_t)(addr - 1), &di)) {
+            snprintf(out[0].function, sizeof out[0].function, "%s", di.dli_sname ? di.dli_sname : "");
+            snprintf(module, mlen, "%s", di.dli_fname ? di.dli_fname : "");
+            out[0].module = module;
+            out[0].offset = addr - (uint64_t)(uintptr_t)di.dli_fbase;
+        }
+        n = 1;
+    }
+    vsp_store_release(&sym_busy, 0);
+    return n;
+}
+
+void vsp_inproc_atfork_child(void)
+{
+    sym_busy = 0; /* the child has one thread; fork waited for symbolisation brackets */
+}
+
+/* "function (file:line)" of a stack's innermost frame, the innermost inlined function first. */
 static void describe(uint64_t addr, char *buf, size_t len)
 {
     if (!addr) {
         snprintf(buf, len, "(no stack)");
         return;
     }
-    dw_load();
-    uint64_t pc = addr - 1;
-    Dwfl_Module *m = dw.dwfl ? dw.addrmodule(dw.dwfl, pc) : NULL;
-    const char *name = m ? dw.addrname(m, pc) : NULL;
-    Dwfl_Line *l = m && dw.getsrc ? dw.getsrc(m, pc) : NULL;
-    int line = 0;
-    const char *file = l && dw.lineinfo ? dw.lineinfo(l, NULL, &line, NULL, NULL, NULL) : NULL;
-    const char *base = file ? strrchr(file, '/') : NULL;
-    if (name && file)
-        snprintf(buf, len, "%s (%s:%d)", name, base ? base + 1 : file, line);
-    else if (name)
-        snprintf(buf, len, "%s", name);
-    else {
-        Dl_info di;
-        if (dladdr((void *)(uintptr_t)pc, &di) && di.dli_fname)
-            snprintf(buf, len, "%s+0x%" PRIx64, di.dli_fname, (uint64_t)(pc + 1 - (uintptr_t)di.dli_fbase));
-        else
-            snprintf(buf, len, "0x%" PRIx64, addr);
-    }
+    struct vsp_frame_info fi[4];
+    char module[VSP_PATH_MAX];
+    vsp_inproc_frames(addr, fi, 4, module, sizeof module);
+    const char *base = module[0] ? strrchr(module, '/') : NULL;
+    if (fi[0].function[0] && fi[0].file[0])
+        snprintf(buf, len, "%.400s (%.150s:%d)", fi[0].function, fi[0].file, fi[0].line); /* a line's worth */
+    else if (fi[0].function[0])
+        snprintf(buf, len, "%s", fi[0].function);
+    else if (module[0])
+        snprintf(buf, len, "%.400s+0x%" PRIx64, base ? base + 1 : module, fi[0].offset);
+    else
+        snprintf(buf, len, "0x%" PRIx64, addr);
 }
 
 static void human(char *buf, size_t len, uint64_t b)
@@ -120,10 +136,11 @@ static void human(char *buf, size_t len, uint64_t b)
 
 #define AGG 4096
 #define TOP 8
-struct agg { uint32_t stack_id; uint32_t count; uint64_t bytes; };
+struct agg { uint64_t site; uint32_t count; uint64_t bytes; }; /* by call site: stacks that differ further out merge */
 struct big { uint64_t size, addr; uint32_t stack_id; };
 
-void vsp_oom_breakdown(const struct vsp_call *c, uint64_t free_b, uint64_t total_b, int have_info)
+void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t free_b, uint64_t total_b,
+                       int have_info)
 {
     static struct agg *table; /* one scratch table, allocated on the first failure */
     static int busy;
@@ -162,10 +179,11 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint64_t free_b, uint64_t total
         total_live += size;
         nlive++;
         if (table) {
-            for (uint32_t h = (s->stack_id * 2654435761u) & (AGG - 1), probe = 0; probe < AGG;
+            uint64_t site = vsp_stack_site(s->stack_id);
+            for (uint32_t h = (uint32_t)((site * 0x9E3779B97F4A7C15ull) >> 52) & (AGG - 1), probe = 0; probe < AGG;
                  probe++, h = (h + 1) & (AGG - 1)) {
-                if (table[h].count == 0 || table[h].stack_id == s->stack_id) {
-                    table[h].stack_id = s->stack_id;
+                if (table[h].count == 0 || table[h].site == site) {
+                    table[h].site = site;
                     table[h].count++;
                     table[h].bytes += size;
                     break;
@@ -207,8 +225,14 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint64_t free_b, uint64_t total
             vsp_warn("  %10s  (unlabelled)", lb);
         }
     }
-    vsp_warn("top call sites:");
     char where[600], b[32];
+    /* symbolisation: inside the fork bracket, so fork never copies libdw mid-update */
+    vsp_walk_enter();
+    if (stack_id) {
+        describe(vsp_stack_site(stack_id), where, sizeof where);
+        vsp_warn("the failing call: %s", where);
+    }
+    vsp_warn("top call sites:");
     for (int shown = 0; table && shown < TOP; shown++) {
         int best = -1;
         for (int h = 0; h < AGG; h++)
@@ -217,7 +241,7 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint64_t free_b, uint64_t total
         if (best < 0)
             break;
         human(b, sizeof b, table[best].bytes);
-        describe(vsp_stack_site(table[best].stack_id), where, sizeof where);
+        describe(table[best].site, where, sizeof where);
         vsp_warn("  %10s in %u allocation%s  %s", b, table[best].count, table[best].count == 1 ? "" : "s", where);
         table[best].count = 0;
     }
@@ -227,5 +251,6 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint64_t free_b, uint64_t total
         describe(vsp_stack_site(big[k].stack_id), where, sizeof where);
         vsp_warn("  %10s at 0x%" PRIx64 "  %s", b, big[k].addr, where);
     }
+    vsp_walk_leave();
     vsp_store_release(&busy, 0);
 }

@@ -203,6 +203,8 @@ int th_summarize(const char *path, struct trace_summary *s, const uint64_t *prob
             if (e->op == VSP_OP_ALLOC) {
                 if (e->result != 0) {
                     s->allocs_failed++;
+                    if (e->eflags & VSP_EVENT_DENIED)
+                        s->denied++;
                     if (e->result == 2) {
                         s->oom_events++;
                         if (e->free_bytes != VSP_UNKNOWN_BYTES)

@@ -62,6 +62,7 @@ struct trace_summary {
     uint64_t live_device_bytes, peak_device_bytes;
     uint64_t stacks, modules, stack_refs_missing, max_frames;
     uint64_t oom_events, oom_with_meminfo;
+    uint64_t denied;                          /* refused by VRAMSPY_ENFORCE */
     int has_end;
     struct vsp_rec_end end;
     uint64_t count_size[8];                   /* successful allocations of size_probe[i] */

@@ -80,3 +80,63 @@ Test(shim_driver, through_cudaGetDriverEntryPoint)
     cr_assert_eq(s.by_api[VSP_API_cuMemFree_v2], 1);
     cr_assert_eq(s.live_device_bytes, 1 * MiB);
 }
+
+/* Every host-memory allocator of the driver, at every ABI, through each way in: recorded as
+ * host memory, and with VRAMSPY_ENFORCE=vram-only refused with CUDA_ERROR_OUT_OF_MEMORY (2)
+ * without reaching the driver. */
+static void check_host_apis(const char *mode)
+{
+    static const char *const calls[] = {"cuMemAllocManaged@6000", "cuMemAllocHost@2000", "cuMemAllocHost@3020",
+                                        "cuMemHostAlloc@2020", "cuMemHostRegister@4000", "cuMemHostRegister@6050"};
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/h.trace", dir);
+    snprintf(path, sizeof path, "%s/h.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_driver", mode, "host", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    char want[64];
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        snprintf(want, sizeof want, "%s 0\n", calls[i]);
+        cr_assert_not_null(strstr(r.out, want), "%s: %s", mode, r.out);
+    }
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.by_api[VSP_API_cuMemAllocHost], 1, "%s: the 2.0 ABI is recorded", mode);
+    cr_assert_eq(s.by_api[VSP_API_cuMemHostRegister], 1, "%s: the 4.0 ABI is recorded", mode);
+    cr_assert_eq(s.by_memory[VSP_MEM_MANAGED] + s.by_memory[VSP_MEM_HOST_PINNED] + s.by_memory[VSP_MEM_HOST_REGISTERED],
+                 7, "%s: the six and the basic sequence's cuMemHostAlloc", mode);
+    /* enforced */
+    const char *env2[] = {out, "VRAMSPY_ENFORCE=vram-only", NULL};
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/e.trace", dir);
+    snprintf(path, sizeof path, "%s/e.trace", dir);
+    cr_assert_eq(th_run(&r, argv, env2, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        snprintf(want, sizeof want, "%s 2\n", calls[i]);
+        cr_assert_not_null(strstr(r.out, want), "%s: refused with CUDA_ERROR_OUT_OF_MEMORY: %s", mode, r.out);
+    }
+    cr_assert_not_null(strstr(r.out, "alloc 0\n"), "device memory is still allowed: %s", r.out);
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.denied, 7, "%s: each refusal recorded as denied", mode);
+    cr_assert_eq(s.by_memory[VSP_MEM_MANAGED] + s.by_memory[VSP_MEM_HOST_PINNED] + s.by_memory[VSP_MEM_HOST_REGISTERED],
+                 0, "%s: no host memory was allocated", mode);
+}
+
+Test(shim_driver, host_allocators_at_every_abi_recorded_and_enforced_through_cuGetProcAddress_v2)
+{
+    check_host_apis("gpa");
+}
+
+Test(shim_driver, host_allocators_at_every_abi_recorded_and_enforced_through_legacy_cuGetProcAddress)
+{
+    check_host_apis("legacy");
+}
+
+Test(shim_driver, host_allocators_at_every_abi_recorded_and_enforced_through_dlsym)
+{
+    check_host_apis("dlsym");
+}

@@ -227,7 +227,9 @@ Test(shim_runtime, out_of_memory_breakdown_on_stderr_at_the_failing_call)
     const char *b = strstr(r.err, "vramspy: out of memory: cudaMalloc of 6.0 MiB failed; device free 32.0 MiB of 64.0 MiB: "
                                   "looks like FRAGMENTATION");
     cr_assert_not_null(b, "%s", r.err);
-    cr_assert_not_null(strstr(b, "live device memory: 32.0 MiB in 8 allocations\nvramspy: top call sites:"), "%s", r.err);
+    cr_assert_not_null(strstr(b, "live device memory: 32.0 MiB in 8 allocations\nvramspy: the failing call: frag (prog_runtime.c:"),
+                       "%s", r.err);
+    cr_assert_not_null(strstr(b, "\nvramspy: top call sites:\n"), "%s", r.err);
     cr_assert_not_null(strstr(b, "32.0 MiB in 8 allocations  "), "%s", r.err);
     cr_assert_not_null(strstr(b, "(prog_runtime.c:"), "call sites are symbolised in the process: %s", r.err);
     cr_assert_not_null(strstr(b, "largest live allocations:"), "%s", r.err);
@@ -239,4 +241,19 @@ Test(shim_runtime, out_of_memory_breakdown_on_stderr_at_the_failing_call)
     snprintf(out, sizeof out, "VRAMSPY_OUT=%s/o2.trace", dir);
     cr_assert_eq(th_run(&r, argv, env2, 1, 0), 0);
     cr_assert_null(strstr(r.err, "out of memory"));
+}
+
+Test(shim_runtime, out_of_memory_breakdown_even_when_the_trace_cannot_be_written)
+{
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};
+    const char *env[] = {"VRAMSPY_OUT=/nonexistent-dir/o.trace", "VSP_FAKE_DEVICE_MEM=64M", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "the program is unaffected: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "cannot create"), "%s", r.err);
+    const char *b = strstr(r.err, "vramspy: out of memory: cudaMalloc of 6.0 MiB failed; device free 32.0 MiB of 64.0 MiB: "
+                                  "looks like FRAGMENTATION");
+    cr_assert_not_null(b, "the breakdown does not depend on the trace: %s", r.err);
+    cr_assert_not_null(strstr(b, "live device memory: 32.0 MiB in 8 allocations"), "%s", r.err);
+    cr_assert_not_null(strstr(b, "largest live allocations:\nvramspy:      4.0 MiB at 0x"), "%s", r.err);
 }

@@ -174,7 +174,9 @@ enum vsp_api {
     VSP_API_cuMemRelease = 48,
     VSP_API_cuMemMap = 49,
     VSP_API_cuMemUnmap = 50,
-    VSP_API_COUNT_ = 51
+    VSP_API_cuMemHostRegister = 51, /* the pre-6.5 ABI (same arguments) */
+    VSP_API_cuMemAllocHost = 52,    /* the CUDA 2.0 ABI (32-bit size) */
+    VSP_API_COUNT_ = 53
 };
 
 /* One intercepted call. */
@@ -282,6 +284,8 @@ static inline const char *vsp_api_name(unsigned api)
         [VSP_API_cuMemRelease] = "cuMemRelease",
         [VSP_API_cuMemMap] = "cuMemMap",
         [VSP_API_cuMemUnmap] = "cuMemUnmap",
+        [VSP_API_cuMemHostRegister] = "cuMemHostRegister",
+        [VSP_API_cuMemAllocHost] = "cuMemAllocHost",
     };
     const char *n = api < VSP_API_COUNT_ ? names[api] : NULL;
     return n ? n : "unknown";

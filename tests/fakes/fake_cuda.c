@@ -78,6 +78,9 @@ CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev);
 CUresult CUDAAPI cuDevicePrimaryCtxReset(CUdevice dev);
 #undef cuMemHostRegister
 CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytesize, unsigned int Flags);
+/* The CUDA 2.0 ABI of cuMemAllocHost (32-bit size), still exported by the driver. */
+#undef cuMemAllocHost
+CUresult CUDAAPI cuMemAllocHost(void **pp, unsigned int bytesize);
 /* Per-thread default stream variants (declared by cuda.h only internally). */
 CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream);
 CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream hStream);
@@ -937,6 +940,14 @@ EXPORT CUresult CUDAAPI cuMemAllocHost_v2(void **pp, size_t bytesize)
     return host_alloc(pp, bytesize, K_PINNED, 0);
 }
 
+EXPORT CUresult CUDAAPI cuMemAllocHost(void **pp, unsigned int bytesize)
+{
+    REQUIRE_INIT();
+    if (!pp)
+        return CUDA_ERROR_INVALID_VALUE;
+    return host_alloc(pp, bytesize, K_PINNED, 0);
+}
+
 EXPORT CUresult CUDAAPI cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
 {
     REQUIRE_INIT();
@@ -1583,7 +1594,7 @@ EXPORT CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **pfn, int 
     X(cuCtxSynchronize_v2) X(cuStreamCreate) X(cuStreamDestroy)                \
     X(cuStreamDestroy_v2) X(cuStreamSynchronize) X(cuStreamSynchronize_ptsz)   \
     X(cuMemGetInfo_v2) X(cuMemAlloc_v2) X(cuMemAllocPitch_v2) X(cuMemFree_v2)  \
-    X(cuMemGetAddressRange_v2) X(cuMemAllocManaged) X(cuMemAllocHost_v2)       \
+    X(cuMemGetAddressRange_v2) X(cuMemAllocManaged) X(cuMemAllocHost_v2) X(cuMemAllocHost)       \
     X(cuMemHostAlloc) X(cuMemFreeHost) X(cuMemHostRegister)                    \
     X(cuMemHostRegister_v2) X(cuMemHostUnregister)                             \
     X(cuMemHostGetDevicePointer_v2) X(cuMemAllocAsync) X(cuMemAllocAsync_ptsz) \
@@ -1644,6 +1655,7 @@ typedef struct {
     ENT(cuMemFree, 3020, cuMemFree_v2)                                         \
     ENT(cuMemGetAddressRange, 3020, cuMemGetAddressRange_v2)                   \
     ENT(cuMemAllocManaged, 6000, cuMemAllocManaged)                            \
+    OLD(cuMemAllocHost, 2000, cuMemAllocHost)                                  \
     ENT(cuMemAllocHost, 3020, cuMemAllocHost_v2)                               \
     ENT(cuMemHostAlloc, 2020, cuMemHostAlloc)                                  \
     ENT(cuMemFreeHost, 2000, cuMemFreeHost)                                    \

@@ -4,6 +4,9 @@
  *   legacy  - through the 4-argument cuGetProcAddress found by dlsym;
  *   dlsym   - dlsym(handle, "cuMemAlloc_v2") and friends;
  *   vmm     - cuMemCreate / cuMemAddressReserve / cuMemMap / cuMemUnmap / cuMemRelease.
+ * With a second argument "host", every host-memory allocator is also called at every ABI
+ * (cuMemAllocManaged, cuMemAllocHost 2.0 and 3.2, cuMemHostAlloc, cuMemHostRegister 4.0 and 6.5),
+ * 64 KiB each, printing "NAME@VERSION RESULT", and freed again when it succeeded.
  * Each mode allocates 1 MiB + 2 MiB device memory, frees the 2 MiB, allocates 64 KiB of pinned
  * host memory and frees it; so a trace shows 1 MiB of device memory live at exit. */
 #include <cuda.h>
@@ -75,6 +78,38 @@ int main(int argc, char **argv)
     printf("free %d\n", dfree(b));
     printf("hostalloc %d\n", halloc(&host, 65536, 0));
     printf("hostfree %d\n", hfree(host));
+    if (argc > 2 && !strcmp(argv[2], "host")) {
+        CUresult (*managed)(CUdeviceptr *, size_t, unsigned) = get("cuMemAllocManaged", "cuMemAllocManaged", 6000);
+        CUresult (*ah1)(void **, unsigned) = get("cuMemAllocHost", "cuMemAllocHost", 2000);
+        CUresult (*ah2)(void **, size_t) = get("cuMemAllocHost", "cuMemAllocHost_v2", 3020);
+        CUresult (*reg1)(void *, size_t, unsigned) = get("cuMemHostRegister", "cuMemHostRegister", 4000);
+        CUresult (*reg2)(void *, size_t, unsigned) = get("cuMemHostRegister", "cuMemHostRegister_v2", 6050);
+        CUresult (*unreg)(void *) = get("cuMemHostUnregister", "cuMemHostUnregister", 4000);
+        if (!managed || !ah1 || !ah2 || !reg1 || !reg2 || !unreg)
+            return 2;
+        static char buf1[65536] __attribute__((aligned(4096))), buf2[65536] __attribute__((aligned(4096)));
+        CUdeviceptr m = 0;
+        void *p1 = NULL, *p2 = NULL, *p3 = NULL;
+        CUresult r;
+        printf("cuMemAllocManaged@6000 %d\n", r = managed(&m, 65536, CU_MEM_ATTACH_GLOBAL));
+        if (!r)
+            dfree(m);
+        printf("cuMemAllocHost@2000 %d\n", r = ah1(&p1, 65536));
+        if (!r)
+            hfree(p1);
+        printf("cuMemAllocHost@3020 %d\n", r = ah2(&p2, 65536));
+        if (!r)
+            hfree(p2);
+        printf("cuMemHostAlloc@2020 %d\n", r = halloc(&p3, 65536, 0));
+        if (!r)
+            hfree(p3);
+        printf("cuMemHostRegister@4000 %d\n", r = reg1(buf1, sizeof buf1, 0));
+        if (!r)
+            unreg(buf1);
+        printf("cuMemHostRegister@6050 %d\n", r = reg2(buf2, sizeof buf2, 0));
+        if (!r)
+            unreg(buf2);
+    }
     if (!strcmp(mode, "vmm")) {
         CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =
             get("cuMemCreate", "cuMemCreate", 10020);
