@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,14 +34,39 @@ static void label_escape(char *dst, size_t len, const char *src)
     dst[n] = 0;
 }
 
-void vsp_metrics_write(void)
+/* The writer's spin flag; `done` once the exit-time snapshot is written. */
+static int wlock, done, warned;
+
+static int lock_writer(int final)
+{
+    int expected = 0;
+    /* acquire: pairs with unlock_writer's release, so `done` and the file are seen in order */
+    while (!vsp_cas_acq_rel(&wlock, &expected, 1)) {
+        expected = 0;
+        if (!final)
+            return 0; /* the thread skips a turn rather than wait */
+        sched_yield();
+    }
+    if (done) {
+        vsp_store_release(&wlock, 0);
+        return 0;
+    }
+    return 1;
+}
+
+static void unlock_writer(void)
+{
+    vsp_store_release(&wlock, 0);
+}
+
+static void write_snapshot(int final)
 {
     if (!vsp_load_acquire(&started))
         return;
     char buf[16384]; /* on the stack: the writer thread has 256 KiB, the exit path the caller's */
     const struct vsp_counters *c = &vsp_live.c;
     char lbl[600];
-    snprintf(lbl, sizeof lbl, "pid=\"%d\",exe=\"%s\"", (int)getpid(), exe);
+    snprintf(lbl, sizeof lbl, "pid=\"%d\",executable=\"%s\"", (int)getpid(), exe);
     size_t n = 0;
 #define OUT(...)                                                                    \
     do {                                                                            \
@@ -73,14 +99,40 @@ void vsp_metrics_write(void)
         lbl, vsp_load_relaxed(&c->host_allocations));
 #undef OUT
     char tmp[VSP_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lu", path, (int)getpid(), (unsigned long)pthread_self() & 0xffff);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0)
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    /* One writer at a time (the thread or the exit path); after the exit-time write the thread
+     * never replaces the file with an older snapshot. */
+    if (!lock_writer(final))
         return;
-    ssize_t w = write(fd, buf, n);
-    close(fd);
-    if (w != (ssize_t)n || rename(tmp, path) < 0)
-        unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int err = errno;
+    ssize_t w = fd >= 0 ? write(fd, buf, n) : -1;
+    if (fd >= 0) {
+        err = errno;
+        close(fd);
+    }
+    int ok = fd >= 0 && w == (ssize_t)n;
+    if (ok && rename(tmp, path) < 0) {
+        err = errno;
+        ok = 0;
+    }
+    if (!ok) {
+        if (fd >= 0)
+            unlink(tmp);
+        if (!warned) { /* once: the file is retried every interval */
+            warned = 1;
+            vsp_warn("VRAMSPY_METRICS: cannot write %s: %s; retrying every %u ms", path, strerror(err),
+                     vsp_cfg.metrics_interval_ms);
+        }
+    }
+    if (final)
+        done = 1;
+    unlock_writer();
+}
+
+void vsp_metrics_write(void)
+{
+    write_snapshot(1);
 }
 
 static void *writer(void *arg)
@@ -92,7 +144,7 @@ static void *writer(void *arg)
         }
         if (!vsp_load_acquire(&started))
             return NULL; /* forked child: this thread is the parent's copy... it does not exist here */
-        vsp_metrics_write();
+        write_snapshot(0);
     }
 }
 
@@ -105,11 +157,21 @@ void vsp_metrics_start(void)
     buf[l > 0 ? l : 0] = 0;
     const char *base = strrchr(buf, '/');
     label_escape(exe, sizeof exe, base ? base + 1 : buf);
-    if (vsp_expand_pattern(vsp_cfg.metrics_pattern, (long)getpid(), base ? base + 1 : buf, path, sizeof path) < 0)
+    char rel[VSP_PATH_MAX];
+    if (vsp_expand_pattern(vsp_cfg.metrics_pattern, (long)getpid(), base ? base + 1 : buf, rel, sizeof rel) < 0)
         return;
+    /* absolute now, like the trace path: the program may chdir later */
+    char cwd[PATH_MAX];
+    size_t lc, lr = strlen(rel);
+    if (rel[0] != '/' && getcwd(cwd, sizeof cwd) && (lc = strlen(cwd)) + lr + 2 <= sizeof path) {
+        memcpy(path, cwd, lc);
+        path[lc] = '/';
+        memcpy(path + lc + 1, rel, lr + 1);
+    } else
+        snprintf(path, sizeof path, "%s", rel);
     /* release: path and exe are set before the thread (or the exit path) reads them */
     vsp_store_release(&started, 1);
-    vsp_metrics_write();
+    write_snapshot(0);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits: no host signal lands on it */
@@ -128,4 +190,5 @@ void vsp_metrics_atfork_child(void)
 {
     /* the writer thread is not in the child; the child starts its own with its trace */
     started = 0;
+    wlock = done = warned = 0;
 }

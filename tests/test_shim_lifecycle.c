@@ -312,11 +312,55 @@ Test(shim_lifecycle, metrics_file_is_written_while_the_program_runs)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     char want[256];
-    snprintf(want, sizeof want, "vramspy_live_bytes{pid=\"%d\",exe=\"prog_die\",memory=\"device\"} 40960\n", (int)pid);
+    snprintf(want, sizeof want, "vramspy_live_bytes{pid=\"%d\",executable=\"prog_die\",memory=\"device\"} 40960\n", (int)pid);
     cr_assert_not_null(strstr(text, want), "%s", text);
     cr_assert_not_null(strstr(text, "# TYPE vramspy_allocations_total counter\n"));
     cr_assert_not_null(strstr(text, "api=\"cudaMalloc\"} 10\n"), "%s", text);
     cr_assert_not_null(strstr(text, "vramspy_failed_allocations_total{"), "%s", text);
     cr_assert_not_null(strstr(text, "vramspy_host_fallback_total{"), "%s", text);
     cr_assert_not_null(strstr(text, "vramspy_peak_bytes{"), "%s", text);
+}
+
+Test(shim_lifecycle, metrics_path_is_fixed_at_start_and_final_values_written_at_exit)
+{
+    char *dir = th_tmpdir(), a[4200], b[4200], out[4300], mfile[4300], text[16384] = {0};
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    cr_assert_eq(mkdir(a, 0700), 0);
+    cr_assert_eq(mkdir(b, 0700), 0);
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/m.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "chdir", a, b, NULL};
+    const char *env[] = {out, "VRAMSPY_METRICS=rel.%p.prom", "VRAMSPY_METRICS_INTERVAL=3600000", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    snprintf(mfile, sizeof mfile, "ls '%s' | grep -c '^rel\\.[0-9]*\\.prom$' | grep -qx 1", a);
+    cr_assert_eq(system(mfile), 0, "the file is where the relative path pointed at the first CUDA call");
+    snprintf(mfile, sizeof mfile, "ls -A '%s' | grep -q .", b);
+    cr_assert_neq(system(mfile), 0, "nothing follows the program's chdir");
+    snprintf(mfile, sizeof mfile, "cat '%s'/rel.*.prom", a);
+    FILE *f = popen(mfile, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    pclose(f);
+    cr_assert_not_null(strstr(text, "executable=\"prog_runtime\",memory=\"device\"} 3145728\n"),
+                       "the exit-time write has the final values (the interval never elapsed): %s", text);
+    cr_assert_not_null(strstr(text, "api=\"cudaMalloc\"} 2\n"), "%s", text);
+}
+
+Test(shim_lifecycle, unwritable_metrics_path_warns_once_and_changes_nothing)
+{
+    char *dir = th_tmpdir(), out[4300];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/u.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {out, "VRAMSPY_METRICS=/nonexistent-dir/x.prom", NULL};
+    struct run_result plain, r;
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, plain.code);
+    cr_assert_str_eq(r.out, plain.out);
+    const char *w = strstr(r.err, "VRAMSPY_METRICS: cannot write /nonexistent-dir/x.prom: No such file or directory");
+    cr_assert_not_null(w, "%s", r.err);
+    cr_assert_null(strstr(w + 1, "VRAMSPY_METRICS: cannot write"), "once: %s", r.err);
 }

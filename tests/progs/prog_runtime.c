@@ -4,7 +4,9 @@
  *   oom    - asks for more than the device has (exhaustion);
  *   frag   - fills the arena, frees every other block, asks for a block larger than any hole
  *            but smaller than the free total (fragmentation), then falls back to managed memory;
- *   nodrv  - two cudaMalloc and one cudaMallocHost, expected to fail (no driver).
+ *   nodrv  - two cudaMalloc and one cudaMallocHost, expected to fail (no driver);
+ *   chdir A B - chdir to A, 1 MiB cudaMalloc, chdir to B, 2 MiB cudaMalloc (paths relative to the
+ *            first working directory stay there).
  * Prints every result code on stdout so a run with and without the shim can be compared. */
 #include <cuda_runtime_api.h>
 #include <stdio.h>
@@ -102,6 +104,20 @@ static int nodrv(void)
     return 0;
 }
 
+#include <unistd.h>
+
+static int in_dirs(const char *a, const char *b)
+{
+    void *d1, *d2;
+    if (chdir(a) != 0)
+        return 2;
+    printf("malloc %d\n", cudaMalloc(&d1, 1 * MiB));
+    if (chdir(b) != 0)
+        return 2;
+    printf("malloc %d\n", cudaMalloc(&d2, 2 * MiB));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "basic";
@@ -113,6 +129,8 @@ int main(int argc, char **argv)
         return frag();
     if (!strcmp(mode, "nodrv"))
         return nodrv();
+    if (!strcmp(mode, "chdir") && argc > 3)
+        return in_dirs(argv[2], argv[3]);
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
 }
