@@ -215,11 +215,17 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
     if (any_label) {
         vsp_warn("by purpose:");
         char lb[32];
-        for (int l = 1; l < 1024; l++)
-            if (by_label[l]) {
-                human(lb, sizeof lb, by_label[l]);
-                vsp_warn("  %10s  %s", lb, vsp_label_name((uint16_t)l) ? vsp_label_name((uint16_t)l) : "?");
-            }
+        for (;;) { /* biggest first; each shown once (its bytes cleared) */
+            int best = 0;
+            for (int l = 1; l < 1024; l++)
+                if (by_label[l] > by_label[best] || (!best && by_label[l]))
+                    best = l;
+            if (!best)
+                break;
+            human(lb, sizeof lb, by_label[best]);
+            vsp_warn("  %10s  %s", lb, vsp_label_name((uint16_t)best) ? vsp_label_name((uint16_t)best) : "?");
+            by_label[best] = 0;
+        }
         if (by_label[0]) {
             human(lb, sizeof lb, by_label[0]);
             vsp_warn("  %10s  (unlabelled)", lb);
