@@ -32,19 +32,57 @@ static int str(struct cur *c, char *out, size_t len)
     c->s++;
     size_t n = 0;
     while (*c->s && *c->s != '"') {
-        char ch = *c->s++;
+        unsigned char ch = (unsigned char)*c->s++;
+        char utf8[4];
+        size_t k = 1;
+        utf8[0] = (char)ch;
+        if (ch < 0x20)
+            return fail(c, "control character in a string");
         if (ch == '\\') {
-            ch = *c->s++;
-            if (ch == 'n')
-                ch = '\n';
-            else if (ch == 't')
-                ch = '\t';
-            else if (ch != '"' && ch != '\\' && ch != '/')
-                return fail(c, "unsupported escape in a string");
+            ch = (unsigned char)*c->s++;
+            switch (ch) {
+            case '"': case '\\': case '/': utf8[0] = (char)ch; break;
+            case 'b': utf8[0] = '\b'; break;
+            case 'f': utf8[0] = '\f'; break;
+            case 'n': utf8[0] = '\n'; break;
+            case 'r': utf8[0] = '\r'; break;
+            case 't': utf8[0] = '\t'; break;
+            case 'u': {
+                unsigned cp = 0;
+                for (int i = 0; i < 4; i++) {
+                    char h = *c->s++;
+                    int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                                          : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                    if (v < 0)
+                        return fail(c, "bad \\u escape in a string");
+                    cp = cp * 16 + (unsigned)v;
+                }
+                if (cp >= 0xd800 && cp <= 0xdfff)
+                    return fail(c, "surrogate \\u escapes are not supported in globs");
+                if (cp < 0x80) {
+                    utf8[0] = (char)cp;
+                } else if (cp < 0x800) {
+                    utf8[0] = (char)(0xc0 | (cp >> 6));
+                    utf8[1] = (char)(0x80 | (cp & 0x3f));
+                    k = 2;
+                } else {
+                    utf8[0] = (char)(0xe0 | (cp >> 12));
+                    utf8[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                    utf8[2] = (char)(0x80 | (cp & 0x3f));
+                    k = 3;
+                }
+                if (cp == 0)
+                    return fail(c, "\\u0000 in a string");
+                break;
+            }
+            default:
+                return fail(c, "invalid escape in a string");
+            }
         }
-        if (n + 1 >= len)
+        if (n + k >= len)
             return fail(c, "string too long");
-        out[n++] = ch;
+        memcpy(out + n, utf8, k);
+        n += k;
     }
     if (*c->s != '"')
         return fail(c, "unterminated string");
@@ -111,30 +149,38 @@ int vsp_purposes_parse(const char *text, struct vsp_purposes *out, char *err, si
         } else if (*c.s == '{') {
             c.s++;
             ws(&c);
-            while (*c.s != '}') {
-                char key[16];
-                if (str(&c, key, sizeof key) < 0)
-                    return -1;
-                ws(&c);
-                if (*c.s != ':')
-                    return fail(&c, "expected :");
+            if (*c.s == '}') {
                 c.s++;
-                if (!strcmp(key, "function")) {
-                    if (list(&c, p->function, &p->nfunction) < 0)
+            } else {
+                for (;;) {
+                    char key[16];
+                    if (str(&c, key, sizeof key) < 0)
                         return -1;
-                } else if (!strcmp(key, "module")) {
-                    if (list(&c, p->module, &p->nmodule) < 0)
-                        return -1;
-                } else {
-                    return fail(&c, "expected \"function\" or \"module\"");
-                }
-                ws(&c);
-                if (*c.s == ',') {
-                    c.s++;
                     ws(&c);
+                    if (*c.s != ':')
+                        return fail(&c, "expected :");
+                    c.s++;
+                    if (!strcmp(key, "function")) {
+                        if (list(&c, p->function, &p->nfunction) < 0)
+                            return -1;
+                    } else if (!strcmp(key, "module")) {
+                        if (list(&c, p->module, &p->nmodule) < 0)
+                            return -1;
+                    } else {
+                        return fail(&c, "expected \"function\" or \"module\"");
+                    }
+                    ws(&c);
+                    if (*c.s == ',') {
+                        c.s++;
+                        continue;
+                    }
+                    if (*c.s == '}') {
+                        c.s++;
+                        break;
+                    }
+                    return fail(&c, "expected , or } in a label's object");
                 }
             }
-            c.s++;
         } else {
             return fail(&c, "a label maps to a list of globs or to {\"function\": [...], \"module\": [...]}");
         }

@@ -24,7 +24,7 @@ PROGS += $(T)/progs/prog_static
 endif
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c)) tests/harness.c
-UNIT_SHIM_SRCS := shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c
+UNIT_SHIM_SRCS := shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c shim/purposes.c
 TEST_BIN := $(T)/vsp_tests
 
 $(T)/fakes/libcuda.so.1: tests/fakes/fake_cuda.c
@@ -82,7 +82,7 @@ $(TEST_BIN): $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) tests/harness.h | $(D
 	  -lcriterion -ljansson -lutil -lpthread
 
 .PHONY: test test-build
-test-build: $(SHIM) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/vramspy $(FAKES) $(PROGS) $(TEST_BIN) $(TSAN_STRESS)
+test-build: $(SHIM) $(SYMHELPER) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/vramspy $(FAKES) $(PROGS) $(TEST_BIN) $(TSAN_STRESS)
 
 # --jobs 2: this is a 2-core machine; the storm test alone keeps 8 threads busy.
 test: test-build

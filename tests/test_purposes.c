@@ -1,0 +1,70 @@
+/* Unit tests of the purpose rules (shim/purposes.c): the JSON reader the shim and the report
+ * share — valid JSON in, invalid JSON out with the byte offset — and the matcher's order. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "purposes.h"
+
+static struct vsp_purposes ps;
+static char err[256];
+
+static int parse(const char *text)
+{
+    err[0] = 0;
+    return vsp_purposes_parse(text, &ps, err, sizeof err);
+}
+
+Test(purposes, both_rule_forms_parse)
+{
+    cr_assert_eq(parse(" {\"weights\": [\"load_weights*\", \"*safetensors*\"],\n"
+                       "  \"kv_cache\": {\"function\": [\"kv::*\"], \"module\": [\"libattn.so*\"]},\n"
+                       "  \"empty\": {}, \"none\": []} "), 0, "%s", err);
+    cr_assert_eq(ps.n, 4);
+    cr_assert_str_eq(ps.p[0].label, "weights");
+    cr_assert_eq(ps.p[0].nany, 2);
+    cr_assert_str_eq(ps.p[1].function[0], "kv::*");
+    cr_assert_str_eq(ps.p[1].module[0], "libattn.so*");
+    cr_assert_eq(parse("{}"), 0);
+    cr_assert_eq(ps.n, 0);
+}
+
+Test(purposes, every_json_escape_is_understood)
+{
+    cr_assert_eq(parse("{\"a\\u00e9\\/\": [\"x\\\"\\\\\\b\\f\\n\\r\\t\\u0041\"]}"), 0, "%s", err);
+    cr_assert_str_eq(ps.p[0].label, "a\xc3\xa9/");
+    cr_assert_str_eq(ps.p[0].any[0], "x\"\\\b\f\n\r\tA");
+}
+
+Test(purposes, invalid_json_is_refused_with_the_offset)
+{
+    const char *bad[] = {
+        "{\"a\": {\"function\": [\"x\"] \"module\": [\"y\"]}}", /* missing comma */
+        "{\"a\": {\"function\": [\"x\"],}}",                    /* trailing comma in an object */
+        "{\"a\": [\"x\",]}",                                    /* ... in a list */
+        "{\"a\": [\"x\"],}",                                    /* ... at the top */
+        "{\"a\": [\"x\"]} trailing",
+        "{\"a\": [\"\\q\"]}",                                   /* unknown escape */
+        "{\"a\": [\"\\u12\"]}",                                 /* short \u */
+        "{\"a\": [\"tab\there\"]}",                             /* raw control character */
+        "{\"a\": 3}",
+        "{\"a\": {\"file\": [\"x\"]}}",
+        "[\"a\"]",
+        "{\"a\": [\"x\"]",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(parse(bad[i]), -1, "accepted: %s", bad[i]);
+        cr_assert_not_null(strstr(err, "at byte "), "%s -> %s", bad[i], err);
+    }
+}
+
+Test(purposes, first_matching_rule_wins_and_modules_match_by_base_name)
+{
+    cr_assert_eq(parse("{\"kv\": {\"function\": [\"kv::*\"]}, \"attn\": {\"module\": [\"libattn.so*\"]},"
+                       " \"any\": [\"*grow*\"]}"), 0, "%s", err);
+    cr_assert_eq(vsp_purposes_match(&ps, "kv::grow(unsigned long)", "/opt/lib/libattn.so.2"), 0);
+    cr_assert_eq(vsp_purposes_match(&ps, "attention_fwd", "/opt/lib/libattn.so.2"), 1);
+    cr_assert_eq(vsp_purposes_match(&ps, "grow_blocks", "/usr/bin/worker"), 2);
+    cr_assert_eq(vsp_purposes_match(&ps, "main", "/usr/bin/worker"), -1);
+    cr_assert_eq(vsp_purposes_match(&ps, NULL, NULL), -1);
+}
