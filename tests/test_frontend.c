@@ -340,3 +340,20 @@ Test(vramspy_top, once_prints_one_frame_and_missing_trace_is_an_error)
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "none.trace"));
 }
+
+Test(vramspy_top, without_a_terminal_frames_follow_each_other_and_an_empty_trace_is_waited_for)
+{
+    char *dir = th_tmpdir(), cmd[4400];
+    snprintf(cmd, sizeof cmd, ": > '%s/starting.trace'; timeout --preserve-status -s INT 2.5 " VRAMSPY " top '%s/starting.trace' < /dev/null",
+             dir, dir);
+    struct run_result r;
+    sh(&r, "%s", cmd);
+    cr_assert_not_null(strstr(r.out, "waiting for the trace to start"), "a file the program has just created: %s",
+                       r.out);
+    cr_assert_null(strstr(r.out, "\033["), "no terminal escapes into a pipe: %s", r.out);
+    cr_assert_eq(r.code, 0, "Ctrl-C (SIGINT) quits cleanly: %s", r.err);
+    snprintf(cmd, sizeof cmd, "timeout -s INT 1.5 " VRAMSPY " top tests/data/leaks.trace < /dev/null");
+    sh(&r, "%s", cmd);
+    cr_assert_not_null(strstr(r.out, "12.0 MiB"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "\033["), "%s", r.out);
+}

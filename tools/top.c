@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,16 +42,18 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void frame(const char *path, const struct vsp_analysis *a, double rate, int clear)
+static void frame(const char *path, const struct vsp_analysis *a, double rate, int clear, int live)
 {
     char b1[32], b2[32];
     if (clear)
         fputs("\033[H\033[2J", stdout);
+    else if (live)
+        fputs("\n", stdout); /* frames one after another: a blank line between them */
     time_t t = time(NULL);
     char when[32];
     strftime(when, sizeof when, "%H:%M:%S", localtime(&t));
     printf("vramspy top  %s  pid %u  %s  %s%s\n", path, a->pid, a->exe ? a->exe : "?", when,
-           clear ? "  (q quits)" : "");
+           live ? "  (q quits)" : "");
     printf("trace: %s, %llu events\n\n", a->complete ? "finished" : "live", (unsigned long long)a->events);
     printf("%-16s %12s %12s\n", "memory", "current", "peak");
     for (int m = 1; m < VSP_MEM_COUNT_; m++) {
@@ -136,27 +139,39 @@ int vsp_top_main(int argc, char **argv)
     struct vsp_analyze_opts o = {.fallback_window_ns = 5000000000ull};
     uint64_t last_allocs = 0;
     double last_t = now_s();
-    int first = 1, rc = 0;
+    int first = 1;
+    /* Full-screen redraw only on a terminal that understands it; otherwise frames follow each
+     * other (a pipe, a log, TERM=dumb). */
+    const char *term = getenv("TERM");
+    int ansi = !once && isatty(STDOUT_FILENO) && term && *term && strcmp(term, "dumb") != 0;
     while (!quit) {
         struct vsp_analysis a;
-        if (vsp_analyze_file(path, &o, &a) < 0) {
+        struct stat st;
+        if (!once && stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < VSP_HEADER_SIZE) {
+            /* created, not yet set up (the program is starting): wait rather than fail */
+            if (ansi)
+                fputs("\033[H\033[2J", stdout);
+            printf("vramspy top  %s  (waiting for the trace to start; q quits)\n", path);
+            fflush(stdout);
+        } else if (vsp_analyze_file(path, &o, &a) < 0) {
             restore_terminal();
             fprintf(stderr, "vramspy top: %s\n", a.error);
             vsp_analysis_free(&a);
             return 2;
+        } else {
+            double t = now_s();
+            double rate = first ? 0.0 : (double)(a.allocations - last_allocs) / (t - last_t);
+            last_allocs = a.allocations;
+            last_t = t;
+            first = 0;
+            frame(path, &a, rate, ansi, !once);
+            vsp_analysis_free(&a);
         }
-        double t = now_s();
-        double rate = first ? 0.0 : (double)(a.allocations - last_allocs) / (t - last_t);
-        last_allocs = a.allocations;
-        last_t = t;
-        first = 0;
-        frame(path, &a, rate, !once);
-        vsp_analysis_free(&a);
         if (once)
             break;
         /* wait a second for a key; q quits */
         struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
-        double until = t + 1.0;
+        double until = now_s() + 1.0;
         while (!quit) {
             int ms = (int)((until - now_s()) * 1000);
             if (ms <= 0)
@@ -175,5 +190,5 @@ int vsp_top_main(int argc, char **argv)
         }
     }
     restore_terminal();
-    return rc;
+    return 0;
 }
