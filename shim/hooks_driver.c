@@ -141,9 +141,15 @@ VSP_HIDDEN CUresult vsp_h_cuMemCreate(CUmemGenericAllocationHandle *handle, size
                                       const CUmemAllocationProp *prop, unsigned long long flags)
 {
     DRV_REAL(cuMemCreate);
-    CUresult r = real(handle, size, prop, flags);
-    DRV_ALLOC(cuMemCreate, .memory = VSP_MEM_PHYSICAL, .cls = VSP_CLASS_PHYSICAL, .ptr = OUT(r, handle),
-              .size = size, .flags = flags);
+    /* CUDA 12.2+ can create physical memory on the host (pinned host memory mapped into the
+     * device's address space): host memory for the audit and for VRAMSPY_ENFORCE. */
+    int host = prop && (prop->location.type == CU_MEM_LOCATION_TYPE_HOST ||
+                        prop->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA ||
+                        prop->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT);
+    int deny = host && vsp_deny_host(&h);
+    CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(handle, size, prop, flags);
+    DRV_ALLOC(cuMemCreate, .denied = deny, .memory = host ? VSP_MEM_HOST_PINNED : VSP_MEM_PHYSICAL,
+              .cls = VSP_CLASS_PHYSICAL, .ptr = OUT(r, handle), .size = size, .flags = flags);
     return r;
 }
 

@@ -87,7 +87,8 @@ Test(shim_driver, through_cudaGetDriverEntryPoint)
 static void check_host_apis(const char *mode)
 {
     static const char *const calls[] = {"cuMemAllocManaged@6000", "cuMemAllocHost@2000", "cuMemAllocHost@3020",
-                                        "cuMemHostAlloc@2020", "cuMemHostRegister@4000", "cuMemHostRegister@6050"};
+                                        "cuMemHostAlloc@2020", "cuMemHostRegister@4000", "cuMemHostRegister@6050",
+                                        "cuMemCreate@host"};
     char *dir = th_tmpdir(), out[4200], path[4200];
     snprintf(out, sizeof out, "VRAMSPY_OUT=%s/h.trace", dir);
     snprintf(path, sizeof path, "%s/h.trace", dir);
@@ -107,7 +108,7 @@ static void check_host_apis(const char *mode)
     cr_assert_eq(s.by_api[VSP_API_cuMemAllocHost], 1, "%s: the 2.0 ABI is recorded", mode);
     cr_assert_eq(s.by_api[VSP_API_cuMemHostRegister], 1, "%s: the 4.0 ABI is recorded", mode);
     cr_assert_eq(s.by_memory[VSP_MEM_MANAGED] + s.by_memory[VSP_MEM_HOST_PINNED] + s.by_memory[VSP_MEM_HOST_REGISTERED],
-                 7, "%s: the six and the basic sequence's cuMemHostAlloc", mode);
+                 8, "%s: the seven and the basic sequence's cuMemHostAlloc", mode);
     /* enforced */
     const char *env2[] = {out, "VRAMSPY_ENFORCE=vram-only", NULL};
     snprintf(out, sizeof out, "VRAMSPY_OUT=%s/e.trace", dir);
@@ -121,7 +122,7 @@ static void check_host_apis(const char *mode)
     cr_assert_not_null(strstr(r.out, "alloc 0\n"), "device memory is still allowed: %s", r.out);
     th_summarize(path, &s, NULL);
     cr_assert(s.ok, "%s", s.error);
-    cr_assert_eq(s.denied, 7, "%s: each refusal recorded as denied", mode);
+    cr_assert_eq(s.denied, 8, "%s: each refusal recorded as denied", mode);
     cr_assert_eq(s.by_memory[VSP_MEM_MANAGED] + s.by_memory[VSP_MEM_HOST_PINNED] + s.by_memory[VSP_MEM_HOST_REGISTERED],
                  0, "%s: no host memory was allocated", mode);
 }

@@ -1186,10 +1186,13 @@ EXPORT CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) 
 /* ------------------------------------------------------------------------ */
 /* Virtual memory management                                                */
 
+/* Device 0, or (CUDA 12.2+) pinned host memory, which the fake takes from the same arena. */
 static int prop_ok(const CUmemAllocationProp *prop)
 {
     return prop && prop->type == CU_MEM_ALLOCATION_TYPE_PINNED &&
-           prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE && prop->location.id == 0;
+           ((prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE && prop->location.id == 0) ||
+            prop->location.type == CU_MEM_LOCATION_TYPE_HOST || prop->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA ||
+            prop->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT);
 }
 
 EXPORT CUresult CUDAAPI cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,

@@ -6,7 +6,7 @@
  *   vmm     - cuMemCreate / cuMemAddressReserve / cuMemMap / cuMemUnmap / cuMemRelease.
  * With a second argument "host", every host-memory allocator is also called at every ABI
  * (cuMemAllocManaged, cuMemAllocHost 2.0 and 3.2, cuMemHostAlloc, cuMemHostRegister 4.0 and 6.5),
- * 64 KiB each, printing "NAME@VERSION RESULT", and freed again when it succeeded.
+ * 64 KiB each, and cuMemCreate of 2 MiB on the host location, printing "NAME@VERSION RESULT", and freed again when it succeeded.
  * Each mode allocates 1 MiB + 2 MiB device memory, frees the 2 MiB, allocates 64 KiB of pinned
  * host memory and frees it; so a trace shows 1 MiB of device memory live at exit. */
 #include <cuda.h>
@@ -109,6 +109,19 @@ int main(int argc, char **argv)
         printf("cuMemHostRegister@6050 %d\n", r = reg2(buf2, sizeof buf2, 0));
         if (!r)
             unreg(buf2);
+        CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =
+            get("cuMemCreate", "cuMemCreate", 10020);
+        CUresult (*release)(CUmemGenericAllocationHandle) = get("cuMemRelease", "cuMemRelease", 10020);
+        if (!create || !release)
+            return 2;
+        CUmemAllocationProp prop;
+        memset(&prop, 0, sizeof prop);
+        prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+        prop.location.type = CU_MEM_LOCATION_TYPE_HOST;
+        CUmemGenericAllocationHandle mh;
+        printf("cuMemCreate@host %d\n", r = create(&mh, 2 << 20, &prop, 0));
+        if (!r)
+            release(mh);
     }
     if (!strcmp(mode, "vmm")) {
         CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =
