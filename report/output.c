@@ -70,21 +70,6 @@ void vsp_purpose_breakdown(struct vsp_analysis *a, const struct vsp_purposes *ru
     a->npurposes = n;
 }
 
-void vsp_human_bytes(char *buf, size_t len, uint64_t b)
-{
-    static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024.0 && i < 4) {
-        v /= 1024.0;
-        i++;
-    }
-    if (i == 0)
-        snprintf(buf, len, "%llu B", (unsigned long long)b);
-    else
-        snprintf(buf, len, "%.1f %s", v, u[i]);
-}
-
 static json_t *hex(uint64_t v)
 {
     char b[24];

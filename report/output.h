@@ -2,6 +2,8 @@
 #ifndef VSP_OUTPUT_H
 #define VSP_OUTPUT_H
 
+#include "human.h"
+
 #include <jansson.h>
 #include <stdio.h>
 
@@ -16,7 +18,6 @@ void vsp_purpose_breakdown(struct vsp_analysis *a, const struct vsp_purposes *ru
 
 json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym);
 /* "512 B", "1.5 MiB"... */
-void vsp_human_bytes(char *buf, size_t len, uint64_t b);
 void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym, int color);
 
 #endif

@@ -5,6 +5,8 @@
 #ifndef VSP_ATOMIC_H
 #define VSP_ATOMIC_H
 
+#include <sched.h>
+
 #define vsp_load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define vsp_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define vsp_store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -27,6 +29,26 @@ static inline void vsp_cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield" ::: "memory");
 #endif
+}
+
+/* A spin flag for cold paths (label interning, the symboliser, the metrics file), never for the
+ * hook-to-ring path. Acquire on taking pairs with the release on leaving, so what the holder
+ * wrote is seen whole by the next holder. */
+static inline int vsp_spin_trylock(int *flag)
+{
+    int expected = 0;
+    return vsp_cas_acq_rel(flag, &expected, 1);
+}
+
+static inline void vsp_spin_lock(int *flag)
+{
+    while (!vsp_spin_trylock(flag))
+        sched_yield();
+}
+
+static inline void vsp_spin_unlock(int *flag)
+{
+    vsp_store_release(flag, 0);
 }
 
 /* max(*p, v), lock-free. */

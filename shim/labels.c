@@ -22,17 +22,12 @@ static int lock;               /* spin flag for interning and emitting */
 
 static void spin_lock(void)
 {
-    int expected = 0;
-    /* acquire: pairs with the release in spin_unlock */
-    while (!vsp_cas_acq_rel(&lock, &expected, 1)) {
-        expected = 0;
-        sched_yield();
-    }
+    vsp_spin_lock(&lock);
 }
 
 static void spin_unlock(void)
 {
-    vsp_store_release(&lock, 0);
+    vsp_spin_unlock(&lock);
 }
 
 static unsigned find(const char *name)

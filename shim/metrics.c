@@ -39,16 +39,12 @@ static int wlock, done, warned;
 
 static int lock_writer(int final)
 {
-    int expected = 0;
-    /* acquire: pairs with unlock_writer's release, so `done` and the file are seen in order */
-    while (!vsp_cas_acq_rel(&wlock, &expected, 1)) {
-        expected = 0;
-        if (!final)
-            return 0; /* the thread skips a turn rather than wait */
-        sched_yield();
-    }
+    if (final)
+        vsp_spin_lock(&wlock);
+    else if (!vsp_spin_trylock(&wlock))
+        return 0; /* the thread skips a turn rather than wait */
     if (done) {
-        vsp_store_release(&wlock, 0);
+        vsp_spin_unlock(&wlock);
         return 0;
     }
     return 1;
@@ -56,7 +52,7 @@ static int lock_writer(int final)
 
 static void unlock_writer(void)
 {
-    vsp_store_release(&wlock, 0);
+    vsp_spin_unlock(&wlock);
 }
 
 static void write_snapshot(int final)

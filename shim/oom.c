@@ -20,6 +20,7 @@
 #include "atomic.h"
 #include "core.h"
 #include "frameinfo.h"
+#include "human.h"
 
 /* ---- the in-process symboliser, loaded on first need ---- */
 
@@ -54,25 +55,15 @@ static void sym_load(void)
 
 int vsp_inproc_preload(void)
 {
-    int expected = 0;
-    /* acquire: pairs with the release below; the loader runs once, under the flag */
-    while (!vsp_cas_acq_rel(&sym_busy, &expected, 1)) {
-        expected = 0;
-        sched_yield();
-    }
+    vsp_spin_lock(&sym_busy); /* the loader runs once, under the flag */
     sym_load();
-    vsp_store_release(&sym_busy, 0);
+    vsp_spin_unlock(&sym_busy);
     return symhelper ? 0 : -1;
 }
 
 int vsp_inproc_frames(uint64_t addr, struct vsp_frame_info *out, int max, char *module, size_t mlen)
 {
-    int expected = 0;
-    /* acquire: pairs with the release below, so libdwfl's state is seen whole */
-    while (!vsp_cas_acq_rel(&sym_busy, &expected, 1)) {
-        expected = 0;
-        sched_yield();
-    }
+    vsp_spin_lock(&sym_busy); /* libdwfl's state is seen whole by the next caller */
     sym_load();
     int n;
     if (symhelper) {
@@ -90,7 +81,7 @@ int vsp_inproc_frames(uint64_t addr, struct vsp_frame_info *out, int max, char *
         }
         n = 1;
     }
-    vsp_store_release(&sym_busy, 0);
+    vsp_spin_unlock(&sym_busy);
     return n;
 }
 
@@ -120,18 +111,6 @@ static void describe(uint64_t addr, char *buf, size_t len)
         snprintf(buf, len, "0x%" PRIx64, addr);
 }
 
-static void human(char *buf, size_t len, uint64_t b)
-{
-    static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024.0 && i < 4) {
-        v /= 1024.0;
-        i++;
-    }
-    snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
-
 /* ---- aggregation over the live table ---- */
 
 #define AGG 4096
@@ -144,19 +123,18 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
 {
     static struct agg *table; /* one scratch table, allocated on the first failure */
     static int busy;
-    int expected = 0;
     /* one breakdown at a time: a second thread failing meanwhile just records its event */
-    if (!vsp_cas_acq_rel(&busy, &expected, 1))
+    if (!vsp_spin_trylock(&busy))
         return;
     if (!table) {
         void *p = mmap(NULL, AGG * sizeof *table, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         table = p == MAP_FAILED ? NULL : p;
     }
     char req[32], fr[32], tot[32], live[32];
-    human(req, sizeof req, c->size);
+    vsp_human_bytes(req, sizeof req, c->size);
     if (have_info) {
-        human(fr, sizeof fr, free_b);
-        human(tot, sizeof tot, total_b);
+        vsp_human_bytes(fr, sizeof fr, free_b);
+        vsp_human_bytes(tot, sizeof tot, total_b);
         vsp_warn("out of memory: %s of %s failed; device free %s of %s: %s", vsp_api_name(c->api), req, fr, tot,
                  free_b >= c->size ? "looks like FRAGMENTATION (enough is free, but not in one piece)"
                                    : "EXHAUSTION (less is free than was asked)");
@@ -198,7 +176,7 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
             }
         }
     }
-    human(live, sizeof live, total_live);
+    vsp_human_bytes(live, sizeof live, total_live);
     vsp_warn("live device memory: %s in %" PRIu64 " allocations", live, nlive);
     /* by purpose label, when the program or VRAMSPY_PURPOSES labels allocations */
     static uint64_t by_label[1024];
@@ -222,12 +200,12 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
                     best = l;
             if (!best)
                 break;
-            human(lb, sizeof lb, by_label[best]);
+            vsp_human_bytes(lb, sizeof lb, by_label[best]);
             vsp_warn("  %10s  %s", lb, vsp_label_name((uint16_t)best) ? vsp_label_name((uint16_t)best) : "?");
             by_label[best] = 0;
         }
         if (by_label[0]) {
-            human(lb, sizeof lb, by_label[0]);
+            vsp_human_bytes(lb, sizeof lb, by_label[0]);
             vsp_warn("  %10s  (unlabelled)", lb);
         }
     }
@@ -246,17 +224,17 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
                 best = h;
         if (best < 0)
             break;
-        human(b, sizeof b, table[best].bytes);
+        vsp_human_bytes(b, sizeof b, table[best].bytes);
         describe(table[best].site, where, sizeof where);
         vsp_warn("  %10s in %u allocation%s  %s", b, table[best].count, table[best].count == 1 ? "" : "s", where);
         table[best].count = 0;
     }
     vsp_warn("largest live allocations:");
     for (int k = 0; k < TOP && big[k].size; k++) {
-        human(b, sizeof b, big[k].size);
+        vsp_human_bytes(b, sizeof b, big[k].size);
         describe(vsp_stack_site(big[k].stack_id), where, sizeof where);
         vsp_warn("  %10s at 0x%" PRIx64 "  %s", b, big[k].addr, where);
     }
     vsp_walk_leave();
-    vsp_store_release(&busy, 0);
+    vsp_spin_unlock(&busy);
 }

@@ -7,6 +7,7 @@
  * untraced instead). */
 #define _GNU_SOURCE
 #include "core.h"
+#include "human.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -337,21 +338,6 @@ int vsp_trace_ensure(void)
 
 /* ---- exit ---- */
 
-static void human_bytes(char *buf, size_t len, unsigned long long b)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int u = 0;
-    while (v >= 1024.0 && u < 4) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, len, "%llu B", b);
-    else
-        snprintf(buf, len, "%.1f %s", v, units[u]);
-}
-
 static void report_command(char *buf, size_t len)
 {
     /* The analyzer sits beside the shim in the build tree (build/) and after make install
@@ -385,8 +371,8 @@ static void print_summary(void)
     for (int m = 0; m < VSP_MEM_COUNT_; m++)
         live_bytes += vsp_load_relaxed(&c->live_bytes[m]);
     char peak[32], live[32], cmd[PATH_MAX];
-    human_bytes(peak, sizeof peak, vsp_load_relaxed(&c->peak_device_bytes));
-    human_bytes(live, sizeof live, live_bytes);
+    vsp_human_bytes(peak, sizeof peak, vsp_load_relaxed(&c->peak_device_bytes));
+    vsp_human_bytes(live, sizeof live, live_bytes);
     vsp_warn("%llu allocations (%llu of host memory), %llu failed, %llu frees; peak device %s; "
              "live at exit: %llu allocations, %s%s",
              vsp_load_relaxed(&c->allocations), vsp_load_relaxed(&c->host_allocations),
