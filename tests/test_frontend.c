@@ -352,7 +352,7 @@ Test(vramspy_top, without_a_terminal_frames_follow_each_other_and_an_empty_trace
                        r.out);
     cr_assert_null(strstr(r.out, "\033["), "no terminal escapes into a pipe: %s", r.out);
     cr_assert_eq(r.code, 0, "Ctrl-C (SIGINT) quits cleanly: %s", r.err);
-    snprintf(cmd, sizeof cmd, "timeout -s INT 1.5 " VRAMSPY " top tests/data/leaks.trace < /dev/null");
+    snprintf(cmd, sizeof cmd, "timeout -s INT 4 " VRAMSPY " top tests/data/leaks.trace < /dev/null");
     sh(&r, "%s", cmd);
     cr_assert_not_null(strstr(r.out, "12.0 MiB"), "%s", r.out);
     cr_assert_null(strstr(r.out, "\033["), "%s", r.out);
