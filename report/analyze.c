@@ -379,8 +379,8 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
             c->ooms[*o].size >= e->size)
             f->after_oom = 1;
     }
-    if (cls == CL_NONE)
-        return 0;
+    if (cls == CL_NONE || !e->ptr)
+        return 0; /* a zero-byte request that succeeded with NULL holds nothing */
     uint64_t key = addr_key(cls, e->ptr);
     uint64_t *fslot = &c->freed[mix(key) & (FREED_SLOTS - 1)];
     if (*fslot == key + 1)

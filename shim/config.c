@@ -75,12 +75,25 @@ int vsp_expand_pattern(const char *pattern, long pid, const char *exe, char *out
     return 0;
 }
 
-static void addwarn(char *warn, size_t warnlen, int *nbad, const char *fmt, const char *name,
-                    const char *val)
+/* The user's value for a message: over-long ones are shortened so that a warning stays one line. */
+static void shorten(const char *val, char *out, size_t len)
 {
+    size_t vlen = strlen(val);
+    if (vlen > 120)
+        snprintf(out, len, "%.100s... (%zu characters)", val, vlen);
+    else
+        snprintf(out, len, "%s", val);
+}
+
+/* One warning line: "NAME=VALUE what\n". The value is an argument, never part of a format. */
+static void addwarn(char *warn, size_t warnlen, int *nbad, const char *name, const char *val,
+                    const char *what)
+{
+    char shown[160];
     size_t used = strlen(warn);
+    shorten(val, shown, sizeof shown);
     if (used + 1 < warnlen)
-        snprintf(warn + used, warnlen - used, fmt, name, val);
+        snprintf(warn + used, warnlen - used, "%s=%s %s\n", name, shown, what);
     (*nbad)++;
 }
 
@@ -92,6 +105,18 @@ static int parse_bool(const char *v, int *out)
         *out = 0;
     else
         return -EINVAL;
+    return 0;
+}
+
+int vsp_config_load(struct vsp_config *c, vsp_getenv_fn get, int at_secure, char *warn, size_t warnlen)
+{
+    if (!at_secure)
+        return vsp_config_parse(c, get, warn, warnlen);
+    /* setuid, setgid or file capabilities: the environment belongs to a less privileged caller.
+     * Read none of it, create nothing: every call passes straight through. */
+    vsp_config_parse(c, NULL, warn, warnlen);
+    c->disabled = 1;
+    c->secure = 1;
     return 0;
 }
 
@@ -107,44 +132,47 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
     c->ring_size = VSP_DEFAULT_RING;
     c->on_full = VSP_ON_FULL_WAIT;
     c->summary = 1;
+    c->metrics_interval_ms = 1000;
+    if (!get)
+        return 0;
 
     if ((v = get("VRAMSPY_OUT")) && *v) {
         char probe[VSP_PATH_MAX];
         if (strlen(v) >= sizeof c->out_pattern || vsp_expand_pattern(v, 1, "x", probe, sizeof probe) < 0)
-            addwarn(warn, warnlen, &nbad, "%s=%s is not a usable path pattern (%%p, %%e and %%%% are "
-                    "the only escapes); using " VSP_DEFAULT_OUT "\n", "VRAMSPY_OUT", v);
-        else
+        {
+            /* warned by the trace writer, which knows the path it used instead */
+            shorten(v, c->out_bad, sizeof c->out_bad);
+            nbad++;
+        } else
             strcpy(c->out_pattern, v);
     }
     if ((v = get("VRAMSPY_DEPTH")) && *v) {
         uint64_t d;
         if (vsp_parse_size(v, &d) < 0 || d > VSP_MAX_DEPTH || strspn(v, "0123456789") != strlen(v))
-            addwarn(warn, warnlen, &nbad, "%s=%s is not a frame count from 0 to 256; using 64\n",
-                    "VRAMSPY_DEPTH", v);
+            addwarn(warn, warnlen, &nbad, "VRAMSPY_DEPTH", v, "is not a frame count from 0 to 256; using 64");
         else
             c->depth = (unsigned)d;
     }
     if ((v = get("VRAMSPY_QUIET")) && parse_bool(v, &c->quiet) < 0) {
-        addwarn(warn, warnlen, &nbad, "%s=%s is not 0 or 1; treating it as 1\n", "VRAMSPY_QUIET", v);
+        addwarn(warn, warnlen, &nbad, "VRAMSPY_QUIET", v, "is not 0 or 1; treating it as 1");
         c->quiet = 1;
     }
     if ((v = get("VRAMSPY_SUMMARY")) && parse_bool(v, &c->summary) < 0) {
-        addwarn(warn, warnlen, &nbad, "%s=%s is not 0 or 1; treating it as 1\n", "VRAMSPY_SUMMARY", v);
+        addwarn(warn, warnlen, &nbad, "VRAMSPY_SUMMARY", v, "is not 0 or 1; treating it as 1");
         c->summary = 1;
     }
     if ((v = get("VRAMSPY_DEBUG")) && parse_bool(v, &c->debug) < 0) {
-        addwarn(warn, warnlen, &nbad, "%s=%s is not 0 or 1; treating it as 1\n", "VRAMSPY_DEBUG", v);
+        addwarn(warn, warnlen, &nbad, "VRAMSPY_DEBUG", v, "is not 0 or 1; treating it as 1");
         c->debug = 1;
     }
     if ((v = get("VRAMSPY_DISABLE")) && parse_bool(v, &c->disabled) < 0) {
-        addwarn(warn, warnlen, &nbad, "%s=%s is not 0 or 1; tracing stays on\n", "VRAMSPY_DISABLE", v);
+        addwarn(warn, warnlen, &nbad, "VRAMSPY_DISABLE", v, "is not 0 or 1; tracing stays on");
         c->disabled = 0;
     }
     if ((v = get("VRAMSPY_RING_SIZE")) && *v) {
         uint64_t sz;
         if (vsp_parse_size(v, &sz) < 0 || sz < VSP_MIN_RING || sz > VSP_MAX_RING) {
-            addwarn(warn, warnlen, &nbad, "%s=%s is not a size from 64K to 1G; using 4M\n",
-                    "VRAMSPY_RING_SIZE", v);
+            addwarn(warn, warnlen, &nbad, "VRAMSPY_RING_SIZE", v, "is not a size from 64K to 1G; using 4M");
         } else {
             uint64_t p = VSP_MIN_RING;
             while (p < sz)
@@ -152,26 +180,25 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
             c->ring_size = p;
         }
     }
-    c->metrics_interval_ms = 1000;
     if ((v = get("VRAMSPY_PURPOSES")) && *v) {
         if (strlen(v) >= sizeof c->purposes_path)
-            addwarn(warn, warnlen, &nbad, "%s=%s: path too long; no purposes\n", "VRAMSPY_PURPOSES", v);
+            addwarn(warn, warnlen, &nbad, "VRAMSPY_PURPOSES", v, "is too long for a path; no purposes");
         else
             strcpy(c->purposes_path, v);
     }
     if ((v = get("VRAMSPY_METRICS")) && *v) {
         char probe[VSP_PATH_MAX];
         if (strlen(v) >= sizeof c->metrics_pattern || vsp_expand_pattern(v, 1, "x", probe, sizeof probe) < 0)
-            addwarn(warn, warnlen, &nbad, "%s=%s is not a usable path pattern; no metrics are written\n",
-                    "VRAMSPY_METRICS", v);
+            addwarn(warn, warnlen, &nbad, "VRAMSPY_METRICS", v,
+                    "is not a usable path pattern (%p, %e and %% are the only escapes); no metrics are written");
         else
             strcpy(c->metrics_pattern, v);
     }
     if ((v = get("VRAMSPY_METRICS_INTERVAL")) && *v) {
         uint64_t ms;
         if (vsp_parse_size(v, &ms) < 0 || strspn(v, "0123456789") != strlen(v) || ms < 10 || ms > 3600000)
-            addwarn(warn, warnlen, &nbad, "%s=%s is not a number of milliseconds from 10 to 3600000; using 1000\n",
-                    "VRAMSPY_METRICS_INTERVAL", v);
+            addwarn(warn, warnlen, &nbad, "VRAMSPY_METRICS_INTERVAL", v,
+                    "is not a number of milliseconds from 10 to 3600000; using 1000");
         else
             c->metrics_interval_ms = (unsigned)ms;
     }
@@ -179,8 +206,7 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
         if (!strcmp(v, "vram-only"))
             c->enforce_vram_only = 1;
         else if (strcmp(v, "none") != 0)
-            addwarn(warn, warnlen, &nbad, "%s=%s is not vram-only (or none); nothing is enforced\n",
-                    "VRAMSPY_ENFORCE", v);
+            addwarn(warn, warnlen, &nbad, "VRAMSPY_ENFORCE", v, "is not vram-only (or none); nothing is enforced");
     }
     if ((v = get("VRAMSPY_ON_FULL")) && *v) {
         if (!strcmp(v, "wait"))
@@ -188,8 +214,7 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
         else if (!strcmp(v, "drop"))
             c->on_full = VSP_ON_FULL_DROP;
         else
-            addwarn(warn, warnlen, &nbad, "%s=%s is neither wait nor drop; using wait\n",
-                    "VRAMSPY_ON_FULL", v);
+            addwarn(warn, warnlen, &nbad, "VRAMSPY_ON_FULL", v, "is neither wait nor drop; using wait");
     }
     return nbad;
 }

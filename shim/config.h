@@ -28,13 +28,20 @@ struct vsp_config {
     char purposes_path[VSP_PATH_MAX];   /* VRAMSPY_PURPOSES, "" when off */
     unsigned metrics_interval_ms;       /* VRAMSPY_METRICS_INTERVAL, default 1000 */
     int enforce_vram_only; /* VRAMSPY_ENFORCE=vram-only: host/managed allocations fail, not performed */
+    int secure;          /* AT_SECURE process: nothing read, nothing created, every call passed through */
+    char out_bad[160];   /* a rejected VRAMSPY_OUT (shortened), for the trace writer's warning; "" if none */
 };
 
 typedef char *(*vsp_getenv_fn)(const char *name);
 
-/* Fill *c from the environment. Bad values fall back to defaults; each is described in `warn`
+/* Fill *c from the environment (get == NULL: defaults only). Bad values fall back to defaults; each is described in `warn`
  * (one line each, truncated to warnlen). Returns the number of bad values. */
 int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t warnlen);
+
+/* The shim's configuration for a process: vsp_config_parse, except that an AT_SECURE process
+ * (at_secure != 0: setuid, setgid, file capabilities) reads no variable at all (`get` is never
+ * called) and gets disabled = secure = 1. */
+int vsp_config_load(struct vsp_config *c, vsp_getenv_fn get, int at_secure, char *warn, size_t warnlen);
 
 /* "64", "64K", "64KiB", "8M", "8MB", "1G"... (K/M/G and KiB/MiB/GiB are powers of 1024,
  * KB/MB/GB powers of 1000). 0 or -EINVAL / -ERANGE. */

@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +29,36 @@ enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
 static int init_state;
 static uintptr_t shim_lo, shim_hi;
 
+/* Write to stderr without letting a closed pipe kill the program: SIGPIPE is blocked on this
+ * thread for the write, and one that the write raised (and that was not pending before) is
+ * consumed before the mask is restored. `prog 2>&1 | head -1` keeps its exit status. */
+static void write_stderr(const char *buf, size_t len)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    int raised = 0;
+    while (len > 0) {
+        ssize_t w = write(STDERR_FILENO, buf, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            raised = w < 0 && errno == EPIPE;
+            break;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+    if (raised && !was_pending) {
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 void vsp_warn(const char *fmt, ...)
 {
     char buf[1024];
@@ -40,8 +73,7 @@ void vsp_warn(const char *fmt, ...)
     size_t len = 9 + ((size_t)n < sizeof buf - 10 ? (size_t)n : sizeof buf - 11);
     if (buf[len - 1] != '\n')
         buf[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, buf, len);
-    (void)w;
+    write_stderr(buf, len);
     errno = saved;
 }
 
@@ -94,6 +126,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 /* The in-process symboliser (libdw: locks, malloc) runs inside the same bracket. */
 static unsigned long unwinders;
 static int forking;
+static volatile int *fork_canary; /* see do_init */
 
 static void atfork_prepare(void)
 {
@@ -113,6 +146,8 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+    if (fork_canary)
+        *fork_canary = 1; /* this child is reset now; the raw-fork check must not do it again */
     unwinders = 0; /* the child has one thread: this one, which was not walking */
     forking = 0;
     vsp_tls.tid = 0;
@@ -122,24 +157,60 @@ static void atfork_child(void)
     vsp_trace_atfork_child();
 }
 
+/* Configuration warnings wait for the first CUDA call: a process that never calls CUDA (sh, ls,
+ * make under a global LD_PRELOAD) prints nothing, whatever its environment says. */
+static char pending_warn[2048];
+
+/* A page that reads as zeros in any child, however it was made (MADV_WIPEONFORK): a child forked
+ * by a raw system call runs none of our atfork handlers, and this is how it notices that it is
+ * not the process that opened the trace. NULL when the kernel lacks the advice (before 4.14);
+ * then getpid() is compared instead, on the hook path only when a trace is open. */
 static void do_init(void)
 {
     vsp_resolve_dlsym();
     dl_iterate_phdr(find_self, (void *)(uintptr_t)&do_init);
-    char warn[2048];
-    if (vsp_config_parse(&vsp_cfg, getenv, warn, sizeof warn) > 0) {
-        /* one line per bad variable, each already newline-terminated */
-        for (char *line = warn, *nl; *line; line = nl + 1) {
+    vsp_config_load(&vsp_cfg, getenv, getauxval(AT_SECURE) != 0, pending_warn, sizeof pending_warn);
+    if (vsp_cfg.secure)
+        return; /* pass-through: no fork handlers, no files, nothing loaded */
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED && madvise(page, 4096, MADV_WIPEONFORK) == 0) {
+        fork_canary = page;
+        *fork_canary = 1;
+    } else if (page != MAP_FAILED) {
+        munmap(page, 4096);
+    }
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* First CUDA call of the process (the outermost hook of any thread): the configuration's
+ * warnings, and the purpose rules (which load the in-process symboliser). Other threads wait for
+ * it, so no stack is interned before the rules exist; a CUDA call made from inside it (a
+ * constructor of a library it loads) passes through. */
+enum { FIRST_NONE = 0, FIRST_RUNNING = 1, FIRST_DONE = 2 };
+static int first_state;
+static __thread int in_first_call;
+
+static void first_cuda_call(void)
+{
+    int expected = FIRST_NONE;
+    if (vsp_cas_acq_rel(&first_state, &expected, FIRST_RUNNING)) {
+        in_first_call = 1;
+        for (char *line = pending_warn, *nl; *line; line = nl + 1) {
             nl = strchr(line, '\n');
             if (!nl)
                 break;
             *nl = 0;
             vsp_warn("%s", line);
         }
+        if (vsp_cfg.purposes_path[0] && !vsp_cfg.disabled)
+            vsp_purposes_load();
+        in_first_call = 0;
+        /* release: the rules are loaded before any thread sees DONE (pairs with the acquire). */
+        vsp_store_release(&first_state, FIRST_DONE);
+        return;
     }
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-    if (vsp_cfg.purposes_path[0])
-        vsp_purposes_load();
+    while (!in_first_call && vsp_load_acquire(&first_state) != FIRST_DONE)
+        sched_yield();
 }
 
 void vsp_init(void)
@@ -180,11 +251,32 @@ __attribute__((destructor)) static void vsp_destructor(void)
 
 /* ---- the hook bracket ---- */
 
+/* A child made without our fork handlers (a raw fork system call): reset as atfork_child does,
+ * so the child starts its own trace and never writes into its parent's. */
+static void check_raw_fork(void)
+{
+    if (VSP_LIKELY(fork_canary != NULL)) {
+        if (VSP_LIKELY(*fork_canary))
+            return;
+        *fork_canary = 1;
+    } else if (!vsp_trace_foreign()) {
+        return;
+    }
+    vsp_debug("pid %d was forked without fork handlers; starting its own trace", (int)getpid());
+    atfork_child();
+}
+
 int vsp_hook_enter_slow(void)
 {
     int saved = errno;
     vsp_init();
-    int record = vsp_tls.depth == 0 && vsp_is_ready() && !vsp_cfg.disabled;
+    if (VSP_UNLIKELY(vsp_load_acquire(&first_state) != FIRST_DONE))
+        first_cuda_call();
+    int record = 0;
+    if (vsp_tls.depth == 0 && vsp_is_ready() && !vsp_cfg.disabled) {
+        check_raw_fork();
+        record = 1;
+    }
     if (vsp_tls.depth > 0)
         vsp_fetch_add_relaxed(&vsp_live.c.nested, 1);
     vsp_tls.depth++;
@@ -300,16 +392,17 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
             e->total_bytes = tb;
             vsp_ring_commit(vsp_trace_ring(), &res);
         }
-        if (c->result == 0 && c->cls)
+        if (c->result == 0 && c->cls && c->ptr)
             vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, stack_id, label);
-    } else if (c->result == 0 && c->cls) {
+    } else if (c->result == 0 && c->cls && c->ptr) {
         vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, 0, vsp_label_current());
     }
     /* The breakdown does not depend on the trace: an unwritable trace path or a full ring in
      * drop mode is exactly when the person on call needs it on stderr. */
     if (c->oom && vsp_memory_is_device(c->memory) && !vsp_cfg.quiet)
         vsp_oom_breakdown(c, stack_id, fb, tb, fb != VSP_UNKNOWN_BYTES);
-    if (c->result == 0 && c->cls && c->api < VSP_API_COUNT_)
+    /* A zero-byte request may succeed with NULL: nothing is held, nothing will be freed. */
+    if (c->result == 0 && c->cls && c->ptr && c->api < VSP_API_COUNT_)
         vsp_fetch_add_relaxed(&vsp_live.c.by_api[c->api], 1); /* relaxed: a counter */
     vsp_tls.depth--;
     errno = saved;

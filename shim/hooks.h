@@ -74,10 +74,21 @@ enum vsp_hook_id {
  * the library is not in the process. */
 void *vsp_real_get(int id);
 
+/* The real function for a hook called from return address ret: the definition the calling
+ * object would have bound to (its own scope), else vsp_real_get(id). Cached; no lock. */
+void *vsp_real_for(int id, const void *ret);
+
+/* Forget driver helper pointers whose library was unloaded (after a dlclose). */
+void vsp_helpers_forget(void);
+/* A runtime hook bound to real_fn: its runtime answers cudaMemGetInfo when no driver does. */
+void vsp_note_runtime(void *real_fn);
+
 /* Substitute a hook for a real pointer found by exported symbol name (dlsym on a handle). */
 void *vsp_wrap_by_symbol(const char *name, void *real);
-/* ... or by cuGetProcAddress naming (base name, cudaVersion, flags). */
-void *vsp_wrap_by_gpa(const char *name, int version, unsigned long long flags, void *real);
+/* ... or by cuGetProcAddress naming (base name, cudaVersion, flags). `owner` is the lookup function
+ * that answered: when its answer is a pointer into the shim (a library handing out its exported,
+ * hence interposed, symbols), the real definition is taken from the owner's library. */
+void *vsp_wrap_by_gpa(const char *name, int version, unsigned long long flags, void *real, void *owner);
 
 /* Export <sym> as an alias of the hidden hook vsp_h_<sym>. */
 #define VSP_EXPORT_HOOK(sym) \

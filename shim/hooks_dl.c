@@ -1,8 +1,21 @@
-/* How calls reach the hooks: the real-symbol table, the dlsym interposer's C half (lookups on a
- * real handle; the special handles never get here, see dlsym_x86_64.S), and the pointer
- * substitution in cuGetProcAddress / cuGetProcAddress_v2 / cudaGetDriverEntryPoint*. CUDA 13's
- * runtime finds the driver by dlopen + dlsym(h, "cuGetProcAddress_v2") and then asks *the pointer
- * returned for "cuGetProcAddress"* for everything else, so that pointer must be ours too.
+/* How calls reach the hooks, and how a hook finds the function it stands in for.
+ *
+ * - The caller's own binding. A hook reached by symbol binding calls the definition the calling
+ *   object would have bound to without the shim: the object is found from the return address
+ *   (_dl_find_object, lock-free), the name is looked up in its own scope (its link map is a valid
+ *   dlsym handle: the object and its dependencies), so a library loaded RTLD_LOCAL (Python
+ *   extension modules, ctypes, plugins) reaches its own libcudart/libcuda, and two runtimes in one
+ *   process each reach theirs. Bindings are cached per hook and per calling object (seqlock slots,
+ *   no lock on the hot path) and forgotten when anything is unloaded (dlclose generation).
+ * - The real-symbol table (reals[]): pointers handed to us by lookups (dlsym on a handle,
+ *   cuGetProcAddress*, cudaGetDriverEntryPoint*) for which we handed out a hook instead, and
+ *   dlsym(RTLD_NEXT) for callers in the global scope (the main program's scope contains the shim
+ *   itself, so a lookup there comes back to us and falls through to this table).
+ * - No pointer into unloaded code: after every dlclose, a kept pointer whose object is gone is
+ *   dropped (NVIDIA's runtime dlcloses libcuda.so.1 when initialisation fails; plugin hosts unload
+ *   CUDA plugins), and the driver helpers resolve again.
+ * CUDA 13's runtime finds the driver by dlopen + dlsym(h, "cuGetProcAddress_v2") and then asks *the
+ * pointer returned for "cuGetProcAddress"* for everything else, so that pointer must be ours too.
  * Must never: record a pointer into the shim as a real function (it would call itself forever),
  * change a lookup's handle or result code, or take a lock on the dlsym path. */
 #define _GNU_SOURCE
@@ -10,6 +23,7 @@
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <string.h>
 
 #include "atomic.h"
@@ -17,6 +31,10 @@
 #include "hooks.h"
 
 VSP_HIDDEN vsp_dlsym_fn vsp_real_dlsym;
+static int (*real_dlclose)(void *);
+/* Bumped after every dlclose: cached bindings of an older generation are not used. Starts at 1
+ * so that a zeroed slot never matches. */
+static unsigned long dl_gen = 1;
 
 struct hook_entry {
     const char *sym;
@@ -51,6 +69,10 @@ __attribute__((no_sanitize_thread, no_sanitize_address, no_sanitize_undefined)) 
     void *p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
     if (!p)
         p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+    void *c = dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.34");
+    if (!c)
+        c = dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.2.5");
+    vsp_store_relaxed(&real_dlclose, (int (*)(void *))c); /* published by the release below */
     /* release: pairs with the acquire above and the plain load in the assembly entry (x86-64
      * loads are acquire). */
     vsp_store_release(&vsp_real_dlsym, (vsp_dlsym_fn)p);
@@ -70,6 +92,39 @@ static int offer_real(int id, void *p)
     return expected == p;
 }
 
+/* The definition of sym in the scope of the loaded library `name` (the library and its
+ * dependencies), whatever scope loaded it, looked up through a proper handle: dlopen(RTLD_NOLOAD)
+ * finds it by name and gives it a search list if it lacks one (objects loaded at start-up), where
+ * the bare link map would not do. NULL when it is not loaded, lacks the symbol, or the answer is
+ * the shim's own (a global-scope object). */
+static void *library_symbol(const char *name, const char *sym)
+{
+    if (!name || !*name || !vsp_real_dlsym)
+        return NULL;
+    void *h = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
+    if (!h)
+        return NULL;
+    void *p = vsp_real_dlsym(h, sym);
+    real_dlclose(h); /* only drops the reference NOLOAD took; nothing is unloaded */
+    return p && !vsp_in_shim(p) ? p : NULL;
+}
+
+/* A driver symbol from the loaded libcuda.so.1 (the runtime dlopens it RTLD_LOCAL, where
+ * RTLD_NEXT cannot see). */
+static void *driver_symbol(const char *sym)
+{
+    return library_symbol("libcuda.so.1", sym);
+}
+
+/* sym in the library that contains the function `owner`. */
+static void *owner_symbol(const void *owner, const char *sym)
+{
+    Dl_info di;
+    if (!owner || vsp_in_shim(owner) || !dladdr(owner, &di))
+        return NULL;
+    return library_symbol(di.dli_fname, sym);
+}
+
 void *vsp_real_get(int id)
 {
     void *p = vsp_load_acquire(&reals[id]);
@@ -79,9 +134,128 @@ void *vsp_real_get(int id)
     if (!vsp_real_dlsym)
         return NULL;
     p = vsp_real_dlsym(RTLD_NEXT, entries[id].sym);
+    if (!p && entries[id].base)
+        p = driver_symbol(entries[id].sym);
     if (p && offer_real(id, p))
         return p;
     return vsp_load_acquire(&reals[id]);
+}
+
+/* ---- the caller's own binding ---- */
+
+#define BIND_WAYS 4
+
+/* One cached binding: calls from [lo, hi) (one object's mapping) go to fn, while gen is current.
+ * A seqlock: seq is odd while a writer fills the slot. */
+struct bind_slot {
+    unsigned long seq;
+    uintptr_t lo, hi;
+    unsigned long gen;
+    void *fn;
+};
+static struct bind_slot binds[VSP_H_COUNT][BIND_WAYS];
+
+static void *bind_lookup(int id, uintptr_t ret, unsigned long gen)
+{
+    for (int w = 0; w < BIND_WAYS; w++) {
+        struct bind_slot *b = &binds[id][w];
+        /* acquire: the field loads below happen after this load (seqlock read side) */
+        unsigned long s1 = vsp_load_acquire(&b->seq);
+        if (s1 == 0)
+            return NULL; /* ways fill in order: nothing further */
+        if (s1 & 1)
+            continue;
+        uintptr_t lo = vsp_load_relaxed(&b->lo), hi = vsp_load_relaxed(&b->hi);
+        unsigned long g = vsp_load_relaxed(&b->gen);
+        void *fn = vsp_load_relaxed(&b->fn);
+        /* acquire fence: the field loads are complete before seq is read again */
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (vsp_load_relaxed(&b->seq) != s1)
+            continue;
+        if (g == gen && ret >= lo && ret < hi)
+            return fn;
+    }
+    return NULL;
+}
+
+static void bind_store(int id, uintptr_t lo, uintptr_t hi, unsigned long gen, void *fn)
+{
+    int way = -1;
+    for (int w = 0; w < BIND_WAYS && way < 0; w++) {
+        unsigned long s = vsp_load_acquire(&binds[id][w].seq);
+        if (s == 0 || (!(s & 1) && vsp_load_relaxed(&binds[id][w].gen) != gen))
+            way = w;
+    }
+    if (way < 0)
+        way = (int)((lo >> 12) % BIND_WAYS);
+    struct bind_slot *b = &binds[id][way];
+    unsigned long s = vsp_load_relaxed(&b->seq);
+    if ((s & 1) || !vsp_cas_relaxed(&b->seq, &s, s + 1))
+        return; /* another thread is writing it: leave the cache as it is */
+    /* release fence: the odd seq is visible before any field store below (seqlock write side) */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    vsp_store_relaxed(&b->lo, lo);
+    vsp_store_relaxed(&b->hi, hi);
+    vsp_store_relaxed(&b->gen, gen);
+    vsp_store_relaxed(&b->fn, fn);
+    /* release: the fields are complete before the even seq that readers check */
+    vsp_store_release(&b->seq, s + 2);
+}
+
+void *vsp_real_for(int id, const void *ret)
+{
+    /* acquire: pairs with the release bump in dlclose; bindings of older generations are dead */
+    unsigned long gen = vsp_load_acquire(&dl_gen);
+    void *fn = bind_lookup(id, (uintptr_t)ret, gen);
+    if (VSP_LIKELY(fn != NULL))
+        return fn;
+    struct dl_find_object fo;
+    if (!ret || vsp_in_shim(ret) || _dl_find_object((void *)ret, &fo) != 0)
+        return vsp_real_get(id);
+    vsp_resolve_dlsym();
+    /* The caller's scope: the object and its dependencies. The main program (empty name) binds in
+     * the global scope, which holds the shim itself first: the table's global answer is right. */
+    fn = library_symbol(fo.dlfo_link_map->l_name, entries[id].sym);
+    if (!fn)
+        fn = vsp_real_get(id);
+    if (fn)
+        bind_store(id, (uintptr_t)fo.dlfo_map_start, (uintptr_t)fo.dlfo_map_end, gen, fn);
+    return fn;
+}
+
+/* ---- unloading ---- */
+
+static int is_loaded(const void *p)
+{
+    struct dl_find_object fo;
+    return _dl_find_object((void *)p, &fo) == 0;
+}
+
+static void forget_unloaded(void)
+{
+    /* release: every binding cached before is stale for readers that see the new generation */
+    __atomic_fetch_add(&dl_gen, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < VSP_H_COUNT; i++) {
+        void *p = vsp_load_acquire(&reals[i]);
+        if (p && !is_loaded(p)) {
+            vsp_cas_acq_rel(&reals[i], &p, NULL); /* a newer pointer offered meanwhile stays */
+            vsp_debug("%s: its library was unloaded; pointer dropped", entries[i].sym);
+        }
+    }
+    vsp_helpers_forget();
+}
+
+/* dlclose has no caller-relative behaviour, so a plain wrapper is enough (unlike dlsym). */
+VSP_EXPORT int dlclose(void *handle)
+{
+    if (VSP_UNLIKELY(!real_dlclose))
+        vsp_resolve_dlsym();
+    int r = real_dlclose(handle);
+    int saved = errno;
+    if (vsp_is_ready())
+        forget_unloaded();
+    errno = saved;
+    return r;
 }
 
 void *vsp_wrap_by_symbol(const char *name, void *real)
@@ -104,10 +278,26 @@ void *vsp_wrap_by_symbol(const char *name, void *real)
     return real;
 }
 
-void *vsp_wrap_by_gpa(const char *name, int version, unsigned long long flags, void *real)
+void *vsp_wrap_by_gpa(const char *name, int version, unsigned long long flags, void *real, void *owner)
 {
     if (!real || !name || name[0] != 'c' || name[1] != 'u')
         return real;
+    vsp_init();
+    if (vsp_in_shim(real)) {
+        /* The lookup handed back one of our exported hooks (its library took the address of its
+         * own exported function, which the preload interposes): the hook stays the answer, and the
+         * real definition comes from the library that owns the lookup. */
+        for (int i = 0; i < VSP_H_COUNT; i++) {
+            if (entries[i].hook != real)
+                continue;
+            void *p = owner_symbol(owner, entries[i].sym);
+            if (p && offer_real(i, p))
+                vsp_debug("cuGetProcAddress(%s): the lookup returned our own %s; bound to its library's",
+                          name, entries[i].sym);
+            break;
+        }
+        return real;
+    }
     int ptds = (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) ? 1 : 0;
     int best = -1;
     for (int i = 0; i < VSP_H_COUNT; i++) {
@@ -120,9 +310,6 @@ void *vsp_wrap_by_gpa(const char *name, int version, unsigned long long flags, v
             best = i;
     }
     if (best < 0)
-        return real;
-    vsp_init();
-    if (vsp_in_shim(real))
         return real;
     if (offer_real(best, real)) {
         vsp_debug("cuGetProcAddress(%s, %d, %llu): hooked as %s", name, version, flags, entries[best].sym);
@@ -150,6 +337,8 @@ struct helper {
     int tried;
 };
 
+static struct helper h_ctx_device, h_meminfo, h_rt_meminfo;
+
 /* Resolve a driver function for the shim's own use. Failures are cached until a (new) driver
  * lookup function appears, so the hot path never repeats a failing dlsym (which would malloc). */
 static void *helper_fn(struct helper *h, const char *base, int version, const char *sym)
@@ -163,31 +352,76 @@ static void *helper_fn(struct helper *h, const char *base, int version, const ch
     vsp_store_relaxed(&h->tried_gpa, gpa);
     if (gpa && ((gpa_v2_fn)gpa)(base, &p, version, 0, NULL) != CUDA_SUCCESS)
         p = NULL;
-    if (!p && !vsp_load_relaxed(&h->tried) && vsp_real_dlsym)
+    if (!p && !vsp_load_relaxed(&h->tried) && vsp_real_dlsym) {
         p = vsp_real_dlsym(RTLD_NEXT, sym); /* a program linked with -lcuda */
+        if (!p)
+            p = driver_symbol(sym);
+    }
     vsp_store_relaxed(&h->tried, 1);
     if (p)
         vsp_store_release(&h->fn, p); /* release: pairs with the acquire at the top */
     return p;
 }
 
+void vsp_helpers_forget(void)
+{
+    struct helper *all[] = {&h_ctx_device, &h_meminfo, &h_rt_meminfo};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        void *p = vsp_load_acquire(&all[i]->fn);
+        if (p && is_loaded(p))
+            continue;
+        vsp_store_relaxed(&all[i]->fn, NULL);
+        vsp_store_relaxed(&all[i]->tried, 0);
+        vsp_store_relaxed(&all[i]->tried_gpa, NULL);
+    }
+}
+
 int32_t vsp_current_device(void)
 {
-    static struct helper fn;
-    CUresult (*get)(CUdevice *) = (CUresult(*)(CUdevice *))helper_fn(&fn, "cuCtxGetDevice", 2000, "cuCtxGetDevice");
+    CUresult (*get)(CUdevice *) =
+        (CUresult(*)(CUdevice *))helper_fn(&h_ctx_device, "cuCtxGetDevice", 2000, "cuCtxGetDevice");
     CUdevice d;
     if (get && get(&d) == CUDA_SUCCESS)
         return (int32_t)d;
     return -1;
 }
 
+/* The runtime's cudaMemGetInfo, from the runtime that the last runtime hook bound to: where no
+ * driver lookup is reachable (a runtime whose driver we never saw), it still knows. */
+static void *last_runtime_fn;
+
+void vsp_note_runtime(void *real_fn)
+{
+    if (vsp_load_relaxed(&last_runtime_fn) != real_fn)
+        vsp_store_relaxed(&last_runtime_fn, real_fn);
+}
+
+static void *runtime_meminfo(void)
+{
+    void *p = vsp_load_acquire(&h_rt_meminfo.fn);
+    void *rt = vsp_load_relaxed(&last_runtime_fn);
+    if (p || !rt || vsp_load_relaxed(&h_rt_meminfo.tried))
+        return p;
+    if (rt)
+        p = owner_symbol(rt, "cudaMemGetInfo");
+    vsp_store_relaxed(&h_rt_meminfo.tried, 1);
+    if (p)
+        vsp_store_release(&h_rt_meminfo.fn, p); /* release: pairs with the acquire above */
+    return p;
+}
+
 int vsp_device_meminfo(uint64_t *free_b, uint64_t *total_b)
 {
-    static struct helper fn;
     CUresult (*info)(size_t *, size_t *) =
-        (CUresult(*)(size_t *, size_t *))helper_fn(&fn, "cuMemGetInfo", 3020, "cuMemGetInfo_v2");
+        (CUresult(*)(size_t *, size_t *))helper_fn(&h_meminfo, "cuMemGetInfo", 3020, "cuMemGetInfo_v2");
     size_t f, t;
     if (info && info(&f, &t) == CUDA_SUCCESS) {
+        *free_b = f;
+        *total_b = t;
+        return 0;
+    }
+    cudaError_t (*rt)(size_t *, size_t *) = (cudaError_t(*)(size_t *, size_t *))runtime_meminfo();
+    if (rt && rt(&f, &t) == cudaSuccess) {
         *free_b = f;
         *total_b = t;
         return 0;

@@ -22,14 +22,14 @@ VSP_HIDDEN CUresult vsp_h_cuGetProcAddress_v2(const char *symbol, void **pfn, in
 {
     int saved = errno;
     vsp_init();
-    gpa_v2_fn real = (gpa_v2_fn)vsp_real_get(VSP_H_cuGetProcAddress_v2);
+    gpa_v2_fn real = (gpa_v2_fn)vsp_real_for(VSP_H_cuGetProcAddress_v2, __builtin_return_address(0));
     if (!real)
         return CUDA_ERROR_NOT_FOUND;
     errno = saved;
     CUresult r = real(symbol, pfn, cudaVersion, flags, status);
     saved = errno;
     if (r == CUDA_SUCCESS && pfn && *pfn)
-        *pfn = vsp_wrap_by_gpa(symbol, cudaVersion, flags, *pfn);
+        *pfn = vsp_wrap_by_gpa(symbol, cudaVersion, flags, *pfn, (void *)real);
     errno = saved;
     return r;
 }
@@ -39,14 +39,14 @@ VSP_HIDDEN CUresult vsp_h_cuGetProcAddress(const char *symbol, void **pfn, int c
 {
     int saved = errno;
     vsp_init();
-    gpa_legacy_fn real = (gpa_legacy_fn)vsp_real_get(VSP_H_cuGetProcAddress);
+    gpa_legacy_fn real = (gpa_legacy_fn)vsp_real_for(VSP_H_cuGetProcAddress, __builtin_return_address(0));
     if (!real)
         return CUDA_ERROR_NOT_FOUND;
     errno = saved;
     CUresult r = real(symbol, pfn, cudaVersion, flags);
     saved = errno;
     if (r == CUDA_SUCCESS && pfn && *pfn)
-        *pfn = vsp_wrap_by_gpa(symbol, cudaVersion, flags, *pfn);
+        *pfn = vsp_wrap_by_gpa(symbol, cudaVersion, flags, *pfn, (void *)real);
     errno = saved;
     return r;
 }
@@ -61,12 +61,12 @@ typedef cudaError_t (*gdep_fn)(const char *, void **, unsigned long long, enum c
 typedef cudaError_t (*gdepv_fn)(const char *, void **, unsigned int, unsigned long long,
                                 enum cudaDriverEntryPointQueryResult *);
 
-static cudaError_t gdep(int id, const char *symbol, void **funcPtr, unsigned long long flags,
+static cudaError_t gdep(int id, const void *ret, const char *symbol, void **funcPtr, unsigned long long flags,
                         enum cudaDriverEntryPointQueryResult *st)
 {
     int saved = errno;
     vsp_init();
-    gdep_fn real = (gdep_fn)vsp_real_get(id);
+    gdep_fn real = (gdep_fn)vsp_real_for(id, ret);
     if (!real)
         return cudaErrorInsufficientDriver;
     errno = saved;
@@ -74,24 +74,24 @@ static cudaError_t gdep(int id, const char *symbol, void **funcPtr, unsigned lon
     saved = errno;
     /* The runtime answers with the ABI of its own version (CUDA 13 here: every _v2). */
     if (r == cudaSuccess && funcPtr && *funcPtr)
-        *funcPtr = vsp_wrap_by_gpa(symbol, CUDART_VERSION, flags, *funcPtr);
+        *funcPtr = vsp_wrap_by_gpa(symbol, CUDART_VERSION, flags, *funcPtr, (void *)real);
     errno = saved;
     return r;
 }
 
-static cudaError_t gdepv(int id, const char *symbol, void **funcPtr, unsigned int ver,
+static cudaError_t gdepv(int id, const void *ret, const char *symbol, void **funcPtr, unsigned int ver,
                          unsigned long long flags, enum cudaDriverEntryPointQueryResult *st)
 {
     int saved = errno;
     vsp_init();
-    gdepv_fn real = (gdepv_fn)vsp_real_get(id);
+    gdepv_fn real = (gdepv_fn)vsp_real_for(id, ret);
     if (!real)
         return cudaErrorInsufficientDriver;
     errno = saved;
     cudaError_t r = real(symbol, funcPtr, ver, flags, st);
     saved = errno;
     if (r == cudaSuccess && funcPtr && *funcPtr)
-        *funcPtr = vsp_wrap_by_gpa(symbol, (int)ver, flags, *funcPtr);
+        *funcPtr = vsp_wrap_by_gpa(symbol, (int)ver, flags, *funcPtr, (void *)real);
     errno = saved;
     return r;
 }
@@ -99,24 +99,24 @@ static cudaError_t gdepv(int id, const char *symbol, void **funcPtr, unsigned in
 VSP_HIDDEN cudaError_t vsp_h_cudaGetDriverEntryPoint(const char *s, void **f, unsigned long long fl,
                                                      enum cudaDriverEntryPointQueryResult *st)
 {
-    return gdep(VSP_H_cudaGetDriverEntryPoint, s, f, fl, st);
+    return gdep(VSP_H_cudaGetDriverEntryPoint, __builtin_return_address(0), s, f, fl, st);
 }
 VSP_HIDDEN cudaError_t vsp_h_cudaGetDriverEntryPoint_ptsz(const char *s, void **f, unsigned long long fl,
                                                           enum cudaDriverEntryPointQueryResult *st)
 {
-    return gdep(VSP_H_cudaGetDriverEntryPoint_ptsz, s, f, fl, st);
+    return gdep(VSP_H_cudaGetDriverEntryPoint_ptsz, __builtin_return_address(0), s, f, fl, st);
 }
 VSP_HIDDEN cudaError_t vsp_h_cudaGetDriverEntryPointByVersion(const char *s, void **f, unsigned int v,
                                                               unsigned long long fl,
                                                               enum cudaDriverEntryPointQueryResult *st)
 {
-    return gdepv(VSP_H_cudaGetDriverEntryPointByVersion, s, f, v, fl, st);
+    return gdepv(VSP_H_cudaGetDriverEntryPointByVersion, __builtin_return_address(0), s, f, v, fl, st);
 }
 VSP_HIDDEN cudaError_t vsp_h_cudaGetDriverEntryPointByVersion_ptsz(const char *s, void **f, unsigned int v,
                                                                    unsigned long long fl,
                                                                    enum cudaDriverEntryPointQueryResult *st)
 {
-    return gdepv(VSP_H_cudaGetDriverEntryPointByVersion_ptsz, s, f, v, fl, st);
+    return gdepv(VSP_H_cudaGetDriverEntryPointByVersion_ptsz, __builtin_return_address(0), s, f, v, fl, st);
 }
 VSP_EXPORT_HOOK(cudaGetDriverEntryPoint);
 VSP_EXPORT_HOOK(cudaGetDriverEntryPoint_ptsz);

@@ -13,12 +13,14 @@
 
 #define OUT(r, pp) ((r) == cudaSuccess && (pp) ? (uint64_t)(uintptr_t) * (pp) : 0)
 
-/* Find the real function; without a runtime in the process there is nothing to call. */
+/* Find the real function: the one the caller would have bound to (hooks_dl.c). Without a runtime
+ * in the caller's scope or the process there is nothing to call. */
 #define RT_REAL(sym)                                                        \
     int vsp_errno_ = errno;                                                 \
-    __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_get(VSP_H_##sym); \
+    __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_for(VSP_H_##sym, __builtin_return_address(0)); \
     if (VSP_UNLIKELY(!real))                                                \
         return cudaErrorInsufficientDriver;                                 \
+    vsp_note_runtime((void *)real);                                         \
     errno = vsp_errno_;                                                     \
     struct vsp_hook h;                                                      \
     vsp_hook_enter(&h)

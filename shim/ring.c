@@ -31,6 +31,7 @@ void vsp_ring_attach(struct vsp_ring *r, struct vsp_file_header *hdr, int fd, in
     r->on_full = on_full;
     r->flushing = 0;
     r->failed = 0;
+    r->prepare_write = NULL;
 }
 
 static int pwrite_all(int fd, const unsigned char *buf, size_t len, uint64_t off)
@@ -92,7 +93,9 @@ long vsp_ring_flush(struct vsp_ring *r, int all)
             uint64_t off = tail & r->mask;
             uint64_t n = end - tail;
             uint64_t first = n < r->size - off ? n : r->size - off;
-            int rc = pwrite_all(r->fd, r->base + off, first, r->hdr->log_offset + tail);
+            int rc = r->prepare_write ? r->prepare_write(r, r->hdr->log_offset + tail, n) : 0;
+            if (rc == 0)
+                rc = pwrite_all(r->fd, r->base + off, first, r->hdr->log_offset + tail);
             if (rc == 0 && n > first)
                 rc = pwrite_all(r->fd, r->base, n - first, r->hdr->log_offset + tail + first);
             if (rc < 0) {

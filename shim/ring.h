@@ -19,6 +19,10 @@ struct vsp_ring {
     int on_full;                 /* enum vsp_on_full */
     int flushing;                /* private: 1 while a writer drains (try-lock, never waited on) */
     int failed;                  /* private: the log could not be written; drop from now on */
+    /* Called by the drainer before each log write of len bytes at file offset off: may replace
+     * fd (the program closed or reused it) or refuse with -errno (then the log fails as on a
+     * write error). NULL: no check. Runs under the drainer's flag, one thread at a time. */
+    int (*prepare_write)(struct vsp_ring *r, uint64_t off, uint64_t len);
 };
 
 /* A reservation: payload points just past the record header. */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,9 @@ static struct {
     int state;                  /* T_* (atomic) */
     pid_t owner;                /* pid that created it: a child never finalises its parent's */
     int fd;
+    dev_t dev;                  /* identity of the trace file: the fd is checked against it */
+    ino_t ino;
+    int stopped_why;            /* 0, or why the log stopped growing (warned once): -errno */
     void *map;
     size_t map_len;
     struct vsp_ring ring;
@@ -242,6 +246,109 @@ static int create_file(const char *base_path, char *out, size_t outlen)
     return -EEXIST;
 }
 
+/* ---- the trace descriptor ----
+ * Programs close descriptors they did not open (daemons: close_range(3, ~0U)), start with 0-2
+ * closed, and reuse numbers. So the trace's descriptor is moved out of the way (never 0-2, a high
+ * number, close-on-exec), and before each log write it is checked against the trace file's device
+ * and inode; if the program closed or reused it, the trace is reopened by its absolute path (no
+ * symlink followed, the same inode required) and the shim goes on. Never a byte into another file. */
+
+static int park_fd(int fd)
+{
+    struct rlimit rl;
+    long lo = 3;
+    /* a high number, but not so high that the kernel grows the fd table for us */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        lo = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 2048 ? 1000 : (long)rl.rlim_cur / 2;
+    if (lo < 3)
+        lo = 3;
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, (int)lo);
+    if (hi < 0 && lo > 3)
+        hi = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (hi < 0)
+        return fd <= 2 ? -EMFILE : fd; /* keep a usable one; never 0-2 */
+    close(fd);
+    return hi;
+}
+
+static int fd_is_trace(int fd)
+{
+    struct stat st;
+    return fd > 2 && fstat(fd, &st) == 0 && st.st_dev == T.dev && st.st_ino == T.ino;
+}
+
+static void log_stopped(int why)
+{
+    if (T.stopped_why)
+        return;
+    T.stopped_why = why;
+    if (why == -EFBIG)
+        vsp_warn("the trace %s reached the file size limit (RLIMIT_FSIZE); later events are counted, "
+                 "not kept", T.path);
+    else
+        vsp_warn("the trace file %s is gone (%s); later events are counted, not kept", T.path, strerror(-why));
+}
+
+/* ring.prepare_write: the descriptor still names the trace, and the write stays under RLIMIT_FSIZE. */
+static int trace_prepare_write(struct vsp_ring *r, uint64_t off, uint64_t len)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && off + len > rl.rlim_cur) {
+        log_stopped(-EFBIG);
+        return -EFBIG;
+    }
+    if (VSP_LIKELY(fd_is_trace(r->fd)))
+        return 0;
+    /* The program closed or reused our descriptor: not ours any more, never closed by us. */
+    int fd = open(T.path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && !fd_is_trace(fd) && fd > 2) {
+        close(fd);
+        fd = -1;
+        errno = ENOENT; /* another file took the name */
+    } else if (fd >= 0 && fd <= 2) {
+        /* 0-2 were closed: take the number only long enough to park it higher */
+        struct stat st;
+        if (fstat(fd, &st) != 0 || st.st_dev != T.dev || st.st_ino != T.ino) {
+            close(fd);
+            fd = -1;
+            errno = ENOENT;
+        }
+    }
+    if (fd < 0) {
+        int why = -errno;
+        log_stopped(why);
+        return why;
+    }
+    fd = park_fd(fd);
+    if (fd < 0) {
+        log_stopped(fd);
+        return fd;
+    }
+    vsp_debug("trace descriptor was closed or reused by the program; reopened %s as fd %d", T.path, fd);
+    r->fd = fd;
+    T.fd = fd;
+    return 0;
+}
+
+/* The ring size for this process: VRAMSPY_RING_SIZE, halved while the header and ring would pass
+ * RLIMIT_FSIZE (preallocating past it raises SIGXFSZ). 0 when even the smallest ring does not fit. */
+static uint64_t ring_size_within_limit(void)
+{
+    uint64_t size = vsp_cfg.ring_size;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return size;
+    while (size > VSP_MIN_RING && VSP_HEADER_SIZE + size > rl.rlim_cur)
+        size >>= 1;
+    if (VSP_HEADER_SIZE + size > rl.rlim_cur)
+        return 0;
+    if (size != vsp_cfg.ring_size)
+        vsp_warn("the file size limit (RLIMIT_FSIZE, %llu bytes) is below the trace's ring; using a ring of "
+                 "%llu bytes, and the trace stops growing at the limit", (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)size);
+    return size;
+}
+
 static int open_trace(void)
 {
     char exebuf[PATH_MAX], pattern_out[VSP_PATH_MAX], path[VSP_PATH_MAX];
@@ -252,12 +359,29 @@ static int open_trace(void)
                  strerror(-rc));
         return rc;
     }
+    uint64_t ring_size = ring_size_within_limit();
+    if (!ring_size) {
+        vsp_warn("the file size limit (RLIMIT_FSIZE) is below the smallest trace; this process is not traced");
+        return -EFBIG;
+    }
     int fd = create_file(pattern_out, path, sizeof path);
+    if (vsp_cfg.out_bad[0])
+        vsp_warn("VRAMSPY_OUT=%s is not a usable path pattern (%%p, %%e and %%%% are the only escapes); "
+                 "the trace goes to %s", vsp_cfg.out_bad, fd >= 0 ? path : pattern_out);
     if (fd < 0) {
         vsp_warn("cannot create trace file %s: %s; this process is not traced", pattern_out, strerror(-fd));
         return fd;
     }
-    size_t map_len = VSP_HEADER_SIZE + vsp_cfg.ring_size;
+    fd = park_fd(fd);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        vsp_warn("cannot keep a descriptor for trace file %s; this process is not traced", path);
+        if (fd >= 0)
+            close(fd);
+        unlink(path);
+        return -EMFILE;
+    }
+    size_t map_len = VSP_HEADER_SIZE + ring_size;
     /* Allocate the blocks now: a store into a shared mapping of a sparse file on a full disk
      * would raise SIGBUS in the host program. */
     rc = posix_fallocate(fd, 0, (off_t)map_len);
@@ -279,8 +403,8 @@ static int open_trace(void)
     h->version = VSP_TRACE_VERSION;
     h->header_size = VSP_HEADER_SIZE;
     h->ring_offset = VSP_HEADER_SIZE;
-    h->ring_size = vsp_cfg.ring_size;
-    h->log_offset = VSP_HEADER_SIZE + vsp_cfg.ring_size;
+    h->ring_size = ring_size;
+    h->log_offset = VSP_HEADER_SIZE + ring_size;
     h->pid = (uint32_t)getpid();
     h->start_realtime_ns = clock_ns(CLOCK_REALTIME);
     h->start_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
@@ -289,6 +413,9 @@ static int open_trace(void)
     memcpy(h->magic, VSP_TRACE_MAGIC, VSP_TRACE_MAGIC_LEN);
 
     T.fd = fd;
+    T.dev = st.st_dev;
+    T.ino = st.st_ino;
+    T.stopped_why = 0;
     T.map = map;
     T.map_len = map_len;
     T.owner = getpid();
@@ -301,6 +428,7 @@ static int open_trace(void)
     else
         snprintf(T.path + strlen(T.path), sizeof T.path - strlen(T.path), "/%s", path);
     vsp_ring_attach(&T.ring, h, fd, vsp_cfg.on_full);
+    T.ring.prepare_write = trace_prepare_write;
     if (vsp_stacks_init() < 0)
         vsp_warn("cannot allocate the stack table; stacks are written once per event");
     char fullexe[PATH_MAX];
@@ -309,6 +437,11 @@ static int open_trace(void)
     write_process_record(fullexe);
     vsp_trace_modules_changed();
     return 0;
+}
+
+int vsp_trace_foreign(void)
+{
+    return vsp_load_acquire(&T.state) == T_OPEN && T.owner != getpid();
 }
 
 int vsp_trace_ensure(void)
@@ -424,7 +557,7 @@ void vsp_trace_finalize(void)
         T.ring.hdr->end_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
         /* relaxed RMW: readers look at flags only after the writer is gone */
         vsp_fetch_or_relaxed(&T.ring.hdr->flags, VSP_FLAG_COMPLETE);
-        if (T.ring.failed)
+        if (T.ring.failed && !T.stopped_why)
             vsp_warn("writing the trace log failed (disk full?); the trace is incomplete");
         /* The mapping stays: a CUDA call from a later destructor is still recorded. */
     }
@@ -439,7 +572,8 @@ void vsp_trace_atfork_child(void)
      * drop the parent's mapping (MAP_SHARED; unmapping it here leaves the parent's intact). */
     if (T.state == T_OPEN) {
         munmap(T.map, T.map_len);
-        close(T.fd);
+        if (fd_is_trace(T.fd))
+            close(T.fd); /* only if it is still ours */
     }
     T.map = NULL;
     T.state = T_NONE;

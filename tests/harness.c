@@ -218,6 +218,8 @@ int th_summarize(const char *path, struct trace_summary *s, const uint64_t *prob
                 for (int i = 0; i < 8 && s->size_probe[i]; i++)
                     if (e->size == s->size_probe[i])
                         s->count_size[i]++;
+                if (!e->ptr)
+                    continue; /* a zero-byte request that succeeded with NULL holds nothing */
                 struct live *l = find(t, cap, key, 1);
                 l->key = key;
                 l->size = e->size;

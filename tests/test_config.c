@@ -66,7 +66,9 @@ Test(config, garbage_values_warn_and_keep_defaults)
     cr_assert_not_null(strstr(warn, "VRAMSPY_DEPTH=lots"));
     cr_assert_not_null(strstr(warn, "VRAMSPY_RING_SIZE=1K"));
     cr_assert_not_null(strstr(warn, "VRAMSPY_ON_FULL=maybe"));
-    cr_assert_not_null(strstr(warn, "VRAMSPY_OUT=/tmp/%q"));
+    /* VRAMSPY_OUT is warned about by the trace writer, which knows the path it used instead */
+    cr_assert_null(strstr(warn, "VRAMSPY_OUT"));
+    cr_assert_str_eq(c.out_bad, "/tmp/%q");
     const char *v2[] = {"VRAMSPY_DEPTH", "257", NULL};
     cr_assert_eq(parse(&c, warn, sizeof warn, v2), 1);
     const char *v3[] = {"VRAMSPY_DEPTH", "-3", NULL};
@@ -102,4 +104,45 @@ Test(config, path_patterns)
     cr_assert_str_eq(out, "100%-7");
     cr_assert_eq(vsp_expand_pattern("bad%", 7, "x", out, sizeof out), -EINVAL);
     cr_assert_eq(vsp_expand_pattern("%e%e%e%e%e%e%e%e%e%e", 7, "abcdefghij", out, sizeof out), -ENAMETOOLONG);
+}
+
+Test(config, over_long_values_are_shortened_in_one_warning_line)
+{
+    struct vsp_config c;
+    char warn[1024], big[5001];
+    memset(big, 'x', 5000);
+    big[5000] = 0;
+    const char *v[] = {"VRAMSPY_OUT", big, "VRAMSPY_DEPTH", big, NULL};
+    cr_assert_eq(parse(&c, warn, sizeof warn, v), 2);
+    cr_assert_str_eq(c.out_pattern, "vramspy.%e.%p.trace");
+    cr_assert_not_null(strstr(c.out_bad, "(5000 characters)"), "%s", c.out_bad);
+    cr_assert_not_null(strstr(warn, "VRAMSPY_DEPTH=xxx"), "%s", warn);
+    cr_assert_not_null(strstr(warn, "(5000 characters) is not a frame count"), "%s", warn);
+    cr_assert_eq(strchr(warn, '\n') - warn + 1, (long)strlen(warn), "one line: %s", warn);
+}
+
+static int getter_calls;
+static char *counting_get(const char *name)
+{
+    getter_calls++;
+    return get(name);
+}
+
+Test(config, secure_process_reads_no_variable_and_passes_everything_through)
+{
+    struct vsp_config c;
+    char warn[512];
+    vars = (const char *const[]){"VRAMSPY_OUT", "/etc/evil", "VRAMSPY_METRICS", "/etc/m", "VRAMSPY_DEPTH", "x", NULL};
+    getter_calls = 0;
+    cr_assert_eq(vsp_config_load(&c, counting_get, 1, warn, sizeof warn), 0);
+    cr_assert_eq(getter_calls, 0, "an AT_SECURE process must not read VRAMSPY_*");
+    cr_assert_eq(c.disabled, 1);
+    cr_assert_eq(c.secure, 1);
+    cr_assert_str_eq(c.metrics_pattern, "");
+    cr_assert_str_eq(c.purposes_path, "");
+    cr_assert_str_eq(warn, "");
+    cr_assert_eq(vsp_config_load(&c, counting_get, 0, warn, sizeof warn), 1);
+    cr_assert_gt(getter_calls, 0);
+    cr_assert_eq(c.disabled, 0);
+    cr_assert_str_eq(c.out_pattern, "/etc/evil");
 }
