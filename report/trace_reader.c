@@ -16,6 +16,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* An event waiting in the reorder window: its seq and where its record is (re-read on delivery). */
+struct held {
+    uint64_t seq;
+    uint64_t pos;
+    uint64_t file_offset;
+};
+
 struct vsp_reader {
     const unsigned char *map;
     size_t map_len;
@@ -25,6 +32,13 @@ struct vsp_reader {
     int done;
     char err[512];
     struct vsp_reader_stats st;
+    /* Version 2: events are delivered in seq order (see the reorder window below). */
+    int reorder;
+    struct held *win;         /* [whead, wtail): held events sorted by seq */
+    size_t whead, wtail, wcap;
+    struct vsp_record barrier; /* an END record waiting for the window to drain */
+    int have_barrier;
+    int source_rc;            /* 1 while the file has more; then 0 (end) or -1 (corrupt) */
 };
 
 static void seterr(char *err, size_t len, const char *fmt, ...)
@@ -101,6 +115,8 @@ struct vsp_reader *vsp_reader_open(const char *path, char *err, size_t errlen)
     r->st.finalized = (h->flags & VSP_FLAG_COMPLETE) != 0;
     r->st.log_failed = (h->flags & VSP_FLAG_LOG_FAILED) != 0;
     r->st.dropped = h->dropped;
+    r->reorder = h->version >= 2;
+    r->source_rc = 1;
     if (r->log_avail < r->tail) {
         r->st.truncated = 1; /* copied or cut short: read what is there */
     }
@@ -122,7 +138,7 @@ static int min_payload(uint16_t type)
     case VSP_REC_PROCESS: return (int)sizeof(struct vsp_rec_process);
     case VSP_REC_MODULE: return (int)sizeof(struct vsp_rec_module);
     case VSP_REC_STACK: return (int)sizeof(struct vsp_rec_stack);
-    case VSP_REC_EVENT: return (int)sizeof(struct vsp_rec_event);
+    case VSP_REC_EVENT: return (int)VSP_REC_EVENT_V1_SIZE; /* version 2 appends seq */
     case VSP_REC_END: return (int)sizeof(struct vsp_rec_end);
     default: return 0;
     }
@@ -237,7 +253,8 @@ static int next_from_ring(struct vsp_reader *r, struct vsp_record *rec)
     return 0;
 }
 
-int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
+/* Records in file order. */
+static int next_raw(struct vsp_reader *r, struct vsp_record *rec)
 {
     for (;;) {
         if (r->done)
@@ -255,6 +272,104 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
             return rc;
         }
         return next_from_ring(r, rec);
+    }
+}
+
+/* ---- the reorder window (version 2) ----
+ * A free's record is written after its real call returned (nothing is held across a call that may
+ * block), so it can reach the file after events that follow it in seq order — above all the
+ * allocation that reuses its address, which can only happen after the real free returned, that
+ * is a moment before the free's record is written. So every event waits until REORDER_WINDOW more
+ * events have been read, and the held ones leave in seq order: a record that is late by fewer
+ * than REORDER_WINDOW events (about a third of a second of a storm of allocations on every
+ * thread) is put back in its place. Other records pass at once: each was written before the
+ * events that name it, and events are only ever delayed. An END record waits until every held
+ * event is out. Held events are kept as file offsets (16 MiB at most for the window) and read
+ * again on delivery; the file stays mapped. */
+#define REORDER_WINDOW (1u << 20)
+
+static int window_insert(struct vsp_reader *r, uint64_t seq, const struct vsp_record *rec)
+{
+    if (r->wtail == r->wcap) {
+        if (r->whead > 0) { /* slide down: amortised O(1), the buffer is twice the window */
+            memmove(r->win, r->win + r->whead, (r->wtail - r->whead) * sizeof *r->win);
+            r->wtail -= r->whead;
+            r->whead = 0;
+        }
+        if (r->wtail == r->wcap) {
+            size_t cap = r->wcap ? r->wcap * 2 : 4096;
+            struct held *w = realloc(r->win, cap * sizeof *w);
+            if (!w)
+                return -1;
+            r->win = w;
+            r->wcap = cap;
+        }
+    }
+    /* Almost always in order: scan back a little, then bisect. */
+    size_t i = r->wtail;
+    for (int steps = 0; i > r->whead && r->win[i - 1].seq > seq && steps < 16; steps++)
+        i--;
+    if (i > r->whead && r->win[i - 1].seq > seq) {
+        size_t lo = r->whead, hi = i;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (r->win[mid].seq > seq)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        i = lo;
+    }
+    memmove(r->win + i + 1, r->win + i, (r->wtail - i) * sizeof *r->win);
+    r->win[i] = (struct held){seq, rec->pos, rec->file_offset};
+    r->wtail++;
+    return 0;
+}
+
+static void window_pop(struct vsp_reader *r, struct vsp_record *out)
+{
+    const struct held *h = &r->win[r->whead++];
+    const struct vsp_rec_hdr *rh = (const void *)(r->map + h->file_offset);
+    out->pos = h->pos;
+    out->file_offset = h->file_offset;
+    out->type = rh->type;
+    out->payload_len = rh->len - (uint32_t)sizeof *rh;
+    out->payload = rh + 1;
+}
+
+int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
+{
+    if (!r->reorder)
+        return next_raw(r, rec);
+    for (;;) {
+        size_t held = r->wtail - r->whead;
+        if (held && (held > REORDER_WINDOW || r->source_rc <= 0 || r->have_barrier)) {
+            window_pop(r, rec);
+            return 1;
+        }
+        if (r->have_barrier) {
+            r->have_barrier = 0;
+            *rec = r->barrier;
+            return 1;
+        }
+        if (r->source_rc <= 0)
+            return r->source_rc;
+        int rc = next_raw(r, rec);
+        if (rc <= 0) {
+            r->source_rc = rc;
+            continue; /* drain what is held first */
+        }
+        if (rec->type == VSP_REC_EVENT && rec->payload_len >= sizeof(struct vsp_rec_event)) {
+            if (window_insert(r, ((const struct vsp_rec_event *)rec->payload)->seq, rec) < 0)
+                return 1; /* no memory for the window: deliver in file order */
+            continue;
+        }
+        if (rec->type == VSP_REC_END && held) {
+            r->barrier = *rec;
+            r->have_barrier = 1;
+            continue;
+        }
+        return 1;
     }
 }
 
@@ -280,5 +395,6 @@ void vsp_reader_close(struct vsp_reader *r)
     if (!r)
         return;
     munmap((void *)r->map, r->map_len);
+    free(r->win);
     free(r);
 }

@@ -346,9 +346,19 @@ static uint16_t call_label(uint32_t stack_id)
     return label;
 }
 
-static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32_t stack_id, uint16_t label)
+/* The next event sequence number (trace_format.h, vsp_rec_event.seq). relaxed: the counter only
+ * has to hand out distinct, increasing numbers; what a number means is fixed by where it is taken
+ * (before a real free, after a real allocation), and a free's real call completes before any
+ * allocation can return its address, so the allocation's number is larger. */
+static inline uint64_t next_seq(void)
 {
-    e->time_ns = now_ns();
+    return vsp_fetch_add_relaxed(&vsp_trace_ring()->hdr->next_seq, 1);
+}
+
+static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32_t stack_id, uint16_t label,
+                       uint64_t time_ns, uint64_t seq)
+{
+    e->time_ns = time_ns;
     e->ptr = c->ptr;
     e->size = c->size;
     e->flags = c->flags;
@@ -364,6 +374,7 @@ static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32
     e->op = c->op ? c->op : VSP_OP_ALLOC;
     e->memory = c->memory;
     e->eflags = (c->denied ? VSP_EVENT_DENIED : 0) | ((uint32_t)label << VSP_EVENT_LABEL_SHIFT);
+    e->seq = seq;
 }
 
 void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
@@ -387,7 +398,8 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
         struct vsp_resv res;
         if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res) == 0) {
             struct vsp_rec_event *e = res.payload;
-            fill_event(e, c, stack_id, label);
+            /* the number is taken inside the reservation, so an allocation leaves no gap */
+            fill_event(e, c, stack_id, label, now_ns(), next_seq());
             e->free_bytes = fb;
             e->total_bytes = tb;
             vsp_ring_commit(vsp_trace_ring(), &res);
@@ -411,28 +423,25 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
 void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsigned cls,
                     unsigned default_memory, uint64_t ptr, uint64_t stream)
 {
-    f->have_resv = 0;
     f->found = 0;
+    f->open = 0;
     f->cls = cls;
     f->ptr = ptr;
     if (!h->record)
         return;
     int saved = errno;
-    /* Remove from the live table and reserve the record before the real free, so that no
-     * allocation can be handed this address (and be recorded) before its free is. */
+    /* Out of the live table before the real free: once the real free returns, another thread may
+     * be handed this address and record it as live. */
     if (ptr && cls)
         f->found = vsp_live_remove(&vsp_live, cls, ptr, &f->entry);
     if (vsp_trace_ensure()) {
-        uint32_t stack_id = capture_stack_id();
-        if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &f->resv) == 0) {
-            struct vsp_call c = {.api = api, .op = VSP_OP_FREE, .ptr = ptr, .stream = stream,
-                                 .memory = (uint8_t)(f->found ? f->entry.memory : default_memory),
-                                 .size = f->found ? f->entry.size : 0};
-            fill_event(f->resv.payload, &c, stack_id, f->found ? f->entry.label : 0);
-            if (f->found && f->entry.label)
-                vsp_labels_sync(f->entry.label);
-            f->have_resv = 1;
-        }
+        f->open = 1;
+        f->api = api;
+        f->memory = (uint8_t)(f->found ? f->entry.memory : default_memory);
+        f->stream = stream;
+        f->stack_id = capture_stack_id();
+        f->time_ns = now_ns();
+        f->seq = next_seq(); /* before the real free: see next_seq */
     }
     errno = saved;
 }
@@ -444,10 +453,17 @@ void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result)
         return;
     }
     int saved = errno;
-    if (f->have_resv) {
-        struct vsp_rec_event *e = f->resv.payload;
-        e->result = result;
-        vsp_ring_commit(vsp_trace_ring(), &f->resv);
+    if (f->open) {
+        uint16_t label = f->found ? f->entry.label : 0;
+        if (label)
+            vsp_labels_sync(label);
+        struct vsp_resv res;
+        if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res) == 0) {
+            struct vsp_call c = {.api = f->api, .op = VSP_OP_FREE, .ptr = f->ptr, .stream = f->stream,
+                                 .memory = f->memory, .size = f->found ? f->entry.size : 0, .result = result};
+            fill_event(res.payload, &c, f->stack_id, label, f->time_ns, f->seq);
+            vsp_ring_commit(vsp_trace_ring(), &res);
+        }
     }
     if (result == 0) {
         if (f->ptr)

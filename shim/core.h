@@ -52,14 +52,18 @@ struct vsp_hook {
     int saved_errno;
 };
 
-/* A free in progress: its record is reserved before the real free and committed after. */
+/* A free in progress. Everything about it is taken before the real free (its place in event
+ * order above all: seq), and its record is written after the real free returned: no ring space
+ * is held across the real call, which may block (cudaFree synchronises the device). */
 struct vsp_free {
-    struct vsp_resv resv;
-    int have_resv;
     int found;
+    int open;         /* the trace is open: the record is written at leave */
     struct vsp_live_slot entry;
     unsigned cls;
-    uint64_t ptr;
+    uint16_t api;
+    uint8_t memory;
+    uint32_t stack_id;
+    uint64_t ptr, stream, seq, time_ns;
 };
 
 void vsp_init(void);

@@ -63,6 +63,7 @@ static inline int ring_fixture_event(struct ring_fixture *f, uint64_t tag, int c
     e->op = VSP_OP_ALLOC;
     e->api = VSP_API_cudaMalloc;
     e->size = 64;
+    e->seq = __atomic_fetch_add(&f->ring.hdr->next_seq, 1, __ATOMIC_RELAXED);
     if (commit)
         vsp_ring_commit(&f->ring, &res);
     return 0;

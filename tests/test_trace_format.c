@@ -7,6 +7,9 @@
 #include "ring_fixture.h"
 #include "trace_reader.h"
 
+/* bytes of one event record in the stream: header + payload */
+#define EVREC (sizeof(struct vsp_rec_hdr) + sizeof(struct vsp_rec_event))
+
 Test(trace_format, layout_is_pinned)
 {
     cr_assert_eq(sizeof(struct vsp_file_header), 4096);
@@ -16,7 +19,8 @@ Test(trace_format, layout_is_pinned)
     cr_assert_eq(offsetof(struct vsp_file_header, tail), 192);
     cr_assert_eq(offsetof(struct vsp_file_header, dropped), 256);
     cr_assert_eq(sizeof(struct vsp_rec_hdr), 16);
-    cr_assert_eq(sizeof(struct vsp_rec_event), 88);
+    cr_assert_eq(sizeof(struct vsp_rec_event), 96);
+    cr_assert_eq(offsetof(struct vsp_rec_event, seq), 88);
     cr_assert_eq(offsetof(struct vsp_rec_event, ptr), 8);
     cr_assert_eq(offsetof(struct vsp_rec_event, result), 72);
     cr_assert_eq(offsetof(struct vsp_rec_event, memory), 83);
@@ -38,16 +42,16 @@ static struct vsp_reader *open_fixture_after(void (*mutate)(struct ring_fixture 
     return r;
 }
 
-static void newer(struct ring_fixture *f) { ((struct vsp_file_header *)f->map)->version = 2; }
+static void newer(struct ring_fixture *f) { ((struct vsp_file_header *)f->map)->version = VSP_TRACE_VERSION + 1; }
 static void foreign(struct ring_fixture *f) { memcpy(f->map, "ELF\x7f....", 8); }
 static void corrupt_log(struct ring_fixture *f)
 {
     unsigned char b = 0xff;
-    pwrite(f->fd, &b, 1, (off_t)(VSP_HEADER_SIZE + 64 * 1024 + 104 * 100 + 3));
+    pwrite(f->fd, &b, 1, (off_t)(VSP_HEADER_SIZE + 64 * 1024 + EVREC * 100 + 3));
 }
 static void truncate_log(struct ring_fixture *f)
 {
-    if (ftruncate(f->fd, (off_t)(VSP_HEADER_SIZE + 64 * 1024 + 104 * 1000 + 50)) < 0)
+    if (ftruncate(f->fd, (off_t)(VSP_HEADER_SIZE + 64 * 1024 + EVREC * 1000 + 50)) < 0)
         cr_assert_fail("ftruncate");
 }
 
@@ -55,7 +59,7 @@ Test(trace_format, newer_version_is_rejected_with_clear_message)
 {
     char err[600];
     cr_assert_null(open_fixture_after(newer, err, sizeof err));
-    cr_assert_not_null(strstr(err, "version 2 is newer"), "got: %s", err);
+    cr_assert_not_null(strstr(err, "version 3 is newer"), "got: %s", err);
 }
 
 Test(trace_format, foreign_file_is_not_a_trace)
@@ -106,4 +110,75 @@ Test(trace_format, missing_and_tiny_files)
     cr_assert_null(vsp_reader_open("/etc/hostname", err, sizeof err));
     cr_assert_not_null(strstr(err, "not a vramspy trace"), "got: %s", err);
     cr_assert_null(vsp_reader_open("/tmp", err, sizeof err));
+}
+
+/* Write events whose seq (and ptr tag) follow `seqs`, in that file order, then an END record. */
+static struct vsp_reader *open_events_in_file_order(const uint64_t *seqs, int n, uint32_t version)
+{
+    static struct ring_fixture f;
+    cr_assert_eq(ring_fixture_open(&f, 64 * 1024, VSP_ON_FULL_WAIT), 0);
+    ((struct vsp_file_header *)f.map)->version = version;
+    for (int i = 0; i < n; i++) {
+        struct vsp_resv res;
+        cr_assert_eq(vsp_ring_reserve(&f.ring, VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res), 0);
+        struct vsp_rec_event *e = res.payload;
+        memset(e, 0, sizeof *e);
+        e->ptr = seqs[i];
+        e->seq = seqs[i];
+        e->op = VSP_OP_ALLOC;
+        vsp_ring_commit(&f.ring, &res);
+    }
+    struct vsp_resv res;
+    cr_assert_eq(vsp_ring_reserve(&f.ring, VSP_REC_END, sizeof(struct vsp_rec_end), &res), 0);
+    memset(res.payload, 0, sizeof(struct vsp_rec_end));
+    vsp_ring_commit(&f.ring, &res);
+    vsp_ring_flush(&f.ring, 1);
+    char err[600];
+    struct vsp_reader *r = vsp_reader_open(f.path, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    return r;
+}
+
+Test(trace_format, late_free_record_is_delivered_in_sequence_order)
+{
+    /* a free that took seq 2 before its real call, written after events 3..2001 */
+    static uint64_t seqs[2003];
+    int n = 0;
+    seqs[n++] = 0;
+    seqs[n++] = 1;
+    for (uint64_t s = 3; s <= 2001; s++)
+        seqs[n++] = s;
+    seqs[n++] = 2;
+    struct vsp_reader *r = open_events_in_file_order(seqs, n, VSP_TRACE_VERSION);
+    struct vsp_record rec;
+    uint64_t want = 0;
+    int end_seen = 0;
+    while (vsp_reader_next(r, &rec) > 0) {
+        if (rec.type == VSP_REC_END) {
+            cr_assert_eq(want, 2002, "END comes after every event");
+            end_seen = 1;
+            continue;
+        }
+        cr_assert_eq(rec.type, VSP_REC_EVENT);
+        const struct vsp_rec_event *e = rec.payload;
+        cr_assert_eq(e->seq, want, "event %llu delivered where %llu belongs", (unsigned long long)e->seq,
+                     (unsigned long long)want);
+        cr_assert_eq(e->ptr, want, "the payload is the record's own");
+        want++;
+    }
+    cr_assert(end_seen);
+    vsp_reader_close(r);
+}
+
+Test(trace_format, version_1_trace_is_read_in_file_order)
+{
+    uint64_t seqs[] = {5, 3, 9};
+    struct vsp_reader *r = open_events_in_file_order(seqs, 3, 1);
+    struct vsp_record rec;
+    int i = 0;
+    while (vsp_reader_next(r, &rec) > 0)
+        if (rec.type == VSP_REC_EVENT)
+            cr_assert_eq(((const struct vsp_rec_event *)rec.payload)->ptr, seqs[i++]);
+    cr_assert_eq(i, 3);
+    vsp_reader_close(r);
 }

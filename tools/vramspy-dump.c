@@ -88,6 +88,8 @@ int main(int argc, char **argv)
                    e->aux, e->result, e->device, e->tid, e->time_ns, e->stack_id);
             if (e->free_bytes != VSP_UNKNOWN_BYTES)
                 printf(",\"free_bytes\":%" PRIu64 ",\"total_bytes\":%" PRIu64, e->free_bytes, e->total_bytes);
+            if (rec.payload_len >= sizeof *e)
+                printf(",\"seq\":%" PRIu64, e->seq);
             printf("}\n");
             break;
         }

@@ -31,7 +31,9 @@
 
 #define VSP_TRACE_MAGIC "VRAMSPY\x01"
 #define VSP_TRACE_MAGIC_LEN 8
-#define VSP_TRACE_VERSION 1u
+/* 2: events carry a sequence number (vsp_rec_event.seq) and readers deliver them in its order;
+ * a free's record is written after the real free returns. 1: file order was event order. */
+#define VSP_TRACE_VERSION 2u
 #define VSP_HEADER_SIZE 4096u
 
 /* seq word state bits (positions are multiples of 8, so the low 3 bits are free). */
@@ -64,7 +66,9 @@ struct vsp_file_header {
     uint64_t tail;            /* offset 192: stream bytes copied into the log (atomic) */
     uint8_t pad2[56];
     uint64_t dropped;         /* offset 256: events dropped (ring full in drop mode, log failure) */
-    uint8_t pad3[VSP_HEADER_SIZE - 264];
+    uint8_t pad3[56];
+    uint64_t next_seq;        /* offset 320 (version 2): the next event sequence number (atomic) */
+    uint8_t pad4[VSP_HEADER_SIZE - 328];
 };
 
 struct vsp_rec_hdr {
@@ -197,7 +201,15 @@ struct vsp_rec_event {
     uint8_t op;           /* enum vsp_op */
     uint8_t memory;       /* enum vsp_memory */
     uint32_t eflags;      /* VSP_EVENT_* (was reserved, always 0, before these flags existed) */
+    /* Version 2. Event order: taken from header.next_seq before the real call of a free and after
+     * the real call of an allocation, so a free sorts before the allocation that reuses its
+     * address although its record is written after the free returned (nothing is held across a
+     * real call, which may block). Dense: 0, 1, 2, ... in a process; a gap is an event that was
+     * dropped or never written. Records are in the file in write order; readers restore seq order
+     * in a bounded window (docs/trace-format.md). Absent (payload of 88 bytes) in version 1. */
+    uint64_t seq;
 };
+#define VSP_REC_EVENT_V1_SIZE 88u /* a version-1 event payload: everything before seq */
 
 /* vsp_rec_event.eflags */
 #define VSP_EVENT_DENIED 0x1u /* VRAMSPY_ENFORCE refused it: the real call was not made */
@@ -230,11 +242,13 @@ _Static_assert(offsetof(struct vsp_file_header, end_monotonic_ns) == 64, "end of
 _Static_assert(offsetof(struct vsp_file_header, head) == 128, "head offset");
 _Static_assert(offsetof(struct vsp_file_header, tail) == 192, "tail offset");
 _Static_assert(offsetof(struct vsp_file_header, dropped) == 256, "dropped offset");
+_Static_assert(offsetof(struct vsp_file_header, next_seq) == 320, "next_seq offset");
 _Static_assert(sizeof(struct vsp_rec_hdr) == 16, "record header size");
 _Static_assert(sizeof(struct vsp_rec_process) == 48, "process record size");
 _Static_assert(sizeof(struct vsp_rec_module) == 32, "module record size");
 _Static_assert(sizeof(struct vsp_rec_stack) == 8, "stack record size");
-_Static_assert(sizeof(struct vsp_rec_event) == 88, "event record size");
+_Static_assert(sizeof(struct vsp_rec_event) == 96, "event record size");
+_Static_assert(offsetof(struct vsp_rec_event, seq) == VSP_REC_EVENT_V1_SIZE, "event seq offset");
 _Static_assert(offsetof(struct vsp_rec_event, stack_id) == 64, "event stack_id offset");
 _Static_assert(offsetof(struct vsp_rec_event, api) == 80, "event api offset");
 _Static_assert(sizeof(struct vsp_rec_end) == 80, "end record size");
