@@ -6,6 +6,7 @@
 #include "core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
@@ -57,6 +58,17 @@ static void write_stderr(const char *buf, size_t len)
         }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+int vsp_fd_above_stdio(int fd)
+{
+    if (fd < 0 || fd > 2)
+        return fd;
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int err = errno;
+    close(fd);
+    errno = err;
+    return hi;
 }
 
 void vsp_warn(const char *fmt, ...)

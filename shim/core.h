@@ -95,6 +95,11 @@ void vsp_hook_leave(struct vsp_hook *h);
  * function", and skip our frames in stacks.) */
 int vsp_in_shim(const void *p);
 
+/* A descriptor the shim opened, moved above 0-2 if the program had closed those (it would
+ * otherwise write its stdout or stderr into our file). Closes fd on failure; returns the new fd,
+ * or -1 with errno set. fd < 0 is passed through. */
+int vsp_fd_above_stdio(int fd);
+
 /* Warnings on stderr, "vramspy: " prefixed, one write(2). */
 void vsp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vsp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

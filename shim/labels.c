@@ -132,7 +132,7 @@ static uint16_t *stack_labels; /* by stack id modulo STACK_LABELS */
 void vsp_purposes_load(void)
 {
     static char text[65536];
-    int fd = open(vsp_cfg.purposes_path, O_RDONLY | O_CLOEXEC);
+    int fd = vsp_fd_above_stdio(open(vsp_cfg.purposes_path, O_RDONLY | O_CLOEXEC));
     if (fd < 0) {
         vsp_warn("VRAMSPY_PURPOSES=%s: cannot open: %s; no purpose labels", vsp_cfg.purposes_path, strerror(errno));
         return;

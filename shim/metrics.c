@@ -100,7 +100,7 @@ static void write_snapshot(int final)
      * never replaces the file with an older snapshot. */
     if (!lock_writer(final))
         return;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int fd = vsp_fd_above_stdio(open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
     int err = errno;
     ssize_t w = fd >= 0 ? write(fd, buf, n) : -1;
     if (fd >= 0) {

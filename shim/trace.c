@@ -63,7 +63,7 @@ static uint64_t clock_ns(clockid_t id)
 
 static ssize_t read_small_file(const char *path, char *buf, size_t len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = vsp_fd_above_stdio(open(path, O_RDONLY | O_CLOEXEC));
     if (fd < 0)
         return -1;
     size_t n = 0;
@@ -265,16 +265,22 @@ static int park_fd(int fd)
     int hi = fcntl(fd, F_DUPFD_CLOEXEC, (int)lo);
     if (hi < 0 && lo > 3)
         hi = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (hi < 0)
-        return fd <= 2 ? -EMFILE : fd; /* keep a usable one; never 0-2 */
+    if (hi < 0 && fd > 2)
+        return fd; /* keep a usable one */
     close(fd);
-    return hi;
+    return hi < 0 ? -EMFILE : hi; /* never 0-2 */
 }
 
-static int fd_is_trace(int fd)
+static int same_file(int fd)
 {
     struct stat st;
-    return fd > 2 && fstat(fd, &st) == 0 && st.st_dev == T.dev && st.st_ino == T.ino;
+    return fstat(fd, &st) == 0 && st.st_dev == T.dev && st.st_ino == T.ino;
+}
+
+/* Is fd still our trace (the program may have closed it, or reused the number)? */
+static int fd_is_trace(int fd)
+{
+    return fd > 2 && same_file(fd);
 }
 
 static void log_stopped(int why)
@@ -299,20 +305,13 @@ static int trace_prepare_write(struct vsp_ring *r, uint64_t off, uint64_t len)
     }
     if (VSP_LIKELY(fd_is_trace(r->fd)))
         return 0;
-    /* The program closed or reused our descriptor: not ours any more, never closed by us. */
+    /* The program closed or reused our descriptor: not ours any more, never closed by us. Reopen
+     * by the absolute path, without following a symlink, and only the same file. */
     int fd = open(T.path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0 && !fd_is_trace(fd) && fd > 2) {
+    if (fd >= 0 && !same_file(fd)) {
         close(fd);
         fd = -1;
         errno = ENOENT; /* another file took the name */
-    } else if (fd >= 0 && fd <= 2) {
-        /* 0-2 were closed: take the number only long enough to park it higher */
-        struct stat st;
-        if (fstat(fd, &st) != 0 || st.st_dev != T.dev || st.st_ino != T.ino) {
-            close(fd);
-            fd = -1;
-            errno = ENOENT;
-        }
     }
     if (fd < 0) {
         int why = -errno;
