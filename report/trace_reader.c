@@ -212,7 +212,14 @@ static int next_from_log(struct vsp_reader *r, struct vsp_record *rec)
     /* Streaming: give back the pages behind the cursor every 64 MiB, so resident memory does not
      * grow with the trace (they are file-backed: touching a record again just reads it back). */
     if (off - r->released > (64u << 20)) {
-        uint64_t upto = off & ~(uint64_t)0xfffff;
+        /* not the pages of events still waiting in the reorder window: they are read again */
+        uint64_t keep = off;
+        for (size_t i = r->whead; i < r->wtail; i++)
+            if (r->win[i].file_offset < keep)
+                keep = r->win[i].file_offset;
+        uint64_t upto = keep & ~(uint64_t)0xfffff;
+        if (upto <= r->released)
+            return emit(r, rec, pos, off, h);
         madvise((void *)(r->map + r->released), (size_t)(upto - r->released), MADV_DONTNEED);
         r->released = upto;
     }

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,8 +34,42 @@ static uintptr_t shim_lo, shim_hi;
 /* Write to stderr without letting a closed pipe kill the program: SIGPIPE is blocked on this
  * thread for the write, and one that the write raised (and that was not pending before) is
  * consumed before the mask is restored. `prog 2>&1 | head -1` keeps its exit status. */
+/* What fd 2 was at the first CUDA call. A program that had closed stderr by then, or put another
+ * file on fd 2 since, gets nothing written there: that file is its own (a daemon's data file, not
+ * our diagnostics' place). Unknown (state 0) before the first CUDA call: written as is. */
+static struct {
+    int state; /* 0 unknown, 1 open (dev/ino below), 2 closed */
+    dev_t dev;
+    ino_t ino;
+} stderr_at_start;
+
+static void note_stderr(void)
+{
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) == 0) {
+        stderr_at_start.dev = st.st_dev;
+        stderr_at_start.ino = st.st_ino;
+        stderr_at_start.state = 1;
+    } else {
+        stderr_at_start.state = 2;
+    }
+}
+
+static int stderr_is_ours_to_write(void)
+{
+    struct stat st;
+    switch (stderr_at_start.state) {
+    case 0: return 1;
+    case 1: return fstat(STDERR_FILENO, &st) == 0 && st.st_dev == stderr_at_start.dev &&
+                   st.st_ino == stderr_at_start.ino;
+    default: return 0;
+    }
+}
+
 static void write_stderr(const char *buf, size_t len)
 {
+    if (!stderr_is_ours_to_write())
+        return;
     sigset_t pipe_set, old, pending;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
@@ -207,6 +242,7 @@ static void first_cuda_call(void)
     int expected = FIRST_NONE;
     if (vsp_cas_acq_rel(&first_state, &expected, FIRST_RUNNING)) {
         in_first_call = 1;
+        note_stderr();
         for (char *line = pending_warn, *nl; *line; line = nl + 1) {
             nl = strchr(line, '\n');
             if (!nl)

@@ -99,6 +99,10 @@ int vsp_in_shim(const void *p);
  * otherwise write its stdout or stderr into our file). Closes fd on failure; returns the new fd,
  * or -1 with errno set. fd < 0 is passed through. */
 int vsp_fd_above_stdio(int fd);
+/* Move fd out of the program's way: close-on-exec, a high number (1000, or half RLIMIT_NOFILE),
+ * never 0-2. Returns the new fd (fd itself if it cannot move and is above 2), or -EMFILE after
+ * closing it. (trace.c) */
+int vsp_fd_park(int fd);
 
 /* Warnings on stderr, "vramspy: " prefixed, one write(2). */
 void vsp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -253,7 +253,7 @@ static int create_file(const char *base_path, char *out, size_t outlen)
  * and inode; if the program closed or reused it, the trace is reopened by its absolute path (no
  * symlink followed, the same inode required) and the shim goes on. Never a byte into another file. */
 
-static int park_fd(int fd)
+int vsp_fd_park(int fd)
 {
     struct rlimit rl;
     long lo = 3;
@@ -318,7 +318,7 @@ static int trace_prepare_write(struct vsp_ring *r, uint64_t off, uint64_t len)
         log_stopped(why);
         return why;
     }
-    fd = park_fd(fd);
+    fd = vsp_fd_park(fd);
     if (fd < 0) {
         log_stopped(fd);
         return fd;
@@ -342,10 +342,9 @@ static uint64_t ring_size_within_limit(void)
     if (VSP_HEADER_SIZE + size > rl.rlim_cur)
         return 0;
     if (size != vsp_cfg.ring_size)
-        vsp_warn("the file size limit (RLIMIT_FSIZE, %llu bytes) is below the trace's ring; using a ring of "
-                 "%llu bytes, and the trace stops growing at the limit", (unsigned long long)rl.rlim_cur,
-                 (unsigned long long)size);
-    return size;
+        vsp_debug("RLIMIT_FSIZE is %llu bytes: ring of %llu bytes", (unsigned long long)rl.rlim_cur,
+                  (unsigned long long)size);
+    return size; /* the one warning comes if the trace reaches the limit (log_stopped) */
 }
 
 static int open_trace(void)
@@ -371,7 +370,7 @@ static int open_trace(void)
         vsp_warn("cannot create trace file %s: %s; this process is not traced", pattern_out, strerror(-fd));
         return fd;
     }
-    fd = park_fd(fd);
+    fd = vsp_fd_park(fd);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         vsp_warn("cannot keep a descriptor for trace file %s; this process is not traced", path);
@@ -514,7 +513,10 @@ static void print_summary(void)
     if (vsp_load_acquire(&T.state) == T_OPEN) {
         unsigned long long dropped = vsp_load_relaxed(&T.ring.hdr->dropped);
         if (dropped)
-            vsp_warn("%llu events were dropped (see VRAMSPY_ON_FULL)", dropped);
+            vsp_warn("%llu events were dropped (%s)", dropped,
+                     T.stopped_why ? "after the trace stopped growing, see above"
+                     : T.ring.failed ? "writing the trace failed"
+                                     : "see VRAMSPY_ON_FULL");
         report_command(cmd, sizeof cmd);
         vsp_warn("trace: %s", T.path);
         vsp_warn("analyze: %s %s", cmd, T.path);

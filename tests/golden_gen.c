@@ -58,7 +58,8 @@ static void ev(uint16_t api, uint8_t op, uint8_t mem, uint64_t ptr, uint64_t siz
     struct vsp_rec_event e = {.time_ns = (now_ns += 1000000), .ptr = ptr, .size = size, .free_bytes = freeb,
                               .total_bytes = totalb, .stack_id = stk, .tid = tid, .result = result, .device = 0,
                               .api = api, .op = op, .memory = mem};
-    put(VSP_REC_EVENT, &e, sizeof e, NULL, 0, NULL, 0);
+    /* version-1 events: 88 bytes, no seq (see begin) */
+    put(VSP_REC_EVENT, &e, VSP_REC_EVENT_V1_SIZE, NULL, 0, NULL, 0);
 }
 #define ALLOC(api, mem, ptr, size, stk) ev(VSP_API_##api, VSP_OP_ALLOC, VSP_MEM_##mem, ptr, size, 0, stk, 4242, UINT64_MAX, UINT64_MAX)
 #define FREE(api, mem, ptr, size, res, stk) ev(VSP_API_##api, VSP_OP_FREE, VSP_MEM_##mem, ptr, size, res, stk, 4242, UINT64_MAX, UINT64_MAX)
@@ -67,6 +68,10 @@ static void begin(const char *dir, const char *name, uint32_t pid, uint32_t ppid
 {
     if (ring_fixture_open(&f, 16 * 1024, VSP_ON_FULL_WAIT) < 0)
         exit(1);
+    /* The golden traces stay in format version 1, as shims before 0.2 wrote them: they keep the
+     * reader's old-version path tested (version 2's event order is tested in test_trace_format.c
+     * and by every test that runs the shim). */
+    ((struct vsp_file_header *)f.map)->version = 1;
     static const char args[] = "worker-orcd\0--port\0" "8080";
     process(pid, ppid, args, sizeof args, 3);
     module(EXE, 0x400000, 0x10000);

@@ -1,6 +1,8 @@
 /* Test harness (see harness.h). */
 #include "harness.h"
 
+#include <criterion/criterion.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +61,7 @@ int th_run(struct run_result *r, const char *const *argv, const char *const *env
     if (!fo || !fe)
         return -1;
     /* Build the child's environment: ours, minus what we set, plus env. */
-    static const char *const drop[] = {"LD_PRELOAD=", "LD_LIBRARY_PATH=", "VRAMSPY_", NULL};
+    static const char *const drop[] = {"LD_PRELOAD=", "LD_LIBRARY_PATH=", "VRAMSPY_", "CUDA_VISIBLE_DEVICES=", NULL};
     char *envp[512];
     int n = 0;
     for (char **e = environ; *e && n < 400; e++) {
@@ -291,4 +293,51 @@ int th_list_traces(const char *dir, char paths[][4096], int max)
     closedir(d);
     qsort(paths, (size_t)n, 4096, cmpstr);
     return n;
+}
+
+void th_run_pair(struct run_result *plain, struct run_result *shim, const char *const *argv, const char *dir,
+                 const char *const *extra_env)
+{
+    char out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.%%p.trace", dir);
+    const char *env[16] = {out};
+    int n = 1;
+    for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    cr_assert_eq(th_run(plain, argv, extra_env, 0, 0), 0);
+    cr_assert_eq(th_run(shim, argv, env, 1, 0), 0);
+    cr_assert_eq(shim->exited, plain->exited, "under the shim: %s %d; plain: %s %d; stderr: %s",
+                 shim->exited ? "exit" : "signal", shim->exited ? shim->code : shim->sig,
+                 plain->exited ? "exit" : "signal", plain->exited ? plain->code : plain->sig, shim->err);
+    cr_assert_eq(shim->code, plain->code, "exit status changed: %d under the shim, %d without; stderr: %s",
+                 shim->code, plain->code, shim->err);
+    cr_assert_str_eq(shim->out, plain->out, "stdout changed under the shim; stderr: %s", shim->err);
+}
+
+void th_one_trace(const char *dir, struct trace_summary *s, const uint64_t *probes, char *path_out)
+{
+    char paths[8][4096];
+    int n = th_list_traces(dir, paths, 8);
+    cr_assert_eq(n, 1, "expected one trace in %s, found %d", dir, n);
+    th_summarize(paths[0], s, probes);
+    cr_assert(s->ok, "reading %s: %s", paths[0], s->error);
+    if (path_out)
+        snprintf(path_out, 4096, "%s", paths[0]);
+}
+
+void th_fork_traces(const char *dir, uint32_t parent_pid, const uint64_t *probes, struct trace_summary *parent,
+                    struct trace_summary *child)
+{
+    char paths[8][4096];
+    cr_assert_eq(th_list_traces(dir, paths, 8), 2, "one trace per process");
+    struct trace_summary a, b;
+    th_summarize(paths[0], &a, probes);
+    th_summarize(paths[1], &b, probes);
+    cr_assert(a.ok, "%s", a.error);
+    cr_assert(b.ok, "%s", b.error);
+    *parent = a.pid == parent_pid ? a : b;
+    *child = a.pid == parent_pid ? b : a;
+    cr_assert_eq(parent->pid, parent_pid);
+    cr_assert_eq(child->ppid, parent_pid);
 }

@@ -75,4 +75,18 @@ int th_summarize(const char *path, struct trace_summary *s, const uint64_t *size
 /* Paths of the trace files in dir (sorted); returns how many (at most max). */
 int th_list_traces(const char *dir, char paths[][4096], int max);
 
+/* Run argv without and with the shim (VRAMSPY_OUT=<dir>/t.%p.trace), the same extra environment for
+ * both; asserts that exit status and stdout are the same. */
+void th_run_pair(struct run_result *plain, struct run_result *shim, const char *const *argv, const char *dir,
+                 const char *const *extra_env);
+
+/* The one trace in dir, read into s (asserts there is exactly one and that it reads); its path into
+ * path_out (4096 bytes) when not NULL. */
+void th_one_trace(const char *dir, struct trace_summary *s, const uint64_t *probes, char *path_out);
+
+/* The two traces of a forked pair in dir (asserts there are two, both read, that the parent is
+ * parent_pid and that the child's parent is too). */
+void th_fork_traces(const char *dir, uint32_t parent_pid, const uint64_t *probes, struct trace_summary *parent,
+                    struct trace_summary *child);
+
 #endif

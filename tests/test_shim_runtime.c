@@ -13,45 +13,16 @@
 
 #define MiB (1024ull * 1024ull)
 
-static void run_pair(struct run_result *plain, struct run_result *shim, const char *const *argv,
-                     const char *dir, const char *const *extra_env)
-{
-    char out[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.%%p.trace", dir);
-    const char *env[16] = {out};
-    int n = 1;
-    for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
-        env[n++] = extra_env[i];
-    env[n] = NULL;
-    cr_assert_eq(th_run(plain, argv, extra_env, 0, 0), 0);
-    cr_assert_eq(th_run(shim, argv, env, 1, 0), 0);
-    cr_assert_eq(shim->exited, plain->exited);
-    cr_assert_eq(shim->code, plain->code, "exit code changed: %d vs %d; stderr: %s", shim->code, plain->code,
-                 shim->err);
-    cr_assert_str_eq(shim->out, plain->out, "stdout changed under the shim");
-}
-
-static void one_trace(const char *dir, struct trace_summary *s, const uint64_t *probes)
-{
-    char paths[8][4096];
-    int n = th_list_traces(dir, paths, 8);
-    cr_assert_eq(n, 1, "expected one trace in %s, found %d", dir, n);
-    th_summarize(paths[0], s, probes);
-    cr_assert(s->ok, "reading %s: %s", paths[0], s->error);
-    struct stat sb;
-    cr_assert_eq(stat(paths[0], &sb), 0);
-    cr_assert_eq(sb.st_mode & 0777, 0600, "trace files are created 0600");
-}
 
 Test(shim_runtime, leaks_hosts_and_every_family_are_recorded_once)
 {
     char *dir = th_tmpdir();
     struct run_result plain, shim;
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    run_pair(&plain, &shim, argv, dir, NULL);
+    th_run_pair(&plain, &shim, argv, dir, NULL);
     cr_assert_eq(shim.code, 0, "%s", shim.err);
     struct trace_summary s;
-    one_trace(dir, &s, NULL);
+    th_one_trace(dir, &s, NULL, NULL);
     cr_assert(s.complete);
     cr_assert(s.has_end);
     /* one event per runtime call; the driver calls underneath are not recorded */
@@ -99,10 +70,10 @@ Test(shim_runtime, out_of_memory_records_free_and_total)
     struct run_result plain, shim;
     const char *argv[] = {VSP_PROGS "/prog_runtime", "oom", NULL};
     const char *env[] = {"VSP_FAKE_DEVICE_MEM=64M", NULL};
-    run_pair(&plain, &shim, argv, dir, env);
+    th_run_pair(&plain, &shim, argv, dir, env);
     cr_assert_eq(shim.code, 0);
     struct trace_summary s;
-    one_trace(dir, &s, NULL);
+    th_one_trace(dir, &s, NULL, NULL);
     cr_assert_eq(s.oom_events, 1);
     cr_assert_eq(s.oom_with_meminfo, 1, "free/total memory recorded at the failure");
     cr_assert_not_null(strstr(shim.err, "1 failed"), "%s", shim.err);
@@ -114,11 +85,11 @@ Test(shim_runtime, fragmentation_failure_has_enough_free_memory)
     struct run_result plain, shim;
     const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};
     const char *env[] = {"VSP_FAKE_DEVICE_MEM=64M", NULL};
-    run_pair(&plain, &shim, argv, dir, env);
+    th_run_pair(&plain, &shim, argv, dir, env);
     cr_assert_eq(shim.code, 0, "%s", shim.err);
     cr_assert_not_null(strstr(shim.out, "fallback 0"));
     struct trace_summary s;
-    one_trace(dir, &s, NULL);
+    th_one_trace(dir, &s, NULL, NULL);
     cr_assert_geq(s.oom_with_meminfo, 1);
     cr_assert_eq(s.by_memory[VSP_MEM_MANAGED], 1, "the fallback to managed memory is recorded");
     cr_assert_eq(s.live_count, 0);

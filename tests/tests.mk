@@ -13,9 +13,13 @@ SAN_RUNTIME := $(shell $(CC) -print-file-name=lib$(patsubst address,asan,$(patsu
 SAN_DEF := -DVSP_SAN_RUNTIME='"$(SAN_RUNTIME)"'
 endif
 
-FAKES := $(T)/fakes/libcuda.so.1 $(T)/fakes/libcudart.so.13
+FAKES := $(T)/fakes/libcuda.so.1 $(T)/fakes/libcudart.so.13 $(T)/fakes/libcudart.so.12
 PROGS := $(T)/progs/prog_runtime $(T)/progs/prog_storm $(T)/progs/prog_die $(T)/progs/prog_fork \
          $(T)/progs/prog_driver $(T)/progs/prog_entry $(T)/progs/prog_ctor $(T)/progs/prog_labels
+# process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid
+PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_runtimes \
+         $(T)/progs/prog_plugin_reload $(T)/progs/prog_secure \
+         $(T)/progs/libplug13.so $(T)/progs/libplug12.so $(T)/progs/libplug_drv.so
 ifneq ($(NV_CUDART),)
 PROGS += $(T)/progs/prog_runtime_nv
 endif
@@ -35,6 +39,43 @@ $(T)/fakes/libcudart.so.13: tests/fakes/fake_cudart.c tests/fakes/fake_cudart.ma
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(FAKE_CFLAGS) -shared -Wl,-soname,libcudart.so.13 \
 	  -Wl,--version-script=tests/fakes/fake_cudart.map -Wl,-Bsymbolic -o $@ $< -ldl -lpthread
+
+# A second runtime (CUDA 12.8's soname and version node) from the same source, for two runtimes
+# in one process.
+$(T)/fakes/libcudart.so.12: tests/fakes/fake_cudart.c tests/fakes/fake_cudart12.map
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(FAKE_CFLAGS) -DFAKE_RUNTIME_VERSION=12080 -shared -Wl,-soname,libcudart.so.12 \
+	  -Wl,--version-script=tests/fakes/fake_cudart12.map -Wl,-Bsymbolic -o $@ $< -ldl -lpthread
+
+# CUDA plugins (loaded with dlopen / ctypes by the shape tests): one source, one per runtime.
+$(T)/progs/libplug13.so: tests/progs/libplug.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -L$(T)/fakes -l:libcudart.so.13
+
+$(T)/progs/libplug12.so: tests/progs/libplug.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -L$(T)/fakes -l:libcudart.so.12
+
+$(T)/progs/libplug_drv.so: tests/progs/libplug_drv.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -L$(T)/fakes -l:libcuda.so.1
+
+# Plugin hosts: no CUDA library of their own.
+$(T)/progs/prog_two_runtimes: tests/progs/prog_two_runtimes.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -ldl
+
+$(T)/progs/prog_plugin_reload: tests/progs/prog_plugin_reload.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -ldl
+
+# The shim as a DT_NEEDED library with absolute RPATHs: secure mode (setuid) ignores LD_PRELOAD and
+# LD_LIBRARY_PATH but honours these (what /etc/ld.so.preload amounts to). DT_RPATH, not RUNPATH:
+# the executable's RPATH also serves the runtime's dlopen("libcuda.so.1").
+$(T)/progs/prog_secure: tests/progs/prog_secure.c $(SHIM) $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -Wl,--no-as-needed $(abspath $(SHIM)) -L$(T)/fakes -l:libcudart.so.13 \
+	  -Wl,--disable-new-dtags -Wl,-rpath,$(abspath $(BUILD)):$(abspath $(T)/fakes)
 
 $(T)/progs/libctor.so: tests/progs/libctor.c $(FAKES)
 	@mkdir -p $(dir $@)

@@ -26,6 +26,7 @@ static void put_event(uint64_t t, uint64_t ptr, uint64_t size, int op, int resul
     e->api = api;
     e->op = (uint8_t)op;
     e->memory = VSP_MEM_DEVICE;
+    e->seq = f.ring.hdr->next_seq++; /* one writer: in order, as the shim writes allocations */
     vsp_ring_commit(&f.ring, &res);
 }
 

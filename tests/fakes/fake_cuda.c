@@ -47,6 +47,23 @@
  *      "gpa NAME VERSION FLAGS"        (cuGetProcAddress_v2)
  *      "gpa_legacy NAME VERSION FLAGS" (the 4-argument cuGetProcAddress)
  *    An empty name is written as "" and a NULL one as (null).
+ *  - CUDA_VISIBLE_DEVICES set to the empty string: cuInit fails with
+ *    CUDA_ERROR_NO_DEVICE, as NVIDIA's driver does when every device is
+ *    hidden (unset, or any other value: one device, as before).
+ *  - VSP_FAKE_GPA_EXPORTS=1: cuGetProcAddress(_v2) hands out the addresses of
+ *    the library's *exported* functions, taken through dynamic relocations
+ *    (the GOT) instead of the local aliases, as a driver built without
+ *    -Bsymbolic would: a preloaded library exporting the same names then gets
+ *    its own functions back from the lookup.  Read at each lookup.
+ *  - VSP_FAKE_BLOCK_FREE_SIZE=<bytes> (exact, optional K/M/G suffix, read
+ *    once at the first cuMemFree): cuMemFree of a device allocation of exactly
+ *    that requested size blocks (before freeing anything, holding no lock of
+ *    the driver) until some thread calls the exported
+ *      void vsp_fake_release_blocked(void);
+ *    after which no free blocks any more.  int vsp_fake_blocked_frees(void)
+ *    says how many frees are blocked right now.  Models a real cudaFree that
+ *    synchronises with a long-running kernel.  Programs find both with
+ *    dlsym(dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD), ...).
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -386,6 +403,11 @@ bad: {
 
 static void do_init(void)
 {
+    const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+    if (visible && !*visible) {
+        g_init_result = CUDA_ERROR_NO_DEVICE; /* every device hidden */
+        return;
+    }
     size_t cap = parse_capacity(getenv("VSP_FAKE_DEVICE_MEM"));
     void *p = mmap(NULL, cap, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
@@ -842,12 +864,76 @@ EXPORT CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, si
     return r;
 }
 
+/* VSP_FAKE_BLOCK_FREE_SIZE: a free that blocks until released (see the header comment). */
+static pthread_once_t g_block_once = PTHREAD_ONCE_INIT;
+static size_t g_block_size;                 /* 0: off */
+static pthread_mutex_t g_block_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_block_cv = PTHREAD_COND_INITIALIZER;
+static int g_block_released;
+static int g_block_waiting;
+
+static void block_parse(void)
+{
+    /* exact bytes (unlike VSP_FAKE_DEVICE_MEM, no rounding), optional K/M/G suffix */
+    const char *v = getenv("VSP_FAKE_BLOCK_FREE_SIZE");
+    if (!v || !*v)
+        return;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+    if (shift)
+        end++;
+    if (end == v || *end || *v == '-') {
+        static const char msg[] = "fake libcuda: bad VSP_FAKE_BLOCK_FREE_SIZE, no free blocks\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        return;
+    }
+    g_block_size = (size_t)(n << shift);
+}
+
+static void maybe_block_free(uintptr_t addr)
+{
+    pthread_once(&g_block_once, block_parse);
+    if (!g_block_size)
+        return;
+    pthread_mutex_lock(&g_lock);
+    rec_t *r = map_find(&g_dev, addr);
+    int hit = r && r->kind == K_DEV && r->size == g_block_size;
+    pthread_mutex_unlock(&g_lock);
+    if (!hit)
+        return;
+    pthread_mutex_lock(&g_block_lock);
+    g_block_waiting++;
+    while (!g_block_released)
+        pthread_cond_wait(&g_block_cv, &g_block_lock);
+    g_block_waiting--;
+    pthread_mutex_unlock(&g_block_lock);
+}
+
+EXPORT void vsp_fake_release_blocked(void)
+{
+    pthread_mutex_lock(&g_block_lock);
+    g_block_released = 1;
+    pthread_cond_broadcast(&g_block_cv);
+    pthread_mutex_unlock(&g_block_lock);
+}
+
+EXPORT int vsp_fake_blocked_frees(void)
+{
+    pthread_mutex_lock(&g_block_lock);
+    int n = g_block_waiting;
+    pthread_mutex_unlock(&g_block_lock);
+    return n;
+}
+
 /* cuMemFree also frees managed memory, as the real driver does. */
 EXPORT CUresult CUDAAPI cuMemFree_v2(CUdeviceptr dptr)
 {
     REQUIRE_INIT();
     if (dptr == 0)
         return CUDA_SUCCESS;
+    maybe_block_free((uintptr_t)dptr);
     if (dev_free((uintptr_t)dptr, K_DEV, CUDA_ERROR_INVALID_VALUE) == CUDA_SUCCESS)
         return CUDA_SUCCESS;
     pthread_mutex_lock(&g_lock);
@@ -1705,6 +1791,17 @@ typedef struct {
 #define ROW_ENTP(base, ver, fn, pver, pfn) {{#base, ver, (void *)&local_##fn, (void *)&local_##pfn}, pver},
 static const gpa_row_t g_gpa_table[] = {GPA_TABLE(ROW_ENT, ROW_ENTP, ROW_ENT)};
 
+/* VSP_FAKE_GPA_EXPORTS=1: the same table over the exported symbols.  got_<fn>
+ * names the exported <fn> by its assembler name (stringised, so cuda.h's
+ * macros cannot rename it), so its address is a dynamic relocation against
+ * the symbol: the dynamic linker resolves it, preloaded libraries first. */
+#define GOT_REF(fn) extern __typeof__(local_##fn) got_##fn __asm__(#fn);
+ALL_EXPORTS(GOT_REF)
+#define ROW_EXP(base, ver, fn) {{#base, ver, (void *)&got_##fn, NULL}, 0},
+#define ROW_EXPP(base, ver, fn, pver, pfn) {{#base, ver, (void *)&got_##fn, (void *)&got_##pfn}, pver},
+static const gpa_row_t g_gpa_table_exports[] = {GPA_TABLE(ROW_EXP, ROW_EXPP, ROW_EXP)};
+_Static_assert(sizeof g_gpa_table_exports == sizeof g_gpa_table, "one row per entry in both tables");
+
 static void log_lookup(const char *tag, const char *symbol, int version, cuuint64_t flags)
 {
     const char *path = getenv("VSP_FAKE_LOG");
@@ -1748,8 +1845,10 @@ static CUresult gpa_lookup(const char *symbol, void **pfn, int cudaVersion, cuui
         return CUDA_ERROR_INVALID_VALUE;
     const gpa_row_t *best = NULL;
     int name_found = 0;
+    const char *exports = getenv("VSP_FAKE_GPA_EXPORTS");
+    const gpa_row_t *table = exports && !strcmp(exports, "1") ? g_gpa_table_exports : g_gpa_table;
     for (size_t i = 0; i < sizeof g_gpa_table / sizeof g_gpa_table[0]; i++) {
-        const gpa_row_t *row = &g_gpa_table[i];
+        const gpa_row_t *row = &table[i];
         if (strcmp(row->e.name, symbol) != 0)
             continue;
         name_found = 1;

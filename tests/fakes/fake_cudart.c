@@ -35,6 +35,18 @@
  * untouched on failure, except that cudaMalloc(&p, 0) succeeds with p = NULL
  * and cudaGetDriverEntryPoint* report "not found" as cudaSuccess with
  * *funcPtr = NULL (as NVIDIA documents).
+ *
+ * Switches (environment):
+ *  - VSP_FAKE_UNLOAD_DRIVER=1: like NVIDIA's runtime, dlclose the libcuda.so.1
+ *    handle when initialisation fails after the driver was opened (cuInit or
+ *    cuDeviceGetCount failed, no device), forgetting every driver pointer;
+ *    and dlclose it in this library's destructor (when the runtime itself is
+ *    unloaded, e.g. with the plugin that needed it), so that the driver really
+ *    leaves the process.  Read when the runtime initialises.
+ *
+ * Other runtime versions: compiled with -DFAKE_RUNTIME_VERSION=12080 and the
+ * version script fake_cudart12.map (soname libcudart.so.12) it stands for a
+ * CUDA 12.8 runtime, so that two runtimes can live in one process.
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -45,6 +57,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The per-thread-default-stream exports; cuda_runtime_api.h only declares
@@ -67,7 +80,9 @@ __asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
 __asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
 
 #define EXPORT __attribute__((visibility("default")))
+#ifndef FAKE_RUNTIME_VERSION
 #define FAKE_RUNTIME_VERSION 13000
+#endif
 
 _Static_assert(sizeof(struct cudaMemPoolProps) == sizeof(CUmemPoolProps), "pool props layout");
 _Static_assert(sizeof(struct cudaMemLocation) == sizeof(CUmemLocation), "mem location layout");
@@ -254,13 +269,45 @@ EXPORT cudaError_t CUDARTAPI cudaPeekAtLastError(void)
 /* ------------------------------------------------------------------------ */
 /* Initialisation                                                           */
 
+static void *g_driver;                      /* the libcuda.so.1 handle, NULL once closed */
+static int g_unload;                         /* VSP_FAKE_UNLOAD_DRIVER=1 */
+
+/* What NVIDIA's runtime does after a failed initialisation: close the driver again and keep
+ * no pointer into it. */
+static void unload_driver(void)
+{
+    if (!g_unload || !g_driver)
+        return;
+    memset(&drv, 0, sizeof drv);
+    g_gpa = NULL;
+    dlclose(g_driver);
+    g_driver = NULL;
+}
+
+__attribute__((destructor)) static void rt_fini(void)
+{
+    unload_driver();
+}
+
+static void rt_init_driver(void);
+
 static void rt_init(void)
+{
+    const char *u = getenv("VSP_FAKE_UNLOAD_DRIVER");
+    g_unload = u && !strcmp(u, "1");
+    rt_init_driver();
+    if (g_init_err != cudaSuccess)
+        unload_driver();
+}
+
+static void rt_init_driver(void)
 {
     void *h = dlopen("libcuda.so.1", RTLD_NOW);
     if (!h) {
         g_init_err = cudaErrorInsufficientDriver;
         return;
     }
+    g_driver = h;
     PFN_cuGetProcAddress_v12000 gpa0 = (PFN_cuGetProcAddress_v12000)dlsym(h, "cuGetProcAddress_v2");
     if (!gpa0) {
         g_init_err = cudaErrorInsufficientDriver;
