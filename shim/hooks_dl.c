@@ -23,6 +23,7 @@
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <elf.h>
 #include <link.h>
 #include <string.h>
 
@@ -97,14 +98,14 @@ static int offer_real(int id, void *p)
  * finds it by name and gives it a search list if it lacks one (objects loaded at start-up), where
  * the bare link map would not do. NULL when it is not loaded, lacks the symbol, or the answer is
  * the shim's own (a global-scope object). */
-static void *library_symbol(const char *name, const char *sym)
+static void *library_symbol(const char *name, const char *sym, const char *version)
 {
     if (!name || !*name || !vsp_real_dlsym)
         return NULL;
     void *h = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
     if (!h)
         return NULL;
-    void *p = vsp_real_dlsym(h, sym);
+    void *p = version ? dlvsym(h, sym, version) : vsp_real_dlsym(h, sym);
     real_dlclose(h); /* only drops the reference NOLOAD took; nothing is unloaded */
     return p && !vsp_in_shim(p) ? p : NULL;
 }
@@ -113,7 +114,7 @@ static void *library_symbol(const char *name, const char *sym)
  * RTLD_NEXT cannot see). */
 static void *driver_symbol(const char *sym)
 {
-    return library_symbol("libcuda.so.1", sym);
+    return library_symbol("libcuda.so.1", sym, NULL);
 }
 
 /* sym in the library that contains the function `owner`. */
@@ -122,7 +123,7 @@ static void *owner_symbol(const void *owner, const char *sym)
     Dl_info di;
     if (!owner || vsp_in_shim(owner) || !dladdr(owner, &di))
         return NULL;
-    return library_symbol(di.dli_fname, sym);
+    return library_symbol(di.dli_fname, sym, NULL);
 }
 
 void *vsp_real_get(int id)
@@ -202,6 +203,79 @@ static void bind_store(int id, uintptr_t lo, uintptr_t hi, unsigned long gen, vo
     vsp_store_release(&b->seq, s + 2);
 }
 
+/* The symbol version the object requires for its reference to sym ("libcudart.so.12"), read from
+ * its dynamic section (.gnu.version_r), or NULL: no such reference, or unversioned. Every address
+ * is checked to lie in the object's mapping [lo, hi) before it is read. */
+static const char *required_version(const struct link_map *lm, uintptr_t lo, uintptr_t hi, const char *sym)
+{
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const ElfW(Half) *versym = NULL;
+    const ElfW(Verneed) *verneed = NULL;
+    const uint32_t *gnu_hash = NULL, *hash = NULL;
+#define IN(p, n) ((uintptr_t)(p) >= lo && (uintptr_t)(p) + (n) <= hi)
+    if (!lm->l_ld || !IN(lm->l_ld, sizeof(ElfW(Dyn))))
+        return NULL;
+    for (const ElfW(Dyn) *d = lm->l_ld; IN(d, sizeof *d) && d->d_tag != DT_NULL; d++) {
+        /* glibc relocates these in place on x86-64; a value below the load bias is not yet */
+        uintptr_t v = d->d_un.d_ptr < lm->l_addr ? d->d_un.d_ptr + lm->l_addr : d->d_un.d_ptr;
+        switch (d->d_tag) {
+        case DT_SYMTAB: symtab = (const void *)v; break;
+        case DT_STRTAB: strtab = (const void *)v; break;
+        case DT_VERSYM: versym = (const void *)v; break;
+        case DT_VERNEED: verneed = (const void *)v; break;
+        case DT_GNU_HASH: gnu_hash = (const void *)v; break;
+        case DT_HASH: hash = (const void *)v; break;
+        }
+    }
+    if (!symtab || !strtab || !versym || !verneed || !(gnu_hash || hash))
+        return NULL;
+    /* References (undefined symbols) come before the hashed ones with DT_GNU_HASH (symoffset);
+     * with DT_HASH they may be anywhere below nchain. */
+    const uint32_t *count = gnu_hash ? &gnu_hash[1] : &hash[1];
+    if (!IN(count, 4))
+        return NULL;
+    for (uint32_t i = 1; i < *count && IN(&symtab[i], sizeof symtab[i]) && IN(&versym[i], 2); i++) {
+        if (symtab[i].st_shndx != SHN_UNDEF || !IN(strtab + symtab[i].st_name, 1) ||
+            strcmp(strtab + symtab[i].st_name, sym) != 0)
+            continue;
+        unsigned want = versym[i] & 0x7fff;
+        if (want <= 1)
+            return NULL; /* local or global (unversioned) reference */
+        const ElfW(Verneed) *vn = verneed;
+        for (int files = 0; files < 1024 && IN(vn, sizeof *vn); files++) {
+            const ElfW(Vernaux) *va = (const void *)((const char *)vn + vn->vn_aux);
+            for (unsigned k = 0; k < vn->vn_cnt && IN(va, sizeof *va); k++) {
+                if (va->vna_other == want)
+                    return IN(strtab + va->vna_name, 1) ? strtab + va->vna_name : NULL;
+                va = (const void *)((const char *)va + va->vna_next);
+            }
+            if (!vn->vn_next)
+                break;
+            vn = (const void *)((const char *)vn + vn->vn_next);
+        }
+        return NULL;
+    }
+#undef IN
+    return NULL;
+}
+
+/* What the dynamic linker would have bound the caller's reference to without the shim: the global
+ * scope first (the objects after the shim: other preloaded interposers, the program's own
+ * libraries), then the caller's own scope (a library loaded RTLD_LOCAL and its dependencies),
+ * honouring the version the reference requires — which is how a plugin built against
+ * libcudart.so.12 keeps its own runtime while libcudart.so.13 sits in the global scope. */
+static void *caller_binding(int id, const struct dl_find_object *fo)
+{
+    const char *sym = entries[id].sym;
+    const char *ver = required_version(fo->dlfo_link_map, (uintptr_t)fo->dlfo_map_start,
+                                       (uintptr_t)fo->dlfo_map_end, sym);
+    void *fn = ver ? dlvsym(RTLD_NEXT, sym, ver) : vsp_real_dlsym(RTLD_NEXT, sym);
+    if (fn && !vsp_in_shim(fn))
+        return fn;
+    return library_symbol(fo->dlfo_link_map->l_name, sym, ver);
+}
+
 void *vsp_real_for(int id, const void *ret)
 {
     /* acquire: pairs with the release bump in dlclose; bindings of older generations are dead */
@@ -213,11 +287,9 @@ void *vsp_real_for(int id, const void *ret)
     if (!ret || vsp_in_shim(ret) || _dl_find_object((void *)ret, &fo) != 0)
         return vsp_real_get(id);
     vsp_resolve_dlsym();
-    /* The caller's scope: the object and its dependencies. The main program (empty name) binds in
-     * the global scope, which holds the shim itself first: the table's global answer is right. */
-    fn = library_symbol(fo.dlfo_link_map->l_name, entries[id].sym);
+    fn = vsp_real_dlsym ? caller_binding(id, &fo) : NULL;
     if (!fn)
-        fn = vsp_real_get(id);
+        fn = vsp_real_get(id); /* a pointer a lookup gave us (the runtime's driver calls) */
     if (fn)
         bind_store(id, (uintptr_t)fo.dlfo_map_start, (uintptr_t)fo.dlfo_map_end, gen, fn);
     return fn;

@@ -230,10 +230,11 @@ Test(shim_shapes, python_ctypes_driver_library, .timeout = 60)
 
 /* ---- 4: two runtimes ---- */
 
-Test(shim_shapes, two_runtimes_in_one_process_each_reach_their_own, .timeout = 60)
+static void two_runtimes(const char *mode)
 {
     char *dir = th_tmpdir();
-    const char *argv[] = {VSP_PROGS "/prog_two_runtimes", VSP_PROGS "/libplug12.so", VSP_PROGS "/libplug13.so", NULL};
+    const char *argv[] = {VSP_PROGS "/prog_two_runtimes", VSP_PROGS "/libplug12.so", VSP_PROGS "/libplug13.so", mode,
+                          NULL};
     struct run_result plain, shim;
     th_run_pair(&plain, &shim, argv, dir, NULL);
     cr_assert_eq(plain.code, 0, "without the shim each plugin reaches its own runtime: %s%s", plain.out, plain.err);
@@ -245,6 +246,16 @@ Test(shim_shapes, two_runtimes_in_one_process_each_reach_their_own, .timeout = 6
     cr_assert_eq(s.allocs_ok, 2);
     cr_assert_eq(s.allocs_failed, 1);
     cr_assert_eq(s.oom_events, 1);
+}
+
+Test(shim_shapes, two_runtimes_in_one_process_each_reach_their_own, .timeout = 60)
+{
+    two_runtimes(NULL);
+}
+
+Test(shim_shapes, local_runtime_12_is_reached_while_runtime_13_is_global, .timeout = 60)
+{
+    two_runtimes("global");
 }
 
 /* ---- 5: a driver lookup that returns interposed symbols ---- */

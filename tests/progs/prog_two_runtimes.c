@@ -3,7 +3,10 @@
  * runtimes live in one process (issue #10). Each plugin's calls must reach its own runtime: an
  * out-of-memory in plugin 12 sets runtime 12's last error and not runtime 13's, and each plugin
  * reports its own runtime version. Prints every result; exit 0 when all are as expected.
- * usage: prog_two_runtimes PLUG12 PLUG13 */
+ * With "global", plugin 13 is loaded RTLD_GLOBAL first, so libcudart.so.13 is in the global scope,
+ * which every lookup searches before a local one: plugin 12 still reaches .so.12, because its
+ * references require the symbol version libcudart.so.12.
+ * usage: prog_two_runtimes PLUG12 PLUG13 [global] */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +22,9 @@ struct plug {
     int (*version)(void);
 };
 
-static int load(struct plug *p, const char *path)
+static int load(struct plug *p, const char *path, int mode)
 {
-    p->h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    p->h = dlopen(path, RTLD_NOW | mode);
     if (!p->h) {
         fprintf(stderr, "%s\n", dlerror());
         return -1;
@@ -41,7 +44,10 @@ int main(int argc, char **argv)
     if (argc < 3)
         return 2;
     struct plug p12, p13;
-    if (load(&p12, argv[1]) < 0 || load(&p13, argv[2]) < 0)
+    int global = argc > 3 && argv[3][0] == 'g';
+    if (global && load(&p13, argv[2], RTLD_GLOBAL) < 0)
+        return 2;
+    if (load(&p12, argv[1], RTLD_LOCAL) < 0 || (!global && load(&p13, argv[2], RTLD_LOCAL) < 0))
         return 2;
     int v12 = p12.version(), v13 = p13.version();
     printf("versions %d %d\n", v12, v13);
