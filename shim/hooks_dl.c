@@ -203,51 +203,69 @@ static void bind_store(int id, uintptr_t lo, uintptr_t hi, unsigned long gen, vo
     vsp_store_release(&b->seq, s + 2);
 }
 
-/* The symbol version the object requires for its reference to sym ("libcudart.so.12"), read from
- * its dynamic section (.gnu.version_r), or NULL: no such reference, or unversioned. Every address
- * is checked to lie in the object's mapping [lo, hi) before it is read. */
-static const char *required_version(const struct link_map *lm, uintptr_t lo, uintptr_t hi, const char *sym)
+/* An object's dynamic symbol tables, from its dynamic section. Every address is checked to lie in
+ * the object's mapping [lo, hi) before it is read. */
+struct dyn {
+    uintptr_t lo, hi;
+    const ElfW(Sym) *symtab;
+    const char *strtab;
+    const ElfW(Half) *versym;
+    const ElfW(Verneed) *verneed;
+    const uint32_t *gnu_hash, *hash;
+};
+
+static int dyn_in(const struct dyn *d, const void *p, size_t n)
 {
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    const ElfW(Half) *versym = NULL;
-    const ElfW(Verneed) *verneed = NULL;
-    const uint32_t *gnu_hash = NULL, *hash = NULL;
-#define IN(p, n) ((uintptr_t)(p) >= lo && (uintptr_t)(p) + (n) <= hi)
-    if (!lm->l_ld || !IN(lm->l_ld, sizeof(ElfW(Dyn))))
-        return NULL;
-    for (const ElfW(Dyn) *d = lm->l_ld; IN(d, sizeof *d) && d->d_tag != DT_NULL; d++) {
+    return (uintptr_t)p >= d->lo && (uintptr_t)p + n <= d->hi;
+}
+
+static int dyn_read(struct dyn *d, const struct dl_find_object *fo)
+{
+    const struct link_map *lm = fo->dlfo_link_map;
+    memset(d, 0, sizeof *d);
+    d->lo = (uintptr_t)fo->dlfo_map_start;
+    d->hi = (uintptr_t)fo->dlfo_map_end;
+    for (const ElfW(Dyn) *e = lm->l_ld; e && dyn_in(d, e, sizeof *e) && e->d_tag != DT_NULL; e++) {
         /* glibc relocates these in place on x86-64; a value below the load bias is not yet */
-        uintptr_t v = d->d_un.d_ptr < lm->l_addr ? d->d_un.d_ptr + lm->l_addr : d->d_un.d_ptr;
-        switch (d->d_tag) {
-        case DT_SYMTAB: symtab = (const void *)v; break;
-        case DT_STRTAB: strtab = (const void *)v; break;
-        case DT_VERSYM: versym = (const void *)v; break;
-        case DT_VERNEED: verneed = (const void *)v; break;
-        case DT_GNU_HASH: gnu_hash = (const void *)v; break;
-        case DT_HASH: hash = (const void *)v; break;
+        uintptr_t v = e->d_un.d_ptr < lm->l_addr ? e->d_un.d_ptr + lm->l_addr : e->d_un.d_ptr;
+        switch (e->d_tag) {
+        case DT_SYMTAB: d->symtab = (const void *)v; break;
+        case DT_STRTAB: d->strtab = (const void *)v; break;
+        case DT_VERSYM: d->versym = (const void *)v; break;
+        case DT_VERNEED: d->verneed = (const void *)v; break;
+        case DT_GNU_HASH: d->gnu_hash = (const void *)v; break;
+        case DT_HASH: d->hash = (const void *)v; break;
         }
     }
-    if (!symtab || !strtab || !versym || !verneed || !(gnu_hash || hash))
+    return d->symtab && d->strtab ? 0 : -1;
+}
+
+/* The symbol version the object requires for its reference to sym ("libcudart.so.12"), from its
+ * .gnu.version_r, or NULL: no such reference, or an unversioned one. */
+static const char *required_version(const struct dl_find_object *fo, const char *sym)
+{
+    struct dyn d;
+    if (dyn_read(&d, fo) < 0 || !d.versym || !d.verneed || !(d.gnu_hash || d.hash))
         return NULL;
     /* References (undefined symbols) come before the hashed ones with DT_GNU_HASH (symoffset);
      * with DT_HASH they may be anywhere below nchain. */
-    const uint32_t *count = gnu_hash ? &gnu_hash[1] : &hash[1];
-    if (!IN(count, 4))
+    const uint32_t *count = d.gnu_hash ? &d.gnu_hash[1] : &d.hash[1];
+    if (!dyn_in(&d, count, 4))
         return NULL;
-    for (uint32_t i = 1; i < *count && IN(&symtab[i], sizeof symtab[i]) && IN(&versym[i], 2); i++) {
-        if (symtab[i].st_shndx != SHN_UNDEF || !IN(strtab + symtab[i].st_name, 1) ||
-            strcmp(strtab + symtab[i].st_name, sym) != 0)
+    for (uint32_t i = 1; i < *count && dyn_in(&d, &d.symtab[i], sizeof d.symtab[i]) && dyn_in(&d, &d.versym[i], 2);
+         i++) {
+        const char *name = d.strtab + d.symtab[i].st_name;
+        if (d.symtab[i].st_shndx != SHN_UNDEF || !dyn_in(&d, name, 1) || strcmp(name, sym) != 0)
             continue;
-        unsigned want = versym[i] & 0x7fff;
+        unsigned want = d.versym[i] & 0x7fff;
         if (want <= 1)
             return NULL; /* local or global (unversioned) reference */
-        const ElfW(Verneed) *vn = verneed;
-        for (int files = 0; files < 1024 && IN(vn, sizeof *vn); files++) {
+        const ElfW(Verneed) *vn = d.verneed;
+        for (int files = 0; files < 1024 && dyn_in(&d, vn, sizeof *vn); files++) {
             const ElfW(Vernaux) *va = (const void *)((const char *)vn + vn->vn_aux);
-            for (unsigned k = 0; k < vn->vn_cnt && IN(va, sizeof *va); k++) {
+            for (unsigned k = 0; k < vn->vn_cnt && dyn_in(&d, va, sizeof *va); k++) {
                 if (va->vna_other == want)
-                    return IN(strtab + va->vna_name, 1) ? strtab + va->vna_name : NULL;
+                    return dyn_in(&d, d.strtab + va->vna_name, 1) ? d.strtab + va->vna_name : NULL;
                 va = (const void *)((const char *)va + va->vna_next);
             }
             if (!vn->vn_next)
@@ -256,8 +274,25 @@ static const char *required_version(const struct link_map *lm, uintptr_t lo, uin
         }
         return NULL;
     }
-#undef IN
     return NULL;
+}
+
+/* Is the definition at p unversioned (its object has no version information, or the symbol is in
+ * the base version)? The dynamic linker lets such a definition satisfy a versioned reference;
+ * dlvsym does not, so this is asked of dlsym's answer. */
+static int definition_unversioned(void *p)
+{
+    Dl_info di;
+    const ElfW(Sym) *es = NULL;
+    struct dl_find_object fo;
+    struct dyn d;
+    if (!dladdr1(p, &di, (void **)&es, RTLD_DL_SYMENT) || !es || _dl_find_object(p, &fo) != 0 ||
+        dyn_read(&d, &fo) < 0)
+        return 0;
+    if (!d.versym)
+        return 1;
+    const ElfW(Half) *v = &d.versym[es - d.symtab];
+    return es >= d.symtab && dyn_in(&d, v, 2) && (*v & 0x7fff) <= 1;
 }
 
 /* What the dynamic linker would have bound the caller's reference to without the shim: the global
@@ -268,9 +303,12 @@ static const char *required_version(const struct link_map *lm, uintptr_t lo, uin
 static void *caller_binding(int id, const struct dl_find_object *fo)
 {
     const char *sym = entries[id].sym;
-    const char *ver = required_version(fo->dlfo_link_map, (uintptr_t)fo->dlfo_map_start,
-                                       (uintptr_t)fo->dlfo_map_end, sym);
-    void *fn = ver ? dlvsym(RTLD_NEXT, sym, ver) : vsp_real_dlsym(RTLD_NEXT, sym);
+    const char *ver = required_version(fo, sym);
+    /* The first definition after the shim; an unversioned one (another interposer) satisfies a
+     * versioned reference too, one of another version does not: then the exact version. */
+    void *fn = vsp_real_dlsym(RTLD_NEXT, sym);
+    if (fn && ver && !definition_unversioned(fn))
+        fn = dlvsym(RTLD_NEXT, sym, ver);
     if (fn && !vsp_in_shim(fn))
         return fn;
     return library_symbol(fo->dlfo_link_map->l_name, sym, ver);

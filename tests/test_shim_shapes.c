@@ -258,6 +258,28 @@ Test(shim_shapes, local_runtime_12_is_reached_while_runtime_13_is_global, .timeo
     two_runtimes("global");
 }
 
+Test(shim_shapes, another_interposer_preloaded_after_the_shim_still_sees_every_call, .timeout = 60)
+{
+    TH_SKIP_UNDER("asan", "the sanitizer runtime must come first in LD_PRELOAD, which this test sets itself");
+    TH_SKIP_UNDER("tsan", "the sanitizer runtime must come first in LD_PRELOAD, which this test sets itself");
+    char *dir = th_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.%%p.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *counter_only[] = {"LD_PRELOAD=" VSP_PROGS "/libcounter.so", NULL};
+    const char *both[] = {"LD_PRELOAD=" VSP_SHIM ":" VSP_PROGS "/libcounter.so", out, NULL};
+    struct run_result plain, shim;
+    cr_assert_eq(th_run(&plain, argv, counter_only, 0, 0), 0);
+    cr_assert_eq(th_run(&shim, argv, both, 0, 0), 0);
+    cr_assert_eq(plain.code, 0, "%s", plain.err);
+    cr_assert_str_eq(shim.out, plain.out);
+    cr_assert_not_null(strstr(plain.err, "counter: 3 cudaMalloc calls"), "%s", plain.err);
+    cr_assert_not_null(strstr(shim.err, "counter: 3 cudaMalloc calls"), "the other interposer is skipped: %s",
+                       shim.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 3);
+}
+
 /* ---- 5: a driver lookup that returns interposed symbols ---- */
 
 Test(shim_shapes, driver_lookup_returning_exported_symbols_works, .timeout = 60)
