@@ -199,6 +199,7 @@ static void atfork_child(void)
     forking = 0;
     vsp_tls.tid = 0;
     vsp_tls.depth = 0;
+    vsp_tls.in_walk = 0;
     vsp_labels_reset_trace();
     vsp_inproc_atfork_child();
     vsp_trace_atfork_child();
@@ -358,15 +359,17 @@ void vsp_walk_enter(void)
         /* seq_cst: the Dekker pair with atfork_prepare (see above) */
         __atomic_fetch_add(&unwinders, 1, __ATOMIC_SEQ_CST);
         if (VSP_LIKELY(!__atomic_load_n(&forking, __ATOMIC_SEQ_CST)))
-            return;
+            break;
         __atomic_fetch_sub(&unwinders, 1, __ATOMIC_SEQ_CST);
         while (__atomic_load_n(&forking, __ATOMIC_ACQUIRE))
             sched_yield(); /* another thread is in fork(): a moment */
     }
+    vsp_tls.in_walk++;
 }
 
 void vsp_walk_leave(void)
 {
+    vsp_tls.in_walk--;
     /* release: our walk (and the locks it took) is over before a forker sees the count drop */
     __atomic_fetch_sub(&unwinders, 1, __ATOMIC_RELEASE);
 }

@@ -2,36 +2,21 @@
  * itself (at its first use, and again whenever a read on it fails): opened in a program that had
  * closed stdout/stderr, the pipe took fds 1 and 2; opened low, a daemon's close_range(3, ~0U) left
  * its numbers to the program's own files, which libunwind then read, wrote one byte into, or
- * closed. So a pipe2 called from libunwind gets descriptors moved high, out of the program's way,
- * like the trace's. Every other caller gets the real pipe2 untouched.
+ * closed. So a pipe2 called while this thread is inside a stack walk (vsp_tls.in_walk: only
+ * libunwind runs then; asked of the thread, not of the return address, because a sanitizer's
+ * pipe2 interceptor may stand between libunwind and us) gets descriptors moved high, out of the
+ * program's way, like the trace's. Every other call gets the real pipe2 untouched.
  * Must never: change what a call from anywhere else does. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <unistd.h>
 
 #include "atomic.h"
 #include "core.h"
 
-extern int unw_backtrace(void **buffer, int size);
-
 static int (*real_pipe2)(int[2], int);
-static uintptr_t unwind_lo, unwind_hi; /* libunwind's mapping; set once */
-
-static int from_libunwind(const void *ret)
-{
-    if (!vsp_load_acquire(&unwind_hi)) {
-        struct dl_find_object fo;
-        if (_dl_find_object((void *)&unw_backtrace, &fo) != 0)
-            return 0;
-        vsp_store_relaxed(&unwind_lo, (uintptr_t)fo.dlfo_map_start);
-        vsp_store_release(&unwind_hi, (uintptr_t)fo.dlfo_map_end); /* release: lo is set first */
-    }
-    uintptr_t a = (uintptr_t)ret;
-    return a >= vsp_load_relaxed(&unwind_lo) && a < vsp_load_relaxed(&unwind_hi);
-}
 
 VSP_EXPORT int pipe2(int fds[2], int flags)
 {
@@ -45,7 +30,7 @@ VSP_EXPORT int pipe2(int fds[2], int flags)
         vsp_store_release(&real_pipe2, (int (*)(int[2], int))p); /* release: a complete pointer */
     }
     int rc = real_pipe2(fds, flags);
-    if (rc != 0 || !from_libunwind(__builtin_return_address(0)))
+    if (rc != 0 || !vsp_tls.in_walk)
         return rc;
     int saved = errno;
     for (int i = 0; i < 2; i++) {

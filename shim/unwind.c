@@ -33,8 +33,11 @@ uint64_t vsp_stack_site(uint32_t id)
 
 int vsp_stacks_init(void)
 {
-    if (!__atomic_exchange_n(&unwind_policy_set, 1, __ATOMIC_RELAXED))
+    if (!__atomic_exchange_n(&unwind_policy_set, 1, __ATOMIC_RELAXED)) {
+        vsp_tls.in_walk++; /* libunwind initialises here, and opens its validation pipe */
         unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+        vsp_tls.in_walk--;
+    }
     if (stacks.slots)
         return 0;
     if (!sites) {
