@@ -29,6 +29,7 @@ struct vsp_reader {
     const struct vsp_file_header *hdr;
     uint64_t ring_size, head, tail, log_avail, pos;
     uint64_t released;     /* file offset below which mapped pages were given back */
+    uint64_t release_at;   /* file offset at which to give pages back next */
     int done;
     char err[512];
     struct vsp_reader_stats st;
@@ -116,6 +117,7 @@ struct vsp_reader *vsp_reader_open(const char *path, char *err, size_t errlen)
     r->st.log_failed = (h->flags & VSP_FLAG_LOG_FAILED) != 0;
     r->st.dropped = h->dropped;
     r->reorder = h->version >= 2;
+    r->release_at = 64u << 20;
     r->source_rc = 1;
     if (r->log_avail < r->tail) {
         r->st.truncated = 1; /* copied or cut short: read what is there */
@@ -211,17 +213,18 @@ static int next_from_log(struct vsp_reader *r, struct vsp_record *rec)
     r->pos = pos + h->len;
     /* Streaming: give back the pages behind the cursor every 64 MiB, so resident memory does not
      * grow with the trace (they are file-backed: touching a record again just reads it back). */
-    if (off - r->released > (64u << 20)) {
+    if (off >= r->release_at) {
+        r->release_at = off + (64u << 20);
         /* not the pages of events still waiting in the reorder window: they are read again */
         uint64_t keep = off;
         for (size_t i = r->whead; i < r->wtail; i++)
             if (r->win[i].file_offset < keep)
                 keep = r->win[i].file_offset;
         uint64_t upto = keep & ~(uint64_t)0xfffff;
-        if (upto <= r->released)
-            return emit(r, rec, pos, off, h);
-        madvise((void *)(r->map + r->released), (size_t)(upto - r->released), MADV_DONTNEED);
-        r->released = upto;
+        if (upto > r->released) {
+            madvise((void *)(r->map + r->released), (size_t)(upto - r->released), MADV_DONTNEED);
+            r->released = upto;
+        }
     }
     return emit(r, rec, pos, off, h);
 }
