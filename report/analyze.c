@@ -11,9 +11,9 @@
 #include "trace_reader.h"
 
 static const char *const json_names[VSP_F_COUNT_] = {"leak", "host_fallback", "oom", "fragmentation",
-                                                      "invalid_free", "peak"};
+                                                      "invalid_free", "peak", "crash", "alloc_error"};
 static const char *const cli_names[VSP_F_COUNT_] = {"leak", "host-fallback", "oom", "fragmentation",
-                                                     "invalid-free", "peak"};
+                                                     "invalid-free", "peak", "crash", "alloc-error"};
 
 const char *vsp_finding_json_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? json_names[k] : "unknown"; }
 const char *vsp_finding_cli_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? cli_names[k] : "unknown"; }

@@ -16,12 +16,16 @@ enum vsp_finding_kind {
     VSP_F_FRAGMENTATION,
     VSP_F_INVALID_FREE,
     VSP_F_PEAK,           /* budget: device peak above --max-peak */
+    VSP_F_CRASH,          /* the process ended by a signal, or its trace has no END and it is gone */
+    VSP_F_ALLOC_ERROR,    /* allocations that failed with an error other than out-of-memory */
     VSP_F_COUNT_
 };
 
 /* Names as they appear in JSON ("kind") and in --fail-on. */
-const char *vsp_finding_json_name(int kind);  /* leak, host_fallback, oom, fragmentation, invalid_free */
-const char *vsp_finding_cli_name(int kind);   /* leak, host-fallback, oom, fragmentation, invalid-free */
+const char *vsp_finding_json_name(int kind);  /* leak, host_fallback, oom, fragmentation, invalid_free,
+                                                 peak, crash, alloc_error */
+const char *vsp_finding_cli_name(int kind);   /* leak, host-fallback, oom, fragmentation, invalid-free,
+                                                 peak, crash, alloc-error */
 
 struct vsp_module {
     uint64_t base, start, end;
@@ -50,6 +54,11 @@ struct vsp_finding {
     int denied;                                  /* host_fallback: refused by VRAMSPY_ENFORCE */
     uint64_t limit;                              /* peak: the --max-peak budget */
     uint64_t first_time_ns;
+    int32_t result;                              /* alloc_error: the call's result code */
+    int signal;                                  /* crash: the signal (0: unknown) */
+    int uncertain;                               /* events were lost that could have produced it */
+    uint32_t alloc_stack_id;                     /* invalid_free (double free): where it was allocated */
+    uint32_t first_free_stack_id;                /* invalid_free (double free): where it was first freed */
 };
 
 /* Timeline: live bytes per memory kind, downsampled to at most VSP_TIMELINE_MAX points (each
@@ -88,6 +97,8 @@ struct vsp_analysis {
     /* trace */
     int complete;
     uint64_t events, dropped, torn;
+    int in_progress;              /* the process is still running (same pid and start time) */
+    int signal;                   /* the signal that ended the process (0: none known) */
     /* totals */
     uint64_t allocations, frees, failed, peak_bytes, live_bytes, live_allocations;
     uint64_t kind_live[VSP_MEM_COUNT_], kind_peak[VSP_MEM_COUNT_]; /* bytes by memory kind: now, most */
@@ -135,6 +146,8 @@ struct vsp_analyze_opts {
                                     thread is "after_oom" (default 5 s) */
     uint64_t max_peak;           /* --max-peak: a "peak" finding above it (0: no budget) */
     int live_at_peak;            /* compute vsp_stack_bytes.live_at_peak (a second pass) */
+    uint32_t signal_pid;         /* --signal PID=N: the process PID ended by signal N */
+    int signal;                  /*   (vramspy run knows it; 0: not given) */
 };
 
 /* 0: analysed (a->complete says whether everything was there); -1: unreadable or corrupt

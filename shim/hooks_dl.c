@@ -360,6 +360,8 @@ VSP_EXPORT int dlclose(void *handle)
 {
     if (VSP_UNLIKELY(!real_dlclose))
         vsp_resolve_dlsym();
+    if (VSP_UNLIKELY(!real_dlclose))
+        return -1; /* no libc dlclose to be found: cannot happen in a dynamically linked process */
     int r = real_dlclose(handle);
     int saved = errno;
     if (vsp_is_ready())
