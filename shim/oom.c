@@ -85,9 +85,13 @@ int vsp_inproc_frames(uint64_t addr, struct vsp_frame_info *out, int max, char *
     return n;
 }
 
+/* Out-of-memory failures reported on stderr by this process (see vsp_oom_breakdown). */
+static unsigned long oom_reports;
+
 void vsp_inproc_atfork_child(void)
 {
     sym_busy = 0; /* the child has one thread; fork waited for symbolisation brackets */
+    oom_reports = 0; /* the child's own failures get their own breakdowns */
 }
 
 /* "function (file:line)" of a stack's innermost frame, the innermost inlined function first. */
@@ -118,29 +122,57 @@ static void describe(uint64_t addr, char *buf, size_t len)
 struct agg { uint64_t site; uint32_t count; uint64_t bytes; }; /* by call site: stacks that differ further out merge */
 struct big { uint64_t size, addr; uint32_t stack_id; };
 
+/* How much is said about one failure: the first VSP_OOM_FULL failures of a process get the whole
+ * breakdown, the next ones one line each, and after VSP_OOM_LINES one line says that further ones
+ * are not reported (the exit summary still counts every failed call). A program that retries a
+ * failing allocation in a loop must not bury its own output. */
+#define VSP_OOM_FULL 3
+#define VSP_OOM_LINES 20
+
+static void headline(const struct vsp_call *c, uint64_t free_b, uint64_t total_b, int have_info, const char *tail)
+{
+    char req[32], fr[32], tot[32];
+    vsp_human_bytes(req, sizeof req, c->size);
+    if (have_info) {
+        vsp_human_bytes(fr, sizeof fr, free_b);
+        vsp_human_bytes(tot, sizeof tot, total_b);
+        vsp_warn("out of memory: %s of %s failed; device free %s of %s: %s%s", vsp_api_name(c->api), req, fr, tot,
+                 free_b >= c->size ? "looks like FRAGMENTATION (enough is free, but not in one piece)"
+                                   : "EXHAUSTION (less is free than was asked)",
+                 tail);
+    } else {
+        vsp_warn("out of memory: %s of %s failed (device free memory unknown)%s", vsp_api_name(c->api), req, tail);
+    }
+}
+
 void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t free_b, uint64_t total_b,
                        int have_info)
 {
     static struct agg *table; /* one scratch table, allocated on the first failure */
     static int busy;
-    /* one breakdown at a time: a second thread failing meanwhile just records its event */
-    if (!vsp_spin_trylock(&busy))
+    unsigned long n = vsp_fetch_add_relaxed(&oom_reports, 1) + 1; /* relaxed: a counter */
+    if (n > VSP_OOM_LINES) {
+        if (n == VSP_OOM_LINES + 1)
+            vsp_warn("further out-of-memory failures are not reported here; the exit summary counts them");
         return;
+    }
+    if (n > VSP_OOM_FULL) {
+        char tail[96];
+        snprintf(tail, sizeof tail, " (failure %lu; breakdowns are shown for the first %d)", n, VSP_OOM_FULL);
+        headline(c, free_b, total_b, have_info, tail);
+        return;
+    }
+    /* one breakdown at a time: a second thread failing meanwhile gets the headline only */
+    if (!vsp_spin_trylock(&busy)) {
+        headline(c, free_b, total_b, have_info, "");
+        return;
+    }
     if (!table) {
         void *p = mmap(NULL, AGG * sizeof *table, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         table = p == MAP_FAILED ? NULL : p;
     }
-    char req[32], fr[32], tot[32], live[32];
-    vsp_human_bytes(req, sizeof req, c->size);
-    if (have_info) {
-        vsp_human_bytes(fr, sizeof fr, free_b);
-        vsp_human_bytes(tot, sizeof tot, total_b);
-        vsp_warn("out of memory: %s of %s failed; device free %s of %s: %s", vsp_api_name(c->api), req, fr, tot,
-                 free_b >= c->size ? "looks like FRAGMENTATION (enough is free, but not in one piece)"
-                                   : "EXHAUSTION (less is free than was asked)");
-    } else {
-        vsp_warn("out of memory: %s of %s failed (device free memory unknown)", vsp_api_name(c->api), req);
-    }
+    char live[32];
+    headline(c, free_b, total_b, have_info, "");
     struct big big[TOP];
     memset(big, 0, sizeof big);
     uint64_t total_live = 0, nlive = 0;
@@ -216,7 +248,6 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
         describe(vsp_stack_site(stack_id), where, sizeof where);
         vsp_warn("the failing call: %s", where);
     }
-    vsp_warn("top call sites:");
     for (int shown = 0; table && shown < TOP; shown++) {
         int best = -1;
         for (int h = 0; h < AGG; h++)
@@ -224,12 +255,15 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
                 best = h;
         if (best < 0)
             break;
+        if (shown == 0)
+            vsp_warn("top call sites:"); /* a section only when it has lines */
         vsp_human_bytes(b, sizeof b, table[best].bytes);
         describe(table[best].site, where, sizeof where);
         vsp_warn("  %10s in %u allocation%s  %s", b, table[best].count, table[best].count == 1 ? "" : "s", where);
         table[best].count = 0;
     }
-    vsp_warn("largest live allocations:");
+    if (big[0].size)
+        vsp_warn("largest live allocations:");
     for (int k = 0; k < TOP && big[k].size; k++) {
         vsp_human_bytes(b, sizeof b, big[k].size);
         describe(vsp_stack_site(big[k].stack_id), where, sizeof where);

@@ -214,6 +214,30 @@ Test(shim_runtime, out_of_memory_breakdown_on_stderr_at_the_failing_call)
     cr_assert_null(strstr(r.err, "out of memory"));
 }
 
+Test(shim_runtime, repeated_out_of_memory_failures_give_bounded_stderr)
+{
+    char *dir = th_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/o.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "oom200", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    int lines = 0, headlines = 0;
+    for (const char *p = r.err; (p = strchr(p, '\n')); p++)
+        lines++;
+    for (const char *p = r.err; (p = strstr(p, "vramspy: out of memory: ")); p++)
+        headlines++;
+    cr_assert_eq(headlines, 20, "3 breakdowns and 17 one-line reports: %s", r.err);
+    cr_assert_lt(lines, 40, "200 failures, bounded output: %d lines", lines);
+    cr_assert_not_null(strstr(r.err, "(failure 4; breakdowns are shown for the first 3)"), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "further out-of-memory failures are not reported here"), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "200 failed"), "the exit summary counts every failure: %s", r.err);
+    /* nothing was live: no section without lines */
+    cr_assert_null(strstr(r.err, "top call sites:"), "%s", r.err);
+    cr_assert_null(strstr(r.err, "largest live allocations:"), "%s", r.err);
+}
+
 Test(shim_runtime, out_of_memory_breakdown_even_when_the_trace_cannot_be_written)
 {
     const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};

@@ -2,6 +2,7 @@
  *   basic  - device, managed, pinned, mapped, registered, pitched, 3D, arrays, async, pools;
  *            frees most, leaks two device buffers (1 MiB + 3 MiB) and one pinned buffer;
  *   oom    - asks for more than the device has (exhaustion);
+ *   oom200 - the same 200 times in a row, with nothing live;
  *   frag   - fills the arena, frees every other block, asks for a block larger than any hole
  *            but smaller than the free total (fragmentation), then falls back to managed memory;
  *   nodrv  - two cudaMalloc and one cudaMallocHost, expected to fail (no driver);
@@ -70,6 +71,20 @@ static int oom(void)
     return r == cudaErrorMemoryAllocation ? 0 : 1;
 }
 
+/* 200 failing allocations in a row, nothing live: a retry loop */
+static int oom_loop(void)
+{
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    int failed = 0;
+    for (int i = 0; i < 200; i++) {
+        void *d;
+        failed += cudaMalloc(&d, tot * 2) == cudaErrorMemoryAllocation;
+    }
+    printf("failed %d\n", failed);
+    return failed == 200 ? 0 : 1;
+}
+
 static int frag(void)
 {
     size_t fr = 0, tot = 0;
@@ -125,6 +140,8 @@ int main(int argc, char **argv)
         return basic();
     if (!strcmp(mode, "oom"))
         return oom();
+    if (!strcmp(mode, "oom200"))
+        return oom_loop();
     if (!strcmp(mode, "frag"))
         return frag();
     if (!strcmp(mode, "nodrv"))
