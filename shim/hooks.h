@@ -60,7 +60,12 @@
     X(cuMemCreate, "cuMemCreate", 10020, -1)                                \
     X(cuMemRelease, "cuMemRelease", 10020, -1)                              \
     X(cuMemMap, "cuMemMap", 10020, -1)                                      \
-    X(cuMemUnmap, "cuMemUnmap", 10020, -1)
+    X(cuMemUnmap, "cuMemUnmap", 10020, -1)                                  \
+    X(cuArrayCreate_v2, "cuArrayCreate", 3020, -1)                          \
+    X(cuArray3DCreate_v2, "cuArray3DCreate", 3020, -1)                      \
+    X(cuArrayDestroy, "cuArrayDestroy", 2000, -1)                           \
+    X(cuMipmappedArrayCreate, "cuMipmappedArrayCreate", 5000, -1)           \
+    X(cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", 5000, -1)
 
 enum vsp_hook_id {
 #define VSP_X(sym, base, ver, ptds) VSP_H_##sym,

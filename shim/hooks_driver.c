@@ -214,6 +214,112 @@ VSP_HIDDEN CUresult vsp_h_cuMemRelease(CUmemGenericAllocationHandle handle)
 DRV_FREE_ASYNC(cuMemFreeAsync)
 DRV_FREE_ASYNC(cuMemFreeAsync_ptsz)
 
+/* ---- CUDA arrays: NVIDIA's runtime, static and shared, creates them through these ---- */
+
+/* Bytes of one element of a format with its channels; in eighths of a byte, for block-compressed
+ * formats (BC1/BC4: 4x4 pixels in 8 bytes) and 4:2:0 video formats (12 bits a pixel). 0: unknown. */
+static uint64_t element_eighths(CUarray_format f, unsigned channels)
+{
+    unsigned per = 0;
+    switch (f) {
+    case CU_AD_FORMAT_UNSIGNED_INT8: case CU_AD_FORMAT_SIGNED_INT8: per = 1; break;
+    case CU_AD_FORMAT_UNSIGNED_INT16: case CU_AD_FORMAT_SIGNED_INT16: case CU_AD_FORMAT_HALF: per = 2; break;
+    case CU_AD_FORMAT_UNSIGNED_INT32: case CU_AD_FORMAT_SIGNED_INT32: case CU_AD_FORMAT_FLOAT: per = 4; break;
+    case CU_AD_FORMAT_UNORM_INT8X1: case CU_AD_FORMAT_SNORM_INT8X1: return 8;
+    case CU_AD_FORMAT_UNORM_INT8X2: case CU_AD_FORMAT_SNORM_INT8X2: case CU_AD_FORMAT_UNORM_INT16X1:
+    case CU_AD_FORMAT_SNORM_INT16X1: return 16;
+    case CU_AD_FORMAT_UNORM_INT8X4: case CU_AD_FORMAT_SNORM_INT8X4: case CU_AD_FORMAT_UNORM_INT16X2:
+    case CU_AD_FORMAT_SNORM_INT16X2: case CU_AD_FORMAT_UNORM_INT_101010_2: return 32;
+    case CU_AD_FORMAT_UNORM_INT16X4: case CU_AD_FORMAT_SNORM_INT16X4: return 64;
+    case CU_AD_FORMAT_BC1_UNORM: case CU_AD_FORMAT_BC1_UNORM_SRGB: case CU_AD_FORMAT_BC4_UNORM:
+    case CU_AD_FORMAT_BC4_SNORM: return 4;
+    case CU_AD_FORMAT_BC2_UNORM: case CU_AD_FORMAT_BC2_UNORM_SRGB: case CU_AD_FORMAT_BC3_UNORM:
+    case CU_AD_FORMAT_BC3_UNORM_SRGB: case CU_AD_FORMAT_BC5_UNORM: case CU_AD_FORMAT_BC5_SNORM:
+    case CU_AD_FORMAT_BC6H_UF16: case CU_AD_FORMAT_BC6H_SF16: case CU_AD_FORMAT_BC7_UNORM:
+    case CU_AD_FORMAT_BC7_UNORM_SRGB: return 8;
+    case CU_AD_FORMAT_NV12: return 12;
+    case CU_AD_FORMAT_P010: case CU_AD_FORMAT_P016: return 24;
+    default: return 0;
+    }
+    return (uint64_t)per * 8 * (channels ? channels : 1);
+}
+
+/* Bytes of an array (levels 0) or a mipmapped array (levels >= 1: each level halves width,
+ * height and depth, except the layer/face count of a layered or cubemap array). An estimate of
+ * what the driver holds: it pads rows and aligns, so the real footprint is somewhat larger. */
+static uint64_t array_bytes(const CUDA_ARRAY3D_DESCRIPTOR *d, unsigned levels)
+{
+    if (!d)
+        return 0;
+    uint64_t eighths = element_eighths(d->Format, d->NumChannels), total = 0;
+    int depth_shrinks = !(d->Flags & (CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_CUBEMAP));
+    for (unsigned l = 0; l < (levels ? levels : 1) && l < 64; l++) {
+        uint64_t w = d->Width >> l, h = d->Height >> l, dd = depth_shrinks ? d->Depth >> l : d->Depth;
+        w = w ? w : 1;
+        h = d->Height ? (h ? h : 1) : 1;
+        dd = d->Depth ? (dd ? dd : 1) : 1;
+        total += (w * h * dd * eighths + 7) / 8;
+    }
+    return total;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuArrayCreate_v2(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *desc)
+{
+    DRV_REAL(cuArrayCreate_v2);
+    CUresult r = real(pHandle, desc);
+    CUDA_ARRAY3D_DESCRIPTOR d3 = {0};
+    if (desc) {
+        d3.Width = desc->Width;
+        d3.Height = desc->Height;
+        d3.Format = desc->Format;
+        d3.NumChannels = desc->NumChannels;
+    }
+    DRV_ALLOC(cuArrayCreate_v2, .memory = VSP_MEM_ARRAY, .cls = VSP_CLASS_ARRAY, .ptr = OUT(r, pHandle),
+              .size = array_bytes(desc ? &d3 : NULL, 0));
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuArray3DCreate_v2(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc)
+{
+    DRV_REAL(cuArray3DCreate_v2);
+    CUresult r = real(pHandle, desc);
+    DRV_ALLOC(cuArray3DCreate_v2, .memory = VSP_MEM_ARRAY, .cls = VSP_CLASS_ARRAY, .ptr = OUT(r, pHandle),
+              .size = array_bytes(desc, 0), .flags = desc ? desc->Flags : 0);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc,
+                                                 unsigned int numMipmapLevels)
+{
+    DRV_REAL(cuMipmappedArrayCreate);
+    CUresult r = real(pHandle, desc, numMipmapLevels);
+    DRV_ALLOC(cuMipmappedArrayCreate, .memory = VSP_MEM_ARRAY, .cls = VSP_CLASS_MIPMAP, .ptr = OUT(r, pHandle),
+              .size = array_bytes(desc, numMipmapLevels ? numMipmapLevels : 1), .flags = desc ? desc->Flags : 0,
+              .aux = numMipmapLevels);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuArrayDestroy(CUarray hArray)
+{
+    DRV_FREE(cuArrayDestroy, VSP_CLASS_ARRAY, VSP_MEM_ARRAY, (uintptr_t)hArray, 0);
+    CUresult r = real(hArray);
+    vsp_hook_leave_free(&h, &f, (int32_t)r);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMipmappedArrayDestroy(CUmipmappedArray hMipmappedArray)
+{
+    DRV_FREE(cuMipmappedArrayDestroy, VSP_CLASS_MIPMAP, VSP_MEM_ARRAY, (uintptr_t)hMipmappedArray, 0);
+    CUresult r = real(hMipmappedArray);
+    vsp_hook_leave_free(&h, &f, (int32_t)r);
+    return r;
+}
+
+VSP_EXPORT_HOOK(cuArrayCreate_v2);
+VSP_EXPORT_HOOK(cuArray3DCreate_v2);
+VSP_EXPORT_HOOK(cuArrayDestroy);
+VSP_EXPORT_HOOK(cuMipmappedArrayCreate);
+VSP_EXPORT_HOOK(cuMipmappedArrayDestroy);
 VSP_EXPORT_HOOK(cuMemAlloc_v2);
 VSP_EXPORT_HOOK(cuMemAllocPitch_v2);
 VSP_EXPORT_HOOK(cuMemAllocManaged);

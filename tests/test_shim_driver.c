@@ -72,6 +72,42 @@ Test(shim_driver, virtual_memory_physical_allocations_and_mappings)
     cr_assert_eq(s.live_device_bytes, 1 * MiB, "physical memory was released");
 }
 
+/* CUDA arrays at the driver layer (how NVIDIA's runtime creates them, static and shared), sized
+ * from their descriptors; prog_driver's "arrays" block. */
+static void arrays_case(const char *mode)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/a.trace", dir);
+    snprintf(path, sizeof path, "%s/a.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_driver", mode, "arrays", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result plain, shim;
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    cr_assert_eq(th_run(&shim, argv, env, 1, 0), 0);
+    cr_assert_eq(plain.code, 0, "%s", plain.err);
+    cr_assert_str_eq(shim.out, plain.out);
+    cr_assert_not_null(strstr(plain.out, "array1d 0\narray2d 0\narray3d 0\nlayered 0\nmipmapped 0\ndestroy 0 0 0 0\n"),
+                       "%s", plain.out);
+    struct trace_summary s;
+    uint64_t probes[] = {16000, 2048, 8192, 16384, 21504, 0};
+    th_summarize(path, &s, probes);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.by_api[VSP_API_cuArrayCreate_v2], 2);
+    cr_assert_eq(s.by_api[VSP_API_cuArray3DCreate_v2], 2);
+    cr_assert_eq(s.by_api[VSP_API_cuMipmappedArrayCreate], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuArrayDestroy], 3);
+    cr_assert_eq(s.by_api[VSP_API_cuMipmappedArrayDestroy], 1);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(s.count_size[i], 1, "an array of %llu bytes (1D, 2D, 3D, layered, mipmapped)",
+                     (unsigned long long)probes[i]);
+    cr_assert_eq(s.by_memory[VSP_MEM_ARRAY], 5);
+    cr_assert_eq(s.live_device_bytes, 1 * MiB + 8192, "the 3D array is the one left");
+}
+
+Test(shim_driver, arrays_through_cuGetProcAddress_v2) { arrays_case("gpa"); }
+Test(shim_driver, arrays_through_legacy_cuGetProcAddress) { arrays_case("legacy"); }
+Test(shim_driver, arrays_through_dlsym) { arrays_case("dlsym"); }
+
 Test(shim_driver, through_cudaGetDriverEntryPoint)
 {
     struct trace_summary s;

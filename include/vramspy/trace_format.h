@@ -180,7 +180,12 @@ enum vsp_api {
     VSP_API_cuMemUnmap = 50,
     VSP_API_cuMemHostRegister = 51, /* the pre-6.5 ABI (same arguments) */
     VSP_API_cuMemAllocHost = 52,    /* the CUDA 2.0 ABI (32-bit size) */
-    VSP_API_COUNT_ = 53
+    VSP_API_cuArrayCreate_v2 = 53,  /* CUDA arrays at the driver layer (size from the descriptor) */
+    VSP_API_cuArray3DCreate_v2 = 54,
+    VSP_API_cuArrayDestroy = 55,
+    VSP_API_cuMipmappedArrayCreate = 56,
+    VSP_API_cuMipmappedArrayDestroy = 57,
+    VSP_API_COUNT_ = 58
 };
 
 /* One intercepted call. */
@@ -300,6 +305,11 @@ static inline const char *vsp_api_name(unsigned api)
         [VSP_API_cuMemUnmap] = "cuMemUnmap",
         [VSP_API_cuMemHostRegister] = "cuMemHostRegister",
         [VSP_API_cuMemAllocHost] = "cuMemAllocHost",
+        [VSP_API_cuArrayCreate_v2] = "cuArrayCreate_v2",
+        [VSP_API_cuArray3DCreate_v2] = "cuArray3DCreate_v2",
+        [VSP_API_cuArrayDestroy] = "cuArrayDestroy",
+        [VSP_API_cuMipmappedArrayCreate] = "cuMipmappedArrayCreate",
+        [VSP_API_cuMipmappedArrayDestroy] = "cuMipmappedArrayDestroy",
     };
     const char *n = api < VSP_API_COUNT_ ? names[api] : NULL;
     return n ? n : "unknown";

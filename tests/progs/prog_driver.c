@@ -7,6 +7,10 @@
  * With a second argument "host", every host-memory allocator is also called at every ABI
  * (cuMemAllocManaged, cuMemAllocHost 2.0 and 3.2, cuMemHostAlloc, cuMemHostRegister 4.0 and 6.5),
  * 64 KiB each, and cuMemCreate of 2 MiB on the host location, printing "NAME@VERSION RESULT", and freed again when it succeeded.
+ * With "arrays", CUDA arrays are created through the same door: 1D (1000 x float4 = 16,000 B),
+ * 2D (64 x 32 x uchar = 2,048 B), 3D (16 x 16 x 8 x half2 = 8,192 B), layered (32 x 32, 4 layers,
+ * float = 16,384 B) and a mipmapped array (64 x 64 uchar4, 3 levels = 21,504 B); all are destroyed
+ * except the 3D one (8,192 B, a planted leak).
  * Each mode allocates 1 MiB + 2 MiB device memory, frees the 2 MiB, allocates 64 KiB of pinned
  * host memory and frees it; so a trace shows 1 MiB of device memory live at exit. */
 #include <cuda.h>
@@ -122,6 +126,30 @@ int main(int argc, char **argv)
         printf("cuMemCreate@host %d\n", r = create(&mh, 2 << 20, &prop, 0));
         if (!r)
             release(mh);
+    }
+    if (argc > 2 && !strcmp(argv[2], "arrays")) {
+        CUresult (*a1)(CUarray *, const CUDA_ARRAY_DESCRIPTOR *) = get("cuArrayCreate", "cuArrayCreate_v2", 3020);
+        CUresult (*a3)(CUarray *, const CUDA_ARRAY3D_DESCRIPTOR *) = get("cuArray3DCreate", "cuArray3DCreate_v2", 3020);
+        CUresult (*ad)(CUarray) = get("cuArrayDestroy", "cuArrayDestroy", 2000);
+        CUresult (*mc)(CUmipmappedArray *, const CUDA_ARRAY3D_DESCRIPTOR *, unsigned) =
+            get("cuMipmappedArrayCreate", "cuMipmappedArrayCreate", 5000);
+        CUresult (*md)(CUmipmappedArray) = get("cuMipmappedArrayDestroy", "cuMipmappedArrayDestroy", 5000);
+        if (!a1 || !a3 || !ad || !mc || !md)
+            return 2;
+        CUarray one, two, three, layered;
+        CUmipmappedArray mip;
+        CUDA_ARRAY_DESCRIPTOR d1 = {.Width = 1000, .Height = 0, .Format = CU_AD_FORMAT_FLOAT, .NumChannels = 4};
+        CUDA_ARRAY_DESCRIPTOR d2 = {.Width = 64, .Height = 32, .Format = CU_AD_FORMAT_UNSIGNED_INT8, .NumChannels = 1};
+        CUDA_ARRAY3D_DESCRIPTOR d3 = {.Width = 16, .Height = 16, .Depth = 8, .Format = CU_AD_FORMAT_HALF, .NumChannels = 2};
+        CUDA_ARRAY3D_DESCRIPTOR dl = {.Width = 32, .Height = 32, .Depth = 4, .Format = CU_AD_FORMAT_FLOAT,
+                                      .NumChannels = 1, .Flags = CUDA_ARRAY3D_LAYERED};
+        CUDA_ARRAY3D_DESCRIPTOR dm = {.Width = 64, .Height = 64, .Format = CU_AD_FORMAT_UNSIGNED_INT8, .NumChannels = 4};
+        printf("array1d %d\n", a1(&one, &d1));
+        printf("array2d %d\n", a1(&two, &d2));
+        printf("array3d %d\n", a3(&three, &d3));
+        printf("layered %d\n", a3(&layered, &dl));
+        printf("mipmapped %d\n", mc(&mip, &dm, 3));
+        printf("destroy %d %d %d %d\n", ad(one), ad(two), ad(layered), md(mip));
     }
     if (!strcmp(mode, "vmm")) {
         CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =
