@@ -2,12 +2,14 @@
 # `make bench` runs the benchmarks; `make SANITIZER=address|undefined|thread test` builds into a
 # separate tree (build/san-$(SANITIZER)) so instrumented and plain objects never mix.
 # Run as root, `make` installs the Debian packages it needs; otherwise it prints the apt-get line.
+# `make WERROR=1 ...` turns the project's own compiler warnings into errors (CI builds so).
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 CUDA_HOME ?= /usr/local/cuda
 CC ?= cc
 SANITIZER ?=
+WERROR ?=
 
 ifeq ($(SANITIZER),)
 BUILD := build
@@ -33,6 +35,16 @@ endif
 
 DEB_PACKAGES := libcriterion-dev libjansson-dev libdw-dev libelf-dev libunwind-dev pkg-config
 WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WERRORFLAG := -Werror
+else ifeq ($(WERROR),)
+WERRORFLAG :=
+else ifeq ($(WERROR),0)
+WERRORFLAG :=
+else
+$(error WERROR must be 1 or 0 (got "$(WERROR)"))
+endif
+WARN += $(WERRORFLAG)
 CFLAGS_COMMON := -std=gnu11 -O2 -g $(WARN) -Iinclude -I$(CUDA_HOME)/include -MMD -MP $(SANFLAGS)
 SHIM_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden
 # libunwind (nongnu, libunwind8) unwinds on the hot path; Debian ships no PIC archive of it, so it
@@ -40,7 +52,7 @@ SHIM_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden
 SHIM_LIBS := -lunwind -ldl -lpthread
 
 SHIM_SRCS := shim/core.c shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c \
-             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/hooks_dl.c shim/hooks_fd.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c
+             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pools.c shim/hooks_dl.c shim/hooks_fd.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c
 SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/dlsym_x86_64.o
 SHIM := $(BUILD)/libvramspy.so
 # The in-process symboliser, loaded by the shim on first need (shim/symhelper.c): beside the shim.
@@ -124,6 +136,9 @@ $(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/config.
 
 include tests/tests.mk
 include tools/bench.mk
+# the CUDA test doubles and test programs are the project's own code too (flags from tests.mk)
+FAKE_CFLAGS += $(WERRORFLAG)
+PROG_CFLAGS += $(WERRORFLAG)
 
 clean:
 	rm -rf build

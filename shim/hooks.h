@@ -65,7 +65,15 @@
     X(cuArray3DCreate_v2, "cuArray3DCreate", 3020, -1)                      \
     X(cuArrayDestroy, "cuArrayDestroy", 2000, -1)                           \
     X(cuMipmappedArrayCreate, "cuMipmappedArrayCreate", 5000, -1)           \
-    X(cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", 5000, -1)
+    X(cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", 5000, -1)        \
+    X(cuMemPoolCreate, "cuMemPoolCreate", 11020, -1)                        \
+    X(cuMemPoolDestroy, "cuMemPoolDestroy", 11020, -1)                      \
+    X(cuDeviceSetMemPool, "cuDeviceSetMemPool", 11020, -1)                  \
+    X(cuMemSetMemPool, "cuMemSetMemPool", 13000, -1)                        \
+    X(cuMemGetDefaultMemPool, "cuMemGetDefaultMemPool", 13000, -1)          \
+    X(cudaMemPoolCreate, NULL, 0, -1)                                       \
+    X(cudaMemPoolDestroy, NULL, 0, -1)                                      \
+    X(cudaDeviceSetMemPool, NULL, 0, -1)
 
 enum vsp_hook_id {
 #define VSP_X(sym, base, ver, ptds) VSP_H_##sym,

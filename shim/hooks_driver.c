@@ -9,6 +9,7 @@
 
 #include "core.h"
 #include "hooks.h"
+#include "pools.h"
 
 #define OUT(r, pp) ((r) == CUDA_SUCCESS && (pp) ? (uint64_t)(uintptr_t) * (pp) : 0)
 
@@ -113,13 +114,18 @@ VSP_HIDDEN CUresult vsp_h_cuMemHostRegister_v2(void *p, size_t bytesize, unsigne
     return r;
 }
 
+/* Stream-ordered allocations come from the device's current pool, or from the pool named: a
+ * host-located one gives pinned host memory (host_pool), refused under VRAMSPY_ENFORCE. */
 #define DRV_ASYNC(sym)                                                                         \
     VSP_HIDDEN CUresult vsp_h_##sym(CUdeviceptr *dptr, size_t bytesize, CUstream s)            \
     {                                                                                          \
         DRV_REAL(sym);                                                                         \
-        CUresult r = real(dptr, bytesize, s);                                                  \
-        DRV_ALLOC(sym, .memory = VSP_MEM_DEVICE, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr),  \
-                  .size = bytesize, .stream = (uint64_t)(uintptr_t)s);                         \
+        int host = vsp_current_pool_is_host();                                                 \
+        int deny = host && vsp_deny_host(&h);                                                  \
+        CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(dptr, bytesize, s);                \
+        DRV_ALLOC(sym, .denied = deny, .memory = host ? VSP_MEM_HOST_POOL : VSP_MEM_DEVICE,    \
+                  .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr), .size = bytesize,              \
+                  .stream = (uint64_t)(uintptr_t)s);                                           \
         return r;                                                                              \
     }
 DRV_ASYNC(cuMemAllocAsync)
@@ -129,9 +135,12 @@ DRV_ASYNC(cuMemAllocAsync_ptsz)
     VSP_HIDDEN CUresult vsp_h_##sym(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool, CUstream s) \
     {                                                                                          \
         DRV_REAL(sym);                                                                         \
-        CUresult r = real(dptr, bytesize, pool, s);                                            \
-        DRV_ALLOC(sym, .memory = VSP_MEM_DEVICE, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr),  \
-                  .size = bytesize, .stream = (uint64_t)(uintptr_t)s, .aux = (uint64_t)(uintptr_t)pool); \
+        int host = vsp_pool_is_host((uint64_t)(uintptr_t)pool);                                \
+        int deny = host && vsp_deny_host(&h);                                                  \
+        CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(dptr, bytesize, pool, s);          \
+        DRV_ALLOC(sym, .denied = deny, .memory = host ? VSP_MEM_HOST_POOL : VSP_MEM_DEVICE,    \
+                  .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr), .size = bytesize,              \
+                  .stream = (uint64_t)(uintptr_t)s, .aux = (uint64_t)(uintptr_t)pool);         \
         return r;                                                                              \
     }
 DRV_POOL(cuMemAllocFromPoolAsync)
@@ -143,9 +152,7 @@ VSP_HIDDEN CUresult vsp_h_cuMemCreate(CUmemGenericAllocationHandle *handle, size
     DRV_REAL(cuMemCreate);
     /* CUDA 12.2+ can create physical memory on the host (pinned host memory mapped into the
      * device's address space): host memory for the audit and for VRAMSPY_ENFORCE. */
-    int host = prop && (prop->location.type == CU_MEM_LOCATION_TYPE_HOST ||
-                        prop->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA ||
-                        prop->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT);
+    int host = prop && vsp_location_is_host(prop->location.type);
     int deny = host && vsp_deny_host(&h);
     CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(handle, size, prop, flags);
     DRV_ALLOC(cuMemCreate, .denied = deny, .memory = host ? VSP_MEM_HOST_PINNED : VSP_MEM_PHYSICAL,
@@ -315,6 +322,83 @@ VSP_HIDDEN CUresult vsp_h_cuMipmappedArrayDestroy(CUmipmappedArray hMipmappedArr
     return r;
 }
 
+/* ---- memory pools: which are host-located, which is a device's current one (pools.c) ---- */
+
+/* A refused pool call is recorded (memory host_pool, size 0, denied): the audit's host_fallback. */
+#define DRV_POOL_DENIED(sym) DRV_ALLOC(sym, .denied = 1, .memory = VSP_MEM_HOST_POOL, .cls = 0)
+
+VSP_HIDDEN CUresult vsp_h_cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *props)
+{
+    DRV_REAL(cuMemPoolCreate);
+    int host = props && vsp_location_is_host(props->location.type);
+    if (host && vsp_deny_host(&h)) {
+        CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
+        DRV_POOL_DENIED(cuMemPoolCreate);
+        return r;
+    }
+    CUresult r = real(pool, props);
+    if (r == CUDA_SUCCESS && pool)
+        vsp_pool_note((uint64_t)(uintptr_t)*pool, host);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemPoolDestroy(CUmemoryPool pool)
+{
+    DRV_REAL(cuMemPoolDestroy);
+    CUresult r = real(pool);
+    if (r == CUDA_SUCCESS)
+        vsp_pool_forget((uint64_t)(uintptr_t)pool);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
+{
+    DRV_REAL(cuDeviceSetMemPool);
+    if (vsp_pool_is_host((uint64_t)(uintptr_t)pool) && vsp_deny_host(&h)) {
+        CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
+        DRV_POOL_DENIED(cuDeviceSetMemPool);
+        return r;
+    }
+    CUresult r = real(dev, pool);
+    if (r == CUDA_SUCCESS)
+        vsp_pool_set_current(dev, (uint64_t)(uintptr_t)pool);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemSetMemPool(CUmemLocation *loc, CUmemAllocationType type, CUmemoryPool pool)
+{
+    DRV_REAL(cuMemSetMemPool);
+    int device = loc && loc->type == CU_MEM_LOCATION_TYPE_DEVICE;
+    if (device && vsp_pool_is_host((uint64_t)(uintptr_t)pool) && vsp_deny_host(&h)) {
+        CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
+        DRV_POOL_DENIED(cuMemSetMemPool);
+        return r;
+    }
+    CUresult r = real(loc, type, pool);
+    if (r == CUDA_SUCCESS && device)
+        vsp_pool_set_current(loc->id, (uint64_t)(uintptr_t)pool);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemGetDefaultMemPool(CUmemoryPool *pool, CUmemLocation *loc, CUmemAllocationType type)
+{
+    DRV_REAL(cuMemGetDefaultMemPool);
+    CUresult r = real(pool, loc, type);
+    if (r == CUDA_SUCCESS && pool && loc)
+        vsp_pool_note((uint64_t)(uintptr_t)*pool, vsp_location_is_host(loc->type));
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_EXPORT_HOOK(cuMemPoolCreate);
+VSP_EXPORT_HOOK(cuMemPoolDestroy);
+VSP_EXPORT_HOOK(cuDeviceSetMemPool);
+VSP_EXPORT_HOOK(cuMemSetMemPool);
+VSP_EXPORT_HOOK(cuMemGetDefaultMemPool);
 VSP_EXPORT_HOOK(cuArrayCreate_v2);
 VSP_EXPORT_HOOK(cuArray3DCreate_v2);
 VSP_EXPORT_HOOK(cuArrayDestroy);

@@ -10,6 +10,7 @@
 
 #include "core.h"
 #include "hooks.h"
+#include "pools.h"
 
 #define OUT(r, pp) ((r) == cudaSuccess && (pp) ? (uint64_t)(uintptr_t) * (pp) : 0)
 
@@ -147,9 +148,12 @@ VSP_HIDDEN cudaError_t vsp_h_cudaMallocMipmappedArray(cudaMipmappedArray_t *m, c
     VSP_HIDDEN cudaError_t vsp_h_##sym(void **devPtr, size_t size, cudaStream_t s)             \
     {                                                                                          \
         RT_REAL(sym);                                                                          \
-        cudaError_t r = real(devPtr, size, s);                                                 \
-        RT_ALLOC(sym, .memory = VSP_MEM_DEVICE, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, devPtr), \
-                 .size = size, .stream = (uint64_t)(uintptr_t)s);                              \
+        int host = vsp_current_pool_is_host(); /* a host-located current pool: host memory */  \
+        int deny = host && vsp_deny_host(&h);                                                  \
+        cudaError_t r = deny ? cudaErrorMemoryAllocation : real(devPtr, size, s);              \
+        RT_ALLOC(sym, .denied = deny, .memory = host ? VSP_MEM_HOST_POOL : VSP_MEM_DEVICE,     \
+                 .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, devPtr), .size = size,                 \
+                 .stream = (uint64_t)(uintptr_t)s);                                            \
         return r;                                                                              \
     }
 RT_ASYNC(cudaMallocAsync)
@@ -159,9 +163,12 @@ RT_ASYNC(cudaMallocAsync_ptsz)
     VSP_HIDDEN cudaError_t vsp_h_##sym(void **devPtr, size_t size, cudaMemPool_t pool, cudaStream_t s) \
     {                                                                                          \
         RT_REAL(sym);                                                                          \
-        cudaError_t r = real(devPtr, size, pool, s);                                           \
-        RT_ALLOC(sym, .memory = VSP_MEM_DEVICE, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, devPtr), \
-                 .size = size, .stream = (uint64_t)(uintptr_t)s, .aux = (uint64_t)(uintptr_t)pool); \
+        int host = vsp_pool_is_host((uint64_t)(uintptr_t)pool);                                \
+        int deny = host && vsp_deny_host(&h);                                                  \
+        cudaError_t r = deny ? cudaErrorMemoryAllocation : real(devPtr, size, pool, s);        \
+        RT_ALLOC(sym, .denied = deny, .memory = host ? VSP_MEM_HOST_POOL : VSP_MEM_DEVICE,     \
+                 .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, devPtr), .size = size,                 \
+                 .stream = (uint64_t)(uintptr_t)s, .aux = (uint64_t)(uintptr_t)pool);          \
         return r;                                                                              \
     }
 RT_POOL(cudaMallocFromPoolAsync)
@@ -228,6 +235,51 @@ VSP_HIDDEN cudaError_t vsp_h_cudaHostUnregister(void *ptr)
     return r;
 }
 
+/* Pools through the runtime: the driver calls it makes underneath keep the pool table; these
+ * refuse a host-located pool under VRAMSPY_ENFORCE before the runtime is asked. */
+VSP_HIDDEN cudaError_t vsp_h_cudaMemPoolCreate(cudaMemPool_t *pool, const struct cudaMemPoolProps *props)
+{
+    RT_REAL(cudaMemPoolCreate);
+    if (props && vsp_location_is_host(props->location.type) && vsp_deny_host(&h)) {
+        cudaError_t r = cudaErrorMemoryAllocation;
+        RT_ALLOC(cudaMemPoolCreate, .denied = 1, .memory = VSP_MEM_HOST_POOL, .cls = 0);
+        return r;
+    }
+    cudaError_t r = real(pool, props);
+    if (r == cudaSuccess && pool && props)
+        vsp_pool_note((uint64_t)(uintptr_t)*pool, vsp_location_is_host(props->location.type));
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_HIDDEN cudaError_t vsp_h_cudaMemPoolDestroy(cudaMemPool_t pool)
+{
+    RT_REAL(cudaMemPoolDestroy);
+    cudaError_t r = real(pool);
+    if (r == cudaSuccess)
+        vsp_pool_forget((uint64_t)(uintptr_t)pool);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_HIDDEN cudaError_t vsp_h_cudaDeviceSetMemPool(int device, cudaMemPool_t pool)
+{
+    RT_REAL(cudaDeviceSetMemPool);
+    if (vsp_pool_is_host((uint64_t)(uintptr_t)pool) && vsp_deny_host(&h)) {
+        cudaError_t r = cudaErrorMemoryAllocation;
+        RT_ALLOC(cudaDeviceSetMemPool, .denied = 1, .memory = VSP_MEM_HOST_POOL, .cls = 0);
+        return r;
+    }
+    cudaError_t r = real(device, pool);
+    if (r == cudaSuccess)
+        vsp_pool_set_current(device, (uint64_t)(uintptr_t)pool);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_EXPORT_HOOK(cudaMemPoolCreate);
+VSP_EXPORT_HOOK(cudaMemPoolDestroy);
+VSP_EXPORT_HOOK(cudaDeviceSetMemPool);
 VSP_EXPORT_HOOK(cudaMalloc);
 VSP_EXPORT_HOOK(cudaMallocManaged);
 VSP_EXPORT_HOOK(cudaMallocHost);

@@ -108,6 +108,45 @@ Test(shim_driver, arrays_through_cuGetProcAddress_v2) { arrays_case("gpa"); }
 Test(shim_driver, arrays_through_legacy_cuGetProcAddress) { arrays_case("legacy"); }
 Test(shim_driver, arrays_through_dlsym) { arrays_case("dlsym"); }
 
+/* Host-located memory pools (CUDA 12.2+, 13): allocations from them are host memory (host_pool),
+ * and VRAMSPY_ENFORCE=vram-only refuses the pool, its use, and making it a device's current pool. */
+static void pools_case(const char *mode, int enforce)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/p.trace", dir);
+    snprintf(path, sizeof path, "%s/p.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_driver", mode, "pools", NULL};
+    const char *env[] = {out, enforce ? "VRAMSPY_ENFORCE=vram-only" : NULL, NULL};
+    struct run_result plain, shim;
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    cr_assert_eq(th_run(&shim, argv, env, 1, 0), 0);
+    cr_assert_eq(plain.code, 0, "%s", plain.err);
+    cr_assert_str_eq(plain.out + (strstr(plain.out, "hostpool") - plain.out),
+                     "hostpool 0\nfromhostpool 0\ndefaulthostpool 0\nfromdefaulthostpool 0\nsetcurrent 0\nasync 0\n"
+                     "defaultdevicepool 0\nsetmempool 0\nasync 0\ndestroy 0\n");
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    if (!enforce) {
+        cr_assert_str_eq(shim.out, plain.out, "%s", shim.err);
+        cr_assert_eq(s.by_memory[VSP_MEM_HOST_POOL], 3, "64 KiB, 32 KiB and 16 KiB from host pools");
+        cr_assert_eq(s.denied, 0);
+    } else {
+        cr_assert_not_null(strstr(shim.out, "hostpool 2\ndefaulthostpool 0\nfromdefaulthostpool 2\nsetcurrent 2\n"
+                                            "async 0\ndefaultdevicepool 0\nsetmempool 0\nasync 0\n"),
+                           "refused with the out-of-memory error: %s", shim.out);
+        cr_assert_eq(s.by_memory[VSP_MEM_HOST_POOL], 0);
+        cr_assert_eq(s.denied, 4, "the program's own pinned 64 KiB, the pool, the allocation from the default "
+                                  "host pool, making it current");
+    }
+    cr_assert_eq(s.live_count, 1, "the program's own 1 MiB; every pool allocation was freed");
+}
+
+Test(shim_driver, host_pools_through_cuGetProcAddress_v2) { pools_case("gpa", 0); }
+Test(shim_driver, host_pools_through_dlsym) { pools_case("dlsym", 0); }
+Test(shim_driver, host_pools_refused_under_enforcement_through_cuGetProcAddress_v2) { pools_case("gpa", 1); }
+Test(shim_driver, host_pools_refused_under_enforcement_through_dlsym) { pools_case("dlsym", 1); }
+
 Test(shim_driver, through_cudaGetDriverEntryPoint)
 {
     struct trace_summary s;

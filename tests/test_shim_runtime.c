@@ -214,6 +214,36 @@ Test(shim_runtime, out_of_memory_breakdown_on_stderr_at_the_failing_call)
     cr_assert_null(strstr(r.err, "out of memory"));
 }
 
+Test(shim_runtime, host_located_pool_through_the_runtime_is_host_memory)
+{
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "pools", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_str_eq(plain.out, "hostpool 0\nfrompool 0\nsetcurrent 0\nasync 0\ndestroy 0\n");
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert_eq(s.by_memory[VSP_MEM_HOST_POOL], 2, "64 KiB from the pool, 16 KiB from it as the current pool");
+    cr_assert_eq(s.by_api[VSP_API_cudaMallocFromPoolAsync], 1, "one event per allocation, under the runtime name");
+    cr_assert_eq(s.by_api[VSP_API_cuMemAllocFromPoolAsync], 0);
+    cr_assert_eq(s.live_count, 0);
+}
+
+Test(shim_runtime, host_located_pool_through_the_runtime_is_refused_under_enforcement)
+{
+    char *dir = th_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "pools", NULL};
+    const char *env[] = {out, "VRAMSPY_ENFORCE=vram-only", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_str_eq(r.out, "hostpool 2\n", "refused with cudaErrorMemoryAllocation: %s", r.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert_eq(s.denied, 1);
+    cr_assert_eq(s.by_api[VSP_API_cudaMemPoolCreate], 1);
+}
+
 Test(shim_runtime, repeated_out_of_memory_failures_give_bounded_stderr)
 {
     char *dir = th_tmpdir(), out[4200];

@@ -132,7 +132,8 @@ enum vsp_memory {
     VSP_MEM_ARRAY = 6,           /* CUDA arrays and mipmapped arrays (device memory) */
     VSP_MEM_PHYSICAL = 7,        /* cuMemCreate physical memory (device) */
     VSP_MEM_MAPPING = 8,         /* cuMemMap address ranges (not counted as bytes) */
-    VSP_MEM_COUNT_ = 9
+    VSP_MEM_HOST_POOL = 9,       /* stream-ordered allocations from a host-located memory pool */
+    VSP_MEM_COUNT_ = 10
 };
 
 /* API identifiers: stable numbers, never reused. Names in vsp_api_names below. */
@@ -185,7 +186,14 @@ enum vsp_api {
     VSP_API_cuArrayDestroy = 55,
     VSP_API_cuMipmappedArrayCreate = 56,
     VSP_API_cuMipmappedArrayDestroy = 57,
-    VSP_API_COUNT_ = 58
+    /* Pool calls appear only when VRAMSPY_ENFORCE refused them (a host-located pool: eflags DENIED,
+     * memory host_pool, size 0); allocations from a host-located pool carry memory host_pool. */
+    VSP_API_cuMemPoolCreate = 58,
+    VSP_API_cuDeviceSetMemPool = 59,
+    VSP_API_cuMemSetMemPool = 60,
+    VSP_API_cudaMemPoolCreate = 61,
+    VSP_API_cudaDeviceSetMemPool = 62,
+    VSP_API_COUNT_ = 63
 };
 
 /* One intercepted call. */
@@ -310,6 +318,11 @@ static inline const char *vsp_api_name(unsigned api)
         [VSP_API_cuArrayDestroy] = "cuArrayDestroy",
         [VSP_API_cuMipmappedArrayCreate] = "cuMipmappedArrayCreate",
         [VSP_API_cuMipmappedArrayDestroy] = "cuMipmappedArrayDestroy",
+        [VSP_API_cuMemPoolCreate] = "cuMemPoolCreate",
+        [VSP_API_cuDeviceSetMemPool] = "cuDeviceSetMemPool",
+        [VSP_API_cuMemSetMemPool] = "cuMemSetMemPool",
+        [VSP_API_cudaMemPoolCreate] = "cudaMemPoolCreate",
+        [VSP_API_cudaDeviceSetMemPool] = "cudaDeviceSetMemPool",
     };
     const char *n = api < VSP_API_COUNT_ ? names[api] : NULL;
     return n ? n : "unknown";
@@ -319,7 +332,7 @@ static inline const char *vsp_memory_name(unsigned m)
 {
     static const char *const names[VSP_MEM_COUNT_] = {
         "unknown", "device", "managed", "host_pinned", "host_mapped",
-        "host_registered", "array", "physical", "mapping",
+        "host_registered", "array", "physical", "mapping", "host_pool",
     };
     return m < VSP_MEM_COUNT_ ? names[m] : "unknown";
 }
@@ -334,7 +347,7 @@ static inline int vsp_memory_is_device(unsigned m)
 static inline int vsp_memory_is_host(unsigned m)
 {
     return m == VSP_MEM_MANAGED || m == VSP_MEM_HOST_PINNED || m == VSP_MEM_HOST_MAPPED ||
-           m == VSP_MEM_HOST_REGISTERED;
+           m == VSP_MEM_HOST_REGISTERED || m == VSP_MEM_HOST_POOL;
 }
 
 #endif

@@ -23,6 +23,10 @@
  *    Device allocations, pitched, stream-ordered/pool, arrays, mipmapped
  *    arrays and cuMemCreate physical handles all consume the arena.
  *    Stream-ordered frees return memory at once (no pool caching).
+ *    Pools may be host-located (cuMemPoolCreate with a HOST/HOST_NUMA
+ *    location; CUDA 13's cuMemGetDefaultMemPool for a host location); a
+ *    device's current pool (cuDeviceSetMemPool, cuMemSetMemPool) serves
+ *    cuMemAllocAsync. Host-pool memory comes from the same arena.
  *  - Host memory (cuMemAllocHost, cuMemHostAlloc, cuMemAllocManaged) is real
  *    host memory (posix_memalign 4096) and does not consume the arena.
  *  - cuMemAddressReserve reserves real PROT_NONE address space (outside the
@@ -131,6 +135,7 @@ enum rec_kind {
 
 struct fake_pool {
     int is_default;
+    int host;       /* a host-located pool (CUDA 12.2+): its memory is pinned host memory */
     int destroyed;  /* cuMemPoolDestroy'd, kept until its last allocation goes */
     size_t live;    /* outstanding allocations */
 };
@@ -188,7 +193,9 @@ static hole_t *g_holes;                 /* sorted by offset */
 
 static map_t g_dev, g_host, g_reg, g_va, g_obj;
 
-static struct fake_pool g_default_pool = {1, 0, 0};
+static struct fake_pool g_default_pool = {1, 0, 0, 0};
+static struct fake_pool g_host_default_pool = {1, 1, 0, 0}; /* CUDA 13: the host location's default pool */
+static struct fake_pool *g_cur_pool = &g_default_pool;     /* device 0's current pool (cuMemAllocAsync) */
 static struct { int magic; } g_primary_ctx_storage = {0x43545830};
 #define PRIMARY_CTX ((CUcontext)(void *)&g_primary_ctx_storage)
 static int g_primary_refcount;
@@ -1159,11 +1166,16 @@ EXPORT CUresult CUDAAPI cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps
     REQUIRE_INIT();
     if (!pool || !poolProps || poolProps->allocType != CU_MEM_ALLOCATION_TYPE_PINNED)
         return CUDA_ERROR_INVALID_VALUE;
-    if (poolProps->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
+    int host = poolProps->location.type == CU_MEM_LOCATION_TYPE_HOST ||
+               poolProps->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA ||
+               poolProps->location.type == CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT;
+    if (!host && poolProps->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
         return CUDA_ERROR_NOT_SUPPORTED;
-    if (poolProps->location.id != 0)
+    if (!host && poolProps->location.id != 0)
         return CUDA_ERROR_INVALID_DEVICE;
     struct fake_pool *p = calloc(1, sizeof *p);
+    if (p)
+        p->host = host;
     rec_t *r = calloc(1, sizeof *r);
     if (!p || !r) {
         free(p);
@@ -1199,11 +1211,98 @@ EXPORT CUresult CUDAAPI cuMemPoolDestroy(CUmemoryPool pool)
     map_remove(&g_obj, (uintptr_t)pool);
     struct fake_pool *p = r->obj;
     p->destroyed = 1;
+    if (g_cur_pool == p)
+        g_cur_pool = &g_default_pool;
     if (p->live == 0)
         free(p);
     pthread_mutex_unlock(&g_lock);
     free(r);
     return CUDA_SUCCESS;
+}
+
+/* Is pool one the driver knows (a default pool or a live created one)? Under g_lock. */
+static int pool_valid_locked(struct fake_pool *pool)
+{
+    if (pool == &g_default_pool || pool == &g_host_default_pool)
+        return 1;
+    rec_t *r = map_find(&g_obj, (uintptr_t)pool);
+    return r && r->kind == K_POOL;
+}
+
+/* The current pool of a device (cuDeviceSetMemPool, or CUDA 13's cuMemSetMemPool with a device
+ * location); it may be host-located: then cuMemAllocAsync returns pinned host memory. */
+EXPORT CUresult CUDAAPI cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
+{
+    REQUIRE_INIT();
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    pthread_mutex_lock(&g_lock);
+    int ok = pool_valid_locked((struct fake_pool *)(void *)pool);
+    if (ok)
+        g_cur_pool = (struct fake_pool *)(void *)pool;
+    pthread_mutex_unlock(&g_lock);
+    return ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+EXPORT CUresult CUDAAPI cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
+{
+    REQUIRE_INIT();
+    if (!pool)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (dev != 0)
+        return CUDA_ERROR_INVALID_DEVICE;
+    pthread_mutex_lock(&g_lock);
+    *pool = (CUmemoryPool)(void *)g_cur_pool;
+    pthread_mutex_unlock(&g_lock);
+    return CUDA_SUCCESS;
+}
+
+static int host_location(const CUmemLocation *l)
+{
+    return l->type == CU_MEM_LOCATION_TYPE_HOST || l->type == CU_MEM_LOCATION_TYPE_HOST_NUMA ||
+           l->type == CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT;
+}
+
+EXPORT CUresult CUDAAPI cuMemGetDefaultMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
+{
+    REQUIRE_INIT();
+    if (!pool_out || !location || type != CU_MEM_ALLOCATION_TYPE_PINNED)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (host_location(location))
+        *pool_out = (CUmemoryPool)(void *)&g_host_default_pool;
+    else if (location->type == CU_MEM_LOCATION_TYPE_DEVICE && location->id == 0)
+        *pool_out = (CUmemoryPool)(void *)&g_default_pool;
+    else
+        return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+}
+
+/* Only the device location has a current pool for cuMemAllocAsync in the fake; setting the host
+ * location's is accepted and changes nothing else. */
+EXPORT CUresult CUDAAPI cuMemSetMemPool(CUmemLocation *location, CUmemAllocationType type, CUmemoryPool pool)
+{
+    REQUIRE_INIT();
+    if (!location || type != CU_MEM_ALLOCATION_TYPE_PINNED)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (host_location(location)) {
+        pthread_mutex_lock(&g_lock);
+        int ok = pool_valid_locked((struct fake_pool *)(void *)pool);
+        pthread_mutex_unlock(&g_lock);
+        return ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    }
+    if (location->type != CU_MEM_LOCATION_TYPE_DEVICE)
+        return CUDA_ERROR_INVALID_VALUE;
+    return cuDeviceSetMemPool(location->id, pool);
+}
+
+EXPORT CUresult CUDAAPI cuMemGetMemPool(CUmemoryPool *pool_out, CUmemLocation *location, CUmemAllocationType type)
+{
+    REQUIRE_INIT();
+    if (!location || type != CU_MEM_ALLOCATION_TYPE_PINNED)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (host_location(location))
+        return cuMemGetDefaultMemPool(pool_out, location, type);
+    return cuDeviceGetMemPool(pool_out, location->id);
 }
 
 static CUresult alloc_async(CUdeviceptr *dptr, size_t bytesize, struct fake_pool *pool, CUstream hStream)
@@ -1212,12 +1311,10 @@ static CUresult alloc_async(CUdeviceptr *dptr, size_t bytesize, struct fake_pool
     if (!dptr)
         return CUDA_ERROR_INVALID_VALUE;
     pthread_mutex_lock(&g_lock);
+    if (!pool)
+        pool = g_cur_pool; /* cuMemAllocAsync: the device's current pool */
     int stream_ok = stream_valid_locked(hStream);
-    int pool_ok = pool == &g_default_pool;
-    if (!pool_ok) {
-        rec_t *r = map_find(&g_obj, (uintptr_t)pool);
-        pool_ok = r && r->kind == K_POOL;
-    }
+    int pool_ok = pool_valid_locked(pool);
     pthread_mutex_unlock(&g_lock);
     if (!pool_ok)
         return CUDA_ERROR_INVALID_VALUE;
@@ -1232,12 +1329,12 @@ static CUresult alloc_async(CUdeviceptr *dptr, size_t bytesize, struct fake_pool
 
 EXPORT CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
-    return alloc_async(dptr, bytesize, &g_default_pool, hStream);
+    return alloc_async(dptr, bytesize, NULL, hStream);
 }
 
 EXPORT CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
 {
-    return alloc_async(dptr, bytesize, &g_default_pool, hStream);
+    return alloc_async(dptr, bytesize, NULL, hStream);
 }
 
 EXPORT CUresult CUDAAPI cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
@@ -1690,6 +1787,8 @@ EXPORT CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **pfn, int 
     X(cuMemAllocFromPoolAsync) X(cuMemAllocFromPoolAsync_ptsz)                 \
     X(cuMemFreeAsync) X(cuMemFreeAsync_ptsz) X(cuDeviceGetDefaultMemPool)      \
     X(cuMemPoolCreate) X(cuMemPoolDestroy) X(cuMemCreate) X(cuMemRelease)      \
+    X(cuDeviceSetMemPool) X(cuDeviceGetMemPool) X(cuMemGetDefaultMemPool)      \
+    X(cuMemSetMemPool) X(cuMemGetMemPool)                                      \
     X(cuMemAddressReserve) X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap)       \
     X(cuMemSetAccess) X(cuMemGetAllocationGranularity) X(cuArrayCreate_v2)     \
     X(cuArray3DCreate_v2) X(cuArrayDestroy) X(cuMipmappedArrayCreate)          \
@@ -1759,6 +1858,11 @@ typedef struct {
     ENT(cuDeviceGetDefaultMemPool, 11020, cuDeviceGetDefaultMemPool)           \
     ENT(cuMemPoolCreate, 11020, cuMemPoolCreate)                               \
     ENT(cuMemPoolDestroy, 11020, cuMemPoolDestroy)                             \
+    ENT(cuDeviceSetMemPool, 11020, cuDeviceSetMemPool)                         \
+    ENT(cuDeviceGetMemPool, 11020, cuDeviceGetMemPool)                         \
+    ENT(cuMemGetDefaultMemPool, 13000, cuMemGetDefaultMemPool)                 \
+    ENT(cuMemSetMemPool, 13000, cuMemSetMemPool)                               \
+    ENT(cuMemGetMemPool, 13000, cuMemGetMemPool)                               \
     ENT(cuMemCreate, 10020, cuMemCreate)                                       \
     ENT(cuMemRelease, 10020, cuMemRelease)                                     \
     ENT(cuMemAddressReserve, 10020, cuMemAddressReserve)                       \

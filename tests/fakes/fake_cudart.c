@@ -123,6 +123,7 @@ static struct {
     PFN_cuDeviceGetDefaultMemPool_v11020 cuDeviceGetDefaultMemPool;
     PFN_cuMemPoolCreate_v11020 cuMemPoolCreate;
     PFN_cuMemPoolDestroy_v11020 cuMemPoolDestroy;
+    PFN_cuDeviceSetMemPool_v11020 cuDeviceSetMemPool;
     PFN_cuArrayCreate_v3020 cuArrayCreate;
     PFN_cuArray3DCreate_v3020 cuArray3DCreate;
     PFN_cuArrayDestroy_v2000 cuArrayDestroy;
@@ -169,6 +170,7 @@ static const struct {
     L("cuDeviceGetDefaultMemPool", 11020, 0, cuDeviceGetDefaultMemPool),
     L("cuMemPoolCreate", 11020, 0, cuMemPoolCreate),
     L("cuMemPoolDestroy", 11020, 0, cuMemPoolDestroy),
+    L("cuDeviceSetMemPool", 11020, 0, cuDeviceSetMemPool),
     L("cuArrayCreate", 3020, 0, cuArrayCreate),
     L("cuArray3DCreate", 3020, 0, cuArray3DCreate),
     L("cuArrayDestroy", 2000, 0, cuArrayDestroy),
@@ -750,6 +752,13 @@ EXPORT cudaError_t CUDARTAPI cudaMemPoolCreate(cudaMemPool_t *memPool, const str
     if (r == CUDA_SUCCESS)
         *memPool = p;
     return ret(r);
+}
+
+EXPORT cudaError_t CUDARTAPI cudaDeviceSetMemPool(int device, cudaMemPool_t memPool)
+{
+    ENTER();
+    NEED(cuDeviceSetMemPool);
+    return ret(drv.cuDeviceSetMemPool(device, memPool));
 }
 
 EXPORT cudaError_t CUDARTAPI cudaMemPoolDestroy(cudaMemPool_t memPool)

@@ -11,6 +11,10 @@
  * 2D (64 x 32 x uchar = 2,048 B), 3D (16 x 16 x 8 x half2 = 8,192 B), layered (32 x 32, 4 layers,
  * float = 16,384 B) and a mipmapped array (64 x 64 uchar4, 3 levels = 21,504 B); all are destroyed
  * except the 3D one (8,192 B, a planted leak).
+ * With "pools", stream-ordered allocations from host-located pools: a pool created on the host
+ * location (64 KiB from it), CUDA 13's default host pool (32 KiB), the host pool made device 0's
+ * current pool (cuMemAllocAsync of 16 KiB), then the device's default pool again through
+ * cuMemSetMemPool (8 KiB, device memory); everything is freed. Prints each result.
  * Each mode allocates 1 MiB + 2 MiB device memory, frees the 2 MiB, allocates 64 KiB of pinned
  * host memory and frees it; so a trace shows 1 MiB of device memory live at exit. */
 #include <cuda.h>
@@ -150,6 +154,50 @@ int main(int argc, char **argv)
         printf("layered %d\n", a3(&layered, &dl));
         printf("mipmapped %d\n", mc(&mip, &dm, 3));
         printf("destroy %d %d %d %d\n", ad(one), ad(two), ad(layered), md(mip));
+    }
+    if (argc > 2 && !strcmp(argv[2], "pools")) {
+        CUresult (*pcreate)(CUmemoryPool *, const CUmemPoolProps *) = get("cuMemPoolCreate", "cuMemPoolCreate", 11020);
+        CUresult (*pdestroy)(CUmemoryPool) = get("cuMemPoolDestroy", "cuMemPoolDestroy", 11020);
+        CUresult (*fromp)(CUdeviceptr *, size_t, CUmemoryPool, CUstream) =
+            get("cuMemAllocFromPoolAsync", "cuMemAllocFromPoolAsync", 11020);
+        CUresult (*aasync)(CUdeviceptr *, size_t, CUstream) = get("cuMemAllocAsync", "cuMemAllocAsync", 11020);
+        CUresult (*fasync)(CUdeviceptr, CUstream) = get("cuMemFreeAsync", "cuMemFreeAsync", 11020);
+        CUresult (*setpool)(CUdevice, CUmemoryPool) = get("cuDeviceSetMemPool", "cuDeviceSetMemPool", 11020);
+        CUresult (*defpool)(CUmemoryPool *, CUmemLocation *, CUmemAllocationType) =
+            get("cuMemGetDefaultMemPool", "cuMemGetDefaultMemPool", 13000);
+        CUresult (*setmem)(CUmemLocation *, CUmemAllocationType, CUmemoryPool) =
+            get("cuMemSetMemPool", "cuMemSetMemPool", 13000);
+        if (!pcreate || !pdestroy || !fromp || !aasync || !fasync || !setpool || !defpool || !setmem)
+            return 2;
+        CUmemPoolProps props;
+        memset(&props, 0, sizeof props);
+        props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+        props.location.type = CU_MEM_LOCATION_TYPE_HOST;
+        CUmemoryPool hp = NULL, dhp = NULL, dp = NULL;
+        CUdeviceptr x;
+        CUresult r = pcreate(&hp, &props);
+        printf("hostpool %d\n", r);
+        if (!r) {
+            printf("fromhostpool %d\n", r = fromp(&x, 65536, hp, 0));
+            if (!r)
+                fasync(x, 0);
+        }
+        CUmemLocation hloc = {.type = CU_MEM_LOCATION_TYPE_HOST}, dloc = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 0};
+        printf("defaulthostpool %d\n", defpool(&dhp, &hloc, CU_MEM_ALLOCATION_TYPE_PINNED));
+        printf("fromdefaulthostpool %d\n", r = fromp(&x, 32768, dhp, 0));
+        if (!r)
+            fasync(x, 0);
+        printf("setcurrent %d\n", setpool(0, dhp));
+        printf("async %d\n", r = aasync(&x, 16384, 0));
+        if (!r)
+            fasync(x, 0);
+        printf("defaultdevicepool %d\n", defpool(&dp, &dloc, CU_MEM_ALLOCATION_TYPE_PINNED));
+        printf("setmempool %d\n", setmem(&dloc, CU_MEM_ALLOCATION_TYPE_PINNED, dp));
+        printf("async %d\n", r = aasync(&x, 8192, 0));
+        if (!r)
+            fasync(x, 0);
+        if (hp)
+            printf("destroy %d\n", pdestroy(hp));
     }
     if (!strcmp(mode, "vmm")) {
         CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =

@@ -3,6 +3,8 @@
  *            frees most, leaks two device buffers (1 MiB + 3 MiB) and one pinned buffer;
  *   oom    - asks for more than the device has (exhaustion);
  *   oom200 - the same 200 times in a row, with nothing live;
+ *   pools  - a host-located pool through the runtime: 64 KiB from it, then made device 0's current
+ *            pool (cudaMallocAsync of 16 KiB), everything freed; prints each result;
  *   frag   - fills the arena, frees every other block, asks for a block larger than any hole
  *            but smaller than the free total (fragmentation), then falls back to managed memory;
  *   nodrv  - two cudaMalloc and one cudaMallocHost, expected to fail (no driver);
@@ -69,6 +71,32 @@ static int oom(void)
     cudaError_t r = cudaMalloc(&d, tot * 2);
     printf("oom %d\n", r);
     return r == cudaErrorMemoryAllocation ? 0 : 1;
+}
+
+static int pools(void)
+{
+    struct cudaMemPoolProps props;
+    memset(&props, 0, sizeof props);
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeHost;
+    cudaMemPool_t hp = NULL;
+    void *p;
+    cudaError_t r = cudaMemPoolCreate(&hp, &props);
+    printf("hostpool %d\n", r);
+    if (r == cudaSuccess) {
+        printf("frompool %d\n", r = cudaMallocFromPoolAsync(&p, 65536, hp, 0));
+        if (r == cudaSuccess)
+            cudaFreeAsync(p, 0);
+        printf("setcurrent %d\n", r = cudaDeviceSetMemPool(0, hp));
+        printf("async %d\n", r = cudaMallocAsync(&p, 16384, 0));
+        if (r == cudaSuccess)
+            cudaFreeAsync(p, 0);
+        cudaMemPool_t dp;
+        cudaDeviceGetDefaultMemPool(&dp, 0);
+        cudaDeviceSetMemPool(0, dp);
+        printf("destroy %d\n", cudaMemPoolDestroy(hp));
+    }
+    return 0;
 }
 
 /* 200 failing allocations in a row, nothing live: a retry loop */
@@ -140,6 +168,8 @@ int main(int argc, char **argv)
         return basic();
     if (!strcmp(mode, "oom"))
         return oom();
+    if (!strcmp(mode, "pools"))
+        return pools();
     if (!strcmp(mode, "oom200"))
         return oom_loop();
     if (!strcmp(mode, "frag"))
