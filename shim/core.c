@@ -424,7 +424,8 @@ static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32
     e->api = c->api;
     e->op = c->op ? c->op : VSP_OP_ALLOC;
     e->memory = c->memory;
-    e->eflags = (c->denied ? VSP_EVENT_DENIED : 0) | ((uint32_t)label << VSP_EVENT_LABEL_SHIFT);
+    e->eflags = (c->denied ? VSP_EVENT_DENIED : 0) | (c->graph ? VSP_EVENT_GRAPH : 0) |
+                ((uint32_t)label << VSP_EVENT_LABEL_SHIFT);
     e->seq = seq;
 }
 

@@ -44,6 +44,7 @@ struct vsp_call {
     int32_t result;
     int oom;          /* result is an out-of-memory error of a device allocation */
     int denied;       /* refused by VRAMSPY_ENFORCE: the real call was not made */
+    int graph;        /* a graph memory node */
     uint64_t ptr, size, flags, stream, aux;
 };
 
@@ -163,6 +164,8 @@ extern vsp_dlsym_fn vsp_real_dlsym;
 void vsp_resolve_dlsym(void);
 /* Device ordinal of the calling thread's context, -1 if unknown. */
 int32_t vsp_current_device(void);
+/* Size of the allocation containing ptr (cuMemGetAddressRange_v2), 0 if unknown. */
+uint64_t vsp_address_range_size(uint64_t ptr);
 /* Device free/total memory now; 0 on success. */
 int vsp_device_meminfo(uint64_t *free_b, uint64_t *total_b);
 

@@ -73,7 +73,11 @@
     X(cuMemGetDefaultMemPool, "cuMemGetDefaultMemPool", 13000, -1)          \
     X(cudaMemPoolCreate, NULL, 0, -1)                                       \
     X(cudaMemPoolDestroy, NULL, 0, -1)                                      \
-    X(cudaDeviceSetMemPool, NULL, 0, -1)
+    X(cudaDeviceSetMemPool, NULL, 0, -1)                                    \
+    X(cuGraphAddMemAllocNode, "cuGraphAddMemAllocNode", 11040, -1)          \
+    X(cuGraphAddMemFreeNode, "cuGraphAddMemFreeNode", 11040, -1)            \
+    X(cuIpcOpenMemHandle_v2, "cuIpcOpenMemHandle", 11000, -1)               \
+    X(cuIpcCloseMemHandle, "cuIpcCloseMemHandle", 4010, -1)
 
 enum vsp_hook_id {
 #define VSP_X(sym, base, ver, ptds) VSP_H_##sym,

@@ -449,7 +449,7 @@ struct helper {
     int tried;
 };
 
-static struct helper h_ctx_device, h_meminfo, h_rt_meminfo;
+static struct helper h_ctx_device, h_meminfo, h_rt_meminfo, h_range;
 
 /* Resolve a driver function for the shim's own use. Failures are cached until a (new) driver
  * lookup function appears, so the hot path never repeats a failing dlsym (which would malloc). */
@@ -477,7 +477,7 @@ static void *helper_fn(struct helper *h, const char *base, int version, const ch
 
 void vsp_helpers_forget(void)
 {
-    struct helper *all[] = {&h_ctx_device, &h_meminfo, &h_rt_meminfo};
+    struct helper *all[] = {&h_ctx_device, &h_meminfo, &h_rt_meminfo, &h_range};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         void *p = vsp_load_acquire(&all[i]->fn);
         if (p && is_loaded(p))
@@ -496,6 +496,15 @@ int32_t vsp_current_device(void)
     if (get && get(&d) == CUDA_SUCCESS)
         return (int32_t)d;
     return -1;
+}
+
+uint64_t vsp_address_range_size(uint64_t ptr)
+{
+    CUresult (*range)(CUdeviceptr *, size_t *, CUdeviceptr) = (CUresult(*)(CUdeviceptr *, size_t *, CUdeviceptr))helper_fn(
+        &h_range, "cuMemGetAddressRange", 3020, "cuMemGetAddressRange_v2");
+    CUdeviceptr base;
+    size_t size;
+    return range && range(&base, &size, (CUdeviceptr)ptr) == CUDA_SUCCESS ? size : 0;
 }
 
 /* The runtime's cudaMemGetInfo, from the runtime that the last runtime hook bound to: where no

@@ -394,6 +394,53 @@ VSP_HIDDEN CUresult vsp_h_cuMemGetDefaultMemPool(CUmemoryPool *pool, CUmemLocati
     return r;
 }
 
+/* ---- graph memory nodes: recorded when the node is added (the memory is taken at launch) ---- */
+
+VSP_HIDDEN CUresult vsp_h_cuGraphAddMemAllocNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps,
+                                                 size_t ndeps, CUDA_MEM_ALLOC_NODE_PARAMS *p)
+{
+    DRV_REAL(cuGraphAddMemAllocNode);
+    int host = p && vsp_location_is_host(p->poolProps.location.type);
+    int deny = host && vsp_deny_host(&h);
+    CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(node, graph, deps, ndeps, p);
+    DRV_ALLOC(cuGraphAddMemAllocNode, .denied = deny, .graph = 1, .memory = host ? VSP_MEM_HOST_POOL : VSP_MEM_DEVICE,
+              .cls = VSP_CLASS_DEVPTR, .ptr = r == CUDA_SUCCESS && p ? p->dptr : 0, .size = p ? p->bytesize : 0);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuGraphAddMemFreeNode(CUgraphNode *node, CUgraph graph, const CUgraphNode *deps,
+                                                size_t ndeps, CUdeviceptr dptr)
+{
+    DRV_FREE(cuGraphAddMemFreeNode, VSP_CLASS_DEVPTR, VSP_MEM_DEVICE, dptr, 0);
+    CUresult r = real(node, graph, deps, ndeps, dptr);
+    vsp_hook_leave_free(&h, &f, (int32_t)r);
+    return r;
+}
+
+/* ---- IPC: another process's device memory mapped here (memory kind imported) ---- */
+
+VSP_HIDDEN CUresult vsp_h_cuIpcOpenMemHandle_v2(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int flags)
+{
+    DRV_REAL(cuIpcOpenMemHandle_v2);
+    CUresult r = real(pdptr, handle, flags);
+    uint64_t ptr = OUT(r, pdptr);
+    DRV_ALLOC(cuIpcOpenMemHandle_v2, .memory = VSP_MEM_IMPORTED, .cls = VSP_CLASS_IMPORTED, .ptr = ptr,
+              .size = ptr ? vsp_address_range_size(ptr) : 0, .flags = flags);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuIpcCloseMemHandle(CUdeviceptr dptr)
+{
+    DRV_FREE(cuIpcCloseMemHandle, VSP_CLASS_IMPORTED, VSP_MEM_IMPORTED, dptr, 0);
+    CUresult r = real(dptr);
+    vsp_hook_leave_free(&h, &f, (int32_t)r);
+    return r;
+}
+
+VSP_EXPORT_HOOK(cuGraphAddMemAllocNode);
+VSP_EXPORT_HOOK(cuGraphAddMemFreeNode);
+VSP_EXPORT_HOOK(cuIpcOpenMemHandle_v2);
+VSP_EXPORT_HOOK(cuIpcCloseMemHandle);
 VSP_EXPORT_HOOK(cuMemPoolCreate);
 VSP_EXPORT_HOOK(cuMemPoolDestroy);
 VSP_EXPORT_HOOK(cuDeviceSetMemPool);

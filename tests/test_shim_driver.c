@@ -147,6 +147,52 @@ Test(shim_driver, host_pools_through_dlsym) { pools_case("dlsym", 0); }
 Test(shim_driver, host_pools_refused_under_enforcement_through_cuGetProcAddress_v2) { pools_case("gpa", 1); }
 Test(shim_driver, host_pools_refused_under_enforcement_through_dlsym) { pools_case("dlsym", 1); }
 
+static void extra_case(const char *mode, const char *what, const char *expect_out, struct trace_summary *s)
+{
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/x.trace", dir);
+    snprintf(path, sizeof path, "%s/x.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_driver", mode, what, NULL};
+    const char *env[] = {out, NULL};
+    struct run_result plain, shim;
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    cr_assert_eq(th_run(&shim, argv, env, 1, 0), 0);
+    cr_assert_eq(plain.code, 0, "%s", plain.err);
+    cr_assert_str_eq(shim.out, plain.out);
+    cr_assert_not_null(strstr(plain.out, expect_out), "%s", plain.out);
+    th_summarize(path, s, (const uint64_t[]){256 << 10, 128 << 10, 512 << 10, 0});
+    cr_assert(s->ok, "%s", s->error);
+}
+
+static void graph_case(const char *mode)
+{
+    struct trace_summary s;
+    extra_case(mode, "graph", "graph 0\nallocnode 0\nfreenode 0\nallocnode 0\ngraphdestroy 0\n", &s);
+    cr_assert_eq(s.by_api[VSP_API_cuGraphAddMemAllocNode], 2);
+    cr_assert_eq(s.by_api[VSP_API_cuGraphAddMemFreeNode], 1);
+    cr_assert_eq(s.count_size[0], 1);
+    cr_assert_eq(s.count_size[1], 1);
+    cr_assert_eq(s.live_device_bytes, 1 * MiB + (128 << 10), "the graph's unfreed 128 KiB node stays");
+}
+
+Test(shim_driver, graph_memory_nodes_through_cuGetProcAddress_v2) { graph_case("gpa"); }
+Test(shim_driver, graph_memory_nodes_through_dlsym) { graph_case("dlsym"); }
+
+static void ipc_case(const char *mode)
+{
+    struct trace_summary s;
+    extra_case(mode, "ipc", "alloc 0\ngethandle 0\nopen 0\nclose 0\nfree 0\n", &s);
+    cr_assert_eq(s.by_api[VSP_API_cuIpcOpenMemHandle_v2], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuIpcCloseMemHandle], 1);
+    cr_assert_eq(s.by_memory[VSP_MEM_IMPORTED], 1);
+    cr_assert_eq(s.count_size[2], 2, "the allocation and its imported mapping, both 512 KiB");
+    cr_assert_eq(s.live_device_bytes, 1 * MiB, "imported memory is not this process's device memory");
+    cr_assert_eq(s.live_count, 1, "the mapping was closed, the allocation freed");
+}
+
+Test(shim_driver, ipc_import_through_cuGetProcAddress_v2) { ipc_case("gpa"); }
+Test(shim_driver, ipc_import_through_dlsym) { ipc_case("dlsym"); }
+
 Test(shim_driver, through_cudaGetDriverEntryPoint)
 {
     struct trace_summary s;

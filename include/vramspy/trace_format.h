@@ -133,7 +133,8 @@ enum vsp_memory {
     VSP_MEM_PHYSICAL = 7,        /* cuMemCreate physical memory (device) */
     VSP_MEM_MAPPING = 8,         /* cuMemMap address ranges (not counted as bytes) */
     VSP_MEM_HOST_POOL = 9,       /* stream-ordered allocations from a host-located memory pool */
-    VSP_MEM_COUNT_ = 10
+    VSP_MEM_IMPORTED = 10,       /* device memory of another process or API mapped here (IPC) */
+    VSP_MEM_COUNT_ = 11
 };
 
 /* API identifiers: stable numbers, never reused. Names in vsp_api_names below. */
@@ -193,7 +194,11 @@ enum vsp_api {
     VSP_API_cuMemSetMemPool = 60,
     VSP_API_cudaMemPoolCreate = 61,
     VSP_API_cudaDeviceSetMemPool = 62,
-    VSP_API_COUNT_ = 63
+    VSP_API_cuGraphAddMemAllocNode = 63, /* a graph memory node: eflags GRAPH */
+    VSP_API_cuGraphAddMemFreeNode = 64,
+    VSP_API_cuIpcOpenMemHandle_v2 = 65,  /* memory kind imported */
+    VSP_API_cuIpcCloseMemHandle = 66,
+    VSP_API_COUNT_ = 67
 };
 
 /* One intercepted call. */
@@ -226,6 +231,8 @@ struct vsp_rec_event {
 
 /* vsp_rec_event.eflags */
 #define VSP_EVENT_DENIED 0x1u /* VRAMSPY_ENFORCE refused it: the real call was not made */
+#define VSP_EVENT_GRAPH 0x2u  /* a graph memory node: recorded when the node is added; the memory is
+                                 taken when the graph runs, and a free node gives it back */
 #define VSP_EVENT_LABEL_SHIFT 16 /* bits 16..31: purpose label id (VSP_REC_LABEL), 0 = none */
 
 struct vsp_rec_label {
@@ -323,6 +330,10 @@ static inline const char *vsp_api_name(unsigned api)
         [VSP_API_cuMemSetMemPool] = "cuMemSetMemPool",
         [VSP_API_cudaMemPoolCreate] = "cudaMemPoolCreate",
         [VSP_API_cudaDeviceSetMemPool] = "cudaDeviceSetMemPool",
+        [VSP_API_cuGraphAddMemAllocNode] = "cuGraphAddMemAllocNode",
+        [VSP_API_cuGraphAddMemFreeNode] = "cuGraphAddMemFreeNode",
+        [VSP_API_cuIpcOpenMemHandle_v2] = "cuIpcOpenMemHandle_v2",
+        [VSP_API_cuIpcCloseMemHandle] = "cuIpcCloseMemHandle",
     };
     const char *n = api < VSP_API_COUNT_ ? names[api] : NULL;
     return n ? n : "unknown";
@@ -332,7 +343,7 @@ static inline const char *vsp_memory_name(unsigned m)
 {
     static const char *const names[VSP_MEM_COUNT_] = {
         "unknown", "device", "managed", "host_pinned", "host_mapped",
-        "host_registered", "array", "physical", "mapping", "host_pool",
+        "host_registered", "array", "physical", "mapping", "host_pool", "imported",
     };
     return m < VSP_MEM_COUNT_ ? names[m] : "unknown";
 }

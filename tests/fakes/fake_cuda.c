@@ -27,6 +27,12 @@
  *    location; CUDA 13's cuMemGetDefaultMemPool for a host location); a
  *    device's current pool (cuDeviceSetMemPool, cuMemSetMemPool) serves
  *    cuMemAllocAsync. Host-pool memory comes from the same arena.
+ *  - Graphs are opaque; cuGraphAddMemAllocNode takes its memory from the
+ *    arena when the node is added (the real driver does at launch),
+ *    cuGraphAddMemFreeNode gives it back.
+ *  - IPC: cuIpcGetMemHandle names a device allocation; cuIpcOpenMemHandle_v2
+ *    maps a new PROT_NONE range of its size (as another process would get),
+ *    cuIpcCloseMemHandle unmaps it.
  *  - Host memory (cuMemAllocHost, cuMemHostAlloc, cuMemAllocManaged) is real
  *    host memory (posix_memalign 4096) and does not consume the arena.
  *  - cuMemAddressReserve reserves real PROT_NONE address space (outside the
@@ -131,6 +137,7 @@ enum rec_kind {
     K_VA,       /* cuMemAddressReserve                                 (g_va) */
     K_STREAM,   /* cuStreamCreate                                      (g_obj) */
     K_POOL,     /* cuMemPoolCreate                                     (g_obj) */
+    K_IPC,      /* cuIpcOpenMemHandle_v2: another process's memory     (g_va) */
 };
 
 struct fake_pool {
@@ -966,6 +973,8 @@ EXPORT CUresult CUDAAPI cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psiz
     rec_t *r = map_find_containing(&g_dev, a, 1u << K_DEV);
     if (!r)
         r = map_find_containing(&g_host, a, 1u << K_MANAGED);
+    if (!r)
+        r = map_find_containing(&g_va, a, 1u << K_IPC); /* an opened IPC handle */
     if (r) {
         base = r->key;
         size = r->size;
@@ -1518,6 +1527,139 @@ EXPORT CUresult CUDAAPI cuMemAddressFree(CUdeviceptr ptr, size_t size)
     return CUDA_SUCCESS;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Graph memory nodes: a graph is an opaque object; an allocation node takes  */
+/* its memory from the arena when it is added (the real driver does at       */
+/* launch), a free node gives it back.                                        */
+
+struct fake_graph {
+    unsigned flags;
+    unsigned nodes;
+    char node[64]; /* node handles point in here; never dereferenced by callers */
+};
+
+EXPORT CUresult CUDAAPI cuGraphCreate(CUgraph *phGraph, unsigned int flags)
+{
+    REQUIRE_INIT();
+    if (!phGraph || flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *phGraph = (CUgraph)(void *)g;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult CUDAAPI cuGraphDestroy(CUgraph hGraph)
+{
+    REQUIRE_INIT();
+    if (!hGraph)
+        return CUDA_ERROR_INVALID_VALUE;
+    free(hGraph);
+    return CUDA_SUCCESS;
+}
+
+static CUgraphNode new_node(struct fake_graph *g)
+{
+    return (CUgraphNode)(void *)&g->node[g->nodes++ % sizeof g->node];
+}
+
+EXPORT CUresult CUDAAPI cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                               size_t numDependencies, CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams)
+{
+    REQUIRE_INIT();
+    if (!phGraphNode || !hGraph || !nodeParams || (numDependencies && !dependencies) || nodeParams->bytesize == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    uintptr_t a;
+    CUresult r = dev_alloc(nodeParams->bytesize, K_DEV, NULL, &a);
+    if (r != CUDA_SUCCESS)
+        return r;
+    nodeParams->dptr = (CUdeviceptr)a;
+    *phGraphNode = new_node((struct fake_graph *)(void *)hGraph);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult CUDAAPI cuGraphAddMemFreeNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                              size_t numDependencies, CUdeviceptr dptr)
+{
+    REQUIRE_INIT();
+    if (!phGraphNode || !hGraph || (numDependencies && !dependencies))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = dev_free((uintptr_t)dptr, K_DEV, CUDA_ERROR_INVALID_VALUE);
+    if (r == CUDA_SUCCESS)
+        *phGraphNode = new_node((struct fake_graph *)(void *)hGraph);
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* IPC: a handle names a device allocation (address and size); opening it   */
+/* maps a new PROT_NONE range of that size, as another process would see.    */
+
+#define IPC_MAGIC "vspIPC!"
+
+EXPORT CUresult CUDAAPI cuIpcGetMemHandle(CUipcMemHandle *pHandle, CUdeviceptr dptr)
+{
+    REQUIRE_INIT();
+    if (!pHandle)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_lock);
+    rec_t *r = map_find(&g_dev, (uintptr_t)dptr);
+    size_t size = r ? r->size : 0;
+    pthread_mutex_unlock(&g_lock);
+    if (!size)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(pHandle, 0, sizeof *pHandle);
+    uint64_t a = (uint64_t)dptr, n = size;
+    memcpy(pHandle->reserved, IPC_MAGIC, 8);
+    memcpy(pHandle->reserved + 8, &a, 8);
+    memcpy(pHandle->reserved + 16, &n, 8);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult CUDAAPI cuIpcOpenMemHandle_v2(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int Flags)
+{
+    REQUIRE_INIT();
+    uint64_t n;
+    if (!pdptr || memcmp(handle.reserved, IPC_MAGIC, 8) != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    memcpy(&n, handle.reserved + 16, 8);
+    rec_t *r = calloc(1, sizeof *r);
+    void *m = r ? mmap(NULL, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) : MAP_FAILED;
+    if (m == MAP_FAILED) {
+        free(r);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    r->key = (uintptr_t)m;
+    r->size = n;
+    r->kind = K_IPC;
+    pthread_mutex_lock(&g_lock);
+    int ok = map_insert(&g_va, r);
+    pthread_mutex_unlock(&g_lock);
+    if (!ok) {
+        munmap(m, n);
+        free(r);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *pdptr = (CUdeviceptr)(uintptr_t)m;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult CUDAAPI cuIpcCloseMemHandle(CUdeviceptr dptr)
+{
+    REQUIRE_INIT();
+    pthread_mutex_lock(&g_lock);
+    rec_t *r = map_find(&g_va, (uintptr_t)dptr);
+    if (!r || r->kind != K_IPC) {
+        pthread_mutex_unlock(&g_lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    map_remove(&g_va, (uintptr_t)dptr);
+    pthread_mutex_unlock(&g_lock);
+    munmap((void *)r->key, r->size);
+    free(r);
+    return CUDA_SUCCESS;
+}
+
 EXPORT CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
                                  unsigned long long flags)
 {
@@ -1788,7 +1930,9 @@ EXPORT CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **pfn, int 
     X(cuMemFreeAsync) X(cuMemFreeAsync_ptsz) X(cuDeviceGetDefaultMemPool)      \
     X(cuMemPoolCreate) X(cuMemPoolDestroy) X(cuMemCreate) X(cuMemRelease)      \
     X(cuDeviceSetMemPool) X(cuDeviceGetMemPool) X(cuMemGetDefaultMemPool)      \
-    X(cuMemSetMemPool) X(cuMemGetMemPool)                                      \
+    X(cuMemSetMemPool) X(cuMemGetMemPool) X(cuGraphCreate) X(cuGraphDestroy)   \
+    X(cuGraphAddMemAllocNode) X(cuGraphAddMemFreeNode) X(cuIpcGetMemHandle)    \
+    X(cuIpcOpenMemHandle_v2) X(cuIpcCloseMemHandle)                            \
     X(cuMemAddressReserve) X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap)       \
     X(cuMemSetAccess) X(cuMemGetAllocationGranularity) X(cuArrayCreate_v2)     \
     X(cuArray3DCreate_v2) X(cuArrayDestroy) X(cuMipmappedArrayCreate)          \
@@ -1863,6 +2007,13 @@ typedef struct {
     ENT(cuMemGetDefaultMemPool, 13000, cuMemGetDefaultMemPool)                 \
     ENT(cuMemSetMemPool, 13000, cuMemSetMemPool)                               \
     ENT(cuMemGetMemPool, 13000, cuMemGetMemPool)                               \
+    ENT(cuGraphCreate, 10000, cuGraphCreate)                                   \
+    ENT(cuGraphDestroy, 10000, cuGraphDestroy)                                 \
+    ENT(cuGraphAddMemAllocNode, 11040, cuGraphAddMemAllocNode)                 \
+    ENT(cuGraphAddMemFreeNode, 11040, cuGraphAddMemFreeNode)                   \
+    ENT(cuIpcGetMemHandle, 4010, cuIpcGetMemHandle)                            \
+    ENT(cuIpcOpenMemHandle, 11000, cuIpcOpenMemHandle_v2)                      \
+    ENT(cuIpcCloseMemHandle, 4010, cuIpcCloseMemHandle)                        \
     ENT(cuMemCreate, 10020, cuMemCreate)                                       \
     ENT(cuMemRelease, 10020, cuMemRelease)                                     \
     ENT(cuMemAddressReserve, 10020, cuMemAddressReserve)                       \

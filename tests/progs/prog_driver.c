@@ -15,6 +15,10 @@
  * location (64 KiB from it), CUDA 13's default host pool (32 KiB), the host pool made device 0's
  * current pool (cuMemAllocAsync of 16 KiB), then the device's default pool again through
  * cuMemSetMemPool (8 KiB, device memory); everything is freed. Prints each result.
+ * With "graph", a graph with a 256 KiB memory allocation node and a free node for it, and a second
+ * 128 KiB allocation node never freed (graph memory the program keeps); with "ipc", a 512 KiB
+ * allocation shared through cuIpcGetMemHandle and opened again (as a second process would), then
+ * closed; the shared allocation itself is freed.
  * Each mode allocates 1 MiB + 2 MiB device memory, frees the 2 MiB, allocates 64 KiB of pinned
  * host memory and frees it; so a trace shows 1 MiB of device memory live at exit. */
 #include <cuda.h>
@@ -198,6 +202,45 @@ int main(int argc, char **argv)
             fasync(x, 0);
         if (hp)
             printf("destroy %d\n", pdestroy(hp));
+    }
+    if (argc > 2 && !strcmp(argv[2], "graph")) {
+        CUresult (*gcreate)(CUgraph *, unsigned) = get("cuGraphCreate", "cuGraphCreate", 10000);
+        CUresult (*gdestroy)(CUgraph) = get("cuGraphDestroy", "cuGraphDestroy", 10000);
+        CUresult (*anode)(CUgraphNode *, CUgraph, const CUgraphNode *, size_t, CUDA_MEM_ALLOC_NODE_PARAMS *) =
+            get("cuGraphAddMemAllocNode", "cuGraphAddMemAllocNode", 11040);
+        CUresult (*fnode)(CUgraphNode *, CUgraph, const CUgraphNode *, size_t, CUdeviceptr) =
+            get("cuGraphAddMemFreeNode", "cuGraphAddMemFreeNode", 11040);
+        if (!gcreate || !gdestroy || !anode || !fnode)
+            return 2;
+        CUgraph g;
+        CUgraphNode n1, n2, n3;
+        CUDA_MEM_ALLOC_NODE_PARAMS p1, p2;
+        memset(&p1, 0, sizeof p1);
+        p1.poolProps.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+        p1.poolProps.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        p1.bytesize = 256 << 10;
+        p2 = p1;
+        p2.bytesize = 128 << 10;
+        printf("graph %d\n", gcreate(&g, 0));
+        printf("allocnode %d\n", anode(&n1, g, NULL, 0, &p1));
+        printf("freenode %d\n", fnode(&n2, g, &n1, 1, p1.dptr));
+        printf("allocnode %d\n", anode(&n3, g, NULL, 0, &p2));
+        printf("graphdestroy %d\n", gdestroy(g));
+    }
+    if (argc > 2 && !strcmp(argv[2], "ipc")) {
+        CUresult (*gethandle)(CUipcMemHandle *, CUdeviceptr) = get("cuIpcGetMemHandle", "cuIpcGetMemHandle", 4010);
+        CUresult (*open_)(CUdeviceptr *, CUipcMemHandle, unsigned) =
+            get("cuIpcOpenMemHandle", "cuIpcOpenMemHandle_v2", 11000);
+        CUresult (*close_)(CUdeviceptr) = get("cuIpcCloseMemHandle", "cuIpcCloseMemHandle", 4010);
+        if (!gethandle || !open_ || !close_)
+            return 2;
+        CUdeviceptr shared, opened;
+        CUipcMemHandle ih;
+        printf("alloc %d\n", alloc(&shared, 512 << 10));
+        printf("gethandle %d\n", gethandle(&ih, shared));
+        printf("open %d\n", open_(&opened, ih, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS));
+        printf("close %d\n", close_(opened));
+        printf("free %d\n", dfree(shared));
     }
     if (!strcmp(mode, "vmm")) {
         CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =
