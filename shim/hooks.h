@@ -77,7 +77,11 @@
     X(cuGraphAddMemAllocNode, "cuGraphAddMemAllocNode", 11040, -1)          \
     X(cuGraphAddMemFreeNode, "cuGraphAddMemFreeNode", 11040, -1)            \
     X(cuIpcOpenMemHandle_v2, "cuIpcOpenMemHandle", 11000, -1)               \
-    X(cuIpcCloseMemHandle, "cuIpcCloseMemHandle", 4010, -1)
+    X(cuIpcCloseMemHandle, "cuIpcCloseMemHandle", 4010, -1)                \
+    X(cuMemAddressReserve, "cuMemAddressReserve", 10020, -1)                \
+    X(cuMemAddressFree, "cuMemAddressFree", 10020, -1)                      \
+    X(cuMemHostGetDevicePointer_v2, "cuMemHostGetDevicePointer", 3020, -1)  \
+    X(cudaHostGetDevicePointer, NULL, 0, -1)
 
 enum vsp_hook_id {
 #define VSP_X(sym, base, ver, ptds) VSP_H_##sym,

@@ -437,6 +437,38 @@ VSP_HIDDEN CUresult vsp_h_cuIpcCloseMemHandle(CUdeviceptr dptr)
     return r;
 }
 
+/* ---- address ranges and device views of host memory: in the trace, never memory of their own ---- */
+
+VSP_HIDDEN CUresult vsp_h_cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr,
+                                              unsigned long long flags)
+{
+    DRV_REAL(cuMemAddressReserve);
+    CUresult r = real(ptr, size, alignment, addr, flags);
+    DRV_ALLOC(cuMemAddressReserve, .op = VSP_OP_RESERVE, .memory = VSP_MEM_MAPPING, .cls = 0, .ptr = OUT(r, ptr),
+              .size = size, .flags = flags, .aux = addr);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemAddressFree(CUdeviceptr ptr, size_t size)
+{
+    DRV_REAL(cuMemAddressFree);
+    CUresult r = real(ptr, size);
+    DRV_ALLOC(cuMemAddressFree, .op = VSP_OP_UNRESERVE, .memory = VSP_MEM_MAPPING, .cls = 0, .ptr = ptr, .size = size);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int flags)
+{
+    DRV_REAL(cuMemHostGetDevicePointer_v2);
+    CUresult r = real(pdptr, p, flags);
+    DRV_ALLOC(cuMemHostGetDevicePointer_v2, .op = VSP_OP_VIEW, .memory = VSP_MEM_HOST_MAPPED, .cls = 0,
+              .ptr = OUT(r, pdptr), .aux = (uint64_t)(uintptr_t)p, .flags = flags);
+    return r;
+}
+
+VSP_EXPORT_HOOK(cuMemAddressReserve);
+VSP_EXPORT_HOOK(cuMemAddressFree);
+VSP_EXPORT_HOOK(cuMemHostGetDevicePointer_v2);
 VSP_EXPORT_HOOK(cuGraphAddMemAllocNode);
 VSP_EXPORT_HOOK(cuGraphAddMemFreeNode);
 VSP_EXPORT_HOOK(cuIpcOpenMemHandle_v2);

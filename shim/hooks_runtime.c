@@ -277,6 +277,16 @@ VSP_HIDDEN cudaError_t vsp_h_cudaDeviceSetMemPool(int device, cudaMemPool_t pool
     return r;
 }
 
+VSP_HIDDEN cudaError_t vsp_h_cudaHostGetDevicePointer(void **pDevice, void *pHost, unsigned int flags)
+{
+    RT_REAL(cudaHostGetDevicePointer);
+    cudaError_t r = real(pDevice, pHost, flags);
+    RT_ALLOC(cudaHostGetDevicePointer, .op = VSP_OP_VIEW, .memory = VSP_MEM_HOST_MAPPED, .cls = 0,
+             .ptr = OUT(r, pDevice), .aux = (uint64_t)(uintptr_t)pHost, .flags = flags);
+    return r;
+}
+
+VSP_EXPORT_HOOK(cudaHostGetDevicePointer);
 VSP_EXPORT_HOOK(cudaMemPoolCreate);
 VSP_EXPORT_HOOK(cudaMemPoolDestroy);
 VSP_EXPORT_HOOK(cudaDeviceSetMemPool);

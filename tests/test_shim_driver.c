@@ -69,7 +69,11 @@ Test(shim_driver, virtual_memory_physical_allocations_and_mappings)
     cr_assert_eq(s.by_api[VSP_API_cuMemUnmap], 1);
     cr_assert_eq(s.by_api[VSP_API_cuMemRelease], 1);
     cr_assert_eq(s.by_memory[VSP_MEM_PHYSICAL], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuMemAddressReserve], 1, "address reservations are in the trace");
+    cr_assert_eq(s.by_api[VSP_API_cuMemAddressFree], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuMemHostGetDevicePointer_v2], 1, "and device views of host memory");
     cr_assert_eq(s.live_device_bytes, 1 * MiB, "physical memory was released");
+    cr_assert_eq(s.live_count, 1, "a reservation or a view holds no memory");
 }
 
 /* CUDA arrays at the driver layer (how NVIDIA's runtime creates them, static and shared), sized

@@ -119,6 +119,9 @@ enum vsp_op {
     VSP_OP_FREE = 2,
     VSP_OP_MAP = 3,   /* cuMemMap: a physical allocation mapped at an address (size bytes) */
     VSP_OP_UNMAP = 4,
+    VSP_OP_RESERVE = 5,   /* cuMemAddressReserve: an address range (size bytes), no memory */
+    VSP_OP_UNRESERVE = 6, /* cuMemAddressFree */
+    VSP_OP_VIEW = 7,      /* a device address for host memory (ptr; aux: the host pointer) */
 };
 
 /* Memory kinds. */
@@ -198,7 +201,11 @@ enum vsp_api {
     VSP_API_cuGraphAddMemFreeNode = 64,
     VSP_API_cuIpcOpenMemHandle_v2 = 65,  /* memory kind imported */
     VSP_API_cuIpcCloseMemHandle = 66,
-    VSP_API_COUNT_ = 67
+    VSP_API_cuMemAddressReserve = 67,
+    VSP_API_cuMemAddressFree = 68,
+    VSP_API_cuMemHostGetDevicePointer_v2 = 69,
+    VSP_API_cudaHostGetDevicePointer = 70,
+    VSP_API_COUNT_ = 71
 };
 
 /* One intercepted call. */
@@ -334,6 +341,10 @@ static inline const char *vsp_api_name(unsigned api)
         [VSP_API_cuGraphAddMemFreeNode] = "cuGraphAddMemFreeNode",
         [VSP_API_cuIpcOpenMemHandle_v2] = "cuIpcOpenMemHandle_v2",
         [VSP_API_cuIpcCloseMemHandle] = "cuIpcCloseMemHandle",
+        [VSP_API_cuMemAddressReserve] = "cuMemAddressReserve",
+        [VSP_API_cuMemAddressFree] = "cuMemAddressFree",
+        [VSP_API_cuMemHostGetDevicePointer_v2] = "cuMemHostGetDevicePointer_v2",
+        [VSP_API_cudaHostGetDevicePointer] = "cudaHostGetDevicePointer",
     };
     const char *n = api < VSP_API_COUNT_ ? names[api] : NULL;
     return n ? n : "unknown";

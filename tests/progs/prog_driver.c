@@ -3,7 +3,9 @@
  *             then everything through the pointer returned for "cuGetProcAddress";
  *   legacy  - through the 4-argument cuGetProcAddress found by dlsym;
  *   dlsym   - dlsym(handle, "cuMemAlloc_v2") and friends;
- *   vmm     - cuMemCreate / cuMemAddressReserve / cuMemMap / cuMemUnmap / cuMemRelease.
+ *   vmm     - cuMemCreate / cuMemAddressReserve / cuMemMap / cuMemUnmap / cuMemRelease /
+ *             cuMemAddressFree, and a device view of the pinned host allocation
+ *             (cuMemHostGetDevicePointer_v2).
  * With a second argument "host", every host-memory allocator is also called at every ABI
  * (cuMemAllocManaged, cuMemAllocHost 2.0 and 3.2, cuMemHostAlloc, cuMemHostRegister 4.0 and 6.5),
  * 64 KiB each, and cuMemCreate of 2 MiB on the host location, printing "NAME@VERSION RESULT", and freed again when it succeeded.
@@ -89,6 +91,12 @@ int main(int argc, char **argv)
     printf("alloc %d\n", alloc(&b, 2 << 20));
     printf("free %d\n", dfree(b));
     printf("hostalloc %d\n", halloc(&host, 65536, 0));
+    if (!strcmp(mode, "vmm")) { /* a device view of the pinned memory */
+        CUresult (*view)(CUdeviceptr *, void *, unsigned) =
+            get("cuMemHostGetDevicePointer", "cuMemHostGetDevicePointer_v2", 3020);
+        CUdeviceptr dv;
+        printf("view %d\n", view ? view(&dv, host, 0) : -1);
+    }
     printf("hostfree %d\n", hfree(host));
     if (argc > 2 && !strcmp(argv[2], "host")) {
         CUresult (*managed)(CUdeviceptr *, size_t, unsigned) = get("cuMemAllocManaged", "cuMemAllocManaged", 6000);
