@@ -52,7 +52,7 @@ SHIM_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden
 SHIM_LIBS := -lunwind -ldl -lpthread
 
 SHIM_SRCS := shim/core.c shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c \
-             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pools.c shim/hooks_dl.c shim/hooks_fd.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c
+             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pools.c shim/usage.c shim/hooks_dl.c shim/hooks_fd.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c
 SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/dlsym_x86_64.o
 SHIM := $(BUILD)/libvramspy.so
 # The in-process symboliser, loaded by the shim on first need (shim/symhelper.c): beside the shim.

@@ -202,6 +202,7 @@ static void atfork_child(void)
     vsp_tls.in_walk = 0;
     vsp_labels_reset_trace();
     vsp_inproc_atfork_child();
+    vsp_usage_atfork_child();
     vsp_trace_atfork_child();
 }
 
@@ -461,6 +462,10 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
     } else if (c->result == 0 && c->cls && c->ptr) {
         vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, 0, vsp_label_current());
     }
+    if (VSP_UNLIKELY(!vsp_usage_baseline_taken()) && vsp_trace_ensure())
+        vsp_usage_sample(VSP_USAGE_FIRST); /* the context's own memory, before the program's */
+    else if (c->oom && vsp_memory_is_device(c->memory) && vsp_trace_ensure())
+        vsp_usage_sample(VSP_USAGE_FAILURE);
     /* The breakdown does not depend on the trace: an unwritable trace path or a full ring in
      * drop mode is exactly when the person on call needs it on stderr. */
     if (c->oom && vsp_memory_is_device(c->memory) && !vsp_cfg.quiet)

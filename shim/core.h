@@ -144,6 +144,11 @@ int vsp_inproc_frames(uint64_t addr, struct vsp_frame_info *out, int max, char *
 void vsp_inproc_atfork_child(void);
 int vsp_inproc_preload(void); /* load the symboliser now (VRAMSPY_PURPOSES at start-up); 0 if loaded */
 
+/* --- usage.c: coverage samples (USAGE records); call with a trace open --- */
+void vsp_usage_sample(int reason);   /* enum vsp_usage_reason */
+int vsp_usage_baseline_taken(void);
+void vsp_usage_atfork_child(void);
+
 /* --- metrics.c --- */
 void vsp_metrics_start(void);        /* after the trace is set up: the writer thread */
 void vsp_metrics_write(void);        /* now (at exit) */

@@ -141,6 +141,9 @@ static void *writer(void *arg)
         if (!vsp_load_acquire(&started))
             return NULL; /* forked child: this thread is the parent's copy... it does not exist here */
         write_snapshot(0);
+        if (vsp_trace_ensure())
+            vsp_usage_sample(VSP_USAGE_PERIODIC); /* NVML answers without a context; the device
+                                                     source needs one, so it may be skipped here */
     }
 }
 

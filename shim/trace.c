@@ -535,6 +535,7 @@ void vsp_trace_finalize(void)
     if (__atomic_exchange_n(&T.finalized, 1, __ATOMIC_ACQ_REL))
         return;
     if (s == T_OPEN) {
+        vsp_usage_sample(VSP_USAGE_EXIT);
         struct vsp_counters *c = &vsp_live.c;
         struct vsp_resv res;
         if (vsp_ring_reserve(&T.ring, VSP_REC_END, sizeof(struct vsp_rec_end), &res) == 0) {

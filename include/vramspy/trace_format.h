@@ -86,6 +86,7 @@ enum vsp_rec_type {
     VSP_REC_END = 5,     /* vsp_rec_end: clean finalisation with the shim's own counters */
     VSP_REC_NOTE = 6,    /* free text (NUL-terminated): a warning the shim wants kept */
     VSP_REC_LABEL = 7,   /* vsp_rec_label + name + NUL: a purpose label's id (events carry ids) */
+    VSP_REC_USAGE = 8,   /* vsp_rec_usage: the process's device memory as seen from outside the hooks */
 };
 
 struct vsp_rec_process {
@@ -247,6 +248,25 @@ struct vsp_rec_label {
     uint32_t name_len; /* NUL included */
 };
 
+/* A sample of the device memory the process uses, measured outside the hooks, beside what the
+ * hooks account for at that moment: how much of the process's memory the trace explains
+ * ("coverage"). Taken after the first recorded call (the baseline: the context), at each failed
+ * device allocation, every VRAMSPY_METRICS_INTERVAL when metrics are on, and at exit. */
+enum vsp_usage_source {
+    VSP_USAGE_NVML = 1,   /* this pid's used memory on every device (NVML compute processes) */
+    VSP_USAGE_DEVICE = 2, /* device-wide used memory (total - free, cuMemGetInfo_v2): other
+                             processes on the device count too */
+};
+enum vsp_usage_reason { VSP_USAGE_FIRST = 1, VSP_USAGE_FAILURE = 2, VSP_USAGE_PERIODIC = 3, VSP_USAGE_EXIT = 4 };
+struct vsp_rec_usage {
+    uint64_t time_ns;      /* CLOCK_MONOTONIC */
+    uint64_t used_bytes;   /* measured (per source) */
+    uint64_t total_bytes;  /* the device's total memory, UINT64_MAX unknown */
+    uint64_t traced_bytes; /* device bytes live in the shim's own table at that moment */
+    uint32_t source;       /* enum vsp_usage_source */
+    uint32_t reason;       /* enum vsp_usage_reason */
+};
+
 /* Written once at clean finalisation: the shim's own counters (a reader recomputes its own). */
 struct vsp_rec_end {
     uint64_t time_ns;
@@ -280,6 +300,7 @@ _Static_assert(offsetof(struct vsp_rec_event, stack_id) == 64, "event stack_id o
 _Static_assert(offsetof(struct vsp_rec_event, api) == 80, "event api offset");
 _Static_assert(sizeof(struct vsp_rec_end) == 80, "end record size");
 _Static_assert(sizeof(struct vsp_rec_label) == 8, "label record size");
+_Static_assert(sizeof(struct vsp_rec_usage) == 40, "usage record size");
 
 static inline const char *vsp_api_name(unsigned api)
 {

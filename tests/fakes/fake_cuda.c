@@ -27,6 +27,9 @@
  *    location; CUDA 13's cuMemGetDefaultMemPool for a host location); a
  *    device's current pool (cuDeviceSetMemPool, cuMemSetMemPool) serves
  *    cuMemAllocAsync. Host-pool memory comes from the same arena.
+ *  - VSP_FAKE_HIDDEN_MEM=<size> (suffixes as above): that much device memory
+ *    is taken from the arena at the second device allocation, through no
+ *    API a tracer can see (for coverage tests); cuMemGetInfo shows it.
  *  - Graphs are opaque; cuGraphAddMemAllocNode takes its memory from the
  *    arena when the node is added (the real driver does at launch),
  *    cuGraphAddMemFreeNode gives it back.
@@ -203,6 +206,9 @@ static map_t g_dev, g_host, g_reg, g_va, g_obj;
 static struct fake_pool g_default_pool = {1, 0, 0, 0};
 static struct fake_pool g_host_default_pool = {1, 1, 0, 0}; /* CUDA 13: the host location's default pool */
 static struct fake_pool *g_cur_pool = &g_default_pool;     /* device 0's current pool (cuMemAllocAsync) */
+/* VSP_FAKE_HIDDEN_MEM=<size>: device memory taken behind every hook, at the second device
+ * allocation (after a tracer's baseline), as a library with a path the hooks miss would. */
+static size_t g_hidden, g_allocs;
 static struct { int magic; } g_primary_ctx_storage = {0x43545830};
 #define PRIMARY_CTX ((CUcontext)(void *)&g_primary_ctx_storage)
 static int g_primary_refcount;
@@ -423,6 +429,9 @@ static void do_init(void)
         return;
     }
     size_t cap = parse_capacity(getenv("VSP_FAKE_DEVICE_MEM"));
+    const char *hidden = getenv("VSP_FAKE_HIDDEN_MEM");
+    if (hidden && *hidden)
+        g_hidden = parse_capacity(hidden);
     void *p = mmap(NULL, cap, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         g_init_result = CUDA_ERROR_OUT_OF_MEMORY;
@@ -779,6 +788,13 @@ static void pool_drop_alloc(struct fake_pool *pool)
 static CUresult dev_alloc(size_t size, int kind, struct fake_pool *pool, uintptr_t *out)
 {
     size_t asize;
+    if (g_hidden) {
+        pthread_mutex_lock(&g_lock);
+        uintptr_t hidden_addr;
+        if (++g_allocs == 2 && arena_alloc(g_hidden, &hidden_addr))
+            g_hidden = 0; /* taken; never given back */
+        pthread_mutex_unlock(&g_lock);
+    }
     if (size == 0)
         return CUDA_ERROR_INVALID_VALUE;
     if (size > g_capacity || !round_up(size, ARENA_ALIGN, &asize))
