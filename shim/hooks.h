@@ -81,7 +81,11 @@
     X(cuMemAddressReserve, "cuMemAddressReserve", 10020, -1)                \
     X(cuMemAddressFree, "cuMemAddressFree", 10020, -1)                      \
     X(cuMemHostGetDevicePointer_v2, "cuMemHostGetDevicePointer", 3020, -1)  \
-    X(cudaHostGetDevicePointer, NULL, 0, -1)
+    X(cudaHostGetDevicePointer, NULL, 0, -1)                                \
+    X(cuImportExternalMemory, "cuImportExternalMemory", 10000, -1)          \
+    X(cuExternalMemoryGetMappedBuffer, "cuExternalMemoryGetMappedBuffer", 10000, -1) \
+    X(cuDestroyExternalMemory, "cuDestroyExternalMemory", 10000, -1)        \
+    X(cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle", 10020, -1)
 
 enum vsp_hook_id {
 #define VSP_X(sym, base, ver, ptds) VSP_H_##sym,

@@ -469,6 +469,49 @@ VSP_HIDDEN CUresult vsp_h_cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void 
 VSP_EXPORT_HOOK(cuMemAddressReserve);
 VSP_EXPORT_HOOK(cuMemAddressFree);
 VSP_EXPORT_HOOK(cuMemHostGetDevicePointer_v2);
+/* ---- external memory and shareable handles: imported, never this process's own ---- */
+
+VSP_HIDDEN CUresult vsp_h_cuImportExternalMemory(CUexternalMemory *ext, const CUDA_EXTERNAL_MEMORY_HANDLE_DESC *desc)
+{
+    DRV_REAL(cuImportExternalMemory);
+    CUresult r = real(ext, desc);
+    DRV_ALLOC(cuImportExternalMemory, .memory = VSP_MEM_IMPORTED, .cls = VSP_CLASS_EXTERNAL, .ptr = OUT(r, ext),
+              .size = desc ? desc->size : 0, .flags = desc ? desc->flags : 0, .aux = desc ? (uint64_t)desc->type : 0);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuExternalMemoryGetMappedBuffer(CUdeviceptr *dptr, CUexternalMemory ext,
+                                                          const CUDA_EXTERNAL_MEMORY_BUFFER_DESC *desc)
+{
+    DRV_REAL(cuExternalMemoryGetMappedBuffer);
+    CUresult r = real(dptr, ext, desc);
+    DRV_ALLOC(cuExternalMemoryGetMappedBuffer, .memory = VSP_MEM_IMPORTED, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr),
+              .size = desc ? desc->size : 0, .aux = (uint64_t)(uintptr_t)ext);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuDestroyExternalMemory(CUexternalMemory ext)
+{
+    DRV_FREE(cuDestroyExternalMemory, VSP_CLASS_EXTERNAL, VSP_MEM_IMPORTED, (uintptr_t)ext, 0);
+    CUresult r = real(ext);
+    vsp_hook_leave_free(&h, &f, (int32_t)r);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, void *os_handle,
+                                                         CUmemAllocationHandleType type)
+{
+    DRV_REAL(cuMemImportFromShareableHandle);
+    CUresult r = real(handle, os_handle, type);
+    DRV_ALLOC(cuMemImportFromShareableHandle, .memory = VSP_MEM_IMPORTED, .cls = VSP_CLASS_PHYSICAL,
+              .ptr = OUT(r, handle), .flags = type, .aux = (uint64_t)(uintptr_t)os_handle);
+    return r;
+}
+
+VSP_EXPORT_HOOK(cuImportExternalMemory);
+VSP_EXPORT_HOOK(cuExternalMemoryGetMappedBuffer);
+VSP_EXPORT_HOOK(cuDestroyExternalMemory);
+VSP_EXPORT_HOOK(cuMemImportFromShareableHandle);
 VSP_EXPORT_HOOK(cuGraphAddMemAllocNode);
 VSP_EXPORT_HOOK(cuGraphAddMemFreeNode);
 VSP_EXPORT_HOOK(cuIpcOpenMemHandle_v2);

@@ -18,6 +18,7 @@ enum vsp_addr_class {
     VSP_CLASS_MIPMAP = 5,
     VSP_CLASS_PHYSICAL = 6, /* cuMemCreate handles */
     VSP_CLASS_IMPORTED = 7, /* IPC mappings: their addresses may equal a local allocation's */
+    VSP_CLASS_EXTERNAL = 8, /* cuImportExternalMemory objects */
 };
 
 struct vsp_live_slot {

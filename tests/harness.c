@@ -157,7 +157,7 @@ static int addr_class(unsigned memory)
     case VSP_MEM_HOST_REGISTERED: return 3;
     case VSP_MEM_ARRAY: return 4;
     case VSP_MEM_PHYSICAL: return 6;
-    case VSP_MEM_IMPORTED: return 7;
+    case VSP_MEM_IMPORTED: return 7; /* (buffers and imports share it here: the tests keep them apart) */
     default: return 1;
     }
 }

@@ -195,6 +195,21 @@ static void ipc_case(const char *mode)
 }
 
 Test(shim_driver, ipc_import_through_cuGetProcAddress_v2) { ipc_case("gpa"); }
+
+static void extmem_case(const char *mode)
+{
+    struct trace_summary s;
+    extra_case(mode, "extmem", "import 0\nbuffer 0\nfreebuffer 0\ndestroy 0\n", &s);
+    cr_assert_eq(s.by_api[VSP_API_cuImportExternalMemory], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuExternalMemoryGetMappedBuffer], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuDestroyExternalMemory], 1);
+    cr_assert_eq(s.by_memory[VSP_MEM_IMPORTED], 2, "the import and its buffer");
+    cr_assert_eq(s.live_device_bytes, 1 * MiB, "imported memory is not this process's device memory");
+    cr_assert_eq(s.live_count, 1, "the buffer was freed with cuMemFree, the import destroyed");
+}
+
+Test(shim_driver, external_memory_through_cuGetProcAddress_v2) { extmem_case("gpa"); }
+Test(shim_driver, external_memory_through_dlsym) { extmem_case("dlsym"); }
 Test(shim_driver, ipc_import_through_dlsym) { ipc_case("dlsym"); }
 
 Test(shim_driver, through_cudaGetDriverEntryPoint)

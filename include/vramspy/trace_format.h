@@ -137,7 +137,8 @@ enum vsp_memory {
     VSP_MEM_PHYSICAL = 7,        /* cuMemCreate physical memory (device) */
     VSP_MEM_MAPPING = 8,         /* cuMemMap address ranges (not counted as bytes) */
     VSP_MEM_HOST_POOL = 9,       /* stream-ordered allocations from a host-located memory pool */
-    VSP_MEM_IMPORTED = 10,       /* device memory of another process or API mapped here (IPC) */
+    VSP_MEM_IMPORTED = 10,       /* memory of another process or API mapped here (IPC, external
+                                    memory, shareable handles) */
     VSP_MEM_COUNT_ = 11
 };
 
@@ -206,7 +207,11 @@ enum vsp_api {
     VSP_API_cuMemAddressFree = 68,
     VSP_API_cuMemHostGetDevicePointer_v2 = 69,
     VSP_API_cudaHostGetDevicePointer = 70,
-    VSP_API_COUNT_ = 71
+    VSP_API_cuImportExternalMemory = 71,          /* memory kind imported */
+    VSP_API_cuExternalMemoryGetMappedBuffer = 72, /* imported; freed by cuMemFree_v2 */
+    VSP_API_cuDestroyExternalMemory = 73,
+    VSP_API_cuMemImportFromShareableHandle = 74,  /* imported; released by cuMemRelease */
+    VSP_API_COUNT_ = 75
 };
 
 /* One intercepted call. */
@@ -366,6 +371,10 @@ static inline const char *vsp_api_name(unsigned api)
         [VSP_API_cuMemAddressFree] = "cuMemAddressFree",
         [VSP_API_cuMemHostGetDevicePointer_v2] = "cuMemHostGetDevicePointer_v2",
         [VSP_API_cudaHostGetDevicePointer] = "cudaHostGetDevicePointer",
+        [VSP_API_cuImportExternalMemory] = "cuImportExternalMemory",
+        [VSP_API_cuExternalMemoryGetMappedBuffer] = "cuExternalMemoryGetMappedBuffer",
+        [VSP_API_cuDestroyExternalMemory] = "cuDestroyExternalMemory",
+        [VSP_API_cuMemImportFromShareableHandle] = "cuMemImportFromShareableHandle",
     };
     const char *n = api < VSP_API_COUNT_ ? names[api] : NULL;
     return n ? n : "unknown";

@@ -35,7 +35,9 @@
  *    cuGraphAddMemFreeNode gives it back.
  *  - IPC: cuIpcGetMemHandle names a device allocation; cuIpcOpenMemHandle_v2
  *    maps a new PROT_NONE range of its size (as another process would get),
- *    cuIpcCloseMemHandle unmaps it.
+ *    cuIpcCloseMemHandle unmaps it. cuImportExternalMemory gives an object of
+ *    the described size; cuExternalMemoryGetMappedBuffer maps a new range of
+ *    the buffer's size, which cuMemFree_v2 unmaps.
  *  - Host memory (cuMemAllocHost, cuMemHostAlloc, cuMemAllocManaged) is real
  *    host memory (posix_memalign 4096) and does not consume the arena.
  *  - cuMemAddressReserve reserves real PROT_NONE address space (outside the
@@ -141,6 +143,7 @@ enum rec_kind {
     K_STREAM,   /* cuStreamCreate                                      (g_obj) */
     K_POOL,     /* cuMemPoolCreate                                     (g_obj) */
     K_IPC,      /* cuIpcOpenMemHandle_v2: another process's memory     (g_va) */
+    K_EXTBUF,   /* cuExternalMemoryGetMappedBuffer: freed by cuMemFree (g_va) */
 };
 
 struct fake_pool {
@@ -967,6 +970,14 @@ EXPORT CUresult CUDAAPI cuMemFree_v2(CUdeviceptr dptr)
     if (dev_free((uintptr_t)dptr, K_DEV, CUDA_ERROR_INVALID_VALUE) == CUDA_SUCCESS)
         return CUDA_SUCCESS;
     pthread_mutex_lock(&g_lock);
+    rec_t *ext = map_find(&g_va, (uintptr_t)dptr);
+    if (ext && ext->kind == K_EXTBUF) { /* an external memory buffer */
+        map_remove(&g_va, (uintptr_t)dptr);
+        pthread_mutex_unlock(&g_lock);
+        munmap((void *)ext->key, ext->size);
+        free(ext);
+        return CUDA_SUCCESS;
+    }
     rec_t *r = map_find(&g_host, (uintptr_t)dptr);
     if (!r || r->kind != K_MANAGED) {
         pthread_mutex_unlock(&g_lock);
@@ -990,7 +1001,7 @@ EXPORT CUresult CUDAAPI cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psiz
     if (!r)
         r = map_find_containing(&g_host, a, 1u << K_MANAGED);
     if (!r)
-        r = map_find_containing(&g_va, a, 1u << K_IPC); /* an opened IPC handle */
+        r = map_find_containing(&g_va, a, (1u << K_IPC) | (1u << K_EXTBUF)); /* IPC, external buffers */
     if (r) {
         base = r->key;
         size = r->size;
@@ -1676,6 +1687,69 @@ EXPORT CUresult CUDAAPI cuIpcCloseMemHandle(CUdeviceptr dptr)
     return CUDA_SUCCESS;
 }
 
+/* ------------------------------------------------------------------------ */
+/* External memory (another API's allocation, by OS handle): an import is an  */
+/* object with a size; a mapped buffer is a new PROT_NONE range, freed with   */
+/* cuMemFree like the real driver's. Shareable handles of cuMemCreate         */
+/* allocations import as a new handle to the same physical allocation.        */
+
+struct fake_extmem {
+    unsigned long long size;
+};
+
+EXPORT CUresult CUDAAPI cuImportExternalMemory(CUexternalMemory *extMem_out, const CUDA_EXTERNAL_MEMORY_HANDLE_DESC *desc)
+{
+    REQUIRE_INIT();
+    if (!extMem_out || !desc || desc->size == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct fake_extmem *e = calloc(1, sizeof *e);
+    if (!e)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    e->size = desc->size;
+    *extMem_out = (CUexternalMemory)(void *)e;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult CUDAAPI cuExternalMemoryGetMappedBuffer(CUdeviceptr *devPtr, CUexternalMemory extMem,
+                                                        const CUDA_EXTERNAL_MEMORY_BUFFER_DESC *bufferDesc)
+{
+    REQUIRE_INIT();
+    struct fake_extmem *e = (struct fake_extmem *)(void *)extMem;
+    if (!devPtr || !e || !bufferDesc || bufferDesc->size == 0 || bufferDesc->offset + bufferDesc->size > e->size)
+        return CUDA_ERROR_INVALID_VALUE;
+    /* an arena allocation of kind K_DEV would count against free memory: the buffer is another
+     * API's memory, so it is a reserved range of its own (freed by cuMemFree, see dev_free) */
+    rec_t *r = calloc(1, sizeof *r);
+    void *m = r ? mmap(NULL, bufferDesc->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                : MAP_FAILED;
+    if (m == MAP_FAILED) {
+        free(r);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    r->key = (uintptr_t)m;
+    r->size = bufferDesc->size;
+    r->kind = K_EXTBUF;
+    pthread_mutex_lock(&g_lock);
+    int ok = map_insert(&g_va, r);
+    pthread_mutex_unlock(&g_lock);
+    if (!ok) {
+        munmap(m, bufferDesc->size);
+        free(r);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *devPtr = (CUdeviceptr)(uintptr_t)m;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult CUDAAPI cuDestroyExternalMemory(CUexternalMemory extMem)
+{
+    REQUIRE_INIT();
+    if (!extMem)
+        return CUDA_ERROR_INVALID_VALUE;
+    free(extMem);
+    return CUDA_SUCCESS;
+}
+
 EXPORT CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
                                  unsigned long long flags)
 {
@@ -1948,7 +2022,8 @@ EXPORT CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **pfn, int 
     X(cuDeviceSetMemPool) X(cuDeviceGetMemPool) X(cuMemGetDefaultMemPool)      \
     X(cuMemSetMemPool) X(cuMemGetMemPool) X(cuGraphCreate) X(cuGraphDestroy)   \
     X(cuGraphAddMemAllocNode) X(cuGraphAddMemFreeNode) X(cuIpcGetMemHandle)    \
-    X(cuIpcOpenMemHandle_v2) X(cuIpcCloseMemHandle)                            \
+    X(cuIpcOpenMemHandle_v2) X(cuIpcCloseMemHandle) X(cuImportExternalMemory)  \
+    X(cuExternalMemoryGetMappedBuffer) X(cuDestroyExternalMemory)              \
     X(cuMemAddressReserve) X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap)       \
     X(cuMemSetAccess) X(cuMemGetAllocationGranularity) X(cuArrayCreate_v2)     \
     X(cuArray3DCreate_v2) X(cuArrayDestroy) X(cuMipmappedArrayCreate)          \
@@ -2030,6 +2105,9 @@ typedef struct {
     ENT(cuIpcGetMemHandle, 4010, cuIpcGetMemHandle)                            \
     ENT(cuIpcOpenMemHandle, 11000, cuIpcOpenMemHandle_v2)                      \
     ENT(cuIpcCloseMemHandle, 4010, cuIpcCloseMemHandle)                        \
+    ENT(cuImportExternalMemory, 10000, cuImportExternalMemory)                 \
+    ENT(cuExternalMemoryGetMappedBuffer, 10000, cuExternalMemoryGetMappedBuffer) \
+    ENT(cuDestroyExternalMemory, 10000, cuDestroyExternalMemory)               \
     ENT(cuMemCreate, 10020, cuMemCreate)                                       \
     ENT(cuMemRelease, 10020, cuMemRelease)                                     \
     ENT(cuMemAddressReserve, 10020, cuMemAddressReserve)                       \

@@ -20,7 +20,8 @@
  * With "graph", a graph with a 256 KiB memory allocation node and a free node for it, and a second
  * 128 KiB allocation node never freed (graph memory the program keeps); with "ipc", a 512 KiB
  * allocation shared through cuIpcGetMemHandle and opened again (as a second process would), then
- * closed; the shared allocation itself is freed.
+ * closed; the shared allocation itself is freed. With "extmem", external memory of 1 MiB imported,
+ * a 256 KiB buffer mapped from it and freed with cuMemFree, the import destroyed.
  * Each mode allocates 1 MiB + 2 MiB device memory, frees the 2 MiB, allocates 64 KiB of pinned
  * host memory and frees it; so a trace shows 1 MiB of device memory live at exit. */
 #include <cuda.h>
@@ -91,6 +92,29 @@ int main(int argc, char **argv)
     printf("alloc %d\n", alloc(&b, 2 << 20));
     printf("free %d\n", dfree(b));
     printf("hostalloc %d\n", halloc(&host, 65536, 0));
+    if (argc > 2 && !strcmp(argv[2], "extmem")) {
+        CUresult (*import)(CUexternalMemory *, const CUDA_EXTERNAL_MEMORY_HANDLE_DESC *) =
+            get("cuImportExternalMemory", "cuImportExternalMemory", 10000);
+        CUresult (*buffer)(CUdeviceptr *, CUexternalMemory, const CUDA_EXTERNAL_MEMORY_BUFFER_DESC *) =
+            get("cuExternalMemoryGetMappedBuffer", "cuExternalMemoryGetMappedBuffer", 10000);
+        CUresult (*destroy)(CUexternalMemory) = get("cuDestroyExternalMemory", "cuDestroyExternalMemory", 10000);
+        if (!import || !buffer || !destroy)
+            return 2;
+        CUDA_EXTERNAL_MEMORY_HANDLE_DESC hd;
+        memset(&hd, 0, sizeof hd);
+        hd.type = CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD;
+        hd.handle.fd = -1;
+        hd.size = 1 << 20;
+        CUDA_EXTERNAL_MEMORY_BUFFER_DESC bd;
+        memset(&bd, 0, sizeof bd);
+        bd.size = 256 << 10;
+        CUexternalMemory ext;
+        CUdeviceptr buf;
+        printf("import %d\n", import(&ext, &hd));
+        printf("buffer %d\n", buffer(&buf, ext, &bd));
+        printf("freebuffer %d\n", dfree(buf));
+        printf("destroy %d\n", destroy(ext));
+    }
     if (!strcmp(mode, "vmm")) { /* a device view of the pinned memory */
         CUresult (*view)(CUdeviceptr *, void *, unsigned) =
             get("cuMemHostGetDevicePointer", "cuMemHostGetDevicePointer_v2", 3020);
