@@ -169,6 +169,9 @@ extern vsp_dlsym_fn vsp_real_dlsym;
 void vsp_resolve_dlsym(void);
 /* Device ordinal of the calling thread's context, -1 if unknown. */
 int32_t vsp_current_device(void);
+/* A pool attribute (cuMemPoolGetAttribute); 0 on success. The device's default pool, 0 unknown. */
+int vsp_pool_attribute(uint64_t pool, int attr, uint64_t *value);
+uint64_t vsp_default_pool(int device);
 /* Size of the allocation containing ptr (cuMemGetAddressRange_v2), 0 if unknown. */
 uint64_t vsp_address_range_size(uint64_t ptr);
 /* Device free/total memory now; 0 on success. */

@@ -449,7 +449,7 @@ struct helper {
     int tried;
 };
 
-static struct helper h_ctx_device, h_meminfo, h_rt_meminfo, h_range;
+static struct helper h_ctx_device, h_meminfo, h_rt_meminfo, h_range, h_pool_attr, h_default_pool;
 
 /* Resolve a driver function for the shim's own use. Failures are cached until a (new) driver
  * lookup function appears, so the hot path never repeats a failing dlsym (which would malloc). */
@@ -477,7 +477,7 @@ static void *helper_fn(struct helper *h, const char *base, int version, const ch
 
 void vsp_helpers_forget(void)
 {
-    struct helper *all[] = {&h_ctx_device, &h_meminfo, &h_rt_meminfo, &h_range};
+    struct helper *all[] = {&h_ctx_device, &h_meminfo, &h_rt_meminfo, &h_range, &h_pool_attr, &h_default_pool};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         void *p = vsp_load_acquire(&all[i]->fn);
         if (p && is_loaded(p))
@@ -496,6 +496,25 @@ int32_t vsp_current_device(void)
     if (get && get(&d) == CUDA_SUCCESS)
         return (int32_t)d;
     return -1;
+}
+
+int vsp_pool_attribute(uint64_t pool, int attr, uint64_t *value)
+{
+    CUresult (*get)(CUmemoryPool, CUmemPool_attribute, void *) = (CUresult(*)(CUmemoryPool, CUmemPool_attribute, void *))
+        helper_fn(&h_pool_attr, "cuMemPoolGetAttribute", 11020, "cuMemPoolGetAttribute");
+    cuuint64_t v;
+    if (!get || get((CUmemoryPool)(uintptr_t)pool, (CUmemPool_attribute)attr, &v) != CUDA_SUCCESS)
+        return -1;
+    *value = v;
+    return 0;
+}
+
+uint64_t vsp_default_pool(int device)
+{
+    CUresult (*get)(CUmemoryPool *, CUdevice) = (CUresult(*)(CUmemoryPool *, CUdevice))helper_fn(
+        &h_default_pool, "cuDeviceGetDefaultMemPool", 11020, "cuDeviceGetDefaultMemPool");
+    CUmemoryPool p;
+    return get && device >= 0 && get(&p, device) == CUDA_SUCCESS ? (uint64_t)(uintptr_t)p : 0;
 }
 
 uint64_t vsp_address_range_size(uint64_t ptr)

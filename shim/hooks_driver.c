@@ -120,6 +120,7 @@ VSP_HIDDEN CUresult vsp_h_cuMemHostRegister_v2(void *p, size_t bytesize, unsigne
     VSP_HIDDEN CUresult vsp_h_##sym(CUdeviceptr *dptr, size_t bytesize, CUstream s)            \
     {                                                                                          \
         DRV_REAL(sym);                                                                         \
+        vsp_pools_used_async();                                                                \
         int host = vsp_current_pool_is_host();                                                 \
         int deny = host && vsp_deny_host(&h);                                                  \
         CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(dptr, bytesize, s);                \

@@ -148,6 +148,7 @@ VSP_HIDDEN cudaError_t vsp_h_cudaMallocMipmappedArray(cudaMipmappedArray_t *m, c
     VSP_HIDDEN cudaError_t vsp_h_##sym(void **devPtr, size_t size, cudaStream_t s)             \
     {                                                                                          \
         RT_REAL(sym);                                                                          \
+        vsp_pools_used_async();                                                                \
         int host = vsp_current_pool_is_host(); /* a host-located current pool: host memory */  \
         int deny = host && vsp_deny_host(&h);                                                  \
         cudaError_t r = deny ? cudaErrorMemoryAllocation : real(devPtr, size, s);              \

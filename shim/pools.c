@@ -6,6 +6,7 @@
  * the allocation hooks, and only when some host-located pool exists at all.
  * Must never: allocate, lock, or slow down a process that has no host-located pool. */
 #include <cuda.h>
+#include <time.h>
 
 #include "core.h"
 #include "pools.h"
@@ -22,6 +23,7 @@ static struct {
 } table[POOLS];
 static uint64_t current[DEVICES]; /* a device's current pool as set by the program, 0: its default */
 static int any_host;               /* some host-located pool was ever noted */
+static int used_async;             /* some stream-ordered allocation happened */
 
 static uint32_t slot_of(uint64_t pool)
 {
@@ -101,4 +103,47 @@ int vsp_location_is_host(int type)
 {
     return type == CU_MEM_LOCATION_TYPE_HOST || type == CU_MEM_LOCATION_TYPE_HOST_NUMA ||
            type == CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT;
+}
+
+void vsp_pools_used_async(void)
+{
+    if (VSP_UNLIKELY(!vsp_load_relaxed(&used_async)))
+        vsp_store_relaxed(&used_async, 1); /* relaxed: turns sampling of the default pool on */
+}
+
+static void sample_one(uint64_t pool, int host, int reason, uint64_t now)
+{
+    struct vsp_rec_pool p = {.time_ns = now, .pool = pool, .host = (uint32_t)host, .reason = (uint32_t)reason};
+    static const int attrs[4] = {CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT, CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH,
+                                 CU_MEMPOOL_ATTR_USED_MEM_CURRENT, CU_MEMPOOL_ATTR_USED_MEM_HIGH};
+    uint64_t *out[4] = {&p.reserved_current, &p.reserved_high, &p.used_current, &p.used_high};
+    int any = 0;
+    for (int i = 0; i < 4; i++) {
+        if (vsp_pool_attribute(pool, attrs[i], out[i]) == 0)
+            any = 1;
+        else
+            *out[i] = VSP_UNKNOWN_BYTES;
+    }
+    struct vsp_resv res;
+    if (any && vsp_ring_reserve(vsp_trace_ring(), VSP_REC_POOL, sizeof p, &res) == 0) {
+        *(struct vsp_rec_pool *)res.payload = p;
+        vsp_ring_commit(vsp_trace_ring(), &res);
+    }
+}
+
+void vsp_pools_sample(int reason)
+{
+    if (vsp_load_relaxed(&used_async)) {
+        uint64_t def = vsp_default_pool(vsp_current_device());
+        if (def)
+            vsp_pool_note(def, 0); /* sampled with the others below */
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    for (uint32_t i = 0; i < POOLS; i++) {
+        uint64_t k = vsp_load_acquire(&table[i].pool); /* acquire: see vsp_pool_note */
+        if (k > TOMBSTONE)
+            sample_one(k, vsp_load_relaxed(&table[i].host), reason, now);
+    }
 }

@@ -11,5 +11,7 @@ int vsp_pool_is_host(uint64_t pool);
 void vsp_pool_set_current(int device, uint64_t pool);
 int vsp_current_pool_is_host(void);            /* the calling thread's device's current pool */
 int vsp_location_is_host(int cu_mem_location_type);
+void vsp_pools_used_async(void);               /* a stream-ordered allocation happened */
+void vsp_pools_sample(int reason);             /* POOL records for the known pools (trace open) */
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "atomic.h"
 #include "core.h"
+#include "pools.h"
 
 /* The NVML ABI we use (nvml.h is not part of the CUDA toolkit headers here). */
 typedef void *nvml_device;
@@ -104,6 +105,8 @@ void vsp_usage_sample(int reason)
         *(struct vsp_rec_usage *)res.payload = u;
         vsp_ring_commit(vsp_trace_ring(), &res);
     }
+    if (reason == VSP_USAGE_FAILURE || reason == VSP_USAGE_EXIT)
+        vsp_pools_sample(reason); /* what the pools hold beside what they hand out */
     vsp_store_release(&sampled_first, 1);
     vsp_spin_unlock(&nvml_busy);
 }

@@ -195,6 +195,24 @@ int th_summarize(const char *path, struct trace_summary *s, const uint64_t *prob
         } else if (rec.type == VSP_REC_END) {
             s->has_end = 1;
             memcpy(&s->end, rec.payload, sizeof s->end);
+        } else if (rec.type == VSP_REC_USAGE && rec.payload_len >= sizeof(struct vsp_rec_usage)) {
+            const struct vsp_rec_usage *u = rec.payload;
+            if (s->usage_records++ == 0)
+                s->first_usage = *u;
+            s->last_usage = *u;
+            s->usage_source = u->source;
+            /* the baseline (the context's own memory) is what the first sample shows beyond
+             * what was traced then */
+            uint64_t base = s->first_usage.used_bytes > s->first_usage.traced_bytes
+                                ? s->first_usage.used_bytes - s->first_usage.traced_bytes : 0;
+            uint64_t explained = base + u->traced_bytes;
+            if (u->used_bytes > explained && u->used_bytes - explained > s->max_untracked)
+                s->max_untracked = u->used_bytes - explained;
+        } else if (rec.type == VSP_REC_POOL && rec.payload_len >= sizeof(struct vsp_rec_pool)) {
+            const struct vsp_rec_pool *pl = rec.payload;
+            s->pool_records++;
+            if (pl->used_high != VSP_UNKNOWN_BYTES && pl->used_high > s->pool_used_high)
+                s->pool_used_high = pl->used_high;
         } else if (rec.type == VSP_REC_EVENT) {
             const struct vsp_rec_event *e = rec.payload;
             s->events++;

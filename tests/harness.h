@@ -66,6 +66,11 @@ struct trace_summary {
     int has_end;
     struct vsp_rec_end end;
     uint64_t count_size[8];                   /* successful allocations of size_probe[i] */
+    uint64_t usage_records, pool_records;     /* USAGE and POOL records */
+    struct vsp_rec_usage first_usage, last_usage;
+    uint64_t max_untracked;                   /* max over USAGE of used - first used - traced */
+    uint32_t usage_source;                    /* of the last USAGE record */
+    uint64_t pool_used_high;                  /* max used_high over POOL records */
     uint64_t size_probe[8];
 };
 

@@ -244,6 +244,36 @@ Test(shim_runtime, host_located_pool_through_the_runtime_is_refused_under_enforc
     cr_assert_eq(s.by_api[VSP_API_cudaMemPoolCreate], 1);
 }
 
+Test(shim_runtime, coverage_samples_account_for_the_device_memory)
+{
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert_geq(s.usage_records, 2, "after the first call and at exit");
+    cr_assert_eq(s.usage_source, VSP_USAGE_DEVICE, "no NVML here: device-wide");
+    cr_assert_eq(s.first_usage.reason, VSP_USAGE_FIRST);
+    cr_assert_eq(s.last_usage.reason, VSP_USAGE_EXIT);
+    cr_assert_eq(s.max_untracked, 0, "every byte the device holds is traced (arena granularity aside): %llu",
+                 (unsigned long long)s.max_untracked);
+    cr_assert_gt(s.pool_records, 0, "the default pool was sampled (stream-ordered allocations were used)");
+}
+
+Test(shim_runtime, memory_taken_behind_the_hooks_shows_as_untracked)
+{
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {"VSP_FAKE_HIDDEN_MEM=256M", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, env);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert_eq(s.max_untracked, 256ull << 20, "the 256 MiB the fake took behind the hooks: %llu",
+                 (unsigned long long)s.max_untracked);
+}
+
 Test(shim_runtime, repeated_out_of_memory_failures_give_bounded_stderr)
 {
     char *dir = th_tmpdir(), out[4200];

@@ -87,6 +87,7 @@ enum vsp_rec_type {
     VSP_REC_NOTE = 6,    /* free text (NUL-terminated): a warning the shim wants kept */
     VSP_REC_LABEL = 7,   /* vsp_rec_label + name + NUL: a purpose label's id (events carry ids) */
     VSP_REC_USAGE = 8,   /* vsp_rec_usage: the process's device memory as seen from outside the hooks */
+    VSP_REC_POOL = 9,    /* vsp_rec_pool: a stream-ordered memory pool's reserved and used bytes */
 };
 
 struct vsp_rec_process {
@@ -256,7 +257,9 @@ struct vsp_rec_label {
 /* A sample of the device memory the process uses, measured outside the hooks, beside what the
  * hooks account for at that moment: how much of the process's memory the trace explains
  * ("coverage"). Taken after the first recorded call (the baseline: the context), at each failed
- * device allocation, every VRAMSPY_METRICS_INTERVAL when metrics are on, and at exit. */
+ * device allocation, every VRAMSPY_METRICS_INTERVAL when metrics are on, and at exit. The
+ * baseline (the context's own memory) is the first sample's used_bytes - traced_bytes; at any
+ * sample, untracked = used_bytes - baseline - traced_bytes. */
 enum vsp_usage_source {
     VSP_USAGE_NVML = 1,   /* this pid's used memory on every device (NVML compute processes) */
     VSP_USAGE_DEVICE = 2, /* device-wide used memory (total - free, cuMemGetInfo_v2): other
@@ -270,6 +273,21 @@ struct vsp_rec_usage {
     uint64_t traced_bytes; /* device bytes live in the shim's own table at that moment */
     uint32_t source;       /* enum vsp_usage_source */
     uint32_t reason;       /* enum vsp_usage_reason */
+};
+
+/* A memory pool's own accounting (cuMemPoolGetAttribute), sampled with the USAGE records at each
+ * failed device allocation and at exit, for every pool the process named and the current
+ * device's default pool once stream-ordered allocation was used: what the device really holds
+ * for the pool (reserved, given its release threshold) beside what is handed out (used). */
+struct vsp_rec_pool {
+    uint64_t time_ns;
+    uint64_t pool;              /* the pool handle */
+    uint64_t reserved_current;  /* CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT (UINT64_MAX: unknown) */
+    uint64_t reserved_high;
+    uint64_t used_current;
+    uint64_t used_high;
+    uint32_t host;              /* 1: host-located */
+    uint32_t reason;            /* enum vsp_usage_reason */
 };
 
 /* Written once at clean finalisation: the shim's own counters (a reader recomputes its own). */
@@ -306,6 +324,7 @@ _Static_assert(offsetof(struct vsp_rec_event, api) == 80, "event api offset");
 _Static_assert(sizeof(struct vsp_rec_end) == 80, "end record size");
 _Static_assert(sizeof(struct vsp_rec_label) == 8, "label record size");
 _Static_assert(sizeof(struct vsp_rec_usage) == 40, "usage record size");
+_Static_assert(sizeof(struct vsp_rec_pool) == 56, "pool record size");
 
 static inline const char *vsp_api_name(unsigned api)
 {

@@ -151,6 +151,7 @@ struct fake_pool {
     int host;       /* a host-located pool (CUDA 12.2+): its memory is pinned host memory */
     int destroyed;  /* cuMemPoolDestroy'd, kept until its last allocation goes */
     size_t live;    /* outstanding allocations */
+    unsigned long long used, used_high, threshold; /* bytes (arena); reserved == used: no caching */
 };
 
 struct vmapping {   /* one cuMemMap inside a reservation */
@@ -206,8 +207,8 @@ static hole_t *g_holes;                 /* sorted by offset */
 
 static map_t g_dev, g_host, g_reg, g_va, g_obj;
 
-static struct fake_pool g_default_pool = {1, 0, 0, 0};
-static struct fake_pool g_host_default_pool = {1, 1, 0, 0}; /* CUDA 13: the host location's default pool */
+static struct fake_pool g_default_pool = {.is_default = 1};
+static struct fake_pool g_host_default_pool = {.is_default = 1, .host = 1}; /* CUDA 13: the host location's default pool */
 static struct fake_pool *g_cur_pool = &g_default_pool;     /* device 0's current pool (cuMemAllocAsync) */
 /* VSP_FAKE_HIDDEN_MEM=<size>: device memory taken behind every hook, at the second device
  * allocation (after a tracer's baseline), as a library with a path the hooks miss would. */
@@ -615,7 +616,7 @@ static CUresult primary_release(CUdevice dev)
 EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease_v2(CUdevice dev) { return primary_release(dev); }
 EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev) { return primary_release(dev); }
 
-static void pool_drop_alloc(struct fake_pool *pool);
+static void pool_drop_alloc(struct fake_pool *pool, size_t bytes);
 
 /* Resetting the primary context frees every device allocation, array and
  * mipmapped array (as cudaDeviceReset does).  cuMemCreate handles, VA
@@ -635,7 +636,7 @@ static CUresult primary_reset(CUdevice dev)
                 g_dev.n--;
                 arena_free(r->key, r->asize);
                 if (r->pool)
-                    pool_drop_alloc(r->pool);
+                    pool_drop_alloc(r->pool, r->asize);
                 free(r);
             } else {
                 pp = &r->next;
@@ -781,9 +782,10 @@ EXPORT CUresult CUDAAPI cuStreamSynchronize_ptsz(CUstream hStream) { return stre
 /* Device memory                                                            */
 
 /* Caller holds g_lock. */
-static void pool_drop_alloc(struct fake_pool *pool)
+static void pool_drop_alloc(struct fake_pool *pool, size_t bytes)
 {
     pool->live--;
+    pool->used -= bytes;
     if (pool->destroyed && pool->live == 0 && !pool->is_default)
         free(pool);
 }
@@ -828,8 +830,12 @@ static CUresult dev_alloc(size_t size, int kind, struct fake_pool *pool, uintptr
         free(r);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    if (pool)
+    if (pool) {
         pool->live++;
+        pool->used += asize;
+        if (pool->used > pool->used_high)
+            pool->used_high = pool->used;
+    }
     pthread_mutex_unlock(&g_lock);
     *out = addr;
     return CUDA_SUCCESS;
@@ -847,7 +853,7 @@ static CUresult dev_free(uintptr_t addr, int kind, CUresult err_code)
     map_remove(&g_dev, addr);
     arena_free(r->key, r->asize);
     if (r->pool)
-        pool_drop_alloc(r->pool);
+        pool_drop_alloc(r->pool, r->asize);
     pthread_mutex_unlock(&g_lock);
     free(r);
     return CUDA_SUCCESS;
@@ -1339,6 +1345,60 @@ EXPORT CUresult CUDAAPI cuMemGetMemPool(CUmemoryPool *pool_out, CUmemLocation *l
     if (host_location(location))
         return cuMemGetDefaultMemPool(pool_out, location, type);
     return cuDeviceGetMemPool(pool_out, location->id);
+}
+
+/* Reserved memory equals used memory (the fake caches nothing); the highs reset when set to 0. */
+EXPORT CUresult CUDAAPI cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    REQUIRE_INIT();
+    struct fake_pool *p = (struct fake_pool *)(void *)pool;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&g_lock);
+    int ok = pool_valid_locked(p);
+    cuuint64_t v = 0;
+    if (ok) {
+        switch (attr) {
+        case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD: v = p->threshold; break;
+        case CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT: case CU_MEMPOOL_ATTR_USED_MEM_CURRENT: v = p->used; break;
+        case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH: case CU_MEMPOOL_ATTR_USED_MEM_HIGH: v = p->used_high; break;
+        default: ok = -1; break;
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (ok <= 0)
+        return ok < 0 ? CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_VALUE;
+    memcpy(value, &v, sizeof v);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult CUDAAPI cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    REQUIRE_INIT();
+    struct fake_pool *p = (struct fake_pool *)(void *)pool;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    cuuint64_t v;
+    memcpy(&v, value, sizeof v);
+    pthread_mutex_lock(&g_lock);
+    int ok = pool_valid_locked(p);
+    if (ok && attr == CU_MEMPOOL_ATTR_RELEASE_THRESHOLD)
+        p->threshold = v;
+    else if (ok && (attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH || attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH) && v == 0)
+        p->used_high = p->used;
+    else if (ok)
+        ok = -1;
+    pthread_mutex_unlock(&g_lock);
+    return ok > 0 ? CUDA_SUCCESS : ok < 0 ? CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_VALUE;
+}
+
+EXPORT CUresult CUDAAPI cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep)
+{
+    REQUIRE_INIT();
+    pthread_mutex_lock(&g_lock);
+    int ok = pool_valid_locked((struct fake_pool *)(void *)pool);
+    pthread_mutex_unlock(&g_lock);
+    return ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE; /* nothing cached, nothing to trim */
 }
 
 static CUresult alloc_async(CUdeviceptr *dptr, size_t bytesize, struct fake_pool *pool, CUstream hStream)
@@ -2024,6 +2084,7 @@ EXPORT CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **pfn, int 
     X(cuGraphAddMemAllocNode) X(cuGraphAddMemFreeNode) X(cuIpcGetMemHandle)    \
     X(cuIpcOpenMemHandle_v2) X(cuIpcCloseMemHandle) X(cuImportExternalMemory)  \
     X(cuExternalMemoryGetMappedBuffer) X(cuDestroyExternalMemory)              \
+    X(cuMemPoolGetAttribute) X(cuMemPoolSetAttribute) X(cuMemPoolTrimTo)      \
     X(cuMemAddressReserve) X(cuMemAddressFree) X(cuMemMap) X(cuMemUnmap)       \
     X(cuMemSetAccess) X(cuMemGetAllocationGranularity) X(cuArrayCreate_v2)     \
     X(cuArray3DCreate_v2) X(cuArrayDestroy) X(cuMipmappedArrayCreate)          \
@@ -2108,6 +2169,9 @@ typedef struct {
     ENT(cuImportExternalMemory, 10000, cuImportExternalMemory)                 \
     ENT(cuExternalMemoryGetMappedBuffer, 10000, cuExternalMemoryGetMappedBuffer) \
     ENT(cuDestroyExternalMemory, 10000, cuDestroyExternalMemory)               \
+    ENT(cuMemPoolGetAttribute, 11020, cuMemPoolGetAttribute)                   \
+    ENT(cuMemPoolSetAttribute, 11020, cuMemPoolSetAttribute)                   \
+    ENT(cuMemPoolTrimTo, 11020, cuMemPoolTrimTo)                               \
     ENT(cuMemCreate, 10020, cuMemCreate)                                       \
     ENT(cuMemRelease, 10020, cuMemRelease)                                     \
     ENT(cuMemAddressReserve, 10020, cuMemAddressReserve)                       \
