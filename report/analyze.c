@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "trace_reader.h"
 
@@ -131,7 +132,7 @@ static void map_free(struct map *m)
 
 /* ---- classification ---- */
 
-enum { CL_NONE = 0, CL_DEVPTR, CL_HOST, CL_REGISTERED, CL_ARRAY, CL_MIPMAP, CL_PHYSICAL };
+enum { CL_NONE = 0, CL_DEVPTR, CL_HOST, CL_REGISTERED, CL_ARRAY, CL_MIPMAP, CL_PHYSICAL, CL_IMPORTED, CL_EXTERNAL };
 
 static int api_class(unsigned api)
 {
@@ -153,11 +154,20 @@ static int api_class(unsigned api)
     case VSP_API_cuMemHostRegister_v2: case VSP_API_cuMemHostUnregister: case VSP_API_cuMemHostRegister:
         return CL_REGISTERED;
     case VSP_API_cudaMallocArray: case VSP_API_cudaMalloc3DArray: case VSP_API_cudaFreeArray:
+    case VSP_API_cuArrayCreate_v2: case VSP_API_cuArray3DCreate_v2: case VSP_API_cuArrayDestroy:
         return CL_ARRAY;
     case VSP_API_cudaMallocMipmappedArray: case VSP_API_cudaFreeMipmappedArray:
+    case VSP_API_cuMipmappedArrayCreate: case VSP_API_cuMipmappedArrayDestroy:
         return CL_MIPMAP;
-    case VSP_API_cuMemCreate: case VSP_API_cuMemRelease:
+    case VSP_API_cuMemCreate: case VSP_API_cuMemRelease: case VSP_API_cuMemImportFromShareableHandle:
         return CL_PHYSICAL;
+    case VSP_API_cuGraphAddMemAllocNode: case VSP_API_cuGraphAddMemFreeNode:
+    case VSP_API_cuExternalMemoryGetMappedBuffer:
+        return CL_DEVPTR;
+    case VSP_API_cuIpcOpenMemHandle_v2: case VSP_API_cuIpcCloseMemHandle:
+        return CL_IMPORTED; /* the same address may be live here under another class */
+    case VSP_API_cuImportExternalMemory: case VSP_API_cuDestroyExternalMemory:
+        return CL_EXTERNAL;
     default:
         return CL_NONE;
     }
@@ -202,6 +212,10 @@ struct ctx {
     uint64_t *freelist;     /* recycled lv slots */
     size_t nfree, capfree;
     uint64_t *freed;        /* direct-mapped cache of recently freed addr_keys (+1), see below */
+    uint32_t (*freed_stacks)[2]; /* per slot: the allocation's stack and the free's stack */
+    int saw_end;            /* an END record: the process finalised its trace */
+    uint32_t last_stack;    /* the stack of the last event (a crash's last recorded call) */
+    uint16_t last_api;
     struct map findings;    /* finding key -> index+1 */
     size_t capf;
     struct map stacks;      /* stack id -> index */
@@ -337,7 +351,19 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
                 f->after_oom = 1;
             return 0;
         }
-        if (device && e->result == 2) { /* cudaErrorMemoryAllocation == CUDA_ERROR_OUT_OF_MEMORY == 2 */
+        if (e->result != 2) {
+            /* not out-of-memory (cudaErrorMemoryAllocation == CUDA_ERROR_OUT_OF_MEMORY == 2): the call
+             * could not allocate at all (no driver, no device, a bad argument), grouped by result */
+            struct vsp_finding *f;
+            if (add_finding(c, VSP_F_ALLOC_ERROR, e, 0x100000000ull | (uint32_t)e->result, &f) < 0)
+                return -1;
+            f->count++;
+            f->result = e->result;
+            if (e->size > f->bytes)
+                f->bytes = e->size;
+            return 0;
+        }
+        if (device) {
             int frag = e->free_bytes != VSP_UNKNOWN_BYTES && e->free_bytes >= e->size;
             struct vsp_finding *f;
             if (add_finding(c, frag ? VSP_F_FRAGMENTATION : VSP_F_OOM, e, 0, &f) < 0)
@@ -445,12 +471,17 @@ static int on_free(struct ctx *c, const struct vsp_rec_event *e)
         a->frees++;
     if (!slot) {
         struct vsp_finding *f;
-        int dbl = c->freed[mix(key) & (FREED_SLOTS - 1)] == key + 1;
+        size_t fi = mix(key) & (FREED_SLOTS - 1);
+        int dbl = c->freed[fi] == key + 1;
         if (add_finding(c, VSP_F_INVALID_FREE, e, e->ptr ^ ((uint64_t)dbl << 63), &f) < 0)
             return -1;
         f->count++;
         f->address = e->ptr;
         f->double_free = dbl;
+        if (dbl && f->count == 1) {
+            f->alloc_stack_id = c->freed_stacks[fi][0];
+            f->first_free_stack_id = c->freed_stacks[fi][1];
+        }
         return 0;
     }
     if (e->result != 0)
@@ -464,8 +495,11 @@ static int on_free(struct ctx *c, const struct vsp_rec_event *e)
     sample(c, e->time_ns);
     GROW(c->freelist, c->nfree, c->capfree);
     c->freelist[c->nfree++] = *slot;
+    size_t fi = mix(key) & (FREED_SLOTS - 1);
+    c->freed[fi] = key + 1;
+    c->freed_stacks[fi][0] = l->stack_id;
+    c->freed_stacks[fi][1] = e->stack_id;
     map_del(&c->live, key);
-    c->freed[mix(key) & (FREED_SLOTS - 1)] = key + 1;
     return 0;
 }
 
@@ -531,15 +565,71 @@ static int on_process(struct ctx *c, const struct vsp_rec_process *p)
     const char *exe = (const char *)(p + 1);
     a->exe = strndup(exe, p->exe_len);
     const char *s = exe + p->exe_len, *end = s + p->argv_len;
-    a->argv = calloc((size_t)p->argc + 1, sizeof *a->argv);
+    /* every argument takes at least its NUL: argc beyond argv_len is corrupt, not a size */
+    size_t argc = p->argc < p->argv_len ? p->argc : p->argv_len;
+    a->argv = calloc(argc + 1, sizeof *a->argv);
     if (!a->exe || !a->argv)
         return -1;
-    while (s < end && a->argc < (int)p->argc) {
+    while (s < end && a->argc < (int)argc) {
         size_t l = strnlen(s, (size_t)(end - s));
         a->argv[a->argc++] = strndup(s, l);
         s += l + 1;
     }
     return 0;
+}
+
+/* Is pid the process that wrote this trace, still running? Its start time (/proc/PID/stat field
+ * 22, clock ticks after boot, plus the boot time) must be within 1.5 s of the trace's creation;
+ * when the start time cannot be read, its executable must be the one recorded. */
+static int process_is_live(uint32_t pid, uint64_t start_realtime_ns, const char *exe)
+{
+    if (!pid)
+        return 0;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0; /* gone (or no /proc: then we cannot tell, and say it ended) */
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    unsigned long long starttime = 0, btime = 0;
+    const char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+    if (p && (p[1] != ' ' || p[2] == 'Z' || p[2] == 'X'))
+        return 0; /* a zombie: it has ended, its parent has not reaped it yet */
+    int field = 2;
+    for (; p && *p && field < 22; p++)
+        if (*p == ' ')
+            field++;
+    int have_start = p && field == 22 && sscanf(p, "%llu", &starttime) == 1;
+    FILE *sf = fopen("/proc/stat", "r");
+    char line[256];
+    while (sf && fgets(line, sizeof line, sf))
+        if (sscanf(line, "btime %llu", &btime) == 1)
+            break;
+    if (sf)
+        fclose(sf);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (have_start && btime && hz > 0 && start_realtime_ns) {
+        double started = (double)btime + (double)starttime / (double)hz;
+        double created = (double)start_realtime_ns / 1e9;
+        double d = created - started;
+        if (d < -1.5)
+            return 0; /* started after the trace was made: another process with the pid */
+        if (d < 1.5)
+            return 1;
+        /* the trace was made later than the start (a shim initialised at the first CUDA call):
+         * the same executable, then */
+    }
+    if (!exe)
+        return 0;
+    char link[4096];
+    snprintf(path, sizeof path, "/proc/%u/exe", pid);
+    ssize_t l = readlink(path, link, sizeof link - 1);
+    if (l <= 0)
+        return 0;
+    link[l] = 0;
+    return strcmp(link, exe) == 0;
 }
 
 static int cmp_finding(const void *x, const void *y)
@@ -637,10 +727,13 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
         return -1;
     struct ctx c = {.a = a, .o = o};
     c.freed = calloc(FREED_SLOTS, sizeof *c.freed);
+    c.freed_stacks = calloc(FREED_SLOTS, sizeof *c.freed_stacks);
     a->samples = calloc(VSP_TIMELINE_MAX, sizeof *a->samples);
     a->instants = calloc(VSP_INSTANTS_MAX, sizeof *a->instants);
-    if (!c.freed || !a->samples || !a->instants) {
+    if (!c.freed || !c.freed_stacks || !a->samples || !a->instants) {
         snprintf(a->error, sizeof a->error, "%s: out of memory", path);
+        free(c.freed);
+        free(c.freed_stacks);
         vsp_reader_close(r);
         return -1;
     }
@@ -655,6 +748,10 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
         case VSP_REC_EVENT: {
             const struct vsp_rec_event *e = rec.payload;
             a->events++;
+            if (e->stack_id) {
+                c.last_stack = e->stack_id;
+                c.last_api = e->api;
+            }
             if (e->op == VSP_OP_ALLOC)
                 bad = on_alloc(&c, e);
             else if (e->op == VSP_OP_FREE)
@@ -681,7 +778,8 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
             }
             break;
         }
-        default: break; /* END, NOTE and record types newer than this reader */
+        case VSP_REC_END: c.saw_end = 1; break;
+        default: break; /* NOTE and record types newer than this reader */
         }
         if (bad) {
             snprintf(a->error, sizeof a->error, "%s: out of memory while analysing", path);
@@ -693,18 +791,25 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     vsp_reader_stats(r, &st);
     if (rc < 0 && !bad)
         snprintf(a->error, sizeof a->error, "%s: %s", path, vsp_reader_error(r));
+    uint64_t start_realtime_ns = vsp_reader_header(r)->start_realtime_ns;
     vsp_reader_close(r);
     memcpy(a->kind_live, c.kind_live, sizeof a->kind_live);
     a->complete = st.complete;
     a->dropped = st.dropped;
     a->torn = st.torn;
-    /* leaks: what is still live, grouped by API and stack */
-    for (size_t i = 0; rc == 0 && i < c.live.cap; i++) {
+    int ended = c.saw_end || st.finalized;
+    if (o->signal && o->signal_pid && o->signal_pid == a->pid)
+        a->signal = o->signal;
+    /* still running: not finalised, not known to have died, and its pid is the same process */
+    if (rc == 0 && !ended && !a->signal && process_is_live(a->pid, start_realtime_ns, a->exe))
+        a->in_progress = 1;
+    /* leaks: what is still live, grouped by API and stack (a running process's are just live) */
+    for (size_t i = 0; rc == 0 && !a->in_progress && i < c.live.cap; i++) {
         if (!c.live.keys[i])
             continue;
         const struct live *l = &c.lv[c.live.vals[i]];
-        if (api_class(l->api) == CL_NONE)
-            continue;
+        if (api_class(l->api) == CL_NONE || l->memory == VSP_MEM_IMPORTED)
+            continue; /* imported memory belongs to the process that exported it: never a leak */
         struct vsp_rec_event e = {.api = l->api, .memory = l->memory, .stack_id = l->stack_id};
         struct vsp_finding *f;
         if (add_finding(&c, VSP_F_LEAK, &e, 0, &f) < 0) {
@@ -727,6 +832,21 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
             f->limit = o->max_peak;
         }
     }
+    /* crash: ended by a signal (when told), or no END record and the process is gone */
+    if (rc == 0 && (a->signal || (!ended && !a->in_progress))) {
+        struct vsp_rec_event e = {.api = c.last_api, .stack_id = c.last_stack, .time_ns = a->last_time_ns};
+        struct vsp_finding *f;
+        if (add_finding(&c, VSP_F_CRASH, &e, 0, &f) == 0) {
+            f->count = 1;
+            f->signal = a->signal;
+        }
+    }
+    /* Lost events (dropped by the shim, or calls torn by the process's death) can make a free
+     * look missing (a leak) or an allocation look missing (an invalid free): say so. */
+    uint64_t lost = a->dropped + a->torn;
+    for (size_t i = 0; rc == 0 && lost && i < a->nfindings; i++)
+        if (a->findings[i].kind == VSP_F_LEAK || a->findings[i].kind == VSP_F_INVALID_FREE)
+            a->findings[i].uncertain = 1;
     /* A stack written while another thread was still recording the module map can precede the
      * module record that covers it: place such frames with the first module record after all. */
     for (size_t i = 0; i < a->nstacks; i++)
@@ -736,6 +856,7 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
                     a->stacks[i].module[k] = (int)m;
     map_free(&c.live);
     free(c.freed);
+    free(c.freed_stacks);
     map_free(&c.findings);
     map_free(&c.stacks);
     map_free(&c.last_oom);

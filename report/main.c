@@ -1,13 +1,18 @@
 /* vramspy-report: turn traces into verdicts — leaks, host fallback, out-of-memory, fragmentation,
- * invalid frees — symbolised, as text or JSON (schema vramspy-report/1), with exit codes for CI.
- * Interface (stable): docs/report.md. Exit: 0 no finding of a --fail-on kind, 1 at least one,
- * 2 usage error or a bad input file (one line on stderr naming it). */
+ * invalid frees, crashes, failed allocations — symbolised, as text or JSON (schema
+ * vramspy-report/1), with exit codes for CI. Interface (stable): docs/report.md. Exit: 0 no
+ * finding of a --fail-on kind, 1 at least one, 2 usage error or a bad input file (one line on
+ * stderr naming it). --check-options validates every option exactly as a run would and reads no
+ * trace: vramspy run calls it before it starts the program, so a bad option never opens the gate. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analyze.h"
@@ -17,6 +22,9 @@
 #include "purposes.h"
 #include "suppress.h"
 #include "symbolize.h"
+#include "trace_reader.h"
+
+_Static_assert(VSP_READER_MAX_FRAMES == VSP_MAX_DEPTH, "the reader's stack limit is the shim's");
 
 #define VERSION "0.1.0"
 
@@ -32,6 +40,9 @@ struct opts {
     const char *sysroot, *debug_dir;
     struct vsp_analyze_opts an;
     int color;
+    int strict;        /* --strict: findings marked uncertain count for --fail-on too */
+    int check_only;    /* --check-options */
+    int weigh_given;
 };
 
 static void usage(FILE *f)
@@ -41,18 +52,23 @@ static void usage(FILE *f)
             "  --format FORMAT        text (default), json, folded (flame graph stacks), perfetto\n"
             "                         (Chrome trace-event JSON), svg (timeline picture), junit (XML)\n"
             "  --fail-on KINDS        exit 1 when a finding of these kinds exists: comma-separated\n"
-            "                         leak, host-fallback, fragmentation, oom, invalid-free, peak, or any\n"
+            "                         leak, host-fallback, fragmentation, oom, invalid-free, peak, crash,\n"
+            "                         alloc-error, or any\n"
+            "  --strict               --fail-on counts findings marked uncertain (events were lost) too\n"
             "  --weigh WHAT           folded: leaks (bytes live at the end, default), peak (bytes live\n"
             "                         at the device peak) or allocated (all bytes ever allocated)\n"
             "  --suppress FILE        drop findings matching a JSON list of {kind, function, module} rules\n"
             "  --max-peak SIZE        a 'peak' finding when device memory peaks above SIZE\n"
-            "  --min-leak SIZE        ignore leaks smaller than SIZE (sizes: bytes, KiB/MiB/GiB, KB/MB/GB)\n"
+            "  --min-leak SIZE        ignore leaks smaller than SIZE (sizes: bytes, KiB/MiB/GiB, KB/MB/GB,\n"
+            "                         decimals allowed: 1.5GiB)\n"
             "  --purposes FILE        label bytes by purpose: a JSON object from label to function/module globs\n"
             "  -o, --output FILE      write the report to FILE instead of stdout\n"
             "  --sysroot DIR          find the traced process's binaries under DIR\n"
             "  --debug-dir DIR        find binaries (by name) and debug files (by build-id) in DIR\n"
             "  --fallback-window MS   a host allocation this soon after a device out-of-memory on the\n"
             "                         same thread is marked after_oom (default 5000)\n"
+            "  --signal PID=N         the process PID ended by signal N (a crash finding)\n"
+            "  --check-options        validate the options, read no trace, exit 0 or 2\n"
             "  --help, --version\n"
             "exit status: 0 no finding of a --fail-on kind, 1 at least one, 2 usage error or bad input\n");
 }
@@ -75,7 +91,7 @@ static int parse_fail_on(const char *s, unsigned *mask)
         }
         if (!found) {
             fprintf(stderr, "vramspy-report: --fail-on: unknown kind '%s' (leak, host-fallback, fragmentation, "
-                            "oom, invalid-free, peak, any)\n", tok);
+                            "oom, invalid-free, peak, crash, alloc-error, any)\n", tok);
             ok = 0;
         }
     }
@@ -83,12 +99,141 @@ static int parse_fail_on(const char *s, unsigned *mask)
     return ok ? 0 : -1;
 }
 
+/* Sizes: bytes, or a number (decimals allowed: 1.5GiB) with K/KiB/M/MiB/G/GiB/T/TiB (powers of
+ * 1024), KB/MB/GB/TB (powers of 1000) or B. -1 when it is not one. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    const char *p = s;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return -1;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    static const struct { const char *suffix; double mult; } units[] = {
+        {"", 1}, {"B", 1}, {"K", 1024.0}, {"k", 1024.0}, {"KiB", 1024.0}, {"KB", 1e3},
+        {"M", 1048576.0}, {"MiB", 1048576.0}, {"MB", 1e6}, {"G", 1073741824.0}, {"GiB", 1073741824.0},
+        {"GB", 1e9}, {"T", 1099511627776.0}, {"TiB", 1099511627776.0}, {"TB", 1e12},
+    };
+    double mult = 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(p, units[i].suffix))
+            mult = units[i].mult;
+    if (mult == 0)
+        return -1;
+    char num[64];
+    if ((size_t)(p - s) >= sizeof num)
+        return -1;
+    memcpy(num, s, (size_t)(p - s));
+    num[p - s] = 0;
+    if (!strchr(num, '.')) { /* exact for whole numbers */
+        errno = 0;
+        unsigned long long v = strtoull(num, NULL, 10);
+        uint64_t m = (uint64_t)mult;
+        if (errno || (v && m > UINT64_MAX / v))
+            return -1;
+        *out = (uint64_t)v * m;
+        return 0;
+    }
+    double v = strtod(num, NULL) * mult;
+    if (!(v < 18446744073709551615.0))
+        return -1;
+    *out = (uint64_t)(v + 0.5);
+    return 0;
+}
+
+static int is_dir(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* --check-options: can FILE be written, without creating or truncating anything? 0, or -errno. */
+static int output_writable(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno != ENOENT)
+        return -errno;
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (!is_dir(dir))
+        return -ENOENT;
+    return access(dir, W_OK | X_OK) == 0 ? 0 : -errno;
+}
+
+/* --signal PID=N */
+static int parse_signal(const char *s, uint32_t *pid, int *sig)
+{
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(s, &end, 10);
+    if (errno || end == s || *end != '=' || !p || p > UINT32_MAX)
+        return -1;
+    const char *n = end + 1;
+    unsigned long v = strtoul(n, &end, 10);
+    if (errno || end == n || *end || v < 1 || v > 64)
+        return -1;
+    *pid = (uint32_t)p;
+    *sig = (int)v;
+    return 0;
+}
+
+/* The text report's last line: findings by kind, and the exit status they imply. */
+static void text_summary(FILE *out, const uint64_t *by_kind, uint64_t uncertain, const struct opts *o, int failing)
+{
+    fprintf(out, "\nsummary: ");
+    int any = 0;
+    for (int k = 0; k < VSP_F_COUNT_; k++) {
+        if (!by_kind[k])
+            continue;
+        fprintf(out, "%s%llu %s", any ? ", " : "", (unsigned long long)by_kind[k], vsp_finding_json_name(k));
+        any = 1;
+    }
+    if (!any)
+        fprintf(out, "no findings");
+    if (uncertain)
+        fprintf(out, " (%llu uncertain%s)", (unsigned long long)uncertain,
+                o->strict ? "" : ", not counted by --fail-on without --strict");
+    if (!o->fail_mask) {
+        fprintf(out, "; exit status 0 (no --fail-on)\n");
+        return;
+    }
+    fprintf(out, "; exit status %d (--fail-on ", failing ? 1 : 0);
+    if (o->fail_mask == (1u << VSP_F_COUNT_) - 1) {
+        fprintf(out, "any");
+    } else {
+        int first = 1;
+        for (int k = 0; k < VSP_F_COUNT_; k++)
+            if (o->fail_mask & (1u << k)) {
+                fprintf(out, "%s%s", first ? "" : ",", vsp_finding_cli_name(k));
+                first = 0;
+            }
+    }
+    fprintf(out, "%s)\n", o->strict ? ", --strict" : "");
+}
+
+static const char *const format_names[] = {"text", "json", "folded", "perfetto", "svg", "junit"};
+
 int main(int argc, char **argv)
 {
     struct opts o = {.an.fallback_window_ns = 5000000000ull};
-    const char *format = "text";
     enum { OPT_FORMAT = 1, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION, OPT_WEIGH,
-           OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK, OPT_PURPOSES };
+           OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK, OPT_PURPOSES, OPT_STRICT, OPT_SIGNAL, OPT_CHECK };
     static const struct option lo[] = {
         {"format", required_argument, NULL, OPT_FORMAT}, {"fail-on", required_argument, NULL, OPT_FAIL},
         {"weigh", required_argument, NULL, OPT_WEIGH}, {"suppress", required_argument, NULL, OPT_SUPPRESS},
@@ -96,26 +241,27 @@ int main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'}, {"purposes", required_argument, NULL, OPT_PURPOSES},
         {"sysroot", required_argument, NULL, OPT_SYSROOT}, {"debug-dir", required_argument, NULL, OPT_DEBUG},
         {"fallback-window", required_argument, NULL, OPT_WINDOW}, {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, OPT_VERSION}, {"strict", no_argument, NULL, OPT_STRICT},
+        {"signal", required_argument, NULL, OPT_SIGNAL}, {"check-options", no_argument, NULL, OPT_CHECK},
+        {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "ho:", lo, NULL)) != -1) {
         switch (c) {
         case OPT_FORMAT: {
-            static const char *const names[] = {"text", "json", "folded", "perfetto", "svg", "junit"};
-            format = optarg;
             o.fmt = -1;
             for (int k = 0; k < 6; k++)
-                if (!strcmp(format, names[k]))
+                if (!strcmp(optarg, format_names[k]))
                     o.fmt = k;
             if (o.fmt < 0) {
                 fprintf(stderr, "vramspy-report: --format: unknown format '%s' (text, json, folded, perfetto, svg, "
-                                "junit)\n", format);
+                                "junit)\n", optarg);
                 return 2;
             }
             break;
         }
         case OPT_WEIGH:
+            o.weigh_given = 1;
             if (!strcmp(optarg, "leaks"))
                 o.weigh = VSP_WEIGH_LEAKS;
             else if (!strcmp(optarg, "peak"))
@@ -133,9 +279,13 @@ int main(int argc, char **argv)
         case OPT_MAXPEAK:
         case OPT_MINLEAK: {
             uint64_t v;
-            if (vsp_parse_size(optarg, &v) < 0) {
-                fprintf(stderr, "vramspy-report: %s: not a size: '%s' (bytes, or with KiB/MiB/GiB or KB/MB/GB)\n",
-                        c == OPT_MAXPEAK ? "--max-peak" : "--min-leak", optarg);
+            if (parse_size(optarg, &v) < 0) {
+                fprintf(stderr, "vramspy-report: %s: not a size: '%s' (bytes, or with KiB/MiB/GiB or KB/MB/GB; "
+                                "decimals allowed: 1.5GiB)\n", c == OPT_MAXPEAK ? "--max-peak" : "--min-leak", optarg);
+                return 2;
+            }
+            if (c == OPT_MAXPEAK && v == 0) {
+                fprintf(stderr, "vramspy-report: --max-peak: the budget must be above 0 bytes\n");
                 return 2;
             }
             if (c == OPT_MAXPEAK)
@@ -154,13 +304,22 @@ int main(int argc, char **argv)
             char *end;
             errno = 0;
             unsigned long long ms = strtoull(optarg, &end, 10);
-            if (errno || *end || end == optarg) {
+            if (errno || *end || end == optarg || optarg[0] == '-' || ms > UINT64_MAX / 1000000ull) {
                 fprintf(stderr, "vramspy-report: --fallback-window: not a number of milliseconds: '%s'\n", optarg);
                 return 2;
             }
             o.an.fallback_window_ns = ms * 1000000ull;
             break;
         }
+        case OPT_STRICT: o.strict = 1; break;
+        case OPT_SIGNAL:
+            if (parse_signal(optarg, &o.an.signal_pid, &o.an.signal) < 0) {
+                fprintf(stderr, "vramspy-report: --signal: '%s' is not PID=N (a process id and a signal number "
+                                "1-64)\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_CHECK: o.check_only = 1; break;
         case 'h':
         case OPT_HELP: usage(stdout); return 0;
         case OPT_VERSION: printf("vramspy-report %s (trace format %u)\n", VERSION, VSP_TRACE_VERSION); return 0;
@@ -173,12 +332,31 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind >= argc) {
+    /* combinations, and what does not apply to the chosen format */
+    if (o.weigh_given && o.fmt != FMT_FOLDED) {
+        fprintf(stderr, "vramspy-report: --weigh applies to --format folded only (not %s)\n", format_names[o.fmt]);
+        return 2;
+    }
+    if (o.purposes && o.fmt != FMT_TEXT && o.fmt != FMT_JSON) {
+        fprintf(stderr, "vramspy-report: --purposes applies to --format text and json only (not %s)\n",
+                format_names[o.fmt]);
+        return 2;
+    }
+    if (o.sysroot && !is_dir(o.sysroot)) {
+        fprintf(stderr, "vramspy-report: --sysroot %s: %s\n", o.sysroot,
+                access(o.sysroot, F_OK) == 0 ? "not a directory" : strerror(errno));
+        return 2;
+    }
+    if (o.debug_dir && !is_dir(o.debug_dir)) {
+        fprintf(stderr, "vramspy-report: --debug-dir %s: %s\n", o.debug_dir,
+                access(o.debug_dir, F_OK) == 0 ? "not a directory" : strerror(errno));
+        return 2;
+    }
+    if (optind >= argc && !o.check_only) {
         fprintf(stderr, "vramspy-report: no trace given\n");
         usage(stderr);
         return 2;
     }
-    (void)format;
     o.json = o.fmt == FMT_JSON;
     o.an.live_at_peak = o.fmt == FMT_FOLDED && o.weigh == VSP_WEIGH_PEAK;
     static struct vsp_purposes purposes;
@@ -186,13 +364,17 @@ int main(int argc, char **argv)
         char err[300];
         FILE *pf = fopen(o.purposes, "r");
         static char text[65536];
+        int open_errno = errno;
         size_t n = pf ? fread(text, 1, sizeof text - 1, pf) : 0;
         if (pf)
             fclose(pf);
         text[n] = 0;
         if (!pf || n == sizeof text - 1 || vsp_purposes_parse(text, &purposes, err, sizeof err) < 0) {
-            fprintf(stderr, "vramspy-report: --purposes %s: %s\n", o.purposes,
-                    !pf ? strerror(errno) : n == sizeof text - 1 ? "larger than 64 KiB" : err);
+            if (!pf)
+                fprintf(stderr, "vramspy-report: --purposes: cannot open %s: %s\n", o.purposes, strerror(open_errno));
+            else
+                fprintf(stderr, "vramspy-report: --purposes %s: %s\n", o.purposes,
+                        n == sizeof text - 1 ? "larger than 64 KiB" : err);
             return 2;
         }
         o.an.live_at_peak = 1;
@@ -202,9 +384,18 @@ int main(int argc, char **argv)
         char err[1200];
         rules = vsp_rules_load(o.suppress, err, sizeof err);
         if (!rules) {
-            fprintf(stderr, "vramspy-report: --suppress %s\n", err);
+            fprintf(stderr, "vramspy-report: --suppress: %s\n", err);
             return 2;
         }
+    }
+    if (o.check_only) {
+        int rc = o.output ? output_writable(o.output) : 0;
+        vsp_rules_free(rules);
+        if (rc < 0) {
+            fprintf(stderr, "vramspy-report: --output %s: %s\n", o.output, strerror(-rc));
+            return 2;
+        }
+        return 0;
     }
     FILE *out = stdout;
     if (o.output && !(out = fopen(o.output, "w"))) {
@@ -230,6 +421,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int failing = 0;
+    uint64_t by_kind[VSP_F_COUNT_] = {0}, uncertain = 0;
     json_t *all = o.json && ntr > 1 ? json_array() : NULL;
     if (o.fmt == FMT_PERFETTO)
         vsp_perfetto_begin(out);
@@ -242,9 +434,14 @@ int main(int argc, char **argv)
         struct vsp_symbolizer *sym = vsp_sym_new(&as[i], o.sysroot, o.debug_dir);
         vsp_apply_suppressions(&as[i], rules, o.min_leak, sym);
         vsp_purpose_breakdown(&as[i], o.purposes ? &purposes : NULL, sym);
-        for (size_t k = 0; k < as[i].nfindings; k++)
-            if (o.fail_mask & (1u << as[i].findings[k].kind))
+        for (size_t k = 0; k < as[i].nfindings; k++) {
+            const struct vsp_finding *f = &as[i].findings[k];
+            by_kind[f->kind]++;
+            if (f->uncertain)
+                uncertain++;
+            if ((o.fail_mask & (1u << f->kind)) && (!f->uncertain || o.strict))
                 failing = 1;
+        }
         switch (o.fmt) {
         case FMT_JSON: {
             json_t *r = vsp_report_json(path, &as[i], sym);
@@ -265,11 +462,17 @@ int main(int argc, char **argv)
         case FMT_FOLDED: vsp_folded(out, &as[i], sym, o.weigh); break;
         case FMT_PERFETTO: vsp_perfetto_trace(out, &as[i], i == 0); break;
         case FMT_SVG: vsp_svg_trace(out, path, &as[i], i); break;
-        case FMT_JUNIT: vsp_junit_trace(out, path, &as[i], sym, o.fail_mask); break;
+        case FMT_JUNIT: {
+            struct vsp_junit_opts jo = {.fail_mask = o.fail_mask, .max_peak = o.an.max_peak, .strict = o.strict};
+            vsp_junit_trace_opts(out, path, &as[i], sym, &jo);
+            break;
+        }
         }
         vsp_sym_free(sym);
         vsp_analysis_free(&as[i]);
     }
+    if (o.fmt == FMT_TEXT)
+        text_summary(out, by_kind, uncertain, &o, failing);
     if (all) {
         json_dumpf(all, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', out);

@@ -87,6 +87,56 @@ static json_t *str_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
+/* The names of the common result codes: the runtime's for runtime APIs (cuda*), CUresult's for
+ * the driver's (cu*). "unknown" for the rest. */
+const char *vsp_result_name(unsigned api, int32_t result)
+{
+    static const struct { int32_t code; const char *rt, *drv; } names[] = {
+        {0, "cudaSuccess", "CUDA_SUCCESS"},
+        {1, "cudaErrorInvalidValue", "CUDA_ERROR_INVALID_VALUE"},
+        {2, "cudaErrorMemoryAllocation", "CUDA_ERROR_OUT_OF_MEMORY"},
+        {3, "cudaErrorInitializationError", "CUDA_ERROR_NOT_INITIALIZED"},
+        {4, "cudaErrorCudartUnloading", "CUDA_ERROR_DEINITIALIZED"},
+        {34, "cudaErrorStubLibrary", "CUDA_ERROR_STUB_LIBRARY"},
+        {35, "cudaErrorInsufficientDriver", NULL},
+        {36, "cudaErrorCallRequiresNewerDriver", NULL},
+        {46, "cudaErrorDevicesUnavailable", "CUDA_ERROR_DEVICE_UNAVAILABLE"},
+        {100, "cudaErrorNoDevice", "CUDA_ERROR_NO_DEVICE"},
+        {101, "cudaErrorInvalidDevice", "CUDA_ERROR_INVALID_DEVICE"},
+        {201, "cudaErrorDeviceUninitialized", "CUDA_ERROR_INVALID_CONTEXT"},
+        {400, "cudaErrorInvalidResourceHandle", "CUDA_ERROR_INVALID_HANDLE"},
+        {700, "cudaErrorIllegalAddress", "CUDA_ERROR_ILLEGAL_ADDRESS"},
+        {712, "cudaErrorHostMemoryAlreadyRegistered", "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED"},
+        {713, "cudaErrorHostMemoryNotRegistered", "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED"},
+        {801, "cudaErrorNotSupported", "CUDA_ERROR_NOT_SUPPORTED"},
+        {999, "cudaErrorUnknown", "CUDA_ERROR_UNKNOWN"},
+    };
+    int driver = strncmp(vsp_api_name(api), "cuda", 4) != 0; /* cuMem...: the driver's */
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].code == result) {
+            const char *n = driver ? names[i].drv : names[i].rt;
+            return n ? n : "unknown";
+        }
+    return "unknown";
+}
+
+const char *vsp_signal_name(int sig)
+{
+    static const char *const n[] = {[1] = "SIGHUP", [2] = "SIGINT", [3] = "SIGQUIT", [4] = "SIGILL",
+                                    [5] = "SIGTRAP", [6] = "SIGABRT", [7] = "SIGBUS", [8] = "SIGFPE",
+                                    [9] = "SIGKILL", [10] = "SIGUSR1", [11] = "SIGSEGV", [12] = "SIGUSR2",
+                                    [13] = "SIGPIPE", [14] = "SIGALRM", [15] = "SIGTERM"};
+    return sig > 0 && sig < (int)(sizeof n / sizeof n[0]) && n[sig] ? n[sig] : "signal";
+}
+
+/* libc's start-up frames: below main in every stack, they tell nothing (left out of text
+ * stacks, kept in JSON). */
+static int startup_frame(const struct vsp_frame_info *f)
+{
+    return !strcmp(f->function, "__libc_start_call_main") || !strncmp(f->function, "__libc_start_main", 17) ||
+           !strcmp(f->function, "_start");
+}
+
 static json_t *stack_json(struct vsp_symbolizer *sym, const struct vsp_analysis *a, uint32_t id)
 {
     json_t *arr = json_array();
@@ -113,6 +163,14 @@ static json_t *stack_json(struct vsp_symbolizer *sym, const struct vsp_analysis 
     return arr;
 }
 
+static void loss_warning(char *buf, size_t len, const struct vsp_analysis *a)
+{
+    snprintf(buf, len, "%llu events lost (%llu dropped by the shim, %llu calls torn by the process's end): "
+             "leaks and invalid frees may be artefacts of the loss and are marked uncertain",
+             (unsigned long long)(a->dropped + a->torn), (unsigned long long)a->dropped,
+             (unsigned long long)a->torn);
+}
+
 json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym)
 {
     json_t *r = json_object();
@@ -131,6 +189,7 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
     json_object_set_new(t, "events", json_integer((json_int_t)a->events));
     json_object_set_new(t, "dropped", json_integer((json_int_t)a->dropped));
     json_object_set_new(t, "torn", json_integer((json_int_t)a->torn));
+    json_object_set_new(t, "in_progress", json_boolean(a->in_progress));
     json_object_set_new(r, "trace", t);
     json_t *to = json_object();
     json_object_set_new(to, "allocations", json_integer((json_int_t)a->allocations));
@@ -174,8 +233,22 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
             json_object_set_new(o, "reason", json_string(f->double_free ? "double_free" : "unknown_pointer"));
             json_object_set_new(o, "count", json_integer((json_int_t)f->count));
             break;
+        case VSP_F_CRASH:
+            json_object_set_new(o, "signal", f->signal ? json_integer(f->signal) : json_null());
+            break;
+        case VSP_F_ALLOC_ERROR:
+            json_object_set_new(o, "result", json_integer(f->result));
+            json_object_set_new(o, "result_name", json_string(vsp_result_name(f->api, f->result)));
+            json_object_set_new(o, "count", json_integer((json_int_t)f->count));
+            break;
         }
+        if (f->uncertain)
+            json_object_set_new(o, "uncertain", json_true());
         json_object_set_new(o, "stack", stack_json(sym, a, f->stack_id));
+        if (f->kind == VSP_F_INVALID_FREE && f->double_free) {
+            json_object_set_new(o, "alloc_stack", stack_json(sym, a, f->alloc_stack_id));
+            json_object_set_new(o, "first_free_stack", stack_json(sym, a, f->first_free_stack_id));
+        }
         json_array_append_new(fs, o);
     }
     json_object_set_new(r, "findings", fs);
@@ -202,11 +275,102 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
         json_array_append_new(w, json_stringn(l, len));
         l += len + (nl ? 1 : 0);
     }
-    if (!a->complete)
+    char line[400];
+    if (a->dropped + a->torn) {
+        loss_warning(line, sizeof line, a);
+        json_array_append_new(w, json_string(line));
+    }
+    if (a->in_progress)
+        json_array_append_new(w, json_string("the process is still running: the trace is in progress, what it "
+                                             "holds is live, not leaked"));
+    else if (!a->complete)
         json_array_append_new(w, json_string("the trace is incomplete: the process did not finish it (killed, "
                                              "crashed or _exit), or the file was cut short"));
     json_object_set_new(r, "warnings", w);
     return r;
+}
+
+/* A stack in text: frames innermost first, libc's start-up frames left out. */
+static void text_stack(FILE *out, struct vsp_symbolizer *sym, const struct vsp_analysis *a, uint32_t id)
+{
+    const struct vsp_stack *st = vsp_analysis_stack(a, id);
+    if (!st) {
+        fprintf(out, "    (no stack)\n");
+        return;
+    }
+    struct vsp_frame_info fi[MAX_INLINE];
+    int fno = 0;
+    for (unsigned k = 0; k < st->nframes; k++) {
+        int n = vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
+        for (int j = 0; j < n; j++) {
+            if (startup_frame(&fi[j]))
+                continue;
+            fprintf(out, "    #%-2d ", fno++);
+            if (fi[j].function[0]) {
+                fprintf(out, "%s%s", fi[j].function, fi[j].inlined ? " [inlined]" : "");
+                if (fi[j].file[0])
+                    fprintf(out, " (%s:%d)", fi[j].file, fi[j].line);
+                else if (fi[j].module)
+                    fprintf(out, " (%s+0x%llx)", fi[j].module, (unsigned long long)fi[j].offset);
+            } else if (fi[j].module) {
+                fprintf(out, "%s+0x%llx", fi[j].module, (unsigned long long)fi[j].offset);
+            } else {
+                fprintf(out, "0x%llx", (unsigned long long)fi[j].address);
+            }
+            fprintf(out, "\n");
+        }
+    }
+}
+
+/* One frame as "function (file:line)", "function (module+0xoff)", "module+0xoff" or "0xaddr". */
+static void frame_label(char *buf, size_t len, const struct vsp_frame_info *f)
+{
+    if (f->function[0] && f->file[0])
+        snprintf(buf, len, "%s (%s:%d)", f->function, f->file, f->line);
+    else if (f->function[0])
+        snprintf(buf, len, "%s", f->function);
+    else if (f->module) {
+        const char *b = strrchr(f->module, '/');
+        snprintf(buf, len, "%s+0x%llx", b ? b + 1 : f->module, (unsigned long long)f->offset);
+    } else
+        snprintf(buf, len, "0x%llx", (unsigned long long)f->address);
+}
+
+/* A finding's call site: its innermost frame, and when another finding's different stack shares
+ * that frame, the frames out to the innermost one that differs (at most 3 shown, "..." between),
+ * so that two stacks through the same helper are told apart. */
+void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct vsp_symbolizer *sym, uint32_t id)
+{
+    buf[0] = 0;
+    const struct vsp_stack *st = vsp_analysis_stack(a, id);
+    if (!st || !st->nframes)
+        return;
+    unsigned upto = 0; /* the index of the innermost frame that tells it apart */
+    for (size_t i = 0; i < a->nfindings; i++) {
+        const struct vsp_stack *o = vsp_analysis_stack(a, a->findings[i].stack_id);
+        if (!o || o == st || !o->nframes || o->frames[0] != st->frames[0])
+            continue;
+        unsigned k = 0;
+        while (k < st->nframes && k < o->nframes && st->frames[k] == o->frames[k])
+            k++;
+        if (k < st->nframes && k > upto)
+            upto = k;
+    }
+    struct vsp_frame_info fi[MAX_INLINE];
+    char f[1100];
+    size_t n = 0;
+    for (unsigned k = 0; k <= upto; k++) {
+        if (k > 0 && k < upto - 1 && upto > 2) {
+            if (k == 1)
+                n += (size_t)snprintf(buf + n, n < len ? len - n : 0, " <- ...");
+            continue;
+        }
+        vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
+        frame_label(f, sizeof f, &fi[0]); /* the innermost expansion: the line of the call */
+        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", k ? " <- " : "", f);
+        if (n >= len)
+            break;
+    }
 }
 
 static const char *kind_colour(int k)
@@ -228,7 +392,8 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
     fprintf(out, "process: pid %u, %s", a->pid, a->exe ? a->exe : "?");
     for (int i = 1; i < a->argc; i++)
         fprintf(out, " %s", a->argv[i]);
-    fprintf(out, "\ntrace: %s, %llu events, %llu dropped\n", a->complete ? "complete" : "INCOMPLETE",
+    fprintf(out, "\ntrace: %s, %llu events, %llu dropped\n",
+            a->in_progress ? "IN PROGRESS (the process is still running)" : a->complete ? "complete" : "INCOMPLETE",
             (unsigned long long)a->events, (unsigned long long)a->dropped);
     vsp_human_bytes(b1, sizeof b1, a->peak_bytes);
     vsp_human_bytes(b2, sizeof b2, a->live_bytes);
@@ -302,37 +467,52 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
                     (unsigned long long)f->address, f->double_free ? "double free" : "unknown pointer",
                     (unsigned long long)f->count, f->count == 1 ? "" : "s");
             break;
+        case VSP_F_CRASH:
+            if (f->signal)
+                fprintf(out, "%sCRASH%s the process was ended by signal %d (%s)\n", c0, c1, f->signal,
+                        vsp_signal_name(f->signal));
+            else
+                fprintf(out, "%sCRASH%s the trace has no end and the process is gone: it was killed, crashed or "
+                             "called _exit\n", c0, c1);
+            break;
+        case VSP_F_ALLOC_ERROR:
+            fprintf(out, "%sALLOCATION ERROR%s %s failed %llu time%s with %d (%s): not out of memory, the call "
+                         "could not allocate at all\n", c0, c1, vsp_api_name(f->api), (unsigned long long)f->count,
+                    f->count == 1 ? "" : "s", f->result, vsp_result_name(f->api, f->result));
+            break;
         }
-        const struct vsp_stack *st = vsp_analysis_stack(a, f->stack_id);
-        if (!st) {
-            fprintf(out, "    (no stack)\n");
+        if (f->stack_id && f->kind != VSP_F_CRASH) {
+            char site[2400];
+            vsp_site_name(site, sizeof site, a, sym, f->stack_id);
+            if (site[0])
+                fprintf(out, "  at %s\n", site);
+        }
+        if (f->uncertain)
+            fprintf(out, "    (uncertain: %llu events lost)\n", (unsigned long long)(a->dropped + a->torn));
+        if (f->kind == VSP_F_CRASH && !f->stack_id)
             continue;
-        }
-        struct vsp_frame_info fi[MAX_INLINE];
-        int fno = 0;
-        for (unsigned k = 0; k < st->nframes; k++) {
-            int n = vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
-            for (int j = 0; j < n; j++, fno++) {
-                fprintf(out, "    #%-2d ", fno);
-                if (fi[j].function[0]) {
-                    fprintf(out, "%s%s", fi[j].function, fi[j].inlined ? " [inlined]" : "");
-                    if (fi[j].file[0])
-                        fprintf(out, " (%s:%d)", fi[j].file, fi[j].line);
-                    else if (fi[j].module)
-                        fprintf(out, " (%s+0x%llx)", fi[j].module, (unsigned long long)fi[j].offset);
-                } else if (fi[j].module) {
-                    fprintf(out, "%s+0x%llx", fi[j].module, (unsigned long long)fi[j].offset);
-                } else {
-                    fprintf(out, "0x%llx", (unsigned long long)fi[j].address);
-                }
-                fprintf(out, "\n");
-            }
+        if (f->kind == VSP_F_CRASH)
+            fprintf(out, "    the last call it recorded:\n");
+        text_stack(out, sym, a, f->stack_id);
+        if (f->kind == VSP_F_INVALID_FREE && f->double_free) {
+            fprintf(out, "  allocated at:\n");
+            text_stack(out, sym, a, f->alloc_stack_id);
+            fprintf(out, "  first freed at:\n");
+            text_stack(out, sym, a, f->first_free_stack_id);
         }
     }
     const char *ws = vsp_sym_warnings(sym);
     if (*ws)
         fprintf(out, "\nwarnings:\n%s", ws);
-    if (!a->complete)
+    if (a->dropped + a->torn) {
+        char line[400];
+        loss_warning(line, sizeof line, a);
+        fprintf(out, "\nwarning: %s\n", line);
+    }
+    if (a->in_progress)
+        fprintf(out, "\nwarning: the process is still running: the trace is in progress; its %llu live allocations "
+                     "are live, not leaked\n", (unsigned long long)a->live_allocations);
+    else if (!a->complete)
         fprintf(out, "\nwarning: the trace is incomplete (the process was killed, crashed or called _exit, or the "
                      "file was cut short); everything it holds was analysed\n");
 }

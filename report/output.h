@@ -16,6 +16,16 @@ struct vsp_purposes;
  * a->purposes; does nothing when there are neither labels nor rules. */
 void vsp_purpose_breakdown(struct vsp_analysis *a, const struct vsp_purposes *rules, struct vsp_symbolizer *sym);
 
+/* The name of an API's result code (cudaError_t for runtime APIs, CUresult for driver APIs):
+ * "cudaErrorInsufficientDriver", "CUDA_ERROR_NO_DEVICE"..., "unknown" when not in the table. */
+const char *vsp_result_name(unsigned api, int32_t result);
+/* "SIGSEGV"..., "signal" when unnamed. */
+const char *vsp_signal_name(int sig);
+
+/* A call site's name: the innermost frame, and as many frames out as it takes to tell it from the
+ * other findings' stacks that share that frame ("make_buffer (leaky.c:4) <- main (leaky.c:12)"). */
+void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct vsp_symbolizer *sym, uint32_t stack_id);
+
 json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym);
 /* "512 B", "1.5 MiB"... */
 void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym, int color);

@@ -1,6 +1,7 @@
 /* Suppression rules (see suppress.h), parsed with jansson, matched with fnmatch(3). */
 #include "suppress.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -19,10 +20,20 @@ struct vsp_rules {
 
 struct vsp_rules *vsp_rules_load(const char *path, char *err, size_t errlen)
 {
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
     json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
+    json_t *j = json_loadf(fp, 0, &je);
+    fclose(fp);
     if (!j) {
-        snprintf(err, errlen, "%s: %s (line %d, column %d)", path, je.text, je.line, je.column);
+        /* jansson gives -1 positions when it has none (an empty file, a read error) */
+        if (je.line > 0)
+            snprintf(err, errlen, "%s: %s (line %d, column %d)", path, je.text, je.line, je.column);
+        else
+            snprintf(err, errlen, "%s: %s", path, je.text);
         return NULL;
     }
     if (!json_is_array(j)) {

@@ -1,6 +1,7 @@
-/* Symbolisation (see symbolize.h). One Dwfl per module, created on first use, reporting the ELF
- * file at the load bias recorded in the trace; lookups use address-1 because every frame is a
- * return address and the call instruction precedes it. */
+/* Symbolisation (see symbolize.h). One Dwfl per distinct file, created on first use and shared by
+ * every module record of that path (a plugin reloaded 1,000 times at new addresses is opened
+ * once): the ELF file is reported at bias 0 and looked up at address - the record's load bias.
+ * Lookups use address-1 because every frame is a return address and the call precedes it. */
 #include "symbolize.h"
 #include "dwframe.h"
 
@@ -15,6 +16,12 @@
 
 struct modstate {
     int tried;
+    Dwfl_Module *mod;  /* the shared file's, or NULL */
+};
+
+/* One recorded path, opened at most once. */
+struct filestate {
+    const char *path;  /* as recorded (the analysis owns it) */
     Dwfl *dwfl;
     Dwfl_Module *mod;
 };
@@ -22,6 +29,8 @@ struct modstate {
 struct vsp_symbolizer {
     const struct vsp_analysis *a;
     struct modstate *mods;
+    struct filestate *files;
+    size_t nfiles, capfiles;
     char *sysroot, *debug_dir;
     char *debuginfo_path;
     Dwfl_Callbacks cb;
@@ -92,6 +101,39 @@ static const char *find_file(struct vsp_symbolizer *s, const char *path, char *b
     return NULL;
 }
 
+static struct filestate *file_for(struct vsp_symbolizer *s, const char *recpath)
+{
+    for (size_t i = 0; i < s->nfiles; i++)
+        if (!strcmp(s->files[i].path, recpath))
+            return &s->files[i];
+    if (s->nfiles == s->capfiles) {
+        size_t cap = s->capfiles ? s->capfiles * 2 : 16;
+        struct filestate *nf = realloc(s->files, cap * sizeof *nf);
+        if (!nf)
+            return NULL;
+        s->files = nf;
+        s->capfiles = cap;
+    }
+    struct filestate *fs = &s->files[s->nfiles++];
+    memset(fs, 0, sizeof *fs);
+    fs->path = recpath;
+    char buf[4200];
+    const char *file = find_file(s, recpath, buf, sizeof buf);
+    if (!file) {
+        warn(s, "module %s: not found (use --sysroot or --debug-dir): frames shown as module+offset", recpath);
+        return fs;
+    }
+    fs->dwfl = dwfl_begin(&s->cb);
+    if (!fs->dwfl)
+        return fs;
+    dwfl_report_begin(fs->dwfl);
+    fs->mod = dwfl_report_elf(fs->dwfl, recpath, file, -1, 0, false);
+    dwfl_report_end(fs->dwfl, NULL, NULL);
+    if (!fs->mod)
+        warn(s, "module %s: not a readable ELF file", recpath);
+    return fs;
+}
+
 static Dwfl_Module *module_for(struct vsp_symbolizer *s, int m)
 {
     struct modstate *ms = &s->mods[m];
@@ -101,22 +143,10 @@ static Dwfl_Module *module_for(struct vsp_symbolizer *s, int m)
     const struct vsp_module *rec = &s->a->modules[m];
     if (!rec->path[0] || strstr(rec->path, "linux-vdso"))
         return NULL;
-    char buf[4200];
-    const char *file = find_file(s, rec->path, buf, sizeof buf);
-    if (!file) {
-        warn(s, "module %s: not found (use --sysroot or --debug-dir): frames shown as module+offset", rec->path);
+    struct filestate *fs = file_for(s, rec->path);
+    if (!fs || !fs->mod)
         return NULL;
-    }
-    ms->dwfl = dwfl_begin(&s->cb);
-    if (!ms->dwfl)
-        return NULL;
-    dwfl_report_begin(ms->dwfl);
-    ms->mod = dwfl_report_elf(ms->dwfl, rec->path, file, -1, rec->base, false);
-    dwfl_report_end(ms->dwfl, NULL, NULL);
-    if (!ms->mod) {
-        warn(s, "module %s: not a readable ELF file", rec->path);
-        return NULL;
-    }
+    ms->mod = fs->mod;
     const unsigned char *bits;
     GElf_Addr vaddr;
     int n = dwfl_module_build_id(ms->mod, &bits, &vaddr);
@@ -141,7 +171,14 @@ int vsp_sym_frame(struct vsp_symbolizer *s, const struct vsp_stack *st, unsigned
     Dwfl_Module *mod = module_for(s, m);
     if (!mod)
         return 1;
-    return vsp_dw_frame(mod, addr, out, max);
+    /* the file is reported at bias 0: look up the address relative to this record's bias */
+    int n = vsp_dw_frame(mod, addr - rec->base, out, max);
+    for (int k = 0; k < n; k++) {
+        out[k].address = addr;
+        out[k].module = rec->path;
+        out[k].offset = addr - rec->base;
+    }
+    return n;
 }
 
 const char *vsp_sym_warnings(const struct vsp_symbolizer *s)
@@ -153,9 +190,10 @@ void vsp_sym_free(struct vsp_symbolizer *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->a->nmodules; i++)
-        if (s->mods[i].dwfl)
-            dwfl_end(s->mods[i].dwfl);
+    for (size_t i = 0; i < s->nfiles; i++)
+        if (s->files[i].dwfl)
+            dwfl_end(s->files[i].dwfl);
+    free(s->files);
     free(s->mods);
     free(s->sysroot);
     free(s->debug_dir);

@@ -134,6 +134,14 @@ static int corrupt(struct vsp_reader *r, uint64_t off, const char *what)
     return -1;
 }
 
+static int too_deep(struct vsp_reader *r, uint64_t off, const struct vsp_rec_stack *s)
+{
+    snprintf(r->err, sizeof r->err, "corrupt trace: a stack of %u frames, deeper than the %u the shim ever "
+             "writes, at offset %llu", s->nframes, VSP_READER_MAX_FRAMES, (unsigned long long)off);
+    r->done = 1;
+    return -1;
+}
+
 static int min_payload(uint16_t type)
 {
     switch (type) {
@@ -146,7 +154,8 @@ static int min_payload(uint16_t type)
     }
 }
 
-/* Checks a record's own length fields against its type; 0 when fine. */
+/* Checks a record's own length fields against its type; 0 when fine, -1 when they overrun the
+ * record, -2 for a stack deeper than the shim ever writes. */
 static int check_payload(uint16_t type, const unsigned char *p, uint32_t len)
 {
     if ((int)len < min_payload(type))
@@ -155,6 +164,8 @@ static int check_payload(uint16_t type, const unsigned char *p, uint32_t len)
         const struct vsp_rec_stack *s = (const void *)p;
         if ((uint64_t)s->nframes * 8 > len - sizeof *s)
             return -1;
+        if (s->nframes > VSP_READER_MAX_FRAMES)
+            return -2;
     } else if (type == VSP_REC_MODULE) {
         const struct vsp_rec_module *m = (const void *)p;
         if ((uint64_t)m->path_len + m->build_id_len > len - sizeof *m || m->path_len == 0)
@@ -208,7 +219,10 @@ static int next_from_log(struct vsp_reader *r, struct vsp_record *rec)
         return corrupt(r, off, "record header past the end of the log");
     if (h->len < sizeof *h || (h->len & 7) || h->len > r->ring_size / 4 || pos + h->len > avail)
         return corrupt(r, off, "bad record length");
-    if (check_payload(h->type, (const unsigned char *)(h + 1), h->len - (uint32_t)sizeof *h) < 0)
+    int bad = check_payload(h->type, (const unsigned char *)(h + 1), h->len - (uint32_t)sizeof *h);
+    if (bad == -2)
+        return too_deep(r, off, (const struct vsp_rec_stack *)(h + 1));
+    if (bad < 0)
         return corrupt(r, off, "record fields overrun the record");
     r->pos = pos + h->len;
     /* Streaming: give back the pages behind the cursor every 64 MiB, so resident memory does not
@@ -245,11 +259,13 @@ static int next_from_ring(struct vsp_reader *r, struct vsp_record *rec)
         int room = off + sizeof *h <= r->ring_size;
         int lenok = room && h->len >= sizeof *h && !(h->len & 7) && h->len <= r->ring_size / 4 &&
                     off + h->len <= r->ring_size && pos + h->len <= r->head;
-        if (seq == (pos | VSP_SEQ_VALID | VSP_SEQ_COMMITTED) && lenok &&
-            check_payload(h->type, (const unsigned char *)(h + 1), h->len - (uint32_t)sizeof *h) == 0) {
+        int bad = lenok ? check_payload(h->type, (const unsigned char *)(h + 1), h->len - (uint32_t)sizeof *h) : -1;
+        if (seq == (pos | VSP_SEQ_VALID | VSP_SEQ_COMMITTED) && lenok && bad == 0) {
             r->pos = pos + h->len;
             return emit(r, rec, pos, r->hdr->ring_offset + off, h);
         }
+        if (seq == (pos | VSP_SEQ_VALID | VSP_SEQ_COMMITTED) && bad == -2)
+            return too_deep(r, r->hdr->ring_offset + off, (const struct vsp_rec_stack *)(h + 1));
         if (seq == (pos | VSP_SEQ_VALID) && lenok) {
             r->st.torn++; /* the call never returned */
             r->pos = pos + h->len;

@@ -296,7 +296,7 @@ __attribute__((constructor)) static void vsp_constructor(void)
 __attribute__((destructor)) static void vsp_destructor(void)
 {
     if (vsp_is_ready())
-        vsp_trace_finalize();
+        vsp_trace_finalize(0);
 }
 
 /* ---- the hook bracket ---- */

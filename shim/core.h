@@ -115,7 +115,8 @@ struct vsp_trace;
 int vsp_trace_ensure(void);               /* 1 when the trace is open (opens it on first use) */
 struct vsp_ring *vsp_trace_ring(void);    /* valid after vsp_trace_ensure() == 1 */
 void vsp_trace_modules_changed(void);     /* emit records for modules loaded since the last look */
-void vsp_trace_finalize(void);            /* at exit: END record, drain, summary */
+void vsp_trace_finalize(int quick);       /* at exit: END record, drain, summary (quick: no summary,
+                                             no metrics: _exit) */
 void vsp_trace_atfork_child(void);
 int vsp_trace_foreign(void);              /* the open trace belongs to another pid (raw fork) */
 extern struct vsp_livetable vsp_live;

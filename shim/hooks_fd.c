@@ -1,4 +1,8 @@
-/* pipe2 interposer, for libunwind's sake. libunwind (1.6) validates memory through a pipe it opens
+/* Process-level interposers. _exit and _Exit: a process that ends through them (a forked child,
+ * a server's fast path) runs no destructors, so the trace would lack its END record and read as a
+ * crash; these finalise it first (no summary: the program asked for no clean-up), then exit.
+ *
+ * pipe2 interposer, for libunwind's sake. libunwind (1.6) validates memory through a pipe it opens
  * itself (at its first use, and again whenever a read on it fails): opened in a program that had
  * closed stdout/stderr, the pipe took fds 1 and 2; opened low, a daemon's close_range(3, ~0U) left
  * its numbers to the program's own files, which libunwind then read, wrote one byte into, or
@@ -11,6 +15,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "atomic.h"
@@ -40,4 +45,27 @@ VSP_EXPORT int pipe2(int fds[2], int flags)
     }
     errno = saved;
     return rc;
+}
+
+static void finalize_then_exit(const char *name, int status) __attribute__((noreturn));
+static void finalize_then_exit(const char *name, int status)
+{
+    if (vsp_is_ready() && !vsp_cfg.disabled)
+        vsp_trace_finalize(1);
+    vsp_resolve_dlsym();
+    void (*real)(int) = vsp_real_dlsym ? (void (*)(int))vsp_real_dlsym(RTLD_NEXT, name) : NULL;
+    if (real)
+        real(status);
+    syscall(SYS_exit_group, status); /* not reached: libc has both */
+    __builtin_unreachable();
+}
+
+VSP_EXPORT void _exit(int status)
+{
+    finalize_then_exit("_exit", status);
+}
+
+VSP_EXPORT void _Exit(int status)
+{
+    finalize_then_exit("_Exit", status);
 }

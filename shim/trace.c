@@ -525,7 +525,7 @@ static void print_summary(void)
     }
 }
 
-void vsp_trace_finalize(void)
+void vsp_trace_finalize(int quick)
 {
     int s = vsp_load_acquire(&T.state);
     if (s == T_NONE || s == T_OPENING)
@@ -563,6 +563,8 @@ void vsp_trace_finalize(void)
             vsp_warn("writing the trace log failed (disk full?); the trace is incomplete");
         /* The mapping stays: a CUDA call from a later destructor is still recorded. */
     }
+    if (quick)
+        return; /* _exit: the program asked for no clean-up; the trace is complete all the same */
     vsp_metrics_write();
     if (!vsp_cfg.quiet && vsp_cfg.summary)
         print_summary();

@@ -1,4 +1,4 @@
-/* Tests of vramspy-report: golden traces (tests/data/*.trace) against the expected JSON beside
+/* Tests of vramspy-report: golden traces (tests/data/<name>.trace) against the expected JSON beside
  * them, each finding kind, exit codes and error messages, incomplete and forked-child traces, and
  * symbolisation of a real traced program (function, file and line from its debug information). */
 #include <criterion/criterion.h>
@@ -164,7 +164,7 @@ Test(report, bad_input_and_usage_exit_2_with_one_clear_line)
 
 Test(report, corrupted_trace_names_the_offset)
 {
-    char *dir = th_tmpdir(), path[4200], cmd[8400];
+    char *dir = th_tmpdir(), path[256], cmd[8400];
     snprintf(path, sizeof path, "%s/bad.trace", dir);
     /* leaks.trace is finalised, so its records are in the log after the 16 KiB ring; damage the
      * seq word of its first event (found with vramspy-dump) */

@@ -65,7 +65,9 @@ static void die_case(const char *how, int want_sig, int want_complete)
 }
 
 Test(shim_lifecycle, nothing_lost_on_exit) { die_case("exit", 0, 1); }
-Test(shim_lifecycle, nothing_lost_on__exit) { die_case("_exit", 0, 0); }
+/* _exit runs no destructors; the shim's _exit finalises the trace first, so it is complete and
+ * no crash is reported for a process that exited normally */
+Test(shim_lifecycle, nothing_lost_on__exit_and_the_trace_is_complete) { die_case("_exit", 0, 1); }
 Test(shim_lifecycle, nothing_lost_on_abort) { die_case("abort", SIGABRT, 0); }
 Test(shim_lifecycle, nothing_lost_on_crash) { die_case("segv", SIGSEGV, 0); }
 Test(shim_lifecycle, nothing_lost_on_sigkill) { die_case("kill", SIGKILL, 0); }

@@ -124,7 +124,7 @@ $(TEST_BIN): $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) tests/harness.h | $(D
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(TEST_CFLAGS) -D_GNU_SOURCE -Ishim -Ireport -Itests -DVSP_BUILD_DIR='"$(abspath $(BUILD))"' \
 	  -DVSP_SOURCE_DIR='"$(abspath .)"' $(SAN_DEF) -o $@ $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) \
-	  -lcriterion -ljansson -lutil -lpthread
+	  -lcriterion -ljansson -lutil -lpthread -lm
 
 .PHONY: test test-build
 test-build: $(SHIM) $(SYMHELPER) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/vramspy $(FAKES) $(PROGS) $(TEST_BIN) $(TSAN_STRESS)

@@ -1,0 +1,559 @@
+/* Tests of the verdicts a CI relies on (issue 11): --check-options validates every option without
+ * reading a trace; lost events make findings uncertain (counted by --fail-on only with --strict);
+ * crashes and allocation errors are findings; a running process's trace is in progress, not
+ * leaking; double frees show both sites; the text report ends with a summary; module records of one
+ * file are opened once; over-deep stacks are corrupt; sizes take decimals. */
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "ring_fixture.h"
+
+#define REPORT VSP_BUILD_DIR "/vramspy-report"
+
+/* Run the report from the source directory with a shell command line's arguments. */
+static void report(struct run_result *r, const char *args)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cd '%s' && exec '%s' %s", VSP_SOURCE_DIR, REPORT, args);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    cr_assert_eq(th_run(r, argv, NULL, 0, 1), 0);
+}
+
+static json_t *parse(const char *text)
+{
+    json_error_t err;
+    json_t *j = json_loads(text, 0, &err);
+    cr_assert_not_null(j, "report output is not JSON: %s (line %d): %.300s", err.text, err.line, text);
+    return j;
+}
+
+static json_t *finding(json_t *rep, const char *kind)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(rep, "findings"), i, f)
+    {
+        if (!strcmp(json_string_value(json_object_get(f, "kind")), kind))
+            return f;
+    }
+    return NULL;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+/* ---- --check-options ---- */
+
+Test(report_verdicts, check_options_accepts_good_options_and_creates_nothing)
+{
+    char *dir = th_tmpdir(), args[4096], sup[256], kept[256];
+    snprintf(sup, sizeof sup, "%s/sup.json", dir);
+    write_file(sup, "[{\"kind\": \"leak\", \"function\": \"init_*\"}]");
+    snprintf(kept, sizeof kept, "%s/kept.json", dir);
+    write_file(kept, "keep me");
+    struct run_result r;
+    snprintf(args, sizeof args,
+             "--check-options --format json --fail-on leak,crash,alloc-error,invalid_free --strict "
+             "--signal 4242=11 --max-peak 1.5GiB --min-leak 0.5MiB --suppress '%s' -o '%s/new.json' "
+             "--sysroot / --debug-dir '%s' --fallback-window 100",
+             sup, dir, dir);
+    report(&r, args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "");
+    cr_assert_str_eq(r.err, "");
+    char p[300];
+    snprintf(p, sizeof p, "%s/new.json", dir);
+    cr_assert_neq(access(p, F_OK), 0, "--check-options created its output file");
+    snprintf(args, sizeof args, "--check-options --format svg -o '%s' tests/data/leaks.trace", kept);
+    report(&r, args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    char buf[32] = "";
+    FILE *f = fopen(kept, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    cr_assert_str_eq(buf, "keep me", "--check-options truncated an existing output file");
+}
+
+Test(report_verdicts, check_options_rejects_each_bad_option_with_exit_2)
+{
+    char *dir = th_tmpdir(), badjson[256], goodjson[256];
+    snprintf(badjson, sizeof badjson, "%s/bad.json", dir);
+    write_file(badjson, "[{\"kind\": \"leak\",");
+    snprintf(goodjson, sizeof goodjson, "%s/purposes.json", dir);
+    write_file(goodjson, "{\"weights\": [\"load_*\"]}");
+    char bad[16][512];
+    int n = 0;
+    snprintf(bad[n++], 512, "--format xml");
+    snprintf(bad[n++], 512, "--fail-on leaks");
+    snprintf(bad[n++], 512, "--min-leak 1XB");
+    snprintf(bad[n++], 512, "--max-peak 1.5.5GiB");
+    snprintf(bad[n++], 512, "--suppress /nonexistent/suppressions.json");
+    snprintf(bad[n++], 512, "--suppress '%s'", badjson);
+    snprintf(bad[n++], 512, "--purposes /nonexistent/purposes.json");
+    snprintf(bad[n++], 512, "--format svg --purposes '%s'", goodjson);
+    snprintf(bad[n++], 512, "-o /nonexistent/dir/report.json");
+    snprintf(bad[n++], 512, "-o '%s'", dir); /* a directory */
+    snprintf(bad[n++], 512, "--sysroot /nonexistent");
+    snprintf(bad[n++], 512, "--debug-dir /nonexistent");
+    snprintf(bad[n++], 512, "--weigh peak");
+    snprintf(bad[n++], 512, "--signal 11");
+    snprintf(bad[n++], 512, "--fallback-window soon");
+    snprintf(bad[n++], 512, "--no-such-option");
+    for (int i = 0; i < n; i++) {
+        struct run_result r;
+        char args[1024] = "--check-options ";
+        cr_assert_lt(strlen(args) + strlen(bad[i]), sizeof args);
+        strcat(args, bad[i]);
+        report(&r, args);
+        cr_assert_eq(r.code, 2, "'%s' was accepted: %s", bad[i], r.err);
+        cr_assert_str_eq(r.out, "", "%s", bad[i]);
+        cr_assert_geq(count_lines(r.err), 1, "'%s': no message", bad[i]);
+        cr_assert_null(strstr(r.err, " -1"), "'%s': %s", bad[i], r.err);
+        if (strncmp(bad[i], "--no-such", 9) != 0)
+            cr_assert_eq(count_lines(r.err), 1, "'%s': not one line: %s", bad[i], r.err);
+    }
+}
+
+Test(report_verdicts, missing_suppression_file_says_cannot_open_without_positions)
+{
+    struct run_result r;
+    report(&r, "--suppress /nonexistent/s.json tests/data/leaks.trace");
+    cr_assert_eq(r.code, 2);
+    cr_assert_not_null(strstr(r.err, "cannot open /nonexistent/s.json: No such file or directory"), "%s", r.err);
+    cr_assert_null(strstr(r.err, "line -1"), "%s", r.err);
+}
+
+Test(report_verdicts, weigh_with_text_output_is_a_usage_error)
+{
+    struct run_result r;
+    report(&r, "--weigh peak tests/data/leaks.trace");
+    cr_assert_eq(r.code, 2);
+    cr_assert_not_null(strstr(r.err, "--weigh applies to --format folded"), "%s", r.err);
+    cr_assert_str_eq(r.out, "");
+    report(&r, "--format folded --weigh peak tests/data/leaks.trace");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+}
+
+Test(report_verdicts, nonexistent_sysroot_is_an_error)
+{
+    struct run_result r;
+    report(&r, "--sysroot /nonexistent tests/data/leaks.trace");
+    cr_assert_eq(r.code, 2);
+    cr_assert_not_null(strstr(r.err, "--sysroot /nonexistent: No such file or directory"), "%s", r.err);
+}
+
+Test(report_verdicts, sizes_accept_decimals)
+{
+    struct run_result r;
+    /* leaks.trace peaks at 28 MiB; 0.025 GiB = 26843545.6 bytes */
+    report(&r, "--format json --max-peak 0.025GiB --min-leak 0.5MiB tests/data/leaks.trace");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    json_t *j = parse(r.out);
+    json_t *peak = finding(j, "peak");
+    cr_assert_not_null(peak);
+    cr_assert_eq(json_integer_value(json_object_get(peak, "limit")), 26843546);
+    json_decref(j);
+    report(&r, "--format json --max-peak 1.5GiB tests/data/leaks.trace");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    j = parse(r.out);
+    cr_assert_null(finding(j, "peak"), "28 MiB is under 1.5 GiB");
+    json_decref(j);
+    /* 12 MiB of leaks from one stack stay, the 1 MiB pinned one goes under --min-leak 1.5MiB */
+    report(&r, "--format json --min-leak 1.5MiB tests/data/leaks.trace");
+    j = parse(r.out);
+    cr_assert_eq(json_integer_value(json_object_get(j, "suppressed")), 1, "%s", r.out);
+    json_decref(j);
+}
+
+/* ---- lost events ---- */
+
+Test(report_verdicts, drop_mode_storm_gives_uncertain_findings_and_fail_on_needs_strict)
+{
+    TH_SKIP_UNDER("tsan", "the storm is too slow under ThreadSanitizer");
+    char *dir = th_tmpdir(), out[300], path[4096], args[4400];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/storm.%%p.trace", dir);
+    const char *env[] = {out, "VRAMSPY_ON_FULL=drop", "VRAMSPY_RING_SIZE=64K", "VRAMSPY_SUMMARY=0", NULL};
+    const char *argv[] = {VSP_PROGS "/prog_storm", "8", "20000", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, path);
+    if (!s.dropped)
+        cr_skip_test("the storm dropped nothing on this machine");
+    snprintf(args, sizeof args, "--format json '%s'", path);
+    report(&r, args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    json_t *j = parse(r.out);
+    json_t *w = json_object_get(j, "warnings");
+    int warned = 0;
+    for (size_t i = 0; i < json_array_size(w); i++)
+        warned |= strstr(json_string_value(json_array_get(w, i)), "events lost") != NULL;
+    cr_assert(warned, "no warning about the loss: %s", r.out);
+    size_t i, uncertain = 0;
+    json_t *f;
+    json_array_foreach(json_object_get(j, "findings"), i, f)
+    {
+        const char *kind = json_string_value(json_object_get(f, "kind"));
+        int unc = json_is_true(json_object_get(f, "uncertain"));
+        uncertain += unc;
+        /* every pair was freed correctly: no invalid free is asserted as certain */
+        cr_assert(strcmp(kind, "invalid_free") || unc, "a certain invalid_free in a lossy storm");
+        cr_assert(strcmp(kind, "leak") || unc, "a certain leak in a lossy storm");
+    }
+    json_decref(j);
+    if (!uncertain)
+        cr_skip_test("the loss produced no finding this time");
+    snprintf(args, sizeof args, "--fail-on leak,invalid-free '%s'", path);
+    report(&r, args);
+    cr_assert_eq(r.code, 0, "uncertain findings failed the gate without --strict: %s", r.out);
+    cr_assert_not_null(strstr(r.out, "(uncertain: "), "%s", r.out);
+    snprintf(args, sizeof args, "--strict --fail-on leak,invalid-free '%s'", path);
+    report(&r, args);
+    cr_assert_eq(r.code, 1, "--strict did not count uncertain findings");
+}
+
+/* ---- crash ---- */
+
+Test(report_verdicts, sigsegv_after_an_allocation_gives_a_crash_finding)
+{
+    char *dir = th_tmpdir(), out[300], path[4096], args[4400];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/die.trace", dir);
+    const char *env[] = {out, "VRAMSPY_SUMMARY=0", NULL};
+    const char *argv[] = {VSP_PROGS "/prog_die", "segv", "3", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert(!r.exited && r.sig == SIGSEGV, "prog_die segv did not die of SIGSEGV");
+    snprintf(path, sizeof path, "%s/die.trace", dir);
+    snprintf(args, sizeof args, "--format json --fail-on crash --signal %d=11 '%s'", (int)r.pid, path);
+    report(&r, args);
+    cr_assert_eq(r.code, 1, "--fail-on crash: %s", r.err);
+    json_t *j = parse(r.out);
+    json_t *c = finding(j, "crash");
+    cr_assert_not_null(c, "%s", r.out);
+    cr_assert_eq(json_integer_value(json_object_get(c, "signal")), 11);
+    cr_assert(json_is_false(json_object_get(json_object_get(j, "trace"), "in_progress")));
+    json_decref(j);
+    /* without --signal: the trace has no end and the process is gone */
+    snprintf(args, sizeof args, "--format json '%s'", path);
+    report(&r, args);
+    j = parse(r.out);
+    c = finding(j, "crash");
+    cr_assert_not_null(c, "%s", r.out);
+    cr_assert(json_is_null(json_object_get(c, "signal")));
+    json_decref(j);
+    snprintf(args, sizeof args, "--signal 1=11 '%s'", path);
+    report(&r, args);
+    cr_assert_not_null(strstr(r.out, "CRASH"), "%s", r.out);
+}
+
+/* ---- allocation errors ---- */
+
+Test(report_verdicts, allocations_failing_with_35_give_alloc_error)
+{
+    char *dir = th_tmpdir(), out[300], lib[300], link[330], path[4096], args[4400];
+    /* the fake runtime without the fake driver: cudaErrorInsufficientDriver */
+    snprintf(lib, sizeof lib, "%s/lib", dir);
+    cr_assert_eq(mkdir(lib, 0755), 0);
+    snprintf(link, sizeof link, "%s/libcudart.so.13", lib);
+    cr_assert_eq(symlink(VSP_FAKES "/libcudart.so.13", link), 0);
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/rt.trace", dir);
+    char ldpath[400];
+    snprintf(ldpath, sizeof ldpath, "LD_LIBRARY_PATH=%s", lib);
+    const char *env[] = {out, ldpath, "VRAMSPY_SUMMARY=0", NULL};
+    const char *argv[] = {VSP_PROGS "/prog_die", "exit", "3", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 1), 0);
+    cr_assert_eq(r.code, 3, "cudaMalloc succeeded without a driver? %s", r.err);
+    snprintf(path, sizeof path, "%s/rt.trace", dir);
+    snprintf(args, sizeof args, "--format json --fail-on alloc-error '%s'", path);
+    report(&r, args);
+    cr_assert_eq(r.code, 1, "%s", r.err);
+    json_t *j = parse(r.out);
+    json_t *e = finding(j, "alloc_error");
+    cr_assert_not_null(e, "%s", r.out);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "api")), "cudaMalloc");
+    cr_assert_eq(json_integer_value(json_object_get(e, "result")), 35);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "result_name")), "cudaErrorInsufficientDriver");
+    cr_assert_eq(json_integer_value(json_object_get(e, "count")), 1);
+    cr_assert_gt(json_array_size(json_object_get(e, "stack")), 0);
+    json_decref(j);
+    snprintf(args, sizeof args, "'%s'", path);
+    report(&r, args);
+    cr_assert_not_null(strstr(r.out, "ALLOCATION ERROR cudaMalloc failed 1 time with 35 (cudaErrorInsufficientDriver)"),
+                       "%s", r.out);
+}
+
+/* ---- a process that still runs ---- */
+
+Test(report_verdicts, running_process_trace_is_in_progress_without_leaks)
+{
+    char *dir = th_tmpdir(), out[300], path[300], args[600];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/w.trace", dir);
+    snprintf(path, sizeof path, "%s/w.trace", dir);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+#ifdef VSP_SAN_RUNTIME
+        static char preload[] = "LD_PRELOAD=" VSP_SAN_RUNTIME ":" VSP_SHIM;
+#else
+        static char preload[] = "LD_PRELOAD=" VSP_SHIM;
+#endif
+        char *envp[] = {preload, "LD_LIBRARY_PATH=" VSP_FAKES, out, "VRAMSPY_SUMMARY=0", NULL};
+        char *argv[] = {VSP_PROGS "/prog_die", "wait", "5", NULL};
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char buf[64] = "";
+    ssize_t n = read(pfd[0], buf, sizeof buf - 1);
+    close(pfd[0]);
+    cr_assert_gt(n, 0, "the program did not start");
+    struct run_result r;
+    snprintf(args, sizeof args, "--format json --fail-on any '%s'", path);
+    report(&r, args);
+    int code = r.code;
+    static char text[sizeof r.out];
+    memcpy(text, r.out, sizeof text);
+    report(&r, path);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(code, 0, "%s", text);
+    json_t *j = parse(text);
+    cr_assert(json_is_true(json_object_get(json_object_get(j, "trace"), "in_progress")), "%s", text);
+    cr_assert_null(finding(j, "leak"), "a running process's allocations are live, not leaked");
+    cr_assert_null(finding(j, "crash"));
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "totals"), "live_allocations")), 5);
+    json_decref(j);
+    cr_assert_not_null(strstr(r.out, "IN PROGRESS"), "%s", r.out);
+    /* gone now: its trace has no end, so it crashed (killed), and what it held leaked */
+    snprintf(args, sizeof args, "--format json '%s'", path);
+    report(&r, args);
+    j = parse(r.out);
+    cr_assert(json_is_false(json_object_get(json_object_get(j, "trace"), "in_progress")));
+    cr_assert_not_null(finding(j, "crash"));
+    cr_assert_not_null(finding(j, "leak"));
+    json_decref(j);
+}
+
+/* ---- stacks ---- */
+
+Test(report_verdicts, double_free_shows_the_allocation_and_first_free_sites)
+{
+    struct run_result r;
+    report(&r, "--format json tests/data/invalid_free.trace");
+    json_t *j = parse(r.out);
+    size_t i;
+    json_t *f, *dbl = NULL;
+    json_array_foreach(json_object_get(j, "findings"), i, f)
+    {
+        if (!strcmp(json_string_value(json_object_get(f, "reason")), "double_free"))
+            dbl = f;
+    }
+    cr_assert_not_null(dbl);
+    json_t *as = json_array_get(json_object_get(dbl, "alloc_stack"), 0);
+    json_t *fs = json_array_get(json_object_get(dbl, "first_free_stack"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(as, "address")), "0x4011d6");
+    cr_assert_str_eq(json_string_value(json_object_get(fs, "address")), "0x401230");
+    json_decref(j);
+    report(&r, "tests/data/invalid_free.trace");
+    cr_assert_not_null(strstr(r.out, "allocated at:"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "first freed at:"), "%s", r.out);
+}
+
+Test(report_verdicts, text_report_ends_with_a_summary_line)
+{
+    struct run_result r;
+    report(&r, "--fail-on leak tests/data/leaks.trace");
+    cr_assert_eq(r.code, 1);
+    const char *last = r.out + strlen(r.out) - 1;
+    while (last > r.out && last[-1] != '\n')
+        last--;
+    cr_assert_str_eq(last, "summary: 2 leak, 2 host_fallback; exit status 1 (--fail-on leak)\n", "%s", r.out);
+    report(&r, "tests/data/child.trace");
+    cr_assert_not_null(strstr(r.out, "summary: no findings; exit status 0 (no --fail-on)\n"), "%s", r.out);
+}
+
+Test(report_verdicts, libc_startup_frames_left_out_of_text_kept_in_json)
+{
+    char *dir = th_tmpdir(), out[300], path[300], args[600];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.trace", dir);
+    snprintf(path, sizeof path, "%s/t.trace", dir);
+    const char *env[] = {out, "VRAMSPY_SUMMARY=0", NULL};
+    const char *argv[] = {VSP_PROGS "/prog_die", "exit", "1", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    snprintf(args, sizeof args, "--format json '%s'", path);
+    report(&r, args);
+    if (!strstr(r.out, "\"__libc_start_main") && !strstr(r.out, "\"__libc_start_call_main"))
+        cr_skip_test("libc's start-up frames are not symbolised on this machine");
+    report(&r, path);
+    cr_assert_not_null(strstr(r.out, "main (prog_die.c"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "__libc_start"), "%s", r.out);
+    cr_assert_null(strstr(r.out, " _start"), "%s", r.out);
+}
+
+/* ---- synthetic traces: many module records, over-deep stacks ---- */
+
+static struct ring_fixture fx;
+
+static void put(uint16_t type, const void *a, size_t alen, const void *b, size_t blen)
+{
+    struct vsp_resv res;
+    cr_assert_eq(vsp_ring_reserve(&fx.ring, type, (uint32_t)(alen + blen), &res), 0);
+    memcpy(res.payload, a, alen);
+    if (blen)
+        memcpy((unsigned char *)res.payload + alen, b, blen);
+    vsp_ring_commit(&fx.ring, &res);
+    vsp_ring_flush(&fx.ring, 0);
+}
+
+static void synth_begin(void)
+{
+    cr_assert_eq(ring_fixture_open(&fx, 64 * 1024, VSP_ON_FULL_WAIT), 0);
+    static const char exe[] = "/opt/bin/plugin-host";
+    struct vsp_rec_process p = {.pid = 1, .ppid = 0, .exe_len = sizeof exe};
+    put(VSP_REC_PROCESS, &p, sizeof p, exe, sizeof exe);
+}
+
+static void synth_end(const char *path)
+{
+    struct vsp_rec_end e = {0};
+    put(VSP_REC_END, &e, sizeof e, NULL, 0);
+    vsp_ring_flush(&fx.ring, 1);
+    fx.ring.hdr->flags |= VSP_FLAG_COMPLETE;
+    msync(fx.map, fx.len, MS_SYNC);
+    cr_assert_eq(rename(fx.path, path), 0);
+    munmap(fx.map, fx.len);
+    close(fx.fd);
+}
+
+Test(report_verdicts, thousand_module_records_of_one_library_open_it_once_in_bounded_memory)
+{
+    /* A real library with symbols, reloaded 1,000 times at new addresses: one leak per load. */
+    const char *lib = VSP_PROGS "/libcounter.so";
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    cr_assert_not_null(h, "%s", dlerror());
+    Dl_info di;
+    void *sym = dlsym(h, "cudaMalloc");
+    cr_assert(sym && dladdr(sym, &di), "no cudaMalloc in %s", lib);
+    uint64_t off = (uint64_t)(uintptr_t)sym - (uint64_t)(uintptr_t)di.dli_fbase;
+    char *dir = th_tmpdir(), path[300];
+    snprintf(path, sizeof path, "%s/reload.trace", dir);
+    synth_begin();
+    for (uint32_t i = 0; i < 1000; i++) {
+        uint64_t base = 0x7f0000000000ull + (uint64_t)i * 0x100000ull;
+        struct vsp_rec_module m = {.base = base, .start = base, .end = base + 0x10000,
+                                   .path_len = (uint32_t)strlen(lib) + 1};
+        put(VSP_REC_MODULE, &m, sizeof m, lib, strlen(lib) + 1);
+        struct vsp_rec_stack s = {.id = i + 1, .nframes = 1};
+        uint64_t frame = base + off + 8;
+        put(VSP_REC_STACK, &s, sizeof s, &frame, sizeof frame);
+        struct vsp_rec_event e = {.time_ns = 1000 + i, .ptr = 0x7f9000000000ull + i * 4096ull, .size = 4096,
+                                  .stack_id = i + 1, .tid = 1, .api = VSP_API_cudaMalloc, .op = VSP_OP_ALLOC,
+                                  .memory = VSP_MEM_DEVICE, .seq = i};
+        put(VSP_REC_EVENT, &e, sizeof e, NULL, 0);
+    }
+    synth_end(path);
+    dlclose(h);
+    /* 40 descriptors: opening the library once per record would run out of them */
+    char cmd[1200], jpath[300];
+    snprintf(jpath, sizeof jpath, "%s/reload.json", dir);
+    snprintf(cmd, sizeof cmd, "ulimit -n 40 && exec '%s' --format json -o '%s' '%s'", REPORT, jpath, path);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, NULL, 0, 1), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    cr_assert_lt(ru.ru_maxrss, 200 * 1024, "the report used %ld KiB", ru.ru_maxrss);
+    json_error_t err;
+    json_t *j = json_load_file(jpath, 0, &err);
+    cr_assert_not_null(j, "%s: %s", jpath, err.text);
+    cr_assert_eq(json_array_size(json_object_get(j, "findings")), 1000);
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(j, "findings"), i, f)
+    {
+        json_t *fr = json_array_get(json_object_get(f, "stack"), 0);
+        cr_assert_str_eq(json_string_value(json_object_get(fr, "function")), "cudaMalloc",
+                         "finding %zu not symbolised", i);
+    }
+    cr_assert_eq(json_array_size(json_object_get(j, "warnings")), 0, "%s", json_string_value(json_array_get(json_object_get(j, "warnings"), 0)));
+    json_decref(j);
+}
+
+Test(report_verdicts, stack_deeper_than_the_shim_writes_is_corrupt)
+{
+    char *dir = th_tmpdir(), path[300], args[400];
+    snprintf(path, sizeof path, "%s/deep.trace", dir);
+    synth_begin();
+    uint64_t frames[300];
+    for (int i = 0; i < 300; i++)
+        frames[i] = 0x401000 + (uint64_t)i;
+    struct vsp_rec_stack s = {.id = 1, .nframes = 300};
+    put(VSP_REC_STACK, &s, sizeof s, frames, sizeof frames);
+    synth_end(path);
+    snprintf(args, sizeof args, "'%s'", path);
+    struct run_result r;
+    report(&r, args);
+    cr_assert_eq(r.code, 2);
+    cr_assert_not_null(strstr(r.err, "a stack of 300 frames, deeper than the 256 the shim ever writes"), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "offset"), "%s", r.err);
+    cr_assert_str_eq(r.out, "");
+}
+
+Test(report_verdicts, call_sites_sharing_their_innermost_frame_are_told_apart)
+{
+    char *dir = th_tmpdir(), path[300], args[400];
+    snprintf(path, sizeof path, "%s/sites.trace", dir);
+    synth_begin();
+    static const char exe[] = "/opt/bin/plugin-host";
+    struct vsp_rec_module m = {.base = 0x400000, .start = 0x400000, .end = 0x410000, .path_len = sizeof exe};
+    put(VSP_REC_MODULE, &m, sizeof m, exe, sizeof exe);
+    /* make_buffer (0x401100) called from two places (0x401200, 0x401300) of main (0x401400) */
+    for (uint32_t i = 0; i < 2; i++) {
+        struct vsp_rec_stack s = {.id = i + 1, .nframes = 3};
+        uint64_t frames[3] = {0x401100, i ? 0x401300 : 0x401200, 0x401400};
+        put(VSP_REC_STACK, &s, sizeof s, frames, sizeof frames);
+        struct vsp_rec_event e = {.time_ns = 1000 + i, .ptr = 0x7f9000000000ull + i * 4096ull, .size = 4096,
+                                  .stack_id = i + 1, .tid = 1, .api = VSP_API_cudaMalloc, .op = VSP_OP_ALLOC,
+                                  .memory = VSP_MEM_DEVICE, .seq = i};
+        put(VSP_REC_EVENT, &e, sizeof e, NULL, 0);
+    }
+    synth_end(path);
+    snprintf(args, sizeof args, "'%s'", path);
+    struct run_result r;
+    report(&r, args);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "  at plugin-host+0x1100 <- plugin-host+0x1200\n"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "  at plugin-host+0x1100 <- plugin-host+0x1300\n"), "%s", r.out);
+}
