@@ -12,9 +12,11 @@
 #include "trace_reader.h"
 
 static const char *const json_names[VSP_F_COUNT_] = {"leak", "host_fallback", "oom", "fragmentation",
-                                                      "invalid_free", "peak", "crash", "alloc_error"};
+                                                      "invalid_free", "peak", "crash", "alloc_error",
+                                                      "untracked"};
 static const char *const cli_names[VSP_F_COUNT_] = {"leak", "host-fallback", "oom", "fragmentation",
-                                                     "invalid-free", "peak", "crash", "alloc-error"};
+                                                     "invalid-free", "peak", "crash", "alloc-error",
+                                                     "untracked"};
 
 const char *vsp_finding_json_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? json_names[k] : "unknown"; }
 const char *vsp_finding_cli_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? cli_names[k] : "unknown"; }
@@ -228,7 +230,13 @@ struct ctx {
     struct map by_stack;    /* (api<<32|stack) -> index into a->by_stack */
     size_t capbs;
     uint64_t event_index;
+    /* VMM: a physical allocation lives until released and unmapped everywhere */
+    struct map vmm_va;      /* mapped address -> physical handle */
+    struct map vmm_handle;  /* physical handle -> mappings | VMM_RELEASED */
+    size_t cappools;
 };
+
+#define VMM_RELEASED (1ull << 62)
 
 #define GROW(ptr, n, cap)                                                           \
     do {                                                                            \
@@ -459,6 +467,28 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     return 0;
 }
 
+/* An allocation is gone (freed; or released and unmapped): out of the live set, into the cache of
+ * recently freed addresses (double frees). */
+static int drop_live(struct ctx *c, uint64_t key, uint64_t *slot, uint64_t time_ns, uint32_t free_stack)
+{
+    struct vsp_analysis *a = c->a;
+    struct live *l = &c->lv[*slot];
+    a->live_bytes -= l->size;
+    a->live_allocations--;
+    if (vsp_memory_is_device(l->memory))
+        c->device_live -= l->size;
+    c->kind_live[l->memory < VSP_MEM_COUNT_ ? l->memory : 0] -= l->size;
+    sample(c, time_ns);
+    GROW(c->freelist, c->nfree, c->capfree);
+    c->freelist[c->nfree++] = *slot;
+    size_t fi = mix(key) & (FREED_SLOTS - 1);
+    c->freed[fi] = key + 1;
+    c->freed_stacks[fi][0] = l->stack_id;
+    c->freed_stacks[fi][1] = free_stack;
+    map_del(&c->live, key);
+    return 0;
+}
+
 static int on_free(struct ctx *c, const struct vsp_rec_event *e)
 {
     struct vsp_analysis *a = c->a;
@@ -486,20 +516,90 @@ static int on_free(struct ctx *c, const struct vsp_rec_event *e)
     }
     if (e->result != 0)
         return 0; /* the free failed: still live */
-    struct live *l = &c->lv[*slot];
-    a->live_bytes -= l->size;
-    a->live_allocations--;
-    if (vsp_memory_is_device(l->memory))
-        c->device_live -= l->size;
-    c->kind_live[l->memory < VSP_MEM_COUNT_ ? l->memory : 0] -= l->size;
-    sample(c, e->time_ns);
-    GROW(c->freelist, c->nfree, c->capfree);
-    c->freelist[c->nfree++] = *slot;
-    size_t fi = mix(key) & (FREED_SLOTS - 1);
-    c->freed[fi] = key + 1;
-    c->freed_stacks[fi][0] = l->stack_id;
-    c->freed_stacks[fi][1] = e->stack_id;
-    map_del(&c->live, key);
+    if (cls == CL_PHYSICAL) {
+        uint64_t *h = map_get(&c->vmm_handle, e->ptr);
+        if (h && (*h & ~VMM_RELEASED)) {
+            *h |= VMM_RELEASED; /* still mapped: the memory lives until the last unmap */
+            return 0;
+        }
+    }
+    return drop_live(c, key, slot, e->time_ns, e->stack_id);
+}
+
+/* cuMemMap / cuMemUnmap: count each physical allocation's mappings; the last unmap of a released
+ * one frees it (NVIDIA's vectorAddMMAP releases each handle right after mapping it). */
+static int on_map(struct ctx *c, const struct vsp_rec_event *e)
+{
+    if (e->result != 0 || !e->ptr)
+        return 0;
+    int created;
+    if (e->op == VSP_OP_MAP) {
+        uint64_t *va = map_put(&c->vmm_va, e->ptr, &created);
+        uint64_t *h = map_put(&c->vmm_handle, e->aux, &created);
+        if (!va || !h)
+            return -1;
+        if (created)
+            *h = 0;
+        *va = e->aux;
+        (*h)++;
+        return 0;
+    }
+    uint64_t *va = map_get(&c->vmm_va, e->ptr);
+    if (!va)
+        return 0;
+    uint64_t handle = *va;
+    map_del(&c->vmm_va, e->ptr);
+    uint64_t *h = map_get(&c->vmm_handle, handle);
+    if (!h)
+        return 0;
+    if (*h & ~VMM_RELEASED)
+        (*h)--;
+    if (*h != VMM_RELEASED)
+        return 0;
+    map_del(&c->vmm_handle, handle);
+    uint64_t key = addr_key(CL_PHYSICAL, handle);
+    uint64_t *slot = map_get(&c->live, key);
+    return slot ? drop_live(c, key, slot, e->time_ns, e->stack_id) : 0;
+}
+
+/* Coverage: the baseline is the first sample's memory beyond what was traced then (the context);
+ * the sample with the largest untracked gap is the one reported. */
+static void on_usage(struct ctx *c, const struct vsp_rec_usage *u)
+{
+    struct vsp_coverage *cv = &c->a->coverage;
+    if (!cv->have) {
+        cv->have = 1;
+        cv->baseline_bytes = u->used_bytes > u->traced_bytes ? u->used_bytes - u->traced_bytes : 0;
+        cv->used_bytes = u->used_bytes;
+        cv->traced_bytes = u->traced_bytes;
+        cv->source = u->source;
+    }
+    cv->samples++;
+    uint64_t explained = cv->baseline_bytes + u->traced_bytes;
+    uint64_t gap = u->used_bytes > explained ? u->used_bytes - explained : 0;
+    if (gap > cv->untracked_bytes || (gap == cv->untracked_bytes && cv->untracked_bytes == 0)) {
+        cv->untracked_bytes = gap;
+        cv->used_bytes = u->used_bytes;
+        cv->traced_bytes = u->traced_bytes;
+        cv->source = u->source;
+    }
+}
+
+/* Pools: the last sample of each. */
+static int on_pool(struct ctx *c, const struct vsp_rec_pool *p)
+{
+    struct vsp_analysis *a = c->a;
+    size_t i = 0;
+    while (i < a->npools && a->pools[i].pool != p->pool)
+        i++;
+    if (i == a->npools) {
+        if (a->npools >= 1024)
+            return 0; /* a bound: more distinct pools than any program holds */
+        GROW(a->pools, a->npools, c->cappools);
+        a->npools++;
+    }
+    a->pools[i] = (struct vsp_pool_row){p->pool, (int)p->host, p->reserved_current, p->reserved_high,
+                                        p->used_current, p->used_high};
     return 0;
 }
 
@@ -756,9 +856,19 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
                 bad = on_alloc(&c, e);
             else if (e->op == VSP_OP_FREE)
                 bad = on_free(&c, e);
+            else if (e->op == VSP_OP_MAP || e->op == VSP_OP_UNMAP)
+                bad = on_map(&c, e);
             c.event_index++;
             break;
         }
+        case VSP_REC_USAGE:
+            if (rec.payload_len >= sizeof(struct vsp_rec_usage))
+                on_usage(&c, rec.payload);
+            break;
+        case VSP_REC_POOL:
+            if (rec.payload_len >= sizeof(struct vsp_rec_pool))
+                bad = on_pool(&c, rec.payload);
+            break;
         case VSP_REC_LABEL: {
             const struct vsp_rec_label *l = rec.payload;
             if (l->id && l->id < 65536 && l->name_len <= rec.payload_len - sizeof *l) {
@@ -818,9 +928,22 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
         }
         f->count++;
         f->bytes += l->size;
+        f->graph = l->api == VSP_API_cuGraphAddMemAllocNode;
         uint64_t *bs = map_get(&c.by_stack, stack_key(l->api, l->stack_id, l->label));
         if (bs)
             a->by_stack[*bs].live_end += l->size;
+    }
+    uint64_t untracked_min = o->untracked_min ? o->untracked_min : 256ull << 20;
+    if (rc == 0 && a->coverage.have && a->coverage.untracked_bytes > untracked_min) {
+        struct vsp_rec_event e = {.memory = VSP_MEM_DEVICE};
+        struct vsp_finding *f;
+        if (add_finding(&c, VSP_F_UNTRACKED, &e, 0, &f) < 0)
+            rc = -1;
+        else {
+            f->count = 1;
+            f->bytes = a->coverage.untracked_bytes;
+            f->limit = untracked_min;
+        }
     }
     if (rc == 0 && o->max_peak && a->peak_bytes > o->max_peak) {
         struct vsp_rec_event e = {.api = a->peak_api, .memory = VSP_MEM_DEVICE, .stack_id = a->peak_stack,
@@ -861,6 +984,8 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     map_free(&c.stacks);
     map_free(&c.last_oom);
     map_free(&c.by_stack);
+    map_free(&c.vmm_va);
+    map_free(&c.vmm_handle);
     free(c.lv);
     free(c.freelist);
     free(c.ooms);
@@ -914,5 +1039,6 @@ void vsp_analysis_free(struct vsp_analysis *a)
         free(a->labels[i]);
     free(a->labels);
     free(a->purposes);
+    free(a->pools);
     memset(a, 0, sizeof *a);
 }

@@ -18,14 +18,15 @@ enum vsp_finding_kind {
     VSP_F_PEAK,           /* budget: device peak above --max-peak */
     VSP_F_CRASH,          /* the process ended by a signal, or its trace has no END and it is gone */
     VSP_F_ALLOC_ERROR,    /* allocations that failed with an error other than out-of-memory */
+    VSP_F_UNTRACKED,      /* device memory the process holds that no hook saw (USAGE records) */
     VSP_F_COUNT_
 };
 
 /* Names as they appear in JSON ("kind") and in --fail-on. */
 const char *vsp_finding_json_name(int kind);  /* leak, host_fallback, oom, fragmentation, invalid_free,
-                                                 peak, crash, alloc_error */
+                                                 peak, crash, alloc_error, untracked */
 const char *vsp_finding_cli_name(int kind);   /* leak, host-fallback, oom, fragmentation, invalid-free,
-                                                 peak, crash, alloc-error */
+                                                 peak, crash, alloc-error, untracked */
 
 struct vsp_module {
     uint64_t base, start, end;
@@ -59,6 +60,7 @@ struct vsp_finding {
     int uncertain;                               /* events were lost that could have produced it */
     uint32_t alloc_stack_id;                     /* invalid_free (double free): where it was allocated */
     uint32_t first_free_stack_id;                /* invalid_free (double free): where it was first freed */
+    int graph;                                   /* leak: of graph memory nodes */
 };
 
 /* Timeline: live bytes per memory kind, downsampled to at most VSP_TIMELINE_MAX points (each
@@ -123,6 +125,20 @@ struct vsp_analysis {
     struct vsp_instant *instants;
     size_t ninstants;
     uint64_t first_time_ns, last_time_ns;
+    /* coverage (USAGE records): at the sample where the gap was largest */
+    struct vsp_coverage {
+        int have;
+        uint32_t source;          /* enum vsp_usage_source */
+        uint64_t used_bytes, baseline_bytes, traced_bytes, untracked_bytes;
+        uint64_t samples;
+    } coverage;
+    /* memory pools (POOL records): the last sample of each pool */
+    struct vsp_pool_row {
+        uint64_t pool;
+        int host;
+        uint64_t reserved_current, reserved_high, used_current, used_high;
+    } *pools;
+    size_t npools;
     /* bytes by (stack, api, label) */
     struct vsp_stack_bytes *by_stack;
     size_t nby_stack;
@@ -146,6 +162,7 @@ struct vsp_analyze_opts {
                                     thread is "after_oom" (default 5 s) */
     uint64_t max_peak;           /* --max-peak: a "peak" finding above it (0: no budget) */
     int live_at_peak;            /* compute vsp_stack_bytes.live_at_peak (a second pass) */
+    uint64_t untracked_min;      /* --untracked-min: an "untracked" finding above it (0: 256 MiB) */
     uint32_t signal_pid;         /* --signal PID=N: the process PID ended by signal N */
     int signal;                  /*   (vramspy run knows it; 0: not given) */
 };

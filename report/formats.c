@@ -1108,6 +1108,11 @@ static void finding_line(char *buf, size_t len, const struct vsp_analysis *a, co
         n = snprintf(buf, len, "invalid_free: %s of 0x%" PRIx64 ": %s, %" PRIu64 " call%s", api, f->address,
                      f->double_free ? "double free" : "unknown pointer", f->count, f->count == 1 ? "" : "s");
         break;
+    case VSP_F_UNTRACKED:
+        vsp_human_bytes(b1, sizeof b1, f->bytes);
+        vsp_human_bytes(b2, sizeof b2, f->limit);
+        n = snprintf(buf, len, "untracked: %s of device memory allocated where no hook saw it (limit %s)", b1, b2);
+        break;
     case VSP_F_PEAK:
         vsp_human_bytes(b1, sizeof b1, a->peak_bytes);
         vsp_human_bytes(b2, sizeof b2, f->limit);

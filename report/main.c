@@ -53,12 +53,14 @@ static void usage(FILE *f)
             "                         (Chrome trace-event JSON), svg (timeline picture), junit (XML)\n"
             "  --fail-on KINDS        exit 1 when a finding of these kinds exists: comma-separated\n"
             "                         leak, host-fallback, fragmentation, oom, invalid-free, peak, crash,\n"
-            "                         alloc-error, or any\n"
+            "                         alloc-error, untracked, or any\n"
             "  --strict               --fail-on counts findings marked uncertain (events were lost) too\n"
             "  --weigh WHAT           folded: leaks (bytes live at the end, default), peak (bytes live\n"
             "                         at the device peak) or allocated (all bytes ever allocated)\n"
             "  --suppress FILE        drop findings matching a JSON list of {kind, function, module} rules\n"
             "  --max-peak SIZE        a 'peak' finding when device memory peaks above SIZE\n"
+            "  --untracked-min SIZE   an 'untracked' finding when the process holds more than SIZE of\n"
+            "                         device memory that no hook saw (default 256MiB)\n"
             "  --min-leak SIZE        ignore leaks smaller than SIZE (sizes: bytes, KiB/MiB/GiB, KB/MB/GB,\n"
             "                         decimals allowed: 1.5GiB)\n"
             "  --purposes FILE        label bytes by purpose: a JSON object from label to function/module globs\n"
@@ -233,7 +235,8 @@ int main(int argc, char **argv)
 {
     struct opts o = {.an.fallback_window_ns = 5000000000ull};
     enum { OPT_FORMAT = 1, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION, OPT_WEIGH,
-           OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK, OPT_PURPOSES, OPT_STRICT, OPT_SIGNAL, OPT_CHECK };
+           OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK, OPT_PURPOSES, OPT_STRICT, OPT_SIGNAL, OPT_CHECK,
+           OPT_UNTRACKED };
     static const struct option lo[] = {
         {"format", required_argument, NULL, OPT_FORMAT}, {"fail-on", required_argument, NULL, OPT_FAIL},
         {"weigh", required_argument, NULL, OPT_WEIGH}, {"suppress", required_argument, NULL, OPT_SUPPRESS},
@@ -243,6 +246,7 @@ int main(int argc, char **argv)
         {"fallback-window", required_argument, NULL, OPT_WINDOW}, {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION}, {"strict", no_argument, NULL, OPT_STRICT},
         {"signal", required_argument, NULL, OPT_SIGNAL}, {"check-options", no_argument, NULL, OPT_CHECK},
+        {"untracked-min", required_argument, NULL, OPT_UNTRACKED},
         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
@@ -277,12 +281,18 @@ int main(int argc, char **argv)
         case OPT_PURPOSES: o.purposes = optarg; break;
         case 'o': o.output = optarg; break;
         case OPT_MAXPEAK:
-        case OPT_MINLEAK: {
+        case OPT_MINLEAK:
+        case OPT_UNTRACKED: {
             uint64_t v;
             if (parse_size(optarg, &v) < 0) {
                 fprintf(stderr, "vramspy-report: %s: not a size: '%s' (bytes, or with KiB/MiB/GiB or KB/MB/GB; "
-                                "decimals allowed: 1.5GiB)\n", c == OPT_MAXPEAK ? "--max-peak" : "--min-leak", optarg);
+                                "decimals allowed: 1.5GiB)\n",
+                        c == OPT_MAXPEAK ? "--max-peak" : c == OPT_MINLEAK ? "--min-leak" : "--untracked-min", optarg);
                 return 2;
+            }
+            if (c == OPT_UNTRACKED) {
+                o.an.untracked_min = v ? v : 1; /* 0 would mean the default: any gap at all is 1 byte */
+                break;
             }
             if (c == OPT_MAXPEAK && v == 0) {
                 fprintf(stderr, "vramspy-report: --max-peak: the budget must be above 0 bytes\n");

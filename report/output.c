@@ -200,6 +200,32 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
     json_object_set_new(to, "live_allocations", json_integer((json_int_t)a->live_allocations));
     json_object_set_new(to, "host_allocations", json_integer((json_int_t)a->host_allocations));
     json_object_set_new(r, "totals", to);
+    if (a->coverage.have) {
+        const struct vsp_coverage *cv = &a->coverage;
+        json_t *co = json_object();
+        json_object_set_new(co, "source", json_string(cv->source == VSP_USAGE_NVML ? "nvml" : "device"));
+        json_object_set_new(co, "used_bytes", json_integer((json_int_t)cv->used_bytes));
+        json_object_set_new(co, "baseline_bytes", json_integer((json_int_t)cv->baseline_bytes));
+        json_object_set_new(co, "traced_bytes", json_integer((json_int_t)cv->traced_bytes));
+        json_object_set_new(co, "untracked_bytes", json_integer((json_int_t)cv->untracked_bytes));
+        json_object_set_new(co, "samples", json_integer((json_int_t)cv->samples));
+        json_object_set_new(r, "coverage", co);
+    }
+    if (a->npools) {
+        json_t *ps = json_array();
+        for (size_t i = 0; i < a->npools; i++) {
+            const struct vsp_pool_row *pr = &a->pools[i];
+            json_t *po = json_object();
+            json_object_set_new(po, "pool", hex(pr->pool));
+            json_object_set_new(po, "location", json_string(pr->host ? "host" : "device"));
+            json_object_set_new(po, "reserved_bytes", bytes_or_null(pr->reserved_current));
+            json_object_set_new(po, "reserved_high_bytes", bytes_or_null(pr->reserved_high));
+            json_object_set_new(po, "used_bytes", bytes_or_null(pr->used_current));
+            json_object_set_new(po, "used_high_bytes", bytes_or_null(pr->used_high));
+            json_array_append_new(ps, po);
+        }
+        json_object_set_new(r, "pools", ps);
+    }
     json_t *fs = json_array();
     for (size_t i = 0; i < a->nfindings; i++) {
         const struct vsp_finding *f = &a->findings[i];
@@ -216,6 +242,12 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
                 json_object_set_new(o, "after_oom", json_boolean(f->after_oom));
                 json_object_set_new(o, "denied", json_boolean(f->denied));
             }
+            if (f->graph)
+                json_object_set_new(o, "graph", json_true());
+            break;
+        case VSP_F_UNTRACKED:
+            json_object_set_new(o, "bytes", json_integer((json_int_t)f->bytes));
+            json_object_set_new(o, "limit", json_integer((json_int_t)f->limit));
             break;
         case VSP_F_OOM:
         case VSP_F_FRAGMENTATION:
@@ -402,6 +434,28 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
             (unsigned long long)a->allocations, (unsigned long long)a->host_allocations,
             (unsigned long long)a->frees, (unsigned long long)a->failed, b1,
             (unsigned long long)a->live_allocations, b2);
+    if (a->coverage.have) {
+        const struct vsp_coverage *cv = &a->coverage;
+        uint64_t own = cv->used_bytes > cv->baseline_bytes ? cv->used_bytes - cv->baseline_bytes : 0;
+        unsigned pct = own ? (unsigned)((cv->traced_bytes >= own ? own : cv->traced_bytes) * 100 / own) : 100;
+        vsp_human_bytes(b1, sizeof b1, cv->used_bytes);
+        vsp_human_bytes(b2, sizeof b2, cv->baseline_bytes);
+        vsp_human_bytes(b3, sizeof b3, cv->untracked_bytes);
+        fprintf(out, "coverage: the trace accounts for %u%% of this process's device memory (%s: %s used, %s "
+                     "context, %s untracked)%s\n",
+                pct, cv->source == VSP_USAGE_NVML ? "NVML" : "device-wide", b1, b2, b3,
+                cv->source == VSP_USAGE_NVML ? "" : "; device-wide: other processes count too");
+    }
+    for (size_t i = 0; i < a->npools; i++) {
+        const struct vsp_pool_row *p = &a->pools[i];
+        char b4[32];
+        vsp_human_bytes(b1, sizeof b1, p->reserved_current == UINT64_MAX ? 0 : p->reserved_current);
+        vsp_human_bytes(b2, sizeof b2, p->reserved_high == UINT64_MAX ? 0 : p->reserved_high);
+        vsp_human_bytes(b3, sizeof b3, p->used_current == UINT64_MAX ? 0 : p->used_current);
+        vsp_human_bytes(b4, sizeof b4, p->used_high == UINT64_MAX ? 0 : p->used_high);
+        fprintf(out, "pool 0x%llx (%s): reserved %s (most %s), used %s (most %s)\n", (unsigned long long)p->pool,
+                p->host ? "host-located" : "device", b1, b2, b3, b4);
+    }
     if (a->npurposes) {
         int host = 0;
         for (size_t i = 0; i < a->npurposes; i++)
@@ -455,6 +509,13 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
                     f->kind == VSP_F_OOM ? "OUT OF MEMORY" : "FRAGMENTATION", c1, vsp_api_name(f->api), b1,
                     (unsigned long long)f->count, f->count == 1 ? "" : "s", b2, b3,
                     f->kind == VSP_F_FRAGMENTATION ? ": enough memory was free, but not in one piece" : "");
+            break;
+        case VSP_F_UNTRACKED:
+            vsp_human_bytes(b1, sizeof b1, f->bytes);
+            vsp_human_bytes(b2, sizeof b2, f->limit);
+            fprintf(out, "%sUNTRACKED%s %s of this process's device memory was allocated where no hook saw it "
+                         "(above the %s limit): see \"What the shim cannot see\"\n",
+                    c0, c1, b1, b2);
             break;
         case VSP_F_PEAK:
             vsp_human_bytes(b1, sizeof b1, f->bytes);

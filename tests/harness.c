@@ -87,7 +87,10 @@ int th_run(struct run_result *r, const char *const *argv, const char *const *env
 #endif
         envp[n++] = preload_buf;
     }
-    if (!nofakes) {
+    int own_libpath = 0; /* a test that sets LD_LIBRARY_PATH itself chooses its libraries */
+    for (int i = 0; env && env[i]; i++)
+        own_libpath |= !strncmp(env[i], "LD_LIBRARY_PATH=", 16);
+    if (!nofakes && !own_libpath) {
         snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s:%s", VSP_FAKES, VSP_PROGS);
         envp[n++] = libpath;
     }

@@ -5,7 +5,9 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,14 +15,33 @@
 
 #define VRAMSPY VSP_BUILD_DIR "/vramspy"
 
+/* vramspy run without --out makes its trace directory under $TMPDIR: the commands run with
+ * TMPDIR set to a directory of this test process, removed when it exits. */
+static char sh_tmp[64];
+
+static void sh_tmp_remove(void)
+{
+    char cmd[128];
+    if (sh_tmp[0] && !getenv("VSP_KEEP_TEST_DIRS")) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", sh_tmp);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", sh_tmp);
+    }
+}
+
 static void sh(struct run_result *r, const char *fmt, const char *arg)
 {
     TH_SKIP_UNDER("tsan", "the front-end's shell pipelines cannot start with the ThreadSanitizer runtime "
                           "preloaded; they run in the plain, ASan and UBSan builds");
-    char cmd[8192];
-    char inner[8000];
+    if (!sh_tmp[0]) {
+        snprintf(sh_tmp, sizeof sh_tmp, "/tmp/vsp-sh-XXXXXX");
+        cr_assert_not_null(mkdtemp(sh_tmp));
+        atexit(sh_tmp_remove);
+    }
+    char cmd[17000];
+    char inner[16384];
     snprintf(inner, sizeof inner, fmt, arg ? arg : "");
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s", VSP_SOURCE_DIR, inner);
+    snprintf(cmd, sizeof cmd, "cd '%s' && export TMPDIR='%s' && %s", VSP_SOURCE_DIR, sh_tmp, inner);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     cr_assert_eq(th_run(r, argv, NULL, 2, 0), 0);
 }
@@ -31,6 +52,8 @@ Test(vramspy_run, exit_status_is_the_programs_own)
     sh(&r, VRAMSPY " run -- /bin/sh -c 'exit 7'", NULL);
     cr_assert_eq(r.code, 7);
     cr_assert_not_null(strstr(r.err, "nothing was traced"), "%s", r.err);
+    sh(&r, "ls -d \"$TMPDIR\"/vramspy-run.* 2>/dev/null | wc -l", NULL);
+    cr_assert_eq(atoi(r.out), 0, "an empty trace directory of its own making is removed: %s", r.out);
     sh(&r, VRAMSPY " run -- " VSP_PROGS "/prog_die abort 3", NULL);
     cr_assert_eq(r.code, 128 + SIGABRT, "killed by a signal: 128+N, as a shell says");
     cr_assert_not_null(strstr(r.err, "INCOMPLETE"), "the report of the dead program's trace follows: %s", r.err);
@@ -56,6 +79,66 @@ Test(vramspy_run, fail_on_gives_error_exitcode)
     sh(&r, VRAMSPY " run --help", NULL);
     cr_assert_eq(r.code, 0);
     cr_assert_not_null(strstr(r.out, "--error-exitcode"));
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+Test(vramspy_run, mistyped_report_option_does_not_start_the_program)
+{
+    char *dir = th_tmpdir(), marker[4200], cmd[16384];
+    snprintf(marker, sizeof marker, "%s/marker", dir);
+    const char *bad[] = {"--fail-on leaks", "--format xml", "--min-leak 1XB", "--suppress %s/missing.json",
+                         "-o %s/no/such/dir/out.xml", "--fail-on leak,leaks", "--max-peak lots"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char opt[4400];
+        snprintf(opt, sizeof opt, bad[i], dir);
+        snprintf(cmd, sizeof cmd, VRAMSPY " run --out '%s/traces' %s -- /bin/sh -c 'touch %s'", dir, opt, marker);
+        struct run_result r;
+        sh(&r, "%s", cmd);
+        cr_assert_eq(r.code, 2, "%s: a usage error: %s", opt, r.err);
+        cr_assert(!exists(marker), "%s: the program was not started", opt);
+        cr_assert_not_null(strstr(r.err, "was not started"), "%s: %s", opt, r.err);
+        cr_assert_not_null(strstr(r.err, "vramspy-report: "), "%s: the report says what is wrong: %s", opt, r.err);
+    }
+    /* the same command with good options starts it: the marker shows a started program */
+    snprintf(cmd, sizeof cmd, VRAMSPY " run --out '%s/traces' --fail-on leak --strict --format json -- /bin/sh -c 'touch %s'",
+             dir, marker);
+    struct run_result r;
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert(exists(marker));
+}
+
+Test(vramspy_run, report_failing_after_the_run_is_never_a_success)
+{
+    /* The program spoils its own trace (as a full disk or a stray writer would): the report
+     * cannot read it, so the run has no verdict. */
+    char *dir = th_tmpdir(), cmd[16384];
+    const char *cases[][2] = {{"", "2"}, {"--fail-on leak --error-exitcode 3", "3"}, {"--fail-on leak --error-exitcode 0", "2"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(cmd, sizeof cmd,
+                 VRAMSPY " run --out '%s/t%zu' %s -- /bin/sh -c '" VSP_PROGS "/prog_runtime basic > /dev/null; "
+                         "for f in %s/t%zu/vramspy.*.trace; do echo garbage > \"$f\"; done'",
+                 dir, i, cases[i][0], dir, i);
+        struct run_result r;
+        sh(&r, "%s", cmd);
+        cr_assert_eq(r.code, atoi(cases[i][1]), "[%s] %s", cases[i][0], r.err);
+        cr_assert_not_null(strstr(r.err, "not a vramspy trace"), "the reason: %s", r.err);
+        cr_assert_not_null(strstr(r.err, "the report failed"), "%s", r.err);
+    }
+}
+
+Test(vramspy_run, death_by_signal_is_passed_to_the_report_as_a_crash)
+{
+    struct run_result r;
+    sh(&r, VRAMSPY " run --fail-on crash --error-exitcode 5 -- " VSP_PROGS "/prog_die segv 3", NULL);
+    cr_assert_eq(r.code, 5, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "CRASH"), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "signal 11"), "the signal vramspy run saw: %s", r.err);
 }
 
 Test(vramspy_run, stdout_is_the_programs_and_report_goes_to_stderr)
@@ -172,14 +255,14 @@ Test(report_formats, folded_perfetto_svg_junit)
     json_decref(j);
 
     snprintf(file, sizeof file, "%s/t.svg", dir);
-    char args[9000];
+    char args[16384];
     snprintf(args, sizeof args, VSP_BUILD_DIR "/vramspy-report --format svg -o '%s' '%s' '%s'", file, path, path2);
     sh(&r, "%s", args);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert(well_formed_xml(file), "the SVG is well-formed XML");
 
     snprintf(file, sizeof file, "%s/t.xml", dir);
-    snprintf(args, sizeof args, VSP_BUILD_DIR "/vramspy-report --format junit --fail-on leak -o '%s' '%s'", file, path2);
+    snprintf(args, sizeof args, VSP_BUILD_DIR "/vramspy-report --format junit --fail-on leak,oom -o '%s' '%s'", file, path2);
     sh(&r, "%s", args);
     cr_assert_eq(r.code, 1);
     cr_assert(well_formed_xml(file));
@@ -191,7 +274,7 @@ Test(report_formats, folded_perfetto_svg_junit)
     cr_assert_not_null(strstr(xml, "name=\"leak\">"), "%s", xml);
     cr_assert_not_null(strstr(xml, "<failure type=\"leak\""), "%s", xml);
     cr_assert_not_null(strstr(xml, "at basic (prog_runtime.c:"), "%s", xml);
-    cr_assert_not_null(strstr(xml, "name=\"oom\"/>"), "a passing check is an empty testcase");
+    cr_assert_not_null(strstr(xml, "name=\"oom\"/>"), "a passing check is an empty testcase: %s", xml);
 }
 
 Test(report_formats, suppressions_drop_and_count)
@@ -356,4 +439,100 @@ Test(vramspy_top, without_a_terminal_frames_follow_each_other_and_an_empty_trace
     sh(&r, "%s", cmd);
     cr_assert_not_null(strstr(r.out, "12.0 MiB"), "%s", r.out);
     cr_assert_null(strstr(r.out, "\033["), "%s", r.out);
+}
+
+/* Start prog_die drip (one 4 KiB allocation every 50 ms after `first`) under the shim, writing
+ * `path`; returns its pid once it has said "ready". */
+static pid_t start_dripper(const char *path, int first)
+{
+    static char out[4200], libpath[4200], preload[4200], n[16];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s", path);
+    snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s", VSP_FAKES);
+#ifdef VSP_SAN_RUNTIME
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
+#else
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", VSP_SHIM);
+#endif
+    snprintf(n, sizeof n, "%d", first);
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        char *envp[] = {out, libpath, preload, NULL};
+        execle(VSP_PROGS "/prog_die", "prog_die", "drip", n, (char *)NULL, envp);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    char rb[64] = {0};
+    cr_assert_gt(read(pipefd[0], rb, sizeof rb - 1), 0);
+    close(pipefd[0]);
+    return pid;
+}
+
+Test(vramspy_top, dead_process_is_noticed_and_top_exits, .timeout = 60)
+{
+    TH_SKIP_UNDER("tsan", "see sh()");
+    char *dir = th_tmpdir(), path[4200], cmd[16384];
+    snprintf(path, sizeof path, "%s/d.trace", dir);
+    pid_t w = start_dripper(path, 5);
+    usleep(200000);
+    kill(w, SIGKILL);
+    usleep(100000); /* not reaped yet: a zombie, which still has a /proc entry, is dead all the same */
+    snprintf(cmd, sizeof cmd, "timeout 20 " VRAMSPY " top '%s' < /dev/null", path);
+    struct run_result r;
+    sh(&r, "%s", cmd);
+    waitpid(w, NULL, 0);
+    cr_assert_eq(r.code, 0, "top exits by itself after the last frame (124: it kept redrawing): %s", r.err);
+    cr_assert_null(strstr(r.out, "trace: live"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "is gone without finishing its trace"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "this was its last frame"), "%s", r.out);
+    /* the same without the zombie, once it has been reaped */
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "is gone without finishing its trace"), "%s", r.out);
+    /* a process that exited and finalised its trace */
+    char out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/f.trace", dir);
+    snprintf(path, sizeof path, "%s/f.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {out, NULL};
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    snprintf(cmd, sizeof cmd, "timeout 20 " VRAMSPY " top '%s' < /dev/null", path);
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "trace: finished (process "), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "this was its last frame"), "%s", r.out);
+}
+
+/* The rate on the first frame (and on --once, which has only one). */
+static double frame_rate(const char *out)
+{
+    const char *p = strstr(out, "allocations ");
+    cr_assert_not_null(p, "%s", out);
+    p = strchr(p, '(');
+    cr_assert_not_null(p, "%s", out);
+    return strtod(p + 1, NULL);
+}
+
+Test(vramspy_top, first_frame_rate_comes_from_the_trace_times, .timeout = 60)
+{
+    TH_SKIP_UNDER("tsan", "see sh()");
+    char *dir = th_tmpdir(), path[4200], cmd[16384];
+    snprintf(path, sizeof path, "%s/r.trace", dir);
+    pid_t w = start_dripper(path, 1);
+    usleep(1500000); /* about 30 allocations, one every 50 ms */
+    snprintf(cmd, sizeof cmd, VRAMSPY " top --once '%s'", path);
+    struct run_result r;
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "trace: live"), "%s", r.out);
+    double live = frame_rate(r.out);
+    cr_assert(live > 5.0 && live < 100.0, "about 20/s from the first frame: %s", r.out);
+    kill(w, SIGKILL);
+    waitpid(w, NULL, 0);
+    /* dead: the rate over the trace's own last seconds, not 0 */
+    sh(&r, "%s", cmd);
+    double dead = frame_rate(r.out);
+    cr_assert(dead > 5.0 && dead < 100.0, "%s", r.out);
 }

@@ -557,3 +557,111 @@ Test(report_verdicts, call_sites_sharing_their_innermost_frame_are_told_apart)
     cr_assert_not_null(strstr(r.out, "  at plugin-host+0x1100 <- plugin-host+0x1200\n"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "  at plugin-host+0x1100 <- plugin-host+0x1300\n"), "%s", r.out);
 }
+
+/* ---- issue 12: lifetimes and coverage ---- */
+
+/* Run prog under the shim (traces in dir) and report the one trace as JSON. */
+static json_t *run_and_report_json(const char *const *argv, const char *const *env_extra, const char *report_opts)
+{
+    char *dir = th_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.trace", dir);
+    const char *env[8] = {out};
+    for (int i = 0; env_extra && env_extra[i] && i < 6; i++)
+        env[i + 1] = env_extra[i];
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    char args[8400];
+    snprintf(args, sizeof args, "--format json %s '%s/t.trace'", report_opts ? report_opts : "", dir);
+    report(&r, args);
+    cr_assert(r.exited && (r.code == 0 || r.code == 1), "%s", r.err);
+    return parse(r.out);
+}
+
+Test(report_vmm, physical_memory_lives_until_released_and_unmapped)
+{
+    const char *argv[] = {VSP_PROGS "/prog_driver", "vmm3", NULL};
+    json_t *j = run_and_report_json(argv, NULL, NULL);
+    json_t *to = json_object_get(j, "totals");
+    cr_assert_eq(json_integer_value(json_object_get(to, "peak_bytes")), (1 + 3 * 2) << 20,
+                 "three 2 MiB chunks mapped at once (released right after mapping) beside the 1 MiB");
+    json_t *leak = NULL, *f;
+    size_t i;
+    json_array_foreach(json_object_get(j, "findings"), i, f)
+    {
+        if (!strcmp(json_string_value(json_object_get(f, "kind")), "leak") &&
+            !strcmp(json_string_value(json_object_get(f, "api")), "cuMemCreate"))
+            leak = f;
+    }
+    cr_assert_not_null(leak, "a mapping never unmapped keeps its physical memory: a leak");
+    cr_assert_eq(json_integer_value(json_object_get(leak, "bytes")), 2 << 20);
+    json_decref(j);
+}
+
+static json_t *coverage_of(json_t *j)
+{
+    json_t *cv = json_object_get(j, "coverage");
+    cr_assert_not_null(cv, "a coverage object");
+    return cv;
+}
+
+static void coverage_case(int nvml, const char *hidden, uint64_t want_untracked, int want_finding)
+{
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    char libpath[4200], hid[64];
+    snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s:%s:%s/nvml", VSP_FAKES, VSP_PROGS, VSP_FAKES);
+    snprintf(hid, sizeof hid, "VSP_FAKE_HIDDEN_MEM=%s", hidden ? hidden : "");
+    const char *env[] = {nvml ? libpath : hid, nvml ? hid : NULL, NULL};
+    json_t *j = run_and_report_json(argv, env, "--fail-on untracked");
+    json_t *cv = coverage_of(j);
+    cr_assert_str_eq(json_string_value(json_object_get(cv, "source")), nvml ? "nvml" : "device");
+    cr_assert_eq(json_integer_value(json_object_get(cv, "untracked_bytes")), (json_int_t)want_untracked);
+    cr_assert_eq(finding(j, "untracked") != NULL, want_finding);
+    if (want_finding)
+        cr_assert_eq(json_integer_value(json_object_get(finding(j, "untracked"), "bytes")), (json_int_t)want_untracked);
+    json_decref(j);
+}
+
+Test(report_coverage, ordinary_run_is_fully_accounted_for_device_wide) { coverage_case(0, NULL, 0, 0); }
+Test(report_coverage, ordinary_run_is_fully_accounted_for_through_nvml) { coverage_case(1, NULL, 0, 0); }
+Test(report_coverage, memory_behind_the_hooks_is_untracked_device_wide) { coverage_case(0, "300M", 300ull << 20, 1); }
+Test(report_coverage, memory_behind_the_hooks_is_untracked_through_nvml) { coverage_case(1, "300M", 300ull << 20, 1); }
+Test(report_coverage, untracked_below_the_limit_is_no_finding) { coverage_case(0, "100M", 100ull << 20, 0); }
+
+Test(report_coverage, text_report_says_how_much_it_accounts_for)
+{
+    char *dir = th_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    const char *env[] = {out, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    char args[4400];
+    snprintf(args, sizeof args, "'%s/t.trace'", dir);
+    report(&r, args);
+    cr_assert_not_null(strstr(r.out, "coverage: the trace accounts for 100% of this process's device memory"), "%s",
+                       r.out);
+    cr_assert_not_null(strstr(r.out, "device-wide: other processes count too"), "%s", r.out);
+}
+
+Test(report_pools, host_pool_allocations_are_host_fallback_and_pools_are_listed)
+{
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "pools", NULL};
+    json_t *j = run_and_report_json(argv, NULL, NULL);
+    json_t *hf = finding(j, "host_fallback");
+    cr_assert_not_null(hf, "allocations from a host-located pool are host memory");
+    cr_assert_str_eq(json_string_value(json_object_get(hf, "memory")), "host_pool");
+    json_decref(j);
+}
+
+Test(report_imports, imported_memory_is_never_a_leak)
+{
+    const char *argv[] = {VSP_PROGS "/prog_driver", "gpa", "extmem", NULL};
+    json_t *j = run_and_report_json(argv, NULL, NULL);
+    json_t *f;
+    size_t i;
+    json_array_foreach(json_object_get(j, "findings"), i, f)
+        cr_assert_str_neq(json_string_value(json_object_get(f, "memory")) ? json_string_value(json_object_get(f, "memory")) : "",
+                          "imported");
+    json_decref(j);
+}

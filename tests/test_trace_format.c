@@ -39,6 +39,7 @@ static struct vsp_reader *open_fixture_after(void (*mutate)(struct ring_fixture 
     vsp_ring_flush(&f.ring, 1);
     mutate(&f);
     struct vsp_reader *r = vsp_reader_open(f.path, err, len);
+    unlink(f.path); /* the reader keeps it open; nothing is left in /tmp */
     return r;
 }
 
@@ -135,6 +136,7 @@ static struct vsp_reader *open_events_in_file_order(const uint64_t *seqs, int n,
     vsp_ring_flush(&f.ring, 1);
     char err[600];
     struct vsp_reader *r = vsp_reader_open(f.path, err, sizeof err);
+    unlink(f.path); /* the reader keeps it open */
     cr_assert_not_null(r, "%s", err);
     return r;
 }

@@ -13,7 +13,7 @@ SAN_RUNTIME := $(shell $(CC) -print-file-name=lib$(patsubst address,asan,$(patsu
 SAN_DEF := -DVSP_SAN_RUNTIME='"$(SAN_RUNTIME)"'
 endif
 
-FAKES := $(T)/fakes/libcuda.so.1 $(T)/fakes/libcudart.so.13 $(T)/fakes/libcudart.so.12
+FAKES := $(T)/fakes/libcuda.so.1 $(T)/fakes/libcudart.so.13 $(T)/fakes/nvml/libnvidia-ml.so.1 $(T)/fakes/libcudart.so.12
 PROGS := $(T)/progs/prog_runtime $(T)/progs/prog_storm $(T)/progs/prog_die $(T)/progs/prog_fork \
          $(T)/progs/prog_driver $(T)/progs/prog_entry $(T)/progs/prog_ctor $(T)/progs/prog_labels
 # process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid
@@ -34,6 +34,11 @@ TEST_BIN := $(T)/vsp_tests
 $(T)/fakes/libcuda.so.1: tests/fakes/fake_cuda.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(FAKE_CFLAGS) -shared -Wl,-soname,libcuda.so.1 -o $@ $< -lpthread
+
+# The fake NVML sits in a directory of its own: only tests that put it on LD_LIBRARY_PATH get it.
+$(T)/fakes/nvml/libnvidia-ml.so.1: tests/fakes/fake_nvml.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(FAKE_CFLAGS) -shared -Wl,-soname,libnvidia-ml.so.1 -o $@ $< -ldl
 
 $(T)/fakes/libcudart.so.13: tests/fakes/fake_cudart.c tests/fakes/fake_cudart.map
 	@mkdir -p $(dir $@)

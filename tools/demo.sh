@@ -2,7 +2,9 @@
 # make demo: the README's first command. Runs the bundled demo workload (a toy inference worker
 # that leaks, fragments its memory and falls back to managed memory after an out-of-memory) under
 # `vramspy run`, prints the report, and writes an SVG timeline and a Perfetto trace beside it.
-# Uses the CUDA test doubles (a simulated 1 GiB device) unless a real driver is present.
+# Uses the CUDA test doubles (a simulated 1 GiB device) unless a real driver is present. The
+# allocations are labelled by purpose (tools/demo_purposes.json) so the out-of-memory breakdown and
+# the report show bytes by purpose.
 set -euo pipefail
 BUILD=${1:-build}
 out="$BUILD/demo"
@@ -12,6 +14,8 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1 '; then
     export LD_LIBRARY_PATH="$BUILD/tests/fakes"
     echo "demo: no CUDA driver on this machine: using the CUDA test doubles (a simulated 1 GiB device)"
 fi
+export VRAMSPY_PURPOSES="$(dirname "$0")/demo_purposes.json"
+echo "demo: VRAMSPY_PURPOSES=$VRAMSPY_PURPOSES"
 echo "demo: $BUILD/vramspy run --out $out --fail-on leak,host-fallback,fragmentation -- $BUILD/tools/demo_workload"
 echo
 status=0

@@ -52,7 +52,7 @@ int main(void)
     cudaFree(ws);
     cudaFree(w2);
     /* w1 (a quarter of the device) and the pinned scratch buffer are never freed */
-    printf("demo: device %zu MiB, %d KV blocks, workspace %s\n", total / MiB, n,
+    printf("demo: device %zu MiB, %d KV blocks, workspace %s\n", (size_t)(total / MiB), n,
            ws ? "allocated (after fallback)" : "failed");
     (void)w1;
     return 0;

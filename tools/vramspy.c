@@ -6,6 +6,9 @@
  *     own (128+N when signal N killed it), or --error-exitcode (default 1) when a --fail-on kind
  *     was found.
  *   vramspy report ...   the analyzer (vramspy-report).
+ * It must never let a gate open silently: every option, its own and the report's, is checked
+ * (vramspy-report --check-options) before the program starts, and a report that fails after the
+ * run never yields a success status.
  * Interface: README.md and vramspy(1). */
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define VERSION "0.1.0"
@@ -33,11 +35,14 @@ static void usage(FILE *f)
             "run options:\n"
             "  --out DIR            keep the traces in DIR (created if missing); default: a new\n"
             "                       directory vramspy-run.XXXXXX under $TMPDIR (or /tmp)\n"
-            "  --fail-on KINDS      leak, host-fallback, fragmentation, oom, invalid-free, peak, any\n"
+            "  --fail-on KINDS      leak, host-fallback, fragmentation, oom, invalid-free, peak, crash,\n"
+            "                       alloc-error, any\n"
             "  --error-exitcode N   exit status when a --fail-on kind is found (default 1)\n"
-            "  other options (--format, --suppress, --max-peak, --min-leak, --sysroot, ...) go to the report\n"
+            "  other options (--format, --suppress, --max-peak, --min-leak, --strict, --sysroot, ...) go to\n"
+            "  the report; all are checked before the program starts\n"
             "exit status: the program's own (128+N if signal N killed it), or N from --error-exitcode\n"
-            "when a --fail-on finding exists; 2 for a usage error\n");
+            "when a --fail-on finding exists or the report fails; 2 for a usage error (the program is\n"
+            "not started) or a failed report without --fail-on\n");
 }
 
 /* Directory of this executable. */
@@ -82,12 +87,83 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Report options that take a value as the next argument (vramspy-report's getopt_long names). */
+static int report_option_takes_value(const char *a)
+{
+    static const char *const with_value[] = {"--format",  "--suppress",        "--max-peak", "--min-leak",
+                                             "--sysroot", "--debug-dir",       "--weigh",    "--output",
+                                             "--purposes", "--fallback-window", "--signal",  "-o"};
+    if (strchr(a, '='))
+        return 0;
+    for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
+        if (!strcmp(a, with_value[k]))
+            return 1;
+    return 0;
+}
+
+/* Run the report with argv (argv[0] its path), its stdout on our stderr (stdout is the program's).
+ * Returns its exit status, or -1 when it did not exit (why: into why). */
+static int run_report(char **rargv, char *why, size_t whylen)
+{
+    fflush(stderr);
+    pid_t rp = fork();
+    if (rp < 0) {
+        snprintf(why, whylen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (rp == 0) {
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        unsetenv("LD_PRELOAD");
+        execv(rargv[0], rargv);
+        fprintf(stderr, "vramspy: %s: %s\n", rargv[0], strerror(errno));
+        _exit(127);
+    }
+    int rst;
+    while (waitpid(rp, &rst, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(rst))
+        return WEXITSTATUS(rst);
+    snprintf(why, whylen, "killed by signal %d (%s)", WTERMSIG(rst), strsignal(WTERMSIG(rst)));
+    return -1;
+}
+
+/* The trace files in dir (names, sorted). */
+static size_t list_traces(const char *dir, char ***names)
+{
+    DIR *d = opendir(dir);
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strncmp(de->d_name, "vramspy.", 8) || !strstr(de->d_name, ".trace"))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **grown = realloc(v, cap * sizeof *v);
+            if (!grown)
+                break;
+            v = grown;
+        }
+        if (!(v[n] = strdup(de->d_name)))
+            break;
+        n++;
+    }
+    if (d)
+        closedir(d);
+    if (n)
+        qsort(v, n, sizeof *v, cmp_str);
+    *names = v;
+    return n;
+}
+
 static int run(int argc, char **argv)
 {
     const char *out = NULL, *fail_on = NULL;
     int error_exitcode = 1;
     char **ropts = calloc((size_t)argc + 8, sizeof *ropts);
     int nr = 0, i;
+    if (!ropts)
+        return 2;
     for (i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) {
@@ -124,13 +200,13 @@ static int run(int argc, char **argv)
         if (a[0] != '-') {
             break; /* the program, without a "--" */
         }
+        if (!strncmp(a, "--check-options", 15) || !strncmp(a, "--signal", 8)) {
+            fprintf(stderr, "vramspy run: %s is vramspy run's own to give the report\n", a);
+            return 2;
+        }
         /* a report option, with its value when it takes one */
         ropts[nr++] = argv[i];
-        if (!strchr(a, '=') && i + 1 < argc && strcmp(argv[i + 1], "--") &&
-            (!strcmp(a, "--format") || !strcmp(a, "--suppress") || !strcmp(a, "--max-peak") ||
-             !strcmp(a, "--min-leak") || !strcmp(a, "--sysroot") || !strcmp(a, "--debug-dir") ||
-             !strcmp(a, "--fallback-window") || !strcmp(a, "--weigh") || !strcmp(a, "--output") ||
-             !strcmp(a, "--purposes") || !strcmp(a, "-o")))
+        if (report_option_takes_value(a) && i + 1 < argc && strcmp(argv[i + 1], "--"))
             ropts[nr++] = argv[++i];
     }
     if (i >= argc) {
@@ -148,6 +224,37 @@ static int run(int argc, char **argv)
         fprintf(stderr, "vramspy run: cannot find vramspy-report beside vramspy\n");
         return 2;
     }
+    /* The report's command line: the same for the check before the run and the report after it. */
+    char **rargv = calloc((size_t)nr + 16, sizeof *rargv);
+    if (!rargv)
+        return 2;
+    int k = 0;
+    rargv[k++] = report;
+    if (fail_on) {
+        rargv[k++] = "--fail-on";
+        rargv[k++] = (char *)fail_on;
+    }
+    for (int j = 0; j < nr; j++)
+        rargv[k++] = ropts[j];
+    /* The gate: the report's options are checked now, not after the program ran. --check-options
+     * first, so that an option missing its value cannot swallow it. */
+    {
+        char **cargv = calloc((size_t)k + 2, sizeof *cargv);
+        if (!cargv)
+            return 2;
+        cargv[0] = report;
+        cargv[1] = "--check-options";
+        memcpy(cargv + 2, rargv + 1, (size_t)(k - 1) * sizeof *cargv);
+        char why[128] = "";
+        int rc = run_report(cargv, why, sizeof why);
+        free(cargv);
+        if (rc != 0) {
+            if (rc < 0)
+                fprintf(stderr, "vramspy run: checking the report options failed: %s\n", why);
+            fprintf(stderr, "vramspy run: bad report option (see above): %s was not started\n", prog[0]);
+            return 2;
+        }
+    }
     char dir[PATH_MAX];
     if (out) {
         if (mkdir(out, 0700) < 0 && errno != EEXIST) {
@@ -156,6 +263,12 @@ static int run(int argc, char **argv)
         }
         if (!realpath(out, dir)) {
             fprintf(stderr, "vramspy run: --out %s: %s\n", out, strerror(errno));
+            return 2;
+        }
+        struct stat sb;
+        if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode) || access(dir, W_OK | X_OK) < 0) {
+            fprintf(stderr, "vramspy run: --out %s: %s\n", out,
+                    stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode) ? "not a directory" : strerror(errno));
             return 2;
         }
     } else {
@@ -172,8 +285,9 @@ static int run(int argc, char **argv)
     const char *old = getenv("LD_PRELOAD");
     snprintf(preload, sizeof preload, "%s%s%s", old && *old ? old : "", old && *old ? ":" : "", shim);
     snprintf(pattern, sizeof pattern, "%s/vramspy.%%e.%%p.trace", dir);
-    struct timespec start;
-    clock_gettime(CLOCK_REALTIME, &start);
+    /* Traces already in dir (an --out directory used before) are not this run's. */
+    char **before = NULL;
+    size_t nbefore = list_traces(dir, &before);
     /* Like system(): the terminal's Ctrl-C / Ctrl-\ reach the program directly (same process
      * group); we outlive them to report. Other termination signals sent to us are passed on. */
     struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler = forward}, old_int, old_quit;
@@ -183,6 +297,7 @@ static int run(int argc, char **argv)
     sigaction(SIGHUP, &fwd, NULL);
     sigaction(SIGUSR1, &fwd, NULL);
     sigaction(SIGUSR2, &fwd, NULL);
+    fflush(stderr);
     child_pid = fork();
     if (child_pid < 0) {
         fprintf(stderr, "vramspy run: fork: %s\n", strerror(errno));
@@ -202,65 +317,66 @@ static int run(int argc, char **argv)
         fprintf(stderr, "vramspy run: %s: %s\n", prog[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
+    pid_t prog_pid = child_pid;
     int st;
     while (waitpid(child_pid, &st, 0) < 0 && errno == EINTR) {
     }
     child_pid = 0;
     int status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 1;
-    /* The traces of this run: every trace file in dir written since we started. */
-    DIR *d = opendir(dir);
-    char **traces = NULL;
-    size_t nt = 0, capt = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (strncmp(de->d_name, "vramspy.", 8) || !strstr(de->d_name, ".trace"))
+    /* The traces of this run: every trace file in dir that was not there before. */
+    char **names = NULL, **traces = NULL;
+    size_t nn = list_traces(dir, &names), nt = 0;
+    traces = calloc(nn ? nn : 1, sizeof *traces);
+    for (size_t j = 0; traces && j < nn; j++) {
+        if (nbefore && bsearch(&names[j], before, nbefore, sizeof *before, cmp_str))
             continue;
         char p[PATH_MAX + 256];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        snprintf(p, sizeof p, "%s/%s", dir, names[j]);
         struct stat sb;
-        if (stat(p, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_mtim.tv_sec < start.tv_sec)
+        if (stat(p, &sb) < 0 || !S_ISREG(sb.st_mode))
             continue;
-        if (nt == capt) {
-            capt = capt ? capt * 2 : 16;
-            traces = realloc(traces, capt * sizeof *traces);
-        }
         traces[nt++] = strdup(p);
     }
-    if (d)
-        closedir(d);
     if (!nt) {
         fprintf(stderr, "vramspy: %s made no CUDA allocation call: nothing was traced\n", prog[0]);
+        if (!out)
+            rmdir(dir); /* our own empty directory: nothing to keep */
         return status;
     }
-    qsort(traces, nt, sizeof *traces, cmp_str);
     fprintf(stderr, "vramspy: %zu trace%s in %s\n", nt, nt == 1 ? "" : "s", dir);
-    char **rargv = calloc(nt + (size_t)nr + 8, sizeof *rargv);
-    int k = 0;
-    rargv[k++] = report;
-    if (fail_on) {
-        rargv[k++] = "--fail-on";
-        rargv[k++] = (char *)fail_on;
+    char **full = realloc(rargv, ((size_t)k + nt + 8) * sizeof *rargv);
+    if (!full)
+        return fail_on ? error_exitcode : 2;
+    rargv = full;
+    /* The program's death by a signal is known here only: the report makes it a crash finding. */
+    char sigarg[64];
+    if (WIFSIGNALED(st)) {
+        snprintf(sigarg, sizeof sigarg, "%d=%d", (int)prog_pid, WTERMSIG(st));
+        rargv[k++] = "--signal";
+        rargv[k++] = sigarg;
     }
-    for (int j = 0; j < nr; j++)
-        rargv[k++] = ropts[j];
     rargv[k++] = "--";
     for (size_t j = 0; j < nt; j++)
         rargv[k++] = traces[j];
-    pid_t rp = fork();
-    if (rp == 0) {
-        dup2(STDERR_FILENO, STDOUT_FILENO); /* the report goes to stderr: stdout is the program's */
-        unsetenv("LD_PRELOAD");
-        execv(report, rargv);
-        _exit(2);
-    }
-    int rst;
-    while (waitpid(rp, &rst, 0) < 0 && errno == EINTR) {
-    }
-    int rc = WIFEXITED(rst) ? WEXITSTATUS(rst) : 2;
+    rargv[k] = NULL;
+    char why[128] = "";
+    int rc = run_report(rargv, why, sizeof why);
     if (rc == 1)
         return error_exitcode;
-    if (rc != 0)
-        fprintf(stderr, "vramspy: the report failed (status %d); the program's own status is kept\n", rc);
+    if (rc != 0) {
+        /* No verdict: never a success. With --fail-on the job's failure status, else a usage/file
+         * error as vramspy-report gives it. */
+        int ret = fail_on ? error_exitcode : 2;
+        if (ret == 0)
+            ret = 2; /* --error-exitcode 0 cannot turn a missing verdict into a pass */
+        if (rc < 0)
+            fprintf(stderr, "vramspy: the report %s; ", why);
+        else
+            fprintf(stderr, "vramspy: the report failed (status %d, reason above); ", rc);
+        fprintf(stderr, "exit status %d instead of the program's %d: no verdict on this run (traces kept in %s)\n",
+                ret, status, dir);
+        return ret;
+    }
     return status;
 }
 

@@ -22,6 +22,10 @@
  * allocation shared through cuIpcGetMemHandle and opened again (as a second process would), then
  * closed; the shared allocation itself is freed. With "extmem", external memory of 1 MiB imported,
  * a 256 KiB buffer mapped from it and freed with cuMemFree, the import destroyed.
+ * Mode "vmm3" (NVIDIA's vectorAddMMAP pattern): three 2 MiB physical allocations mapped side by
+ * side into one reservation, each released right after it is mapped; all unmapped at the end
+ * (the memory lives until then: peak 1 + 6 MiB); then a fourth mapped, released and never
+ * unmapped (a 2 MiB leak).
  * Each mode allocates 1 MiB + 2 MiB device memory, frees the 2 MiB, allocates 64 KiB of pinned
  * host memory and frees it; so a trace shows 1 MiB of device memory live at exit. */
 #include <cuda.h>
@@ -40,7 +44,7 @@ static const char *mode;
 static void *get(const char *base, const char *exported, int version)
 {
     void *p = NULL;
-    if (!strcmp(mode, "gpa") || !strcmp(mode, "vmm")) {
+    if (!strcmp(mode, "gpa") || !strcmp(mode, "vmm") || !strcmp(mode, "vmm3")) {
         CUdriverProcAddressQueryResult st;
         if (gpa2(base, &p, version, 0, &st) != CUDA_SUCCESS)
             return NULL;
@@ -114,6 +118,38 @@ int main(int argc, char **argv)
         printf("buffer %d\n", buffer(&buf, ext, &bd));
         printf("freebuffer %d\n", dfree(buf));
         printf("destroy %d\n", destroy(ext));
+    }
+    if (!strcmp(mode, "vmm3")) {
+        CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =
+            get("cuMemCreate", "cuMemCreate", 10020);
+        CUresult (*release)(CUmemGenericAllocationHandle) = get("cuMemRelease", "cuMemRelease", 10020);
+        CUresult (*reserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long) =
+            get("cuMemAddressReserve", "cuMemAddressReserve", 10020);
+        CUresult (*map)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long) =
+            get("cuMemMap", "cuMemMap", 10020);
+        CUresult (*unmap)(CUdeviceptr, size_t) = get("cuMemUnmap", "cuMemUnmap", 10020);
+        if (!create || !release || !reserve || !map || !unmap)
+            return 2;
+        CUmemAllocationProp prop;
+        memset(&prop, 0, sizeof prop);
+        prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+        prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        size_t chunk = 2 << 20;
+        CUdeviceptr va, va2;
+        printf("reserve %d\n", reserve(&va, 3 * chunk, 0, 0, 0));
+        for (int i = 0; i < 3; i++) {
+            CUmemGenericAllocationHandle mh;
+            CUresult c1 = create(&mh, chunk, &prop, 0);
+            CUresult c2 = map(va + (CUdeviceptr)i * chunk, chunk, 0, mh, 0);
+            printf("create %d map %d release %d\n", c1, c2, release(mh));
+        }
+        for (int i = 0; i < 3; i++)
+            printf("unmap %d\n", unmap(va + (CUdeviceptr)i * chunk, chunk));
+        CUmemGenericAllocationHandle kept;
+        printf("reserve %d\n", reserve(&va2, chunk, 0, 0, 0));
+        CUresult c1 = create(&kept, chunk, &prop, 0);
+        CUresult c2 = map(va2, chunk, 0, kept, 0);
+        printf("create %d map %d release %d\n", c1, c2, release(kept));
     }
     if (!strcmp(mode, "vmm")) { /* a device view of the pinned memory */
         CUresult (*view)(CUdeviceptr *, void *, unsigned) =
