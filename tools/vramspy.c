@@ -92,7 +92,8 @@ static int report_option_takes_value(const char *a)
 {
     static const char *const with_value[] = {"--format",  "--suppress",        "--max-peak", "--min-leak",
                                              "--sysroot", "--debug-dir",       "--weigh",    "--output",
-                                             "--purposes", "--fallback-window", "--signal",  "-o"};
+                                             "--purposes", "--fallback-window", "--signal",  "--untracked-min",
+                                             "-o"};
     if (strchr(a, '='))
         return 0;
     for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
