@@ -164,6 +164,7 @@ static int api_class(unsigned api)
     case VSP_API_cuMemCreate: case VSP_API_cuMemRelease: case VSP_API_cuMemImportFromShareableHandle:
         return CL_PHYSICAL;
     case VSP_API_cuGraphAddMemAllocNode: case VSP_API_cuGraphAddMemFreeNode:
+    case VSP_API_cudaGraphAddMemAllocNode: case VSP_API_cudaGraphAddMemFreeNode:
     case VSP_API_cuExternalMemoryGetMappedBuffer:
         return CL_DEVPTR;
     case VSP_API_cuIpcOpenMemHandle_v2: case VSP_API_cuIpcCloseMemHandle:
@@ -928,7 +929,7 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
         }
         f->count++;
         f->bytes += l->size;
-        f->graph = l->api == VSP_API_cuGraphAddMemAllocNode;
+        f->graph = l->api == VSP_API_cuGraphAddMemAllocNode || l->api == VSP_API_cudaGraphAddMemAllocNode;
         uint64_t *bs = map_get(&c.by_stack, stack_key(l->api, l->stack_id, l->label));
         if (bs)
             a->by_stack[*bs].live_end += l->size;

@@ -85,7 +85,13 @@
     X(cuImportExternalMemory, "cuImportExternalMemory", 10000, -1)          \
     X(cuExternalMemoryGetMappedBuffer, "cuExternalMemoryGetMappedBuffer", 10000, -1) \
     X(cuDestroyExternalMemory, "cuDestroyExternalMemory", 10000, -1)        \
-    X(cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle", 10020, -1)
+    X(cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle", 10020, -1) \
+    X(cuMemPoolSetAttribute, "cuMemPoolSetAttribute", 11020, -1)            \
+    X(cuMemPoolTrimTo, "cuMemPoolTrimTo", 11020, -1)                        \
+    X(cudaMemPoolSetAttribute, NULL, 0, -1)                                 \
+    X(cudaMemPoolTrimTo, NULL, 0, -1)                                       \
+    X(cudaGraphAddMemAllocNode, NULL, 0, -1)                                \
+    X(cudaGraphAddMemFreeNode, NULL, 0, -1)
 
 enum vsp_hook_id {
 #define VSP_X(sym, base, ver, ptds) VSP_H_##sym,

@@ -517,6 +517,29 @@ VSP_EXPORT_HOOK(cuGraphAddMemAllocNode);
 VSP_EXPORT_HOOK(cuGraphAddMemFreeNode);
 VSP_EXPORT_HOOK(cuIpcOpenMemHandle_v2);
 VSP_EXPORT_HOOK(cuIpcCloseMemHandle);
+/* Attribute changes and trims change what a pool holds: the pool is sampled from then on. */
+VSP_HIDDEN CUresult vsp_h_cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    DRV_REAL(cuMemPoolSetAttribute);
+    CUresult r = real(pool, attr, value);
+    if (r == CUDA_SUCCESS)
+        vsp_pool_note_used((uint64_t)(uintptr_t)pool);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_HIDDEN CUresult vsp_h_cuMemPoolTrimTo(CUmemoryPool pool, size_t keep)
+{
+    DRV_REAL(cuMemPoolTrimTo);
+    CUresult r = real(pool, keep);
+    if (r == CUDA_SUCCESS)
+        vsp_pool_note_used((uint64_t)(uintptr_t)pool);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_EXPORT_HOOK(cuMemPoolSetAttribute);
+VSP_EXPORT_HOOK(cuMemPoolTrimTo);
 VSP_EXPORT_HOOK(cuMemPoolCreate);
 VSP_EXPORT_HOOK(cuMemPoolDestroy);
 VSP_EXPORT_HOOK(cuDeviceSetMemPool);

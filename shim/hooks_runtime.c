@@ -288,6 +288,55 @@ VSP_HIDDEN cudaError_t vsp_h_cudaHostGetDevicePointer(void **pDevice, void *pHos
 }
 
 VSP_EXPORT_HOOK(cudaHostGetDevicePointer);
+VSP_HIDDEN cudaError_t vsp_h_cudaMemPoolSetAttribute(cudaMemPool_t pool, enum cudaMemPoolAttr attr, void *value)
+{
+    RT_REAL(cudaMemPoolSetAttribute);
+    cudaError_t r = real(pool, attr, value);
+    if (r == cudaSuccess)
+        vsp_pool_note_used((uint64_t)(uintptr_t)pool);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+VSP_HIDDEN cudaError_t vsp_h_cudaMemPoolTrimTo(cudaMemPool_t pool, size_t keep)
+{
+    RT_REAL(cudaMemPoolTrimTo);
+    cudaError_t r = real(pool, keep);
+    if (r == cudaSuccess)
+        vsp_pool_note_used((uint64_t)(uintptr_t)pool);
+    vsp_hook_leave(&h);
+    return r;
+}
+
+/* Graph memory nodes through the runtime: one event under the runtime name (the driver node call
+ * underneath passes through). */
+VSP_HIDDEN cudaError_t vsp_h_cudaGraphAddMemAllocNode(cudaGraphNode_t *node, cudaGraph_t graph,
+                                                      const cudaGraphNode_t *deps, size_t ndeps,
+                                                      struct cudaMemAllocNodeParams *p)
+{
+    RT_REAL(cudaGraphAddMemAllocNode);
+    int host = p && vsp_location_is_host(p->poolProps.location.type);
+    int deny = host && vsp_deny_host(&h);
+    cudaError_t r = deny ? cudaErrorMemoryAllocation : real(node, graph, deps, ndeps, p);
+    RT_ALLOC(cudaGraphAddMemAllocNode, .denied = deny, .graph = 1, .memory = host ? VSP_MEM_HOST_POOL : VSP_MEM_DEVICE,
+             .cls = VSP_CLASS_DEVPTR, .ptr = r == cudaSuccess && p ? (uint64_t)(uintptr_t)p->dptr : 0,
+             .size = p ? p->bytesize : 0);
+    return r;
+}
+
+VSP_HIDDEN cudaError_t vsp_h_cudaGraphAddMemFreeNode(cudaGraphNode_t *node, cudaGraph_t graph,
+                                                     const cudaGraphNode_t *deps, size_t ndeps, void *dptr)
+{
+    RT_FREE(cudaGraphAddMemFreeNode, VSP_CLASS_DEVPTR, VSP_MEM_DEVICE, dptr, 0);
+    cudaError_t r = real(node, graph, deps, ndeps, dptr);
+    vsp_hook_leave_free(&h, &f, r);
+    return r;
+}
+
+VSP_EXPORT_HOOK(cudaMemPoolSetAttribute);
+VSP_EXPORT_HOOK(cudaMemPoolTrimTo);
+VSP_EXPORT_HOOK(cudaGraphAddMemAllocNode);
+VSP_EXPORT_HOOK(cudaGraphAddMemFreeNode);
 VSP_EXPORT_HOOK(cudaMemPoolCreate);
 VSP_EXPORT_HOOK(cudaMemPoolDestroy);
 VSP_EXPORT_HOOK(cudaDeviceSetMemPool);

@@ -53,6 +53,14 @@ void vsp_pool_note(uint64_t pool, int host)
     }
 }
 
+static int vsp_pool_known(uint64_t pool);
+
+void vsp_pool_note_used(uint64_t pool)
+{
+    if (pool > TOMBSTONE && !vsp_pool_known(pool))
+        vsp_pool_note(pool, 0); /* not created or looked up through us: taken for device-located */
+}
+
 void vsp_pool_forget(uint64_t pool)
 {
     for (uint32_t i = slot_of(pool), n = 0; n < POOLS; n++, i = (i + 1) & (POOLS - 1)) {
@@ -68,6 +76,18 @@ void vsp_pool_forget(uint64_t pool)
         uint64_t cur = pool;
         vsp_cas_acq_rel(&current[d], &cur, 0); /* a destroyed pool is no device's current one */
     }
+}
+
+static int vsp_pool_known(uint64_t pool)
+{
+    for (uint32_t i = slot_of(pool), n = 0; n < POOLS; n++, i = (i + 1) & (POOLS - 1)) {
+        uint64_t k = vsp_load_acquire(&table[i].pool); /* acquire: see vsp_pool_note */
+        if (k == 0)
+            return 0;
+        if (k == pool)
+            return 1;
+    }
+    return 0;
 }
 
 int vsp_pool_is_host(uint64_t pool)

@@ -7,6 +7,7 @@
 
 void vsp_pool_note(uint64_t pool, int host);   /* created or looked up, host-located or not */
 void vsp_pool_forget(uint64_t pool);           /* destroyed */
+void vsp_pool_note_used(uint64_t pool);        /* named by the program: sampled (location unchanged) */
 int vsp_pool_is_host(uint64_t pool);
 void vsp_pool_set_current(int device, uint64_t pool);
 int vsp_current_pool_is_host(void);            /* the calling thread's device's current pool */

@@ -212,6 +212,29 @@ Test(shim_driver, external_memory_through_cuGetProcAddress_v2) { extmem_case("gp
 Test(shim_driver, external_memory_through_dlsym) { extmem_case("dlsym"); }
 Test(shim_driver, ipc_import_through_dlsym) { ipc_case("dlsym"); }
 
+Test(shim_driver, new_entry_points_reached_by_direct_linking)
+{
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_driver_linked", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_eq(plain.code, 0, "every call succeeds: %s", plain.out);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    static const struct { int api, n; } want[] = {
+        {VSP_API_cuArrayCreate_v2, 1}, {VSP_API_cuArray3DCreate_v2, 1}, {VSP_API_cuMipmappedArrayCreate, 1},
+        {VSP_API_cuArrayDestroy, 2}, {VSP_API_cuMipmappedArrayDestroy, 1}, {VSP_API_cuMemAllocFromPoolAsync, 1},
+        {VSP_API_cuGraphAddMemAllocNode, 1}, {VSP_API_cuGraphAddMemFreeNode, 1}, {VSP_API_cuIpcOpenMemHandle_v2, 1},
+        {VSP_API_cuIpcCloseMemHandle, 1}, {VSP_API_cuImportExternalMemory, 1},
+        {VSP_API_cuExternalMemoryGetMappedBuffer, 1}, {VSP_API_cuDestroyExternalMemory, 1},
+        {VSP_API_cuMemAddressReserve, 1}, {VSP_API_cuMemAddressFree, 1}, {VSP_API_cuMemHostGetDevicePointer_v2, 1},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert_eq(s.by_api[want[i].api], (uint64_t)want[i].n, "%s: %llu events", vsp_api_name(want[i].api),
+                     (unsigned long long)s.by_api[want[i].api]);
+    cr_assert_eq(s.live_count, 0, "everything was freed");
+}
+
 Test(shim_driver, through_cudaGetDriverEntryPoint)
 {
     struct trace_summary s;

@@ -229,6 +229,22 @@ Test(shim_runtime, host_located_pool_through_the_runtime_is_host_memory)
     cr_assert_eq(s.live_count, 0);
 }
 
+Test(shim_runtime, graph_memory_nodes_through_the_runtime_are_recorded_once)
+{
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "graph", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_str_eq(plain.out, "graph 0\nallocnode 0\nfreenode 0\nallocnode 0\nthreshold 0\ntrim 0\ngraphdestroy 0\n");
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert_eq(s.by_api[VSP_API_cudaGraphAddMemAllocNode], 2, "under the runtime name");
+    cr_assert_eq(s.by_api[VSP_API_cudaGraphAddMemFreeNode], 1);
+    cr_assert_eq(s.by_api[VSP_API_cuGraphAddMemAllocNode], 0, "the driver call underneath is not recorded again");
+    cr_assert_eq(s.live_device_bytes, 512 << 10, "the node never freed");
+    cr_assert_gt(s.pool_records, 0, "the default pool, named by the program, is sampled at exit");
+}
+
 Test(shim_runtime, host_located_pool_through_the_runtime_is_refused_under_enforcement)
 {
     char *dir = th_tmpdir(), out[4200];

@@ -14,7 +14,7 @@ SAN_DEF := -DVSP_SAN_RUNTIME='"$(SAN_RUNTIME)"'
 endif
 
 FAKES := $(T)/fakes/libcuda.so.1 $(T)/fakes/libcudart.so.13 $(T)/fakes/nvml/libnvidia-ml.so.1 $(T)/fakes/libcudart.so.12
-PROGS := $(T)/progs/prog_runtime $(T)/progs/prog_storm $(T)/progs/prog_die $(T)/progs/prog_fork \
+PROGS := $(T)/progs/prog_driver_linked $(T)/progs/prog_runtime $(T)/progs/prog_storm $(T)/progs/prog_die $(T)/progs/prog_fork \
          $(T)/progs/prog_driver $(T)/progs/prog_entry $(T)/progs/prog_ctor $(T)/progs/prog_labels
 # process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid
 PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_runtimes \
@@ -92,6 +92,10 @@ $(T)/progs/libctor.so: tests/progs/libctor.c $(FAKES)
 
 $(T)/progs/prog_ctor: tests/progs/prog_ctor.c $(T)/progs/libctor.so
 	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(T)/progs -lctor
+
+$(T)/progs/prog_driver_linked: tests/progs/prog_driver_linked.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(T)/fakes -l:libcuda.so.1
 
 $(T)/progs/prog_driver: tests/progs/prog_driver.c
 	@mkdir -p $(dir $@)

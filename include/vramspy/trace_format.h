@@ -212,7 +212,9 @@ enum vsp_api {
     VSP_API_cuExternalMemoryGetMappedBuffer = 72, /* imported; freed by cuMemFree_v2 */
     VSP_API_cuDestroyExternalMemory = 73,
     VSP_API_cuMemImportFromShareableHandle = 74,  /* imported; released by cuMemRelease */
-    VSP_API_COUNT_ = 75
+    VSP_API_cudaGraphAddMemAllocNode = 75,        /* eflags GRAPH */
+    VSP_API_cudaGraphAddMemFreeNode = 76,
+    VSP_API_COUNT_ = 77
 };
 
 /* One intercepted call. */
@@ -394,6 +396,8 @@ static inline const char *vsp_api_name(unsigned api)
         [VSP_API_cuExternalMemoryGetMappedBuffer] = "cuExternalMemoryGetMappedBuffer",
         [VSP_API_cuDestroyExternalMemory] = "cuDestroyExternalMemory",
         [VSP_API_cuMemImportFromShareableHandle] = "cuMemImportFromShareableHandle",
+        [VSP_API_cudaGraphAddMemAllocNode] = "cudaGraphAddMemAllocNode",
+        [VSP_API_cudaGraphAddMemFreeNode] = "cudaGraphAddMemFreeNode",
     };
     const char *n = api < VSP_API_COUNT_ ? names[api] : NULL;
     return n ? n : "unknown";

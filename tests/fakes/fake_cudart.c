@@ -124,6 +124,12 @@ static struct {
     PFN_cuMemPoolCreate_v11020 cuMemPoolCreate;
     PFN_cuMemPoolDestroy_v11020 cuMemPoolDestroy;
     PFN_cuDeviceSetMemPool_v11020 cuDeviceSetMemPool;
+    PFN_cuMemPoolSetAttribute_v11020 cuMemPoolSetAttribute;
+    PFN_cuMemPoolTrimTo_v11020 cuMemPoolTrimTo;
+    PFN_cuGraphCreate_v10000 cuGraphCreate;
+    PFN_cuGraphDestroy_v10000 cuGraphDestroy;
+    PFN_cuGraphAddMemAllocNode_v11040 cuGraphAddMemAllocNode;
+    PFN_cuGraphAddMemFreeNode_v11040 cuGraphAddMemFreeNode;
     PFN_cuArrayCreate_v3020 cuArrayCreate;
     PFN_cuArray3DCreate_v3020 cuArray3DCreate;
     PFN_cuArrayDestroy_v2000 cuArrayDestroy;
@@ -171,6 +177,12 @@ static const struct {
     L("cuMemPoolCreate", 11020, 0, cuMemPoolCreate),
     L("cuMemPoolDestroy", 11020, 0, cuMemPoolDestroy),
     L("cuDeviceSetMemPool", 11020, 0, cuDeviceSetMemPool),
+    L("cuMemPoolSetAttribute", 11020, 0, cuMemPoolSetAttribute),
+    L("cuMemPoolTrimTo", 11020, 0, cuMemPoolTrimTo),
+    L("cuGraphCreate", 10000, 0, cuGraphCreate),
+    L("cuGraphDestroy", 10000, 0, cuGraphDestroy),
+    L("cuGraphAddMemAllocNode", 11040, 0, cuGraphAddMemAllocNode),
+    L("cuGraphAddMemFreeNode", 11040, 0, cuGraphAddMemFreeNode),
     L("cuArrayCreate", 3020, 0, cuArrayCreate),
     L("cuArray3DCreate", 3020, 0, cuArray3DCreate),
     L("cuArrayDestroy", 2000, 0, cuArrayDestroy),
@@ -752,6 +764,64 @@ EXPORT cudaError_t CUDARTAPI cudaMemPoolCreate(cudaMemPool_t *memPool, const str
     if (r == CUDA_SUCCESS)
         *memPool = p;
     return ret(r);
+}
+
+EXPORT cudaError_t CUDARTAPI cudaMemPoolSetAttribute(cudaMemPool_t memPool, enum cudaMemPoolAttr attr, void *value)
+{
+    ENTER();
+    NEED(cuMemPoolSetAttribute);
+    return ret(drv.cuMemPoolSetAttribute(memPool, (CUmemPool_attribute)attr, value));
+}
+
+EXPORT cudaError_t CUDARTAPI cudaMemPoolTrimTo(cudaMemPool_t memPool, size_t minBytesToKeep)
+{
+    ENTER();
+    NEED(cuMemPoolTrimTo);
+    return ret(drv.cuMemPoolTrimTo(memPool, minBytesToKeep));
+}
+
+EXPORT cudaError_t CUDARTAPI cudaGraphCreate(cudaGraph_t *pGraph, unsigned int flags)
+{
+    ENTER();
+    NEED(cuGraphCreate);
+    return ret(drv.cuGraphCreate(pGraph, flags));
+}
+
+EXPORT cudaError_t CUDARTAPI cudaGraphDestroy(cudaGraph_t graph)
+{
+    ENTER();
+    NEED(cuGraphDestroy);
+    return ret(drv.cuGraphDestroy(graph));
+}
+
+EXPORT cudaError_t CUDARTAPI cudaGraphAddMemAllocNode(cudaGraphNode_t *pGraphNode, cudaGraph_t graph,
+                                                      const cudaGraphNode_t *pDependencies, size_t numDependencies,
+                                                      struct cudaMemAllocNodeParams *nodeParams)
+{
+    if (!nodeParams)
+        return fail(cudaErrorInvalidValue);
+    ENTER();
+    NEED(cuGraphAddMemAllocNode);
+    CUDA_MEM_ALLOC_NODE_PARAMS p;
+    memset(&p, 0, sizeof p);
+    p.poolProps.allocType = (CUmemAllocationType)nodeParams->poolProps.allocType;
+    p.poolProps.location.type = (CUmemLocationType)nodeParams->poolProps.location.type;
+    p.poolProps.location.id = nodeParams->poolProps.location.id;
+    p.bytesize = nodeParams->bytesize;
+    CUresult r = drv.cuGraphAddMemAllocNode(pGraphNode, graph, pDependencies, numDependencies, &p);
+    if (r == CUDA_SUCCESS)
+        nodeParams->dptr = (void *)(uintptr_t)p.dptr;
+    return ret(r);
+}
+
+EXPORT cudaError_t CUDARTAPI cudaGraphAddMemFreeNode(cudaGraphNode_t *pGraphNode, cudaGraph_t graph,
+                                                     const cudaGraphNode_t *pDependencies, size_t numDependencies,
+                                                     void *dptr)
+{
+    ENTER();
+    NEED(cuGraphAddMemFreeNode);
+    return ret(drv.cuGraphAddMemFreeNode(pGraphNode, graph, pDependencies, numDependencies,
+                                         (CUdeviceptr)(uintptr_t)dptr));
 }
 
 EXPORT cudaError_t CUDARTAPI cudaDeviceSetMemPool(int device, cudaMemPool_t memPool)

@@ -3,6 +3,8 @@
  *            frees most, leaks two device buffers (1 MiB + 3 MiB) and one pinned buffer;
  *   oom    - asks for more than the device has (exhaustion);
  *   oom200 - the same 200 times in a row, with nothing live;
+ *   graph  - a graph with a 1 MiB memory node freed by a free node and a 512 KiB one never freed,
+ *            a pool attribute set and a trim; prints each result;
  *   pools  - a host-located pool through the runtime: 64 KiB from it, then made device 0's current
  *            pool (cudaMallocAsync of 16 KiB), everything freed; prints each result;
  *   frag   - fills the arena, frees every other block, asks for a block larger than any hole
@@ -12,6 +14,7 @@
  *            first working directory stay there).
  * Prints every result code on stdout so a run with and without the shim can be compared. */
 #include <cuda_runtime_api.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +74,29 @@ static int oom(void)
     cudaError_t r = cudaMalloc(&d, tot * 2);
     printf("oom %d\n", r);
     return r == cudaErrorMemoryAllocation ? 0 : 1;
+}
+
+static int graph(void)
+{
+    cudaGraph_t g;
+    cudaGraphNode_t a, b, c;
+    struct cudaMemAllocNodeParams p;
+    memset(&p, 0, sizeof p);
+    p.poolProps.allocType = cudaMemAllocationTypePinned;
+    p.poolProps.location.type = cudaMemLocationTypeDevice;
+    p.bytesize = 1 << 20;
+    printf("graph %d\n", cudaGraphCreate(&g, 0));
+    printf("allocnode %d\n", cudaGraphAddMemAllocNode(&a, g, NULL, 0, &p));
+    printf("freenode %d\n", cudaGraphAddMemFreeNode(&b, g, &a, 1, p.dptr));
+    p.bytesize = 512 << 10;
+    printf("allocnode %d\n", cudaGraphAddMemAllocNode(&c, g, NULL, 0, &p));
+    cudaMemPool_t dp;
+    cudaDeviceGetDefaultMemPool(&dp, 0);
+    uint64_t threshold = 64 << 20;
+    printf("threshold %d\n", cudaMemPoolSetAttribute(dp, cudaMemPoolAttrReleaseThreshold, &threshold));
+    printf("trim %d\n", cudaMemPoolTrimTo(dp, 0));
+    printf("graphdestroy %d\n", cudaGraphDestroy(g));
+    return 0;
 }
 
 static int pools(void)
@@ -170,6 +196,8 @@ int main(int argc, char **argv)
         return oom();
     if (!strcmp(mode, "pools"))
         return pools();
+    if (!strcmp(mode, "graph"))
+        return graph();
     if (!strcmp(mode, "oom200"))
         return oom_loop();
     if (!strcmp(mode, "frag"))
