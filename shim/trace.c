@@ -110,6 +110,43 @@ static void write_process_record(const char *exe)
     vsp_ring_commit(&T.ring, &res);
 }
 
+/* The first of the variables that is set and a number, else -1. The secure-mode shim never gets
+ * here (it records nothing), so getenv is the caller's own environment. */
+static int32_t env_int(const char *const *names)
+{
+    for (; *names; names++) {
+        const char *v = getenv(*names);
+        char *end;
+        long n = v && *v ? strtol(v, &end, 10) : -1;
+        if (v && *v && !*end && n >= 0 && n <= INT32_MAX)
+            return (int32_t)n;
+    }
+    return -1;
+}
+
+static void write_host_record(void)
+{
+    static const char *const rank[] = {"RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID", NULL};
+    static const char *const local[] = {"LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
+                                        "SLURM_LOCALID", NULL};
+    static const char *const size[] = {"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS", NULL};
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        host[0] = 0;
+    host[sizeof host - 1] = 0;
+    size_t hlen = strlen(host) + 1;
+    struct vsp_resv res;
+    if (vsp_ring_reserve(&T.ring, VSP_REC_HOST, (uint32_t)(sizeof(struct vsp_rec_host) + hlen), &res) < 0)
+        return;
+    struct vsp_rec_host *h = res.payload;
+    h->rank = env_int(rank);
+    h->local_rank = env_int(local);
+    h->world_size = env_int(size);
+    h->host_len = (uint32_t)hlen;
+    memcpy(h + 1, host, hlen);
+    vsp_ring_commit(&T.ring, &res);
+}
+
 /* ---- module map ---- */
 
 static int module_known(uint64_t base, uint64_t start)
@@ -433,6 +470,7 @@ static int open_trace(void)
     ssize_t n = readlink("/proc/self/exe", fullexe, sizeof fullexe - 1);
     fullexe[n > 0 ? n : 0] = 0;
     write_process_record(fullexe);
+    write_host_record();
     vsp_trace_modules_changed();
     return 0;
 }

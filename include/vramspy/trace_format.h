@@ -88,6 +88,7 @@ enum vsp_rec_type {
     VSP_REC_LABEL = 7,   /* vsp_rec_label + name + NUL: a purpose label's id (events carry ids) */
     VSP_REC_USAGE = 8,   /* vsp_rec_usage: the process's device memory as seen from outside the hooks */
     VSP_REC_POOL = 9,    /* vsp_rec_pool: a stream-ordered memory pool's reserved and used bytes */
+    VSP_REC_HOST = 10,   /* vsp_rec_host + host name + NUL: where the process ran, its rank in a job */
 };
 
 struct vsp_rec_process {
@@ -292,6 +293,19 @@ struct vsp_rec_pool {
     uint32_t reason;            /* enum vsp_usage_reason */
 };
 
+/* Written once, after the PROCESS record: the machine and the process's place in a multi-process
+ * job, from the usual launchers' variables (torchrun/accelerate RANK, LOCAL_RANK, WORLD_SIZE;
+ * Open MPI OMPI_COMM_WORLD_RANK/_LOCAL_RANK/_SIZE; MPICH/Hydra PMI_RANK, PMI_SIZE; Slurm
+ * SLURM_PROCID, SLURM_LOCALID, SLURM_NTASKS). -1: not set. The header's start_realtime_ns and
+ * start_monotonic_ns, taken together, anchor the trace's clock to wall-clock time, so traces of
+ * several hosts line up. */
+struct vsp_rec_host {
+    int32_t rank;
+    int32_t local_rank;
+    int32_t world_size;
+    uint32_t host_len;  /* bytes of the host name (gethostname), NUL included */
+};
+
 /* Written once at clean finalisation: the shim's own counters (a reader recomputes its own). */
 struct vsp_rec_end {
     uint64_t time_ns;
@@ -327,6 +341,7 @@ _Static_assert(sizeof(struct vsp_rec_end) == 80, "end record size");
 _Static_assert(sizeof(struct vsp_rec_label) == 8, "label record size");
 _Static_assert(sizeof(struct vsp_rec_usage) == 40, "usage record size");
 _Static_assert(sizeof(struct vsp_rec_pool) == 56, "pool record size");
+_Static_assert(sizeof(struct vsp_rec_host) == 16, "host record size");
 
 static inline const char *vsp_api_name(unsigned api)
 {
