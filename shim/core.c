@@ -478,7 +478,7 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
 }
 
 void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsigned cls,
-                    unsigned default_memory, uint64_t ptr, uint64_t stream)
+                    unsigned default_memory, uint64_t ptr, uint64_t stream, const void *site)
 {
     f->found = 0;
     f->open = 0;
@@ -496,7 +496,14 @@ void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsign
         f->api = api;
         f->memory = (uint8_t)(f->found ? f->entry.memory : default_memory);
         f->stream = stream;
-        f->stack_id = capture_stack_id();
+        if ((f->found || !ptr) && vsp_cfg.depth) {
+            uint64_t frame = (uint64_t)(uintptr_t)site; /* no walk: the live table knows the rest */
+            vsp_walk_enter(); /* a new site may refresh the module map: inside the fork bracket */
+            f->stack_id = vsp_stack_id(&frame, 1);
+            vsp_walk_leave();
+        } else {
+            f->stack_id = capture_stack_id();
+        }
         f->time_ns = now_ns();
         f->seq = next_seq(); /* before the real free: see next_seq */
     }

@@ -87,8 +87,11 @@ static inline int vsp_deny_host(const struct vsp_hook *h)
 {
     return h->record && vsp_cfg.enforce_vram_only;
 }
+/* site: the hook's return address, the program's call site. A valid free (the allocation is in
+ * the live table, or NULL) records only that site as a one-frame stack; a full stack is walked
+ * only for an invalid free (unknown pointer, double free), where it is worth its cost. */
 void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsigned cls,
-                    unsigned default_memory, uint64_t ptr, uint64_t stream);
+                    unsigned default_memory, uint64_t ptr, uint64_t stream, const void *site);
 void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result);
 /* Leave without recording (pass-through hooks, lookups). */
 void vsp_hook_leave(struct vsp_hook *h);

@@ -29,7 +29,8 @@
 #define DRV_FREE(sym, cls, mem, p, stream)                                  \
     DRV_REAL(sym);                                                          \
     struct vsp_free f;                                                      \
-    vsp_free_begin(&h, &f, VSP_API_##sym, cls, mem, (uint64_t)(p), (uint64_t)(uintptr_t)(stream))
+    vsp_free_begin(&h, &f, VSP_API_##sym, cls, mem, (uint64_t)(p), (uint64_t)(uintptr_t)(stream), \
+                   __builtin_return_address(0))
 
 VSP_HIDDEN CUresult vsp_h_cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 {

@@ -33,7 +33,8 @@
 #define RT_FREE(sym, cls, mem, p, stream)                                   \
     RT_REAL(sym);                                                           \
     struct vsp_free f;                                                      \
-    vsp_free_begin(&h, &f, VSP_API_##sym, cls, mem, (uint64_t)(uintptr_t)(p), (uint64_t)(uintptr_t)(stream))
+    vsp_free_begin(&h, &f, VSP_API_##sym, cls, mem, (uint64_t)(uintptr_t)(p), (uint64_t)(uintptr_t)(stream), \
+                   __builtin_return_address(0))
 
 static uint64_t element_bytes(const struct cudaChannelFormatDesc *d)
 {

@@ -194,7 +194,7 @@ int th_summarize(const char *path, struct trace_summary *s, const uint64_t *prob
             if (st->nframes > s->max_frames)
                 s->max_frames = st->nframes;
             if (st->id < (1u << 20))
-                stack_seen[st->id] = 1;
+                stack_seen[st->id] = st->nframes > 254 ? 255 : (uint8_t)(st->nframes + 1);
         } else if (rec.type == VSP_REC_END) {
             s->has_end = 1;
             memcpy(&s->end, rec.payload, sizeof s->end);
@@ -256,10 +256,16 @@ int th_summarize(const char *path, struct trace_summary *s, const uint64_t *prob
                         s->peak_device_bytes = live_dev;
                 }
             } else if (e->op == VSP_OP_FREE) {
+                unsigned frames = e->stack_id && e->stack_id < (1u << 20) && stack_seen[e->stack_id]
+                                      ? stack_seen[e->stack_id] - 1u : 0;
                 if (e->result != 0) {
                     s->frees_failed++;
+                    if (frames > s->failed_free_frames)
+                        s->failed_free_frames = frames;
                     continue;
                 }
+                if (frames > s->ok_free_frames)
+                    s->ok_free_frames = frames;
                 s->frees_ok++;
                 struct live *l = e->ptr ? find(t, cap, key, 0) : NULL;
                 if (l) {

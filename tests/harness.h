@@ -71,6 +71,8 @@ struct trace_summary {
     uint64_t max_untracked;                   /* max over USAGE of used - first used - traced */
     uint32_t usage_source;                    /* of the last USAGE record */
     uint64_t pool_used_high;                  /* max used_high over POOL records */
+    unsigned ok_free_frames;                  /* most frames in a successful free's stack */
+    unsigned failed_free_frames;              /* most frames in a failed free's stack */
     uint64_t size_probe[8];
 };
 

@@ -229,6 +229,20 @@ Test(shim_runtime, host_located_pool_through_the_runtime_is_host_memory)
     cr_assert_eq(s.live_count, 0);
 }
 
+Test(shim_runtime, a_valid_free_records_its_call_site_an_invalid_one_its_whole_stack)
+{
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert_gt(s.frees_ok, 0);
+    cr_assert_eq(s.ok_free_frames, 1, "a valid free walks no stack: one frame, the call site");
+    cr_assert_gt(s.frees_failed, 0, "prog_runtime frees a bad pointer");
+    cr_assert_gt(s.failed_free_frames, 1, "an invalid free gets its whole stack");
+}
+
 Test(shim_runtime, graph_memory_nodes_through_the_runtime_are_recorded_once)
 {
     char *dir = th_tmpdir();
