@@ -4,13 +4,20 @@ $(BUILD)/tools/bench_calls: tools/bench_calls.c $(T)/fakes/libcudart.so.13
 	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer $(WARN) -I$(CUDA_HOME)/include -o $@ $< \
 	  -L$(T)/fakes -l:libcudart.so.13
 
+$(BUILD)/tools/bench_pairs: tools/bench_pairs.c $(T)/fakes/libcudart.so.13
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer $(WARN) -I$(CUDA_HOME)/include -o $@ $< \
+	  -L$(T)/fakes -l:libcudart.so.13 -lpthread
+
 $(BUILD)/tools/bench_startup: tools/bench_startup.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -o $@ $<
 
 .PHONY: bench
-bench: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/bench_calls $(BUILD)/tools/bench_startup
-	tools/bench.sh $(BUILD)
+bench: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/bench_calls $(BUILD)/tools/bench_startup \
+       $(BUILD)/tools/bench_pairs
+	bash -o pipefail -c "tools/bench.sh $(BUILD) | tee $(BUILD)/bench.txt"
+	tools/bench_doc.sh $(BUILD)/bench.txt docs/PERFORMANCE.md
 
 # make demo: the README's first command. Builds everything it uses (the shim, its in-process
 # symboliser libvramspy-sym.so for the out-of-memory breakdown's names, the front-end, the report,

@@ -14,7 +14,53 @@ trap 'rm -rf "$tmp"' EXIT
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-echo "workload: $PAIRS cudaMalloc/cudaFree pairs per run against the test-double runtime, median of $REPEAT runs"
+
+# The peer: heaptrack recording malloc/free, against vramspy recording the fake cudaMalloc/cudaFree,
+# per allocation+free pair, same program (tools/bench_pairs.c), same depth, each minus its own
+# untraced run; the four runs of a configuration interleaved, REPEAT times; medians and minimums.
+HT_PAIRS=${HT_PAIRS:-100000}
+if ! command -v heaptrack > /dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq heaptrack) > /dev/null 2>&1 || true
+fi
+have_ht=1
+command -v heaptrack > /dev/null || { have_ht=0; echo "heaptrack: not installed and not root to install it: the comparison is skipped"; }
+pairs() { "$@" | awk '/ns_per_pair/ {print $2}'; }
+stats() { sort -g | awk '{a[NR]=$1} END {printf "%.1f %.1f", a[int((NR+1)/2)], a[1]}'; }
+echo "comparison: $HT_PAIRS allocation+free pairs per run, $REPEAT interleaved runs, ns per pair (median / minimum)"
+printf '%-7s %-7s %-19s %-19s %-19s %-19s %-9s %-9s %s\n' depth threads "vramspy added" "  (cudaMalloc plain" "  traced)" \
+    "heaptrack added" "  (malloc plain" "  traced)" ratio
+for depth in 5 35 100; do
+    for threads in 1 2; do
+        rm -f "$tmp"/r.*
+        for i in $(seq "$REPEAT"); do
+            pairs "$BUILD/tools/bench_pairs" cuda "$depth" "$HT_PAIRS" "$threads" >> "$tmp/r.cplain"
+            rm -f "$tmp"/t.trace*
+            LD_PRELOAD="$SHIM" VRAMSPY_QUIET=1 VRAMSPY_OUT="$tmp/t.trace" \
+                pairs "$BUILD/tools/bench_pairs" cuda "$depth" "$HT_PAIRS" "$threads" >> "$tmp/r.cshim"
+            pairs "$BUILD/tools/bench_pairs" malloc "$depth" "$HT_PAIRS" "$threads" >> "$tmp/r.mplain"
+            if [ "$have_ht" = 1 ]; then
+                rm -f "$tmp"/ht.*
+                pairs heaptrack -o "$tmp/ht" "$BUILD/tools/bench_pairs" malloc "$depth" "$HT_PAIRS" "$threads" \
+                    2> /dev/null >> "$tmp/r.mht" || true
+            fi
+        done
+        read -r cp cpm < <(stats < "$tmp/r.cplain")
+        read -r cs csm < <(stats < "$tmp/r.cshim")
+        read -r mp mpm < <(stats < "$tmp/r.mplain")
+        if [ "$have_ht" = 1 ] && [ -s "$tmp/r.mht" ]; then
+            read -r mh mhm < <(stats < "$tmp/r.mht")
+        else
+            mh=nan mhm=nan
+        fi
+        awk -v d="$depth" -v t="$threads" -v cp="$cp" -v cpm="$cpm" -v cs="$cs" -v csm="$csm" \
+            -v mp="$mp" -v mpm="$mpm" -v mh="$mh" -v mhm="$mhm" 'BEGIN {
+            va = cs - cp; vam = csm - cpm; ha = mh - mp; ham = mhm - mpm
+            printf "%-7d %-7d %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %.2f\n",
+                   d, t, va, vam, cp, cpm, cs, csm, ha, ham, mp, mpm, mh, mhm, (ha > 0 ? va / ha : 0) }'
+    done
+done
+
+echo "calls: 200000 cudaMalloc/cudaFree pairs per run against the test-double runtime, median of $REPEAT runs"
 for depth in 5 35; do
     for i in $(seq "$REPEAT"); do
         "$BUILD/tools/bench_calls" "$depth" "$PAIRS" | awk '{print $2}' >> "$tmp/plain.$depth"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Put make bench's output (file $1) into docs/PERFORMANCE.md ($2) between the markers
+# "<!-- make bench: begin -->" and "<!-- make bench: end -->", with the date: the figures there are
+# always the last measured ones, never typed by hand.
+set -euo pipefail
+out=$1 doc=$2
+[ -f "$doc" ] && grep -q '<!-- make bench: begin -->' "$doc" || { echo "bench_doc: no markers in $doc" >&2; exit 1; }
+tmp=$(mktemp)
+awk -v out="$out" -v date="$(date -u +%Y-%m-%d)" '
+    /<!-- make bench: begin -->/ { print; print "Measured " date " by `make bench`:"; print ""; print "```";
+                                   while ((getline line < out) > 0) print line; print "```"; skip = 1; next }
+    /<!-- make bench: end -->/ { skip = 0 }
+    !skip { print }' "$doc" > "$tmp"
+mv "$tmp" "$doc"
