@@ -47,12 +47,12 @@ endif
 WARN += $(WERRORFLAG)
 CFLAGS_COMMON := -std=gnu11 -O2 -g $(WARN) -Iinclude -I$(CUDA_HOME)/include -MMD -MP $(SANFLAGS)
 SHIM_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden
-# libunwind (nongnu, libunwind8) unwinds on the hot path; Debian ships no PIC archive of it, so it
-# is a shared dependency of the shim.
-SHIM_LIBS := -lunwind -ldl -lpthread
+# The shim walks stacks with its own unwinder (shim/walker.c): no run-time dependency beyond libc.
+# (libunwind-dev stays among the packages: the walker's comparison test links libunwind.)
+SHIM_LIBS := -ldl -lpthread
 
 SHIM_SRCS := shim/core.c shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c \
-             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pools.c shim/usage.c shim/hooks_dl.c shim/hooks_fd.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c
+             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pools.c shim/usage.c shim/hooks_dl.c shim/hooks_exit.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c shim/walker.c
 SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/dlsym_x86_64.o
 SHIM := $(BUILD)/libvramspy.so
 # The in-process symboliser, loaded by the shim on first need (shim/symhelper.c): beside the shim.
@@ -61,7 +61,7 @@ SYMHELPER_OBJS := $(BUILD)/obj/pic/shim/symhelper.o $(BUILD)/obj/pic/report/dwfr
 
 READER_SRCS := report/trace_reader.c
 READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
-REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c report/dwframe.c report/output.c report/suppress.c report/formats.c
+REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c report/dwframe.c report/output.c report/suppress.c report/formats.c report/plan.c report/job.c
 REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 

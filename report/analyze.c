@@ -13,10 +13,10 @@
 
 static const char *const json_names[VSP_F_COUNT_] = {"leak", "host_fallback", "oom", "fragmentation",
                                                       "invalid_free", "peak", "crash", "alloc_error",
-                                                      "untracked"};
+                                                      "untracked", "plan"};
 static const char *const cli_names[VSP_F_COUNT_] = {"leak", "host-fallback", "oom", "fragmentation",
                                                      "invalid-free", "peak", "crash", "alloc-error",
-                                                     "untracked"};
+                                                     "untracked", "plan"};
 
 const char *vsp_finding_json_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? json_names[k] : "unknown"; }
 const char *vsp_finding_cli_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? cli_names[k] : "unknown"; }
@@ -188,6 +188,7 @@ struct live {
     uint16_t api;
     uint16_t label;
     uint8_t memory;
+    int32_t device;
 };
 
 static uint64_t stack_key(uint16_t api, uint32_t stack_id, uint16_t label)
@@ -338,6 +339,38 @@ static int stack_bytes(struct ctx *c, const struct vsp_rec_event *e, uint64_t al
     return 0;
 }
 
+/* The row of a device ordinal (created on first use); NULL when out of memory or past the bound. */
+static struct vsp_device_row *device_row(struct vsp_analysis *a, int32_t device)
+{
+    for (size_t i = 0; i < a->ndevices; i++)
+        if (a->devices[i].device == device)
+            return &a->devices[i];
+    if (a->ndevices >= 256)
+        return NULL; /* a bound: more ordinals than any machine has */
+    struct vsp_device_row *g = realloc(a->devices, (a->ndevices + 1) * sizeof *g);
+    if (!g)
+        return NULL;
+    a->devices = g;
+    g[a->ndevices] = (struct vsp_device_row){.device = device};
+    return &g[a->ndevices++];
+}
+
+static void device_add(struct vsp_analysis *a, int32_t device, uint64_t size, int add, uint64_t event_index)
+{
+    struct vsp_device_row *d = device_row(a, device < 0 ? -1 : device);
+    if (!d)
+        return;
+    if (add) {
+        d->live_bytes += size;
+        if (d->live_bytes > d->peak_bytes) {
+            d->peak_bytes = d->live_bytes;
+            d->peak_event = event_index;
+        }
+    } else {
+        d->live_bytes = d->live_bytes > size ? d->live_bytes - size : 0;
+    }
+}
+
 static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
 {
     struct vsp_analysis *a = c->a;
@@ -374,6 +407,8 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
         }
         if (device) {
             int frag = e->free_bytes != VSP_UNKNOWN_BYTES && e->free_bytes >= e->size;
+            if (!a->device_total_bytes && e->total_bytes != VSP_UNKNOWN_BYTES && e->total_bytes)
+                a->device_total_bytes = e->total_bytes;
             struct vsp_finding *f;
             if (add_finding(c, frag ? VSP_F_FRAGMENTATION : VSP_F_OOM, e, 0, &f) < 0)
                 return -1;
@@ -429,8 +464,10 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
         struct live *old = &c->lv[*slot];
         a->live_bytes -= old->size;
         a->live_allocations--;
-        if (vsp_memory_is_device(old->memory))
+        if (vsp_memory_is_device(old->memory)) {
             c->device_live -= old->size;
+            device_add(a, old->device, old->size, 0, c->event_index);
+        }
         c->kind_live[old->memory < VSP_MEM_COUNT_ ? old->memory : 0] -= old->size;
     } else {
         uint64_t idx;
@@ -448,6 +485,7 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     l->api = e->api;
     l->memory = e->memory;
     l->label = event_label(e);
+    l->device = e->device;
     a->live_bytes += e->size;
     a->live_allocations++;
     unsigned km = e->memory < VSP_MEM_COUNT_ ? e->memory : 0;
@@ -455,6 +493,7 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     if (c->kind_live[km] > a->kind_peak[km])
         a->kind_peak[km] = c->kind_live[km];
     if (device) {
+        device_add(a, e->device, e->size, 1, c->event_index);
         c->device_live += e->size;
         if (c->device_live > a->peak_bytes) {
             a->peak_bytes = c->device_live;
@@ -476,8 +515,10 @@ static int drop_live(struct ctx *c, uint64_t key, uint64_t *slot, uint64_t time_
     struct live *l = &c->lv[*slot];
     a->live_bytes -= l->size;
     a->live_allocations--;
-    if (vsp_memory_is_device(l->memory))
+    if (vsp_memory_is_device(l->memory)) {
         c->device_live -= l->size;
+        device_add(a, l->device, l->size, 0, c->event_index);
+    }
     c->kind_live[l->memory < VSP_MEM_COUNT_ ? l->memory : 0] -= l->size;
     sample(c, time_ns);
     GROW(c->freelist, c->nfree, c->capfree);
@@ -568,6 +609,8 @@ static int on_map(struct ctx *c, const struct vsp_rec_event *e)
 static void on_usage(struct ctx *c, const struct vsp_rec_usage *u)
 {
     struct vsp_coverage *cv = &c->a->coverage;
+    if (!c->a->device_total_bytes && u->total_bytes != VSP_UNKNOWN_BYTES && u->total_bytes)
+        c->a->device_total_bytes = u->total_bytes;
     if (!cv->have) {
         cv->have = 1;
         cv->baseline_bytes = u->used_bytes > u->traced_bytes ? u->used_bytes - u->traced_bytes : 0;
@@ -760,9 +803,21 @@ static int live_at_peak_pass(const char *path, struct vsp_analysis *a)
     if (!r)
         return -1;
     struct map live = {0}, idx = {0};
-    struct { uint64_t size; uint32_t key; } *vals = NULL;
+    struct { uint64_t size; uint32_t key; int32_t device; } *vals = NULL;
     size_t nv = 0, capv = 0;
     int created, rc = 0;
+    /* several devices: each device's own peak too (the plan is measured per device) */
+    uint64_t last = a->peak_event;
+    if (a->ndevices > 1) {
+        for (size_t d = 0; d < a->ndevices; d++) {
+            if (!a->devices[d].peak_bytes)
+                continue;
+            if (!(a->devices[d].live_at_peak = calloc(a->nby_stack ? a->nby_stack : 1, sizeof(uint64_t))))
+                return vsp_reader_close(r), -1;
+            if (a->devices[d].peak_event > last)
+                last = a->devices[d].peak_event;
+        }
+    }
     for (size_t i = 0; i < a->nby_stack; i++) {
         uint64_t *s = map_put(&idx, stack_key(a->by_stack[i].api, a->by_stack[i].stack_id, a->by_stack[i].label),
                               &created);
@@ -772,16 +827,16 @@ static int live_at_peak_pass(const char *path, struct vsp_analysis *a)
     }
     struct vsp_record rec;
     uint64_t n = 0;
-    while (n <= a->peak_event && vsp_reader_next(r, &rec) > 0) {
+    while (n <= last && vsp_reader_next(r, &rec) > 0) {
         if (rec.type != VSP_REC_EVENT)
             continue;
         const struct vsp_rec_event *e = rec.payload;
-        n++;
+        uint64_t index = n++;
         int cls = api_class(e->api);
-        if (cls == CL_NONE || e->result != 0)
-            continue;
         uint64_t key = addr_key(cls, e->ptr);
-        if (e->op == VSP_OP_ALLOC && vsp_memory_is_device(e->memory)) {
+        if (cls == CL_NONE || e->result != 0) {
+            /* nothing changes */
+        } else if (e->op == VSP_OP_ALLOC && vsp_memory_is_device(e->memory)) {
             uint64_t *bs = map_get(&idx, stack_key(e->api, e->stack_id, event_label(e)));
             uint64_t *s = map_put(&live, key, &created);
             if (!s || !bs)
@@ -798,6 +853,7 @@ static int live_at_peak_pass(const char *path, struct vsp_analysis *a)
             }
             vals[*s].size = e->size;
             vals[*s].key = (uint32_t)*bs;
+            vals[*s].device = e->device < 0 ? -1 : e->device;
         } else if (e->op == VSP_OP_FREE) {
             uint64_t *s = map_get(&live, key);
             if (s) {
@@ -805,10 +861,19 @@ static int live_at_peak_pass(const char *path, struct vsp_analysis *a)
                 map_del(&live, key);
             }
         }
+        if (index == a->peak_event)
+            for (size_t i = 0; i < live.cap; i++)
+                if (live.keys[i])
+                    a->by_stack[vals[live.vals[i]].key].live_at_peak += vals[live.vals[i]].size;
+        for (size_t d = 0; d < a->ndevices; d++) {
+            struct vsp_device_row *dr = &a->devices[d];
+            if (!dr->live_at_peak || index != dr->peak_event)
+                continue;
+            for (size_t i = 0; i < live.cap; i++)
+                if (live.keys[i] && vals[live.vals[i]].device == dr->device)
+                    dr->live_at_peak[vals[live.vals[i]].key] += vals[live.vals[i]].size;
+        }
     }
-    for (size_t i = 0; i < live.cap; i++)
-        if (live.keys[i])
-            a->by_stack[vals[live.vals[i]].key].live_at_peak += vals[live.vals[i]].size;
     goto done;
 oom:
     rc = -1;
@@ -823,6 +888,7 @@ done:
 int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct vsp_analysis *a)
 {
     memset(a, 0, sizeof *a);
+    a->rank = a->local_rank = a->world_size = -1;
     struct vsp_reader *r = vsp_reader_open(path, a->error, sizeof a->error);
     if (!r)
         return -1;
@@ -889,6 +955,18 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
             }
             break;
         }
+        case VSP_REC_HOST: {
+            const struct vsp_rec_host *h = rec.payload;
+            if (!a->have_host && rec.payload_len >= sizeof *h && h->host_len <= rec.payload_len - sizeof *h) {
+                a->have_host = 1;
+                a->rank = h->rank;
+                a->local_rank = h->local_rank;
+                a->world_size = h->world_size;
+                if (!(a->host = strndup((const char *)(h + 1), h->host_len)))
+                    bad = -1;
+            }
+            break;
+        }
         case VSP_REC_END: c.saw_end = 1; break;
         default: break; /* NOTE and record types newer than this reader */
         }
@@ -903,6 +981,8 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     if (rc < 0 && !bad)
         snprintf(a->error, sizeof a->error, "%s: %s", path, vsp_reader_error(r));
     uint64_t start_realtime_ns = vsp_reader_header(r)->start_realtime_ns;
+    a->start_realtime_ns = start_realtime_ns;
+    a->start_monotonic_ns = vsp_reader_header(r)->start_monotonic_ns;
     vsp_reader_close(r);
     memcpy(a->kind_live, c.kind_live, sizeof a->kind_live);
     a->complete = st.complete;
@@ -1041,5 +1121,12 @@ void vsp_analysis_free(struct vsp_analysis *a)
     free(a->labels);
     free(a->purposes);
     free(a->pools);
+    free(a->host);
+    for (size_t i = 0; i < a->ndevices; i++) {
+        free(a->devices[i].live_at_peak);
+        free(a->devices[i].purposes);
+    }
+    free(a->devices);
+    free(a->plan);
     memset(a, 0, sizeof *a);
 }

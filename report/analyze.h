@@ -19,14 +19,15 @@ enum vsp_finding_kind {
     VSP_F_CRASH,          /* the process ended by a signal, or its trace has no END and it is gone */
     VSP_F_ALLOC_ERROR,    /* allocations that failed with an error other than out-of-memory */
     VSP_F_UNTRACKED,      /* device memory the process holds that no hook saw (USAGE records) */
+    VSP_F_PLAN,           /* --plan: a purpose outside its tolerance, or HIGH headroom risk */
     VSP_F_COUNT_
 };
 
 /* Names as they appear in JSON ("kind") and in --fail-on. */
 const char *vsp_finding_json_name(int kind);  /* leak, host_fallback, oom, fragmentation, invalid_free,
-                                                 peak, crash, alloc_error, untracked */
+                                                 peak, crash, alloc_error, untracked, plan */
 const char *vsp_finding_cli_name(int kind);   /* leak, host-fallback, oom, fragmentation, invalid-free,
-                                                 peak, crash, alloc-error, untracked */
+                                                 peak, crash, alloc-error, untracked, plan */
 
 struct vsp_module {
     uint64_t base, start, end;
@@ -60,7 +61,13 @@ struct vsp_finding {
     int uncertain;                               /* events were lost that could have produced it */
     uint32_t alloc_stack_id;                     /* invalid_free (double free): where it was allocated */
     uint32_t first_free_stack_id;                /* invalid_free (double free): where it was first freed */
+    int32_t device;                              /* plan: the device compared (-1: the process) */
     int graph;                                   /* leak: of graph memory nodes */
+    char purpose[24];                            /* plan: the purpose ("weights"... "total", or
+                                                    "headroom" for a HIGH risk) */
+    uint64_t planned;                            /* plan: planned bytes (headroom: device memory x
+                                                    utilisation); bytes holds what was measured */
+    double deviation, tolerance;                 /* plan: (measured - planned) / planned, allowed */
 };
 
 /* Timeline: live bytes per memory kind, downsampled to at most VSP_TIMELINE_MAX points (each
@@ -154,6 +161,27 @@ struct vsp_analysis {
         uint64_t allocated, allocations;
     } *purposes;
     size_t npurposes;
+    /* where it ran (HOST record; have_host 0: the trace has none) and the header's wall-clock
+     * anchor: event time t (CLOCK_MONOTONIC) is wall-clock start_realtime_ns + t - start_monotonic_ns */
+    int have_host;
+    char *host;
+    int32_t rank, local_rank, world_size;  /* -1: not set */
+    uint64_t start_realtime_ns, start_monotonic_ns;
+    /* the device's total memory (USAGE records, or a failed allocation's report); 0: unknown */
+    uint64_t device_total_bytes;
+    /* device bytes by device ordinal (-1: unknown), in order of first use */
+    struct vsp_device_row {
+        int32_t device;
+        uint64_t peak_bytes, live_bytes;
+        uint64_t peak_event;                 /* the event that reached the device's peak */
+        uint64_t *live_at_peak;              /* several devices (second pass): per by_stack entry,
+                                                its bytes on this device at this device's peak */
+        struct vsp_purpose_row *purposes;    /* filled with a->purposes (vsp_purpose_breakdown) */
+        size_t npurposes;
+    } *devices;
+    size_t ndevices;
+    /* --plan: the comparison (report/plan.c fills it, the report renders it); NULL without a plan */
+    struct vsp_plan_result *plan;
     char error[700];              /* set when the trace could not be read */
 };
 

@@ -95,6 +95,8 @@ static char *command_line(const struct vsp_analysis *a)
     for (int i = 1; i < a->argc; i++)
         if (a->argv[i])
             fprintf(m, " %s", a->argv[i]);
+    if (a->have_host && a->rank >= 0) /* a job's process: its rank names it as stably as its command */
+        fprintf(m, " [rank %d%s%s]", a->rank, a->host ? " on " : "", a->host ? a->host : "");
     fclose(m);
     return buf;
 }
@@ -1132,6 +1134,15 @@ static void finding_line(char *buf, size_t len, const struct vsp_analysis *a, co
                      rn ? " (" : "", rn ? rn : "", rn ? ")" : "", f->count, f->count == 1 ? "" : "s");
         break;
     }
+    case VSP_F_PLAN:
+        vsp_human_bytes(b1, sizeof b1, f->bytes);
+        vsp_human_bytes(b2, sizeof b2, f->planned);
+        if (!strcmp(f->purpose, "headroom"))
+            n = snprintf(buf, len, "plan: headroom risk HIGH, %s used against %s usable device memory", b1, b2);
+        else
+            n = snprintf(buf, len, "plan: %s measured %s against %s planned (%+.1f%%, tolerance %g%%)", f->purpose,
+                         b1, b2, f->deviation * 100, f->tolerance * 100);
+        break;
     default: n = snprintf(buf, len, "%s: %s", vsp_finding_json_name(f->kind), api);
     }
     if (f->uncertain && n >= 0 && (size_t)n < len)

@@ -18,7 +18,9 @@
 #include "analyze.h"
 #include "config.h"
 #include "formats.h"
+#include "job.h"
 #include "output.h"
+#include "plan.h"
 #include "purposes.h"
 #include "suppress.h"
 #include "symbolize.h"
@@ -43,6 +45,8 @@ struct opts {
     int strict;        /* --strict: findings marked uncertain count for --fail-on too */
     int check_only;    /* --check-options */
     int weigh_given;
+    const char *plan;  /* --plan FILE */
+    int job;           /* --job: the traces are one job's processes, one document */
 };
 
 static void usage(FILE *f)
@@ -53,7 +57,7 @@ static void usage(FILE *f)
             "                         (Chrome trace-event JSON), svg (timeline picture), junit (XML)\n"
             "  --fail-on KINDS        exit 1 when a finding of these kinds exists: comma-separated\n"
             "                         leak, host-fallback, fragmentation, oom, invalid-free, peak, crash,\n"
-            "                         alloc-error, untracked, or any\n"
+            "                         alloc-error, untracked, plan, or any\n"
             "  --strict               --fail-on counts findings marked uncertain (events were lost) too\n"
             "  --weigh WHAT           folded: leaks (bytes live at the end, default), peak (bytes live\n"
             "                         at the device peak) or allocated (all bytes ever allocated)\n"
@@ -64,6 +68,11 @@ static void usage(FILE *f)
             "  --min-leak SIZE        ignore leaks smaller than SIZE (sizes: bytes, KiB/MiB/GiB, KB/MB/GB,\n"
             "                         decimals allowed: 1.5GiB)\n"
             "  --purposes FILE        label bytes by purpose: a JSON object from label to function/module globs\n"
+            "  --plan FILE            measure against a memory plan: expected sizes by purpose (weights,\n"
+            "                         kv_cache, activations, overhead, total) or a model (Hugging Face\n"
+            "                         config.json and run parameters); a 'plan' finding outside tolerance\n"
+            "  --job                  the traces are one job's processes: one document (JSON schema\n"
+            "                         vramspy-job/1, text per device and rank, one SVG, JUnit per process)\n"
             "  -o, --output FILE      write the report to FILE instead of stdout\n"
             "  --sysroot DIR          find the traced process's binaries under DIR\n"
             "  --debug-dir DIR        find binaries (by name) and debug files (by build-id) in DIR\n"
@@ -93,7 +102,7 @@ static int parse_fail_on(const char *s, unsigned *mask)
         }
         if (!found) {
             fprintf(stderr, "vramspy-report: --fail-on: unknown kind '%s' (leak, host-fallback, fragmentation, "
-                            "oom, invalid-free, peak, crash, alloc-error, any)\n", tok);
+                            "oom, invalid-free, peak, crash, alloc-error, untracked, plan, any)\n", tok);
             ok = 0;
         }
     }
@@ -102,51 +111,11 @@ static int parse_fail_on(const char *s, unsigned *mask)
 }
 
 /* Sizes: bytes, or a number (decimals allowed: 1.5GiB) with K/KiB/M/MiB/G/GiB/T/TiB (powers of
- * 1024), KB/MB/GB/TB (powers of 1000) or B. -1 when it is not one. */
+ * 1024), KB/MB/GB/TB (powers of 1000) or B. -1 when it is not one. (One parser: plan.c's, which
+ * plans' sizes use too.) */
 static int parse_size(const char *s, uint64_t *out)
 {
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    const char *p = s;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return -1;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    static const struct { const char *suffix; double mult; } units[] = {
-        {"", 1}, {"B", 1}, {"K", 1024.0}, {"k", 1024.0}, {"KiB", 1024.0}, {"KB", 1e3},
-        {"M", 1048576.0}, {"MiB", 1048576.0}, {"MB", 1e6}, {"G", 1073741824.0}, {"GiB", 1073741824.0},
-        {"GB", 1e9}, {"T", 1099511627776.0}, {"TiB", 1099511627776.0}, {"TB", 1e12},
-    };
-    double mult = 0;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcmp(p, units[i].suffix))
-            mult = units[i].mult;
-    if (mult == 0)
-        return -1;
-    char num[64];
-    if ((size_t)(p - s) >= sizeof num)
-        return -1;
-    memcpy(num, s, (size_t)(p - s));
-    num[p - s] = 0;
-    if (!strchr(num, '.')) { /* exact for whole numbers */
-        errno = 0;
-        unsigned long long v = strtoull(num, NULL, 10);
-        uint64_t m = (uint64_t)mult;
-        if (errno || (v && m > UINT64_MAX / v))
-            return -1;
-        *out = (uint64_t)v * m;
-        return 0;
-    }
-    double v = strtod(num, NULL) * mult;
-    if (!(v < 18446744073709551615.0))
-        return -1;
-    *out = (uint64_t)(v + 0.5);
-    return 0;
+    return vsp_report_parse_size(s, out);
 }
 
 static int is_dir(const char *p)
@@ -236,7 +205,7 @@ int main(int argc, char **argv)
     struct opts o = {.an.fallback_window_ns = 5000000000ull};
     enum { OPT_FORMAT = 1, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION, OPT_WEIGH,
            OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK, OPT_PURPOSES, OPT_STRICT, OPT_SIGNAL, OPT_CHECK,
-           OPT_UNTRACKED };
+           OPT_UNTRACKED, OPT_PLAN, OPT_JOB };
     static const struct option lo[] = {
         {"format", required_argument, NULL, OPT_FORMAT}, {"fail-on", required_argument, NULL, OPT_FAIL},
         {"weigh", required_argument, NULL, OPT_WEIGH}, {"suppress", required_argument, NULL, OPT_SUPPRESS},
@@ -247,6 +216,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, OPT_VERSION}, {"strict", no_argument, NULL, OPT_STRICT},
         {"signal", required_argument, NULL, OPT_SIGNAL}, {"check-options", no_argument, NULL, OPT_CHECK},
         {"untracked-min", required_argument, NULL, OPT_UNTRACKED},
+        {"plan", required_argument, NULL, OPT_PLAN}, {"job", no_argument, NULL, OPT_JOB},
         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
@@ -279,6 +249,8 @@ int main(int argc, char **argv)
             break;
         case OPT_SUPPRESS: o.suppress = optarg; break;
         case OPT_PURPOSES: o.purposes = optarg; break;
+        case OPT_PLAN: o.plan = optarg; break;
+        case OPT_JOB: o.job = 1; break;
         case 'o': o.output = optarg; break;
         case OPT_MAXPEAK:
         case OPT_MINLEAK:
@@ -352,6 +324,16 @@ int main(int argc, char **argv)
                 format_names[o.fmt]);
         return 2;
     }
+    if (o.plan && (o.fmt == FMT_FOLDED || o.fmt == FMT_PERFETTO)) {
+        fprintf(stderr, "vramspy-report: --plan applies to --format text, json, svg and junit (not %s)\n",
+                format_names[o.fmt]);
+        return 2;
+    }
+    if (o.job && (o.fmt == FMT_FOLDED || o.fmt == FMT_PERFETTO)) {
+        fprintf(stderr, "vramspy-report: --job applies to --format text, json, svg and junit (not %s)\n",
+                format_names[o.fmt]);
+        return 2;
+    }
     if (o.sysroot && !is_dir(o.sysroot)) {
         fprintf(stderr, "vramspy-report: --sysroot %s: %s\n", o.sysroot,
                 access(o.sysroot, F_OK) == 0 ? "not a directory" : strerror(errno));
@@ -388,6 +370,15 @@ int main(int argc, char **argv)
             return 2;
         }
         o.an.live_at_peak = 1;
+    }
+    static struct vsp_plan plan;
+    if (o.plan) {
+        char err[600];
+        if (vsp_plan_load(o.plan, &plan, err, sizeof err) < 0) {
+            fprintf(stderr, "vramspy-report: --plan %s: %s\n", o.plan, err);
+            return 2;
+        }
+        o.an.live_at_peak = 1; /* bytes by purpose at the device peak */
     }
     struct vsp_rules *rules = NULL;
     if (o.suppress) {
@@ -432,7 +423,12 @@ int main(int argc, char **argv)
     }
     int failing = 0;
     uint64_t by_kind[VSP_F_COUNT_] = {0}, uncertain = 0;
-    json_t *all = o.json && ntr > 1 ? json_array() : NULL;
+    json_t *all = o.json && ntr > 1 && !o.job ? json_array() : NULL;
+    struct vsp_job_proc *jp = o.job ? calloc((size_t)ntr, sizeof *jp) : NULL;
+    if (o.job && !jp) {
+        fprintf(stderr, "vramspy-report: out of memory\n");
+        return 2;
+    }
     if (o.fmt == FMT_PERFETTO)
         vsp_perfetto_begin(out);
     else if (o.fmt == FMT_SVG)
@@ -444,6 +440,10 @@ int main(int argc, char **argv)
         struct vsp_symbolizer *sym = vsp_sym_new(&as[i], o.sysroot, o.debug_dir);
         vsp_apply_suppressions(&as[i], rules, o.min_leak, sym);
         vsp_purpose_breakdown(&as[i], o.purposes ? &purposes : NULL, sym);
+        if (o.plan && vsp_plan_apply(&plan, &as[i]) < 0) {
+            fprintf(stderr, "vramspy-report: %s: out of memory comparing with the plan\n", path);
+            return 2;
+        }
         for (size_t k = 0; k < as[i].nfindings; k++) {
             const struct vsp_finding *f = &as[i].findings[k];
             by_kind[f->kind]++;
@@ -452,9 +452,21 @@ int main(int argc, char **argv)
             if ((o.fail_mask & (1u << f->kind)) && (!f->uncertain || o.strict))
                 failing = 1;
         }
+        if (o.job && (o.fmt == FMT_JSON || o.fmt == FMT_TEXT)) {
+            /* the job's document is written once every process is in */
+            jp[i].path = path;
+            jp[i].a = &as[i];
+            jp[i].report = vsp_report_json(path, &as[i], sym);
+            if (as[i].plan)
+                json_object_set_new(jp[i].report, "plan", vsp_plan_json(as[i].plan));
+            vsp_sym_free(sym);
+            continue;
+        }
         switch (o.fmt) {
         case FMT_JSON: {
             json_t *r = vsp_report_json(path, &as[i], sym);
+            if (as[i].plan)
+                json_object_set_new(r, "plan", vsp_plan_json(as[i].plan));
             if (all) {
                 json_array_append_new(all, r);
             } else {
@@ -468,6 +480,8 @@ int main(int argc, char **argv)
             if (i)
                 fputc('\n', out);
             vsp_report_text(out, path, &as[i], sym, o.color);
+            if (as[i].plan)
+                vsp_plan_text(out, as[i].plan);
             break;
         case FMT_FOLDED: vsp_folded(out, &as[i], sym, o.weigh); break;
         case FMT_PERFETTO: vsp_perfetto_trace(out, &as[i], i == 0); break;
@@ -481,6 +495,21 @@ int main(int argc, char **argv)
         vsp_sym_free(sym);
         vsp_analysis_free(&as[i]);
     }
+    if (o.job && (o.fmt == FMT_JSON || o.fmt == FMT_TEXT)) {
+        if (o.fmt == FMT_JSON) {
+            json_t *doc = vsp_job_json(jp, (size_t)ntr);
+            json_dumpf(doc, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            fputc('\n', out);
+            json_decref(doc);
+        } else {
+            vsp_job_text(out, jp, (size_t)ntr, o.color);
+        }
+        for (int i = 0; i < ntr; i++) {
+            json_decref(jp[i].report);
+            vsp_analysis_free(&as[i]);
+        }
+    }
+    free(jp);
     if (o.fmt == FMT_TEXT)
         text_summary(out, by_kind, uncertain, &o, failing);
     if (all) {

@@ -8,14 +8,49 @@
 
 #define MAX_INLINE 16
 
+/* The row of label in rows (appended when new); NULL out of memory. */
+static struct vsp_purpose_row *purpose_row(struct vsp_purpose_row **rows, size_t *n, size_t *cap, const char *label)
+{
+    size_t r = 0;
+    while (r < *n && strcmp((*rows)[r].label, label) != 0)
+        r++;
+    if (r < *n)
+        return &(*rows)[r];
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        struct vsp_purpose_row *g = realloc(*rows, nc * sizeof *g);
+        if (!g)
+            return NULL;
+        *rows = g;
+        *cap = nc;
+    }
+    memset(&(*rows)[*n], 0, sizeof **rows);
+    snprintf((*rows)[*n].label, sizeof (*rows)[*n].label, "%s", label);
+    return &(*rows)[(*n)++];
+}
+
+/* biggest at the end first */
+static void sort_purposes(struct vsp_purpose_row *rows, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && (rows[j].live_bytes > rows[j - 1].live_bytes ||
+                                     (rows[j].live_bytes == rows[j - 1].live_bytes &&
+                                      rows[j].peak_bytes > rows[j - 1].peak_bytes)); j--) {
+            struct vsp_purpose_row t = rows[j];
+            rows[j] = rows[j - 1];
+            rows[j - 1] = t;
+        }
+}
+
 void vsp_purpose_breakdown(struct vsp_analysis *a, const struct vsp_purposes *rules, struct vsp_symbolizer *sym)
 {
     if (!a->nlabels && (!rules || !rules->n))
         return;
-    size_t cap = 8, n = 0;
-    struct vsp_purpose_row *rows = calloc(cap, sizeof *rows);
-    if (!rows)
+    const char **labels = calloc(a->nby_stack ? a->nby_stack : 1, sizeof *labels);
+    if (!labels)
         return;
+    size_t cap = 0, n = 0;
+    struct vsp_purpose_row *rows = NULL;
     for (size_t i = 0; i < a->nby_stack; i++) {
         const struct vsp_stack_bytes *b = &a->by_stack[i];
         const char *label = b->label < a->nlabels ? a->labels[b->label] : NULL;
@@ -31,43 +66,41 @@ void vsp_purpose_breakdown(struct vsp_analysis *a, const struct vsp_purposes *ru
                 }
             }
         }
-        if (!label)
-            label = "(unlabelled)";
-        size_t r = 0;
-        while (r < n && strcmp(rows[r].label, label) != 0)
-            r++;
-        if (r == n) {
-            if (n == cap) {
-                struct vsp_purpose_row *nr = realloc(rows, 2 * cap * sizeof *rows);
-                if (!nr)
-                    break;
-                rows = nr;
-                cap *= 2;
-            }
-            memset(&rows[n], 0, sizeof rows[n]);
-            snprintf(rows[n].label, sizeof rows[n].label, "%s", label);
-            n++;
-        }
+        labels[i] = label ? label : "(unlabelled)";
+        struct vsp_purpose_row *row = purpose_row(&rows, &n, &cap, labels[i]);
+        if (!row)
+            break;
         if (b->device)
-            rows[r].live_bytes += b->live_end;
+            row->live_bytes += b->live_end;
         else
-            rows[r].host_live_bytes += b->live_end;
-        rows[r].peak_bytes += b->live_at_peak;
-        rows[r].allocated += b->allocated;
-        rows[r].allocations += b->allocations;
+            row->host_live_bytes += b->live_end;
+        row->peak_bytes += b->live_at_peak;
+        row->allocated += b->allocated;
+        row->allocations += b->allocations;
     }
-    /* biggest at the end first */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && (rows[j].live_bytes > rows[j - 1].live_bytes ||
-                                     (rows[j].live_bytes == rows[j - 1].live_bytes &&
-                                      rows[j].peak_bytes > rows[j - 1].peak_bytes)); j--) {
-            struct vsp_purpose_row t = rows[j];
-            rows[j] = rows[j - 1];
-            rows[j - 1] = t;
-        }
+    sort_purposes(rows, n);
     free(a->purposes);
     a->purposes = rows;
     a->npurposes = n;
+    /* several devices: each device's bytes by purpose at its own peak */
+    for (size_t d = 0; d < a->ndevices; d++) {
+        struct vsp_device_row *dr = &a->devices[d];
+        if (!dr->live_at_peak)
+            continue;
+        size_t dn = 0, dcap = 0;
+        struct vsp_purpose_row *drows = NULL;
+        for (size_t i = 0; i < a->nby_stack; i++) {
+            struct vsp_purpose_row *row = purpose_row(&drows, &dn, &dcap, labels[i]);
+            if (!row)
+                break;
+            row->peak_bytes += dr->live_at_peak[i];
+        }
+        sort_purposes(drows, dn);
+        free(dr->purposes);
+        dr->purposes = drows;
+        dr->npurposes = dn;
+    }
+    free(labels);
 }
 
 static json_t *hex(uint64_t v)
@@ -182,6 +215,12 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
     for (int i = 0; i < a->argc; i++)
         json_array_append_new(argv, json_string(a->argv[i]));
     json_object_set_new(p, "argv", argv);
+    if (a->have_host) { /* where it ran, its place in a job (HOST record) */
+        json_object_set_new(p, "host", str_or_null(a->host));
+        json_object_set_new(p, "rank", a->rank >= 0 ? json_integer(a->rank) : json_null());
+        json_object_set_new(p, "local_rank", a->local_rank >= 0 ? json_integer(a->local_rank) : json_null());
+        json_object_set_new(p, "world_size", a->world_size >= 0 ? json_integer(a->world_size) : json_null());
+    }
     json_object_set_new(r, "process", p);
     json_t *t = json_object();
     json_object_set_new(t, "path", json_string(path));
@@ -272,6 +311,19 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
             json_object_set_new(o, "result", json_integer(f->result));
             json_object_set_new(o, "result_name", json_string(vsp_result_name(f->api, f->result)));
             json_object_set_new(o, "count", json_integer((json_int_t)f->count));
+            break;
+        case VSP_F_PLAN:
+            json_object_set_new(o, "purpose", json_string(f->purpose));
+            if (f->device >= 0)
+                json_object_set_new(o, "device", json_integer(f->device));
+            json_object_set_new(o, "planned_bytes", json_integer((json_int_t)f->planned));
+            json_object_set_new(o, "measured_bytes", json_integer((json_int_t)f->bytes));
+            if (strcmp(f->purpose, "headroom") != 0) {
+                json_object_set_new(o, "deviation", f->planned ? json_real(f->deviation) : json_null());
+                json_object_set_new(o, "tolerance", json_real(f->tolerance));
+            } else {
+                json_object_set_new(o, "risk", json_string("HIGH"));
+            }
             break;
         }
         if (f->uncertain)
@@ -424,6 +476,8 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
     fprintf(out, "process: pid %u, %s", a->pid, a->exe ? a->exe : "?");
     for (int i = 1; i < a->argc; i++)
         fprintf(out, " %s", a->argv[i]);
+    if (a->have_host && a->rank >= 0)
+        fprintf(out, " (host %s, rank %d of %d)", a->host ? a->host : "?", a->rank, a->world_size);
     fprintf(out, "\ntrace: %s, %llu events, %llu dropped\n",
             a->in_progress ? "IN PROGRESS (the process is still running)" : a->complete ? "complete" : "INCOMPLETE",
             (unsigned long long)a->events, (unsigned long long)a->dropped);
@@ -535,6 +589,18 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
             else
                 fprintf(out, "%sCRASH%s the trace has no end and the process is gone: it was killed, crashed or "
                              "called _exit\n", c0, c1);
+            break;
+        case VSP_F_PLAN:
+            vsp_human_bytes(b1, sizeof b1, f->bytes);
+            vsp_human_bytes(b2, sizeof b2, f->planned);
+            if (!strcmp(f->purpose, "headroom"))
+                fprintf(out, "%sPLAN%s headroom risk HIGH: %s used (planned or measured, the larger) against %s "
+                             "usable device memory\n", c0, c1, b1, b2);
+            else if (f->planned)
+                fprintf(out, "%sPLAN%s %s measured %s against %s planned: %+.1f%%, outside the +-%g%% tolerance\n",
+                        c0, c1, f->purpose, b1, b2, f->deviation * 100, f->tolerance * 100);
+            else
+                fprintf(out, "%sPLAN%s %s measured %s against none planned\n", c0, c1, f->purpose, b1);
             break;
         case VSP_F_ALLOC_ERROR:
             fprintf(out, "%sALLOCATION ERROR%s %s failed %llu time%s with %d (%s): not out of memory, the call "

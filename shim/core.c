@@ -164,9 +164,10 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-/* Fork safety of the stack walk. libunwind (and dl_iterate_phdr, used for the module map) take
- * locks of their own; a fork while another thread holds one leaves it locked forever in the
- * child (observed: a child's first cudaMalloc hung in libunwind's step). So fork waits until no
+/* Fork safety of the stack walk. The walker's module-table refresh and the module map call
+ * dl_iterate_phdr (the loader's lock), the in-process symboliser takes libdw's; a fork while
+ * another thread holds one leaves it locked forever in the child (observed with libunwind, the
+ * walker before ours: a child's first cudaMalloc hung in its step). So fork waits until no
  * thread is walking a stack, and walkers wait while a fork is in progress — a Dekker pair on
  * `unwinders` and `forking`, both seq_cst: either the walker sees the fork and backs off, or the
  * forker sees the walker's count and waits for it. */
@@ -199,7 +200,6 @@ static void atfork_child(void)
     forking = 0;
     vsp_tls.tid = 0;
     vsp_tls.depth = 0;
-    vsp_tls.in_walk = 0;
     vsp_labels_reset_trace();
     vsp_inproc_atfork_child();
     vsp_usage_atfork_child();
@@ -365,12 +365,10 @@ void vsp_walk_enter(void)
         while (__atomic_load_n(&forking, __ATOMIC_ACQUIRE))
             sched_yield(); /* another thread is in fork(): a moment */
     }
-    vsp_tls.in_walk++;
 }
 
 void vsp_walk_leave(void)
 {
-    vsp_tls.in_walk--;
     /* release: our walk (and the locks it took) is over before a forker sees the count drop */
     __atomic_fetch_sub(&unwinders, 1, __ATOMIC_RELEASE);
 }

@@ -30,7 +30,6 @@ struct vsp_tls {
     uint16_t labels[VSP_LABEL_DEPTH];
     int in_init;   /* this thread runs vsp_init */
     int in_open;   /* this thread creates the trace file */
-    int in_walk;   /* this thread is inside libunwind (a stack walk, or its set-up): see hooks_fd.c */
     uint32_t tid;  /* cached gettid(), 0 = not yet (reset in a forked child) */
 };
 extern __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));

@@ -30,6 +30,7 @@
 #include "atomic.h"
 #include "core.h"
 #include "hooks.h"
+#include "walker.h"
 
 VSP_HIDDEN vsp_dlsym_fn vsp_real_dlsym;
 static int (*real_dlclose)(void *);
@@ -345,6 +346,7 @@ static void forget_unloaded(void)
 {
     /* release: every binding cached before is stale for readers that see the new generation */
     __atomic_fetch_add(&dl_gen, 1, __ATOMIC_RELEASE);
+    vsp_walker_modules_changed(); /* cached unwind rules may describe code that is gone */
     for (int i = 0; i < VSP_H_COUNT; i++) {
         void *p = vsp_load_acquire(&reals[i]);
         if (p && !is_loaded(p)) {

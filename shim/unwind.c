@@ -1,24 +1,26 @@
-/* Stack capture and interning. Frames come from libunwind's unw_backtrace (its fast path caches
- * frame layouts per thread, so a warm stack costs tens of nanoseconds a frame, no malloc, no lock:
- * we set UNW_CACHE_PER_THREAD). Frames of libunwind and of the shim are cut off, so a stack starts
- * at the program's own call site. A stack seen for the first time is written as a STACK record
- * (after the module map is brought up to date, so the reader can place every frame).
+/* Stack capture and interning. Frames come from the shim's own walker (walker.c: the modules'
+ * unwind tables, rules cached per return address, frame pointers where there are none; no lock and
+ * no malloc on the walk path). The shim's own frames at the top are cut, so a stack starts at the
+ * program's call site; how many there are is learnt from the walks themselves, so a walk asks for
+ * only that many frames beyond the depth kept. A stack seen for the first time is written as a
+ * STACK record (after the module map is brought up to date, so the reader can place every frame).
  * Must never: symbolise, lock or allocate. */
 #define _GNU_SOURCE
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 #include <string.h>
 #include <sys/mman.h>
 
 #include "atomic.h"
 #include "core.h"
 #include "stackstore.h"
+#include "walker.h"
 
-#define SKIP_WINDOW 24 /* frames of libunwind + shim at the top never exceed this */
+#define SHIM_FRAMES_MAX 16 /* frames of the shim above the program's call site: never more */
 
 static struct vsp_stackstore stacks;
-static int unwind_policy_set;
+/* The most shim frames seen at the top of a walk, plus one (relaxed: a hint; a walk that finds
+ * more takes the slow path once and raises it). Starts at the bound. */
+static unsigned shim_frames = SHIM_FRAMES_MAX;
+static int shim_frames_learnt;
 /* The call site (innermost kept frame) of each stack id, for the in-process out-of-memory
  * breakdown; indexed by id modulo SITES (a diagnostic: a wrapped id shows a newer site). */
 #define SITES (1u << 18)
@@ -33,11 +35,7 @@ uint64_t vsp_stack_site(uint32_t id)
 
 int vsp_stacks_init(void)
 {
-    if (!__atomic_exchange_n(&unwind_policy_set, 1, __ATOMIC_RELAXED)) {
-        vsp_tls.in_walk++; /* libunwind initialises here, and opens its validation pipe */
-        unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-        vsp_tls.in_walk--;
-    }
+    vsp_walker_init();
     if (stacks.slots)
         return 0;
     if (!sites) {
@@ -50,6 +48,7 @@ int vsp_stacks_init(void)
 
 void vsp_stacks_reset(void)
 {
+    vsp_walker_atfork_child();
     vsp_stackstore_destroy(&stacks);
     memset(&stacks, 0, sizeof stacks);
     if (sites)
@@ -58,21 +57,31 @@ void vsp_stacks_reset(void)
 
 unsigned vsp_capture_stack(uint64_t *frames, unsigned max)
 {
-    void *buf[VSP_MAX_DEPTH + SKIP_WINDOW];
-    int n = unw_backtrace(buf, (int)(max + SKIP_WINDOW));
-    if (n <= 0)
-        return 0;
-    /* The innermost frames are libunwind's and ours; the program's call site follows the last
-     * shim frame among them. */
-    int start = 0;
-    int window = n < SKIP_WINDOW ? n : SKIP_WINDOW;
-    for (int i = 0; i < window; i++)
-        if (vsp_in_shim(buf[i]))
-            start = i + 1;
-    unsigned out = 0;
-    for (int i = start; i < n && out < max; i++)
-        frames[out++] = (uint64_t)(uintptr_t)buf[i];
-    return out;
+    uint64_t buf[VSP_MAX_DEPTH + SHIM_FRAMES_MAX];
+    for (;;) {
+        unsigned extra = vsp_load_relaxed(&shim_frames);
+        unsigned n = vsp_walk_stack(buf, max + extra, 0);
+        /* The innermost frames are the shim's; the program's call site follows the last of them. */
+        unsigned start = 0;
+        for (unsigned i = 0; i < n && i < SHIM_FRAMES_MAX; i++)
+            if (vsp_in_shim((const void *)(uintptr_t)buf[i]))
+                start = i + 1;
+        unsigned need = start + 2 < SHIM_FRAMES_MAX ? start + 2 : SHIM_FRAMES_MAX; /* one spare */
+        if (!vsp_load_relaxed(&shim_frames_learnt) || need > extra) {
+            /* the first walk, or a path with more shim frames than any before: from now on ask
+             * for this many beyond the depth kept (the hint only grows) */
+            unsigned cur = vsp_load_relaxed(&shim_frames);
+            if (!vsp_load_relaxed(&shim_frames_learnt) || need > cur)
+                vsp_store_relaxed(&shim_frames, need);
+            vsp_store_relaxed(&shim_frames_learnt, 1);
+            if (need > extra)
+                continue; /* this walk may have stopped short: again, with room */
+        }
+        unsigned out = 0;
+        for (unsigned i = start; i < n && out < max; i++)
+            frames[out++] = buf[i];
+        return out;
+    }
 }
 
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)

@@ -36,8 +36,11 @@ static void usage(FILE *f)
             "  --out DIR            keep the traces in DIR (created if missing); default: a new\n"
             "                       directory vramspy-run.XXXXXX under $TMPDIR (or /tmp)\n"
             "  --fail-on KINDS      leak, host-fallback, fragmentation, oom, invalid-free, peak, crash,\n"
-            "                       alloc-error, any\n"
+            "                       alloc-error, untracked, plan, any\n"
             "  --error-exitcode N   exit status when a --fail-on kind is found (default 1)\n"
+            "  --plan FILE          measure the run against a memory plan (checked before the start)\n"
+            "  --no-job             several traces: one report each, not one job document (--job is the\n"
+            "                       default when the run leaves several traces)\n"
             "  other options (--format, --suppress, --max-peak, --min-leak, --strict, --sysroot, ...) go to\n"
             "  the report; all are checked before the program starts\n"
             "exit status: the program's own (128+N if signal N killed it), or N from --error-exitcode\n"
@@ -93,7 +96,7 @@ static int report_option_takes_value(const char *a)
     static const char *const with_value[] = {"--format",  "--suppress",        "--max-peak", "--min-leak",
                                              "--sysroot", "--debug-dir",       "--weigh",    "--output",
                                              "--purposes", "--fallback-window", "--signal",  "--untracked-min",
-                                             "-o"};
+                                             "--plan", "-o"};
     if (strchr(a, '='))
         return 0;
     for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
@@ -161,6 +164,8 @@ static int run(int argc, char **argv)
 {
     const char *out = NULL, *fail_on = NULL;
     int error_exitcode = 1;
+    int no_job = 0, job_given = 0;
+    const char *format = "text";
     char **ropts = calloc((size_t)argc + 8, sizeof *ropts);
     int nr = 0, i;
     if (!ropts)
@@ -201,6 +206,16 @@ static int run(int argc, char **argv)
         if (a[0] != '-') {
             break; /* the program, without a "--" */
         }
+        if (!strcmp(a, "--no-job")) {
+            no_job = 1;
+            continue;
+        }
+        if (!strcmp(a, "--job"))
+            job_given = 1;
+        if (!strncmp(a, "--format=", 9))
+            format = a + 9;
+        else if (!strcmp(a, "--format") && i + 1 < argc)
+            format = argv[i + 1];
         if (!strncmp(a, "--check-options", 15) || !strncmp(a, "--signal", 8)) {
             fprintf(stderr, "vramspy run: %s is vramspy run's own to give the report\n", a);
             return 2;
@@ -345,7 +360,7 @@ static int run(int argc, char **argv)
         return status;
     }
     fprintf(stderr, "vramspy: %zu trace%s in %s\n", nt, nt == 1 ? "" : "s", dir);
-    char **full = realloc(rargv, ((size_t)k + nt + 8) * sizeof *rargv);
+    char **full = realloc(rargv, ((size_t)k + nt + 9) * sizeof *rargv);
     if (!full)
         return fail_on ? error_exitcode : 2;
     rargv = full;
@@ -356,6 +371,11 @@ static int run(int argc, char **argv)
         rargv[k++] = "--signal";
         rargv[k++] = sigarg;
     }
+    /* Several traces are one job (workers, ranks, children): one document, unless --no-job or a
+     * format that has no job view. */
+    if (nt > 1 && !no_job && !job_given &&
+        (!strcmp(format, "text") || !strcmp(format, "json") || !strcmp(format, "svg") || !strcmp(format, "junit")))
+        rargv[k++] = "--job";
     rargv[k++] = "--";
     for (size_t j = 0; j < nt; j++)
         rargv[k++] = traces[j];

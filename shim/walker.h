@@ -1,0 +1,54 @@
+/* The shim's own x86-64 stack walker (shim/walker.c): return addresses from the unwind tables
+ * (.eh_frame_hdr / .eh_frame), frame pointers where there are none. Lock-free, malloc-free and
+ * stdio-free after a thread's first walk; reads only the thread's stack and the modules' unwind
+ * sections, bounds checked. */
+#ifndef VSP_WALKER_H
+#define VSP_WALKER_H
+
+#include <stdint.h>
+
+/* Walk the calling thread's stack. frames[0] is the return address of this very call (an address
+ * inside the function that called vsp_walk_stack), frames[1] the return address into that
+ * function's caller, and so on outward, innermost first: unw_backtrace's convention (libunwind
+ * 1.6's first entry is likewise the return address into the function that called it), so the
+ * two lists agree entry for entry from frames[1] on when called from the same function.
+ * `skip` entries are dropped from the front, then at most `max` are stored; returns how many
+ * were stored. The walk ends at the outermost frame (return address undefined: _start, clone3),
+ * at a frame it does not follow (a signal trampoline, a PLT entry, CFI it does not support, a
+ * frame over 8 MiB), or where a read would leave [the caller's rsp, the top of the thread's
+ * stack); a thread running on a stack that is not its own (sigaltstack, a coroutine's) gets
+ * frames[0] only. A thread's first walk asks pthread_getattr_np for its stack bounds (which, on
+ * the main thread, reads /proc/self/maps with stdio and malloc); after that a walk takes no lock
+ * and allocates nothing, except that a rule-cache miss calls dl_iterate_phdr (the loader's
+ * lock) once per walk to notice modules that came or went. Call it under the shim's fork bracket
+ * (vsp_walk_enter/leave), as libunwind was. */
+unsigned vsp_walk_stack(uint64_t *frames, unsigned max, unsigned skip);
+
+/* The same from given registers (rip: a return address, or the pc of a frame whose CFA rule is
+ * then looked up as for the return address rip; rsp, rbp: that frame's values). The walk reads
+ * only [rsp, top of the calling thread's stack). For walks from a context the caller captured on
+ * this thread. */
+unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip, uint64_t rsp,
+                            uint64_t rbp);
+
+/* Optional: read the module tables now (else the first walk that needs them does). 0 or -errno. */
+int vsp_walker_init(void);
+
+/* Modules were unloaded (dlclose; the shim's dl_gen moved): cached rules may describe code that is
+ * gone. Cheap; safe to call concurrently with walks (they recompute what they use next). */
+void vsp_walker_modules_changed(void);
+
+/* In a fork child (from the shim's atfork_child): a module-table rebuild another thread of the
+ * parent had under way is abandoned, so the child can rebuild. */
+void vsp_walker_atfork_child(void);
+
+/* Forget the calling thread's stack bounds (a thread that switched stacks, or a test). */
+void vsp_walker_thread_reset(void);
+
+/* Walker statistics, for tests and benchmarks (relaxed counters: approximate under concurrency). */
+struct vsp_walker_stats {
+    unsigned long long rule_misses, uncacheable, module_refreshes, fp_rules, stops_unsupported;
+};
+void vsp_walker_get_stats(struct vsp_walker_stats *out);
+
+#endif

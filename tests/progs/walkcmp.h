@@ -1,0 +1,130 @@
+/* Shared by the walker comparison programs (walkcmp.c, walkcmp_cpp.cc; tests/test_walker.c runs
+ * them): take the stack with libunwind's unw_backtrace and with the shim's walker (shim/walker.c,
+ * linked into the program) at the same place, and compare the two from the caller's frame outward
+ * (the innermost entries differ by construction: each walker starts in its own frame).
+ * Also the timing loop of `bench`: ns per walk for both walkers at a given depth. */
+#ifndef WALKCMP_H
+#define WALKCMP_H
+
+#define UNW_LOCAL_ONLY
+#include <dlfcn.h>
+#include <libunwind.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "walker.h"
+
+#define WC_MAX 512
+
+static int wc_failures, wc_checks;
+static volatile int wc_sink;
+
+static void wc_print(const char *who, const uint64_t *f, unsigned n, unsigned from)
+{
+    fprintf(stderr, "  %s (%u frames):\n", who, n);
+    for (unsigned i = 0; i < n; i++) {
+        Dl_info di;
+        const char *sym = dladdr((void *)(uintptr_t)f[i], &di) && di.dli_sname ? di.dli_sname : "?";
+        fprintf(stderr, "   %c%3u %#llx %s\n", i == from ? '>' : ' ', i, (unsigned long long)f[i], sym);
+    }
+}
+
+/* Compare both walkers' stacks here; `what` names the scenario. */
+__attribute__((noinline)) static void wc_compare(const char *what)
+{
+    void *u[WC_MAX];
+    uint64_t uw[WC_MAX], w[WC_MAX];
+    int nu = unw_backtrace(u, WC_MAX);
+    unsigned nw = vsp_walk_stack(w, WC_MAX, 0);
+    uint64_t caller = (uint64_t)(uintptr_t)__builtin_return_address(0);
+    __asm__ __volatile__("" ::: "memory"); /* no tail call: this frame stays */
+    wc_checks++;
+    unsigned nun = nu > 0 ? (unsigned)nu : 0, iu = nun, iw = nw;
+    for (unsigned i = 0; i < nun; i++)
+        uw[i] = (uint64_t)(uintptr_t)u[i];
+    for (unsigned i = 0; i < nun && iu == nun; i++)
+        if (uw[i] == caller)
+            iu = i;
+    for (unsigned i = 0; i < nw && iw == nw; i++)
+        if (w[i] == caller)
+            iw = i;
+    int ok = iu < nun && iw == 1 && nun - iu == nw - iw && nun - iu >= 2 &&
+             !memcmp(uw + iu, w + iw, (nun - iu) * sizeof *w);
+    if (ok) {
+        printf("ok %s: %u frames from the caller outward (libunwind's from its entry %u)\n", what, nw - iw, iu);
+        return;
+    }
+    wc_failures++;
+    printf("MISMATCH %s\n", what);
+    fprintf(stderr, "MISMATCH %s (caller %#llx; libunwind from %u, walker from %u)\n", what,
+            (unsigned long long)caller, iu, iw);
+    wc_print("libunwind", uw, nun, iu);
+    wc_print("walker", w, nw, iw);
+}
+
+static double wc_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int wc_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Time both walkers here (interleaved repetitions; medians and minimums). */
+__attribute__((noinline, unused)) static void wc_bench(int iters)
+{
+    enum { REPS = 11 };
+    void *u[WC_MAX];
+    uint64_t w[WC_MAX];
+    double tu[REPS], tw[REPS];
+    int nu = unw_backtrace(u, WC_MAX);
+    unsigned nw = vsp_walk_stack(w, WC_MAX, 0);
+    for (int r = 0; r < REPS; r++) {
+        double t0 = wc_now();
+        for (int i = 0; i < iters; i++)
+            wc_sink += unw_backtrace(u, WC_MAX);
+        double t1 = wc_now();
+        for (int i = 0; i < iters; i++)
+            wc_sink += (int)vsp_walk_stack(w, WC_MAX, 0);
+        double t2 = wc_now();
+        tu[r] = (t1 - t0) / iters;
+        tw[r] = (t2 - t1) / iters;
+    }
+    qsort(tu, REPS, sizeof *tu, wc_cmp_double);
+    qsort(tw, REPS, sizeof *tw, wc_cmp_double);
+    printf("bench: depth libunwind %d walker %u frames; ns per walk: libunwind median %.1f min %.1f, "
+           "walker median %.1f min %.1f (%d walks x %d reps each)\n",
+           nu, nw, tu[REPS / 2], tu[0], tw[REPS / 2], tw[0], iters, REPS);
+    struct vsp_walker_stats st;
+    vsp_walker_get_stats(&st);
+    printf("walker stats: rule misses %llu, uncacheable %llu, module refreshes %llu, fp rules %llu, "
+           "unsupported %llu\n",
+           st.rule_misses, st.uncacheable, st.module_refreshes, st.fp_rules, st.stops_unsupported);
+}
+
+static void wc_setup(void)
+{
+    /* as the shim sets it: libunwind's per-thread cache of frame layouts */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+}
+
+static int wc_finish(void)
+{
+    struct vsp_walker_stats st;
+    vsp_walker_get_stats(&st);
+    printf("walker stats: rule misses %llu, uncacheable %llu, module refreshes %llu, fp rules %llu, "
+           "unsupported %llu\n",
+           st.rule_misses, st.uncacheable, st.module_refreshes, st.fp_rules, st.stops_unsupported);
+    printf("%d of %d comparisons matched\n", wc_checks - wc_failures, wc_checks);
+    return wc_failures ? 1 : 0;
+}
+
+#endif
