@@ -25,7 +25,7 @@ fi
 have_ht=1
 command -v heaptrack > /dev/null || { have_ht=0; echo "heaptrack: not installed and not root to install it: the comparison is skipped"; }
 pairs() { "$@" | awk '/ns_per_pair/ {print $2}'; }
-stats() { sort -g | awk '{a[NR]=$1} END {printf "%.1f %.1f", a[int((NR+1)/2)], a[1]}'; }
+stats() { sort -g | awk '{a[NR]=$1} END {printf "%.1f %.1f\n", a[int((NR+1)/2)], a[1]}'; }
 echo "comparison: $HT_PAIRS allocation+free pairs per run, $REPEAT interleaved runs, ns per pair (median / minimum)"
 printf '%-7s %-7s %-19s %-19s %-19s %-19s %-9s %-9s %s\n' depth threads "vramspy added" "  (cudaMalloc plain" "  traced)" \
     "heaptrack added" "  (malloc plain" "  traced)" ratio
