@@ -496,9 +496,9 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
         vsp_human_bytes(b2, sizeof b2, cv->baseline_bytes);
         vsp_human_bytes(b3, sizeof b3, cv->untracked_bytes);
         fprintf(out, "coverage: the trace accounts for %u%% of this process's device memory (%s: %s used, %s "
-                     "context, %s untracked)%s\n",
+                     "context, %s untracked%s)\n",
                 pct, cv->source == VSP_USAGE_NVML ? "NVML" : "device-wide", b1, b2, b3,
-                cv->source == VSP_USAGE_NVML ? "" : "; device-wide: other processes count too");
+                cv->source == VSP_USAGE_NVML ? "" : "; other processes count too");
     }
     for (size_t i = 0; i < a->npools; i++) {
         const struct vsp_pool_row *p = &a->pools[i];
