@@ -229,8 +229,6 @@ Test(report_junit, names_are_the_same_across_runs_and_hold_no_pid)
 
 Test(report_junit, children_are_told_apart)
 {
-    TH_SKIP_UNDER("tsan", "libunwind's per-thread cache destructor locks a mutex after ThreadSanitizer has "
-                          "torn the exiting thread down");
     char *dir = th_tmpdir();
     char out[4300], paths[4][4096];
     snprintf(out, sizeof out, "VRAMSPY_OUT=%s/fork.%%p.trace", dir);

@@ -154,8 +154,6 @@ Test(vramspy_run, stdout_is_the_programs_and_report_goes_to_stderr)
 
 Test(vramspy_run, children_traces_are_reported_and_out_dir_kept)
 {
-    TH_SKIP_UNDER("tsan", "libunwind's per-thread cache destructor locks a mutex after ThreadSanitizer has "
-                          "torn the exiting thread down");
     char *dir = th_tmpdir();
     struct run_result r;
     sh(&r, VRAMSPY " run --out %s -- " VSP_PROGS "/prog_fork", dir);

@@ -22,8 +22,6 @@ static void outenv(char *buf, size_t len, const char *dir, const char *name)
 
 Test(shim_lifecycle, storm_of_8_threads_records_every_call_exactly, .timeout = 240)
 {
-    TH_SKIP_UNDER("tsan", "libunwind's per-thread cache destructor locks a mutex after ThreadSanitizer has "
-                          "torn the exiting thread down; the lock-free core is covered by tsan_stress");
     char *dir = th_tmpdir(), out[4200], path[4200];
     outenv(out, sizeof out, dir, "storm.trace");
     snprintf(path, sizeof path, "%s/storm.trace", dir);
@@ -110,8 +108,6 @@ Test(shim_lifecycle, nothing_lost_on_sigkill_from_outside)
 
 Test(shim_lifecycle, forked_child_writes_its_own_trace)
 {
-    TH_SKIP_UNDER("tsan", "libunwind's per-thread cache destructor locks a mutex after ThreadSanitizer has "
-                          "torn the exiting thread down; the lock-free core is covered by tsan_stress");
     char *dir = th_tmpdir(), out[4200];
     outenv(out, sizeof out, dir, "f.%p.trace");
     const char *argv[] = {VSP_PROGS "/prog_fork", NULL};
