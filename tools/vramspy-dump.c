@@ -107,6 +107,51 @@ int main(int argc, char **argv)
             put_str(rec.payload, rec.payload_len);
             printf("}\n");
             break;
+        case VSP_REC_LABEL: {
+            const struct vsp_rec_label *l = rec.payload;
+            if (rec.payload_len < sizeof *l || l->name_len > rec.payload_len - sizeof *l) {
+                printf("\"type\":\"label\"}\n");
+                break;
+            }
+            printf("\"type\":\"label\",\"id\":%u,\"name\":", l->id);
+            put_str((const char *)(l + 1), l->name_len ? l->name_len - 1 : 0);
+            printf("}\n");
+            break;
+        }
+        case VSP_REC_USAGE: {
+            const struct vsp_rec_usage *u = rec.payload;
+            if (rec.payload_len < sizeof *u) {
+                printf("\"type\":\"usage\"}\n");
+                break;
+            }
+            printf("\"type\":\"usage\",\"source\":\"%s\",\"reason\":%u,\"used_bytes\":%" PRIu64
+                   ",\"traced_bytes\":%" PRIu64 ",\"time_ns\":%" PRIu64 "}\n",
+                   u->source == VSP_USAGE_NVML ? "nvml" : "device", u->reason, u->used_bytes, u->traced_bytes, u->time_ns);
+            break;
+        }
+        case VSP_REC_POOL: {
+            const struct vsp_rec_pool *p = rec.payload;
+            if (rec.payload_len < sizeof *p) {
+                printf("\"type\":\"pool\"}\n");
+                break;
+            }
+            printf("\"type\":\"pool\",\"pool\":\"0x%" PRIx64 "\",\"host\":%u,\"reserved_bytes\":%" PRIu64
+                   ",\"used_bytes\":%" PRIu64 ",\"used_high_bytes\":%" PRIu64 "}\n",
+                   p->pool, p->host, p->reserved_current, p->used_current, p->used_high);
+            break;
+        }
+        case VSP_REC_HOST: {
+            const struct vsp_rec_host *h = rec.payload;
+            if (rec.payload_len < sizeof *h || h->host_len > rec.payload_len - sizeof *h) {
+                printf("\"type\":\"host\"}\n");
+                break;
+            }
+            printf("\"type\":\"host\",\"rank\":%d,\"local_rank\":%d,\"world_size\":%d,\"host\":", h->rank,
+                   h->local_rank, h->world_size);
+            put_str((const char *)(h + 1), h->host_len ? h->host_len - 1 : 0);
+            printf("}\n");
+            break;
+        }
         default:
             printf("\"type\":\"unknown\",\"code\":%u}\n", rec.type);
         }
