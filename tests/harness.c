@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -368,4 +369,25 @@ void th_fork_traces(const char *dir, uint32_t parent_pid, const uint64_t *probes
     *child = a.pid == parent_pid ? b : a;
     cr_assert_eq(parent->pid, parent_pid);
     cr_assert_eq(child->ppid, parent_pid);
+}
+
+json_t *th_json(const char *text)
+{
+    json_error_t err;
+    json_t *j = json_loads(text, 0, &err);
+    cr_assert_not_null(j, "report output is not JSON: %s (line %d): %.400s", err.text, err.line, text);
+    return j;
+}
+
+json_t *th_json_find(json_t *array, const char *key, const char *value)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(array, i, o)
+    {
+        const char *v = json_string_value(json_object_get(o, key));
+        if (v && !strcmp(v, value))
+            return o;
+    }
+    return NULL;
 }

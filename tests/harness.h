@@ -96,4 +96,10 @@ void th_one_trace(const char *dir, struct trace_summary *s, const uint64_t *prob
 void th_fork_traces(const char *dir, uint32_t parent_pid, const uint64_t *probes, struct trace_summary *parent,
                     struct trace_summary *child);
 
+/* JSON output of the report (jansson): parsed, or the test fails showing the text. */
+struct json_t;
+struct json_t *th_json(const char *text);
+/* The first object of `array` whose string member `key` equals `value` (NULL if none). */
+struct json_t *th_json_find(struct json_t *array, const char *key, const char *value);
+
 #endif

@@ -66,23 +66,13 @@ static json_t *report_json(struct run_result *r, const char *plan_path, const ch
     cr_assert_eq(th_run(r, argv, NULL, 2, 1), 0);
     if (r->code == 2)
         return NULL;
-    json_error_t err;
-    json_t *j = json_loads(r->out, 0, &err);
-    cr_assert_not_null(j, "not JSON: %s: %.400s", err.text, r->out);
-    return j;
+    return th_json(r->out);
 }
 
 /* The row of a purpose in a plan object. */
 static json_t *plan_row(json_t *plan, const char *purpose)
 {
-    size_t i;
-    json_t *o;
-    json_array_foreach(json_object_get(plan, "purposes"), i, o)
-    {
-        if (!strcmp(json_string_value(json_object_get(o, "purpose")), purpose))
-            return o;
-    }
-    return NULL;
+    return th_json_find(json_object_get(plan, "purposes"), "purpose", purpose);
 }
 
 static json_t *row(json_t *rep, const char *purpose) { return plan_row(json_object_get(rep, "plan"), purpose); }

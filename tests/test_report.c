@@ -21,10 +21,7 @@ static void report(struct run_result *r, const char *args)
 
 static json_t *parse(const char *text)
 {
-    json_error_t err;
-    json_t *j = json_loads(text, 0, &err);
-    cr_assert_not_null(j, "report output is not JSON: %s (line %d): %.300s", err.text, err.line, text);
-    return j;
+    return th_json(text);
 }
 
 static void golden(const char *name)

@@ -31,22 +31,12 @@ static void report(struct run_result *r, const char *args)
 
 static json_t *parse(const char *text)
 {
-    json_error_t err;
-    json_t *j = json_loads(text, 0, &err);
-    cr_assert_not_null(j, "report output is not JSON: %s (line %d): %.300s", err.text, err.line, text);
-    return j;
+    return th_json(text);
 }
 
 static json_t *finding(json_t *rep, const char *kind)
 {
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(rep, "findings"), i, f)
-    {
-        if (!strcmp(json_string_value(json_object_get(f, "kind")), kind))
-            return f;
-    }
-    return NULL;
+    return th_json_find(json_object_get(rep, "findings"), "kind", kind);
 }
 
 static int count_lines(const char *s)
