@@ -373,13 +373,13 @@ void vsp_walk_leave(void)
     __atomic_fetch_sub(&unwinders, 1, __ATOMIC_RELEASE);
 }
 
-static uint32_t capture_stack_id(void)
+static uint32_t capture_stack_id(const void *site)
 {
     if (!vsp_cfg.depth)
         return 0;
     vsp_walk_enter();
     uint64_t frames[VSP_MAX_DEPTH];
-    unsigned n = vsp_capture_stack(frames, vsp_cfg.depth);
+    unsigned n = vsp_capture_stack(frames, vsp_cfg.depth, site);
     uint32_t id = n ? vsp_stack_id(frames, n) : 0;
     vsp_walk_leave();
     return id;
@@ -444,7 +444,7 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
         fb = tb = VSP_UNKNOWN_BYTES;
     uint32_t stack_id = 0;
     if (vsp_trace_ensure()) {
-        stack_id = capture_stack_id();
+        stack_id = capture_stack_id(h->site);
         uint16_t label = call_label(stack_id);
         struct vsp_resv res;
         if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res) == 0) {
@@ -500,7 +500,7 @@ void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsign
             f->stack_id = vsp_stack_id(&frame, 1);
             vsp_walk_leave();
         } else {
-            f->stack_id = capture_stack_id();
+            f->stack_id = capture_stack_id(site);
         }
         f->time_ns = now_ns();
         f->seq = next_seq(); /* before the real free: see next_seq */

@@ -51,6 +51,7 @@ struct vsp_call {
 struct vsp_hook {
     int record;       /* this call is recorded (outermost layer, tracing on) */
     int saved_errno;
+    const void *site; /* the hook's return address: the program's call site (set by the hook) */
 };
 
 /* A free in progress. Everything about it is taken before the real free (its place in event
@@ -77,6 +78,7 @@ static inline void vsp_hook_enter(struct vsp_hook *h)
 {
     extern int vsp_hook_enter_slow(void);
     h->saved_errno = 0; /* filled by the slow path, which is where errno could change */
+    h->site = NULL;     /* the hook macros set it */
     h->record = vsp_hook_enter_slow();
 }
 void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c);
@@ -124,7 +126,10 @@ int vsp_trace_foreign(void);              /* the open trace belongs to another p
 extern struct vsp_livetable vsp_live;
 
 /* --- unwind.c --- */
-unsigned vsp_capture_stack(uint64_t *frames, unsigned max); /* innermost first, shim frames skipped */
+/* Innermost first, shim frames skipped. site (may be NULL): the hook's return address, which the
+ * first kept frame must be: with it the walk skips the shim's frames by a learnt count and
+ * writes straight into frames. */
+unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site);
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);  /* interns, writes new stacks */
 void vsp_stacks_reset(void);
 uint64_t vsp_stack_site(uint32_t id);     /* innermost frame of a stack id, 0 if unknown */

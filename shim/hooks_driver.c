@@ -20,7 +20,8 @@
         return CUDA_ERROR_NOT_FOUND;                                        \
     errno = vsp_errno_;                                                     \
     struct vsp_hook h;                                                      \
-    vsp_hook_enter(&h)
+    vsp_hook_enter(&h);                                                     \
+    h.site = __builtin_return_address(0)
 
 #define DRV_ALLOC(sym, ...)                                                 \
     vsp_hook_leave_alloc(&h, &(struct vsp_call){.api = VSP_API_##sym, .result = (int32_t)r, \

@@ -24,7 +24,8 @@
     vsp_note_runtime((void *)real);                                         \
     errno = vsp_errno_;                                                     \
     struct vsp_hook h;                                                      \
-    vsp_hook_enter(&h)
+    vsp_hook_enter(&h);                                                     \
+    h.site = __builtin_return_address(0)
 
 #define RT_ALLOC(sym, ...)                                                  \
     vsp_hook_leave_alloc(&h, &(struct vsp_call){.api = VSP_API_##sym, .result = r, \

@@ -55,8 +55,20 @@ void vsp_stacks_reset(void)
         memset(sites, 0, SITES * sizeof *sites); /* the child's ids start again */
 }
 
-unsigned vsp_capture_stack(uint64_t *frames, unsigned max)
+/* How many frames a walk from here has above the hook's call site (the shim's own), as the last
+ * walk that found the site learnt it (relaxed: a hint; every use checks it against the site). */
+static unsigned site_skip;
+
+unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site)
 {
+    /* The fast path: skip the learnt number of shim frames and walk straight into frames; right
+     * when the first frame kept is the hook's call site. */
+    unsigned skip = vsp_load_relaxed(&site_skip);
+    if (site && skip) {
+        unsigned n = vsp_walk_stack(frames, max, skip);
+        if (n && frames[0] == (uint64_t)(uintptr_t)site)
+            return n;
+    }
     uint64_t buf[VSP_MAX_DEPTH + SHIM_FRAMES_MAX];
     for (;;) {
         unsigned extra = vsp_load_relaxed(&shim_frames);
@@ -77,6 +89,8 @@ unsigned vsp_capture_stack(uint64_t *frames, unsigned max)
             if (need > extra)
                 continue; /* this walk may have stopped short: again, with room */
         }
+        if (site && start < n && buf[start] == (uint64_t)(uintptr_t)site)
+            vsp_store_relaxed(&site_skip, start); /* relaxed: a hint, checked on every use */
         unsigned out = 0;
         for (unsigned i = start; i < n && out < max; i++)
             frames[out++] = buf[i];
