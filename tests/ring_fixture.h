@@ -69,4 +69,21 @@ static inline int ring_fixture_event(struct ring_fixture *f, uint64_t tag, int c
     return 0;
 }
 
+/* Write one record of `type` whose payload is a then b (b may be NULL), commit it and drain what
+ * can be drained. 0, or the reservation's -errno. */
+static inline int ring_fixture_put(struct ring_fixture *f, uint16_t type, const void *a, size_t alen, const void *b,
+                                   size_t blen)
+{
+    struct vsp_resv res;
+    int rc = vsp_ring_reserve(&f->ring, type, (uint32_t)(alen + blen), &res);
+    if (rc < 0)
+        return rc;
+    memcpy(res.payload, a, alen);
+    if (blen)
+        memcpy((unsigned char *)res.payload + alen, b, blen);
+    vsp_ring_commit(&f->ring, &res);
+    vsp_ring_flush(&f->ring, 0);
+    return 0;
+}
+
 #endif

@@ -417,13 +417,7 @@ static struct ring_fixture fx;
 
 static void put(uint16_t type, const void *a, size_t alen, const void *b, size_t blen)
 {
-    struct vsp_resv res;
-    cr_assert_eq(vsp_ring_reserve(&fx.ring, type, (uint32_t)(alen + blen), &res), 0);
-    memcpy(res.payload, a, alen);
-    if (blen)
-        memcpy((unsigned char *)res.payload + alen, b, blen);
-    vsp_ring_commit(&fx.ring, &res);
-    vsp_ring_flush(&fx.ring, 0);
+    cr_assert_eq(ring_fixture_put(&fx, type, a, alen, b, blen), 0);
 }
 
 static void synth_begin(void)
