@@ -14,6 +14,16 @@
 #define MiB (1024ull * 1024ull)
 
 
+/* prog_runtime MODE without and with the shim (same output and status), its one trace read. */
+static void run_traced(const char *mode, const char *const *env, struct run_result *plain, struct trace_summary *s)
+{
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_runtime", mode, NULL};
+    static struct run_result shim;
+    th_run_pair(plain, &shim, argv, dir, env);
+    th_one_trace(dir, s, NULL, NULL);
+}
+
 Test(shim_runtime, leaks_hosts_and_every_family_are_recorded_once)
 {
     char *dir = th_tmpdir();
@@ -216,13 +226,10 @@ Test(shim_runtime, out_of_memory_breakdown_on_stderr_at_the_failing_call)
 
 Test(shim_runtime, host_located_pool_through_the_runtime_is_host_memory)
 {
-    char *dir = th_tmpdir();
-    const char *argv[] = {VSP_PROGS "/prog_runtime", "pools", NULL};
-    struct run_result plain, shim;
-    th_run_pair(&plain, &shim, argv, dir, NULL);
-    cr_assert_str_eq(plain.out, "hostpool 0\nfrompool 0\nsetcurrent 0\nasync 0\ndestroy 0\n");
+    struct run_result plain;
     struct trace_summary s;
-    th_one_trace(dir, &s, NULL, NULL);
+    run_traced("pools", NULL, &plain, &s);
+    cr_assert_str_eq(plain.out, "hostpool 0\nfrompool 0\nsetcurrent 0\nasync 0\ndestroy 0\n");
     cr_assert_eq(s.by_memory[VSP_MEM_HOST_POOL], 2, "64 KiB from the pool, 16 KiB from it as the current pool");
     cr_assert_eq(s.by_api[VSP_API_cudaMallocFromPoolAsync], 1, "one event per allocation, under the runtime name");
     cr_assert_eq(s.by_api[VSP_API_cuMemAllocFromPoolAsync], 0);
@@ -231,12 +238,9 @@ Test(shim_runtime, host_located_pool_through_the_runtime_is_host_memory)
 
 Test(shim_runtime, a_valid_free_records_its_call_site_an_invalid_one_its_whole_stack)
 {
-    char *dir = th_tmpdir();
-    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    struct run_result plain, shim;
-    th_run_pair(&plain, &shim, argv, dir, NULL);
+    struct run_result plain;
     struct trace_summary s;
-    th_one_trace(dir, &s, NULL, NULL);
+    run_traced("basic", NULL, &plain, &s);
     cr_assert_gt(s.frees_ok, 0);
     cr_assert_eq(s.ok_free_frames, 1, "a valid free walks no stack: one frame, the call site");
     cr_assert_gt(s.frees_failed, 0, "prog_runtime frees a bad pointer");
@@ -245,13 +249,10 @@ Test(shim_runtime, a_valid_free_records_its_call_site_an_invalid_one_its_whole_s
 
 Test(shim_runtime, graph_memory_nodes_through_the_runtime_are_recorded_once)
 {
-    char *dir = th_tmpdir();
-    const char *argv[] = {VSP_PROGS "/prog_runtime", "graph", NULL};
-    struct run_result plain, shim;
-    th_run_pair(&plain, &shim, argv, dir, NULL);
-    cr_assert_str_eq(plain.out, "graph 0\nallocnode 0\nfreenode 0\nallocnode 0\nthreshold 0\ntrim 0\ngraphdestroy 0\n");
+    struct run_result plain;
     struct trace_summary s;
-    th_one_trace(dir, &s, NULL, NULL);
+    run_traced("graph", NULL, &plain, &s);
+    cr_assert_str_eq(plain.out, "graph 0\nallocnode 0\nfreenode 0\nallocnode 0\nthreshold 0\ntrim 0\ngraphdestroy 0\n");
     cr_assert_eq(s.by_api[VSP_API_cudaGraphAddMemAllocNode], 2, "under the runtime name");
     cr_assert_eq(s.by_api[VSP_API_cudaGraphAddMemFreeNode], 1);
     cr_assert_eq(s.by_api[VSP_API_cuGraphAddMemAllocNode], 0, "the driver call underneath is not recorded again");
@@ -276,12 +277,9 @@ Test(shim_runtime, host_located_pool_through_the_runtime_is_refused_under_enforc
 
 Test(shim_runtime, coverage_samples_account_for_the_device_memory)
 {
-    char *dir = th_tmpdir();
-    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    struct run_result plain, shim;
-    th_run_pair(&plain, &shim, argv, dir, NULL);
+    struct run_result plain;
     struct trace_summary s;
-    th_one_trace(dir, &s, NULL, NULL);
+    run_traced("basic", NULL, &plain, &s);
     cr_assert_geq(s.usage_records, 2, "after the first call and at exit");
     cr_assert_eq(s.usage_source, VSP_USAGE_DEVICE, "no NVML here: device-wide");
     cr_assert_eq(s.first_usage.reason, VSP_USAGE_FIRST);
@@ -293,13 +291,10 @@ Test(shim_runtime, coverage_samples_account_for_the_device_memory)
 
 Test(shim_runtime, memory_taken_behind_the_hooks_shows_as_untracked)
 {
-    char *dir = th_tmpdir();
-    const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    const char *env[] = {"VSP_FAKE_HIDDEN_MEM=256M", NULL};
-    struct run_result plain, shim;
-    th_run_pair(&plain, &shim, argv, dir, env);
+    struct run_result plain;
     struct trace_summary s;
-    th_one_trace(dir, &s, NULL, NULL);
+    const char *env[] = {"VSP_FAKE_HIDDEN_MEM=256M", NULL};
+    run_traced("basic", env, &plain, &s);
     cr_assert_eq(s.max_untracked, 256ull << 20, "the 256 MiB the fake took behind the hooks: %llu",
                  (unsigned long long)s.max_untracked);
 }
