@@ -92,7 +92,7 @@ Test(vramspy_run, mistyped_report_option_does_not_start_the_program)
     char *dir = th_tmpdir(), marker[4200], cmd[16384];
     snprintf(marker, sizeof marker, "%s/marker", dir);
     const char *bad[] = {"--fail-on leaks", "--format xml", "--min-leak 1XB", "--suppress %s/missing.json",
-                         "-o %s/no/such/dir/out.xml", "--fail-on leak,leaks", "--max-peak lots"};
+                         "-o %s/no/such/dir/out.xml", "--fail-on leak,leaks", "--max-peak lots", "--fial-on leak"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char opt[4400];
         snprintf(opt, sizeof opt, bad[i], dir);
@@ -101,7 +101,7 @@ Test(vramspy_run, mistyped_report_option_does_not_start_the_program)
         sh(&r, "%s", cmd);
         cr_assert_eq(r.code, 2, "%s: a usage error: %s", opt, r.err);
         cr_assert(!exists(marker), "%s: the program was not started", opt);
-        cr_assert_not_null(strstr(r.err, "was not started"), "%s: %s", opt, r.err);
+        cr_assert_not_null(strstr(r.err, "/bin/sh was not started"), "%s: names the program after --: %s", opt, r.err);
         cr_assert_not_null(strstr(r.err, "vramspy-report: "), "%s: the report says what is wrong: %s", opt, r.err);
     }
     /* the same command with good options starts it: the marker shows a started program */

@@ -168,10 +168,14 @@ static int run(int argc, char **argv)
     const char *format = "text";
     char **ropts = calloc((size_t)argc + 8, sizeof *ropts);
     int nr = 0, i;
+    const char *stray = NULL; /* a word before "--" that followed an unknown option: its value */
+    int after_unknown = 0;     /* the previous argument was an option the report does not know */
     if (!ropts)
         return 2;
     for (i = 0; i < argc; i++) {
         const char *a = argv[i];
+        int follows_unknown = after_unknown;
+        after_unknown = 0;
         if (!strcmp(a, "--")) {
             i++;
             break;
@@ -204,7 +208,14 @@ static int run(int argc, char **argv)
             continue;
         }
         if (a[0] != '-') {
-            break; /* the program, without a "--" */
+            int dashdash_later = 0;
+            for (int j = i + 1; follows_unknown && j < argc && !dashdash_later; j++)
+                dashdash_later = !strcmp(argv[j], "--");
+            if (!dashdash_later)
+                break; /* the program, without a "--" */
+            if (!stray)
+                stray = a; /* the program follows "--"; the check below names the unknown option */
+            continue;
         }
         if (!strcmp(a, "--no-job")) {
             no_job = 1;
@@ -224,6 +235,8 @@ static int run(int argc, char **argv)
         ropts[nr++] = argv[i];
         if (report_option_takes_value(a) && i + 1 < argc && strcmp(argv[i + 1], "--"))
             ropts[nr++] = argv[++i];
+        else
+            after_unknown = !strchr(a, '=') && strcmp(a, "--strict") && strcmp(a, "--job") && strcmp(a, "--version");
     }
     if (i >= argc) {
         fprintf(stderr, "vramspy run: no program given\n");
@@ -270,6 +283,11 @@ static int run(int argc, char **argv)
             fprintf(stderr, "vramspy run: bad report option (see above): %s was not started\n", prog[0]);
             return 2;
         }
+    }
+    if (stray) {
+        fprintf(stderr, "vramspy run: '%s' before '--' is neither an option nor an option's value: %s was not started\n",
+                stray, prog[0]);
+        return 2;
     }
     char dir[PATH_MAX];
     if (out) {
