@@ -394,6 +394,21 @@ static int open_trace(void)
                  strerror(-rc));
         return rc;
     }
+    /* A directory (one that exists, or a name ending in '/') gets the default name inside it:
+     * VRAMSPY_OUT=/srv/traces means "in /srv/traces", not a file beside it. */
+    size_t len = strlen(pattern_out);
+    struct stat dst;
+    if (len && (pattern_out[len - 1] == '/' || (stat(pattern_out, &dst) == 0 && S_ISDIR(dst.st_mode)))) {
+        char name[VSP_PATH_MAX];
+        rc = vsp_expand_pattern(VSP_DEFAULT_OUT, (long)getpid(), exe, name, sizeof name);
+        int n = rc < 0 ? -1
+                       : snprintf(pattern_out + len, sizeof pattern_out - len, "%s%s",
+                                  pattern_out[len - 1] == '/' ? "" : "/", name);
+        if (n < 0 || (size_t)n >= sizeof pattern_out - len) {
+            vsp_warn("VRAMSPY_OUT=%s: the directory's name is too long; this process is not traced", vsp_cfg.out_pattern);
+            return -ENAMETOOLONG;
+        }
+    }
     uint64_t ring_size = ring_size_within_limit();
     if (!ring_size) {
         vsp_warn("the file size limit (RLIMIT_FSIZE) is below the smallest trace; this process is not traced");

@@ -222,6 +222,32 @@ Test(shim_lifecycle, existing_file_and_symlink_are_never_written)
     cr_assert(s.ok, "the trace went to a new name: %s", s.error);
 }
 
+Test(shim_lifecycle, out_naming_a_directory_puts_the_default_name_inside_it)
+{
+    char *dir = th_tmpdir(), sub[4200], out[4300];
+    const char *forms[] = {"%s/in", "%s/in/"}; /* an existing directory, with and without the '/' */
+    snprintf(sub, sizeof sub, "%s/in", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        char given[4250];
+        snprintf(given, sizeof given, forms[i], dir);
+        snprintf(out, sizeof out, "VRAMSPY_OUT=%s", given);
+        const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
+        const char *env[] = {out, NULL};
+        struct run_result r;
+        cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+        cr_assert_eq(r.code, 0);
+        char path[4400];
+        snprintf(path, sizeof path, "%s/vramspy.prog_runtime.%d.trace", sub, (int)r.pid);
+        struct trace_summary s;
+        th_summarize(path, &s, NULL);
+        cr_assert(s.ok, "%s: the trace is %s: %s", given, path, s.error);
+        snprintf(path, sizeof path, "%s/in.1", dir);
+        struct stat sb;
+        cr_assert_neq(stat(path, &sb), 0, "%s: no file beside the directory", given);
+    }
+}
+
 Test(shim_lifecycle, quiet_silences_summary_and_stdout_is_never_touched)
 {
     char *dir = th_tmpdir(), out[4200];
