@@ -278,7 +278,9 @@ static int add_finding(struct ctx *c, int kind, const struct vsp_rec_event *e, u
 }
 
 /* Record the live bytes per kind at time t into the downsampled timeline. */
-static void sample(struct ctx *c, uint64_t t)
+/* A point of the timeline after kind `k`'s live bytes changed (every change of c->kind_live is
+ * followed by a call, so within a sample only that kind can have a new maximum). */
+static void sample(struct ctx *c, uint64_t t, unsigned k)
 {
     struct vsp_analysis *a = c->a;
     if (!a->samples)
@@ -289,9 +291,8 @@ static void sample(struct ctx *c, uint64_t t)
     struct vsp_sample *last = a->nsamples ? &a->samples[a->nsamples - 1] : NULL;
     if (last && (a->sample_span_ns == 0 ? last->t0 == t : t < last->t0 + a->sample_span_ns)) {
         last->t1 = t;
-        for (int k = 0; k < VSP_MEM_COUNT_; k++)
-            if (c->kind_live[k] > last->bytes[k])
-                last->bytes[k] = c->kind_live[k];
+        if (c->kind_live[k] > last->bytes[k])
+            last->bytes[k] = c->kind_live[k];
         return;
     }
     if (a->nsamples == VSP_TIMELINE_MAX) {
@@ -300,8 +301,8 @@ static void sample(struct ctx *c, uint64_t t)
             struct vsp_sample *x = &a->samples[2 * i], *y = &a->samples[2 * i + 1];
             struct vsp_sample m = *x;
             m.t1 = y->t1;
-            for (int k = 0; k < VSP_MEM_COUNT_; k++)
-                m.bytes[k] = x->bytes[k] > y->bytes[k] ? x->bytes[k] : y->bytes[k];
+            for (int j = 0; j < VSP_MEM_COUNT_; j++)
+                m.bytes[j] = x->bytes[j] > y->bytes[j] ? x->bytes[j] : y->bytes[j];
             a->samples[i] = m;
         }
         a->nsamples = VSP_TIMELINE_MAX / 2;
@@ -503,7 +504,7 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
             a->peak_stack = e->stack_id;
         }
     }
-    sample(c, e->time_ns);
+    sample(c, e->time_ns, km);
     return 0;
 }
 
@@ -519,8 +520,9 @@ static int drop_live(struct ctx *c, uint64_t key, uint64_t *slot, uint64_t time_
         c->device_live -= l->size;
         device_add(a, l->device, l->size, 0, c->event_index);
     }
-    c->kind_live[l->memory < VSP_MEM_COUNT_ ? l->memory : 0] -= l->size;
-    sample(c, time_ns);
+    unsigned km = l->memory < VSP_MEM_COUNT_ ? l->memory : 0;
+    c->kind_live[km] -= l->size;
+    sample(c, time_ns, km);
     GROW(c->freelist, c->nfree, c->capfree);
     c->freelist[c->nfree++] = *slot;
     size_t fi = mix(key) & (FREED_SLOTS - 1);

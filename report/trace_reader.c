@@ -6,6 +6,8 @@
  * that names its own position. */
 #include "trace_reader.h"
 
+#include "vramspy/event_codec.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -16,11 +18,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* An event waiting in the reorder window: its seq and where its record is (re-read on delivery). */
-struct held {
+/* A source of events waiting in the reorder window: a batch being decoded (its next event
+ * decoded, the rest still coded) or a single EVENT record. */
+struct cursor {
+    struct vsp_rec_event ev;     /* its next event */
+    struct vsp_codec codec;      /* the batch's coding state after ev */
+    const unsigned char *p, *end; /* the batch's bytes after ev (p == end: ev is the last) */
+    uint32_t tid;
+    uint64_t pos, file_offset;   /* of its record */
+};
+
+/* The window is a min-heap on the next seq of each cursor (cursors in a slab). */
+struct heap_ent {
     uint64_t seq;
-    uint64_t pos;
-    uint64_t file_offset;
+    uint32_t slot;
 };
 
 struct vsp_reader {
@@ -35,8 +46,15 @@ struct vsp_reader {
     struct vsp_reader_stats st;
     /* Version 2: events are delivered in seq order (see the reorder window below). */
     int reorder;
-    struct held *win;         /* [whead, wtail): held events sorted by seq */
-    size_t whead, wtail, wcap;
+    struct cursor *slab;      /* cursors; free ones listed in free_slots */
+    uint32_t *free_slots;
+    size_t nfree, slab_cap;
+    struct heap_ent *heap;    /* min-heap on each cursor's next seq */
+    size_t nheap, heap_cap;
+    uint64_t held;            /* events waiting (an upper bound: a batch's coded bytes / 7) */
+    uint64_t expect;          /* the next seq in order */
+    int advance;              /* the top cursor's event was handed out: move it on first */
+    struct vsp_rec_event cur; /* the event handed out last (its record's payload) */
     struct vsp_record barrier; /* an END record waiting for the window to drain */
     int have_barrier;
     int source_rc;            /* 1 while the file has more; then 0 (end) or -1 (corrupt) */
@@ -150,6 +168,7 @@ static int min_payload(uint16_t type)
     case VSP_REC_STACK: return (int)sizeof(struct vsp_rec_stack);
     case VSP_REC_EVENT: return (int)VSP_REC_EVENT_V1_SIZE; /* version 2 appends seq */
     case VSP_REC_END: return (int)sizeof(struct vsp_rec_end);
+    case VSP_REC_BATCH: return (int)sizeof(struct vsp_rec_batch);
     default: return 0;
     }
 }
@@ -229,12 +248,8 @@ static int next_from_log(struct vsp_reader *r, struct vsp_record *rec)
      * grow with the trace (they are file-backed: touching a record again just reads it back). */
     if (off >= r->release_at) {
         r->release_at = off + (64u << 20);
-        /* not the pages of events still waiting in the reorder window: they are read again */
-        uint64_t keep = off;
-        for (size_t i = r->whead; i < r->wtail; i++)
-            if (r->win[i].file_offset < keep)
-                keep = r->win[i].file_offset;
-        uint64_t upto = keep & ~(uint64_t)0xfffff;
+        /* (events waiting in the reorder window are copies: nothing behind the cursor is read again) */
+        uint64_t upto = off & ~(uint64_t)0xfffff;
         if (upto > r->released) {
             madvise((void *)(r->map + r->released), (size_t)(upto - r->released), MADV_DONTNEED);
             r->released = upto;
@@ -266,6 +281,10 @@ static int next_from_ring(struct vsp_reader *r, struct vsp_record *rec)
         }
         if (seq == (pos | VSP_SEQ_VALID | VSP_SEQ_COMMITTED) && bad == -2)
             return too_deep(r, r->hdr->ring_offset + off, (const struct vsp_rec_stack *)(h + 1));
+        if (seq == (pos | VSP_SEQ_VALID) && lenok && bad == 0 && h->type == VSP_REC_BATCH) {
+            r->pos = pos + h->len; /* a batch still open: its counted events are whole */
+            return emit(r, rec, pos, r->hdr->ring_offset + off, h);
+        }
         if (seq == (pos | VSP_SEQ_VALID) && lenok) {
             r->st.torn++; /* the call never returned */
             r->pos = pos + h->len;
@@ -301,75 +320,177 @@ static int next_raw(struct vsp_reader *r, struct vsp_record *rec)
     }
 }
 
-/* ---- the reorder window (version 2) ----
- * A free's record is written after its real call returned (nothing is held across a call that may
- * block), so it can reach the file after events that follow it in seq order — above all the
- * allocation that reuses its address, which can only happen after the real free returned, that
- * is a moment before the free's record is written. So every event waits until REORDER_WINDOW more
- * events have been read, and the held ones leave in seq order: a record that is late by fewer
- * than REORDER_WINDOW events (about a third of a second of a storm of allocations on every
- * thread) is put back in its place. Other records pass at once: each was written before the
- * events that name it, and events are only ever delayed. An END record waits until every held
- * event is out. Held events are kept as file offsets (16 MiB at most for the window) and read
- * again on delivery; the file stays mapped. */
+/* ---- the reorder window (versions 2 and 3) ----
+ * Events carry a dense sequence number (0, 1, 2, ... in a process) and are delivered in its order.
+ * File order differs from it in two ways: a free's record is written after its real call returned
+ * (nothing is held across a call that may block), so it can reach the file after events that
+ * follow it, above all the allocation that reuses its address; and (version 3) a thread's batch
+ * sits where it was opened, so its later events come before other threads' records written
+ * meanwhile. An event whose number is the next one is delivered at once; others wait in the
+ * window until the numbers before them have come. A number that never comes (an event dropped in
+ * drop mode, or one whose writer was killed) is given up once REORDER_WINDOW events wait: a
+ * record late by fewer than that many events is still put back in its place. Other records pass
+ * at once: each was written before the events that name it. An END record waits until every held
+ * event is out. Held events are decoded copies: memory is ~120 bytes per held event. */
 #define REORDER_WINDOW (1u << 20)
 
-static int window_insert(struct vsp_reader *r, uint64_t seq, const struct vsp_record *rec)
+/* The fewest bytes a coded event takes (two bytes and five one-byte varints). */
+#define MIN_CODED_EVENT 7u
+
+static uint64_t cursor_weight(const struct cursor *c)
 {
-    if (r->wtail == r->wcap) {
-        if (r->whead > 0) { /* slide down: amortised O(1), the buffer is twice the window */
-            memmove(r->win, r->win + r->whead, (r->wtail - r->whead) * sizeof *r->win);
-            r->wtail -= r->whead;
-            r->whead = 0;
-        }
-        if (r->wtail == r->wcap) {
-            size_t cap = r->wcap ? r->wcap * 2 : 4096;
-            struct held *w = realloc(r->win, cap * sizeof *w);
-            if (!w)
-                return -1;
-            r->win = w;
-            r->wcap = cap;
-        }
+    return 1 + (uint64_t)(c->end - c->p) / MIN_CODED_EVENT;
+}
+
+static void sift_down(struct vsp_reader *r, size_t i)
+{
+    struct heap_ent e = r->heap[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = l;
+        if (l >= r->nheap)
+            break;
+        if (l + 1 < r->nheap && r->heap[l + 1].seq < r->heap[l].seq)
+            m = l + 1;
+        if (r->heap[m].seq >= e.seq)
+            break;
+        r->heap[i] = r->heap[m];
+        i = m;
     }
-    /* Almost always in order: scan back a little, then bisect. */
-    size_t i = r->wtail;
-    for (int steps = 0; i > r->whead && r->win[i - 1].seq > seq && steps < 16; steps++)
-        i--;
-    if (i > r->whead && r->win[i - 1].seq > seq) {
-        size_t lo = r->whead, hi = i;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (r->win[mid].seq > seq)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        i = lo;
+    r->heap[i] = e;
+}
+
+/* A new cursor waiting in the window; -1 when out of memory. */
+static int cursor_add(struct vsp_reader *r, const struct cursor *c)
+{
+    if (!r->nfree) {
+        size_t cap = r->slab_cap ? r->slab_cap * 2 : 256;
+        if (cap > UINT32_MAX)
+            return -1;
+        struct cursor *ns = realloc(r->slab, cap * sizeof *ns);
+        if (!ns)
+            return -1;
+        r->slab = ns;
+        uint32_t *nf = realloc(r->free_slots, cap * sizeof *nf);
+        if (!nf)
+            return -1;
+        r->free_slots = nf;
+        for (size_t i = cap; i > r->slab_cap; i--)
+            r->free_slots[r->nfree++] = (uint32_t)(i - 1);
+        r->slab_cap = cap;
     }
-    memmove(r->win + i + 1, r->win + i, (r->wtail - i) * sizeof *r->win);
-    r->win[i] = (struct held){seq, rec->pos, rec->file_offset};
-    r->wtail++;
+    if (r->nheap == r->heap_cap) {
+        size_t cap = r->heap_cap ? r->heap_cap * 2 : 256;
+        struct heap_ent *nh = realloc(r->heap, cap * sizeof *nh);
+        if (!nh)
+            return -1;
+        r->heap = nh;
+        r->heap_cap = cap;
+    }
+    uint32_t slot = r->free_slots[--r->nfree];
+    r->slab[slot] = *c;
+    r->held += cursor_weight(c);
+    size_t i = r->nheap++;
+    struct heap_ent e = {c->ev.seq, slot};
+    while (i > 0 && r->heap[(i - 1) / 2].seq > e.seq) {
+        r->heap[i] = r->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    r->heap[i] = e;
     return 0;
 }
 
+static void deliver(struct vsp_reader *r, struct vsp_record *out, uint64_t pos, uint64_t off)
+{
+    if (r->cur.seq >= r->expect)
+        r->expect = r->cur.seq + 1;
+    out->pos = pos;
+    out->file_offset = off;
+    out->type = VSP_REC_EVENT;
+    out->payload_len = sizeof r->cur;
+    out->payload = &r->cur;
+}
+
+static void bad_batch(struct vsp_reader *r, uint64_t off, const char *what)
+{
+    r->source_rc = corrupt(r, off, what);
+}
+
+/* Moves the cursor whose event was handed out last (the heap's top) on to its next event. */
+static void advance_top(struct vsp_reader *r)
+{
+    r->advance = 0;
+    uint32_t slot = r->heap[0].slot;
+    struct cursor *c = &r->slab[slot];
+    r->held -= cursor_weight(c);
+    int n = c->p < c->end ? vsp_codec_decode(&c->codec, c->p, c->end, c->tid, &c->ev) : 0;
+    if (n > 0) {
+        c->p += n;
+        r->held += cursor_weight(c);
+        r->heap[0].seq = c->ev.seq;
+    } else {
+        if (n < 0)
+            bad_batch(r, (uint64_t)(c->p - r->map), "undecodable event in a batch");
+        r->free_slots[r->nfree++] = slot;
+        r->heap[0] = r->heap[--r->nheap];
+    }
+    if (r->nheap)
+        sift_down(r, 0);
+}
+
+/* Hands out the event of the cursor with the lowest seq, in place: the cursor moves on at the
+ * next call (the payload stays valid until then). */
 static void window_pop(struct vsp_reader *r, struct vsp_record *out)
 {
-    const struct held *h = &r->win[r->whead++];
-    const struct vsp_rec_hdr *rh = (const void *)(r->map + h->file_offset);
-    out->pos = h->pos;
-    out->file_offset = h->file_offset;
-    out->type = rh->type;
-    out->payload_len = rh->len - (uint32_t)sizeof *rh;
-    out->payload = rh + 1;
+    struct cursor *c = &r->slab[r->heap[0].slot];
+    if (c->ev.seq >= r->expect)
+        r->expect = c->ev.seq + 1;
+    out->pos = c->pos;
+    out->file_offset = c->file_offset;
+    out->type = VSP_REC_EVENT;
+    out->payload_len = sizeof c->ev;
+    out->payload = &c->ev;
+    r->advance = 1;
+}
+
+/* A batch record (version 3): its first event decoded, the batch into the window. */
+static void open_batch(struct vsp_reader *r, const struct vsp_record *rec)
+{
+    const struct vsp_rec_batch *b = rec->payload;
+    /* acquire: a batch of a process still running may be appended to while we read: the count
+     * is read once, and the bytes it covers were written before it (the shim's release). */
+    uint64_t used = __atomic_load_n(&b->state, __ATOMIC_ACQUIRE) & VSP_BATCH_USED_MASK;
+    if (used > rec->payload_len - sizeof *b) {
+        bad_batch(r, rec->file_offset, "batch longer than its record");
+        return;
+    }
+    struct cursor c;
+    c.p = (const unsigned char *)(b + 1);
+    c.end = c.p + used;
+    c.tid = b->tid;
+    c.pos = rec->pos;
+    c.file_offset = rec->file_offset;
+    if (c.p == c.end)
+        return; /* closed before its first event */
+    vsp_codec_reset(&c.codec, r->hdr->start_monotonic_ns);
+    int n = vsp_codec_decode(&c.codec, c.p, c.end, c.tid, &c.ev);
+    if (n < 0) {
+        bad_batch(r, (uint64_t)(c.p - r->map), "undecodable event in a batch");
+        return;
+    }
+    c.p += n;
+    if (cursor_add(r, &c) < 0)
+        bad_batch(r, rec->file_offset, "out of memory for the reorder window");
 }
 
 int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
 {
     if (!r->reorder)
         return next_raw(r, rec);
+    if (r->advance)
+        advance_top(r);
     for (;;) {
-        size_t held = r->wtail - r->whead;
-        if (held && (held > REORDER_WINDOW || r->source_rc <= 0 || r->have_barrier)) {
+        if (r->nheap && (r->heap[0].seq <= r->expect || r->held > REORDER_WINDOW || r->source_rc <= 0 ||
+                         r->have_barrier)) {
             window_pop(r, rec);
             return 1;
         }
@@ -385,12 +506,26 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
             r->source_rc = rc;
             continue; /* drain what is held first */
         }
-        if (rec->type == VSP_REC_EVENT && rec->payload_len >= sizeof(struct vsp_rec_event)) {
-            if (window_insert(r, ((const struct vsp_rec_event *)rec->payload)->seq, rec) < 0)
-                return 1; /* no memory for the window: deliver in file order */
+        if (rec->type == VSP_REC_BATCH) {
+            open_batch(r, rec);
             continue;
         }
-        if (rec->type == VSP_REC_END && held) {
+        if (rec->type == VSP_REC_EVENT && rec->payload_len >= sizeof(struct vsp_rec_event)) {
+            const struct vsp_rec_event *e = rec->payload;
+            if (e->seq <= r->expect && !r->nheap) {
+                r->cur = *e; /* in order: at once */
+                deliver(r, rec, rec->pos, rec->file_offset);
+                return 1;
+            }
+            struct cursor c = {.ev = *e, .pos = rec->pos, .file_offset = rec->file_offset};
+            if (cursor_add(r, &c) < 0) {
+                r->cur = *e; /* no memory for the window: file order */
+                deliver(r, rec, rec->pos, rec->file_offset);
+                return 1;
+            }
+            continue;
+        }
+        if (rec->type == VSP_REC_END && r->nheap) {
             r->barrier = *rec;
             r->have_barrier = 1;
             continue;
@@ -421,6 +556,8 @@ void vsp_reader_close(struct vsp_reader *r)
     if (!r)
         return;
     munmap((void *)r->map, r->map_len);
-    free(r->win);
+    free(r->slab);
+    free(r->free_slots);
+    free(r->heap);
     free(r);
 }

@@ -446,15 +446,12 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
     if (vsp_trace_ensure()) {
         stack_id = capture_stack_id(h->site);
         uint16_t label = call_label(stack_id);
-        struct vsp_resv res;
-        if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res) == 0) {
-            struct vsp_rec_event *e = res.payload;
-            /* the number is taken inside the reservation, so an allocation leaves no gap */
-            fill_event(e, c, stack_id, label, now_ns(), next_seq());
-            e->free_bytes = fb;
-            e->total_bytes = tb;
-            vsp_ring_commit(vsp_trace_ring(), &res);
-        }
+        struct vsp_rec_event e;
+        fill_event(&e, c, stack_id, label, now_ns(), 0);
+        e.free_bytes = fb;
+        e.total_bytes = tb;
+        /* the number is taken once the event has its place, so an allocation leaves no gap */
+        vsp_ring_append_event(vsp_trace_ring(), &vsp_tls.batch, &e, 1);
         if (c->result == 0 && c->cls && c->ptr)
             vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, stack_id, label);
     } else if (c->result == 0 && c->cls && c->ptr) {
@@ -519,13 +516,11 @@ void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result)
         uint16_t label = f->found ? f->entry.label : 0;
         if (label)
             vsp_labels_sync(label);
-        struct vsp_resv res;
-        if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res) == 0) {
-            struct vsp_call c = {.api = f->api, .op = VSP_OP_FREE, .ptr = f->ptr, .stream = f->stream,
-                                 .memory = f->memory, .size = f->found ? f->entry.size : 0, .result = result};
-            fill_event(res.payload, &c, f->stack_id, label, f->time_ns, f->seq);
-            vsp_ring_commit(vsp_trace_ring(), &res);
-        }
+        struct vsp_call c = {.api = f->api, .op = VSP_OP_FREE, .ptr = f->ptr, .stream = f->stream,
+                             .memory = f->memory, .size = f->found ? f->entry.size : 0, .result = result};
+        struct vsp_rec_event e;
+        fill_event(&e, &c, f->stack_id, label, f->time_ns, f->seq);
+        vsp_ring_append_event(vsp_trace_ring(), &vsp_tls.batch, &e, 0);
     }
     if (result == 0) {
         if (f->ptr)

@@ -31,6 +31,7 @@ struct vsp_tls {
     int in_init;   /* this thread runs vsp_init */
     int in_open;   /* this thread creates the trace file */
     uint32_t tid;  /* cached gettid(), 0 = not yet (reset in a forked child) */
+    struct vsp_batch batch; /* this thread's open batch of events in the ring (ring.h) */
 };
 extern __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
 

@@ -21,8 +21,14 @@ static inline uint64_t *seq_at(struct vsp_ring *r, uint64_t pos)
     return (uint64_t *)(r->base + (pos & r->mask));
 }
 
+static unsigned attach_gen;
+
 void vsp_ring_attach(struct vsp_ring *r, struct vsp_file_header *hdr, int fd, int on_full)
 {
+    /* relaxed: only distinctness matters (a batch kept by a thread from an earlier attachment,
+     * a forked child's new trace, is dropped without being touched). */
+    r->gen = vsp_fetch_add_relaxed(&attach_gen, 1) + 1;
+    r->meta_pos = 0;
     r->hdr = hdr;
     r->base = (unsigned char *)hdr + hdr->ring_offset;
     r->size = hdr->ring_size;
@@ -52,6 +58,38 @@ static int pwrite_all(int fd, const unsigned char *buf, size_t len, uint64_t off
     return 0;
 }
 
+/* A batch's final act: committed with the length it was reserved with (readers take the count of
+ * coded bytes from its state word). */
+static void commit_record(struct vsp_ring *r, struct vsp_rec_hdr *h, uint64_t pos)
+{
+    (void)r;
+    /* release: the batch's final state word and every event byte are visible before the record
+     * reads as committed (pairs with the acquire in committed_end and in readers). */
+    vsp_store_release(&h->seq, pos | VSP_SEQ_VALID | VSP_SEQ_COMMITTED);
+}
+
+/* The drainer met a reserved record at pos: if it is an open batch, close it. Returns 1 when the
+ * record is now committed (the drainer may copy it), 0 when it has to wait (a record still being
+ * written, or a batch whose owner is appending: the owner commits it when it sees the close). */
+static int close_batch(struct vsp_ring *r, uint64_t pos)
+{
+    struct vsp_rec_hdr *h = (struct vsp_rec_hdr *)seq_at(r, pos);
+    if (h->type != VSP_REC_BATCH || h->len != VSP_BATCH_RECORD_BYTES)
+        return 0;
+    struct vsp_rec_batch *b = (struct vsp_rec_batch *)(h + 1);
+    uint64_t s = vsp_load_relaxed(&b->state);
+    do {
+        if ((s & VSP_BATCH_CLOSED) || (s & VSP_BATCH_TAG_MASK) != VSP_BATCH_TAG(pos))
+            return 0; /* its owner is committing it right now */
+        /* acq_rel: acquire pairs with the owner's release when it counted its last event, so
+         * the bytes we copy are whole; release orders nothing of ours but is harmless. */
+    } while (!vsp_cas_acq_rel(&b->state, &s, s | VSP_BATCH_CLOSED));
+    if (s & VSP_BATCH_WRITING)
+        return 0; /* the owner is mid-append: it commits the batch when it counts its event */
+    commit_record(r, h, pos);
+    return 1;
+}
+
 /* Walk committed records from `from`; return the end of the contiguous committed run. */
 static uint64_t committed_end(struct vsp_ring *r, uint64_t from, uint64_t head)
 {
@@ -68,6 +106,8 @@ static uint64_t committed_end(struct vsp_ring *r, uint64_t from, uint64_t head)
             if (len < sizeof *h || (len & (REC_ALIGN - 1)) || len > r->size)
                 break; /* cannot happen for our own writer; stop rather than run off */
             pos += len;
+        } else if (seq == (pos | VSP_SEQ_VALID) && close_batch(r, pos)) {
+            pos += ((const struct vsp_rec_hdr *)seq_at(r, pos))->len; /* closed and committed */
         } else {
             break; /* reserved, not committed yet */
         }
@@ -124,7 +164,7 @@ long vsp_ring_flush(struct vsp_ring *r, int all)
     return total;
 }
 
-int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, struct vsp_resv *out)
+static int reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, struct vsp_resv *out, uint32_t tid)
 {
     uint64_t len = (sizeof(struct vsp_rec_hdr) + payload_len + REC_ALIGN - 1) & ~(uint64_t)(REC_ALIGN - 1);
     if (len > r->size / 4)
@@ -170,6 +210,14 @@ int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, st
     h->len = (uint32_t)len;
     h->type = type;
     h->rflags = 0;
+    if (type == VSP_REC_BATCH) {
+        /* before the "reserved" mark: a drainer that finds the batch reads a valid state word,
+         * never bytes of an earlier lap */
+        struct vsp_rec_batch *b = (struct vsp_rec_batch *)(h + 1);
+        b->state = VSP_BATCH_TAG(pos);
+        b->tid = tid;
+        b->reserved = 0;
+    }
     /* release: len and type become visible no later than the "reserved" mark, so a reader of a
      * process killed mid-record can skip the torn record by its length. */
     vsp_store_release(&h->seq, pos | VSP_SEQ_VALID);
@@ -180,14 +228,134 @@ int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, st
     return 0;
 }
 
+int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, struct vsp_resv *out)
+{
+    return reserve(r, type, payload_len, out, 0);
+}
+
+static void maybe_drain(struct vsp_ring *r)
+{
+    uint64_t head = vsp_load_relaxed(&r->hdr->head);
+    uint64_t tail = vsp_load_relaxed(&r->hdr->tail);
+    if (head - tail > r->size / 2 && !vsp_load_relaxed(&r->flushing))
+        vsp_ring_flush(r, 0);
+}
+
 void vsp_ring_commit(struct vsp_ring *r, struct vsp_resv *res)
 {
     uint64_t pos = res->rec->seq & VSP_SEQ_POS_MASK;
     /* release: every payload byte written by this thread is visible before the record reads as
      * committed (pairs with the acquire in committed_end and in the offline reader). */
     vsp_store_release(&res->rec->seq, pos | VSP_SEQ_VALID | VSP_SEQ_COMMITTED);
-    uint64_t head = vsp_load_relaxed(&r->hdr->head);
-    uint64_t tail = vsp_load_relaxed(&r->hdr->tail);
-    if (head - tail > r->size / 2 && !vsp_load_relaxed(&r->flushing))
-        vsp_ring_flush(r, 0);
+    /* Events may name this record (a stack, a label): batches opened before it close before
+     * their next event, so every record an event names precedes it in the stream. relaxed: the
+     * record's id reaches other threads through a release (the stack table's publish) that is
+     * sequenced after this, and their acquire makes this value visible with it. */
+    uint64_t m = vsp_load_relaxed(&r->meta_pos);
+    while (m < pos && !vsp_cas_weak_relaxed(&r->meta_pos, &m, pos)) {
+    }
+    maybe_drain(r);
+}
+
+/* ---- batches (format 3) ---- */
+
+/* The owner ends its batch with `used` bytes of events: final count, closed, committed. */
+static void batch_finish(struct vsp_ring *r, struct vsp_batch *tb, uint64_t used)
+{
+    /* release: the event bytes before the count (readers of a batch acquire the state word). */
+    vsp_store_release(&tb->b->state, VSP_BATCH_TAG(tb->pos) | used | VSP_BATCH_CLOSED);
+    commit_record(r, tb->rec, tb->pos);
+    tb->rec = NULL;
+    maybe_drain(r);
+}
+
+void vsp_ring_batch_close(struct vsp_ring *r, struct vsp_batch *tb)
+{
+    if (!tb->rec)
+        return;
+    if (tb->gen == r->gen && vsp_load_relaxed(&tb->rec->seq) == (tb->pos | VSP_SEQ_VALID)) {
+        uint64_t s = vsp_load_relaxed(&tb->b->state);
+        /* acq_rel: as for the drainer's close (close_batch); exactly one side sees the open
+         * state and so exactly one commits. */
+        if ((s & VSP_BATCH_TAG_MASK) == VSP_BATCH_TAG(tb->pos) && !(s & VSP_BATCH_CLOSED) &&
+            vsp_cas_acq_rel(&tb->b->state, &s, s | VSP_BATCH_CLOSED)) {
+            commit_record(r, tb->rec, tb->pos);
+            tb->rec = NULL;
+            maybe_drain(r);
+            return;
+        }
+    }
+    tb->rec = NULL; /* the drainer closed and committed it (or it belongs to an earlier trace) */
+}
+
+static int batch_open(struct vsp_ring *r, struct vsp_batch *tb, uint32_t tid)
+{
+    struct vsp_resv res;
+    int rc = reserve(r, VSP_REC_BATCH, VSP_BATCH_RECORD_BYTES - sizeof(struct vsp_rec_hdr), &res, tid);
+    if (rc < 0)
+        return rc;
+    tb->rec = res.rec;
+    tb->b = res.payload;
+    tb->pos = res.rec->seq & VSP_SEQ_POS_MASK;
+    tb->cap = VSP_BATCH_RECORD_BYTES - sizeof(struct vsp_rec_hdr) - sizeof(struct vsp_rec_batch);
+    tb->gen = r->gen;
+    vsp_codec_reset(&tb->codec, r->hdr->start_monotonic_ns);
+    return 0;
+}
+
+int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec_event *e, int take_seq)
+{
+    unsigned char buf[VSP_CODEC_MAX];
+    for (int tries = 0; tries < 8; tries++) {
+        /* A batch of an earlier trace is left alone; one opened before a record this event may
+         * name (meta_pos) is closed, so the event lands after that record. relaxed: see
+         * vsp_ring_commit. */
+        if (tb->rec && (tb->gen != r->gen || vsp_load_relaxed(&r->meta_pos) > tb->pos))
+            vsp_ring_batch_close(r, tb);
+        if (!tb->rec && batch_open(r, tb, e->tid) < 0)
+            return -ENOSPC;
+        /* Still ours? Once the drainer has closed and committed it, the bytes may be copied out
+         * and reused by another record: the tag in the state word (and the CAS on it) tells. */
+        uint64_t s = vsp_load_relaxed(&tb->b->state);
+        if ((s & (VSP_BATCH_CLOSED | VSP_BATCH_TAG_MASK)) != VSP_BATCH_TAG(tb->pos) ||
+            vsp_load_relaxed(&tb->rec->seq) != (tb->pos | VSP_SEQ_VALID)) {
+            tb->rec = NULL;
+            continue;
+        }
+        /* acquire: our writes of the event below stay after the claim; a drainer that closes
+         * the batch from now on sees WRITING and leaves the commit to us. */
+        if (!__atomic_compare_exchange_n(&tb->b->state, &s, s | VSP_BATCH_WRITING, 0, __ATOMIC_ACQUIRE,
+                                         __ATOMIC_RELAXED)) {
+            tb->rec = NULL; /* closed by the drainer between the two loads */
+            continue;
+        }
+        if (take_seq) {
+            /* relaxed: distinct increasing numbers; where it is taken gives it its meaning */
+            e->seq = vsp_fetch_add_relaxed(&r->hdr->next_seq, 1);
+            take_seq = 0;
+        }
+        e->tid = tb->b->tid;
+        uint64_t used = s & VSP_BATCH_USED_MASK;
+        unsigned char *at = (unsigned char *)(tb->b + 1) + used;
+        struct vsp_codec c = tb->codec;
+        unsigned n;
+        if (tb->cap - used >= VSP_CODEC_MAX) {
+            n = vsp_codec_encode(&c, e, at);
+        } else {
+            n = vsp_codec_encode(&c, e, buf);
+            if (used + n > tb->cap) {
+                batch_finish(r, tb, used); /* full: the event goes first into a new batch */
+                continue;
+            }
+            memcpy(at, buf, n);
+        }
+        uint64_t want = s | VSP_BATCH_WRITING;
+        /* release: the event's bytes are visible before the count that includes them. */
+        if (!__atomic_compare_exchange_n(&tb->b->state, &want, s + n, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+            batch_finish(r, tb, used + n); /* the drainer closed it meanwhile: we commit */
+        tb->codec = c;
+        return 0;
+    }
+    vsp_fetch_add_relaxed(&r->hdr->dropped, 1);
+    return -ENOSPC;
 }

@@ -6,6 +6,7 @@
 #define VSP_RING_H
 
 #include <stdint.h>
+#include "vramspy/event_codec.h"
 #include "vramspy/trace_format.h"
 
 enum vsp_on_full { VSP_ON_FULL_WAIT = 0, VSP_ON_FULL_DROP = 1 };
@@ -23,7 +24,25 @@ struct vsp_ring {
      * fd (the program closed or reused it) or refuse with -errno (then the log fails as on a
      * write error). NULL: no check. Runs under the drainer's flag, one thread at a time. */
     int (*prepare_write)(struct vsp_ring *r, uint64_t off, uint64_t len);
+    unsigned gen;                /* private: tells this attachment from earlier ones (batches) */
+    uint64_t meta_pos;           /* private, atomic: the highest position of a committed record
+                                    other than a batch (what events may name: stacks, labels) */
 };
+
+/* A thread's open batch (format 3, VSP_REC_BATCH): kept by the caller, thread-local in the shim;
+ * all zero means none. Only its owner appends; a drainer may close it at any time. */
+struct vsp_batch {
+    struct vsp_rec_hdr *rec;
+    struct vsp_rec_batch *b;
+    uint64_t pos;          /* the record's stream position */
+    uint32_t cap;          /* bytes for coded events */
+    unsigned gen;          /* vsp_ring.gen of the ring it is in */
+    struct vsp_codec codec; /* the last event appended */
+};
+
+/* Bytes of a batch record (header included): large enough to spread the two headers over some
+ * thirty events, small enough that closing one early (a drain, a new stack) wastes little. */
+#define VSP_BATCH_RECORD_BYTES 512u
 
 /* A reservation: payload points just past the record header. */
 struct vsp_resv {
@@ -42,8 +61,18 @@ int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, st
 /* Publish a reserved record. AS-safe. */
 void vsp_ring_commit(struct vsp_ring *r, struct vsp_resv *res);
 
-/* Copy committed records from the ring into the log. `all`: keep going until everything reserved
- * so far is committed and copied (finalisation); otherwise copy what is contiguous and return.
+/* Append event `e` to the thread's batch `tb` (opening one when it has none, or none with room),
+ * coded compactly. take_seq: e->seq is taken here from header.next_seq, once the event has a place
+ * (an allocation: a dropped one leaves no gap). e->tid is the batch's. Returns 0, or -ENOSPC when
+ * the event was dropped. AS-safe; no lock, one CAS on the batch word before and after. */
+int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec_event *e, int take_seq);
+
+/* Close the thread's batch (it stays in the ring; the drainer copies it out). */
+void vsp_ring_batch_close(struct vsp_ring *r, struct vsp_batch *tb);
+
+/* Copy committed records from the ring into the log, closing the open batches it meets (their
+ * owners open new ones). `all`: keep going until everything reserved so far is committed and
+ * copied (finalisation); otherwise copy what is contiguous and return.
  * Returns bytes copied, or -errno. */
 long vsp_ring_flush(struct vsp_ring *r, int all);
 

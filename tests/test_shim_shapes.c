@@ -552,12 +552,12 @@ Test(shim_shapes, fsize_limit_below_trace_size_never_raises_sigxfsz, .timeout = 
     TH_SKIP_UNDER("tsan", "the shell cannot start with the ThreadSanitizer runtime preloaded");
     char *dir = th_tmpdir(), cmd[4400];
     /* bash's unit for ulimit -f is 1024 bytes: 1 MiB */
-    snprintf(cmd, sizeof cmd, "ulimit -f 1024 && exec '%s/prog_shapes' many 20000", VSP_PROGS);
+    snprintf(cmd, sizeof cmd, "ulimit -f 1024 && exec '%s/prog_shapes' many 100000", VSP_PROGS);
     const char *argv[] = {"/bin/bash", "-c", cmd, NULL};
     struct run_result plain, shim;
     cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
     cr_assert_eq(plain.code, 0, "%s", plain.err);
-    cr_assert_str_eq(plain.out, "done 20000 bad 0\n");
+    cr_assert_str_eq(plain.out, "done 100000 bad 0\n");
     static const char *const rings[] = {NULL, "VRAMSPY_RING_SIZE=64K"}; /* 4 MiB default, above the limit */
     for (int k = 0; k < 2; k++) {
         char sub[4200], out[4300];

@@ -1,6 +1,7 @@
 /* Benchmark input for the analyzer: writes a trace of N events (argv[2]) to argv[1] with the
  * shim's own ring writer — alloc/free pairs over a rolling window of 1,000 live allocations, 256
- * distinct stacks of 32 frames, 1 in 1,000 allocations leaked, 1 in 10,000 failing with OOM. */
+ * distinct stacks of 32 frames, 1 in 1,000 allocations leaked, 1 in 10,000 failing with OOM; the
+ * events of eight simulated threads in batches, as the shim writes them (trace format 3). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -8,26 +9,25 @@
 
 static struct ring_fixture f;
 
+/* Eight simulated threads, each with its batch, as the shim writes events (format 3). */
+static struct vsp_batch batches[8];
+
 static void put_event(uint64_t t, uint64_t ptr, uint64_t size, int op, int result, uint32_t stack, uint16_t api)
 {
-    struct vsp_resv res;
-    if (vsp_ring_reserve(&f.ring, VSP_REC_EVENT, sizeof(struct vsp_rec_event), &res) < 0)
+    struct vsp_rec_event e = {0};
+    e.time_ns = t;
+    e.ptr = ptr;
+    e.size = size;
+    e.free_bytes = result ? 1 << 20 : UINT64_MAX;
+    e.total_bytes = result ? 1ull << 34 : UINT64_MAX;
+    e.stack_id = stack;
+    e.tid = 1 + (uint32_t)(t % 8);
+    e.result = result;
+    e.api = api;
+    e.op = (uint8_t)op;
+    e.memory = VSP_MEM_DEVICE;
+    if (vsp_ring_append_event(&f.ring, &batches[e.tid - 1], &e, 1) < 0)
         exit(1);
-    struct vsp_rec_event *e = res.payload;
-    memset(e, 0, sizeof *e);
-    e->time_ns = t;
-    e->ptr = ptr;
-    e->size = size;
-    e->free_bytes = result ? 1 << 20 : UINT64_MAX;
-    e->total_bytes = result ? 1ull << 34 : UINT64_MAX;
-    e->stack_id = stack;
-    e->tid = 1 + (uint32_t)(t % 8);
-    e->result = result;
-    e->api = api;
-    e->op = (uint8_t)op;
-    e->memory = VSP_MEM_DEVICE;
-    e->seq = f.ring.hdr->next_seq++; /* one writer: in order, as the shim writes allocations */
-    vsp_ring_commit(&f.ring, &res);
 }
 
 int main(int argc, char **argv)
@@ -74,9 +74,7 @@ int main(int argc, char **argv)
     }
     vsp_ring_flush(&f.ring, 1);
     f.ring.hdr->flags |= VSP_FLAG_COMPLETE;
-    char cmd[8192];
     if (rename(f.path, argv[1]) < 0)
         return 1;
-    (void)cmd;
     return 0;
 }

@@ -31,9 +31,11 @@
 
 #define VSP_TRACE_MAGIC "VRAMSPY\x01"
 #define VSP_TRACE_MAGIC_LEN 8
-/* 2: events carry a sequence number (vsp_rec_event.seq) and readers deliver them in its order;
- * a free's record is written after the real free returns. 1: file order was event order. */
-#define VSP_TRACE_VERSION 2u
+/* 3: the shim writes events compactly, many to a record (VSP_REC_BATCH, one thread's events,
+ * coded as in vramspy/event_codec.h); EVENT records stay readable. 2: events carry a sequence
+ * number (vsp_rec_event.seq) and readers deliver them in its order; a free's record is written
+ * after the real free returns. 1: file order was event order. */
+#define VSP_TRACE_VERSION 3u
 #define VSP_HEADER_SIZE 4096u
 
 /* seq word state bits (positions are multiples of 8, so the low 3 bits are free). */
@@ -89,6 +91,7 @@ enum vsp_rec_type {
     VSP_REC_USAGE = 8,   /* vsp_rec_usage: the process's device memory as seen from outside the hooks */
     VSP_REC_POOL = 9,    /* vsp_rec_pool: a stream-ordered memory pool's reserved and used bytes */
     VSP_REC_HOST = 10,   /* vsp_rec_host + host name + NUL: where the process ran, its rank in a job */
+    VSP_REC_BATCH = 11,  /* version 3: vsp_rec_batch + coded events of one thread (event_codec.h) */
 };
 
 struct vsp_rec_process {
@@ -252,6 +255,26 @@ struct vsp_rec_event {
                                  taken when the graph runs, and a free node gives it back */
 #define VSP_EVENT_LABEL_SHIFT 16 /* bits 16..31: purpose label id (VSP_REC_LABEL), 0 = none */
 
+/* Version 3: one thread's events, coded compactly (vramspy/event_codec.h), each delta-coded
+ * against the one before it in the same batch (the first against zero values and the header's
+ * start_monotonic_ns). The shim reserves a batch record of fixed length and appends events to it
+ * while it is open: `state` counts the bytes of whole events written so far, so a reader of a
+ * process that died with the batch open (the record reserved, not committed) still reads every
+ * event in it. A committed batch is final; bytes past `used` are padding. */
+struct vsp_rec_batch {
+    uint64_t state;   /* bits 0-31: bytes of coded events after this struct; bits 32-61: the
+                         record's stream position >> 16 (mod 2^30), so that the owner never takes
+                         a later record at the same place in the ring for its batch;
+                         VSP_BATCH_* bits */
+    uint32_t tid;     /* kernel thread id of every event in it */
+    uint32_t reserved;
+};
+#define VSP_BATCH_USED_MASK 0xffffffffull
+#define VSP_BATCH_TAG(pos) ((((pos) >> 16) & 0x3fffffffull) << 32)
+#define VSP_BATCH_TAG_MASK (0x3fffffffull << 32)
+#define VSP_BATCH_WRITING (1ull << 62) /* the owner is appending an event (not yet counted) */
+#define VSP_BATCH_CLOSED (1ull << 63)  /* no more events: the owner or the drainer closed it */
+
 struct vsp_rec_label {
     uint32_t id;       /* 1..65535 */
     uint32_t name_len; /* NUL included */
@@ -342,6 +365,7 @@ _Static_assert(sizeof(struct vsp_rec_label) == 8, "label record size");
 _Static_assert(sizeof(struct vsp_rec_usage) == 40, "usage record size");
 _Static_assert(sizeof(struct vsp_rec_pool) == 56, "pool record size");
 _Static_assert(sizeof(struct vsp_rec_host) == 16, "host record size");
+_Static_assert(sizeof(struct vsp_rec_batch) == 16, "batch record size");
 
 static inline const char *vsp_api_name(unsigned api)
 {
