@@ -24,8 +24,11 @@ struct cursor {
     struct vsp_rec_event ev;     /* its next event */
     struct vsp_codec codec;      /* the batch's coding state after ev */
     const unsigned char *p, *end; /* the batch's bytes after ev (p == end: ev is the last) */
+    const unsigned char *data;   /* where the batch's coded bytes start (p's base) */
+    unsigned char *copy;         /* a batch read from the ring: our copy of its bytes (else NULL) */
     uint32_t tid;
     uint64_t pos, file_offset;   /* of its record */
+    uint64_t data_offset;        /* the file offset of data[0] (for errors) */
 };
 
 /* The window is a min-heap on the next seq of each cursor (cursors in a slab). */
@@ -429,7 +432,8 @@ static void advance_top(struct vsp_reader *r)
         r->heap[0].seq = c->ev.seq;
     } else {
         if (n < 0)
-            bad_batch(r, (uint64_t)(c->p - r->map), "undecodable event in a batch");
+            bad_batch(r, c->data_offset + (uint64_t)(c->p - c->data), "undecodable event in a batch");
+        free(c->copy);
         r->free_slots[r->nfree++] = slot;
         r->heap[0] = r->heap[--r->nheap];
     }
@@ -464,22 +468,38 @@ static void open_batch(struct vsp_reader *r, const struct vsp_record *rec)
         return;
     }
     struct cursor c;
-    c.p = (const unsigned char *)(b + 1);
-    c.end = c.p + used;
+    c.data = (const unsigned char *)(b + 1);
+    c.data_offset = rec->file_offset + sizeof(struct vsp_rec_hdr) + sizeof *b;
+    c.copy = NULL;
     c.tid = b->tid;
     c.pos = rec->pos;
     c.file_offset = rec->file_offset;
-    if (c.p == c.end)
+    if (used == 0)
         return; /* closed before its first event */
+    if (rec->file_offset < r->hdr->log_offset) {
+        /* In the ring, the bytes of a process still running are reused once the batch is
+         * drained: decode a copy taken now (the window may hold the batch a while). */
+        if (!(c.copy = malloc(used))) {
+            bad_batch(r, rec->file_offset, "out of memory for the reorder window");
+            return;
+        }
+        memcpy(c.copy, c.data, used);
+        c.data = c.copy;
+    }
+    c.p = c.data;
+    c.end = c.p + used;
     vsp_codec_reset(&c.codec, r->hdr->start_monotonic_ns);
     int n = vsp_codec_decode(&c.codec, c.p, c.end, c.tid, &c.ev);
     if (n < 0) {
-        bad_batch(r, (uint64_t)(c.p - r->map), "undecodable event in a batch");
+        bad_batch(r, c.data_offset, "undecodable event in a batch");
+        free(c.copy);
         return;
     }
     c.p += n;
-    if (cursor_add(r, &c) < 0)
+    if (cursor_add(r, &c) < 0) {
         bad_batch(r, rec->file_offset, "out of memory for the reorder window");
+        free(c.copy);
+    }
 }
 
 int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
@@ -517,7 +537,7 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
                 deliver(r, rec, rec->pos, rec->file_offset);
                 return 1;
             }
-            struct cursor c = {.ev = *e, .pos = rec->pos, .file_offset = rec->file_offset};
+            struct cursor c = {.ev = *e, .pos = rec->pos, .file_offset = rec->file_offset, .data_offset = rec->file_offset};
             if (cursor_add(r, &c) < 0) {
                 r->cur = *e; /* no memory for the window: file order */
                 deliver(r, rec, rec->pos, rec->file_offset);
@@ -556,6 +576,8 @@ void vsp_reader_close(struct vsp_reader *r)
     if (!r)
         return;
     munmap((void *)r->map, r->map_len);
+    for (size_t i = 0; i < r->nheap; i++)
+        free(r->slab[r->heap[i].slot].copy);
     free(r->slab);
     free(r->free_slots);
     free(r->heap);

@@ -28,8 +28,8 @@ __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
 struct vsp_config vsp_cfg;
 
 enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
-static int init_state;
-static uintptr_t shim_lo, shim_hi;
+static int init_state VSP_STARTUP_DATA;
+static uintptr_t shim_lo VSP_STARTUP_DATA, shim_hi VSP_STARTUP_DATA;
 
 /* Write to stderr without letting a closed pipe kill the program: SIGPIPE is blocked on this
  * thread for the write, and one that the write raised (and that was not pending before) is
@@ -142,27 +142,10 @@ int vsp_in_shim(const void *p)
     return a >= shim_lo && a < shim_hi;
 }
 
-static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
-        if (s < lo)
-            lo = s;
-        if (e > hi)
-            hi = e;
-    }
-    if (me >= lo && me < hi) {
-        shim_lo = lo;
-        shim_hi = hi;
-        return 1;
-    }
-    return 0;
-}
+/* The shim's own extent, from the linker: its ELF header starts its first loaded segment and
+ * _end ends its bss (no dl_iterate_phdr at start-up: no loader lock, no page of other objects). */
+extern const char __ehdr_start[] __attribute__((visibility("hidden")));
+extern char _end[] __attribute__((visibility("hidden")));
 
 /* Fork safety of the stack walk. The walker's module-table refresh and the module map call
  * dl_iterate_phdr (the loader's lock), the in-process symboliser takes libdw's; a fork while
@@ -174,7 +157,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 /* The in-process symboliser (libdw: locks, malloc) runs inside the same bracket. */
 static unsigned long unwinders;
 static int forking;
-static volatile int *fork_canary; /* see do_init */
+static volatile int *fork_canary VSP_STARTUP_DATA; /* see fork_setup */
 
 static void atfork_prepare(void)
 {
@@ -214,16 +197,25 @@ static char pending_warn[2048];
  * by a raw system call runs none of our atfork handlers, and this is how it notices that it is
  * not the process that opened the trace. NULL when the kernel lacks the advice (before 4.14);
  * then getpid() is compared instead, on the hook path only when a trace is open. */
+/* Start-up (the constructor, or the first hook that runs before it): only the configuration.
+ * A process that never calls CUDA pays for nothing else; the real dlsym is looked up at its
+ * first use (vsp_resolve_dlsym), the fork handlers at the first CUDA call. */
 static void do_init(void)
 {
-    vsp_resolve_dlsym();
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)&do_init);
+    shim_lo = (uintptr_t)__ehdr_start;
+    shim_hi = (uintptr_t)_end;
     vsp_config_load(&vsp_cfg, getenv, getauxval(AT_SECURE) != 0, pending_warn, sizeof pending_warn);
-    if (vsp_cfg.secure)
+}
+
+/* Fork handling, set up by the first CUDA call: before it there is no trace, no walker and no
+ * recorded state a child could inherit. */
+static void fork_setup(void)
+{
+    if (vsp_cfg.secure || vsp_cfg.disabled)
         return; /* pass-through: no fork handlers, no files, nothing loaded */
     void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page != MAP_FAILED && madvise(page, 4096, MADV_WIPEONFORK) == 0) {
-        fork_canary = page;
+        fork_canary = page; /* published to other threads by first_state's release */
         *fork_canary = 1;
     } else if (page != MAP_FAILED) {
         munmap(page, 4096);
@@ -236,7 +228,7 @@ static void do_init(void)
  * it, so no stack is interned before the rules exist; a CUDA call made from inside it (a
  * constructor of a library it loads) passes through. */
 enum { FIRST_NONE = 0, FIRST_RUNNING = 1, FIRST_DONE = 2 };
-static int first_state;
+static int first_state VSP_STARTUP_DATA;
 static __thread int in_first_call;
 
 static void first_cuda_call(void)
@@ -244,6 +236,7 @@ static void first_cuda_call(void)
     int expected = FIRST_NONE;
     if (vsp_cas_acq_rel(&first_state, &expected, FIRST_RUNNING)) {
         in_first_call = 1;
+        fork_setup();
         note_stderr();
         for (char *line = pending_warn, *nl; *line; line = nl + 1) {
             nl = strchr(line, '\n');

@@ -16,6 +16,10 @@
 
 #define VSP_EXPORT __attribute__((visibility("default")))
 #define VSP_HIDDEN __attribute__((visibility("hidden")))
+/* Variables read or written at start-up and at exit by every process, CUDA or not: kept in .data,
+ * on the page the loader's relocations dirty anyway, instead of scattered over the bss, where
+ * each first touch of a page is one more page fault in every process (docs/PERFORMANCE.md). */
+#define VSP_STARTUP_DATA __attribute__((section(".data.vsp_startup")))
 #define VSP_LIKELY(x) __builtin_expect(!!(x), 1)
 #define VSP_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

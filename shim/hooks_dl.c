@@ -32,8 +32,8 @@
 #include "hooks.h"
 #include "walker.h"
 
-VSP_HIDDEN vsp_dlsym_fn vsp_real_dlsym;
-static int (*real_dlclose)(void *);
+VSP_HIDDEN vsp_dlsym_fn vsp_real_dlsym VSP_STARTUP_DATA;
+static int (*real_dlclose)(void *) VSP_STARTUP_DATA;
 /* Bumped after every dlclose: cached bindings of an older generation are not used. Starts at 1
  * so that a zeroed slot never matches. */
 static unsigned long dl_gen = 1;
@@ -101,6 +101,7 @@ static int offer_real(int id, void *p)
  * the shim's own (a global-scope object). */
 static void *library_symbol(const char *name, const char *sym, const char *version)
 {
+    vsp_resolve_dlsym();
     if (!name || !*name || !vsp_real_dlsym)
         return NULL;
     void *h = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
@@ -466,6 +467,8 @@ static void *helper_fn(struct helper *h, const char *base, int version, const ch
     vsp_store_relaxed(&h->tried_gpa, gpa);
     if (gpa && ((gpa_v2_fn)gpa)(base, &p, version, 0, NULL) != CUDA_SUCCESS)
         p = NULL;
+    if (!p && !vsp_load_relaxed(&h->tried))
+        vsp_resolve_dlsym();
     if (!p && !vsp_load_relaxed(&h->tried) && vsp_real_dlsym) {
         p = vsp_real_dlsym(RTLD_NEXT, sym); /* a program linked with -lcuda */
         if (!p)

@@ -46,7 +46,8 @@ static void sym_load(void)
     }
     if (!h)
         h = dlopen("libvramspy-sym.so", RTLD_NOW | RTLD_LOCAL);
-    if (h)
+    vsp_resolve_dlsym();
+    if (h && vsp_real_dlsym)
         symhelper = (vsp_symhelper_fn)vsp_real_dlsym(h, VSP_SYMHELPER_ENTRY);
     if (!symhelper)
         vsp_warn("libvramspy-sym.so (the in-process symboliser) not found beside the shim: "

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,10 +41,20 @@ void vsp_ring_attach(struct vsp_ring *r, struct vsp_file_header *hdr, int fd, in
     r->prepare_write = NULL;
 }
 
+/* The system call itself, not libc's pwrite: that one is a cancellation point (a program that
+ * cancels a thread draining inside a hook would leave the drain flag taken), and a sanitizer's
+ * pwrite would check the ring bytes as an ordinary read, racing with owners' atomic updates of
+ * open batches' state words (which only ever change a word the drainer does not copy yet). */
+static ssize_t sys_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+    long n = syscall(SYS_pwrite64, fd, buf, len, (long)off);
+    return (ssize_t)n;
+}
+
 static int pwrite_all(int fd, const unsigned char *buf, size_t len, uint64_t off)
 {
     while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)off);
+        ssize_t n = sys_pwrite(fd, buf, len, off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -296,7 +307,8 @@ static int batch_open(struct vsp_ring *r, struct vsp_batch *tb, uint32_t tid)
         return rc;
     tb->rec = res.rec;
     tb->b = res.payload;
-    tb->pos = res.rec->seq & VSP_SEQ_POS_MASK;
+    /* relaxed: our own store; a drainer may already be closing the (empty) batch */
+    tb->pos = vsp_load_relaxed(&res.rec->seq) & VSP_SEQ_POS_MASK;
     tb->cap = VSP_BATCH_RECORD_BYTES - sizeof(struct vsp_rec_hdr) - sizeof(struct vsp_rec_batch);
     tb->gen = r->gen;
     vsp_codec_reset(&tb->codec, r->hdr->start_monotonic_ns);

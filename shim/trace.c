@@ -30,8 +30,9 @@ enum { T_NONE = 0, T_OPENING = 1, T_OPEN = 2, T_FAILED = 3 };
 
 struct vsp_livetable vsp_live;
 
+static int trace_state VSP_STARTUP_DATA; /* T_* (atomic): read by every exit */
+
 static struct {
-    int state;                  /* T_* (atomic) */
     pid_t owner;                /* pid that created it: a child never finalises its parent's */
     int fd;
     dev_t dev;                  /* identity of the trace file: the fd is checked against it */
@@ -492,19 +493,19 @@ static int open_trace(void)
 
 int vsp_trace_foreign(void)
 {
-    return vsp_load_acquire(&T.state) == T_OPEN && T.owner != getpid();
+    return vsp_load_acquire(&trace_state) == T_OPEN && T.owner != getpid();
 }
 
 int vsp_trace_ensure(void)
 {
     /* acquire: pairs with the release that publishes T_OPEN; the ring is then fully set up. */
-    int s = vsp_load_acquire(&T.state);
+    int s = vsp_load_acquire(&trace_state);
     if (VSP_LIKELY(s == T_OPEN))
         return 1;
     if (s == T_FAILED || vsp_tls.in_open)
         return 0;
     int expected = T_NONE;
-    if (vsp_cas_acq_rel(&T.state, &expected, T_OPENING)) {
+    if (vsp_cas_acq_rel(&trace_state, &expected, T_OPENING)) {
         vsp_tls.in_open = 1;
         if (!vsp_live.slots && vsp_livetable_init(&vsp_live, 1u << 20) < 0)
             vsp_warn("cannot allocate the live table; the exit summary will be approximate");
@@ -512,10 +513,10 @@ int vsp_trace_ensure(void)
         vsp_metrics_start();
         vsp_tls.in_open = 0;
         /* release: everything open_trace set up is visible to threads that see T_OPEN. */
-        vsp_store_release(&T.state, rc == 0 ? T_OPEN : T_FAILED);
+        vsp_store_release(&trace_state, rc == 0 ? T_OPEN : T_FAILED);
         return rc == 0;
     }
-    while ((s = vsp_load_acquire(&T.state)) == T_OPENING)
+    while ((s = vsp_load_acquire(&trace_state)) == T_OPENING)
         sched_yield(); /* the first event of the process is opening the file */
     return s == T_OPEN;
 }
@@ -563,7 +564,7 @@ static void print_summary(void)
              vsp_load_relaxed(&c->failed), vsp_load_relaxed(&c->frees), peak,
              vsp_load_relaxed(&c->live_count), live,
              vsp_load_relaxed(&c->untracked) ? " (approximate: live table full)" : "");
-    if (vsp_load_acquire(&T.state) == T_OPEN) {
+    if (vsp_load_acquire(&trace_state) == T_OPEN) {
         unsigned long long dropped = vsp_load_relaxed(&T.ring.hdr->dropped);
         if (dropped)
             vsp_warn("%llu events were dropped (%s)", dropped,
@@ -580,7 +581,7 @@ static void print_summary(void)
 
 void vsp_trace_finalize(int quick)
 {
-    int s = vsp_load_acquire(&T.state);
+    int s = vsp_load_acquire(&trace_state);
     if (s == T_NONE || s == T_OPENING)
         return; /* never touched CUDA: nothing to say */
     if (s == T_OPEN && T.owner != getpid())
@@ -627,13 +628,13 @@ void vsp_trace_atfork_child(void)
 {
     /* The child starts a trace of its own on its first CUDA call and never writes the parent's:
      * drop the parent's mapping (MAP_SHARED; unmapping it here leaves the parent's intact). */
-    if (T.state == T_OPEN) {
+    if (trace_state == T_OPEN) {
         munmap(T.map, T.map_len);
         if (fd_is_trace(T.fd))
             close(T.fd); /* only if it is still ours */
     }
     T.map = NULL;
-    T.state = T_NONE;
+    trace_state = T_NONE;
     T.finalized = 0;
     T.modules_busy = 0;
     T.nknown = 0;

@@ -15,7 +15,7 @@ $(BUILD)/tools/bench_startup: tools/bench_startup.c
 
 .PHONY: bench
 bench: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/bench_calls $(BUILD)/tools/bench_startup \
-       $(BUILD)/tools/bench_pairs
+       $(BUILD)/tools/bench_pairs $(T)/progs/prog_storm
 	bash -o pipefail -c "tools/bench.sh $(BUILD) | tee $(BUILD)/bench.txt"
 	tools/bench_doc.sh $(BUILD)/bench.txt docs/PERFORMANCE.md
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the shim's cost per intercepted call against the same program without it, in one
-# run, at call depths of about 5 and 35 frames; trace bytes per event; start-up cost of a process
-# that never touches CUDA. Figures go in docs/PERFORMANCE.md (with the command: make bench).
+# run, at call depths of about 5 and 35 frames; against heaptrack per allocation+free pair; trace
+# bytes per event; start-up cost of a process that never touches CUDA; analyzer throughput. Figures go in docs/PERFORMANCE.md (with the command: make bench).
 set -euo pipefail
 BUILD=${1:-build}
 PAIRS=${PAIRS:-200000}
@@ -82,6 +82,17 @@ for depth in 5 35; do
                    e, (b - r) / e, b, r }'
     fi
 done
+# Trace size, issue #13's measure: a 200,000-call storm of varied sizes on 4 threads recorded with
+# a 64 KiB ring, the whole file (header and ring included) over its events, nothing dropped.
+rm -f "$tmp"/s.trace*
+LD_PRELOAD="$SHIM" VRAMSPY_QUIET=1 VRAMSPY_RING_SIZE=64K VRAMSPY_OUT="$tmp/s.trace" \
+    "$BUILD/tests/progs/prog_storm" 4 25000 > /dev/null
+bytes=$(stat -c %s "$tmp/s.trace")
+events=$("$BUILD/vramspy-dump" "$tmp/s.trace" | grep -c '"type":"event"')
+dropped=$("$BUILD/vramspy-report" --format json "$tmp/s.trace" | python3 -c 'import json,sys; print(json.load(sys.stdin)["trace"]["dropped"])')
+awk -v b="$bytes" -v e="$events" -v d="$dropped" 'BEGIN {
+    printf "storm: %d events on 4 threads, 64 KiB ring, %d dropped: file %d bytes, %.1f bytes per event (whole file)\n",
+           e, d, b, b / e }'
 "$BUILD/tools/bench_startup" 300 "$SHIM"
 
 # The analyzer: events per second over a 10-million-event trace (EVENTS overrides).

@@ -89,7 +89,8 @@ int main(int argc, char **argv)
     CUcontext ctx;
     printf("init %d\n", init(0));
     printf("dev %d\n", devget(&dev, 0));
-    printf("ctx %d %d\n", retain(&ctx, dev), setcur(ctx));
+    int rr = retain(&ctx, dev); /* before setcur reads ctx (argument order is unspecified) */
+    printf("ctx %d %d\n", rr, setcur(ctx));
     CUdeviceptr a, b;
     void *host;
     printf("alloc %d\n", alloc(&a, 1 << 20));
