@@ -85,7 +85,7 @@ static void commit_record(struct vsp_ring *r, struct vsp_rec_hdr *h, uint64_t po
 static int close_batch(struct vsp_ring *r, uint64_t pos)
 {
     struct vsp_rec_hdr *h = (struct vsp_rec_hdr *)seq_at(r, pos);
-    if (h->type != VSP_REC_BATCH || h->len != VSP_BATCH_RECORD_BYTES)
+    if (h->type != VSP_REC_BATCH || h->len < VSP_BATCH_MIN_BYTES || h->len > VSP_BATCH_MAX_BYTES)
         return 0;
     struct vsp_rec_batch *b = (struct vsp_rec_batch *)(h + 1);
     uint64_t s = vsp_load_relaxed(&b->state);
@@ -299,17 +299,26 @@ void vsp_ring_batch_close(struct vsp_ring *r, struct vsp_batch *tb)
     tb->rec = NULL; /* the drainer closed and committed it (or it belongs to an earlier trace) */
 }
 
+/* The drainer closed the thread's batch before it was full: the next one is smaller. */
+static void batch_lost(struct vsp_batch *tb)
+{
+    tb->rec = NULL;
+    tb->next_bytes = tb->bytes / 2 > VSP_BATCH_MIN_BYTES ? tb->bytes / 2 : VSP_BATCH_MIN_BYTES;
+}
+
 static int batch_open(struct vsp_ring *r, struct vsp_batch *tb, uint32_t tid)
 {
     struct vsp_resv res;
-    int rc = reserve(r, VSP_REC_BATCH, VSP_BATCH_RECORD_BYTES - sizeof(struct vsp_rec_hdr), &res, tid);
+    uint32_t bytes = tb->next_bytes ? tb->next_bytes : VSP_BATCH_MIN_BYTES;
+    int rc = reserve(r, VSP_REC_BATCH, bytes - (uint32_t)sizeof(struct vsp_rec_hdr), &res, tid);
     if (rc < 0)
         return rc;
     tb->rec = res.rec;
     tb->b = res.payload;
     /* relaxed: our own store; a drainer may already be closing the (empty) batch */
     tb->pos = vsp_load_relaxed(&res.rec->seq) & VSP_SEQ_POS_MASK;
-    tb->cap = VSP_BATCH_RECORD_BYTES - sizeof(struct vsp_rec_hdr) - sizeof(struct vsp_rec_batch);
+    tb->bytes = bytes;
+    tb->cap = bytes - (uint32_t)(sizeof(struct vsp_rec_hdr) + sizeof(struct vsp_rec_batch));
     tb->gen = r->gen;
     vsp_codec_reset(&tb->codec, r->hdr->start_monotonic_ns);
     return 0;
@@ -331,14 +340,14 @@ int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_r
         uint64_t s = vsp_load_relaxed(&tb->b->state);
         if ((s & (VSP_BATCH_CLOSED | VSP_BATCH_TAG_MASK)) != VSP_BATCH_TAG(tb->pos) ||
             vsp_load_relaxed(&tb->rec->seq) != (tb->pos | VSP_SEQ_VALID)) {
-            tb->rec = NULL;
+            batch_lost(tb);
             continue;
         }
         /* acquire: our writes of the event below stay after the claim; a drainer that closes
          * the batch from now on sees WRITING and leaves the commit to us. */
         if (!__atomic_compare_exchange_n(&tb->b->state, &s, s | VSP_BATCH_WRITING, 0, __ATOMIC_ACQUIRE,
                                          __ATOMIC_RELAXED)) {
-            tb->rec = NULL; /* closed by the drainer between the two loads */
+            batch_lost(tb); /* closed by the drainer between the two loads */
             continue;
         }
         if (take_seq) {
@@ -356,7 +365,10 @@ int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_r
         } else {
             n = vsp_codec_encode(&c, e, buf);
             if (used + n > tb->cap) {
-                batch_finish(r, tb, used); /* full: the event goes first into a new batch */
+                /* full: the event goes first into a new, larger batch */
+                uint32_t next = tb->bytes * 2;
+                tb->next_bytes = next < VSP_BATCH_MAX_BYTES ? next : VSP_BATCH_MAX_BYTES;
+                batch_finish(r, tb, used);
                 continue;
             }
             memcpy(at, buf, n);

@@ -36,13 +36,18 @@ struct vsp_batch {
     struct vsp_rec_batch *b;
     uint64_t pos;          /* the record's stream position */
     uint32_t cap;          /* bytes for coded events */
+    uint32_t bytes;        /* the record's length */
+    uint32_t next_bytes;   /* the length of the next one (0: VSP_BATCH_MIN_BYTES) */
     unsigned gen;          /* vsp_ring.gen of the ring it is in */
     struct vsp_codec codec; /* the last event appended */
 };
 
-/* Bytes of a batch record (header included): large enough to spread the two headers over some
- * thirty events, small enough that closing one early (a drain, a new stack) wastes little. */
-#define VSP_BATCH_RECORD_BYTES 512u
+/* Bytes of a batch record (header included). A thread's first batch is small, so a thread that
+ * makes one call wastes little; each batch it fills doubles the next, up to a size that spreads
+ * the two headers over some thirty events and still wastes little when closed early (a drain, a
+ * new stack); a batch the drainer had to close halves the next. */
+#define VSP_BATCH_MIN_BYTES 128u
+#define VSP_BATCH_MAX_BYTES 512u
 
 /* A reservation: payload points just past the record header. */
 struct vsp_resv {
