@@ -299,11 +299,10 @@ void vsp_ring_batch_close(struct vsp_ring *r, struct vsp_batch *tb)
     tb->rec = NULL; /* the drainer closed and committed it (or it belongs to an earlier trace) */
 }
 
-/* The drainer closed the thread's batch before it was full: the next one is smaller. */
+/* The drainer closed the thread's batch (a drain, or finalisation): the next one is opened anew. */
 static void batch_lost(struct vsp_batch *tb)
 {
     tb->rec = NULL;
-    tb->next_bytes = tb->bytes / 2 > VSP_BATCH_MIN_BYTES ? tb->bytes / 2 : VSP_BATCH_MIN_BYTES;
 }
 
 static int batch_open(struct vsp_ring *r, struct vsp_batch *tb, uint32_t tid)

@@ -45,7 +45,7 @@ struct vsp_batch {
 /* Bytes of a batch record (header included). A thread's first batch is small, so a thread that
  * makes one call wastes little; each batch it fills doubles the next, up to a size that spreads
  * the two headers over some thirty events and still wastes little when closed early (a drain, a
- * new stack); a batch the drainer had to close halves the next. */
+ * new stack). */
 #define VSP_BATCH_MIN_BYTES 128u
 #define VSP_BATCH_MAX_BYTES 512u
 

@@ -100,11 +100,18 @@ EVENTS=${EVENTS:-10000000}
 "$BUILD/tools/bench_report_gen" "$tmp/big.trace" "$EVENTS"
 size=$(stat -c %s "$tmp/big.trace")
 sync
-start=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$tmp/rss" "$BUILD/vramspy-report" --format json "$tmp/big.trace" > "$tmp/big.json"
-end=$(date +%s.%N)
+# three runs (file in the page cache), the median time and the largest peak RSS
+for i in 1 2 3; do
+    start=$(date +%s.%N)
+    /usr/bin/time -f "%M" -o "$tmp/rss" "$BUILD/vramspy-report" --format json "$tmp/big.trace" > "$tmp/big.json"
+    end=$(date +%s.%N)
+    awk -v s="$start" -v t="$end" 'BEGIN { printf "%.3f\n", t - s }' >> "$tmp/rtimes"
+    cat "$tmp/rss" >> "$tmp/rsses"
+done
+secs=$(median < "$tmp/rtimes")
+rss=$(sort -g "$tmp/rsses" | tail -1)
 events=$(python3 -c "import json;print(json.load(open('$tmp/big.json'))['trace']['events'])" 2>/dev/null ||
          grep -m1 '"events"' "$tmp/big.json" | tr -dc 0-9)
-awk -v e="$events" -v s="$start" -v t="$end" -v b="$size" -v r="$(cat "$tmp/rss")" 'BEGIN {
-    printf "report: %d events (%.0f MB trace) in %.2f s: %.2f million events/s, peak RSS %.0f MB\n",
-           e, b / 1e6, t - s, e / (t - s) / 1e6, r / 1024 }'
+awk -v e="$events" -v d="$secs" -v b="$size" -v r="$rss" 'BEGIN {
+    printf "report: %d events (%.0f MB trace) in %.2f s (median of 3): %.2f million events/s, peak RSS %.0f MB\n",
+           e, b / 1e6, d, e / d / 1e6, r / 1024 }'
