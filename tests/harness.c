@@ -391,3 +391,23 @@ json_t *th_json_find(json_t *array, const char *key, const char *value)
     }
     return NULL;
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+/* The test binary's own ASan/LSan options (its runner and its workers; the programs it runs get
+ * theirs from th_run). Criterion's runner loses a few event records of its own when two workers
+ * report at once (--jobs 2); tests/lsan.supp names them by criterion_run_all_tests, which is on no
+ * worker's stack, and the full unwinding on malloc is what puts that frame into the record (the
+ * fast unwinder stops inside libcriterion, built without frame pointers). A test that leaks is
+ * still reported. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "fast_unwind_on_malloc=0";
+}
+
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void)
+{
+    return "suppressions=" VSP_SOURCE_DIR "/tests/lsan.supp:print_suppressions=0";
+}
+#endif
