@@ -36,7 +36,11 @@ $(BUILD)/tools/bench_report_gen: tools/bench_report_gen.c shim/ring.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -Iinclude -Ishim -Itests -Ireport -o $@ $^
 
-bench: $(BUILD)/vramspy-report $(BUILD)/tools/bench_report_gen
+$(BUILD)/tools/bench_ring: tools/bench_ring.c shim/ring.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARN) -Iinclude -Ishim -Itests -o $@ $^ -lpthread
+
+bench: $(BUILD)/vramspy-report $(BUILD)/tools/bench_report_gen $(BUILD)/tools/bench_ring
 
 # make fuzz: libFuzzer (clang) over the reader, the analysis and the output, seeded with the golden
 # traces and a real one; FUZZ_SECONDS bounds the run (default 120).

@@ -93,6 +93,8 @@ dropped=$("$BUILD/vramspy-report" --format json "$tmp/s.trace" | python3 -c 'imp
 awk -v b="$bytes" -v e="$events" -v d="$dropped" 'BEGIN {
     printf "storm: %d events on 4 threads, 64 KiB ring, %d dropped: file %d bytes, %.1f bytes per event (whole file)\n",
            e, d, b, b / e }'
+# The ring alone (no CUDA, no test double): format-2 records against format-3 batches.
+for threads in 1 2; do "$BUILD/tools/bench_ring" 2000000 "$threads"; done
 "$BUILD/tools/bench_startup" 300 "$SHIM"
 
 # The analyzer: events per second over a 10-million-event trace (EVENTS overrides).
