@@ -31,9 +31,6 @@ enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
 static int init_state VSP_STARTUP_DATA;
 static uintptr_t shim_lo VSP_STARTUP_DATA, shim_hi VSP_STARTUP_DATA;
 
-/* Write to stderr without letting a closed pipe kill the program: SIGPIPE is blocked on this
- * thread for the write, and one that the write raised (and that was not pending before) is
- * consumed before the mask is restored. `prog 2>&1 | head -1` keeps its exit status. */
 /* What fd 2 was at the first CUDA call. A program that had closed stderr by then, or put another
  * file on fd 2 since, gets nothing written there: that file is its own (a daemon's data file, not
  * our diagnostics' place). Unknown (state 0) before the first CUDA call: written as is. */
@@ -66,6 +63,9 @@ static int stderr_is_ours_to_write(void)
     }
 }
 
+/* Write to stderr without letting a closed pipe kill the program: SIGPIPE is blocked on this
+ * thread for the write, and one that the write raised (and that was not pending before) is
+ * consumed before the mask is restored. `prog 2>&1 | head -1` keeps its exit status. */
 static void write_stderr(const char *buf, size_t len)
 {
     if (!stderr_is_ours_to_write())
@@ -193,10 +193,6 @@ static void atfork_child(void)
  * make under a global LD_PRELOAD) prints nothing, whatever its environment says. */
 static char pending_warn[2048];
 
-/* A page that reads as zeros in any child, however it was made (MADV_WIPEONFORK): a child forked
- * by a raw system call runs none of our atfork handlers, and this is how it notices that it is
- * not the process that opened the trace. NULL when the kernel lacks the advice (before 4.14);
- * then getpid() is compared instead, on the hook path only when a trace is open. */
 /* Start-up (the constructor, or the first hook that runs before it): only the configuration.
  * A process that never calls CUDA pays for nothing else; the real dlsym is looked up at its
  * first use (vsp_resolve_dlsym), the fork handlers at the first CUDA call. */
@@ -208,7 +204,11 @@ static void do_init(void)
 }
 
 /* Fork handling, set up by the first CUDA call: before it there is no trace, no walker and no
- * recorded state a child could inherit. */
+ * recorded state a child could inherit. The fork canary is a page that reads as zeros in any
+ * child, however it was made (MADV_WIPEONFORK): a child forked by a raw system call runs none of
+ * our atfork handlers, and this is how it notices that it is not the process that opened the
+ * trace. NULL when the kernel lacks the advice (before 4.14); then getpid() is compared instead,
+ * on the hook path only when a trace is open. */
 static void fork_setup(void)
 {
     if (vsp_cfg.secure || vsp_cfg.disabled)
@@ -389,15 +389,6 @@ static uint16_t call_label(uint32_t stack_id)
     return label;
 }
 
-/* The next event sequence number (trace_format.h, vsp_rec_event.seq). relaxed: the counter only
- * has to hand out distinct, increasing numbers; what a number means is fixed by where it is taken
- * (before a real free, after a real allocation), and a free's real call completes before any
- * allocation can return its address, so the allocation's number is larger. */
-static inline uint64_t next_seq(void)
-{
-    return vsp_fetch_add_relaxed(&vsp_trace_ring()->hdr->next_seq, 1);
-}
-
 static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32_t stack_id, uint16_t label,
                        uint64_t time_ns, uint64_t seq)
 {
@@ -493,7 +484,7 @@ void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsign
             f->stack_id = capture_stack_id(site);
         }
         f->time_ns = now_ns();
-        f->seq = next_seq(); /* before the real free: see next_seq */
+        f->seq = vsp_ring_next_seq(vsp_trace_ring()); /* before the real free: see ring.h */
     }
     errno = saved;
 }

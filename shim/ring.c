@@ -71,9 +71,8 @@ static int pwrite_all(int fd, const unsigned char *buf, size_t len, uint64_t off
 
 /* A batch's final act: committed with the length it was reserved with (readers take the count of
  * coded bytes from its state word). */
-static void commit_record(struct vsp_ring *r, struct vsp_rec_hdr *h, uint64_t pos)
+static void commit_record(struct vsp_rec_hdr *h, uint64_t pos)
 {
-    (void)r;
     /* release: the batch's final state word and every event byte are visible before the record
      * reads as committed (pairs with the acquire in committed_end and in readers). */
     vsp_store_release(&h->seq, pos | VSP_SEQ_VALID | VSP_SEQ_COMMITTED);
@@ -82,22 +81,32 @@ static void commit_record(struct vsp_ring *r, struct vsp_rec_hdr *h, uint64_t po
 /* The drainer met a reserved record at pos: if it is an open batch, close it. Returns 1 when the
  * record is now committed (the drainer may copy it), 0 when it has to wait (a record still being
  * written, or a batch whose owner is appending: the owner commits it when it sees the close). */
+/* Sets CLOSED on the open batch at pos (the owner's close or the drainer's): 1 when this call
+ * closed it and the owner is not appending, so the caller commits it; 0 when it was closed
+ * already (whoever closed it commits) or the owner is mid-append (the owner commits it when it
+ * counts its event). Exactly one side sees the open state, so exactly one commits. */
+static int batch_close_word(struct vsp_rec_batch *b, uint64_t pos)
+{
+    uint64_t s = vsp_load_relaxed(&b->state);
+    do {
+        if ((s & VSP_BATCH_CLOSED) || (s & VSP_BATCH_TAG_MASK) != VSP_BATCH_TAG(pos))
+            return 0;
+        /* acq_rel: acquire pairs with the owner's release when it counted its last event, so
+         * the bytes the drainer then copies are whole; release orders nothing of ours. */
+    } while (!vsp_cas_acq_rel(&b->state, &s, s | VSP_BATCH_CLOSED));
+    return !(s & VSP_BATCH_WRITING);
+}
+
+/* The drainer met a reserved record at pos: if it is an open batch, close it. Returns 1 when the
+ * record is now committed (the drainer may copy it), 0 when it has to wait. */
 static int close_batch(struct vsp_ring *r, uint64_t pos)
 {
     struct vsp_rec_hdr *h = (struct vsp_rec_hdr *)seq_at(r, pos);
     if (h->type != VSP_REC_BATCH || h->len < VSP_BATCH_MIN_BYTES || h->len > VSP_BATCH_MAX_BYTES)
         return 0;
-    struct vsp_rec_batch *b = (struct vsp_rec_batch *)(h + 1);
-    uint64_t s = vsp_load_relaxed(&b->state);
-    do {
-        if ((s & VSP_BATCH_CLOSED) || (s & VSP_BATCH_TAG_MASK) != VSP_BATCH_TAG(pos))
-            return 0; /* its owner is committing it right now */
-        /* acq_rel: acquire pairs with the owner's release when it counted its last event, so
-         * the bytes we copy are whole; release orders nothing of ours but is harmless. */
-    } while (!vsp_cas_acq_rel(&b->state, &s, s | VSP_BATCH_CLOSED));
-    if (s & VSP_BATCH_WRITING)
-        return 0; /* the owner is mid-append: it commits the batch when it counts its event */
-    commit_record(r, h, pos);
+    if (!batch_close_word((struct vsp_rec_batch *)(h + 1), pos))
+        return 0;
+    commit_record(h, pos);
     return 1;
 }
 
@@ -262,9 +271,7 @@ void vsp_ring_commit(struct vsp_ring *r, struct vsp_resv *res)
      * their next event, so every record an event names precedes it in the stream. relaxed: the
      * record's id reaches other threads through a release (the stack table's publish) that is
      * sequenced after this, and their acquire makes this value visible with it. */
-    uint64_t m = vsp_load_relaxed(&r->meta_pos);
-    while (m < pos && !vsp_cas_weak_relaxed(&r->meta_pos, &m, pos)) {
-    }
+    vsp_atomic_max_relaxed(&r->meta_pos, pos);
     maybe_drain(r);
 }
 
@@ -274,8 +281,8 @@ void vsp_ring_commit(struct vsp_ring *r, struct vsp_resv *res)
 static void batch_finish(struct vsp_ring *r, struct vsp_batch *tb, uint64_t used)
 {
     /* release: the event bytes before the count (readers of a batch acquire the state word). */
-    vsp_store_release(&tb->b->state, VSP_BATCH_TAG(tb->pos) | used | VSP_BATCH_CLOSED);
-    commit_record(r, tb->rec, tb->pos);
+    vsp_store_release(&vsp_batch_of(tb)->state, VSP_BATCH_TAG(tb->pos) | used | VSP_BATCH_CLOSED);
+    commit_record(tb->rec, tb->pos);
     tb->rec = NULL;
     maybe_drain(r);
 }
@@ -284,24 +291,14 @@ void vsp_ring_batch_close(struct vsp_ring *r, struct vsp_batch *tb)
 {
     if (!tb->rec)
         return;
-    if (tb->gen == r->gen && vsp_load_relaxed(&tb->rec->seq) == (tb->pos | VSP_SEQ_VALID)) {
-        uint64_t s = vsp_load_relaxed(&tb->b->state);
-        /* acq_rel: as for the drainer's close (close_batch); exactly one side sees the open
-         * state and so exactly one commits. */
-        if ((s & VSP_BATCH_TAG_MASK) == VSP_BATCH_TAG(tb->pos) && !(s & VSP_BATCH_CLOSED) &&
-            vsp_cas_acq_rel(&tb->b->state, &s, s | VSP_BATCH_CLOSED)) {
-            commit_record(r, tb->rec, tb->pos);
-            tb->rec = NULL;
-            maybe_drain(r);
-            return;
-        }
+    /* (the drainer may have closed and committed it already; one of an earlier trace is left) */
+    if (tb->gen == r->gen && vsp_load_relaxed(&tb->rec->seq) == (tb->pos | VSP_SEQ_VALID) &&
+        batch_close_word(vsp_batch_of(tb), tb->pos)) {
+        commit_record(tb->rec, tb->pos);
+        tb->rec = NULL;
+        maybe_drain(r);
+        return;
     }
-    tb->rec = NULL; /* the drainer closed and committed it (or it belongs to an earlier trace) */
-}
-
-/* The drainer closed the thread's batch (a drain, or finalisation): the next one is opened anew. */
-static void batch_lost(struct vsp_batch *tb)
-{
     tb->rec = NULL;
 }
 
@@ -313,11 +310,8 @@ static int batch_open(struct vsp_ring *r, struct vsp_batch *tb, uint32_t tid)
     if (rc < 0)
         return rc;
     tb->rec = res.rec;
-    tb->b = res.payload;
     /* relaxed: our own store; a drainer may already be closing the (empty) batch */
     tb->pos = vsp_load_relaxed(&res.rec->seq) & VSP_SEQ_POS_MASK;
-    tb->bytes = bytes;
-    tb->cap = bytes - (uint32_t)(sizeof(struct vsp_rec_hdr) + sizeof(struct vsp_rec_batch));
     tb->gen = r->gen;
     vsp_codec_reset(&tb->codec, r->hdr->start_monotonic_ns);
     return 0;
@@ -336,36 +330,36 @@ int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_r
             return -ENOSPC;
         /* Still ours? Once the drainer has closed and committed it, the bytes may be copied out
          * and reused by another record: the tag in the state word (and the CAS on it) tells. */
-        uint64_t s = vsp_load_relaxed(&tb->b->state);
+        struct vsp_rec_batch *b = vsp_batch_of(tb);
+        uint64_t s = vsp_load_relaxed(&b->state);
         if ((s & (VSP_BATCH_CLOSED | VSP_BATCH_TAG_MASK)) != VSP_BATCH_TAG(tb->pos) ||
             vsp_load_relaxed(&tb->rec->seq) != (tb->pos | VSP_SEQ_VALID)) {
-            batch_lost(tb);
+            tb->rec = NULL; /* the drainer closed it (a drain, finalisation): open another */
             continue;
         }
         /* acquire: our writes of the event below stay after the claim; a drainer that closes
          * the batch from now on sees WRITING and leaves the commit to us. */
-        if (!__atomic_compare_exchange_n(&tb->b->state, &s, s | VSP_BATCH_WRITING, 0, __ATOMIC_ACQUIRE,
-                                         __ATOMIC_RELAXED)) {
-            batch_lost(tb); /* closed by the drainer between the two loads */
+        if (!vsp_cas_acquire(&b->state, &s, s | VSP_BATCH_WRITING)) {
+            tb->rec = NULL; /* closed by the drainer between the two loads */
             continue;
         }
         if (take_seq) {
-            /* relaxed: distinct increasing numbers; where it is taken gives it its meaning */
-            e->seq = vsp_fetch_add_relaxed(&r->hdr->next_seq, 1);
+            e->seq = vsp_ring_next_seq(r);
             take_seq = 0;
         }
-        e->tid = tb->b->tid;
+        uint32_t bytes = tb->rec->len;
+        uint64_t cap = bytes - sizeof(struct vsp_rec_hdr) - sizeof *b;
         uint64_t used = s & VSP_BATCH_USED_MASK;
-        unsigned char *at = (unsigned char *)(tb->b + 1) + used;
+        unsigned char *at = (unsigned char *)(b + 1) + used;
         struct vsp_codec c = tb->codec;
         unsigned n;
-        if (tb->cap - used >= VSP_CODEC_MAX) {
+        if (cap - used >= VSP_CODEC_MAX) {
             n = vsp_codec_encode(&c, e, at);
         } else {
             n = vsp_codec_encode(&c, e, buf);
-            if (used + n > tb->cap) {
+            if (used + n > cap) {
                 /* full: the event goes first into a new, larger batch */
-                uint32_t next = tb->bytes * 2;
+                uint32_t next = bytes * 2;
                 tb->next_bytes = next < VSP_BATCH_MAX_BYTES ? next : VSP_BATCH_MAX_BYTES;
                 batch_finish(r, tb, used);
                 continue;
@@ -374,7 +368,7 @@ int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_r
         }
         uint64_t want = s | VSP_BATCH_WRITING;
         /* release: the event's bytes are visible before the count that includes them. */
-        if (!__atomic_compare_exchange_n(&tb->b->state, &want, s + n, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        if (!vsp_cas_release(&b->state, &want, s + n))
             batch_finish(r, tb, used + n); /* the drainer closed it meanwhile: we commit */
         tb->codec = c;
         return 0;

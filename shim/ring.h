@@ -25,22 +25,33 @@ struct vsp_ring {
      * write error). NULL: no check. Runs under the drainer's flag, one thread at a time. */
     int (*prepare_write)(struct vsp_ring *r, uint64_t off, uint64_t len);
     unsigned gen;                /* private: tells this attachment from earlier ones (batches) */
-    uint64_t meta_pos;           /* private, atomic: the highest position of a committed record
+    unsigned long long meta_pos; /* private, atomic: the highest position of a committed record
                                     other than a batch (what events may name: stacks, labels) */
 };
 
 /* A thread's open batch (format 3, VSP_REC_BATCH): kept by the caller, thread-local in the shim;
  * all zero means none. Only its owner appends; a drainer may close it at any time. */
 struct vsp_batch {
-    struct vsp_rec_hdr *rec;
-    struct vsp_rec_batch *b;
+    struct vsp_rec_hdr *rec; /* the record (NULL: none); its payload is the vsp_rec_batch */
     uint64_t pos;          /* the record's stream position */
-    uint32_t cap;          /* bytes for coded events */
-    uint32_t bytes;        /* the record's length */
     uint32_t next_bytes;   /* the length of the next one (0: VSP_BATCH_MIN_BYTES) */
     unsigned gen;          /* vsp_ring.gen of the ring it is in */
     struct vsp_codec codec; /* the last event appended */
 };
+
+static inline struct vsp_rec_batch *vsp_batch_of(const struct vsp_batch *tb)
+{
+    return (struct vsp_rec_batch *)(tb->rec + 1);
+}
+
+/* The next event sequence number (trace_format.h, vsp_rec_event.seq). relaxed: the counter only
+ * has to hand out distinct, increasing numbers; what a number means is fixed by where it is taken
+ * (before a real free, after a real allocation: a free's real call completes before any
+ * allocation can return its address, so the allocation's number is larger). */
+static inline uint64_t vsp_ring_next_seq(struct vsp_ring *r)
+{
+    return __atomic_fetch_add(&r->hdr->next_seq, 1, __ATOMIC_RELAXED);
+}
 
 /* Bytes of a batch record (header included). A thread's first batch is small, so a thread that
  * makes one call wastes little; each batch it fills doubles the next, up to a size that spreads
@@ -67,8 +78,8 @@ int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, st
 void vsp_ring_commit(struct vsp_ring *r, struct vsp_resv *res);
 
 /* Append event `e` to the thread's batch `tb` (opening one when it has none, or none with room),
- * coded compactly. take_seq: e->seq is taken here from header.next_seq, once the event has a place
- * (an allocation: a dropped one leaves no gap). e->tid is the batch's. Returns 0, or -ENOSPC when
+ * coded compactly. take_seq: e->seq is taken here (vsp_ring_next_seq), once the event has a place
+ * (an allocation: a dropped one leaves no gap). A new batch takes e->tid. Returns 0, or -ENOSPC when
  * the event was dropped. AS-safe; no lock, one CAS on the batch word before and after. */
 int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec_event *e, int take_seq);
 

@@ -324,13 +324,13 @@ Test(batch, corrupt_batch_gives_an_error_with_its_offset)
         for (uint64_t i = 1; i <= 10; i++)
             cr_assert_eq(append(&f, &tb, 1, i), 0);
         cr_assert_eq(tb.pos, 0, "one batch");
-        uint64_t used = tb.b->state & VSP_BATCH_USED_MASK;
-        unsigned char *data = (unsigned char *)(tb.b + 1);
+        uint64_t used = vsp_batch_of(&tb)->state & VSP_BATCH_USED_MASK;
+        unsigned char *data = (unsigned char *)(vsp_batch_of(&tb) + 1);
         if (k == 0) {
-            tb.b->state += 100000; /* count past the record */
+            vsp_batch_of(&tb)->state += 100000; /* count past the record */
         } else {
             memset(data + used, 0xff, 4); /* an event of four 0xff bytes: a varint that never ends */
-            tb.b->state += 4;
+            vsp_batch_of(&tb)->state += 4;
         }
         char err[600];
         struct vsp_reader *r = vsp_reader_open(f.path, err, sizeof err);

@@ -34,7 +34,7 @@ static void *writer(void *arg)
         } else {
             struct vsp_resv r;
             if (vsp_ring_reserve(&f.ring, VSP_REC_EVENT, sizeof e, &r) == 0) {
-                e.seq = __atomic_fetch_add(&f.ring.hdr->next_seq, 1, __ATOMIC_RELAXED);
+                e.seq = vsp_ring_next_seq(&f.ring);
                 memcpy(r.payload, &e, sizeof e);
                 vsp_ring_commit(&f.ring, &r);
             }
