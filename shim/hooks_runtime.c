@@ -240,12 +240,13 @@ VSP_HIDDEN cudaError_t vsp_h_cudaHostUnregister(void *ptr)
 
 /* Pools through the runtime: the driver calls it makes underneath keep the pool table; these
  * refuse a host-located pool under VRAMSPY_ENFORCE before the runtime is asked. */
+#define RT_POOL_DENIED(sym) RT_ALLOC(sym, .denied = 1, .memory = VSP_MEM_HOST_POOL, .cls = 0)
 VSP_HIDDEN cudaError_t vsp_h_cudaMemPoolCreate(cudaMemPool_t *pool, const struct cudaMemPoolProps *props)
 {
     RT_REAL(cudaMemPoolCreate);
     if (props && vsp_location_is_host(props->location.type) && vsp_deny_host(&h)) {
         cudaError_t r = cudaErrorMemoryAllocation;
-        RT_ALLOC(cudaMemPoolCreate, .denied = 1, .memory = VSP_MEM_HOST_POOL, .cls = 0);
+        RT_POOL_DENIED(cudaMemPoolCreate);
         return r;
     }
     cudaError_t r = real(pool, props);
@@ -270,7 +271,7 @@ VSP_HIDDEN cudaError_t vsp_h_cudaDeviceSetMemPool(int device, cudaMemPool_t pool
     RT_REAL(cudaDeviceSetMemPool);
     if (vsp_pool_is_host((uint64_t)(uintptr_t)pool) && vsp_deny_host(&h)) {
         cudaError_t r = cudaErrorMemoryAllocation;
-        RT_ALLOC(cudaDeviceSetMemPool, .denied = 1, .memory = VSP_MEM_HOST_POOL, .cls = 0);
+        RT_POOL_DENIED(cudaDeviceSetMemPool);
         return r;
     }
     cudaError_t r = real(device, pool);
