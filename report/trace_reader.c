@@ -21,9 +21,8 @@
 /* A source of events waiting in the reorder window: a batch being decoded (its next event
  * decoded, the rest still coded) or a single EVENT record. */
 struct cursor {
-    struct vsp_rec_event ev;     /* its next event */
-    struct vsp_codec codec;      /* the batch's coding state after ev */
-    const unsigned char *p, *end; /* the batch's bytes after ev (p == end: ev is the last) */
+    struct vsp_codec codec;      /* codec.last: its next event (and the coding state after it) */
+    const unsigned char *p, *end; /* the batch's bytes after that event (p == end: it is the last) */
     const unsigned char *data;   /* where the batch's coded bytes start (p's base) */
     unsigned char *copy;         /* a batch read from the ring: our copy of its bytes (else NULL) */
     uint32_t tid;
@@ -393,7 +392,7 @@ static int cursor_add(struct vsp_reader *r, const struct cursor *c)
     r->slab[slot] = *c;
     r->held += cursor_weight(c);
     size_t i = r->nheap++;
-    struct heap_ent e = {c->ev.seq, slot};
+    struct heap_ent e = {c->codec.last.seq, slot};
     while (i > 0 && r->heap[(i - 1) / 2].seq > e.seq) {
         r->heap[i] = r->heap[(i - 1) / 2];
         i = (i - 1) / 2;
@@ -425,11 +424,11 @@ static void advance_top(struct vsp_reader *r)
     uint32_t slot = r->heap[0].slot;
     struct cursor *c = &r->slab[slot];
     r->held -= cursor_weight(c);
-    int n = c->p < c->end ? vsp_codec_decode(&c->codec, c->p, c->end, c->tid, &c->ev) : 0;
+    int n = c->p < c->end ? vsp_codec_decode(&c->codec, c->p, c->end, c->tid) : 0;
     if (n > 0) {
         c->p += n;
         r->held += cursor_weight(c);
-        r->heap[0].seq = c->ev.seq;
+        r->heap[0].seq = c->codec.last.seq;
     } else {
         if (n < 0)
             bad_batch(r, c->data_offset + (uint64_t)(c->p - c->data), "undecodable event in a batch");
@@ -446,13 +445,13 @@ static void advance_top(struct vsp_reader *r)
 static void window_pop(struct vsp_reader *r, struct vsp_record *out)
 {
     struct cursor *c = &r->slab[r->heap[0].slot];
-    if (c->ev.seq >= r->expect)
-        r->expect = c->ev.seq + 1;
+    if (c->codec.last.seq >= r->expect)
+        r->expect = c->codec.last.seq + 1;
     out->pos = c->pos;
     out->file_offset = c->file_offset;
     out->type = VSP_REC_EVENT;
-    out->payload_len = sizeof c->ev;
-    out->payload = &c->ev;
+    out->payload_len = sizeof c->codec.last;
+    out->payload = &c->codec.last;
     r->advance = 1;
 }
 
@@ -489,7 +488,7 @@ static void open_batch(struct vsp_reader *r, const struct vsp_record *rec)
     c.p = c.data;
     c.end = c.p + used;
     vsp_codec_reset(&c.codec, r->hdr->start_monotonic_ns);
-    int n = vsp_codec_decode(&c.codec, c.p, c.end, c.tid, &c.ev);
+    int n = vsp_codec_decode(&c.codec, c.p, c.end, c.tid);
     if (n < 0) {
         bad_batch(r, c.data_offset, "undecodable event in a batch");
         free(c.copy);
@@ -537,7 +536,7 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
                 deliver(r, rec, rec->pos, rec->file_offset);
                 return 1;
             }
-            struct cursor c = {.ev = *e, .pos = rec->pos, .file_offset = rec->file_offset, .data_offset = rec->file_offset};
+            struct cursor c = {.codec.last = *e, .pos = rec->pos, .file_offset = rec->file_offset, .data_offset = rec->file_offset};
             if (cursor_add(r, &c) < 0) {
                 r->cur = *e; /* no memory for the window: file order */
                 deliver(r, rec, rec->pos, rec->file_offset);

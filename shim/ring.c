@@ -351,12 +351,13 @@ int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_r
         uint64_t cap = bytes - sizeof(struct vsp_rec_hdr) - sizeof *b;
         uint64_t used = s & VSP_BATCH_USED_MASK;
         unsigned char *at = (unsigned char *)(b + 1) + used;
-        struct vsp_codec c = tb->codec;
+        /* (coded straight against the batch's state: a batch it does not fit is finished, and
+         * the next one starts from a fresh state) */
         unsigned n;
         if (cap - used >= VSP_CODEC_MAX) {
-            n = vsp_codec_encode(&c, e, at);
+            n = vsp_codec_encode(&tb->codec, e, at);
         } else {
-            n = vsp_codec_encode(&c, e, buf);
+            n = vsp_codec_encode(&tb->codec, e, buf);
             if (used + n > cap) {
                 /* full: the event goes first into a new, larger batch */
                 uint32_t next = bytes * 2;
@@ -370,7 +371,6 @@ int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_r
         /* release: the event's bytes are visible before the count that includes them. */
         if (!vsp_cas_release(&b->state, &want, s + n))
             batch_finish(r, tb, used + n); /* the drainer closed it meanwhile: we commit */
-        tb->codec = c;
         return 0;
     }
     vsp_fetch_add_relaxed(&r->hdr->dropped, 1);

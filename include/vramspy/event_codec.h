@@ -50,33 +50,17 @@ _Static_assert(VSP_MEM_COUNT_ <= 16, "memory kind must fit 4 bits of the coded e
 #define VSP_CODEC_X_EFLAGS 0x20u
 #define VSP_CODEC_X_DEVICE 0x40u
 
-/* The previous event of the batch (what the next one is coded against). */
+/* The previous event of the batch: what the next one is coded against, and, after a decode,
+ * the event just decoded. */
 struct vsp_codec {
-    uint64_t seq, time_ns, ptr, size, flags, stream, aux;
-    uint32_t stack_id, eflags;
-    int32_t device;
+    struct vsp_rec_event last;
 };
 
 static inline void vsp_codec_reset(struct vsp_codec *c, uint64_t start_monotonic_ns)
 {
     memset(c, 0, sizeof *c);
-    c->seq = UINT64_MAX;
-    c->time_ns = start_monotonic_ns;
-}
-
-/* `e` becomes the previous event. */
-static inline void vsp_codec_remember(struct vsp_codec *c, const struct vsp_rec_event *e)
-{
-    c->seq = e->seq;
-    c->time_ns = e->time_ns;
-    c->ptr = e->ptr;
-    c->size = e->size;
-    c->stack_id = e->stack_id;
-    c->flags = e->flags;
-    c->stream = e->stream;
-    c->aux = e->aux;
-    c->eflags = e->eflags;
-    c->device = e->device;
+    c->last.seq = UINT64_MAX;
+    c->last.time_ns = start_monotonic_ns;
 }
 
 static inline uint64_t vsp_zigzag(uint64_t diff)
@@ -105,30 +89,30 @@ static inline unsigned vsp_codec_encode(struct vsp_codec *c, const struct vsp_re
 {
     unsigned char *p = out;
     unsigned x = 0;
-    if (e->flags != c->flags)
+    if (e->flags != c->last.flags)
         x |= VSP_CODEC_X_FLAGS;
-    if (e->stream != c->stream)
+    if (e->stream != c->last.stream)
         x |= VSP_CODEC_X_STREAM;
-    if (e->aux != c->aux)
+    if (e->aux != c->last.aux)
         x |= VSP_CODEC_X_AUX;
     if (e->free_bytes != VSP_UNKNOWN_BYTES)
         x |= VSP_CODEC_X_FREE;
     if (e->total_bytes != VSP_UNKNOWN_BYTES)
         x |= VSP_CODEC_X_TOTAL;
-    if (e->eflags != c->eflags)
+    if (e->eflags != c->last.eflags)
         x |= VSP_CODEC_X_EFLAGS;
-    if (e->device != c->device)
+    if (e->device != c->last.device)
         x |= VSP_CODEC_X_DEVICE;
     unsigned api = e->api < VSP_CODEC_API_ESCAPE ? e->api : VSP_CODEC_API_ESCAPE;
     *p++ = (unsigned char)(api | (x ? 0x80u : 0));
     if (api == VSP_CODEC_API_ESCAPE)
         p = vsp_put_varint(p, e->api);
     *p++ = (unsigned char)((e->op & 7u) | ((e->memory & 15u) << 3) | (e->result ? 0x80u : 0));
-    p = vsp_put_varint(p, vsp_zigzag(e->seq - (c->seq + 1)));
-    p = vsp_put_varint(p, vsp_zigzag(e->time_ns - c->time_ns));
-    p = vsp_put_varint(p, vsp_zigzag(e->ptr - c->ptr));
-    p = vsp_put_varint(p, vsp_zigzag(e->size - c->size));
-    p = vsp_put_varint(p, vsp_zigzag((uint64_t)e->stack_id - c->stack_id));
+    p = vsp_put_varint(p, vsp_zigzag(e->seq - (c->last.seq + 1)));
+    p = vsp_put_varint(p, vsp_zigzag(e->time_ns - c->last.time_ns));
+    p = vsp_put_varint(p, vsp_zigzag(e->ptr - c->last.ptr));
+    p = vsp_put_varint(p, vsp_zigzag(e->size - c->last.size));
+    p = vsp_put_varint(p, vsp_zigzag((uint64_t)e->stack_id - c->last.stack_id));
     if (e->result)
         p = vsp_put_varint(p, vsp_zigzag((uint64_t)(int64_t)e->result));
     if (x) {
@@ -136,9 +120,9 @@ static inline unsigned vsp_codec_encode(struct vsp_codec *c, const struct vsp_re
         if (x & VSP_CODEC_X_FLAGS)
             p = vsp_put_varint(p, e->flags);
         if (x & VSP_CODEC_X_STREAM)
-            p = vsp_put_varint(p, vsp_zigzag(e->stream - c->stream));
+            p = vsp_put_varint(p, vsp_zigzag(e->stream - c->last.stream));
         if (x & VSP_CODEC_X_AUX)
-            p = vsp_put_varint(p, vsp_zigzag(e->aux - c->aux));
+            p = vsp_put_varint(p, vsp_zigzag(e->aux - c->last.aux));
         if (x & VSP_CODEC_X_FREE)
             p = vsp_put_varint(p, e->free_bytes);
         if (x & VSP_CODEC_X_TOTAL)
@@ -148,7 +132,7 @@ static inline unsigned vsp_codec_encode(struct vsp_codec *c, const struct vsp_re
         if (x & VSP_CODEC_X_DEVICE)
             p = vsp_put_varint(p, vsp_zigzag((uint64_t)(int64_t)e->device));
     }
-    vsp_codec_remember(c, e);
+    c->last = *e;
     return (unsigned)(p - out);
 }
 
@@ -177,10 +161,10 @@ static inline __attribute__((always_inline)) int vsp_get_varint(const unsigned c
     return -1;
 }
 
-/* Decodes the event at [p, end) after the one in `c` into `e` (tid set to `tid`); updates `c`.
- * Returns the bytes read, or -1 when the bytes are not a whole event. */
-static inline __attribute__((always_inline)) int vsp_codec_decode(struct vsp_codec *c, const unsigned char *p, const unsigned char *end,
-                                   uint32_t tid, struct vsp_rec_event *e)
+/* Decodes the event at [p, end) after the one in `c` into c->last (tid set to `tid`). Returns the
+ * bytes read, or -1 when the bytes are not a whole event (c->last then unchanged). */
+static inline __attribute__((always_inline)) int vsp_codec_decode(struct vsp_codec *c, const unsigned char *p,
+                                                                 const unsigned char *end, uint32_t tid)
 {
     const unsigned char *start = p;
     uint64_t v[5], api, x = 0, r = 0;
@@ -198,21 +182,18 @@ static inline __attribute__((always_inline)) int vsp_codec_decode(struct vsp_cod
             return -1;
     if ((b1 & 0x80u) && vsp_get_varint(&p, end, &r) < 0)
         return -1;
-    e->seq = c->seq + 1 + vsp_unzigzag(v[0]);
-    e->time_ns = c->time_ns + vsp_unzigzag(v[1]);
-    e->ptr = c->ptr + vsp_unzigzag(v[2]);
-    e->size = c->size + vsp_unzigzag(v[3]);
-    e->stack_id = (uint32_t)(c->stack_id + vsp_unzigzag(v[4]));
+    /* flags, stream, aux, eflags and device stay the previous event's unless the extension says */
+    struct vsp_rec_event d = c->last, *e = &d;
+    e->seq = c->last.seq + 1 + vsp_unzigzag(v[0]);
+    e->time_ns = c->last.time_ns + vsp_unzigzag(v[1]);
+    e->ptr = c->last.ptr + vsp_unzigzag(v[2]);
+    e->size = c->last.size + vsp_unzigzag(v[3]);
+    e->stack_id = (uint32_t)(c->last.stack_id + vsp_unzigzag(v[4]));
     e->result = (int32_t)vsp_unzigzag(r);
     e->api = (uint16_t)api;
     e->op = (uint8_t)(b1 & 7u);
     e->memory = (uint8_t)((b1 >> 3) & 15u);
     e->tid = tid;
-    e->flags = c->flags;
-    e->stream = c->stream;
-    e->aux = c->aux;
-    e->eflags = c->eflags;
-    e->device = c->device;
     e->free_bytes = e->total_bytes = VSP_UNKNOWN_BYTES;
     if (b0 & 0x80u) {
         if (p >= end)
@@ -226,12 +207,12 @@ static inline __attribute__((always_inline)) int vsp_codec_decode(struct vsp_cod
         if (x & VSP_CODEC_X_STREAM) {
             if (vsp_get_varint(&p, end, &t) < 0)
                 return -1;
-            e->stream = c->stream + vsp_unzigzag(t);
+            e->stream = c->last.stream + vsp_unzigzag(t);
         }
         if (x & VSP_CODEC_X_AUX) {
             if (vsp_get_varint(&p, end, &t) < 0)
                 return -1;
-            e->aux = c->aux + vsp_unzigzag(t);
+            e->aux = c->last.aux + vsp_unzigzag(t);
         }
         if ((x & VSP_CODEC_X_FREE) && vsp_get_varint(&p, end, &e->free_bytes) < 0)
             return -1;
@@ -248,7 +229,7 @@ static inline __attribute__((always_inline)) int vsp_codec_decode(struct vsp_cod
             e->device = (int32_t)vsp_unzigzag(t);
         }
     }
-    vsp_codec_remember(c, e);
+    c->last = d;
     return (int)(p - start);
 }
 
