@@ -277,9 +277,9 @@ static int add_finding(struct ctx *c, int kind, const struct vsp_rec_event *e, u
     return 0;
 }
 
-/* Record the live bytes per kind at time t into the downsampled timeline. */
-/* A point of the timeline after kind `k`'s live bytes changed (every change of c->kind_live is
- * followed by a call, so within a sample only that kind can have a new maximum). */
+/* Record the live bytes per kind at time t into the downsampled timeline, after kind `k`'s live
+ * bytes changed (every change of c->kind_live is followed by a call, so within a sample only
+ * that kind can have a new maximum). */
 static void sample(struct ctx *c, uint64_t t, unsigned k)
 {
     struct vsp_analysis *a = c->a;
@@ -370,6 +370,21 @@ static void device_add(struct vsp_analysis *a, int32_t device, uint64_t size, in
     } else {
         d->live_bytes = d->live_bytes > size ? d->live_bytes - size : 0;
     }
+}
+
+/* An allocation's bytes out of the running totals; returns its memory kind's index. */
+static unsigned live_sub(struct ctx *c, const struct live *l)
+{
+    struct vsp_analysis *a = c->a;
+    a->live_bytes -= l->size;
+    a->live_allocations--;
+    if (vsp_memory_is_device(l->memory)) {
+        c->device_live -= l->size;
+        device_add(a, l->device, l->size, 0, c->event_index);
+    }
+    unsigned km = l->memory < VSP_MEM_COUNT_ ? l->memory : 0;
+    c->kind_live[km] -= l->size;
+    return km;
 }
 
 static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
@@ -463,14 +478,7 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
         *fslot = 0; /* handed out again: no longer "freed before" */
     if (!created) {
         /* the same address handed out twice without a free we saw: keep the newer */
-        struct live *old = &c->lv[*slot];
-        a->live_bytes -= old->size;
-        a->live_allocations--;
-        if (vsp_memory_is_device(old->memory)) {
-            c->device_live -= old->size;
-            device_add(a, old->device, old->size, 0, c->event_index);
-        }
-        c->kind_live[old->memory < VSP_MEM_COUNT_ ? old->memory : 0] -= old->size;
+        live_sub(c, &c->lv[*slot]);
     } else {
         uint64_t idx;
         if (c->nfree) {
@@ -513,17 +521,8 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
  * recently freed addresses (double frees). */
 static int drop_live(struct ctx *c, uint64_t key, uint64_t *slot, uint64_t time_ns, uint32_t free_stack)
 {
-    struct vsp_analysis *a = c->a;
     struct live *l = &c->lv[*slot];
-    a->live_bytes -= l->size;
-    a->live_allocations--;
-    if (vsp_memory_is_device(l->memory)) {
-        c->device_live -= l->size;
-        device_add(a, l->device, l->size, 0, c->event_index);
-    }
-    unsigned km = l->memory < VSP_MEM_COUNT_ ? l->memory : 0;
-    c->kind_live[km] -= l->size;
-    sample(c, time_ns, km);
+    sample(c, time_ns, live_sub(c, l));
     GROW(c->freelist, c->nfree, c->capfree);
     c->freelist[c->nfree++] = *slot;
     size_t fi = mix(key) & (FREED_SLOTS - 1);
@@ -983,8 +982,7 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     vsp_reader_stats(r, &st);
     if (rc < 0 && !bad)
         snprintf(a->error, sizeof a->error, "%s: %s", path, vsp_reader_error(r));
-    uint64_t start_realtime_ns = vsp_reader_header(r)->start_realtime_ns;
-    a->start_realtime_ns = start_realtime_ns;
+    a->start_realtime_ns = vsp_reader_header(r)->start_realtime_ns;
     a->start_monotonic_ns = vsp_reader_header(r)->start_monotonic_ns;
     vsp_reader_close(r);
     memcpy(a->kind_live, c.kind_live, sizeof a->kind_live);
@@ -995,7 +993,7 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     if (o->signal && o->signal_pid && o->signal_pid == a->pid)
         a->signal = o->signal;
     /* still running: not finalised, not known to have died, and its pid is the same process */
-    if (rc == 0 && !ended && !a->signal && process_is_live(a->pid, start_realtime_ns, a->exe))
+    if (rc == 0 && !ended && !a->signal && process_is_live(a->pid, a->start_realtime_ns, a->exe))
         a->in_progress = 1;
     /* leaks: what is still live, grouped by API and stack (a running process's are just live) */
     for (size_t i = 0; rc == 0 && !a->in_progress && i < c.live.cap; i++) {
@@ -1084,6 +1082,26 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     if (a->nstacks)
         qsort(a->stacks, a->nstacks, sizeof *a->stacks, cmp_stack);
     return 0;
+}
+
+uint64_t vsp_analysis_first_ns(const struct vsp_analysis *a)
+{
+    return a->nsamples ? a->samples[0].t0 : a->first_time_ns;
+}
+
+uint64_t vsp_analysis_end_ns(const struct vsp_analysis *a)
+{
+    uint64_t t = a->last_time_ns;
+    if (a->nsamples && a->samples[a->nsamples - 1].t1 > t)
+        t = a->samples[a->nsamples - 1].t1;
+    return t;
+}
+
+uint64_t vsp_analysis_start_key(const struct vsp_analysis *a)
+{
+    if (a->start_realtime_ns && a->start_monotonic_ns)
+        return a->start_realtime_ns;
+    return vsp_analysis_first_ns(a);
 }
 
 const struct vsp_stack *vsp_analysis_stack(const struct vsp_analysis *a, uint32_t id)

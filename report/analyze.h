@@ -202,4 +202,13 @@ void vsp_analysis_free(struct vsp_analysis *a);
 
 const struct vsp_stack *vsp_analysis_stack(const struct vsp_analysis *a, uint32_t id);
 
+/* The process's own clock (CLOCK_MONOTONIC): the first instant the analysis saw (its first
+ * timeline sample, else its first event), and the last (its last event, or the end of its last
+ * sample when later). */
+uint64_t vsp_analysis_first_ns(const struct vsp_analysis *a);
+uint64_t vsp_analysis_end_ns(const struct vsp_analysis *a);
+/* When the process began, to order processes by: the header's wall-clock start when the trace has
+ * the anchor (start_realtime_ns and start_monotonic_ns), else vsp_analysis_first_ns. */
+uint64_t vsp_analysis_start_key(const struct vsp_analysis *a);
+
 #endif

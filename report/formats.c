@@ -8,25 +8,12 @@
 #endif
 #include "formats.h"
 #include "output.h"
-#include "trace_reader.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_INLINE 16
-
-void vsp_frame_label(const struct vsp_frame_info *f, char *buf, size_t len)
-{
-    if (f->function[0]) {
-        snprintf(buf, len, "%s", f->function);
-    } else if (f->module) {
-        const char *b = strrchr(f->module, '/');
-        snprintf(buf, len, "%s+0x%" PRIx64, b ? b + 1 : f->module, f->offset);
-    } else {
-        snprintf(buf, len, "0x%" PRIx64, f->address);
-    }
-}
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one XML may carry. */
 static int utf8_len(const unsigned char *s)
@@ -80,25 +67,16 @@ static void xml_escape(FILE *out, const char *str)
     }
 }
 
-/* "name arg1 arg2": the executable's base name and its arguments (what names a process in a
- * report that is compared across runs: never the pid). */
+/* The command line (vsp_command_line), and for a job's process its rank, which names it as stably
+ * as its command. */
 static char *command_line(const struct vsp_analysis *a)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m)
-        return strdup("?");
-    const char *exe = a->exe && *a->exe ? a->exe : a->argc > 0 && a->argv[0] ? a->argv[0] : "?";
-    const char *b = strrchr(exe, '/');
-    fputs(b && b[1] ? b + 1 : exe, m);
-    for (int i = 1; i < a->argc; i++)
-        if (a->argv[i])
-            fprintf(m, " %s", a->argv[i]);
-    if (a->have_host && a->rank >= 0) /* a job's process: its rank names it as stably as its command */
-        fprintf(m, " [rank %d%s%s]", a->rank, a->host ? " on " : "", a->host ? a->host : "");
-    fclose(m);
-    return buf;
+    char *cmd = vsp_command_line(a), *named;
+    if (!cmd || !a->have_host || a->rank < 0 ||
+        asprintf(&named, "%s [rank %d%s%s]", cmd, a->rank, a->host ? " on " : "", a->host ? a->host : "") < 0)
+        return cmd;
+    free(cmd);
+    return named;
 }
 
 /* "SIGSEGV", or "signal 77" for one the report's table does not name (output.c: one table). */
@@ -120,11 +98,21 @@ static const char *result_name(uint16_t api, int32_t r)
     return strcmp(n, "unknown") ? n : NULL;
 }
 
-/* libc's start-up frames under main: the same in every stack, left out of text (kept in JSON). */
-static int startup_frame(const struct vsp_frame_info *f)
+/* What a crash finding or mark says; snprintf's result. */
+static int crash_text(char *buf, size_t len, int sig)
 {
-    return !strcmp(f->function, "__libc_start_call_main") || !strncmp(f->function, "__libc_start_main", 17) ||
-           !strcmp(f->function, "_start");
+    char name[32];
+    if (sig)
+        return snprintf(buf, len, "crash: the process ended by %s", signal_name(sig, name, sizeof name));
+    return snprintf(buf, len, "crash: the process is gone and its trace has no end");
+}
+
+/* "PREFIX: API failed with 35 (cudaErrorInsufficientDriver), 2 calls"; snprintf's result. */
+static int alloc_error_text(char *buf, size_t len, const char *prefix, uint16_t api, int32_t result, uint64_t count)
+{
+    const char *rn = result_name(api, result);
+    return snprintf(buf, len, "%s: %s failed with %d%s%s%s, %" PRIu64 " call%s", prefix, vsp_api_name(api),
+                    (int)result, rn ? " (" : "", rn ? rn : "", rn ? ")" : "", count, count == 1 ? "" : "s");
 }
 
 /* ---- folded stacks: outer;...;inner;API BYTES ---- */
@@ -183,22 +171,6 @@ struct proc_id {
     char *name;     /* filled by name_processes */
 };
 
-/* Wall-clock and monotonic start of a trace, from its header (0, 0 when unknown). */
-static void header_times(const char *path, uint64_t *realtime, uint64_t *monotonic)
-{
-    char err[700];
-    *realtime = *monotonic = 0;
-    struct vsp_reader *r = vsp_reader_open(path, err, sizeof err);
-    if (!r)
-        return;
-    const struct vsp_file_header *h = vsp_reader_header(r);
-    if (h) {
-        *realtime = h->start_realtime_ns;
-        *monotonic = h->start_monotonic_ns;
-    }
-    vsp_reader_close(r);
-}
-
 static int by_start(const void *x, const void *y)
 {
     const struct proc_id *a = *(const struct proc_id *const *)x, *b = *(const struct proc_id *const *)y;
@@ -233,18 +205,20 @@ static void name_processes(struct proc_id *p, size_t n, struct proc_id **order)
     free(base);
 }
 
+/* The input-th trace's process, named later by name_processes. */
+static void proc_id_init(struct proc_id *p, const struct vsp_analysis *a, size_t input)
+{
+    p->cmd = command_line(a);
+    p->pid = a->pid;
+    p->ppid = a->ppid;
+    p->input = input;
+    p->start = vsp_analysis_start_key(a);
+}
+
 static void proc_id_free(struct proc_id *p)
 {
     free(p->cmd);
     free(p->name);
-}
-
-/* Start key of a trace for ordering: wall clock when the header has it, else the first event. */
-static uint64_t start_key(const struct vsp_analysis *a, uint64_t realtime, uint64_t monotonic)
-{
-    if (realtime && monotonic)
-        return realtime;
-    return a->nsamples ? a->samples[0].t0 : a->first_time_ns;
 }
 
 /* ---- Chrome trace-event JSON ---- */
@@ -266,23 +240,6 @@ static const char *instant_name(int kind)
     }
 }
 
-static int has_instant_kind(const struct vsp_analysis *a, int kind)
-{
-    for (size_t i = 0; i < a->ninstants; i++)
-        if (a->instants[i].kind == kind)
-            return 1;
-    return 0;
-}
-
-/* When the process died: its last event (the trace has nothing later). */
-static uint64_t end_time(const struct vsp_analysis *a)
-{
-    uint64_t t = a->last_time_ns;
-    if (a->nsamples && a->samples[a->nsamples - 1].t1 > t)
-        t = a->samples[a->nsamples - 1].t1;
-    return t;
-}
-
 void vsp_perfetto_begin(FILE *out)
 {
     fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", out);
@@ -290,7 +247,7 @@ void vsp_perfetto_begin(FILE *out)
 
 void vsp_perfetto_trace(FILE *out, const struct vsp_analysis *a, int first)
 {
-    uint64_t t0 = a->nsamples ? a->samples[0].t0 : a->first_time_ns;
+    uint64_t t0 = vsp_analysis_first_ns(a);
 #define TS(t) ((double)((t) >= t0 ? (t) - t0 : 0) / 1000.0)
     fprintf(out, "%s{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"args\":{\"name\":\"",
             first ? "" : ",\n", a->pid);
@@ -313,15 +270,15 @@ void vsp_perfetto_trace(FILE *out, const struct vsp_analysis *a, int first)
                      "\"args\":{\"api\":\"%s\",\"bytes\":%" PRIu64 "}}",
                 instant_name(in->kind), a->pid, TS(in->time_ns), vsp_api_name(in->api), in->size);
     }
-    /* crash and alloc_error from the findings when the analysis has no instants of theirs */
-    int crash_inst = has_instant_kind(a, VSP_F_CRASH), err_inst = has_instant_kind(a, VSP_F_ALLOC_ERROR);
+    /* crash and alloc_error from the findings (the analysis has instants of out-of-memory,
+     * fragmentation and host fallback only) */
     for (size_t i = 0; i < a->nfindings; i++) {
         const struct vsp_finding *f = &a->findings[i];
-        if (f->kind == VSP_F_CRASH && !crash_inst) {
+        if (f->kind == VSP_F_CRASH) {
             fprintf(out, ",\n{\"name\":\"crash\",\"ph\":\"i\",\"s\":\"p\",\"pid\":%u,\"tid\":0,\"ts\":%.3f,"
                          "\"args\":{\"signal\":%d}}",
-                    a->pid, TS(end_time(a)), f->signal ? f->signal : a->signal);
-        } else if (f->kind == VSP_F_ALLOC_ERROR && !err_inst) {
+                    a->pid, TS(vsp_analysis_end_ns(a)), f->signal ? f->signal : a->signal);
+        } else if (f->kind == VSP_F_ALLOC_ERROR) {
             const char *rn = result_name(f->api, f->result);
             fprintf(out, ",\n{\"name\":\"allocation error\",\"ph\":\"i\",\"s\":\"p\",\"pid\":%u,\"tid\":0,"
                          "\"ts\":%.3f,\"args\":{\"api\":\"%s\",\"result\":%d,\"result_name\":\"%s\",\"count\":%" PRIu64
@@ -463,19 +420,16 @@ void vsp_svg_trace(FILE *out, const char *path, const struct vsp_analysis *a, in
     }
     struct svg_trace *t = &svg.tr[svg.n];
     memset(t, 0, sizeof *t);
-    t->id.cmd = command_line(a);
-    t->id.pid = a->pid;
-    t->id.ppid = a->ppid;
-    t->id.input = svg.n;
+    proc_id_init(&t->id, a, svg.n);
     t->path = strdup(path ? path : "");
     t->complete = a->complete;
     t->in_progress = a->in_progress;
-    header_times(path, &t->realtime, &t->monotonic);
-    t->id.start = start_key(a, t->realtime, t->monotonic);
-    t->t_first = a->nsamples ? a->samples[0].t0 : a->first_time_ns;
+    t->realtime = a->start_realtime_ns;
+    t->monotonic = a->start_monotonic_ns;
+    t->t_first = vsp_analysis_first_ns(a);
     if (t->monotonic && t->monotonic < t->t_first)
         t->t_first = t->monotonic; /* the trace (and the process) began before its first event */
-    t->t_end = end_time(a);
+    t->t_end = vsp_analysis_end_ns(a);
     if (t->t_end < t->t_first)
         t->t_end = t->t_first;
     if (a->nsamples) {
@@ -491,18 +445,17 @@ void vsp_svg_trace(FILE *out, const char *path, const struct vsp_analysis *a, in
         cap = 0;
     for (size_t i = 0; i < a->ninstants; i++) {
         const struct vsp_instant *in = &a->instants[i];
-        struct svg_mark m = {.time_ns = in->time_ns, .kind = in->kind, .api = in->api, .size = in->size, .count = 1,
-                             .signal = in->kind == VSP_F_CRASH ? a->signal : 0};
+        struct svg_mark m = {.time_ns = in->time_ns, .kind = in->kind, .api = in->api, .size = in->size, .count = 1};
         add_mark(t, &m, cap);
     }
-    int crash_inst = has_instant_kind(a, VSP_F_CRASH), err_inst = has_instant_kind(a, VSP_F_ALLOC_ERROR);
+    /* crash and alloc_error: from the findings (the analysis has no instants of theirs) */
     for (size_t i = 0; i < a->nfindings; i++) {
         const struct vsp_finding *f = &a->findings[i];
-        if (f->kind == VSP_F_CRASH && !crash_inst) {
+        if (f->kind == VSP_F_CRASH) {
             struct svg_mark m = {.time_ns = t->t_end, .kind = VSP_F_CRASH, .count = 1,
                                  .signal = f->signal ? f->signal : a->signal};
             add_mark(t, &m, cap);
-        } else if (f->kind == VSP_F_ALLOC_ERROR && !err_inst) {
+        } else if (f->kind == VSP_F_ALLOC_ERROR) {
             struct svg_mark m = {.time_ns = f->first_time_ns, .kind = VSP_F_ALLOC_ERROR, .api = f->api,
                                  .size = f->requested ? f->requested : f->bytes, .count = f->count,
                                  .result = f->result};
@@ -554,6 +507,16 @@ static uint64_t byte_step(uint64_t maxv, int max_ticks, int *nsteps)
     return step;
 }
 
+/* "1.50" to "1.5", "2.000" to "2": a decimal number's trailing zeros dropped, and its point with them. */
+static void trim_zeros(char *buf)
+{
+    char *e = buf + strlen(buf);
+    while (e > buf && e[-1] == '0')
+        *--e = 0;
+    if (e > buf && e[-1] == '.')
+        *--e = 0;
+}
+
 /* "0", "512 KiB", "1.5 MiB", "16 MiB", "1 GiB": trailing zeros dropped. */
 static void round_bytes(char *buf, size_t len, uint64_t v)
 {
@@ -569,12 +532,9 @@ static void round_bytes(char *buf, size_t len, uint64_t v)
         return;
     }
     snprintf(buf, len, "%.2f", d);
-    char *e = buf + strlen(buf);
-    while (e > buf && e[-1] == '0')
-        *--e = 0;
-    if (e > buf && e[-1] == '.')
-        *--e = 0;
-    snprintf(e, len - (size_t)(e - buf), " %s", u[i]);
+    trim_zeros(buf);
+    size_t n = strlen(buf);
+    snprintf(buf + n, len - n, " %s", u[i]);
 }
 
 /* One layer of a stacked step chart: kinds[0..k] summed is the upper edge, kinds[0..k-1] the lower. */
@@ -685,28 +645,14 @@ static void byte_axis(FILE *out, double top, double h, uint64_t step, int nsteps
 
 static void mark_title(char *buf, size_t len, const struct svg_mark *m)
 {
-    char sig[32];
     switch (m->kind) {
     case VSP_F_OOM:
     case VSP_F_FRAGMENTATION:
     case VSP_F_HOST_FALLBACK:
-        snprintf(buf, len, "%s %s of %" PRIu64 " bytes",
-                 m->kind == VSP_F_OOM ? "out of memory:" : m->kind == VSP_F_FRAGMENTATION ? "fragmentation:"
-                                                                                          : "host fallback:",
-                 vsp_api_name(m->api), m->size);
+        snprintf(buf, len, "%s: %s of %" PRIu64 " bytes", instant_name(m->kind), vsp_api_name(m->api), m->size);
         break;
-    case VSP_F_CRASH:
-        if (m->signal)
-            snprintf(buf, len, "crash: the process ended by %s", signal_name(m->signal, sig, sizeof sig));
-        else
-            snprintf(buf, len, "crash: the process is gone and its trace has no end");
-        break;
-    case VSP_F_ALLOC_ERROR: {
-        const char *rn = result_name(m->api, m->result);
-        snprintf(buf, len, "allocation error: %s failed with %d%s%s%s, %" PRIu64 " call%s", vsp_api_name(m->api),
-                 (int)m->result, rn ? " (" : "", rn ? rn : "", rn ? ")" : "", m->count, m->count == 1 ? "" : "s");
-        break;
-    }
+    case VSP_F_CRASH: crash_text(buf, len, m->signal); break;
+    case VSP_F_ALLOC_ERROR: alloc_error_text(buf, len, instant_name(m->kind), m->api, m->result, m->count); break;
     default: snprintf(buf, len, "%s", instant_name(m->kind));
     }
 }
@@ -764,6 +710,22 @@ static void svg_legend(FILE *out)
     if (!any)
         fprintf(out, "<text x=\"%d\" y=\"72\" fill=\"#555\">no failed allocations</text>\n", x);
     fputs("</g>\n", out);
+}
+
+/* What a chart holds at the end, written at the right edge: a dot at xe on its level, a dashed
+ * line to the note, the note ("live at exit: 8 MiB") and the chart's name under it. */
+static void live_note(FILE *out, double xe, double top, double h, uint64_t ymax, uint64_t live, const char *when,
+                      const char *chart)
+{
+    char lbl[32];
+    double y = top + h - (double)live * h / (double)ymax;
+    vsp_human_bytes(lbl, sizeof lbl, live);
+    fprintf(out, "<g class=\"live-at-end\"><circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#222\"/>"
+                 "<line x1=\"%.1f\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#222\" stroke-dasharray=\"2 2\"/>",
+            xe, y, xe, NOTE_X - 2, y, y);
+    double ty = y < top + 12 ? top + 12 : y > top + h - 16 ? top + h - 16 : y;
+    fprintf(out, "<text x=\"%d\" y=\"%.1f\" font-weight=\"bold\">%s: %s</text>", NOTE_X, ty + 4, when, lbl);
+    fprintf(out, "<text x=\"%d\" y=\"%.1f\" fill=\"#555\" font-size=\"11\">%s</text></g>\n", NOTE_X, ty + 17, chart);
 }
 
 /* Times outside the axis (a corrupt or odd trace) are drawn at its ends, never outside the plot. */
@@ -833,15 +795,18 @@ void vsp_svg_end(FILE *out)
         xml_escape(out, order[oi]->name);
         fputs("</text>\n", out);
         char sub[4600], sig[32], crashed[64];
-        const char *state = t->in_progress ? "still running" : t->complete ? "complete" : "incomplete";
+        const struct svg_mark *crash = NULL;
         for (size_t j = 0; j < t->nmarks; j++)
-            if (t->marks[j].kind == VSP_F_CRASH) {
-                if (t->marks[j].signal)
-                    snprintf(crashed, sizeof crashed, "crashed (%s)", signal_name(t->marks[j].signal, sig, sizeof sig));
-                else
-                    snprintf(crashed, sizeof crashed, "crashed");
-                state = crashed;
-            }
+            if (t->marks[j].kind == VSP_F_CRASH)
+                crash = &t->marks[j];
+        const char *state = t->in_progress ? "still running" : t->complete ? "complete" : "incomplete";
+        if (crash) {
+            if (crash->signal)
+                snprintf(crashed, sizeof crashed, "crashed (%s)", signal_name(crash->signal, sig, sizeof sig));
+            else
+                snprintf(crashed, sizeof crashed, "crashed");
+            state = crashed;
+        }
         snprintf(sub, sizeof sub, "pid %u, %s, %s", t->id.pid, state, t->path);
         fprintf(out, "<text x=\"%d\" y=\"%d\" fill=\"#666\" font-size=\"11\">", PLOT_X, y + 33);
         xml_escape(out, sub);
@@ -916,7 +881,7 @@ void vsp_svg_end(FILE *out)
         free(xs1);
 
         /* the device peak */
-        char lbl[48], txt[96];
+        char lbl[48];
         if (t->peak_bytes && t->peak_time_ns) {
             double px = X(t->peak_time_ns);
             double py = dev_top + DEV_H - (double)t->peak_bytes * DEV_H / (double)dmax;
@@ -944,10 +909,6 @@ void vsp_svg_end(FILE *out)
             if (m->kind < 0 || m->kind >= VSP_F_COUNT_)
                 continue;
             double x = X(m->time_ns);
-            if (x < PLOT_X)
-                x = PLOT_X;
-            if (x > PLOT_X + PLOT_W)
-                x = PLOT_X + PLOT_W;
             if ((int)x == lastpx[m->kind] && m->kind != VSP_F_CRASH)
                 continue; /* one mark per pixel and kind */
             lastpx[m->kind] = (int)x;
@@ -978,30 +939,10 @@ void vsp_svg_end(FILE *out)
             dlive += t->kind_live[device_kinds[k]];
         for (size_t k = 0; k < NHOST; k++)
             hlive += t->kind_live[host_kinds[k]];
-        int died = 0;
-        for (size_t j = 0; j < t->nmarks; j++)
-            died |= t->marks[j].kind == VSP_F_CRASH;
-        const char *when = t->in_progress ? "live now" : died ? "live when it died" : "live at exit";
-        double dy = dev_top + DEV_H - (double)dlive * DEV_H / (double)dmax;
-        vsp_human_bytes(lbl, sizeof lbl, dlive);
-        fprintf(out, "<g class=\"live-at-end\"><circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#222\"/>"
-                     "<line x1=\"%.1f\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#222\" stroke-dasharray=\"2 2\"/>",
-                xe, dy, xe, NOTE_X - 2, dy, dy);
-        double ty = dy < dev_top + 12 ? dev_top + 12 : dy > dev_top + DEV_H - 16 ? dev_top + DEV_H - 16 : dy;
-        snprintf(txt, sizeof txt, "%s: %s", when, lbl);
-        fprintf(out, "<text x=\"%d\" y=\"%.1f\" font-weight=\"bold\">%s</text>", NOTE_X, ty + 4, txt);
-        fprintf(out, "<text x=\"%d\" y=\"%.1f\" fill=\"#555\" font-size=\"11\">device</text></g>\n", NOTE_X, ty + 17);
-        if (t->host_max) {
-            double hy = host_top + HOST_H - (double)hlive * HOST_H / (double)hmax;
-            vsp_human_bytes(lbl, sizeof lbl, hlive);
-            fprintf(out, "<g class=\"live-at-end\"><circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#222\"/>"
-                         "<line x1=\"%.1f\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#222\" stroke-dasharray=\"2 2\"/>",
-                    xe, hy, xe, NOTE_X - 2, hy, hy);
-            double hty = hy < host_top + 12 ? host_top + 12 : hy > host_top + HOST_H - 16 ? host_top + HOST_H - 16 : hy;
-            fprintf(out, "<text x=\"%d\" y=\"%.1f\" font-weight=\"bold\">%s: %s</text>", NOTE_X, hty + 4, when, lbl);
-            fprintf(out, "<text x=\"%d\" y=\"%.1f\" fill=\"#555\" font-size=\"11\">host</text></g>\n", NOTE_X,
-                    hty + 17);
-        }
+        const char *when = t->in_progress ? "live now" : crash ? "live when it died" : "live at exit";
+        live_note(out, xe, dev_top, DEV_H, dmax, dlive, when, "device");
+        if (t->host_max)
+            live_note(out, xe, host_top, HOST_H, hmax, hlive, when, "host");
         fputs("</g>\n", out);
         y += svg_panel_height(t);
     }
@@ -1013,11 +954,7 @@ void vsp_svg_end(FILE *out)
         double x = PLOT_X + k * tstep * PLOT_W / span;
         char v[32];
         snprintf(v, sizeof v, "%.3f", k * tstep / unit);
-        char *e = v + strlen(v);
-        while (e > v && e[-1] == '0')
-            *--e = 0;
-        if (e > v && e[-1] == '.')
-            *--e = 0;
+        trim_zeros(v);
         fprintf(out, "<text class=\"time-tick\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x,
                 y - PANEL_TAIL + 20, v);
     }
@@ -1074,7 +1011,7 @@ void vsp_junit_begin(FILE *out)
 /* One line saying what a finding is, as a person reads it. */
 static void finding_line(char *buf, size_t len, const struct vsp_analysis *a, const struct vsp_finding *f)
 {
-    char b1[32], b2[32], b3[32], sig[32];
+    char b1[32], b2[32], b3[32];
     const char *api = vsp_api_name(f->api);
     int n;
     switch (f->kind) {
@@ -1120,20 +1057,10 @@ static void finding_line(char *buf, size_t len, const struct vsp_analysis *a, co
         vsp_human_bytes(b2, sizeof b2, f->limit);
         n = snprintf(buf, len, "peak: device memory peaked at %s, above the budget of %s (reached by %s)", b1, b2, api);
         break;
-    case VSP_F_CRASH: {
-        int s = f->signal ? f->signal : a->signal;
-        if (s)
-            n = snprintf(buf, len, "crash: the process ended by %s", signal_name(s, sig, sizeof sig));
-        else
-            n = snprintf(buf, len, "crash: the process is gone and its trace has no end");
+    case VSP_F_CRASH: n = crash_text(buf, len, f->signal ? f->signal : a->signal); break;
+    case VSP_F_ALLOC_ERROR:
+        n = alloc_error_text(buf, len, vsp_finding_json_name(f->kind), f->api, f->result, f->count);
         break;
-    }
-    case VSP_F_ALLOC_ERROR: {
-        const char *rn = result_name(f->api, f->result);
-        n = snprintf(buf, len, "alloc_error: %s failed with %d%s%s%s, %" PRIu64 " call%s", api, (int)f->result,
-                     rn ? " (" : "", rn ? rn : "", rn ? ")" : "", f->count, f->count == 1 ? "" : "s");
-        break;
-    }
     case VSP_F_PLAN:
         vsp_human_bytes(b1, sizeof b1, f->bytes);
         vsp_human_bytes(b2, sizeof b2, f->planned);
@@ -1162,7 +1089,7 @@ static void junit_stack(FILE *m, const struct vsp_analysis *a, struct vsp_symbol
         int k = vsp_sym_frame(sym, st, fr, fi, MAX_INLINE);
         for (int j = 0; j < k; j++) {
             char label[700];
-            if (startup_frame(&fi[j]))
+            if (vsp_startup_function(fi[j].function))
                 continue;
             vsp_frame_label(&fi[j], label, sizeof label);
             if (fi[j].file[0])
@@ -1215,13 +1142,7 @@ void vsp_junit_trace_opts(FILE *out, const char *path, const struct vsp_analysis
     }
     struct junit_suite *s = &junit.s[junit.n];
     memset(s, 0, sizeof *s);
-    uint64_t realtime, monotonic;
-    header_times(path, &realtime, &monotonic);
-    s->id.cmd = command_line(a);
-    s->id.pid = a->pid;
-    s->id.ppid = a->ppid;
-    s->id.input = junit.n;
-    s->id.start = start_key(a, realtime, monotonic);
+    proc_id_init(&s->id, a, junit.n);
     s->path = strdup(path ? path : "");
     s->complete = a->complete;
     s->in_progress = a->in_progress;

@@ -39,7 +39,4 @@ void vsp_junit_trace_opts(FILE *out, const char *path, const struct vsp_analysis
                           const struct vsp_junit_opts *o);
 void vsp_junit_end(FILE *out);
 
-/* "function" or "module+0xoffset" (module base name) or "0xaddress". */
-void vsp_frame_label(const struct vsp_frame_info *f, char *buf, size_t len);
-
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "human.h"
+#include "output.h"
 #include "plan.h"
 
 /* Wall-clock time of a CLOCK_MONOTONIC time of the process (0 anchors: the time itself). */
@@ -21,19 +22,11 @@ static uint64_t wall(const struct vsp_analysis *a, uint64_t t)
     return a->start_realtime_ns + t - a->start_monotonic_ns;
 }
 
-static uint64_t proc_start(const struct vsp_analysis *a)
-{
-    if (a->start_realtime_ns && a->start_monotonic_ns)
-        return a->start_realtime_ns;
-    return a->nsamples ? a->samples[0].t0 : a->first_time_ns;
-}
-
+/* When a process ended, on the wall clock (never before it began: vsp_analysis_start_key). */
 static uint64_t proc_end(const struct vsp_analysis *a)
 {
-    uint64_t e = wall(a, a->last_time_ns);
-    if (a->nsamples && wall(a, a->samples[a->nsamples - 1].t1) > e)
-        e = wall(a, a->samples[a->nsamples - 1].t1);
-    return e > proc_start(a) ? e : proc_start(a);
+    uint64_t e = wall(a, vsp_analysis_end_ns(a)), s = vsp_analysis_start_key(a);
+    return e > s ? e : s;
 }
 
 static const struct vsp_job_proc *g_sort;
@@ -44,30 +37,13 @@ static int by_rank(const void *x, const void *y)
     int64_t ra = a->rank >= 0 ? a->rank : INT32_MAX, rb = b->rank >= 0 ? b->rank : INT32_MAX;
     if (ra != rb)
         return ra < rb ? -1 : 1;
-    uint64_t sa = proc_start(a), sb = proc_start(b);
+    uint64_t sa = vsp_analysis_start_key(a), sb = vsp_analysis_start_key(b);
     if (sa != sb)
         return sa < sb ? -1 : 1;
     return i < j ? -1 : i > j;
 }
 
 static json_t *int_or_null(int32_t v) { return v >= 0 ? json_integer(v) : json_null(); }
-
-static char *command_line(const struct vsp_analysis *a)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m)
-        return NULL;
-    const char *exe = a->exe && *a->exe ? a->exe : a->argc > 0 && a->argv[0] ? a->argv[0] : "?";
-    const char *b = strrchr(exe, '/');
-    fputs(b && b[1] ? b + 1 : exe, m);
-    for (int i = 1; i < a->argc; i++)
-        if (a->argv[i])
-            fprintf(m, " %s", a->argv[i]);
-    fclose(m);
-    return buf;
-}
 
 static uint64_t sample_device_bytes(const struct vsp_sample *s)
 {
@@ -221,8 +197,8 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
     qsort(order, n, sizeof *order, by_rank);
     uint64_t t0 = UINT64_MAX, t1 = 0;
     for (size_t i = 0; i < n; i++) {
-        if (proc_start(p[i].a) < t0)
-            t0 = proc_start(p[i].a);
+        if (vsp_analysis_start_key(p[i].a) < t0)
+            t0 = vsp_analysis_start_key(p[i].a);
         if (proc_end(p[i].a) > t1)
             t1 = proc_end(p[i].a);
     }
@@ -255,14 +231,14 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
         for (int i = 0; i < a->argc; i++)
             json_array_append_new(argv, json_string(a->argv[i] ? a->argv[i] : ""));
         json_object_set_new(o, "argv", argv);
-        char *cmd = command_line(a);
+        char *cmd = vsp_command_line(a);
         json_object_set_new(o, "command_line", json_string(cmd ? cmd : "?"));
         free(cmd);
         json_object_set_new(o, "trace", json_string(q->path));
         json_object_set_new(o, "complete", json_boolean(a->complete));
         json_object_set_new(o, "in_progress", json_boolean(a->in_progress));
-        json_object_set_new(o, "start_realtime_ns", json_integer((json_int_t)proc_start(a)));
-        json_object_set_new(o, "start_ns", json_integer((json_int_t)(proc_start(a) - t0)));
+        json_object_set_new(o, "start_realtime_ns", json_integer((json_int_t)vsp_analysis_start_key(a)));
+        json_object_set_new(o, "start_ns", json_integer((json_int_t)(vsp_analysis_start_key(a) - t0)));
         json_object_set_new(o, "end_ns", json_integer((json_int_t)(proc_end(a) - t0)));
         json_object_set_new(o, "peak_ns", a->peak_bytes ? json_integer((json_int_t)(wall(a, a->peak_time_ns) - t0))
                                                         : json_null());
@@ -410,6 +386,15 @@ static void ints(char *buf, size_t len, json_t *arr)
     }
 }
 
+/* An integer, or `none` when v is not one (null: not known). */
+static void int_or(char *buf, size_t len, json_t *v, const char *none)
+{
+    if (json_is_integer(v))
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else
+        snprintf(buf, len, "%s", none);
+}
+
 static uint64_t jbytes(json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);
@@ -426,8 +411,7 @@ static void site(char *buf, size_t len, json_t *f)
     json_array_foreach(st, i, fr) {
         json_t *fn = json_object_get(fr, "function"), *file = json_object_get(fr, "file"),
                *line = json_object_get(fr, "line");
-        if (shown >= 2 || (json_is_string(fn) && (!strncmp(json_string_value(fn), "__libc_start", 12) ||
-                                                  !strcmp(json_string_value(fn), "_start"))))
+        if (shown >= 2 || (json_is_string(fn) && vsp_startup_function(json_string_value(fn))))
             break; /* libc's start-up frames say nothing about the site */
         const char *sep = shown++ ? " <- " : "";
         int w;
@@ -466,10 +450,7 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
     json_array_foreach(procs, i, o) {
         json_t *tot = json_object_get(o, "totals"), *rank = json_object_get(o, "rank");
         char r[16];
-        if (json_is_integer(rank))
-            snprintf(r, sizeof r, "%" JSON_INTEGER_FORMAT, json_integer_value(rank));
-        else
-            snprintf(r, sizeof r, "-");
+        int_or(r, sizeof r, rank, "-");
         vsp_human_bytes(h1, sizeof h1, jbytes(tot, "peak_bytes"));
         vsp_human_bytes(h2, sizeof h2, jbytes(tot, "live_bytes"));
         ints(list, sizeof list, json_object_get(o, "devices"));
@@ -484,10 +465,7 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
     json_array_foreach(devs, i, o) {
         json_t *host = json_object_get(o, "host"), *dev = json_object_get(o, "device");
         char d[16], pids[256];
-        if (json_is_integer(dev))
-            snprintf(d, sizeof d, "%" JSON_INTEGER_FORMAT, json_integer_value(dev));
-        else
-            snprintf(d, sizeof d, "?");
+        int_or(d, sizeof d, dev, "?");
         vsp_human_bytes(h1, sizeof h1, jbytes(o, "peak_bytes"));
         vsp_human_bytes(h2, sizeof h2, jbytes(o, "live_bytes"));
         ints(list, sizeof list, json_object_get(o, "ranks"));

@@ -110,14 +110,6 @@ static int parse_fail_on(const char *s, unsigned *mask)
     return ok ? 0 : -1;
 }
 
-/* Sizes: bytes, or a number (decimals allowed: 1.5GiB) with K/KiB/M/MiB/G/GiB/T/TiB (powers of
- * 1024), KB/MB/GB/TB (powers of 1000) or B. -1 when it is not one. (One parser: plan.c's, which
- * plans' sizes use too.) */
-static int parse_size(const char *s, uint64_t *out)
-{
-    return vsp_report_parse_size(s, out);
-}
-
 static int is_dir(const char *p)
 {
     struct stat sb;
@@ -198,6 +190,15 @@ static void text_summary(FILE *out, const uint64_t *by_kind, uint64_t uncertain,
     fprintf(out, "%s)\n", o->strict ? ", --strict" : "");
 }
 
+/* The vramspy-report/1 document, with the plan's comparison when there is one. */
+static json_t *report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym)
+{
+    json_t *r = vsp_report_json(path, a, sym);
+    if (a->plan)
+        json_object_set_new(r, "plan", vsp_plan_json(a->plan));
+    return r;
+}
+
 static const char *const format_names[] = {"text", "json", "folded", "perfetto", "svg", "junit"};
 
 int main(int argc, char **argv)
@@ -256,7 +257,7 @@ int main(int argc, char **argv)
         case OPT_MINLEAK:
         case OPT_UNTRACKED: {
             uint64_t v;
-            if (parse_size(optarg, &v) < 0) {
+            if (vsp_report_parse_size(optarg, &v) < 0) {
                 fprintf(stderr, "vramspy-report: %s: not a size: '%s' (bytes, or with KiB/MiB/GiB or KB/MB/GB; "
                                 "decimals allowed: 1.5GiB)\n",
                         c == OPT_MAXPEAK ? "--max-peak" : c == OPT_MINLEAK ? "--min-leak" : "--untracked-min", optarg);
@@ -456,17 +457,13 @@ int main(int argc, char **argv)
             /* the job's document is written once every process is in */
             jp[i].path = path;
             jp[i].a = &as[i];
-            jp[i].report = vsp_report_json(path, &as[i], sym);
-            if (as[i].plan)
-                json_object_set_new(jp[i].report, "plan", vsp_plan_json(as[i].plan));
+            jp[i].report = report_json(path, &as[i], sym);
             vsp_sym_free(sym);
             continue;
         }
         switch (o.fmt) {
         case FMT_JSON: {
-            json_t *r = vsp_report_json(path, &as[i], sym);
-            if (as[i].plan)
-                json_object_set_new(r, "plan", vsp_plan_json(as[i].plan));
+            json_t *r = report_json(path, &as[i], sym);
             if (all) {
                 json_array_append_new(all, r);
             } else {

@@ -1,7 +1,9 @@
 /* Rendering of an analysis: JSON (schema vramspy-report/1, docs/report.md) and text. */
 #include "output.h"
 
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "purposes.h"
@@ -162,12 +164,40 @@ const char *vsp_signal_name(int sig)
     return sig > 0 && sig < (int)(sizeof n / sizeof n[0]) && n[sig] ? n[sig] : "signal";
 }
 
-/* libc's start-up frames: below main in every stack, they tell nothing (left out of text
- * stacks, kept in JSON). */
-static int startup_frame(const struct vsp_frame_info *f)
+int vsp_startup_function(const char *function)
 {
-    return !strcmp(f->function, "__libc_start_call_main") || !strncmp(f->function, "__libc_start_main", 17) ||
-           !strcmp(f->function, "_start");
+    return !strcmp(function, "__libc_start_call_main") || !strncmp(function, "__libc_start_main", 17) ||
+           !strcmp(function, "_start");
+}
+
+void vsp_frame_label(const struct vsp_frame_info *f, char *buf, size_t len)
+{
+    if (f->function[0]) {
+        snprintf(buf, len, "%s", f->function);
+    } else if (f->module) {
+        const char *b = strrchr(f->module, '/');
+        snprintf(buf, len, "%s+0x%" PRIx64, b ? b + 1 : f->module, f->offset);
+    } else {
+        snprintf(buf, len, "0x%" PRIx64, f->address);
+    }
+}
+
+/* "NAME ARG1 ARG2": the executable's base name and its arguments. */
+char *vsp_command_line(const struct vsp_analysis *a)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        return strdup("?");
+    const char *exe = a->exe && *a->exe ? a->exe : a->argc > 0 && a->argv[0] ? a->argv[0] : "?";
+    const char *b = strrchr(exe, '/');
+    fputs(b && b[1] ? b + 1 : exe, m);
+    for (int i = 1; i < a->argc; i++)
+        if (a->argv[i])
+            fprintf(m, " %s", a->argv[i]);
+    fclose(m);
+    return buf;
 }
 
 static json_t *stack_json(struct vsp_symbolizer *sym, const struct vsp_analysis *a, uint32_t id)
@@ -387,7 +417,7 @@ static void text_stack(FILE *out, struct vsp_symbolizer *sym, const struct vsp_a
     for (unsigned k = 0; k < st->nframes; k++) {
         int n = vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
         for (int j = 0; j < n; j++) {
-            if (startup_frame(&fi[j]))
+            if (vsp_startup_function(fi[j].function))
                 continue;
             fprintf(out, "    #%-2d ", fno++);
             if (fi[j].function[0]) {
@@ -406,18 +436,13 @@ static void text_stack(FILE *out, struct vsp_symbolizer *sym, const struct vsp_a
     }
 }
 
-/* One frame as "function (file:line)", "function (module+0xoff)", "module+0xoff" or "0xaddr". */
+/* One frame as vsp_frame_label names it, with " (file:line)" after a function whose line is known. */
 static void frame_label(char *buf, size_t len, const struct vsp_frame_info *f)
 {
-    if (f->function[0] && f->file[0])
-        snprintf(buf, len, "%s (%s:%d)", f->function, f->file, f->line);
-    else if (f->function[0])
-        snprintf(buf, len, "%s", f->function);
-    else if (f->module) {
-        const char *b = strrchr(f->module, '/');
-        snprintf(buf, len, "%s+0x%llx", b ? b + 1 : f->module, (unsigned long long)f->offset);
-    } else
-        snprintf(buf, len, "0x%llx", (unsigned long long)f->address);
+    vsp_frame_label(f, buf, len);
+    size_t n = strlen(buf);
+    if (f->function[0] && f->file[0] && n < len)
+        snprintf(buf + n, len - n, " (%s:%d)", f->file, f->line);
 }
 
 /* A finding's call site: its innermost frame, and when another finding's different stack shares

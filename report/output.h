@@ -22,6 +22,15 @@ const char *vsp_result_name(unsigned api, int32_t result);
 /* "SIGSEGV"..., "signal" when unnamed. */
 const char *vsp_signal_name(int sig);
 
+/* libc's start-up frames under main (__libc_start_call_main, __libc_start_main, _start): the same
+ * in every stack, left out of text (kept in JSON). */
+int vsp_startup_function(const char *function);
+/* "function" or "module+0xoffset" (module base name) or "0xaddress". */
+void vsp_frame_label(const struct vsp_frame_info *f, char *buf, size_t len);
+/* "NAME ARG1 ARG2": the executable's base name and its arguments, malloc'd ("?" when out of
+ * memory). What names a process in a document compared across runs: never the pid. */
+char *vsp_command_line(const struct vsp_analysis *a);
+
 /* A call site's name: the innermost frame, and as many frames out as it takes to tell it from the
  * other findings' stacks that share that frame ("make_buffer (leaky.c:4) <- main (leaky.c:12)"). */
 void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct vsp_symbolizer *sym, uint32_t stack_id);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "human.h"
 
 #define GiB 1073741824.0
@@ -23,6 +24,8 @@ static const double default_tolerance[VSP_PLAN_COUNT_] = {0.02, 0.15, 0.30, 0.40
 
 const char *vsp_plan_purpose_name(int p) { return p >= 0 && p < VSP_PLAN_COUNT_ ? purpose_names[p] : "?"; }
 
+/* The units are the shim's (vsp_parse_size, shim/config.c: one table for VRAMSPY_* sizes and the
+ * report's); this adds decimals and a space before the unit. */
 int vsp_report_parse_size(const char *s, uint64_t *out)
 {
     if (!s || *s < '0' || *s > '9')
@@ -30,6 +33,7 @@ int vsp_report_parse_size(const char *s, uint64_t *out)
     const char *p = s;
     while (*p >= '0' && *p <= '9')
         p++;
+    const char *point = p;
     if (*p == '.') {
         p++;
         if (*p < '0' || *p > '9')
@@ -37,35 +41,19 @@ int vsp_report_parse_size(const char *s, uint64_t *out)
         while (*p >= '0' && *p <= '9')
             p++;
     }
-    static const struct { const char *suffix; double mult; } units[] = {
-        {"", 1}, {"B", 1}, {"K", 1024.0}, {"k", 1024.0}, {"KiB", 1024.0}, {"KB", 1e3},
-        {"M", 1048576.0}, {"MiB", 1048576.0}, {"MB", 1e6}, {"G", 1073741824.0}, {"GiB", 1073741824.0},
-        {"GB", 1e9}, {"T", 1099511627776.0}, {"TiB", 1099511627776.0}, {"TB", 1e12},
-    };
     const char *unit = p;
     while (*unit == ' ')
         unit++; /* "13.5 GiB" reads as in a document */
-    double mult = 0;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcmp(unit, units[i].suffix))
-            mult = units[i].mult;
-    if (mult == 0)
+    char buf[80];
+    if (p - s >= 64 || snprintf(buf, sizeof buf, "%.*s%s", (int)(p - s), s, unit) >= (int)sizeof buf)
         return -1;
-    char num[64];
-    if ((size_t)(p - s) >= sizeof num)
+    if (point == p) /* a whole number: exact */
+        return vsp_parse_size(buf, out) < 0 ? -1 : 0;
+    uint64_t mult; /* the unit's: that of "1" and the unit */
+    snprintf(buf, sizeof buf, "1%s", unit);
+    if (vsp_parse_size(buf, &mult) < 0)
         return -1;
-    memcpy(num, s, (size_t)(p - s));
-    num[p - s] = 0;
-    if (!strchr(num, '.')) { /* exact for whole numbers */
-        errno = 0;
-        unsigned long long v = strtoull(num, NULL, 10);
-        uint64_t m = (uint64_t)mult;
-        if (errno || (v && m > UINT64_MAX / v))
-            return -1;
-        *out = (uint64_t)v * m;
-        return 0;
-    }
-    double v = strtod(num, NULL) * mult;
+    double v = strtod(s, NULL) * (double)mult;
     if (!(v < 18446744073709551615.0))
         return -1;
     *out = (uint64_t)(v + 0.5);
@@ -461,7 +449,7 @@ static int add_plan_finding(struct vsp_analysis *a, int32_t device, const char *
 
 /* One comparison: the bytes by purpose at one peak (the process's, or one device's). */
 static int compare(const struct vsp_plan *p, struct vsp_analysis *a, const struct vsp_purpose_row *rows, size_t nrows,
-                   uint64_t peak, int32_t device, int findings, struct vsp_plan_result *r)
+                   uint64_t peak, int32_t device, struct vsp_plan_result *r)
 {
     uint64_t dev = p->device_memory ? p->device_memory : a->device_total_bytes;
     uint64_t planned[VSP_PLAN_COUNT_];
@@ -507,7 +495,7 @@ static int compare(const struct vsp_plan *p, struct vsp_analysis *a, const struc
         }
         row->deviation = planned[k] ? ((double)measured[k] - (double)planned[k]) / (double)planned[k] : 0;
         row->ok = planned[k] ? fabs(row->deviation) <= row->tolerance + 1e-12 : measured[k] == 0;
-        if (!row->ok && findings &&
+        if (!row->ok &&
             add_plan_finding(a, device, purpose_names[k], measured[k], planned[k], row->deviation, row->tolerance) < 0)
             return -1;
     }
@@ -521,7 +509,7 @@ static int compare(const struct vsp_plan *p, struct vsp_analysis *a, const struc
         r->have_headroom = 1;
         r->headroom_bytes = h >= 0 ? (int64_t)(h + 0.5) : -(int64_t)(-h + 0.5);
         r->risk = r->headroom_bytes >= (int64_t)(2 * GiB) ? "LOW" : r->headroom_bytes >= 0 ? "MEDIUM" : "HIGH";
-        if (r->headroom_bytes < 0 && findings && add_plan_finding(a, device, "headroom", used, (uint64_t)budget, 0, 0) < 0)
+        if (r->headroom_bytes < 0 && add_plan_finding(a, device, "headroom", used, (uint64_t)budget, 0, 0) < 0)
             return -1;
     }
     return 0;
@@ -541,7 +529,7 @@ int vsp_plan_apply(const struct vsp_plan *p, struct vsp_analysis *a)
     a->plan = r;
     if (!nd)
         return compare(p, a, a->purposes, a->npurposes, a->peak_bytes,
-                       a->ndevices == 1 ? a->devices[0].device : -1, 1, r);
+                       a->ndevices == 1 ? a->devices[0].device : -1, r);
     /* several devices: each against the plan (a plan is per device), the process's result being
      * that of the device with the highest peak */
     r->devices = r + 1;
@@ -552,7 +540,7 @@ int vsp_plan_apply(const struct vsp_plan *p, struct vsp_analysis *a)
         if (!dr->live_at_peak)
             continue;
         struct vsp_plan_result *dres = &r->devices[r->ndevices];
-        if (compare(p, a, dr->purposes, dr->npurposes, dr->peak_bytes, dr->device, 1, dres) < 0)
+        if (compare(p, a, dr->purposes, dr->npurposes, dr->peak_bytes, dr->device, dres) < 0)
             return -1;
         if (dr->peak_bytes > top_peak || r->ndevices == 0) {
             top = (size_t)r->ndevices;

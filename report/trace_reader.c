@@ -401,15 +401,17 @@ static int cursor_add(struct vsp_reader *r, const struct cursor *c)
     return 0;
 }
 
-static void deliver(struct vsp_reader *r, struct vsp_record *out, uint64_t pos, uint64_t off)
+/* Hands out ev (of the record at pos, off): the next seq expected is the one after it. */
+static void deliver(struct vsp_reader *r, struct vsp_record *out, const struct vsp_rec_event *ev, uint64_t pos,
+                    uint64_t off)
 {
-    if (r->cur.seq >= r->expect)
-        r->expect = r->cur.seq + 1;
+    if (ev->seq >= r->expect)
+        r->expect = ev->seq + 1;
     out->pos = pos;
     out->file_offset = off;
     out->type = VSP_REC_EVENT;
-    out->payload_len = sizeof r->cur;
-    out->payload = &r->cur;
+    out->payload_len = sizeof *ev;
+    out->payload = ev;
 }
 
 static void bad_batch(struct vsp_reader *r, uint64_t off, const char *what)
@@ -445,13 +447,7 @@ static void advance_top(struct vsp_reader *r)
 static void window_pop(struct vsp_reader *r, struct vsp_record *out)
 {
     struct cursor *c = &r->slab[r->heap[0].slot];
-    if (c->codec.last.seq >= r->expect)
-        r->expect = c->codec.last.seq + 1;
-    out->pos = c->pos;
-    out->file_offset = c->file_offset;
-    out->type = VSP_REC_EVENT;
-    out->payload_len = sizeof c->codec.last;
-    out->payload = &c->codec.last;
+    deliver(r, out, &c->codec.last, c->pos, c->file_offset);
     r->advance = 1;
 }
 
@@ -531,18 +527,15 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
         }
         if (rec->type == VSP_REC_EVENT && rec->payload_len >= sizeof(struct vsp_rec_event)) {
             const struct vsp_rec_event *e = rec->payload;
-            if (e->seq <= r->expect && !r->nheap) {
-                r->cur = *e; /* in order: at once */
-                deliver(r, rec, rec->pos, rec->file_offset);
-                return 1;
+            if (e->seq > r->expect || r->nheap) { /* out of order: into the window */
+                struct cursor c = {.codec.last = *e, .pos = rec->pos, .file_offset = rec->file_offset,
+                                   .data_offset = rec->file_offset};
+                if (cursor_add(r, &c) == 0)
+                    continue;
             }
-            struct cursor c = {.codec.last = *e, .pos = rec->pos, .file_offset = rec->file_offset, .data_offset = rec->file_offset};
-            if (cursor_add(r, &c) < 0) {
-                r->cur = *e; /* no memory for the window: file order */
-                deliver(r, rec, rec->pos, rec->file_offset);
-                return 1;
-            }
-            continue;
+            r->cur = *e; /* in order: at once (or no memory for the window: file order) */
+            deliver(r, rec, &r->cur, rec->pos, rec->file_offset);
+            return 1;
         }
         if (rec->type == VSP_REC_END && r->nheap) {
             r->barrier = *rec;

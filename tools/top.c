@@ -385,9 +385,9 @@ int vsp_top_main(int argc, char **argv)
             vsp_analysis_free(&a);
             return 2;
         } else {
-            /* The analysis says whether the writer still runs (same pid and start time); a zombie
-             * it counts as running has exited all the same. */
-            enum proc_state state = a.in_progress && !is_zombie(a.pid) ? PROC_LIVE : PROC_GONE;
+            /* The analysis says whether the writer still runs (same pid and start time, not a
+             * zombie: analyze.c process_is_live). */
+            enum proc_state state = a.in_progress ? PROC_LIVE : PROC_GONE;
             if (!a.pid && starting_writer_runs(path))
                 state = PROC_LIVE; /* the header is there, its PROCESS record not yet */
             struct top_pass t;
