@@ -2,6 +2,7 @@
  * fixed pids, times, addresses and module paths that exist on no machine, so the expected JSON
  * beside each (produced by vramspy-report and reviewed by hand) is the same everywhere.
  * Usage: golden_gen DIR. Uses the shim's own ring writer, so the files are what the shim writes. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,18 +17,10 @@ static uint64_t now_ns = 1000000000ull;
 
 static void put(uint16_t type, const void *a, size_t alen, const void *b, size_t blen, const void *c, size_t clen)
 {
-    struct vsp_resv res;
-    if (vsp_ring_reserve(&f.ring, type, (uint32_t)(alen + blen + clen), &res) < 0) {
+    if (ring_fixture_write(&f, type, a, alen, b, blen, c, clen) < 0) {
         fprintf(stderr, "golden_gen: record too large\n");
         exit(1);
     }
-    unsigned char *p = res.payload;
-    memcpy(p, a, alen);
-    if (blen)
-        memcpy(p + alen, b, blen);
-    if (clen)
-        memcpy(p + alen + blen, c, clen);
-    vsp_ring_commit(&f.ring, &res);
 }
 
 static void process(uint32_t pid, uint32_t ppid, const char *args, size_t args_len, uint32_t argc)
@@ -88,18 +81,15 @@ static void end(const char *dir, const char *name, int finalize)
     if (finalize) {
         struct vsp_rec_end e = {.time_ns = now_ns};
         put(VSP_REC_END, &e, sizeof e, NULL, 0, NULL, 0);
-        vsp_ring_flush(&f.ring, 1);
-        f.ring.hdr->flags |= VSP_FLAG_COMPLETE;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    msync(f.map, f.len, MS_SYNC);
-    if (rename(f.path, path) < 0) {
+    int rc = ring_fixture_keep(&f, path, finalize);
+    if (rc < 0) {
+        errno = -rc;
         perror(path);
         exit(1);
     }
-    munmap(f.map, f.len);
-    close(f.fd);
 }
 
 int main(int argc, char **argv)

@@ -42,6 +42,14 @@ char *th_tmpdir(void)
     return tmpdir_path;
 }
 
+void th_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
 static void slurp(int fd, char *buf, size_t len)
 {
     size_t n = 0;
@@ -342,6 +350,63 @@ void th_run_pair(struct run_result *plain, struct run_result *shim, const char *
     cr_assert_eq(shim->code, plain->code, "exit status changed: %d under the shim, %d without; stderr: %s",
                  shim->code, plain->code, shim->err);
     cr_assert_str_eq(shim->out, plain->out, "stdout changed under the shim; stderr: %s", shim->err);
+}
+
+void th_run_traced(struct run_result *r, const char *const *argv, const char *dir, const char *trace,
+                   const char *const *extra_env)
+{
+    char out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/%s", dir, trace);
+    const char *env[16] = {out};
+    int n = 1;
+    for (int i = 0; extra_env && extra_env[i] && n < 15; i++)
+        env[n++] = extra_env[i];
+    env[n] = NULL;
+    cr_assert_eq(th_run(r, argv, env, 1, 0), 0);
+}
+
+void th_run_both(struct run_result *plain, struct run_result *shim, const char *const *argv,
+                 const char *const *env, int nofakes)
+{
+    cr_assert_eq(th_run(plain, argv, NULL, 0, nofakes), 0);
+    cr_assert_eq(th_run(shim, argv, env, 1, nofakes), 0);
+    cr_assert_eq(shim->code, plain->code, "exit status changed: %d under the shim, %d without; stderr: %s",
+                 shim->code, plain->code, shim->err);
+    cr_assert_str_eq(shim->out, plain->out, "stdout changed under the shim; stderr: %s", shim->err);
+}
+
+pid_t th_start(const char *path, const char *const *argv, const char *const *env, char *first, size_t len)
+{
+    char *envp[16] = {TH_PRELOAD_ENV, "LD_LIBRARY_PATH=" VSP_FAKES};
+    int n = 2;
+    for (int i = 0; env && env[i] && n < 15; i++)
+        envp[n++] = (char *)env[i];
+    envp[n] = NULL;
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        execve(path, (char *const *)argv, envp);
+        _exit(127);
+    }
+    close(pfd[1]);
+    memset(first, 0, len);
+    ssize_t got = read(pfd[0], first, len - 1);
+    close(pfd[0]);
+    cr_assert_gt(got, 0, "%s did not start", path);
+    return pid;
+}
+
+void th_report(struct run_result *r, const char *args)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cd '%s' && exec '%s' %s", VSP_SOURCE_DIR, VSP_BUILD_DIR "/vramspy-report", args);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    cr_assert_eq(th_run(r, argv, NULL, 0, 1), 0);
 }
 
 void th_one_trace(const char *dir, struct trace_summary *s, const uint64_t *probes, char *path_out)

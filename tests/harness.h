@@ -38,13 +38,46 @@ struct run_result {
 #define TH_SKIP_UNDER(san, why) do { } while (0)
 #endif
 
+/* The LD_PRELOAD entry of th_run's preload 1, for a program a test starts itself: the build-tree
+ * shim, after the sanitizer runtime in a SANITIZER= build. */
+#ifdef VSP_SAN_RUNTIME
+#define TH_PRELOAD_ENV "LD_PRELOAD=" VSP_SAN_RUNTIME ":" VSP_SHIM
+#else
+#define TH_PRELOAD_ENV "LD_PRELOAD=" VSP_SHIM
+#endif
+
 /* A fresh empty directory for one test; returns its path (static storage: one per test process). */
 char *th_tmpdir(void);
+
+/* Write text to path (created or truncated); the test fails if it cannot be opened. */
+void th_write_file(const char *path, const char *text);
 
 /* Run argv[0] (a path) with extra environment entries "K=V" (NULL-terminated, may be NULL).
  * preload: 1 = preload the shim; 2 = preload only the sanitizer runtime of a SANITIZER= build
  * (for vramspy run, which preloads the shim itself). Fakes are always on LD_LIBRARY_PATH unless nofakes. */
 int th_run(struct run_result *r, const char *const *argv, const char *const *env, int preload, int nofakes);
+
+/* Run argv under the shim (as th_run with preload 1, the fakes on the library path) with
+ * VRAMSPY_OUT=<dir>/<trace> and the extra environment (NULL-terminated, may be NULL); asserts only
+ * that it could be started. */
+void th_run_traced(struct run_result *r, const char *const *argv, const char *dir, const char *trace,
+                   const char *const *extra_env);
+
+/* Run argv without the shim and no extra environment, then with the shim and env (NULL-terminated,
+ * may be NULL), the fakes on the library path unless nofakes; asserts that the exit status and
+ * stdout are the same. */
+void th_run_both(struct run_result *plain, struct run_result *shim, const char *const *argv,
+                 const char *const *env, int nofakes);
+
+/* Start `path` with argv in the background under the shim, with only the fakes on its library path
+ * and env ("K=V", NULL-terminated, may be NULL) as the rest of its environment, and wait for its
+ * first output on stdout (a test program's "ready" line), which goes into first (len bytes, NUL-
+ * terminated). Asserts that it said something; returns its pid, for the caller to kill and reap. */
+pid_t th_start(const char *path, const char *const *argv, const char *const *env, char *first, size_t len);
+
+/* Run vramspy-report from the source directory (trace paths relative to it, as in the goldens)
+ * through /bin/sh with `args` as a shell command line's arguments; nothing preloaded, no fakes. */
+void th_report(struct run_result *r, const char *args);
 
 struct trace_summary {
     int ok;               /* the reader opened it and read to the end without error */

@@ -3,6 +3,7 @@
 #ifndef VSP_TEST_RING_FIXTURE_H
 #define VSP_TEST_RING_FIXTURE_H
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,21 +70,51 @@ static inline int ring_fixture_event(struct ring_fixture *f, uint64_t tag, int c
     return 0;
 }
 
+/* Write one record of `type` whose payload is a, then b, then c (b and c may be NULL with a length
+ * of 0) and commit it, leaving it in the ring. 0, or the reservation's -errno. */
+static inline int ring_fixture_write(struct ring_fixture *f, uint16_t type, const void *a, size_t alen, const void *b,
+                                     size_t blen, const void *c, size_t clen)
+{
+    struct vsp_resv res;
+    int rc = vsp_ring_reserve(&f->ring, type, (uint32_t)(alen + blen + clen), &res);
+    if (rc < 0)
+        return rc;
+    unsigned char *p = res.payload;
+    memcpy(p, a, alen);
+    if (blen)
+        memcpy(p + alen, b, blen);
+    if (clen)
+        memcpy(p + alen + blen, c, clen);
+    vsp_ring_commit(&f->ring, &res);
+    return 0;
+}
+
 /* Write one record of `type` whose payload is a then b (b may be NULL), commit it and drain what
  * can be drained. 0, or the reservation's -errno. */
 static inline int ring_fixture_put(struct ring_fixture *f, uint16_t type, const void *a, size_t alen, const void *b,
                                    size_t blen)
 {
-    struct vsp_resv res;
-    int rc = vsp_ring_reserve(&f->ring, type, (uint32_t)(alen + blen), &res);
+    int rc = ring_fixture_write(f, type, a, alen, b, blen, NULL, 0);
     if (rc < 0)
         return rc;
-    memcpy(res.payload, a, alen);
-    if (blen)
-        memcpy((unsigned char *)res.payload + alen, b, blen);
-    vsp_ring_commit(&f->ring, &res);
     vsp_ring_flush(&f->ring, 0);
     return 0;
+}
+
+/* Keep the trace as the file `path` and let the fixture go (mapping and descriptor closed): with
+ * `complete`, drained to the end and marked complete first, as the shim leaves it at exit; without,
+ * as a killed process leaves it, records still in the ring. 0, or the rename's -errno. */
+static inline int ring_fixture_keep(struct ring_fixture *f, const char *path, int complete)
+{
+    if (complete) {
+        vsp_ring_flush(&f->ring, 1);
+        f->ring.hdr->flags |= VSP_FLAG_COMPLETE;
+    }
+    msync(f->map, f->len, MS_SYNC);
+    int rc = rename(f->path, path) < 0 ? -errno : 0;
+    munmap(f->map, f->len);
+    close(f->fd);
+    return rc;
 }
 
 #endif

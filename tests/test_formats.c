@@ -24,15 +24,7 @@ struct tw {
 static void tw_put(struct tw *w, uint16_t type, const void *a, size_t alen, const void *b, size_t blen,
                    const void *c, size_t clen)
 {
-    struct vsp_resv res;
-    cr_assert_eq(vsp_ring_reserve(&w->f.ring, type, (uint32_t)(alen + blen + clen), &res), 0);
-    unsigned char *p = res.payload;
-    memcpy(p, a, alen);
-    if (blen)
-        memcpy(p + alen, b, blen);
-    if (clen)
-        memcpy(p + alen + blen, c, clen);
-    vsp_ring_commit(&w->f.ring, &res);
+    cr_assert_eq(ring_fixture_write(&w->f, type, a, alen, b, blen, c, clen), 0);
 }
 
 /* A process `exe` with NUL-separated args; its clocks start at the given wall-clock and monotonic
@@ -68,22 +60,20 @@ static void tw_event(struct tw *w, uint64_t dt_ns, uint16_t api, uint8_t op, uin
     tw_put(w, VSP_REC_EVENT, &e, VSP_REC_EVENT_V1_SIZE, NULL, 0, NULL, 0);
 }
 
-/* Finalise (or not: a process that died) and move the file to dir/name. */
-static void tw_end(struct tw *w, const char *dir, const char *name, int finalize, uint64_t dropped)
+/* Finalise (or not: a process that died) and move the file to dir/name; the path, quoted for the
+ * report's shell command line, into arg (4300 bytes) when not NULL. */
+static void tw_end(struct tw *w, const char *dir, const char *name, int finalize, uint64_t dropped, char *arg)
 {
     if (finalize) {
         struct vsp_rec_end e = {.time_ns = w->now};
         tw_put(w, VSP_REC_END, &e, sizeof e, NULL, 0, NULL, 0);
-        vsp_ring_flush(&w->f.ring, 1);
-        w->f.ring.hdr->flags |= VSP_FLAG_COMPLETE;
     }
     w->f.ring.hdr->dropped = dropped;
-    char path[4400];
+    char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    msync(w->f.map, w->f.len, MS_SYNC);
-    cr_assert_eq(rename(w->f.path, path), 0);
-    munmap(w->f.map, w->f.len);
-    close(w->f.fd);
+    cr_assert_eq(ring_fixture_keep(&w->f, path, finalize), 0);
+    if (arg)
+        snprintf(arg, 4300, "'%s'", path);
 }
 
 /* ---- running the report and reading its XML ---- */
@@ -186,9 +176,8 @@ Test(report_junit, uncertain_findings_are_not_failures)
     static const char args[] = "lossy\0--batch\0" "8";
     tw_begin(&w, 5001, 1, "/opt/bin/lossy", args, sizeof args, 3, 0, 0);
     tw_event(&w, 1000000, VSP_API_cudaMalloc, VSP_OP_ALLOC, VSP_MEM_DEVICE, 0x7f0000000000, 4 * MiB, 0);
-    tw_end(&w, dir, "lossy.trace", 1, 17);
     char trace[4300];
-    snprintf(trace, sizeof trace, "'%s/lossy.trace'", dir);
+    tw_end(&w, dir, "lossy.trace", 1, 17, trace);
     json_t *j = junit_of("--fail-on leak", trace, dir, 0);
     json_t *s = json_array_get(j, 0);
     json_t *c = case_named(s, "leak");
@@ -318,9 +307,8 @@ Test(report_junit, crash_and_alloc_error_fail_their_cases)
     tw_begin(&w, 4999999, 1, "/opt/bin/nodriver", args, sizeof args, 1, 0, 0);
     tw_event(&w, 1000000, VSP_API_cudaMalloc, VSP_OP_ALLOC, VSP_MEM_DEVICE, 0, 1 * MiB, 35);
     tw_event(&w, 1000000, VSP_API_cudaMalloc, VSP_OP_ALLOC, VSP_MEM_DEVICE, 0, 1 * MiB, 35);
-    tw_end(&w, dir, "nodriver.trace", 0, 0);
     char trace[4300];
-    snprintf(trace, sizeof trace, "'%s/nodriver.trace'", dir);
+    tw_end(&w, dir, "nodriver.trace", 0, 0, trace);
     json_t *j = junit_of("--fail-on crash,alloc-error", trace, dir, 1);
     json_t *s = json_array_get(j, 0);
     json_t *c = case_named(s, "alloc_error");
@@ -342,9 +330,8 @@ Test(report_junit, any_command_line_gives_valid_xml)
     static const char args[] = "odd<&>\"'\x01\xff\xfe name\0--x=\xc3\x28]]>";
     tw_begin(&w, 5002, 1, "/opt/bin/odd<&>\"'\x01\xff\xfe name", args, sizeof args, 2, 0, 0);
     tw_event(&w, 1000000, VSP_API_cudaMalloc, VSP_OP_ALLOC, VSP_MEM_DEVICE, 0x7f0000000000, 4 * MiB, 0);
-    tw_end(&w, dir, "odd.trace", 1, 0);
     char trace[4300];
-    snprintf(trace, sizeof trace, "'%s/odd.trace'", dir);
+    tw_end(&w, dir, "odd.trace", 1, 0, trace);
     json_t *j = junit_of("--fail-on leak", trace, dir, 1);
     const char *name = json_string_value(json_object_get(json_array_get(j, 0), "suite"));
     cr_assert_not_null(strstr(name, "odd<&>\"'"), "%s", name);
@@ -451,9 +438,8 @@ Test(report_svg, time_ticks_are_few_and_round)
     tw_begin(&w, 5003, 1, "/opt/bin/long", args, sizeof args, 1, 0, 0);
     tw_event(&w, 1000000, VSP_API_cudaMalloc, VSP_OP_ALLOC, VSP_MEM_DEVICE, 0x7f0000000000, 4 * MiB, 0);
     tw_event(&w, 3700000000ull, VSP_API_cudaFree, VSP_OP_FREE, VSP_MEM_DEVICE, 0x7f0000000000, 0, 0);
-    tw_end(&w, dir, "long.trace", 1, 0);
     char trace[4300];
-    snprintf(trace, sizeof trace, "'%s/long.trace'", dir);
+    tw_end(&w, dir, "long.trace", 1, 0, trace);
     j = svg_facts("", trace, dir);
     json_t *t = json_object_get(j, "time");
     assert_round_time_ticks(t);
@@ -481,9 +467,8 @@ Test(report_svg, host_memory_gets_its_own_band)
     tw_event(&w, 1000000, VSP_API_cudaMalloc, VSP_OP_ALLOC, VSP_MEM_DEVICE, 0x7f0000000000, 8192 * MiB, 0);
     tw_event(&w, 500000000, VSP_API_cudaMallocManaged, VSP_OP_ALLOC, VSP_MEM_MANAGED, 0x7f8000000000, 64 * 1024, 0);
     tw_event(&w, 1000, VSP_API_cudaFree, VSP_OP_FREE, VSP_MEM_DEVICE, 0x7f0000000000, 0, 0);
-    tw_end(&w, dir, "big.trace", 1, 0);
     char trace[4300];
-    snprintf(trace, sizeof trace, "'%s/big.trace'", dir);
+    tw_end(&w, dir, "big.trace", 1, 0, trace);
     json_t *j = svg_facts("", trace, dir);
     cr_assert_eq(json_integer_value(json_object_get(j, "host_bands")), 1, "64 KiB of managed memory beside 8 GiB");
     json_t *b = json_object_get(j, "bytes");
@@ -505,11 +490,11 @@ Test(report_svg, several_processes_share_one_time_axis)
     tw_begin(&w, 6001, 1, "/opt/bin/server", pa, sizeof pa, 3, rt, 5000000000ull);
     tw_event(&w, 1000000, VSP_API_cudaMalloc, VSP_OP_ALLOC, VSP_MEM_DEVICE, 0x7f0000000000, 64 * MiB, 0);
     tw_event(&w, 3000000000ull, VSP_API_cudaFree, VSP_OP_FREE, VSP_MEM_DEVICE, 0x7f0000000000, 0, 0);
-    tw_end(&w, dir, "a.trace", 1, 0);
+    tw_end(&w, dir, "a.trace", 1, 0, NULL);
     tw_begin(&w, 6002, 6001, "/opt/bin/server", ca, sizeof ca, 3, rt + 2000000000ull, 900000000000ull);
     tw_event(&w, 1000000, VSP_API_cudaMalloc, VSP_OP_ALLOC, VSP_MEM_DEVICE, 0x7f0000000000, 16 * MiB, 0);
     tw_event(&w, 500000000, VSP_API_cudaFree, VSP_OP_FREE, VSP_MEM_DEVICE, 0x7f0000000000, 0, 0);
-    tw_end(&w, dir, "b.trace", 1, 0);
+    tw_end(&w, dir, "b.trace", 1, 0, NULL);
     char traces[9000];
     /* the child first: panels come in order of start anyway */
     snprintf(traces, sizeof traces, "'%s/b.trace' '%s/a.trace'", dir, dir);
@@ -534,9 +519,8 @@ Test(report_svg, a_process_without_allocations_still_draws)
     struct tw w;
     static const char args[] = "idle";
     tw_begin(&w, 5005, 1, "/opt/bin/idle", args, sizeof args, 1, 0, 0);
-    tw_end(&w, dir, "idle.trace", 1, 0);
     char trace[4300];
-    snprintf(trace, sizeof trace, "'%s/idle.trace'", dir);
+    tw_end(&w, dir, "idle.trace", 1, 0, trace);
     json_t *j = svg_facts("", trace, dir);
     cr_assert_eq(json_array_size(json_object_get(j, "names")), 1);
     cr_assert(has_text(json_object_get(j, "legend"), "nothing allocated"));
@@ -555,9 +539,9 @@ Test(report_perfetto, crash_and_alloc_error_are_instants)
     static const char args[] = "nodriver";
     tw_begin(&w, 4999998, 1, "/opt/bin/nodriver", args, sizeof args, 1, 0, 0);
     tw_event(&w, 1000000, VSP_API_cudaMalloc, VSP_OP_ALLOC, VSP_MEM_DEVICE, 0, 1 * MiB, 35);
-    tw_end(&w, dir, "nodriver.trace", 0, 0);
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, REPORT " --format perfetto '%s/nodriver.trace'", dir);
+    char trace[4300], cmd[9000];
+    tw_end(&w, dir, "nodriver.trace", 0, 0, trace);
+    snprintf(cmd, sizeof cmd, REPORT " --format perfetto %s", trace);
     struct run_result r;
     sh(&r, cmd);
     cr_assert_eq(r.code, 0, "%s", r.err);

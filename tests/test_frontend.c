@@ -352,27 +352,13 @@ static int pty_wait(int fd, char *buf, size_t cap, size_t *len, const char *need
 Test(vramspy_top, live_view_of_a_growing_trace_through_a_pty_quits_on_q, .timeout = 60)
 {
     TH_SKIP_UNDER("tsan", "see sh()");
-    char *dir = th_tmpdir(), out[4200], path[4200], libpath[4200], preload[4200];
+    char *dir = th_tmpdir(), out[4200], path[4200];
     snprintf(out, sizeof out, "VRAMSPY_OUT=%s/g.trace", dir);
     snprintf(path, sizeof path, "%s/g.trace", dir);
-    snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s", VSP_FAKES);
-#ifdef VSP_SAN_RUNTIME
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
-#else
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", VSP_SHIM);
-#endif
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
-    pid_t writer = fork();
-    if (writer == 0) {
-        dup2(pipefd[1], 1);
-        char *envp[] = {out, libpath, preload, "VRAMSPY_RING_SIZE=64K", NULL};
-        execle(VSP_PROGS "/prog_die", "prog_die", "drip", "5", (char *)NULL, envp);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    char rb[64] = {0};
-    cr_assert_gt(read(pipefd[0], rb, sizeof rb - 1), 0);
+    const char *env[] = {out, "VRAMSPY_RING_SIZE=64K", NULL};
+    const char *argv[] = {"prog_die", "drip", "5", NULL};
+    char rb[64];
+    pid_t writer = th_start(VSP_PROGS "/prog_die", argv, env, rb, sizeof rb);
 
     int master;
     pid_t top = forkpty(&master, NULL, NULL, NULL);
@@ -443,29 +429,12 @@ Test(vramspy_top, without_a_terminal_frames_follow_each_other_and_an_empty_trace
  * `path`; returns its pid once it has said "ready". */
 static pid_t start_dripper(const char *path, int first)
 {
-    static char out[4200], libpath[4200], preload[4200], n[16];
+    char out[4200], n[16], rb[64];
     snprintf(out, sizeof out, "VRAMSPY_OUT=%s", path);
-    snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s", VSP_FAKES);
-#ifdef VSP_SAN_RUNTIME
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
-#else
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", VSP_SHIM);
-#endif
     snprintf(n, sizeof n, "%d", first);
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], 1);
-        char *envp[] = {out, libpath, preload, NULL};
-        execle(VSP_PROGS "/prog_die", "prog_die", "drip", n, (char *)NULL, envp);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    char rb[64] = {0};
-    cr_assert_gt(read(pipefd[0], rb, sizeof rb - 1), 0);
-    close(pipefd[0]);
-    return pid;
+    const char *env[] = {out, NULL};
+    const char *argv[] = {"prog_die", "drip", n, NULL};
+    return th_start(VSP_PROGS "/prog_die", argv, env, rb, sizeof rb);
 }
 
 Test(vramspy_top, dead_process_is_noticed_and_top_exits, .timeout = 60)

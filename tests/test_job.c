@@ -9,7 +9,6 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -131,10 +130,7 @@ Test(job, text_svg_and_junit_views_of_a_job)
     char *dir = th_tmpdir(), cmd[9000], plan[4200];
     four_ranks(dir);
     snprintf(plan, sizeof plan, "%s/plan.json", dir);
-    FILE *pf = fopen(plan, "w");
-    cr_assert_not_null(pf);
-    fputs("{\"weights\": \"30MiB\", \"kv_cache\": \"12MiB\"}", pf);
-    fclose(pf);
+    th_write_file(plan, "{\"weights\": \"30MiB\", \"kv_cache\": \"12MiB\"}");
     struct run_result r;
     snprintf(cmd, sizeof cmd, "exec '%s' --job --plan '%s' --fail-on plan '%s'/traces/*.trace", REPORT, plan, dir);
     sh(&r, cmd);
@@ -203,13 +199,8 @@ static void host_trace(const char *path, uint32_t pid, const char *host, int ran
     put(VSP_REC_EVENT, &e, sizeof e, NULL, 0);
     struct vsp_rec_end end = {0};
     put(VSP_REC_END, &end, sizeof end, NULL, 0);
-    vsp_ring_flush(&fx.ring, 1);
-    fx.ring.hdr->flags |= VSP_FLAG_COMPLETE;
     fx.ring.hdr->end_monotonic_ns = monotonic + at + 1000;
-    msync(fx.map, fx.len, MS_SYNC);
-    cr_assert_eq(rename(fx.path, path), 0);
-    munmap(fx.map, fx.len);
-    close(fx.fd);
+    cr_assert_eq(ring_fixture_keep(&fx, path, 1), 0);
 }
 
 Test(job, traces_of_two_hosts_line_up_by_their_wall_clock_anchors)

@@ -6,12 +6,10 @@
  * plan; headroom risk; a process on two devices compared per device (a synthetic trace); bad plans
  * refused naming the field, before vramspy run starts anything. */
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,14 +21,6 @@
 #define MiB (1024ll * 1024ll)
 #define GiB (1024ll * MiB)
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    fputs(text, f);
-    fclose(f);
-}
-
 static void sh(struct run_result *r, const char *fmt, const char *a, const char *b, const char *c)
 {
     TH_SKIP_UNDER("tsan", "the report runs through /bin/sh here, which cannot start with the "
@@ -41,8 +31,9 @@ static void sh(struct run_result *r, const char *fmt, const char *a, const char 
     cr_assert_eq(th_run(r, argv, NULL, 2, 0), 0);
 }
 
-/* One worker's trace in dir (label-activations or not); its path into path. */
-static void worker(const char *dir, int label_activations, char *path)
+/* One worker's trace in dir (label-activations or not); its path into path, and the path of a plan
+ * beside it (dir/plan.json, not written yet) into plan (4200 bytes). */
+static void worker(const char *dir, int label_activations, char *path, char *plan)
 {
     char out[4200];
     snprintf(out, sizeof out, "VRAMSPY_OUT=%s/w.%%p.trace", dir);
@@ -54,6 +45,7 @@ static void worker(const char *dir, int label_activations, char *path)
     char paths[2][4096];
     cr_assert_eq(th_list_traces(dir, paths, 2), 1);
     snprintf(path, 4096, "%s", paths[0]);
+    snprintf(plan, 4200, "%s/plan.json", dir);
 }
 
 static json_t *report_json(struct run_result *r, const char *plan_path, const char *trace, const char *extra)
@@ -95,10 +87,9 @@ static size_t count_kind(json_t *rep, const char *kind)
 Test(plan, explicit_sizes_are_measured_by_label_at_the_device_peak)
 {
     char *dir = th_tmpdir(), trace[4096], plan[4200];
-    worker(dir, 1, trace);
-    snprintf(plan, sizeof plan, "%s/plan.json", dir);
-    write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": 12582912, \"activations\": \"3 MiB\", "
-                     "\"overhead\": \"1MiB\"}");
+    worker(dir, 1, trace, plan);
+    th_write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": 12582912, \"activations\": \"3 MiB\", "
+                        "\"overhead\": \"1MiB\"}");
     struct run_result r;
     json_t *j = report_json(&r, plan, trace, "--fail-on plan");
     cr_assert_eq(r.code, 0, "%s", r.err);
@@ -130,10 +121,9 @@ Test(plan, explicit_sizes_are_measured_by_label_at_the_device_peak)
 Test(plan, deviation_outside_tolerance_is_a_plan_finding_and_fails_with_fail_on_plan)
 {
     char *dir = th_tmpdir(), trace[4096], plan[4200];
-    worker(dir, 1, trace);
-    snprintf(plan, sizeof plan, "%s/plan.json", dir);
+    worker(dir, 1, trace, plan);
     /* weights +3.2% (tolerance 2%): outside; KV cache +9.1% (15%): inside */
-    write_file(plan, "{\"weights\": \"31MiB\", \"kv_cache\": \"11MiB\"}");
+    th_write_file(plan, "{\"weights\": \"31MiB\", \"kv_cache\": \"11MiB\"}");
     struct run_result r;
     json_t *j = report_json(&r, plan, trace, "--fail-on plan");
     cr_assert_eq(r.code, 1, "%s", r.err);
@@ -155,22 +145,22 @@ Test(plan, deviation_outside_tolerance_is_a_plan_finding_and_fails_with_fail_on_
     cr_assert_eq(r.code, 0, "%s", r.err);
     json_decref(j);
     /* wider tolerances bring both inside */
-    write_file(plan, "{\"weights\": \"31MiB\", \"kv_cache\": \"11MiB\", \"tolerances\": {\"weights\": 0.05, "
-                     "\"total\": 0.2}}");
+    th_write_file(plan, "{\"weights\": \"31MiB\", \"kv_cache\": \"11MiB\", \"tolerances\": {\"weights\": 0.05, "
+                        "\"total\": 0.2}}");
     j = report_json(&r, plan, trace, "--fail-on plan");
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_float_eq(json_real_value(json_object_get(row(j, "weights"), "tolerance")), 0.05, 1e-9);
     cr_assert_eq(count_kind(j, "plan"), 0);
     json_decref(j);
     /* a plan of one purpose has no total to judge */
-    write_file(plan, "{\"weights\": \"32MiB\"}");
+    th_write_file(plan, "{\"weights\": \"32MiB\"}");
     j = report_json(&r, plan, trace, "--fail-on plan");
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_not_null(row(j, "weights"));
     cr_assert_null(row(j, "total"));
     json_decref(j);
     /* the text report: the table and its verdicts */
-    write_file(plan, "{\"weights\": \"31MiB\", \"kv_cache\": \"11MiB\"}");
+    th_write_file(plan, "{\"weights\": \"31MiB\", \"kv_cache\": \"11MiB\"}");
     sh(&r, "exec '%s' --fail-on plan --plan '%s' '%s'", REPORT, plan, trace);
     cr_assert_eq(r.code, 1, "%s", r.err);
     cr_assert_not_null(strstr(r.out, "plan, at the device peak of device 0:"), "%s", r.out);
@@ -183,9 +173,8 @@ Test(plan, deviation_outside_tolerance_is_a_plan_finding_and_fails_with_fail_on_
 Test(plan, unlabelled_activations_are_the_unlabelled_bytes_and_overhead_is_not_measured)
 {
     char *dir = th_tmpdir(), trace[4096], plan[4200];
-    worker(dir, 0, trace);
-    snprintf(plan, sizeof plan, "%s/plan.json", dir);
-    write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"12MiB\", \"activations\": \"4MiB\", \"overhead\": \"2MiB\"}");
+    worker(dir, 0, trace, plan);
+    th_write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"12MiB\", \"activations\": \"4MiB\", \"overhead\": \"2MiB\"}");
     struct run_result r;
     json_t *j = report_json(&r, plan, trace, "--fail-on plan");
     cr_assert_eq(r.code, 0, "an unmeasured overhead is not judged: %s", r.err);
@@ -199,10 +188,9 @@ Test(plan, unlabelled_activations_are_the_unlabelled_bytes_and_overhead_is_not_m
 Test(plan, headroom_below_zero_is_high_risk_and_a_plan_finding)
 {
     char *dir = th_tmpdir(), trace[4096], plan[4200];
-    worker(dir, 1, trace);
-    snprintf(plan, sizeof plan, "%s/plan.json", dir);
+    worker(dir, 1, trace, plan);
     /* 40 MiB x 0.9 usable, 48 MiB used */
-    write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"12MiB\", \"device_memory\": \"40MiB\"}");
+    th_write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"12MiB\", \"device_memory\": \"40MiB\"}");
     struct run_result r;
     json_t *j = report_json(&r, plan, trace, "--fail-on plan");
     cr_assert_eq(r.code, 1, "%s", r.err);
@@ -214,8 +202,8 @@ Test(plan, headroom_below_zero_is_high_risk_and_a_plan_finding)
     cr_assert_str_eq(json_string_value(json_object_get(f, "risk")), "HIGH");
     json_decref(j);
     /* 2 GiB and more: LOW */
-    write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"12MiB\", \"device_memory\": \"80GiB\", "
-                     "\"utilization\": 0.5}");
+    th_write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"12MiB\", \"device_memory\": \"80GiB\", "
+                        "\"utilization\": 0.5}");
     j = report_json(&r, plan, trace, "--fail-on plan");
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "plan"), "risk")), "LOW");
@@ -234,12 +222,11 @@ Test(plan, headroom_below_zero_is_high_risk_and_a_plan_finding)
 Test(plan, hugging_face_config_gives_weights_and_kv_cache_by_the_planners_formulas)
 {
     char *dir = th_tmpdir(), trace[4096], plan[4200], cfg[4200];
-    worker(dir, 1, trace);
-    snprintf(plan, sizeof plan, "%s/plan.json", dir);
+    worker(dir, 1, trace, plan);
     /* inline config, defaults: FP16 weights 2,754,560 x 2 = 5,509,120; KV cache 2 x 4 layers x 2
      * heads x 32 x 4096 tokens x 1 sequence x 2 bytes x 1.15 = 4,823,449.6; overhead 1 GiB (the
      * 1 GiB device's 2% is less) */
-    write_file(plan, "{\"model\": " CONFIG ", \"context_length\": 4096}");
+    th_write_file(plan, "{\"model\": " CONFIG ", \"context_length\": 4096}");
     struct run_result r;
     json_t *j = report_json(&r, plan, trace, "");
     cr_assert_eq(r.code, 0, "%s", r.err);
@@ -253,11 +240,11 @@ Test(plan, hugging_face_config_gives_weights_and_kv_cache_by_the_planners_formul
      * 1,377,280; FP8 KV cache, 4 sequences, no fragmentation, over 2 = 512 x 4096 x 4 x 1 / 2 =
      * 4 MiB; overhead 2% of 80 GiB + 0.25 GiB x 1 = 1,986,422,374.4 */
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-    write_file(cfg, CONFIG);
-    write_file(plan, "{\"model\": \"config.json\", \"context_length\": 4096, \"concurrency\": 4, "
-                     "\"quantization\": \"int8\", \"kv_dtype\": \"fp8\", \"tensor_parallel_size\": 2, "
-                     "\"fragmentation_factor\": 1.0, \"utilization\": 0.95, \"device_memory\": \"80GiB\", "
-                     "\"tolerances\": {\"kv_cache\": 0.2}}");
+    th_write_file(cfg, CONFIG);
+    th_write_file(plan, "{\"model\": \"config.json\", \"context_length\": 4096, \"concurrency\": 4, "
+                        "\"quantization\": \"int8\", \"kv_dtype\": \"fp8\", \"tensor_parallel_size\": 2, "
+                        "\"fragmentation_factor\": 1.0, \"utilization\": 0.95, \"device_memory\": \"80GiB\", "
+                        "\"tolerances\": {\"kv_cache\": 0.2}}");
     j = report_json(&r, plan, trace, "");
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_eq(ival(row(j, "weights"), "planned_bytes"), 1377280);
@@ -271,15 +258,15 @@ Test(plan, hugging_face_config_gives_weights_and_kv_cache_by_the_planners_formul
     cr_assert_eq(ival(p, "headroom_bytes"), llround(80.0 * GiB * 0.95 - (double)planned));
     json_decref(j);
     /* num_parameters overrides counting; 4-bit AWQ at 0.55 bytes a parameter; tied embeddings */
-    write_file(plan, "{\"model\": " CONFIG ", \"context_length\": 128, \"num_parameters\": \"7B\", "
-                     "\"quantization\": \"awq\"}");
+    th_write_file(plan, "{\"model\": " CONFIG ", \"context_length\": 128, \"num_parameters\": \"7B\", "
+                        "\"quantization\": \"awq\"}");
     j = report_json(&r, plan, trace, "");
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_eq(ival(row(j, "weights"), "planned_bytes"), 3850000000ll);
     json_decref(j);
-    write_file(plan, "{\"model\": {\"num_hidden_layers\": 4, \"hidden_size\": 256, \"num_attention_heads\": 8, "
-                     "\"intermediate_size\": 512, \"vocab_size\": 1024, \"tie_word_embeddings\": true}, "
-                     "\"context_length\": 10}");
+    th_write_file(plan, "{\"model\": {\"num_hidden_layers\": 4, \"hidden_size\": 256, \"num_attention_heads\": 8, "
+                        "\"intermediate_size\": 512, \"vocab_size\": 1024, \"tie_word_embeddings\": true}, "
+                        "\"context_length\": 10}");
     j = report_json(&r, plan, trace, "");
     cr_assert_eq(r.code, 0, "%s", r.err);
     /* no KV heads: as many as heads (8), q,o,k,v all 131,072 a layer; one embedding; BF16 */
@@ -292,8 +279,7 @@ Test(plan, hugging_face_config_gives_weights_and_kv_cache_by_the_planners_formul
 Test(plan, bad_plans_are_refused_naming_the_field)
 {
     char *dir = th_tmpdir(), trace[4096], plan[4200];
-    worker(dir, 1, trace);
-    snprintf(plan, sizeof plan, "%s/plan.json", dir);
+    worker(dir, 1, trace, plan);
     static const char *const cases[][2] = {
         {"[1, 2]", "not a JSON object"},
         {"{\"weights\": ", "line"},
@@ -319,7 +305,7 @@ Test(plan, bad_plans_are_refused_naming_the_field)
     };
     struct run_result r;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        write_file(plan, cases[i][0]);
+        th_write_file(plan, cases[i][0]);
         sh(&r, "exec '%s' --plan '%s' '%s'", REPORT, plan, trace);
         cr_assert_eq(r.code, 2, "[%s] %s", cases[i][0], r.err);
         cr_assert_not_null(strstr(r.err, cases[i][1]), "[%s] wants '%s': %s", cases[i][0], cases[i][1], r.err);
@@ -339,20 +325,20 @@ Test(plan, vramspy_run_checks_the_plan_before_the_start_and_gates_on_it)
     char *dir = th_tmpdir(), plan[4200], marker[4200], out[4200];
     snprintf(plan, sizeof plan, "%s/plan.json", dir);
     snprintf(marker, sizeof marker, "%s/started", dir);
-    write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"twelve\"}");
+    th_write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"twelve\"}");
     struct run_result r;
     sh(&r, "exec '%s' run --plan '%s' -- /bin/sh -c 'touch %s'", VRAMSPY, plan, marker);
     cr_assert_eq(r.code, 2, "%s", r.err);
     cr_assert_not_null(strstr(r.err, "field \"kv_cache\""), "%s", r.err);
     cr_assert_eq(access(marker, F_OK), -1, "the program was started");
     /* a plan the run misses: --fail-on plan, --error-exitcode */
-    write_file(plan, "{\"weights\": \"16MiB\"}");
+    th_write_file(plan, "{\"weights\": \"16MiB\"}");
     snprintf(out, sizeof out, "%s/traces", dir);
     sh(&r, "exec '%s' run --out '%s' --fail-on plan --error-exitcode 9 --plan '%s' -- " VSP_PROGS
            "/prog_plan label-activations", VRAMSPY, out, plan);
     cr_assert_eq(r.code, 9, "%s", r.err);
     cr_assert_not_null(strstr(r.err, "OUTSIDE"), "%s", r.err);
-    write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"12MiB\", \"activations\": \"3MiB\"}");
+    th_write_file(plan, "{\"weights\": \"32MiB\", \"kv_cache\": \"12MiB\", \"activations\": \"3MiB\"}");
     sh(&r, "exec '%s' run --out '%s' --fail-on plan --error-exitcode 9 --plan '%s' -- " VSP_PROGS
            "/prog_plan label-activations", VRAMSPY, out, plan);
     cr_assert_eq(r.code, 0, "%s", r.err);
@@ -405,14 +391,9 @@ Test(plan, a_process_on_two_devices_is_compared_per_device)
     event(VSP_OP_ALLOC, 1, 0x50000000, 2 * MiB, 0);
     struct vsp_rec_end end = {0};
     put(VSP_REC_END, &end, sizeof end, NULL, 0);
-    vsp_ring_flush(&fx.ring, 1);
-    fx.ring.hdr->flags |= VSP_FLAG_COMPLETE;
-    msync(fx.map, fx.len, MS_SYNC);
-    cr_assert_eq(rename(fx.path, path), 0);
-    munmap(fx.map, fx.len);
-    close(fx.fd);
+    cr_assert_eq(ring_fixture_keep(&fx, path, 1), 0);
     snprintf(plan, sizeof plan, "%s/plan.json", dir);
-    write_file(plan, "{\"weights\": \"10MiB\", \"kv_cache\": \"4MiB\", \"device_memory\": \"1GiB\"}");
+    th_write_file(plan, "{\"weights\": \"10MiB\", \"kv_cache\": \"4MiB\", \"device_memory\": \"1GiB\"}");
     struct run_result r;
     json_t *j = report_json(&r, plan, path, "--fail-on plan");
     cr_assert_eq(r.code, 1, "%s", r.err);

@@ -8,34 +8,18 @@
 
 #include "harness.h"
 
-#define REPORT VSP_BUILD_DIR "/vramspy-report"
-
-/* Run the report from the source directory (so trace paths are the relative ones in the goldens). */
-static void report(struct run_result *r, const char *args)
-{
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s' && exec '%s' %s", VSP_SOURCE_DIR, REPORT, args);
-    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    cr_assert_eq(th_run(r, argv, NULL, 0, 1), 0);
-}
-
-static json_t *parse(const char *text)
-{
-    return th_json(text);
-}
-
 static void golden(const char *name)
 {
     struct run_result r;
     char args[512], expected_path[4200];
     snprintf(args, sizeof args, "--format json tests/data/%s.trace", name);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
     snprintf(expected_path, sizeof expected_path, "%s/tests/data/%s.json", VSP_SOURCE_DIR, name);
     json_error_t err;
     json_t *want = json_load_file(expected_path, 0, &err);
     cr_assert_not_null(want, "%s: %s", expected_path, err.text);
-    json_t *got = parse(r.out);
+    json_t *got = th_json(r.out);
     cr_assert(json_equal(got, want), "report of %s.trace differs from %s.json:\n%s", name, name, r.out);
     json_decref(got);
     json_decref(want);
@@ -63,8 +47,8 @@ static json_t *finding(json_t *rep, const char *kind, const char *api)
 Test(report, each_finding_kind_has_its_fields)
 {
     struct run_result r;
-    report(&r, "--format json tests/data/leaks.trace");
-    json_t *j = parse(r.out);
+    th_report(&r, "--format json tests/data/leaks.trace");
+    json_t *j = th_json(r.out);
     json_t *totals = json_object_get(j, "totals");
     cr_assert_eq(json_integer_value(json_object_get(totals, "allocations")), 5);
     cr_assert_eq(json_integer_value(json_object_get(totals, "frees")), 2);
@@ -85,8 +69,8 @@ Test(report, each_finding_kind_has_its_fields)
     cr_assert(json_is_false(json_object_get(hf, "after_oom")));
     json_decref(j);
 
-    report(&r, "--format json tests/data/oom.trace");
-    j = parse(r.out);
+    th_report(&r, "--format json tests/data/oom.trace");
+    j = th_json(r.out);
     json_t *oom = finding(j, "oom", "cuMemAlloc_v2");
     cr_assert_not_null(oom);
     cr_assert_eq(json_integer_value(json_object_get(oom, "requested")), 8 * 1024 * 1024);
@@ -100,8 +84,8 @@ Test(report, each_finding_kind_has_its_fields)
     cr_assert(json_is_true(json_object_get(finding(j, "host_fallback", NULL), "after_oom")));
     json_decref(j);
 
-    report(&r, "--format json tests/data/invalid_free.trace");
-    j = parse(r.out);
+    th_report(&r, "--format json tests/data/invalid_free.trace");
+    j = th_json(r.out);
     json_t *dbl = finding(j, "invalid_free", "cudaFree"), *unk = finding(j, "invalid_free", "cudaFreeHost");
     cr_assert_str_eq(json_string_value(json_object_get(dbl, "reason")), "double_free");
     cr_assert_str_eq(json_string_value(json_object_get(dbl, "address")), "0x7f1000000000");
@@ -112,50 +96,50 @@ Test(report, each_finding_kind_has_its_fields)
 Test(report, exit_codes_follow_fail_on)
 {
     struct run_result r;
-    report(&r, "--fail-on leak tests/data/leaks.trace");
+    th_report(&r, "--fail-on leak tests/data/leaks.trace");
     cr_assert_eq(r.code, 1);
-    report(&r, "--fail-on oom,fragmentation tests/data/leaks.trace");
+    th_report(&r, "--fail-on oom,fragmentation tests/data/leaks.trace");
     cr_assert_eq(r.code, 0);
-    report(&r, "--fail-on host-fallback tests/data/oom.trace");
+    th_report(&r, "--fail-on host-fallback tests/data/oom.trace");
     cr_assert_eq(r.code, 1);
-    report(&r, "--fail-on fragmentation tests/data/oom.trace");
+    th_report(&r, "--fail-on fragmentation tests/data/oom.trace");
     cr_assert_eq(r.code, 1);
-    report(&r, "--fail-on oom tests/data/oom.trace");
+    th_report(&r, "--fail-on oom tests/data/oom.trace");
     cr_assert_eq(r.code, 1);
-    report(&r, "--fail-on invalid-free tests/data/invalid_free.trace");
+    th_report(&r, "--fail-on invalid-free tests/data/invalid_free.trace");
     cr_assert_eq(r.code, 1);
-    report(&r, "--fail-on any tests/data/child.trace");
+    th_report(&r, "--fail-on any tests/data/child.trace");
     cr_assert_eq(r.code, 0);
-    report(&r, "tests/data/leaks.trace");
+    th_report(&r, "tests/data/leaks.trace");
     cr_assert_eq(r.code, 0, "no --fail-on: 0 whatever was found");
-    report(&r, "--fail-on leak tests/data/child.trace tests/data/leaks.trace");
+    th_report(&r, "--fail-on leak tests/data/child.trace tests/data/leaks.trace");
     cr_assert_eq(r.code, 1, "any trace with a finding fails the run");
 }
 
 Test(report, bad_input_and_usage_exit_2_with_one_clear_line)
 {
     struct run_result r;
-    report(&r, "tests/data/no-such.trace");
+    th_report(&r, "tests/data/no-such.trace");
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "tests/data/no-such.trace"), "%s", r.err);
     cr_assert_str_eq(r.out, "");
-    report(&r, "README.md");
+    th_report(&r, "README.md");
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "README.md: not a vramspy trace"), "%s", r.err);
-    report(&r, "--format yaml tests/data/leaks.trace");
+    th_report(&r, "--format yaml tests/data/leaks.trace");
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "yaml"));
-    report(&r, "--fail-on leaks tests/data/leaks.trace");
+    th_report(&r, "--fail-on leaks tests/data/leaks.trace");
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "'leaks'"));
-    report(&r, "--bogus tests/data/leaks.trace");
+    th_report(&r, "--bogus tests/data/leaks.trace");
     cr_assert_eq(r.code, 2);
-    report(&r, "");
+    th_report(&r, "");
     cr_assert_eq(r.code, 2);
-    report(&r, "--help");
+    th_report(&r, "--help");
     cr_assert_eq(r.code, 0);
     cr_assert_not_null(strstr(r.out, "--fail-on"));
-    report(&r, "--version");
+    th_report(&r, "--version");
     cr_assert_eq(r.code, 0);
 }
 
@@ -173,7 +157,7 @@ Test(report, corrupted_trace_names_the_offset)
     struct run_result r;
     char args[4300];
     snprintf(args, sizeof args, "'%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "offset"), "%s", r.err);
     cr_assert_not_null(strstr(r.err, path), "%s", r.err);
@@ -182,9 +166,9 @@ Test(report, corrupted_trace_names_the_offset)
 Test(report, several_traces_give_a_json_array)
 {
     struct run_result r;
-    report(&r, "--format json tests/data/leaks.trace tests/data/child.trace");
+    th_report(&r, "--format json tests/data/leaks.trace tests/data/child.trace");
     cr_assert_eq(r.code, 0);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     cr_assert(json_is_array(j));
     cr_assert_eq(json_array_size(j), 2);
     json_t *child = json_array_get(j, 1);
@@ -195,7 +179,7 @@ Test(report, several_traces_give_a_json_array)
 Test(report, text_has_totals_first_and_no_colour_off_a_terminal)
 {
     struct run_result r;
-    report(&r, "tests/data/leaks.trace");
+    th_report(&r, "tests/data/leaks.trace");
     cr_assert_null(strchr(r.out, '\033'), "no escape codes when stdout is not a terminal");
     const char *totals = strstr(r.out, "totals:"), *leak = strstr(r.out, "LEAK 12.0 MiB");
     cr_assert_not_null(totals);
@@ -206,18 +190,16 @@ Test(report, text_has_totals_first_and_no_colour_off_a_terminal)
 
 Test(report, real_program_is_symbolised_with_function_file_and_line)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/p.trace", dir);
+    char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/p.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "p.trace", NULL);
     char args[4300];
     snprintf(args, sizeof args, "--format json --fail-on leak '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 1, "%s", r.err);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     json_t *leak = finding(j, "leak", "cudaMalloc");
     cr_assert_not_null(leak);
     cr_assert_eq(json_integer_value(json_object_get(leak, "count")), 1, "d1 and d2 leak from two call sites");
@@ -236,18 +218,16 @@ Test(report, real_program_is_symbolised_with_function_file_and_line)
 
 Test(report, killed_program_trace_is_analysed)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/k.trace", dir);
+    char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/k.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_die", "kill", "50", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "k.trace", NULL);
     char args[4300];
     snprintf(args, sizeof args, "--format json '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     cr_assert(json_is_false(json_object_get(json_object_get(j, "trace"), "complete")));
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "totals"), "live_allocations")), 50);
     json_decref(j);
@@ -255,39 +235,35 @@ Test(report, killed_program_trace_is_analysed)
 
 Test(report, sysroot_binary_with_other_build_id_is_flagged)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200], cmd[9000];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/b.trace", dir);
+    char *dir = th_tmpdir(), path[4200], cmd[9000];
     snprintf(path, sizeof path, "%s/b.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_die", "exit", "3", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "b.trace", NULL);
     /* a "sysroot" whose copy of the program is another binary */
     snprintf(cmd, sizeof cmd, "mkdir -p '%s/root%s' && cp /bin/true '%s/root%s/prog_die'", dir, VSP_PROGS, dir,
              VSP_PROGS);
     cr_assert_eq(system(cmd), 0);
     char args[9000];
     snprintf(args, sizeof args, "--format json --sysroot '%s/root' '%s'", dir, path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_not_null(strstr(r.out, "build-id differs from the one recorded"), "%s", r.out);
 }
 
 Test(report, forked_parent_and_child_traces_are_reported_together)
 {
-    char *dir = th_tmpdir(), out[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/f.%%p.trace", dir);
+    char *dir = th_tmpdir();
     const char *argv[] = {VSP_PROGS "/prog_fork", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "f.%p.trace", NULL);
     char paths[4][4096];
     cr_assert_eq(th_list_traces(dir, paths, 4), 2);
     char args[9000];
     snprintf(args, sizeof args, "--format json --fail-on leak '%s' '%s'", paths[0], paths[1]);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 1, "both processes leak: %s", r.err);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     cr_assert_eq(json_array_size(j), 2);
     json_t *a = json_object_get(json_array_get(j, 0), "process"), *b = json_object_get(json_array_get(j, 1), "process");
     json_int_t pa = json_integer_value(json_object_get(a, "pid")), pb = json_integer_value(json_object_get(b, "pid"));
@@ -312,21 +288,19 @@ static json_t *purpose(json_t *rep, const char *label)
 
 Test(report_purposes, labels_pushed_by_the_program_group_bytes)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/l.trace", dir);
+    char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/l.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_labels", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
     cr_assert_eq(th_run(&r, argv, NULL, 0, 0), 0);
     cr_assert_str_eq(r.out, "labels 0 no shim\n", "the weak API does nothing without the shim");
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "l.trace", NULL);
     cr_assert_str_eq(r.out, "labels 0 shim\n");
     char args[4300];
     snprintf(args, sizeof args, "--format json '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     json_t *w = purpose(j, "weights"), *kv = purpose(j, "kv_cache"), *un = purpose(j, "(unlabelled)");
     cr_assert_not_null(w, "%s", r.out);
     cr_assert_not_null(kv);
@@ -339,7 +313,7 @@ Test(report_purposes, labels_pushed_by_the_program_group_bytes)
     cr_assert_eq(json_integer_value(json_object_get(un, "live_bytes")), 512 * 1024);
     json_decref(j);
     snprintf(args, sizeof args, "'%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_not_null(strstr(r.out, "by purpose:"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "weights"), "%s", r.out);
 }
@@ -348,14 +322,12 @@ Test(report_purposes, rules_file_labels_stacks_offline)
 {
     char *dir = th_tmpdir(), rules[4200], args[9000];
     snprintf(rules, sizeof rules, "%s/p.json", dir);
-    FILE *f = fopen(rules, "w");
-    fputs("{\"engine\": {\"module\": [\"worker-orcd\"]}, \"never\": [\"nomatch*\"]}", f);
-    fclose(f);
+    th_write_file(rules, "{\"engine\": {\"module\": [\"worker-orcd\"]}, \"never\": [\"nomatch*\"]}");
     struct run_result r;
     snprintf(args, sizeof args, "--format json --purposes '%s' tests/data/leaks.trace", rules);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     json_t *e = purpose(j, "engine");
     cr_assert_not_null(e, "%s", r.out);
     cr_assert_eq(json_integer_value(json_object_get(e, "live_bytes")), 12 * 1024 * 1024, "device bytes only");
@@ -363,36 +335,31 @@ Test(report_purposes, rules_file_labels_stacks_offline)
     cr_assert_eq(json_integer_value(json_object_get(e, "peak_bytes")), 28 * 1024 * 1024);
     cr_assert_null(purpose(j, "never"));
     json_decref(j);
-    f = fopen(rules, "w");
-    fputs("{\"engine\": 3}", f);
-    fclose(f);
+    th_write_file(rules, "{\"engine\": 3}");
     snprintf(args, sizeof args, "--purposes '%s' tests/data/leaks.trace", rules);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "at byte"), "%s", r.err);
 }
 
 Test(report_purposes, shim_rules_label_the_out_of_memory_breakdown)
 {
-    char *dir = th_tmpdir(), out[4200], rules[4200], envp[4300];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/o.trace", dir);
+    char *dir = th_tmpdir(), rules[4200], envp[4300];
     snprintf(rules, sizeof rules, "%s/p.json", dir);
     snprintf(envp, sizeof envp, "VRAMSPY_PURPOSES=%s", rules);
-    FILE *f = fopen(rules, "w");
-    fputs("{\"blocks\": {\"function\": [\"main\"]}}", f);
-    fclose(f);
+    th_write_file(rules, "{\"blocks\": {\"function\": [\"main\"]}}");
     const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};
-    const char *env[] = {out, envp, "VSP_FAKE_DEVICE_MEM=64M", NULL};
+    const char *env[] = {envp, "VSP_FAKE_DEVICE_MEM=64M", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "o.trace", env);
     cr_assert_eq(r.code, 0, "%s", r.err);
     const char *b = strstr(r.err, "by purpose:");
     cr_assert_not_null(b, "%s", r.err);
     cr_assert_not_null(strstr(b, "32.0 MiB  blocks"), "%s", r.err);
     char args[4400];
     snprintf(args, sizeof args, "--format json '%s/o.trace'", dir);
-    report(&r, args);
-    json_t *j = parse(r.out);
+    th_report(&r, args);
+    json_t *j = th_json(r.out);
     cr_assert_not_null(purpose(j, "blocks"), "the labels are in the trace: %s", r.out);
     json_decref(j);
 }

@@ -5,7 +5,6 @@
  * file are opened once; over-deep stacks are corrupt; sizes take decimals. */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
-#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,20 +19,6 @@
 
 #define REPORT VSP_BUILD_DIR "/vramspy-report"
 
-/* Run the report from the source directory with a shell command line's arguments. */
-static void report(struct run_result *r, const char *args)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "cd '%s' && exec '%s' %s", VSP_SOURCE_DIR, REPORT, args);
-    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    cr_assert_eq(th_run(r, argv, NULL, 0, 1), 0);
-}
-
-static json_t *parse(const char *text)
-{
-    return th_json(text);
-}
-
 static json_t *finding(json_t *rep, const char *kind)
 {
     return th_json_find(json_object_get(rep, "findings"), "kind", kind);
@@ -47,30 +32,22 @@ static int count_lines(const char *s)
     return n;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    fputs(text, f);
-    fclose(f);
-}
-
 /* ---- --check-options ---- */
 
 Test(report_verdicts, check_options_accepts_good_options_and_creates_nothing)
 {
     char *dir = th_tmpdir(), args[4096], sup[256], kept[256];
     snprintf(sup, sizeof sup, "%s/sup.json", dir);
-    write_file(sup, "[{\"kind\": \"leak\", \"function\": \"init_*\"}]");
+    th_write_file(sup, "[{\"kind\": \"leak\", \"function\": \"init_*\"}]");
     snprintf(kept, sizeof kept, "%s/kept.json", dir);
-    write_file(kept, "keep me");
+    th_write_file(kept, "keep me");
     struct run_result r;
     snprintf(args, sizeof args,
              "--check-options --format json --fail-on leak,crash,alloc-error,invalid_free --strict "
              "--signal 4242=11 --max-peak 1.5GiB --min-leak 0.5MiB --suppress '%s' -o '%s/new.json' "
              "--sysroot / --debug-dir '%s' --fallback-window 100",
              sup, dir, dir);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "");
     cr_assert_str_eq(r.err, "");
@@ -78,7 +55,7 @@ Test(report_verdicts, check_options_accepts_good_options_and_creates_nothing)
     snprintf(p, sizeof p, "%s/new.json", dir);
     cr_assert_neq(access(p, F_OK), 0, "--check-options created its output file");
     snprintf(args, sizeof args, "--check-options --format svg -o '%s' tests/data/leaks.trace", kept);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
     char buf[32] = "";
     FILE *f = fopen(kept, "r");
@@ -92,9 +69,9 @@ Test(report_verdicts, check_options_rejects_each_bad_option_with_exit_2)
 {
     char *dir = th_tmpdir(), badjson[256], goodjson[256];
     snprintf(badjson, sizeof badjson, "%s/bad.json", dir);
-    write_file(badjson, "[{\"kind\": \"leak\",");
+    th_write_file(badjson, "[{\"kind\": \"leak\",");
     snprintf(goodjson, sizeof goodjson, "%s/purposes.json", dir);
-    write_file(goodjson, "{\"weights\": [\"load_*\"]}");
+    th_write_file(goodjson, "{\"weights\": [\"load_*\"]}");
     char bad[16][512];
     int n = 0;
     snprintf(bad[n++], 512, "--format xml");
@@ -118,7 +95,7 @@ Test(report_verdicts, check_options_rejects_each_bad_option_with_exit_2)
         char args[1024] = "--check-options ";
         cr_assert_lt(strlen(args) + strlen(bad[i]), sizeof args);
         strcat(args, bad[i]);
-        report(&r, args);
+        th_report(&r, args);
         cr_assert_eq(r.code, 2, "'%s' was accepted: %s", bad[i], r.err);
         cr_assert_str_eq(r.out, "", "%s", bad[i]);
         cr_assert_geq(count_lines(r.err), 1, "'%s': no message", bad[i]);
@@ -131,7 +108,7 @@ Test(report_verdicts, check_options_rejects_each_bad_option_with_exit_2)
 Test(report_verdicts, missing_suppression_file_says_cannot_open_without_positions)
 {
     struct run_result r;
-    report(&r, "--suppress /nonexistent/s.json tests/data/leaks.trace");
+    th_report(&r, "--suppress /nonexistent/s.json tests/data/leaks.trace");
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "cannot open /nonexistent/s.json: No such file or directory"), "%s", r.err);
     cr_assert_null(strstr(r.err, "line -1"), "%s", r.err);
@@ -140,18 +117,18 @@ Test(report_verdicts, missing_suppression_file_says_cannot_open_without_position
 Test(report_verdicts, weigh_with_text_output_is_a_usage_error)
 {
     struct run_result r;
-    report(&r, "--weigh peak tests/data/leaks.trace");
+    th_report(&r, "--weigh peak tests/data/leaks.trace");
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "--weigh applies to --format folded"), "%s", r.err);
     cr_assert_str_eq(r.out, "");
-    report(&r, "--format folded --weigh peak tests/data/leaks.trace");
+    th_report(&r, "--format folded --weigh peak tests/data/leaks.trace");
     cr_assert_eq(r.code, 0, "%s", r.err);
 }
 
 Test(report_verdicts, nonexistent_sysroot_is_an_error)
 {
     struct run_result r;
-    report(&r, "--sysroot /nonexistent tests/data/leaks.trace");
+    th_report(&r, "--sysroot /nonexistent tests/data/leaks.trace");
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "--sysroot /nonexistent: No such file or directory"), "%s", r.err);
 }
@@ -160,21 +137,21 @@ Test(report_verdicts, sizes_accept_decimals)
 {
     struct run_result r;
     /* leaks.trace peaks at 28 MiB; 0.025 GiB = 26843545.6 bytes */
-    report(&r, "--format json --max-peak 0.025GiB --min-leak 0.5MiB tests/data/leaks.trace");
+    th_report(&r, "--format json --max-peak 0.025GiB --min-leak 0.5MiB tests/data/leaks.trace");
     cr_assert_eq(r.code, 0, "%s", r.err);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     json_t *peak = finding(j, "peak");
     cr_assert_not_null(peak);
     cr_assert_eq(json_integer_value(json_object_get(peak, "limit")), 26843546);
     json_decref(j);
-    report(&r, "--format json --max-peak 1.5GiB tests/data/leaks.trace");
+    th_report(&r, "--format json --max-peak 1.5GiB tests/data/leaks.trace");
     cr_assert_eq(r.code, 0, "%s", r.err);
-    j = parse(r.out);
+    j = th_json(r.out);
     cr_assert_null(finding(j, "peak"), "28 MiB is under 1.5 GiB");
     json_decref(j);
     /* 12 MiB of leaks from one stack stay, the 1 MiB pinned one goes under --min-leak 1.5MiB */
-    report(&r, "--format json --min-leak 1.5MiB tests/data/leaks.trace");
-    j = parse(r.out);
+    th_report(&r, "--format json --min-leak 1.5MiB tests/data/leaks.trace");
+    j = th_json(r.out);
     cr_assert_eq(json_integer_value(json_object_get(j, "suppressed")), 1, "%s", r.out);
     json_decref(j);
 }
@@ -184,21 +161,20 @@ Test(report_verdicts, sizes_accept_decimals)
 Test(report_verdicts, drop_mode_storm_gives_uncertain_findings_and_fail_on_needs_strict)
 {
     TH_SKIP_UNDER("tsan", "the storm is too slow under ThreadSanitizer");
-    char *dir = th_tmpdir(), out[300], path[4096], args[4400];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/storm.%%p.trace", dir);
-    const char *env[] = {out, "VRAMSPY_ON_FULL=drop", "VRAMSPY_RING_SIZE=64K", "VRAMSPY_SUMMARY=0", NULL};
+    char *dir = th_tmpdir(), path[4096], args[4400];
+    const char *env[] = {"VRAMSPY_ON_FULL=drop", "VRAMSPY_RING_SIZE=64K", "VRAMSPY_SUMMARY=0", NULL};
     const char *argv[] = {VSP_PROGS "/prog_storm", "8", "20000", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "storm.%p.trace", env);
     cr_assert_eq(r.code, 0, "%s", r.err);
     struct trace_summary s;
     th_one_trace(dir, &s, NULL, path);
     if (!s.dropped)
         cr_skip_test("the storm dropped nothing on this machine");
     snprintf(args, sizeof args, "--format json '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     json_t *w = json_object_get(j, "warnings");
     int warned = 0;
     for (size_t i = 0; i < json_array_size(w); i++)
@@ -219,11 +195,11 @@ Test(report_verdicts, drop_mode_storm_gives_uncertain_findings_and_fail_on_needs
     if (!uncertain)
         cr_skip_test("the loss produced no finding this time");
     snprintf(args, sizeof args, "--fail-on leak,invalid-free '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "uncertain findings failed the gate without --strict: %s", r.out);
     cr_assert_not_null(strstr(r.out, "(uncertain: "), "%s", r.out);
     snprintf(args, sizeof args, "--strict --fail-on leak,invalid-free '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 1, "--strict did not count uncertain findings");
 }
 
@@ -231,18 +207,17 @@ Test(report_verdicts, drop_mode_storm_gives_uncertain_findings_and_fail_on_needs
 
 Test(report_verdicts, sigsegv_after_an_allocation_gives_a_crash_finding)
 {
-    char *dir = th_tmpdir(), out[300], path[4096], args[4400];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/die.trace", dir);
-    const char *env[] = {out, "VRAMSPY_SUMMARY=0", NULL};
+    char *dir = th_tmpdir(), path[4096], args[4400];
+    const char *env[] = {"VRAMSPY_SUMMARY=0", NULL};
     const char *argv[] = {VSP_PROGS "/prog_die", "segv", "3", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "die.trace", env);
     cr_assert(!r.exited && r.sig == SIGSEGV, "prog_die segv did not die of SIGSEGV");
     snprintf(path, sizeof path, "%s/die.trace", dir);
     snprintf(args, sizeof args, "--format json --fail-on crash --signal %d=11 '%s'", (int)r.pid, path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 1, "--fail-on crash: %s", r.err);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     json_t *c = finding(j, "crash");
     cr_assert_not_null(c, "%s", r.out);
     cr_assert_eq(json_integer_value(json_object_get(c, "signal")), 11);
@@ -250,14 +225,14 @@ Test(report_verdicts, sigsegv_after_an_allocation_gives_a_crash_finding)
     json_decref(j);
     /* without --signal: the trace has no end and the process is gone */
     snprintf(args, sizeof args, "--format json '%s'", path);
-    report(&r, args);
-    j = parse(r.out);
+    th_report(&r, args);
+    j = th_json(r.out);
     c = finding(j, "crash");
     cr_assert_not_null(c, "%s", r.out);
     cr_assert(json_is_null(json_object_get(c, "signal")));
     json_decref(j);
     snprintf(args, sizeof args, "--signal 1=11 '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_not_null(strstr(r.out, "CRASH"), "%s", r.out);
 }
 
@@ -281,9 +256,9 @@ Test(report_verdicts, allocations_failing_with_35_give_alloc_error)
     cr_assert_eq(r.code, 3, "cudaMalloc succeeded without a driver? %s", r.err);
     snprintf(path, sizeof path, "%s/rt.trace", dir);
     snprintf(args, sizeof args, "--format json --fail-on alloc-error '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 1, "%s", r.err);
-    json_t *j = parse(r.out);
+    json_t *j = th_json(r.out);
     json_t *e = finding(j, "alloc_error");
     cr_assert_not_null(e, "%s", r.out);
     cr_assert_str_eq(json_string_value(json_object_get(e, "api")), "cudaMalloc");
@@ -293,7 +268,7 @@ Test(report_verdicts, allocations_failing_with_35_give_alloc_error)
     cr_assert_gt(json_array_size(json_object_get(e, "stack")), 0);
     json_decref(j);
     snprintf(args, sizeof args, "'%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_not_null(strstr(r.out, "ALLOCATION ERROR cudaMalloc failed 1 time with 35 (cudaErrorInsufficientDriver)"),
                        "%s", r.out);
 }
@@ -305,39 +280,21 @@ Test(report_verdicts, running_process_trace_is_in_progress_without_leaks)
     char *dir = th_tmpdir(), out[300], path[300], args[600];
     snprintf(out, sizeof out, "VRAMSPY_OUT=%s/w.trace", dir);
     snprintf(path, sizeof path, "%s/w.trace", dir);
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-#ifdef VSP_SAN_RUNTIME
-        static char preload[] = "LD_PRELOAD=" VSP_SAN_RUNTIME ":" VSP_SHIM;
-#else
-        static char preload[] = "LD_PRELOAD=" VSP_SHIM;
-#endif
-        char *envp[] = {preload, "LD_LIBRARY_PATH=" VSP_FAKES, out, "VRAMSPY_SUMMARY=0", NULL};
-        char *argv[] = {VSP_PROGS "/prog_die", "wait", "5", NULL};
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    close(pfd[1]);
-    char buf[64] = "";
-    ssize_t n = read(pfd[0], buf, sizeof buf - 1);
-    close(pfd[0]);
-    cr_assert_gt(n, 0, "the program did not start");
+    const char *env[] = {out, "VRAMSPY_SUMMARY=0", NULL};
+    const char *argv[] = {VSP_PROGS "/prog_die", "wait", "5", NULL};
+    char buf[64];
+    pid_t pid = th_start(argv[0], argv, env, buf, sizeof buf);
     struct run_result r;
     snprintf(args, sizeof args, "--format json --fail-on any '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     int code = r.code;
     static char text[sizeof r.out];
     memcpy(text, r.out, sizeof text);
-    report(&r, path);
+    th_report(&r, path);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     cr_assert_eq(code, 0, "%s", text);
-    json_t *j = parse(text);
+    json_t *j = th_json(text);
     cr_assert(json_is_true(json_object_get(json_object_get(j, "trace"), "in_progress")), "%s", text);
     cr_assert_null(finding(j, "leak"), "a running process's allocations are live, not leaked");
     cr_assert_null(finding(j, "crash"));
@@ -346,8 +303,8 @@ Test(report_verdicts, running_process_trace_is_in_progress_without_leaks)
     cr_assert_not_null(strstr(r.out, "IN PROGRESS"), "%s", r.out);
     /* gone now: its trace has no end, so it crashed (killed), and what it held leaked */
     snprintf(args, sizeof args, "--format json '%s'", path);
-    report(&r, args);
-    j = parse(r.out);
+    th_report(&r, args);
+    j = th_json(r.out);
     cr_assert(json_is_false(json_object_get(json_object_get(j, "trace"), "in_progress")));
     cr_assert_not_null(finding(j, "crash"));
     cr_assert_not_null(finding(j, "leak"));
@@ -359,8 +316,8 @@ Test(report_verdicts, running_process_trace_is_in_progress_without_leaks)
 Test(report_verdicts, double_free_shows_the_allocation_and_first_free_sites)
 {
     struct run_result r;
-    report(&r, "--format json tests/data/invalid_free.trace");
-    json_t *j = parse(r.out);
+    th_report(&r, "--format json tests/data/invalid_free.trace");
+    json_t *j = th_json(r.out);
     size_t i;
     json_t *f, *dbl = NULL;
     json_array_foreach(json_object_get(j, "findings"), i, f)
@@ -374,7 +331,7 @@ Test(report_verdicts, double_free_shows_the_allocation_and_first_free_sites)
     cr_assert_str_eq(json_string_value(json_object_get(as, "address")), "0x4011d6");
     cr_assert_str_eq(json_string_value(json_object_get(fs, "address")), "0x401230");
     json_decref(j);
-    report(&r, "tests/data/invalid_free.trace");
+    th_report(&r, "tests/data/invalid_free.trace");
     cr_assert_not_null(strstr(r.out, "allocated at:"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "first freed at:"), "%s", r.out);
 }
@@ -382,30 +339,29 @@ Test(report_verdicts, double_free_shows_the_allocation_and_first_free_sites)
 Test(report_verdicts, text_report_ends_with_a_summary_line)
 {
     struct run_result r;
-    report(&r, "--fail-on leak tests/data/leaks.trace");
+    th_report(&r, "--fail-on leak tests/data/leaks.trace");
     cr_assert_eq(r.code, 1);
     const char *last = r.out + strlen(r.out) - 1;
     while (last > r.out && last[-1] != '\n')
         last--;
     cr_assert_str_eq(last, "summary: 2 leak, 2 host_fallback; exit status 1 (--fail-on leak)\n", "%s", r.out);
-    report(&r, "tests/data/child.trace");
+    th_report(&r, "tests/data/child.trace");
     cr_assert_not_null(strstr(r.out, "summary: no findings; exit status 0 (no --fail-on)\n"), "%s", r.out);
 }
 
 Test(report_verdicts, libc_startup_frames_left_out_of_text_kept_in_json)
 {
-    char *dir = th_tmpdir(), out[300], path[300], args[600];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.trace", dir);
+    char *dir = th_tmpdir(), path[300], args[600];
     snprintf(path, sizeof path, "%s/t.trace", dir);
-    const char *env[] = {out, "VRAMSPY_SUMMARY=0", NULL};
+    const char *env[] = {"VRAMSPY_SUMMARY=0", NULL};
     const char *argv[] = {VSP_PROGS "/prog_die", "exit", "1", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "t.trace", env);
     snprintf(args, sizeof args, "--format json '%s'", path);
-    report(&r, args);
+    th_report(&r, args);
     if (!strstr(r.out, "\"__libc_start_main") && !strstr(r.out, "\"__libc_start_call_main"))
         cr_skip_test("libc's start-up frames are not symbolised on this machine");
-    report(&r, path);
+    th_report(&r, path);
     cr_assert_not_null(strstr(r.out, "main (prog_die.c"), "%s", r.out);
     cr_assert_null(strstr(r.out, "__libc_start"), "%s", r.out);
     cr_assert_null(strstr(r.out, " _start"), "%s", r.out);
@@ -432,12 +388,7 @@ static void synth_end(const char *path)
 {
     struct vsp_rec_end e = {0};
     put(VSP_REC_END, &e, sizeof e, NULL, 0);
-    vsp_ring_flush(&fx.ring, 1);
-    fx.ring.hdr->flags |= VSP_FLAG_COMPLETE;
-    msync(fx.map, fx.len, MS_SYNC);
-    cr_assert_eq(rename(fx.path, path), 0);
-    munmap(fx.map, fx.len);
-    close(fx.fd);
+    cr_assert_eq(ring_fixture_keep(&fx, path, 1), 0);
 }
 
 Test(report_verdicts, thousand_module_records_of_one_library_open_it_once_in_bounded_memory)
@@ -508,7 +459,7 @@ Test(report_verdicts, stack_deeper_than_the_shim_writes_is_corrupt)
     synth_end(path);
     snprintf(args, sizeof args, "'%s'", path);
     struct run_result r;
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "a stack of 300 frames, deeper than the 256 the shim ever writes"), "%s", r.err);
     cr_assert_not_null(strstr(r.err, "offset"), "%s", r.err);
@@ -536,7 +487,7 @@ Test(report_verdicts, call_sites_sharing_their_innermost_frame_are_told_apart)
     synth_end(path);
     snprintf(args, sizeof args, "'%s'", path);
     struct run_result r;
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_not_null(strstr(r.out, "  at plugin-host+0x1100 <- plugin-host+0x1200\n"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "  at plugin-host+0x1100 <- plugin-host+0x1300\n"), "%s", r.out);
@@ -547,19 +498,15 @@ Test(report_verdicts, call_sites_sharing_their_innermost_frame_are_told_apart)
 /* Run prog under the shim (traces in dir) and report the one trace as JSON. */
 static json_t *run_and_report_json(const char *const *argv, const char *const *env_extra, const char *report_opts)
 {
-    char *dir = th_tmpdir(), out[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.trace", dir);
-    const char *env[8] = {out};
-    for (int i = 0; env_extra && env_extra[i] && i < 6; i++)
-        env[i + 1] = env_extra[i];
+    char *dir = th_tmpdir();
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "t.trace", env_extra);
     cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
     char args[8400];
     snprintf(args, sizeof args, "--format json %s '%s/t.trace'", report_opts ? report_opts : "", dir);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert(r.exited && (r.code == 0 || r.code == 1), "%s", r.err);
-    return parse(r.out);
+    return th_json(r.out);
 }
 
 Test(report_vmm, physical_memory_lives_until_released_and_unmapped)
@@ -614,15 +561,13 @@ Test(report_coverage, untracked_below_the_limit_is_no_finding) { coverage_case(0
 
 Test(report_coverage, text_report_says_how_much_it_accounts_for)
 {
-    char *dir = th_tmpdir(), out[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.trace", dir);
+    char *dir = th_tmpdir();
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "t.trace", NULL);
     char args[4400];
     snprintf(args, sizeof args, "'%s/t.trace'", dir);
-    report(&r, args);
+    th_report(&r, args);
     cr_assert_not_null(strstr(r.out, "coverage: the trace accounts for 100% of this process's device memory"), "%s",
                        r.out);
     cr_assert_not_null(strstr(r.out, "(device-wide: "), "%s", r.out);

@@ -15,20 +15,13 @@
 
 #include "harness.h"
 
-static void outenv(char *buf, size_t len, const char *dir, const char *name)
-{
-    snprintf(buf, len, "VRAMSPY_OUT=%s/%s", dir, name);
-}
-
 Test(shim_lifecycle, storm_of_8_threads_records_every_call_exactly, .timeout = 240)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200];
-    outenv(out, sizeof out, dir, "storm.trace");
+    char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/storm.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_storm", "8", "20000", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "storm.trace", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     struct trace_summary s;
     th_summarize(path, &s, NULL);
@@ -46,13 +39,12 @@ Test(shim_lifecycle, storm_of_8_threads_records_every_call_exactly, .timeout = 2
 
 static void die_case(const char *how, int want_sig, int want_complete)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200];
-    outenv(out, sizeof out, dir, "die.trace");
+    char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/die.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_die", how, "500", NULL};
-    const char *env[] = {out, "VRAMSPY_RING_SIZE=64K", NULL}; /* small ring: part log, part ring */
+    const char *env[] = {"VRAMSPY_RING_SIZE=64K", NULL}; /* small ring: part log, part ring */
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "die.trace", env);
     if (want_sig)
         cr_assert_eq(r.sig, want_sig, "expected signal %d, got exit %d sig %d", want_sig, r.code, r.sig);
     struct trace_summary s;
@@ -72,28 +64,13 @@ Test(shim_lifecycle, nothing_lost_on_sigkill) { die_case("kill", SIGKILL, 0); }
 
 Test(shim_lifecycle, nothing_lost_on_sigkill_from_outside)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200], libpath[4200], preload[4200];
-    outenv(out, sizeof out, dir, "k.trace");
+    char *dir = th_tmpdir(), out[4200], path[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/k.trace", dir);
     snprintf(path, sizeof path, "%s/k.trace", dir);
-    snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s", VSP_FAKES);
-#ifdef VSP_SAN_RUNTIME
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
-#else
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", VSP_SHIM);
-#endif
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], 1);
-        char *envp[] = {out, libpath, preload, NULL};
-        execle(VSP_PROGS "/prog_die", "prog_die", "wait", "300", (char *)NULL, envp);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    char buf[64] = {0};
-    ssize_t n = read(pipefd[0], buf, sizeof buf - 1);
-    cr_assert_gt(n, 0);
+    const char *env[] = {out, NULL};
+    const char *argv[] = {"prog_die", "wait", "300", NULL};
+    char buf[64];
+    pid_t pid = th_start(VSP_PROGS "/prog_die", argv, env, buf, sizeof buf);
     cr_assert_not_null(strstr(buf, "ready 300"));
     kill(pid, SIGKILL);
     int st;
@@ -108,12 +85,10 @@ Test(shim_lifecycle, nothing_lost_on_sigkill_from_outside)
 
 Test(shim_lifecycle, forked_child_writes_its_own_trace)
 {
-    char *dir = th_tmpdir(), out[4200];
-    outenv(out, sizeof out, dir, "f.%p.trace");
+    char *dir = th_tmpdir();
     const char *argv[] = {VSP_PROGS "/prog_fork", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "f.%p.trace", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     cr_assert_not_null(strstr(r.out, "child 0"));
     uint64_t probes[] = {1000, 2000, 3000, 0};
@@ -134,13 +109,11 @@ Test(shim_lifecycle, allocation_in_library_constructor_before_main)
                           "preloaded sanitizer runtime's own constructor has set it up");
     TH_SKIP_UNDER("tsan", "instrumented shim code cannot run in another library's constructor before the "
                           "preloaded sanitizer runtime's own constructor has set it up");
-    char *dir = th_tmpdir(), out[4200], path[4200];
-    outenv(out, sizeof out, dir, "c.trace");
+    char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/c.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_ctor", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "c.trace", NULL);
     cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
     struct trace_summary s;
     th_summarize(path, &s, NULL);
@@ -165,13 +138,12 @@ Test(shim_lifecycle, unwritable_out_warns_once_and_program_runs_untraced)
 
 Test(shim_lifecycle, garbage_depth_warns_and_uses_default)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200];
-    outenv(out, sizeof out, dir, "g.trace");
+    char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/g.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    const char *env[] = {out, "VRAMSPY_DEPTH=banana", NULL};
+    const char *env[] = {"VRAMSPY_DEPTH=banana", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "g.trace", env);
     cr_assert_eq(r.code, 0);
     cr_assert_not_null(strstr(r.err, "VRAMSPY_DEPTH=banana"), "%s", r.err);
     struct trace_summary s;
@@ -182,13 +154,12 @@ Test(shim_lifecycle, garbage_depth_warns_and_uses_default)
 
 Test(shim_lifecycle, depth_limits_frames)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200];
-    outenv(out, sizeof out, dir, "d.trace");
+    char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/d.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    const char *env[] = {out, "VRAMSPY_DEPTH=2", NULL};
+    const char *env[] = {"VRAMSPY_DEPTH=2", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "d.trace", env);
     struct trace_summary s;
     th_summarize(path, &s, NULL);
     cr_assert(s.ok);
@@ -197,8 +168,7 @@ Test(shim_lifecycle, depth_limits_frames)
 
 Test(shim_lifecycle, existing_file_and_symlink_are_never_written)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200], target[4200];
-    outenv(out, sizeof out, dir, "x.trace");
+    char *dir = th_tmpdir(), path[4200], target[4200];
     snprintf(path, sizeof path, "%s/x.trace", dir);
     snprintf(target, sizeof target, "%s/victim", dir);
     FILE *f = fopen(target, "w");
@@ -206,9 +176,8 @@ Test(shim_lifecycle, existing_file_and_symlink_are_never_written)
     fclose(f);
     cr_assert_eq(symlink(target, path), 0);
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "x.trace", NULL);
     cr_assert_eq(r.code, 0);
     char buf[64] = {0};
     f = fopen(target, "r");
@@ -250,25 +219,22 @@ Test(shim_lifecycle, out_naming_a_directory_puts_the_default_name_inside_it)
 
 Test(shim_lifecycle, quiet_silences_summary_and_stdout_is_never_touched)
 {
-    char *dir = th_tmpdir(), out[4200];
-    outenv(out, sizeof out, dir, "q.trace");
+    char *dir = th_tmpdir();
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    const char *env[] = {out, "VRAMSPY_QUIET=1", NULL};
+    const char *env[] = {"VRAMSPY_QUIET=1", NULL};
     struct run_result plain, r;
     cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "q.trace", env);
     cr_assert_str_eq(r.out, plain.out);
     cr_assert_str_eq(r.err, plain.err, "quiet: nothing on stderr either");
 }
 
 Test(shim_lifecycle, process_without_cuda_leaves_no_trace)
 {
-    char *dir = th_tmpdir(), out[4200];
-    outenv(out, sizeof out, dir, "n.%p.trace");
+    char *dir = th_tmpdir();
     const char *argv[] = {"/bin/sh", "-c", "true", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "n.%p.trace", NULL);
     cr_assert_eq(r.code, 0);
     cr_assert_str_eq(r.err, "");
     char paths[4][4096];
@@ -277,13 +243,11 @@ Test(shim_lifecycle, process_without_cuda_leaves_no_trace)
 
 Test(shim_lifecycle, exec_gets_its_own_trace)
 {
-    char *dir = th_tmpdir(), out[4200], cmd[4200];
-    outenv(out, sizeof out, dir, "%e.%p.trace");
+    char *dir = th_tmpdir(), cmd[4200];
     snprintf(cmd, sizeof cmd, "%s/prog_die exit 3 && exec %s/prog_die exit 4", VSP_PROGS, VSP_PROGS);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "%e.%p.trace", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     char paths[4][4096];
     cr_assert_eq(th_list_traces(dir, paths, 4), 2);
@@ -291,28 +255,14 @@ Test(shim_lifecycle, exec_gets_its_own_trace)
 
 Test(shim_lifecycle, metrics_file_is_written_while_the_program_runs)
 {
-    char *dir = th_tmpdir(), out[4200], metrics[4200], mpath[4200], libpath[4200], preload[4200];
+    char *dir = th_tmpdir(), out[4200], metrics[4200], mpath[4200];
     snprintf(out, sizeof out, "VRAMSPY_OUT=%s/m.trace", dir);
     snprintf(metrics, sizeof metrics, "VRAMSPY_METRICS=%s/vram.%%e.prom", dir);
     snprintf(mpath, sizeof mpath, "%s/vram.prog_die.prom", dir);
-    snprintf(libpath, sizeof libpath, "LD_LIBRARY_PATH=%s", VSP_FAKES);
-#ifdef VSP_SAN_RUNTIME
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s:%s", VSP_SAN_RUNTIME, VSP_SHIM);
-#else
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", VSP_SHIM);
-#endif
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], 1);
-        char *envp[] = {out, metrics, "VRAMSPY_METRICS_INTERVAL=50", libpath, preload, NULL};
-        execle(VSP_PROGS "/prog_die", "prog_die", "wait", "10", (char *)NULL, envp);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    char buf[64] = {0};
-    cr_assert_gt(read(pipefd[0], buf, sizeof buf - 1), 0);
+    const char *env[] = {out, metrics, "VRAMSPY_METRICS_INTERVAL=50", NULL};
+    const char *argv[] = {"prog_die", "wait", "10", NULL};
+    char buf[64];
+    pid_t pid = th_start(VSP_PROGS "/prog_die", argv, env, buf, sizeof buf);
     /* the program is blocked in pause(): only the metrics thread can write the file now */
     unlink(mpath);
     char text[16384] = {0};
@@ -339,16 +289,15 @@ Test(shim_lifecycle, metrics_file_is_written_while_the_program_runs)
 
 Test(shim_lifecycle, metrics_path_is_fixed_at_start_and_final_values_written_at_exit)
 {
-    char *dir = th_tmpdir(), a[4200], b[4200], out[4300], mfile[4300], text[16384] = {0};
+    char *dir = th_tmpdir(), a[4200], b[4200], mfile[4300], text[16384] = {0};
     snprintf(a, sizeof a, "%s/a", dir);
     snprintf(b, sizeof b, "%s/b", dir);
     cr_assert_eq(mkdir(a, 0700), 0);
     cr_assert_eq(mkdir(b, 0700), 0);
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/m.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_runtime", "chdir", a, b, NULL};
-    const char *env[] = {out, "VRAMSPY_METRICS=rel.%p.prom", "VRAMSPY_METRICS_INTERVAL=3600000", NULL};
+    const char *env[] = {"VRAMSPY_METRICS=rel.%p.prom", "VRAMSPY_METRICS_INTERVAL=3600000", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "m.trace", env);
     cr_assert_eq(r.code, 0, "%s", r.err);
     snprintf(mfile, sizeof mfile, "ls '%s' | grep -c '^rel\\.[0-9]*\\.prom$' | grep -qx 1", a);
     cr_assert_eq(system(mfile), 0, "the file is where the relative path pointed at the first CUDA call");
@@ -372,10 +321,7 @@ Test(shim_lifecycle, unwritable_metrics_path_warns_once_and_changes_nothing)
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
     const char *env[] = {out, "VRAMSPY_METRICS=/nonexistent-dir/x.prom", NULL};
     struct run_result plain, r;
-    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
-    cr_assert_eq(r.code, plain.code);
-    cr_assert_str_eq(r.out, plain.out);
+    th_run_both(&plain, &r, argv, env, 0);
     const char *w = strstr(r.err, "VRAMSPY_METRICS: cannot write /nonexistent-dir/x.prom: No such file or directory");
     cr_assert_not_null(w, "%s", r.err);
     cr_assert_null(strstr(w + 1, "VRAMSPY_METRICS: cannot write"), "once: %s", r.err);

@@ -115,10 +115,7 @@ Test(shim_runtime, nvidia_runtime_without_driver_fails_the_same_and_is_recorded)
     const char *argv[] = {VSP_PROGS "/prog_runtime_nv", "nodrv", NULL};
     const char *env[] = {out, NULL};
     struct run_result plain, shim;
-    cr_assert_eq(th_run(&plain, argv, NULL, 0, 1), 0);
-    cr_assert_eq(th_run(&shim, argv, env, 1, 1), 0);
-    cr_assert_eq(shim.code, plain.code);
-    cr_assert_str_eq(shim.out, plain.out);
+    th_run_both(&plain, &shim, argv, env, 1);
     cr_assert_not_null(strstr(plain.out, "malloc 35"), "no driver: cudaErrorInsufficientDriver (%s)", plain.out);
     struct trace_summary s;
     char path[4200];
@@ -142,18 +139,12 @@ Test(shim_runtime, nvcc_static_runtime_reaches_driver_through_hooked_lookup)
     /* Without a driver: nothing reaches the shim, and nothing changes. */
     struct run_result plain, shim;
     const char *env[] = {out, NULL};
-    cr_assert_eq(th_run(&plain, argv, NULL, 0, 1), 0);
-    cr_assert_eq(th_run(&shim, argv, env, 1, 1), 0);
-    cr_assert_eq(shim.code, plain.code);
-    cr_assert_str_eq(shim.out, plain.out);
+    th_run_both(&plain, &shim, argv, env, 1);
     cr_assert_not_null(strstr(plain.out, "malloc 35"), "%s", plain.out);
     /* With the test-double driver on the library path, NVIDIA's static runtime finds it by
      * dlopen + cuGetProcAddress_v2, and every allocation entry point it asks for is the shim's. */
     const char *env2[] = {out, "VRAMSPY_DEBUG=1", NULL};
-    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
-    cr_assert_eq(th_run(&shim, argv, env2, 1, 0), 0);
-    cr_assert_eq(shim.code, plain.code);
-    cr_assert_str_eq(shim.out, plain.out);
+    th_run_both(&plain, &shim, argv, env2, 0);
     cr_assert_not_null(strstr(shim.err, "cuGetProcAddress(cuGetProcAddress, 12000, 0): hooked as cuGetProcAddress_v2"),
                        "%s", shim.err);
     cr_assert_not_null(strstr(shim.err, "cuGetProcAddress(cuMemAlloc, 3020, 0): hooked as cuMemAlloc_v2"), "%s",
@@ -163,13 +154,12 @@ Test(shim_runtime, nvcc_static_runtime_reaches_driver_through_hooked_lookup)
 
 Test(shim_runtime, enforce_vram_only_denies_host_memory_and_report_marks_it)
 {
-    char *dir = th_tmpdir(), out[4200], path[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/e.trace", dir);
+    char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/e.trace", dir);
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
-    const char *env[] = {out, "VRAMSPY_ENFORCE=vram-only", NULL};
+    const char *env[] = {"VRAMSPY_ENFORCE=vram-only", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "e.trace", env);
     cr_assert_eq(r.code, 0, "%s", r.err);
     /* every host or managed allocation failed with out-of-memory; device ones went through */
     cr_assert_not_null(strstr(r.out, "managed 2\n"), "%s", r.out);
@@ -189,21 +179,19 @@ Test(shim_runtime, enforce_vram_only_denies_host_memory_and_report_marks_it)
     snprintf(cmd, sizeof cmd, "grep -c '\"denied\": true' '%s/e.json' | grep -qx 4", dir);
     cr_assert_eq(system(cmd), 0, "four denied host_fallback findings");
     /* a bad value warns and enforces nothing */
-    const char *env2[] = {out, "VRAMSPY_ENFORCE=strict", NULL};
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/e2.trace", dir);
-    cr_assert_eq(th_run(&r, argv, env2, 1, 0), 0);
+    const char *env2[] = {"VRAMSPY_ENFORCE=strict", NULL};
+    th_run_traced(&r, argv, dir, "e2.trace", env2);
     cr_assert_not_null(strstr(r.err, "VRAMSPY_ENFORCE=strict"), "%s", r.err);
     cr_assert_not_null(strstr(r.out, "managed 0\n"));
 }
 
 Test(shim_runtime, out_of_memory_breakdown_on_stderr_at_the_failing_call)
 {
-    char *dir = th_tmpdir(), out[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/o.trace", dir);
+    char *dir = th_tmpdir();
     const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};
-    const char *env[] = {out, "VSP_FAKE_DEVICE_MEM=64M", NULL};
+    const char *env[] = {"VSP_FAKE_DEVICE_MEM=64M", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "o.trace", env);
     cr_assert_eq(r.code, 0);
     const char *b = strstr(r.err, "vramspy: out of memory: cudaMalloc of 6.0 MiB failed; device free 32.0 MiB of 64.0 MiB: "
                                   "looks like FRAGMENTATION");
@@ -218,9 +206,8 @@ Test(shim_runtime, out_of_memory_breakdown_on_stderr_at_the_failing_call)
     cr_assert_not_null(summary, "%s", r.err);
     cr_assert_lt(b, summary, "the breakdown comes at the failure, before the exit summary");
     /* quiet: nothing */
-    const char *env2[] = {out, "VSP_FAKE_DEVICE_MEM=64M", "VRAMSPY_QUIET=1", NULL};
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/o2.trace", dir);
-    cr_assert_eq(th_run(&r, argv, env2, 1, 0), 0);
+    const char *env2[] = {"VSP_FAKE_DEVICE_MEM=64M", "VRAMSPY_QUIET=1", NULL};
+    th_run_traced(&r, argv, dir, "o2.trace", env2);
     cr_assert_null(strstr(r.err, "out of memory"));
 }
 
@@ -262,12 +249,11 @@ Test(shim_runtime, graph_memory_nodes_through_the_runtime_are_recorded_once)
 
 Test(shim_runtime, host_located_pool_through_the_runtime_is_refused_under_enforcement)
 {
-    char *dir = th_tmpdir(), out[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.trace", dir);
+    char *dir = th_tmpdir();
     const char *argv[] = {VSP_PROGS "/prog_runtime", "pools", NULL};
-    const char *env[] = {out, "VRAMSPY_ENFORCE=vram-only", NULL};
+    const char *env[] = {"VRAMSPY_ENFORCE=vram-only", NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "t.trace", env);
     cr_assert_str_eq(r.out, "hostpool 2\n", "refused with cudaErrorMemoryAllocation: %s", r.err);
     struct trace_summary s;
     th_one_trace(dir, &s, NULL, NULL);
@@ -301,12 +287,10 @@ Test(shim_runtime, memory_taken_behind_the_hooks_shows_as_untracked)
 
 Test(shim_runtime, repeated_out_of_memory_failures_give_bounded_stderr)
 {
-    char *dir = th_tmpdir(), out[4200];
-    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/o.trace", dir);
+    char *dir = th_tmpdir();
     const char *argv[] = {VSP_PROGS "/prog_runtime", "oom200", NULL};
-    const char *env[] = {out, NULL};
     struct run_result r;
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
+    th_run_traced(&r, argv, dir, "o.trace", NULL);
     cr_assert_eq(r.code, 0, "%s", r.err);
     int lines = 0, headlines = 0;
     for (const char *p = r.err; (p = strchr(p, '\n')); p++)

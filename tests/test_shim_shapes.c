@@ -693,10 +693,7 @@ Test(shim_shapes, process_without_cuda_is_silent_whatever_the_environment, .time
     cr_assert_eq(th_run(&r, sh, env, 1, 0), 0);
     cr_assert_eq(r.code, 0);
     cr_assert_str_eq(r.err, "", "sh -c true: nothing on stderr");
-    cr_assert_eq(th_run(&plain, ls, NULL, 0, 0), 0);
-    cr_assert_eq(th_run(&r, ls, env, 1, 0), 0);
-    cr_assert_eq(r.code, plain.code);
-    cr_assert_str_eq(r.out, plain.out);
+    th_run_both(&plain, &r, ls, env, 0);
     cr_assert_str_eq(r.err, "", "ls /: nothing on stderr");
     char paths[4][4096];
     cr_assert_eq(th_list_traces(dir, paths, 4), 0);
@@ -709,10 +706,7 @@ Test(shim_shapes, bad_out_pattern_warns_once_naming_the_path_used, .timeout = 60
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
     const char *env[] = {"VRAMSPY_OUT=%z", NULL};
     struct run_result plain, r;
-    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
-    cr_assert_eq(r.code, plain.code);
-    cr_assert_str_eq(r.out, plain.out);
+    th_run_both(&plain, &r, argv, env, 0);
     cr_assert_eq(lines_with(r.err, "VRAMSPY_OUT"), 1, "one warning about VRAMSPY_OUT: %s", r.err);
     const char *w = strstr(r.err, "VRAMSPY_OUT");
     while (w > r.err && w[-1] != '\n')
@@ -745,10 +739,7 @@ Test(shim_shapes, overlong_out_pattern_warns, .timeout = 60)
     const char *argv[] = {VSP_PROGS "/prog_runtime", "basic", NULL};
     const char *env[] = {out, NULL};
     struct run_result plain, r;
-    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
-    cr_assert_eq(th_run(&r, argv, env, 1, 0), 0);
-    cr_assert_eq(r.code, plain.code);
-    cr_assert_str_eq(r.out, plain.out);
+    th_run_both(&plain, &r, argv, env, 0);
     cr_assert_gt(lines_with(r.err, "VRAMSPY_OUT"), 0, "a 5,000-character VRAMSPY_OUT is warned about: %s", r.err);
     cr_assert_eq(lines_with(r.err, "VRAMSPY_OUT"), 1, "once: %s", r.err);
 }

@@ -57,6 +57,26 @@ static void *get(const char *base, const char *exported, int version)
     return p;
 }
 
+/* The virtual-memory calls both vmm modes make, through the mode's way in. */
+struct vmm_api {
+    CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long);
+    CUresult (*release)(CUmemGenericAllocationHandle);
+    CUresult (*reserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long);
+    CUresult (*map)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long);
+    CUresult (*unmap)(CUdeviceptr, size_t);
+};
+
+/* 0, or -1 when one of them is not found. */
+static int get_vmm(struct vmm_api *v)
+{
+    v->create = get("cuMemCreate", "cuMemCreate", 10020);
+    v->release = get("cuMemRelease", "cuMemRelease", 10020);
+    v->reserve = get("cuMemAddressReserve", "cuMemAddressReserve", 10020);
+    v->map = get("cuMemMap", "cuMemMap", 10020);
+    v->unmap = get("cuMemUnmap", "cuMemUnmap", 10020);
+    return v->create && v->release && v->reserve && v->map && v->unmap ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     mode = argc > 1 ? argv[1] : "gpa";
@@ -121,15 +141,8 @@ int main(int argc, char **argv)
         printf("destroy %d\n", destroy(ext));
     }
     if (!strcmp(mode, "vmm3")) {
-        CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =
-            get("cuMemCreate", "cuMemCreate", 10020);
-        CUresult (*release)(CUmemGenericAllocationHandle) = get("cuMemRelease", "cuMemRelease", 10020);
-        CUresult (*reserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long) =
-            get("cuMemAddressReserve", "cuMemAddressReserve", 10020);
-        CUresult (*map)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long) =
-            get("cuMemMap", "cuMemMap", 10020);
-        CUresult (*unmap)(CUdeviceptr, size_t) = get("cuMemUnmap", "cuMemUnmap", 10020);
-        if (!create || !release || !reserve || !map || !unmap)
+        struct vmm_api v;
+        if (get_vmm(&v) < 0)
             return 2;
         CUmemAllocationProp prop;
         memset(&prop, 0, sizeof prop);
@@ -137,20 +150,20 @@ int main(int argc, char **argv)
         prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
         size_t chunk = 2 << 20;
         CUdeviceptr va, va2;
-        printf("reserve %d\n", reserve(&va, 3 * chunk, 0, 0, 0));
+        printf("reserve %d\n", v.reserve(&va, 3 * chunk, 0, 0, 0));
         for (int i = 0; i < 3; i++) {
             CUmemGenericAllocationHandle mh;
-            CUresult c1 = create(&mh, chunk, &prop, 0);
-            CUresult c2 = map(va + (CUdeviceptr)i * chunk, chunk, 0, mh, 0);
-            printf("create %d map %d release %d\n", c1, c2, release(mh));
+            CUresult c1 = v.create(&mh, chunk, &prop, 0);
+            CUresult c2 = v.map(va + (CUdeviceptr)i * chunk, chunk, 0, mh, 0);
+            printf("create %d map %d release %d\n", c1, c2, v.release(mh));
         }
         for (int i = 0; i < 3; i++)
-            printf("unmap %d\n", unmap(va + (CUdeviceptr)i * chunk, chunk));
+            printf("unmap %d\n", v.unmap(va + (CUdeviceptr)i * chunk, chunk));
         CUmemGenericAllocationHandle kept;
-        printf("reserve %d\n", reserve(&va2, chunk, 0, 0, 0));
-        CUresult c1 = create(&kept, chunk, &prop, 0);
-        CUresult c2 = map(va2, chunk, 0, kept, 0);
-        printf("create %d map %d release %d\n", c1, c2, release(kept));
+        printf("reserve %d\n", v.reserve(&va2, chunk, 0, 0, 0));
+        CUresult c1 = v.create(&kept, chunk, &prop, 0);
+        CUresult c2 = v.map(va2, chunk, 0, kept, 0);
+        printf("create %d map %d release %d\n", c1, c2, v.release(kept));
     }
     if (!strcmp(mode, "vmm")) { /* a device view of the pinned memory */
         CUresult (*view)(CUdeviceptr *, void *, unsigned) =
@@ -312,16 +325,10 @@ int main(int argc, char **argv)
         printf("free %d\n", dfree(shared));
     }
     if (!strcmp(mode, "vmm")) {
-        CUresult (*create)(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long) =
-            get("cuMemCreate", "cuMemCreate", 10020);
-        CUresult (*release)(CUmemGenericAllocationHandle) = get("cuMemRelease", "cuMemRelease", 10020);
-        CUresult (*reserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long) =
-            get("cuMemAddressReserve", "cuMemAddressReserve", 10020);
-        CUresult (*map)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long) =
-            get("cuMemMap", "cuMemMap", 10020);
-        CUresult (*unmap)(CUdeviceptr, size_t) = get("cuMemUnmap", "cuMemUnmap", 10020);
+        struct vmm_api v;
+        int missing = get_vmm(&v) < 0;
         CUresult (*afree)(CUdeviceptr, size_t) = get("cuMemAddressFree", "cuMemAddressFree", 10020);
-        if (!create || !release || !reserve || !map || !unmap || !afree)
+        if (missing || !afree)
             return 2;
         CUmemAllocationProp prop;
         memset(&prop, 0, sizeof prop);
@@ -331,11 +338,11 @@ int main(int argc, char **argv)
         CUmemGenericAllocationHandle mh;
         CUdeviceptr va;
         size_t sz = 2 << 20;
-        printf("create %d\n", create(&mh, sz, &prop, 0));
-        printf("reserve %d\n", reserve(&va, sz, 0, 0, 0));
-        printf("map %d\n", map(va, sz, 0, mh, 0));
-        printf("unmap %d\n", unmap(va, sz));
-        printf("release %d\n", release(mh));
+        printf("create %d\n", v.create(&mh, sz, &prop, 0));
+        printf("reserve %d\n", v.reserve(&va, sz, 0, 0, 0));
+        printf("map %d\n", v.map(va, sz, 0, mh, 0));
+        printf("unmap %d\n", v.unmap(va, sz));
+        printf("release %d\n", v.release(mh));
         printf("addrfree %d\n", afree(va, sz));
     }
     return 0;
