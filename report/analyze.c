@@ -887,7 +887,11 @@ done:
     return rc;
 }
 
-int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct vsp_analysis *a)
+/* One reading of the trace. *ended_meanwhile: the trace had no end when it was read and the
+ * process is gone, but the header says it finalised the trace since: it ended normally while we
+ * read, and the caller reads it again rather than call that a crash. */
+static int analyze_once(const char *path, const struct vsp_analyze_opts *o, struct vsp_analysis *a,
+                        int *ended_meanwhile)
 {
     memset(a, 0, sizeof *a);
     a->rank = a->local_rank = a->world_size = -1;
@@ -984,7 +988,6 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
         snprintf(a->error, sizeof a->error, "%s: %s", path, vsp_reader_error(r));
     a->start_realtime_ns = vsp_reader_header(r)->start_realtime_ns;
     a->start_monotonic_ns = vsp_reader_header(r)->start_monotonic_ns;
-    vsp_reader_close(r);
     memcpy(a->kind_live, c.kind_live, sizeof a->kind_live);
     a->complete = st.complete;
     a->dropped = st.dropped;
@@ -993,8 +996,15 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
     if (o->signal && o->signal_pid && o->signal_pid == a->pid)
         a->signal = o->signal;
     /* still running: not finalised, not known to have died, and its pid is the same process */
-    if (rc == 0 && !ended && !a->signal && process_is_live(a->pid, a->start_realtime_ns, a->exe))
-        a->in_progress = 1;
+    if (rc == 0 && !ended && !a->signal) {
+        if (process_is_live(a->pid, a->start_realtime_ns, a->exe))
+            a->in_progress = 1;
+        /* gone: finalised since we read it? (the header is the file's, mapped shared; read after
+         * the liveness check, so a process that finalised and exited in between is seen) */
+        else if (__atomic_load_n(&vsp_reader_header(r)->flags, __ATOMIC_ACQUIRE) & VSP_FLAG_COMPLETE)
+            *ended_meanwhile = 1;
+    }
+    vsp_reader_close(r);
     /* leaks: what is still live, grouped by API and stack (a running process's are just live) */
     for (size_t i = 0; rc == 0 && !a->in_progress && i < c.live.cap; i++) {
         if (!c.live.keys[i])
@@ -1117,6 +1127,18 @@ const struct vsp_stack *vsp_analysis_stack(const struct vsp_analysis *a, uint32_
             hi = mid;
     }
     return NULL;
+}
+
+int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct vsp_analysis *a)
+{
+    int ended_meanwhile = 0;
+    int rc = analyze_once(path, o, a, &ended_meanwhile);
+    if (rc == 0 && ended_meanwhile) {
+        vsp_analysis_free(a);
+        ended_meanwhile = 0;
+        rc = analyze_once(path, o, a, &ended_meanwhile); /* now complete: read it whole */
+    }
+    return rc;
 }
 
 void vsp_analysis_free(struct vsp_analysis *a)
