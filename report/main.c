@@ -204,7 +204,8 @@ static const char *const format_names[] = {"text", "json", "folded", "perfetto",
 int main(int argc, char **argv)
 {
     struct opts o = {.an.fallback_window_ns = 5000000000ull};
-    enum { OPT_FORMAT = 1, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION, OPT_WEIGH,
+    /* from 256: apart from the short options, so getopt's optopt tells a missing value */
+    enum { OPT_FORMAT = 256, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION, OPT_WEIGH,
            OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK, OPT_PURPOSES, OPT_STRICT, OPT_SIGNAL, OPT_CHECK,
            OPT_UNTRACKED, OPT_PLAN, OPT_JOB };
     static const struct option lo[] = {
@@ -307,11 +308,12 @@ int main(int argc, char **argv)
         case OPT_HELP: usage(stdout); return 0;
         case OPT_VERSION: printf("vramspy-report %s (trace format %u)\n", VERSION, VSP_TRACE_VERSION); return 0;
         default:
-            if (optopt)
-                fprintf(stderr, "vramspy-report: option '%s' needs an argument or is unknown\n", argv[optind - 1]);
+            /* one line (the usage is --help's): an option of ours given without its value (getopt
+             * reports a long one by its code, a short one by its letter), or an unknown option */
+            if (optopt == 'o' || optopt > 255)
+                fprintf(stderr, "vramspy-report: option '%s' needs a value (see --help)\n", argv[optind - 1]);
             else
-                fprintf(stderr, "vramspy-report: unknown option '%s'\n", argv[optind - 1]);
-            usage(stderr);
+                fprintf(stderr, "vramspy-report: unknown option '%s' (see --help)\n", argv[optind - 1]);
             return 2;
         }
     }
@@ -346,8 +348,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (optind >= argc && !o.check_only) {
-        fprintf(stderr, "vramspy-report: no trace given\n");
-        usage(stderr);
+        fprintf(stderr, "vramspy-report: no trace given (see --help)\n");
         return 2;
     }
     o.json = o.fmt == FMT_JSON;

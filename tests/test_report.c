@@ -132,10 +132,16 @@ Test(report, bad_input_and_usage_exit_2_with_one_clear_line)
     th_report(&r, "--fail-on leaks tests/data/leaks.trace");
     cr_assert_eq(r.code, 2);
     cr_assert_not_null(strstr(r.err, "'leaks'"));
-    th_report(&r, "--bogus tests/data/leaks.trace");
-    cr_assert_eq(r.code, 2);
-    th_report(&r, "");
-    cr_assert_eq(r.code, 2);
+    /* an unknown option, one without its value, no trace: one line each, not the usage text */
+    static const char *const bad[][2] = {{"--bogus tests/data/leaks.trace", "unknown option '--bogus'"},
+                                         {"tests/data/leaks.trace --max-peak", "'--max-peak' needs a value"},
+                                         {"", "no trace given"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        th_report(&r, bad[i][0]);
+        cr_assert_eq(r.code, 2, "%s", bad[i][0]);
+        cr_assert_not_null(strstr(r.err, bad[i][1]), "%s: %s", bad[i][0], r.err);
+        cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "%s: one line, got: %s", bad[i][0], r.err);
+    }
     th_report(&r, "--help");
     cr_assert_eq(r.code, 0);
     cr_assert_not_null(strstr(r.out, "--fail-on"));
