@@ -992,6 +992,7 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
     a->complete = st.complete;
     a->dropped = st.dropped;
     a->torn = st.torn;
+    a->log_failed = st.log_failed;
     int ended = c.saw_end || st.finalized;
     if (o->signal && o->signal_pid && o->signal_pid == a->pid)
         a->signal = o->signal;

@@ -106,6 +106,7 @@ struct vsp_analysis {
     /* trace */
     int complete;
     uint64_t events, dropped, torn;
+    int log_failed;           /* the shim could not write all of its log (disk full, file size limit) */
     int in_progress;              /* the process is still running (same pid and start time) */
     int signal;                   /* the signal that ended the process (0: none known) */
     /* totals */

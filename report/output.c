@@ -397,6 +397,9 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
     if (a->in_progress)
         json_array_append_new(w, json_string("the process is still running: the trace is in progress, what it "
                                              "holds is live, not leaked"));
+    else if (a->log_failed)
+        json_array_append_new(w, json_string("the trace is incomplete: the shim could not write all of it (disk "
+                                             "full or a file size limit); the events it kept are reported"));
     else if (!a->complete)
         json_array_append_new(w, json_string("the trace is incomplete: the process did not finish it (killed, "
                                              "crashed or _exit), or the file was cut short"));

@@ -1,22 +1,35 @@
 /* Test program: THREADS threads (argv[1], default 8) each doing PAIRS (argv[2], default 20000)
- * cudaMalloc/cudaFree pairs of varying sizes. Exits 0 when every call succeeded. */
+ * cudaMalloc/cudaFree pairs of varying sizes; with KEEP (argv[3], default 0, at most 64) each
+ * thread keeps its last KEEP allocations live and frees each KEEP allocations later (so a trace cut
+ * off at any point holds allocations whose frees it lacks). Exits 0 when every call succeeded. */
 #include <cuda_runtime_api.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 static long pairs = 20000;
+static int keep;
 static int failures;
 
 static void *worker(void *arg)
 {
     long id = (long)arg;
+    void *held[64] = {0};
     for (long i = 0; i < pairs; i++) {
         void *p;
-        if (cudaMalloc(&p, 256 + (size_t)((i * 7 + id) % 64) * 512) != cudaSuccess ||
-            cudaFree(p) != cudaSuccess)
+        if (cudaMalloc(&p, 256 + (size_t)((i * 7 + id) % 64) * 512) != cudaSuccess)
+            __atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+        if (keep) { /* free the one allocated KEEP calls ago instead */
+            void *old = held[i % keep];
+            held[i % keep] = p;
+            p = old;
+        }
+        if (p && cudaFree(p) != cudaSuccess)
             __atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
     }
+    for (int k = 0; k < keep; k++)
+        if (held[k] && cudaFree(held[k]) != cudaSuccess)
+            __atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
     return NULL;
 }
 
@@ -25,6 +38,10 @@ int main(int argc, char **argv)
     int threads = argc > 1 ? atoi(argv[1]) : 8;
     if (argc > 2)
         pairs = atol(argv[2]);
+    if (argc > 3)
+        keep = atoi(argv[3]);
+    if (keep < 0 || keep > 64)
+        return 2;
     pthread_t t[64];
     if (threads < 1 || threads > 64)
         return 2;
