@@ -69,12 +69,12 @@ SYMHELPER_OBJS := $(BUILD)/obj/pic/shim/symhelper.o $(BUILD)/obj/pic/report/dwfr
 
 READER_SRCS := report/trace_reader.c
 READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
-REPORT_SRCS := report/main.c report/analyze.c report/symbolize.c report/dwframe.c report/output.c report/suppress.c report/formats.c report/plan.c report/job.c
+REPORT_SRCS := report/main.c report/analyze.c report/holders.c report/symbolize.c report/dwframe.c report/output.c report/suppress.c report/formats.c report/plan.c report/job.c
 REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 
 .PHONY: all deps test bench clean install uninstall
-all: deps $(SHIM) $(SYMHELPER) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/vramspy
+all: deps $(SHIM) $(SYMHELPER) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/holders.json $(BUILD)/vramspy
 
 # ---- dependencies -----------------------------------------------------------------------
 DEPS_STAMP := build/.deps-ok
@@ -142,6 +142,11 @@ $(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/config.
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
 
+# the shipped holder rules, where vramspy-report looks for them in the build tree (beside it)
+$(BUILD)/holders.json: report/holders.json
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
+
 include tests/tests.mk
 include tools/bench.mk
 # the CUDA test doubles and test programs are the project's own code too (flags from tests.mk)
@@ -162,11 +167,14 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 0644 docs/man/vramspy.1 docs/man/vramspy-report.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 docs/man/libvramspy.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -d $(DESTDIR)$(PREFIX)/share/vramspy
+	install -m 0644 report/holders.json $(DESTDIR)$(PREFIX)/share/vramspy/holders.json
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libvramspy.so $(DESTDIR)$(PREFIX)/lib/libvramspy-sym.so $(DESTDIR)$(PREFIX)/bin/vramspy-dump \
 	  $(DESTDIR)$(PREFIX)/bin/vramspy-report $(DESTDIR)$(PREFIX)/bin/vramspy
 	rm -rf $(DESTDIR)$(PREFIX)/include/vramspy
+	rm -rf $(DESTDIR)$(PREFIX)/share/vramspy
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/vramspy.1 $(DESTDIR)$(PREFIX)/share/man/man1/vramspy-report.1 \
 	  $(DESTDIR)$(PREFIX)/share/man/man7/libvramspy.7
 

@@ -13,13 +13,19 @@
 
 static const char *const json_names[VSP_F_COUNT_] = {"leak", "host_fallback", "oom", "fragmentation",
                                                       "invalid_free", "peak", "crash", "alloc_error",
-                                                      "untracked", "plan"};
+                                                      "untracked", "plan", "cached", "growth"};
 static const char *const cli_names[VSP_F_COUNT_] = {"leak", "host-fallback", "oom", "fragmentation",
                                                      "invalid-free", "peak", "crash", "alloc-error",
-                                                     "untracked", "plan"};
+                                                     "untracked", "plan", "cached", "growth"};
 
 const char *vsp_finding_json_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? json_names[k] : "unknown"; }
 const char *vsp_finding_cli_name(int k) { return k >= 0 && k < VSP_F_COUNT_ ? cli_names[k] : "unknown"; }
+
+int vsp_finding_rank(int k)
+{
+    /* leaks first; what frameworks hold at exit right after them; then growth; the rest as numbered */
+    return k == VSP_F_LEAK ? 0 : k == VSP_F_CACHED ? 1 : k == VSP_F_GROWTH ? 2 : 3 + k;
+}
 
 /* ---- a u64 -> u64 open-addressing map with backward-shift deletion ---- */
 
@@ -184,6 +190,7 @@ static uint64_t addr_key(int cls, uint64_t ptr)
 /* A live allocation, packed for the map's value: index into a side array. */
 struct live {
     uint64_t size;
+    uint32_t bs;       /* its call site: index into a->by_stack (and the growth state) */
     uint32_t stack_id;
     uint16_t api;
     uint16_t label;
@@ -200,6 +207,18 @@ static uint16_t event_label(const struct vsp_rec_event *e)
 {
     return (uint16_t)(e->eflags >> VSP_EVENT_LABEL_SHIFT);
 }
+
+/* Growth: per call site (a->by_stack entry), its live bytes, their high-water mark, and the mark
+ * reached in each of GROWTH_BUCKETS equal spans of time from the first event on; when the run
+ * outgrows the buckets their span doubles (pairs merged). The checkpoints at 40..100% of the run
+ * then read the mark as of the bucket that holds them: exact to a bucket (1/32 to 1/16 of the
+ * run), in constant memory per site. */
+#define GROWTH_BUCKETS 32
+struct site_growth {
+    uint64_t live, high;
+    uint8_t memory;
+    uint64_t hw[GROWTH_BUCKETS]; /* the highest mark reached within each bucket (0: none) */
+};
 
 /* Freed addresses are remembered in a fixed direct-mapped cache, so that memory does not grow
  * with the number of distinct addresses ever freed: a second free of an address is reported as
@@ -236,6 +255,10 @@ struct ctx {
     struct map vmm_va;      /* mapped address -> physical handle */
     struct map vmm_handle;  /* physical handle -> mappings | VMM_RELEASED */
     size_t cappools;
+    struct site_growth *gs; /* per a->by_stack entry */
+    size_t capgs;
+    uint64_t g_t0, g_span, g_tlast; /* the first event's time, a growth bucket's span (0: no event
+                                       yet), the last event's time */
 };
 
 #define VMM_RELEASED (1ull << 62)
@@ -322,13 +345,32 @@ static void instant(struct ctx *c, const struct vsp_rec_event *e, int kind)
     a->instants[a->ninstants++] = (struct vsp_instant){e->time_ns, kind, e->api, e->size};
 }
 
-static int stack_bytes(struct ctx *c, const struct vsp_rec_event *e, uint64_t alloc)
+/* Double the growth buckets' span until time t falls in one; the bucket of t. */
+static unsigned growth_bucket(struct ctx *c, uint64_t t)
+{
+    uint64_t d = t > c->g_t0 ? t - c->g_t0 : 0;
+    while (d / c->g_span >= GROWTH_BUCKETS) {
+        for (size_t i = 0; i < c->a->nby_stack; i++) {
+            uint64_t *hw = c->gs[i].hw;
+            for (unsigned j = 0; j < GROWTH_BUCKETS / 2; j++)
+                hw[j] = hw[2 * j] > hw[2 * j + 1] ? hw[2 * j] : hw[2 * j + 1];
+            memset(hw + GROWTH_BUCKETS / 2, 0, GROWTH_BUCKETS / 2 * sizeof *hw);
+        }
+        c->g_span *= 2;
+    }
+    return (unsigned)(d / c->g_span);
+}
+
+static int stack_bytes(struct ctx *c, const struct vsp_rec_event *e, uint64_t alloc, uint32_t *index)
 {
     int created;
     uint64_t *slot = map_put(&c->by_stack, stack_key(e->api, e->stack_id, event_label(e)), &created);
     if (!slot)
         return -1;
     if (created) {
+        GROW(c->gs, c->a->nby_stack, c->capgs);
+        memset(&c->gs[c->a->nby_stack], 0, sizeof *c->gs);
+        c->gs[c->a->nby_stack].memory = e->memory;
         GROW(c->a->by_stack, c->a->nby_stack, c->capbs);
         c->a->by_stack[c->a->nby_stack] =
             (struct vsp_stack_bytes){.stack_id = e->stack_id, .api = e->api, .label = event_label(e),
@@ -337,6 +379,7 @@ static int stack_bytes(struct ctx *c, const struct vsp_rec_event *e, uint64_t al
     }
     c->a->by_stack[*slot].allocated += alloc;
     c->a->by_stack[*slot].allocations++;
+    *index = (uint32_t)*slot;
     return 0;
 }
 
@@ -384,6 +427,7 @@ static unsigned live_sub(struct ctx *c, const struct live *l)
     }
     unsigned km = l->memory < VSP_MEM_COUNT_ ? l->memory : 0;
     c->kind_live[km] -= l->size;
+    c->gs[l->bs].live -= l->size;
     return km;
 }
 
@@ -450,7 +494,8 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
         return 0;
     }
     a->allocations++;
-    if (stack_bytes(c, e, e->size) < 0)
+    uint32_t bs;
+    if (stack_bytes(c, e, e->size, &bs) < 0)
         return -1;
     if (vsp_memory_is_host(e->memory)) {
         a->host_allocations++;
@@ -491,6 +536,7 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     }
     struct live *l = &c->lv[*slot];
     l->size = e->size;
+    l->bs = bs;
     l->stack_id = e->stack_id;
     l->api = e->api;
     l->memory = e->memory;
@@ -498,6 +544,13 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     l->device = e->device;
     a->live_bytes += e->size;
     a->live_allocations++;
+    struct site_growth *g = &c->gs[bs];
+    g->live += e->size;
+    if (g->live > g->high) {
+        g->high = g->live;
+        unsigned b = growth_bucket(c, e->time_ns);
+        g->hw[b] = g->high; /* the mark only rises: the bucket's last is its highest */
+    }
     unsigned km = e->memory < VSP_MEM_COUNT_ ? e->memory : 0;
     c->kind_live[km] += e->size;
     if (c->kind_live[km] > a->kind_peak[km])
@@ -620,13 +673,25 @@ static void on_usage(struct ctx *c, const struct vsp_rec_usage *u)
         cv->traced_bytes = u->traced_bytes;
         cv->source = u->source;
     }
+    else if (u->used_bytes < cv->baseline_bytes)
+        return; /* taken after the context was gone (at exit, after the runtime's teardown): it says
+                   nothing about what the process held */
     cv->samples++;
-    uint64_t explained = cv->baseline_bytes + u->traced_bytes;
+    /* what the device pools cached then: their latest samples, written just before this one */
+    uint64_t pooled = 0;
+    for (size_t i = 0; i < c->a->npools; i++) {
+        const struct vsp_pool_row *p = &c->a->pools[i];
+        if (!p->host && p->reserved_current != VSP_UNKNOWN_BYTES && p->used_current != VSP_UNKNOWN_BYTES &&
+            p->reserved_current > p->used_current)
+            pooled += p->reserved_current - p->used_current;
+    }
+    uint64_t explained = cv->baseline_bytes + u->traced_bytes + pooled;
     uint64_t gap = u->used_bytes > explained ? u->used_bytes - explained : 0;
     if (gap > cv->untracked_bytes || (gap == cv->untracked_bytes && cv->untracked_bytes == 0)) {
         cv->untracked_bytes = gap;
         cv->used_bytes = u->used_bytes;
         cv->traced_bytes = u->traced_bytes;
+        cv->pool_cached_bytes = pooled;
         cv->source = u->source;
     }
 }
@@ -782,7 +847,12 @@ static int cmp_finding(const void *x, const void *y)
 {
     const struct vsp_finding *a = x, *b = y;
     if (a->kind != b->kind)
-        return a->kind - b->kind;
+        return vsp_finding_rank(a->kind) - vsp_finding_rank(b->kind);
+    if (a->kind == VSP_F_CACHED && a->held_by != b->held_by) { /* one holder's findings together */
+        int d = strcmp(a->held_by ? a->held_by : "", b->held_by ? b->held_by : "");
+        if (d)
+            return d;
+    }
     if (a->bytes != b->bytes)
         return a->bytes > b->bytes ? -1 : 1;
     if (a->count != b->count)
@@ -887,6 +957,51 @@ done:
     return rc;
 }
 
+/* Growth findings: sites whose high-water mark of live bytes rose at 4 or more of the checkpoints
+ * at 50, 60, 70, 80, 90 and 100% of the run (each against the one before; 40% for the first), by
+ * at least growth_min from 50% to the end. */
+static int growth_findings(struct ctx *c)
+{
+    if (!c->g_span || c->g_tlast <= c->g_t0)
+        return 0;
+    uint64_t run = c->g_tlast - c->g_t0;
+    uint64_t min = c->o->growth_min ? c->o->growth_min : 32ull << 20;
+    growth_bucket(c, c->g_tlast); /* the whole run in the buckets: no doubling in the loop below */
+    for (size_t i = 0; i < c->a->nby_stack; i++) {
+        const struct site_growth *g = &c->gs[i];
+        if (g->high < min)
+            continue; /* cannot rise by min */
+        uint64_t mark[7];
+        unsigned b = 0;
+        uint64_t upto = 0;
+        for (unsigned p = 0; p < 7; p++) {
+            uint64_t t = c->g_t0 + run / 10 * (4 + p) + run % 10 * (4 + p) / 10;
+            unsigned last = p == 6 ? GROWTH_BUCKETS - 1 : growth_bucket(c, t);
+            for (; b <= last; b++)
+                if (g->hw[b] > upto)
+                    upto = g->hw[b];
+            mark[p] = upto;
+        }
+        unsigned rises = 0;
+        for (unsigned p = 1; p < 7; p++)
+            rises += mark[p] > mark[p - 1];
+        if (rises < 4 || mark[6] - mark[1] < min)
+            continue;
+        const struct vsp_stack_bytes *sb = &c->a->by_stack[i];
+        struct vsp_rec_event e = {.api = sb->api, .memory = g->memory, .stack_id = sb->stack_id};
+        struct vsp_finding *f;
+        if (add_finding(c, VSP_F_GROWTH, &e, sb->label, &f) < 0)
+            return -1;
+        f->count += sb->allocations;
+        f->at_half = mark[1];
+        f->high = mark[6];
+        f->bytes = mark[6] - mark[1];
+        double half_s = (double)(run - run / 2) / 1e9;
+        f->rate = half_s > 0 ? (double)f->bytes / half_s : 0;
+    }
+    return 0;
+}
+
 /* One reading of the trace. *ended_meanwhile: the trace had no end when it was read and the
  * process is gone, but the header says it finalised the trace since: it ended normally while we
  * read, and the caller reads it again rather than call that a crash. */
@@ -921,6 +1036,12 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
         case VSP_REC_EVENT: {
             const struct vsp_rec_event *e = rec.payload;
             a->events++;
+            if (!c.g_span) {
+                c.g_t0 = e->time_ns;
+                c.g_span = 1024; /* ns: 32 buckets cover 32 us before the first doubling */
+            }
+            if (e->time_ns > c.g_tlast)
+                c.g_tlast = e->time_ns;
             if (e->stack_id) {
                 c.last_stack = e->stack_id;
                 c.last_api = e->api;
@@ -1026,6 +1147,8 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
         if (bs)
             a->by_stack[*bs].live_end += l->size;
     }
+    if (rc == 0 && growth_findings(&c) < 0)
+        rc = -1;
     uint64_t untracked_min = o->untracked_min ? o->untracked_min : 256ull << 20;
     if (rc == 0 && a->coverage.have && a->coverage.untracked_bytes > untracked_min) {
         struct vsp_rec_event e = {.memory = VSP_MEM_DEVICE};
@@ -1082,17 +1205,23 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
     free(c.lv);
     free(c.freelist);
     free(c.ooms);
+    free(c.gs);
     if (rc < 0)
         return -1;
     if ((o->live_at_peak || a->nlabels) && a->peak_bytes && live_at_peak_pass(path, a) < 0) {
         snprintf(a->error, sizeof a->error, "%s: out of memory while analysing", path);
         return -1;
     }
-    if (a->nfindings)
-        qsort(a->findings, a->nfindings, sizeof *a->findings, cmp_finding);
+    vsp_sort_findings(a);
     if (a->nstacks)
         qsort(a->stacks, a->nstacks, sizeof *a->stacks, cmp_stack);
     return 0;
+}
+
+void vsp_sort_findings(struct vsp_analysis *a)
+{
+    if (a->nfindings)
+        qsort(a->findings, a->nfindings, sizeof *a->findings, cmp_finding);
 }
 
 uint64_t vsp_analysis_first_ns(const struct vsp_analysis *a)

@@ -20,14 +20,19 @@ enum vsp_finding_kind {
     VSP_F_ALLOC_ERROR,    /* allocations that failed with an error other than out-of-memory */
     VSP_F_UNTRACKED,      /* device memory the process holds that no hook saw (USAGE records) */
     VSP_F_PLAN,           /* --plan: a purpose outside its tolerance, or HIGH headroom risk */
+    VSP_F_CACHED,         /* live at the end of a complete trace, held by a framework (holder rules) */
+    VSP_F_GROWTH,         /* a call site whose live bytes keep reaching new highs in the second half */
     VSP_F_COUNT_
 };
 
 /* Names as they appear in JSON ("kind") and in --fail-on. */
 const char *vsp_finding_json_name(int kind);  /* leak, host_fallback, oom, fragmentation, invalid_free,
-                                                 peak, crash, alloc_error, untracked, plan */
+                                                 peak, crash, alloc_error, untracked, plan, cached, growth */
 const char *vsp_finding_cli_name(int kind);   /* leak, host-fallback, oom, fragmentation, invalid-free,
-                                                 peak, crash, alloc-error, untracked, plan */
+                                                 peak, crash, alloc-error, untracked, plan, cached, growth */
+/* The order findings are listed in: leaks, then what frameworks hold at exit, then growth, then
+ * the rest in enum order. */
+int vsp_finding_rank(int kind);
 
 struct vsp_module {
     uint64_t base, start, end;
@@ -68,6 +73,11 @@ struct vsp_finding {
     uint64_t planned;                            /* plan: planned bytes (headroom: device memory x
                                                     utilisation); bytes holds what was measured */
     double deviation, tolerance;                 /* plan: (measured - planned) / planned, allowed */
+    const char *held_by;                         /* cached: the holder (a holder rule's held_by; the
+                                                    rules outlive the analysis) */
+    uint64_t at_half, high;                      /* growth: the site's high-water mark of live bytes at
+                                                    half the run, and at its end; bytes = high - at_half */
+    double rate;                                 /* growth: bytes per second over the second half */
 };
 
 /* Timeline: live bytes per memory kind, downsampled to at most VSP_TIMELINE_MAX points (each
@@ -138,6 +148,8 @@ struct vsp_analysis {
         int have;
         uint32_t source;          /* enum vsp_usage_source */
         uint64_t used_bytes, baseline_bytes, traced_bytes, untracked_bytes;
+        uint64_t pool_cached_bytes; /* what device pools reserved beyond what they handed out
+                                       (POOL samples: reserved - used), at that sample */
         uint64_t samples;
     } coverage;
     /* memory pools (POOL records): the last sample of each pool */
@@ -192,6 +204,8 @@ struct vsp_analyze_opts {
     uint64_t max_peak;           /* --max-peak: a "peak" finding above it (0: no budget) */
     int live_at_peak;            /* compute vsp_stack_bytes.live_at_peak (a second pass) */
     uint64_t untracked_min;      /* --untracked-min: an "untracked" finding above it (0: 256 MiB) */
+    uint64_t growth_min;         /* --growth-min: a growth finding rises at least this much over the
+                                    second half (0: 32 MiB) */
     uint32_t signal_pid;         /* --signal PID=N: the process PID ended by signal N */
     int signal;                  /*   (vramspy run knows it; 0: not given) */
 };
@@ -202,6 +216,9 @@ int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct 
 void vsp_analysis_free(struct vsp_analysis *a);
 
 const struct vsp_stack *vsp_analysis_stack(const struct vsp_analysis *a, uint32_t id);
+
+/* Sort a->findings by rank, then bytes (descending); cached findings by holder first. */
+void vsp_sort_findings(struct vsp_analysis *a);
 
 /* The process's own clock (CLOCK_MONOTONIC): the first instant the analysis saw (its first
  * timeline sample, else its first event), and the last (its last event, or the end of its last

@@ -1020,6 +1020,17 @@ static void finding_line(char *buf, size_t len, const struct vsp_analysis *a, co
         n = snprintf(buf, len, "leak: %s in %" PRIu64 " %s allocation%s by %s never freed", b1, f->count,
                      vsp_memory_name(f->memory), f->count == 1 ? "" : "s", api);
         break;
+    case VSP_F_CACHED:
+        vsp_human_bytes(b1, sizeof b1, f->bytes);
+        n = snprintf(buf, len, "cached: %s in %" PRIu64 " %s allocation%s by %s, held until exit by the %s", b1,
+                     f->count, vsp_memory_name(f->memory), f->count == 1 ? "" : "s", api, f->held_by ? f->held_by : "?");
+        break;
+    case VSP_F_GROWTH:
+        vsp_human_bytes(b1, sizeof b1, f->bytes);
+        vsp_human_bytes(b2, sizeof b2, (uint64_t)f->rate);
+        n = snprintf(buf, len, "growth: +%s of live %s memory over the second half (%s/s) by %s", b1,
+                     vsp_memory_name(f->memory), b2, api);
+        break;
     case VSP_F_HOST_FALLBACK:
         vsp_human_bytes(b1, sizeof b1, f->bytes);
         n = snprintf(buf, len, "host_fallback: %s of %s memory in %" PRIu64 " allocation%s by %s%s%s", b1,

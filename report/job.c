@@ -130,7 +130,7 @@ static char *finding_key(json_t *f)
     FILE *m = open_memstream(&buf, &len);
     if (!m)
         return NULL;
-    const char *fields[] = {"kind", "api", "memory", "purpose", "reason"};
+    const char *fields[] = {"kind", "api", "memory", "purpose", "reason", "held_by"};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         json_t *v = json_object_get(f, fields[i]);
         fprintf(m, "%s|", json_is_string(v) ? json_string_value(v) : "");

@@ -18,6 +18,7 @@
 #include "analyze.h"
 #include "config.h"
 #include "formats.h"
+#include "holders.h"
 #include "job.h"
 #include "output.h"
 #include "plan.h"
@@ -47,6 +48,9 @@ struct opts {
     int weigh_given;
     const char *plan;  /* --plan FILE */
     int job;           /* --job: the traces are one job's processes, one document */
+    const char *holders[16]; /* --holders FILE (repeatable): rules tried before the shipped ones */
+    int nholders;
+    int no_default_holders;  /* --no-default-holders */
 };
 
 static void usage(FILE *f)
@@ -57,11 +61,18 @@ static void usage(FILE *f)
             "                         (Chrome trace-event JSON), svg (timeline picture), junit (XML)\n"
             "  --fail-on KINDS        exit 1 when a finding of these kinds exists: comma-separated\n"
             "                         leak, host-fallback, fragmentation, oom, invalid-free, peak, crash,\n"
-            "                         alloc-error, untracked, plan, or any\n"
+            "                         alloc-error, untracked, plan, cached, growth, or any\n"
             "  --strict               --fail-on counts findings marked uncertain (events were lost) too\n"
             "  --weigh WHAT           folded: leaks (bytes live at the end, default), peak (bytes live\n"
             "                         at the device peak) or allocated (all bytes ever allocated)\n"
             "  --suppress FILE        drop findings matching a JSON list of {kind, function, module} rules\n"
+            "  --holders FILE         add holder rules: a JSON list of {held_by, function, module, file,\n"
+            "                         source}; memory live at the end that a framework holds on purpose is\n"
+            "                         'cached', not 'leak' (repeatable; tried before the shipped rules)\n"
+            "  --no-default-holders   do not load the shipped holder rules (share/vramspy/holders.json)\n"
+            "  --growth-min SIZE      a 'growth' finding when a call site's live bytes keep reaching new\n"
+            "                         highs through the second half of the run and rise at least SIZE\n"
+            "                         from half-time to the end (default 32MiB)\n"
             "  --max-peak SIZE        a 'peak' finding when device memory peaks above SIZE\n"
             "  --untracked-min SIZE   an 'untracked' finding when the process holds more than SIZE of\n"
             "                         device memory that no hook saw (default 256MiB)\n"
@@ -102,7 +113,8 @@ static int parse_fail_on(const char *s, unsigned *mask)
         }
         if (!found) {
             fprintf(stderr, "vramspy-report: --fail-on: unknown kind '%s' (leak, host-fallback, fragmentation, "
-                            "oom, invalid-free, peak, crash, alloc-error, untracked, plan, any)\n", tok);
+                            "oom, invalid-free, peak, crash, alloc-error, untracked, plan, cached, growth, any)\n",
+                    tok);
             ok = 0;
         }
     }
@@ -207,7 +219,7 @@ int main(int argc, char **argv)
     /* from 256: apart from the short options, so getopt's optopt tells a missing value */
     enum { OPT_FORMAT = 256, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION, OPT_WEIGH,
            OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK, OPT_PURPOSES, OPT_STRICT, OPT_SIGNAL, OPT_CHECK,
-           OPT_UNTRACKED, OPT_PLAN, OPT_JOB };
+           OPT_UNTRACKED, OPT_PLAN, OPT_JOB, OPT_HOLDERS, OPT_NO_DEFAULT_HOLDERS, OPT_GROWTH_MIN };
     static const struct option lo[] = {
         {"format", required_argument, NULL, OPT_FORMAT}, {"fail-on", required_argument, NULL, OPT_FAIL},
         {"weigh", required_argument, NULL, OPT_WEIGH}, {"suppress", required_argument, NULL, OPT_SUPPRESS},
@@ -219,6 +231,9 @@ int main(int argc, char **argv)
         {"signal", required_argument, NULL, OPT_SIGNAL}, {"check-options", no_argument, NULL, OPT_CHECK},
         {"untracked-min", required_argument, NULL, OPT_UNTRACKED},
         {"plan", required_argument, NULL, OPT_PLAN}, {"job", no_argument, NULL, OPT_JOB},
+        {"holders", required_argument, NULL, OPT_HOLDERS},
+        {"no-default-holders", no_argument, NULL, OPT_NO_DEFAULT_HOLDERS},
+        {"growth-min", required_argument, NULL, OPT_GROWTH_MIN},
         {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
@@ -253,16 +268,31 @@ int main(int argc, char **argv)
         case OPT_PURPOSES: o.purposes = optarg; break;
         case OPT_PLAN: o.plan = optarg; break;
         case OPT_JOB: o.job = 1; break;
+        case OPT_HOLDERS:
+            if (o.nholders == (int)(sizeof o.holders / sizeof o.holders[0])) {
+                fprintf(stderr, "vramspy-report: --holders: at most %zu files\n", sizeof o.holders / sizeof o.holders[0]);
+                return 2;
+            }
+            o.holders[o.nholders++] = optarg;
+            break;
+        case OPT_NO_DEFAULT_HOLDERS: o.no_default_holders = 1; break;
         case 'o': o.output = optarg; break;
         case OPT_MAXPEAK:
         case OPT_MINLEAK:
+        case OPT_GROWTH_MIN:
         case OPT_UNTRACKED: {
             uint64_t v;
             if (vsp_report_parse_size(optarg, &v) < 0) {
                 fprintf(stderr, "vramspy-report: %s: not a size: '%s' (bytes, or with KiB/MiB/GiB or KB/MB/GB; "
                                 "decimals allowed: 1.5GiB)\n",
-                        c == OPT_MAXPEAK ? "--max-peak" : c == OPT_MINLEAK ? "--min-leak" : "--untracked-min", optarg);
+                        c == OPT_MAXPEAK ? "--max-peak" : c == OPT_MINLEAK ? "--min-leak"
+                                                        : c == OPT_GROWTH_MIN ? "--growth-min" : "--untracked-min",
+                        optarg);
                 return 2;
+            }
+            if (c == OPT_GROWTH_MIN) {
+                o.an.growth_min = v ? v : 1; /* 0 would mean the default */
+                break;
             }
             if (c == OPT_UNTRACKED) {
                 o.an.untracked_min = v ? v : 1; /* 0 would mean the default: any gap at all is 1 byte */
@@ -391,9 +421,29 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    struct vsp_holders *holders = NULL;
+    for (int h = 0; h < o.nholders; h++) {
+        char err[1200];
+        if (vsp_holders_load(&holders, o.holders[h], err, sizeof err) < 0) {
+            fprintf(stderr, "vramspy-report: --holders: %s\n", err);
+            return 2;
+        }
+    }
+    if (!o.no_default_holders) {
+        char path[PATH_MAX], err[1200];
+        if (vsp_holders_default_path(argv[0], path, sizeof path) < 0)
+            fprintf(stderr, "vramspy-report: warning: the shipped holder rules (share/vramspy/holders.json) are "
+                            "not installed beside this binary: memory frameworks hold until exit is reported as "
+                            "leak (--no-default-holders silences this)\n");
+        else if (vsp_holders_load(&holders, path, err, sizeof err) < 0) {
+            fprintf(stderr, "vramspy-report: the shipped holder rules: %s\n", err);
+            return 2;
+        }
+    }
     if (o.check_only) {
         int rc = o.output ? output_writable(o.output) : 0;
         vsp_rules_free(rules);
+        vsp_holders_free(holders);
         if (rc < 0) {
             fprintf(stderr, "vramspy-report: --output %s: %s\n", o.output, strerror(-rc));
             return 2;
@@ -440,6 +490,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < ntr; i++) {
         const char *path = argv[optind + i];
         struct vsp_symbolizer *sym = vsp_sym_new(&as[i], o.sysroot, o.debug_dir);
+        vsp_apply_holders(&as[i], holders, sym);
         vsp_apply_suppressions(&as[i], rules, o.min_leak, sym);
         vsp_purpose_breakdown(&as[i], o.purposes ? &purposes : NULL, sym);
         if (o.plan && vsp_plan_apply(&plan, &as[i]) < 0) {
@@ -522,6 +573,7 @@ int main(int argc, char **argv)
     else if (o.fmt == FMT_JUNIT)
         vsp_junit_end(out);
     vsp_rules_free(rules);
+    vsp_holders_free(holders);
     free(as);
     if (fflush(out) != 0 || (out != stdout && fclose(out) != 0)) {
         fprintf(stderr, "vramspy-report: writing the report failed: %s\n", strerror(errno));

@@ -277,6 +277,7 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
         json_object_set_new(co, "baseline_bytes", json_integer((json_int_t)cv->baseline_bytes));
         json_object_set_new(co, "traced_bytes", json_integer((json_int_t)cv->traced_bytes));
         json_object_set_new(co, "untracked_bytes", json_integer((json_int_t)cv->untracked_bytes));
+        json_object_set_new(co, "pool_cached_bytes", json_integer((json_int_t)cv->pool_cached_bytes));
         json_object_set_new(co, "samples", json_integer((json_int_t)cv->samples));
         json_object_set_new(r, "coverage", co);
     }
@@ -313,6 +314,20 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
             }
             if (f->graph)
                 json_object_set_new(o, "graph", json_true());
+            break;
+        case VSP_F_CACHED:
+            json_object_set_new(o, "held_by", json_string(f->held_by ? f->held_by : "?"));
+            json_object_set_new(o, "memory", json_string(vsp_memory_name(f->memory)));
+            json_object_set_new(o, "count", json_integer((json_int_t)f->count));
+            json_object_set_new(o, "bytes", json_integer((json_int_t)f->bytes));
+            break;
+        case VSP_F_GROWTH:
+            json_object_set_new(o, "memory", json_string(vsp_memory_name(f->memory)));
+            json_object_set_new(o, "count", json_integer((json_int_t)f->count));
+            json_object_set_new(o, "bytes", json_integer((json_int_t)f->bytes));
+            json_object_set_new(o, "bytes_at_half", json_integer((json_int_t)f->at_half));
+            json_object_set_new(o, "bytes_high", json_integer((json_int_t)f->high));
+            json_object_set_new(o, "rate_bytes_per_s", json_real(f->rate));
             break;
         case VSP_F_UNTRACKED:
             json_object_set_new(o, "bytes", json_integer((json_int_t)f->bytes));
@@ -492,6 +507,8 @@ static const char *kind_colour(int k)
     case VSP_F_HOST_FALLBACK: return "\033[1;33m";
     case VSP_F_OOM: return "\033[1;35m";
     case VSP_F_FRAGMENTATION: return "\033[1;36m";
+    case VSP_F_CACHED: return "\033[1;32m";
+    case VSP_F_GROWTH: return "\033[1;35m";
     default: return "\033[1;31m";
     }
 }
@@ -519,7 +536,8 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
     if (a->coverage.have) {
         const struct vsp_coverage *cv = &a->coverage;
         uint64_t own = cv->used_bytes > cv->baseline_bytes ? cv->used_bytes - cv->baseline_bytes : 0;
-        unsigned pct = own ? (unsigned)((cv->traced_bytes >= own ? own : cv->traced_bytes) * 100 / own) : 100;
+        uint64_t known = cv->traced_bytes + cv->pool_cached_bytes;
+        unsigned pct = own ? (unsigned)((known >= own ? own : known) * 100 / own) : 100;
         vsp_human_bytes(b1, sizeof b1, cv->used_bytes);
         vsp_human_bytes(b2, sizeof b2, cv->baseline_bytes);
         vsp_human_bytes(b3, sizeof b3, cv->untracked_bytes);
@@ -527,6 +545,13 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
                      "context, %s untracked%s)\n",
                 pct, cv->source == VSP_USAGE_NVML ? "NVML" : "device-wide", b1, b2, b3,
                 cv->source == VSP_USAGE_NVML ? "" : "; other processes count too");
+        char b4[32], b5[32];
+        vsp_human_bytes(b4, sizeof b4, cv->traced_bytes);
+        vsp_human_bytes(b5, sizeof b5, cv->pool_cached_bytes);
+        fprintf(out, "device memory at the widest gap: %s = %s context + %s live allocations", b1, b2, b4);
+        if (cv->pool_cached_bytes)
+            fprintf(out, " + %s cached by stream-ordered pools", b5);
+        fprintf(out, " + %s untracked\n", b3);
     }
     for (size_t i = 0; i < a->npools; i++) {
         const struct vsp_pool_row *p = &a->pools[i];
@@ -562,13 +587,53 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
     for (size_t i = 0; i < a->nfindings; i++) {
         const struct vsp_finding *f = &a->findings[i];
         const char *c0 = color ? kind_colour(f->kind) : "", *c1 = color ? "\033[0m" : "";
-        fprintf(out, "\n");
+        if (f->kind != VSP_F_CACHED || i == 0 || a->findings[i - 1].kind != VSP_F_CACHED ||
+            a->findings[i - 1].held_by != f->held_by || a->findings[i - 1].memory != f->memory)
+            fprintf(out, "\n"); /* a holder's call sites stay under its headline */
         switch (f->kind) {
         case VSP_F_LEAK:
             vsp_human_bytes(b1, sizeof b1, f->bytes);
             fprintf(out, "%sLEAK%s %s in %llu %s allocation%s by %s\n", c0, c1, b1, (unsigned long long)f->count,
                     vsp_memory_name(f->memory), f->count == 1 ? "" : "s", vsp_api_name(f->api));
             break;
+        case VSP_F_CACHED: {
+            /* one headline per holder and memory kind (findings are sorted by holder), then its
+             * call sites, one line each: the stacks are in the JSON */
+            if (i == 0 || a->findings[i - 1].kind != VSP_F_CACHED || a->findings[i - 1].held_by != f->held_by ||
+                a->findings[i - 1].memory != f->memory) {
+                uint64_t bytes = 0, count = 0;
+                for (size_t k = i; k < a->nfindings && a->findings[k].kind == VSP_F_CACHED &&
+                                   a->findings[k].held_by == f->held_by && a->findings[k].memory == f->memory; k++) {
+                    bytes += a->findings[k].bytes;
+                    count += a->findings[k].count;
+                }
+                vsp_human_bytes(b1, sizeof b1, bytes);
+                fprintf(out, "%sHELD AT EXIT%s %s in %llu %s allocation%s by the %s (not a leak: it holds them "
+                             "until the process exits)\n",
+                        c0, c1, b1, (unsigned long long)count, vsp_memory_name(f->memory), count == 1 ? "" : "s",
+                        f->held_by ? f->held_by : "?");
+            }
+            char site[2400];
+            vsp_site_name(site, sizeof site, a, sym, f->stack_id);
+            vsp_human_bytes(b1, sizeof b1, f->bytes);
+            fprintf(out, "  %s in %llu by %s at %s\n", b1, (unsigned long long)f->count, vsp_api_name(f->api),
+                    site[0] ? site : "(no stack)");
+            continue;
+        }
+        case VSP_F_GROWTH: {
+            char site[2400];
+            vsp_human_bytes(b1, sizeof b1, f->bytes);
+            vsp_human_bytes(b2, sizeof b2, (uint64_t)f->rate);
+            vsp_site_name(site, sizeof site, a, sym, f->stack_id);
+            fprintf(out, "%sGROWTH%s +%s over the second half (%s/s) by %s at %s\n", c0, c1, b1, b2,
+                    vsp_api_name(f->api), site[0] ? site : "(no stack)");
+            vsp_human_bytes(b1, sizeof b1, f->at_half);
+            vsp_human_bytes(b2, sizeof b2, f->high);
+            fprintf(out, "    its live %s memory kept reaching new highs: %s at half time, %s at the end\n",
+                    vsp_memory_name(f->memory), b1, b2);
+            text_stack(out, sym, a, f->stack_id);
+            continue;
+        }
         case VSP_F_HOST_FALLBACK:
             vsp_human_bytes(b1, sizeof b1, f->bytes);
             fprintf(out, "%sHOST FALLBACK%s %s of %s memory in %llu allocation%s by %s%s\n", c0, c1, b1,

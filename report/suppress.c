@@ -18,7 +18,7 @@ struct vsp_rules {
     size_t n;
 };
 
-struct vsp_rules *vsp_rules_load(const char *path, char *err, size_t errlen)
+json_t *vsp_json_load_file(const char *path, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "r");
     if (!fp) {
@@ -34,8 +34,15 @@ struct vsp_rules *vsp_rules_load(const char *path, char *err, size_t errlen)
             snprintf(err, errlen, "%s: %s (line %d, column %d)", path, je.text, je.line, je.column);
         else
             snprintf(err, errlen, "%s: %s", path, je.text);
-        return NULL;
     }
+    return j;
+}
+
+struct vsp_rules *vsp_rules_load(const char *path, char *err, size_t errlen)
+{
+    json_t *j = vsp_json_load_file(path, err, errlen);
+    if (!j)
+        return NULL;
     if (!json_is_array(j)) {
         snprintf(err, errlen, "%s: a suppression file is a JSON list of rules", path);
         json_decref(j);
@@ -102,14 +109,19 @@ void vsp_rules_free(struct vsp_rules *rs)
     free(rs);
 }
 
-static int frame_matches(const struct rule *ru, const struct vsp_frame_info *f)
+int vsp_frame_glob_match(const char *function, const char *module, const char *file, const struct vsp_frame_info *f)
 {
-    if (ru->function && fnmatch(ru->function, f->function, 0) != 0)
+    if (function && fnmatch(function, f->function, 0) != 0)
         return 0;
-    if (ru->module) {
+    if (module) {
         const char *m = f->module ? f->module : "";
         const char *base = strrchr(m, '/');
-        if (fnmatch(ru->module, m, 0) != 0 && fnmatch(ru->module, base ? base + 1 : m, 0) != 0)
+        if (fnmatch(module, m, 0) != 0 && fnmatch(module, base ? base + 1 : m, 0) != 0)
+            return 0;
+    }
+    if (file) {
+        const char *base = strrchr(f->file, '/');
+        if (fnmatch(file, f->file, 0) != 0 && fnmatch(file, base ? base + 1 : f->file, 0) != 0)
             return 0;
     }
     return 1;
@@ -129,7 +141,7 @@ static int suppressed(const struct vsp_finding *f, const struct vsp_rules *rs, c
             struct vsp_frame_info fi[16];
             int n = vsp_sym_frame(sym, st, k, fi, 16);
             for (int j = 0; j < n; j++)
-                if (frame_matches(ru, &fi[j]))
+                if (vsp_frame_glob_match(ru->function, ru->module, NULL, &fi[j]))
                     return 1;
         }
     }

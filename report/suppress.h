@@ -5,10 +5,20 @@
 #ifndef VSP_SUPPRESS_H
 #define VSP_SUPPRESS_H
 
+#include <jansson.h>
+
 #include "analyze.h"
 #include "symbolize.h"
 
 struct vsp_rules;
+
+/* A JSON file, parsed; NULL with one line in err naming the file and the problem (its line and
+ * column when jansson knows them). */
+json_t *vsp_json_load_file(const char *path, char *err, size_t errlen);
+
+/* Does frame f match every glob given (NULL: any)? function against the demangled name, module
+ * against the module's path and its base name, file against the source file and its base name. */
+int vsp_frame_glob_match(const char *function, const char *module, const char *file, const struct vsp_frame_info *f);
 
 /* NULL on error, with one line in err naming the file and the problem. */
 struct vsp_rules *vsp_rules_load(const char *path, char *err, size_t errlen);

@@ -159,6 +159,7 @@ int vsp_inproc_preload(void); /* load the symboliser now (VRAMSPY_PURPOSES at st
 
 /* --- usage.c: coverage samples (USAGE records); call with a trace open --- */
 void vsp_usage_sample(int reason);   /* enum vsp_usage_reason */
+void vsp_trace_exit_sample(void);    /* the exit sample, while the runtime still works (usage.c) */
 int vsp_usage_baseline_taken(void);
 void vsp_usage_atfork_child(void);
 

@@ -579,6 +579,15 @@ static void print_summary(void)
     }
 }
 
+/* The exit handler's usage and pool sample: this process's own open trace, not yet finalised. */
+void vsp_trace_exit_sample(void)
+{
+    if (vsp_load_acquire(&trace_state) != T_OPEN || T.owner != getpid() ||
+        __atomic_load_n(&T.finalized, __ATOMIC_ACQUIRE))
+        return;
+    vsp_usage_sample(VSP_USAGE_EXIT);
+}
+
 void vsp_trace_finalize(int quick)
 {
     int s = vsp_load_acquire(&trace_state);

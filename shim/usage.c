@@ -4,10 +4,17 @@
  * cuMemGetInfo_v2) — and written as a USAGE record beside the bytes the hooks account for then.
  * A path the shim misses (RTLD_DEEPBIND, a static runtime in a plugin, an entry point added next
  * year) shows up as the gap. Samples: after the first recorded call, at each failed device
- * allocation, every metrics interval, at exit.
+ * allocation, every metrics interval, and at exit — taken by an exit handler registered after the
+ * first recorded call returned, so that it runs before the CUDA runtime's own exit handler (which
+ * the runtime registers when it initialises, inside that first call) tears the context and the
+ * pools down; the shim's destructor runs after that teardown and samples again (a sample whose
+ * used bytes fell below the context baseline says nothing, and the report ignores it).
+ * The pools are sampled just before each USAGE record, so the report knows what the
+ * stream-ordered pools cached at the moment of the sample.
  * Must never: load NVML in a process that never calls CUDA, or fail a call because NVML did. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +38,12 @@ static struct {
     int (*procs)(nvml_device, unsigned int *, struct nvml_process *);
 } nvml;
 static int nvml_busy, sampled_first;
+static int exit_handler_set; /* the exit sampler is registered (once per process image) */
+
+static void exit_sample(void)
+{
+    vsp_trace_exit_sample();
+}
 
 static void nvml_load(void)
 {
@@ -96,6 +109,8 @@ void vsp_usage_sample(int reason)
     }
     if (have_info)
         u.total_bytes = total_b;
+    /* what the pools hold beside what they hand out, just before the sample that it explains */
+    vsp_pools_sample(reason);
     u.traced_bytes = vsp_load_relaxed(&vsp_live.c.device_bytes);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -105,10 +120,13 @@ void vsp_usage_sample(int reason)
         *(struct vsp_rec_usage *)res.payload = u;
         vsp_ring_commit(vsp_trace_ring(), &res);
     }
-    if (reason == VSP_USAGE_FAILURE || reason == VSP_USAGE_EXIT)
-        vsp_pools_sample(reason); /* what the pools hold beside what they hand out */
     vsp_store_release(&sampled_first, 1);
     vsp_spin_unlock(&nvml_busy);
+    if (reason == VSP_USAGE_FIRST && !exit_handler_set) {
+        exit_handler_set = 1; /* under the first sample's bracket: one registration (a forked child
+                                 inherits it, and its handler samples the child's own trace) */
+        atexit(exit_sample);
+    }
 }
 
 int vsp_usage_baseline_taken(void)

@@ -22,6 +22,8 @@ PROGS += $(T)/progs/prog_plan
 PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_runtimes \
          $(T)/progs/prog_plugin_reload $(T)/progs/prog_secure \
          $(T)/progs/libplug13.so $(T)/progs/libplug12.so $(T)/progs/libplug_drv.so $(T)/progs/libcounter.so
+# framework-held memory, growth and pool caching (test_holders.c)
+PROGS += $(T)/progs/prog_holders $(T)/progs/cublas/libcublas.so.13 $(T)/progs/prog_growth $(T)/progs/prog_pool_cache
 ifneq ($(NV_CUDART),)
 PROGS += $(T)/progs/prog_runtime_nv
 endif
@@ -98,6 +100,16 @@ $(T)/progs/libplug12.so: tests/progs/libplug.c $(FAKES)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -L$(T)/fakes -l:libcudart.so.12
 
+# A library named libcublas.so.13, in a directory of its own (only test_holders puts it on the path)
+$(T)/progs/cublas/libcublas.so.13: tests/progs/libcublas_fake.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -Wl,-soname,libcublas.so.13 -o $@ $< -L$(T)/fakes -l:libcudart.so.13
+
+$(T)/progs/prog_holders: tests/progs/prog_holders.cc $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CXX) -std=gnu++17 -O1 -g -fno-omit-frame-pointer -Wall -I$(CUDA_HOME)/include $(WERRORFLAG) -o $@ $< \
+	  -L$(T)/fakes -l:libcudart.so.13 -ldl
+
 $(T)/progs/libcounter.so: tests/progs/libcounter.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -ldl
@@ -173,7 +185,7 @@ $(TEST_BIN): $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) tests/harness.h | $(D
 	  -lcriterion -ljansson -lutil -lpthread -lm
 
 .PHONY: test test-build
-test-build: $(SHIM) $(SYMHELPER) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/vramspy $(FAKES) $(PROGS) $(TEST_BIN) $(TSAN_STRESS)
+test-build: $(SHIM) $(SYMHELPER) $(BUILD)/vramspy-dump $(BUILD)/vramspy-report $(BUILD)/holders.json $(BUILD)/vramspy $(FAKES) $(PROGS) $(TEST_BIN) $(TSAN_STRESS)
 
 # --jobs 2: this is a 2-core machine; the storm test alone keeps 8 threads busy.
 test: test-build

@@ -96,7 +96,7 @@ static int report_option_takes_value(const char *a)
     static const char *const with_value[] = {"--format",  "--suppress",        "--max-peak", "--min-leak",
                                              "--sysroot", "--debug-dir",       "--weigh",    "--output",
                                              "--purposes", "--fallback-window", "--signal",  "--untracked-min",
-                                             "--plan", "-o"};
+                                             "--plan", "--holders", "--growth-min", "-o"};
     if (strchr(a, '='))
         return 0;
     for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
@@ -236,7 +236,8 @@ static int run(int argc, char **argv)
         if (report_option_takes_value(a) && i + 1 < argc && strcmp(argv[i + 1], "--"))
             ropts[nr++] = argv[++i];
         else
-            after_unknown = !strchr(a, '=') && strcmp(a, "--strict") && strcmp(a, "--job") && strcmp(a, "--version");
+            after_unknown = !strchr(a, '=') && strcmp(a, "--strict") && strcmp(a, "--job") && strcmp(a, "--version") &&
+                            strcmp(a, "--no-default-holders");
     }
     if (i >= argc) {
         fprintf(stderr, "vramspy run: no program given\n");

@@ -22,7 +22,16 @@
  *    cuMemGetInfo reports (sum of holes, capacity).
  *    Device allocations, pitched, stream-ordered/pool, arrays, mipmapped
  *    arrays and cuMemCreate physical handles all consume the arena.
- *    Stream-ordered frees return memory at once (no pool caching).
+ *    Stream-ordered frees return memory at once, unless the pool's release
+ *    threshold (CU_MEMPOOL_ATTR_RELEASE_THRESHOLD) is set: then freed blocks
+ *    stay reserved by the pool (cached, still taken from the arena) while the
+ *    pool's reserved bytes stay within the threshold, are reused by the
+ *    pool's next allocations of their size or less, and go back to the arena
+ *    on cuMemPoolTrimTo or cuMemPoolDestroy (reserved = used + cached).
+ *  - VSP_FAKE_TEARDOWN_AT_EXIT=1: cuInit registers an atexit handler that
+ *    tears the driver down as the real runtime does in its own exit handler:
+ *    every later call returns CUDA_ERROR_DEINITIALIZED (tests that a tracer
+ *    samples pools and usage at exit before the runtime is gone).
  *    Pools may be host-located (cuMemPoolCreate with a HOST/HOST_NUMA
  *    location; CUDA 13's cuMemGetDefaultMemPool for a host location); a
  *    device's current pool (cuDeviceSetMemPool, cuMemSetMemPool) serves
@@ -151,7 +160,13 @@ struct fake_pool {
     int host;       /* a host-located pool (CUDA 12.2+): its memory is pinned host memory */
     int destroyed;  /* cuMemPoolDestroy'd, kept until its last allocation goes */
     size_t live;    /* outstanding allocations */
-    unsigned long long used, used_high, threshold; /* bytes (arena); reserved == used: no caching */
+    unsigned long long used, used_high, threshold; /* bytes (arena) */
+    unsigned long long cached, reserved_high; /* freed blocks kept reserved (release threshold) */
+    struct cblock {
+        uintptr_t addr;
+        size_t size;
+        struct cblock *next;
+    } *cache;
 };
 
 struct vmapping {   /* one cuMemMap inside a reservation */
@@ -198,6 +213,7 @@ __attribute__((constructor)) static void fork_handlers(void)
     pthread_atfork(fork_prepare, fork_release, fork_release);
 }
 static int g_initialized;               /* atomic */
+static int g_torn_down;                 /* atomic: VSP_FAKE_TEARDOWN_AT_EXIT ran */
 static CUresult g_init_result = CUDA_ERROR_NOT_INITIALIZED;
 
 static uintptr_t g_base;                /* arena */
@@ -222,6 +238,8 @@ static __thread CUcontext t_current_ctx;
     do {                                                                   \
         if (!__atomic_load_n(&g_initialized, __ATOMIC_ACQUIRE))            \
             return CUDA_ERROR_NOT_INITIALIZED;                             \
+        if (__atomic_load_n(&g_torn_down, __ATOMIC_ACQUIRE))               \
+            return CUDA_ERROR_DEINITIALIZED;                               \
     } while (0)
 
 static void die(const char *msg)
@@ -425,6 +443,12 @@ bad: {
     }
 }
 
+/* VSP_FAKE_TEARDOWN_AT_EXIT: what the real runtime's exit handler does to the driver. */
+static void teardown_at_exit(void)
+{
+    __atomic_store_n(&g_torn_down, 1, __ATOMIC_RELEASE);
+}
+
 static void do_init(void)
 {
     const char *visible = getenv("CUDA_VISIBLE_DEVICES");
@@ -456,6 +480,9 @@ static void do_init(void)
     g_free_bytes = cap;
     g_init_result = CUDA_SUCCESS;
     __atomic_store_n(&g_initialized, 1, __ATOMIC_RELEASE);
+    const char *td = getenv("VSP_FAKE_TEARDOWN_AT_EXIT");
+    if (td && *td == '1')
+        atexit(teardown_at_exit);
 }
 
 EXPORT CUresult CUDAAPI cuInit(unsigned int Flags)
@@ -616,7 +643,7 @@ static CUresult primary_release(CUdevice dev)
 EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease_v2(CUdevice dev) { return primary_release(dev); }
 EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev) { return primary_release(dev); }
 
-static void pool_drop_alloc(struct fake_pool *pool, size_t bytes);
+static void pool_drop_alloc(struct fake_pool *pool, uintptr_t addr, size_t bytes);
 
 /* Resetting the primary context frees every device allocation, array and
  * mipmapped array (as cudaDeviceReset does).  cuMemCreate handles, VA
@@ -634,9 +661,10 @@ static CUresult primary_reset(CUdevice dev)
             if (r->kind == K_DEV || r->kind == K_ARRAY || r->kind == K_MIPMAP) {
                 *pp = r->next;
                 g_dev.n--;
-                arena_free(r->key, r->asize);
                 if (r->pool)
-                    pool_drop_alloc(r->pool, r->asize);
+                    pool_drop_alloc(r->pool, r->key, r->asize);
+                else
+                    arena_free(r->key, r->asize);
                 free(r);
             } else {
                 pp = &r->next;
@@ -782,12 +810,54 @@ EXPORT CUresult CUDAAPI cuStreamSynchronize_ptsz(CUstream hStream) { return stre
 /* Device memory                                                            */
 
 /* Caller holds g_lock. */
-static void pool_drop_alloc(struct fake_pool *pool, size_t bytes)
+static void pool_release_cache(struct fake_pool *pool, unsigned long long keep)
+{
+    while (pool->cache && pool->cached > keep) {
+        struct cblock *b = pool->cache;
+        pool->cache = b->next;
+        pool->cached -= b->size;
+        arena_free(b->addr, b->size);
+        free(b);
+    }
+}
+
+/* An allocation of the pool is freed: its block stays reserved by the pool while the pool's
+ * reserved bytes are within the release threshold, else it goes back to the arena. */
+static void pool_drop_alloc(struct fake_pool *pool, uintptr_t addr, size_t bytes)
 {
     pool->live--;
+    struct cblock *b = NULL;
+    if (!pool->destroyed && pool->threshold && pool->used + pool->cached <= pool->threshold)
+        b = malloc(sizeof *b);
     pool->used -= bytes;
-    if (pool->destroyed && pool->live == 0 && !pool->is_default)
+    if (b) {
+        *b = (struct cblock){addr, bytes, pool->cache};
+        pool->cache = b;
+        pool->cached += bytes;
+    } else {
+        arena_free(addr, bytes);
+    }
+    if (pool->destroyed && pool->live == 0 && !pool->is_default) {
+        pool_release_cache(pool, 0);
         free(pool);
+    }
+}
+
+/* A cached block of at least asize bytes, taken out of the pool's cache (0: none). */
+static uintptr_t pool_take_cached(struct fake_pool *pool, size_t *asize)
+{
+    for (struct cblock **pp = &pool->cache; *pp; pp = &(*pp)->next) {
+        struct cblock *b = *pp;
+        if (b->size >= *asize) {
+            uintptr_t a = b->addr;
+            *asize = b->size;
+            *pp = b->next;
+            pool->cached -= b->size;
+            free(b);
+            return a;
+        }
+    }
+    return 0;
 }
 
 static CUresult dev_alloc(size_t size, int kind, struct fake_pool *pool, uintptr_t *out)
@@ -814,7 +884,7 @@ static CUresult dev_alloc(size_t size, int kind, struct fake_pool *pool, uintptr
         free(r);
         return CUDA_ERROR_INVALID_VALUE;
     }
-    if (!arena_alloc(asize, &addr)) {
+    if (!(pool && (addr = pool_take_cached(pool, &asize))) && !arena_alloc(asize, &addr)) {
         pthread_mutex_unlock(&g_lock);
         free(r);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -835,6 +905,8 @@ static CUresult dev_alloc(size_t size, int kind, struct fake_pool *pool, uintptr
         pool->used += asize;
         if (pool->used > pool->used_high)
             pool->used_high = pool->used;
+        if (pool->used + pool->cached > pool->reserved_high)
+            pool->reserved_high = pool->used + pool->cached;
     }
     pthread_mutex_unlock(&g_lock);
     *out = addr;
@@ -851,9 +923,10 @@ static CUresult dev_free(uintptr_t addr, int kind, CUresult err_code)
         return err_code;
     }
     map_remove(&g_dev, addr);
-    arena_free(r->key, r->asize);
     if (r->pool)
-        pool_drop_alloc(r->pool, r->asize);
+        pool_drop_alloc(r->pool, r->key, r->asize);
+    else
+        arena_free(r->key, r->asize);
     pthread_mutex_unlock(&g_lock);
     free(r);
     return CUDA_SUCCESS;
@@ -1253,6 +1326,7 @@ EXPORT CUresult CUDAAPI cuMemPoolDestroy(CUmemoryPool pool)
     map_remove(&g_obj, (uintptr_t)pool);
     struct fake_pool *p = r->obj;
     p->destroyed = 1;
+    pool_release_cache(p, 0);
     if (g_cur_pool == p)
         g_cur_pool = &g_default_pool;
     if (p->live == 0)
@@ -1360,8 +1434,10 @@ EXPORT CUresult CUDAAPI cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attri
     if (ok) {
         switch (attr) {
         case CU_MEMPOOL_ATTR_RELEASE_THRESHOLD: v = p->threshold; break;
-        case CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT: case CU_MEMPOOL_ATTR_USED_MEM_CURRENT: v = p->used; break;
-        case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH: case CU_MEMPOOL_ATTR_USED_MEM_HIGH: v = p->used_high; break;
+        case CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT: v = p->used + p->cached; break;
+        case CU_MEMPOOL_ATTR_USED_MEM_CURRENT: v = p->used; break;
+        case CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH: v = p->reserved_high > p->used_high ? p->reserved_high : p->used_high; break;
+        case CU_MEMPOOL_ATTR_USED_MEM_HIGH: v = p->used_high; break;
         default: ok = -1; break;
         }
     }
@@ -1384,8 +1460,10 @@ EXPORT CUresult CUDAAPI cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attri
     int ok = pool_valid_locked(p);
     if (ok && attr == CU_MEMPOOL_ATTR_RELEASE_THRESHOLD)
         p->threshold = v;
-    else if (ok && (attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH || attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH) && v == 0)
+    else if (ok && attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH && v == 0)
         p->used_high = p->used;
+    else if (ok && attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH && v == 0)
+        p->reserved_high = p->used + p->cached;
     else if (ok)
         ok = -1;
     pthread_mutex_unlock(&g_lock);
@@ -1397,8 +1475,10 @@ EXPORT CUresult CUDAAPI cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep
     REQUIRE_INIT();
     pthread_mutex_lock(&g_lock);
     int ok = pool_valid_locked((struct fake_pool *)(void *)pool);
+    if (ok)
+        pool_release_cache((struct fake_pool *)(void *)pool, minBytesToKeep);
     pthread_mutex_unlock(&g_lock);
-    return ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE; /* nothing cached, nothing to trim */
+    return ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 static CUresult alloc_async(CUdeviceptr *dptr, size_t bytesize, struct fake_pool *pool, CUstream hStream)

@@ -1,0 +1,61 @@
+/* Growth shapes (test_holders.c, issue 19): grow = 200 iterations keeping 1 MiB each, all freed at
+ * the very end; steady = 200 alloc/free pairs of 1 MiB; warmup = 100 MiB taken in the first few
+ * percent of the run and kept, then a steady loop. Each iteration sleeps 1 ms so that the run's
+ * time is spread evenly. */
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define N 200
+
+__attribute__((noinline)) static void *grow_cache(void)
+{
+    void *p = NULL;
+    cudaMalloc(&p, 1 << 20);
+    return p;
+}
+
+__attribute__((noinline)) static void *scratch(void)
+{
+    void *p = NULL;
+    cudaMalloc(&p, 1 << 20);
+    return p;
+}
+
+__attribute__((noinline)) static void *warm(void)
+{
+    void *p = NULL;
+    cudaMalloc(&p, 1 << 20);
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "grow";
+    static void *kept[N];
+    if (!strcmp(mode, "grow")) {
+        for (int i = 0; i < N; i++) {
+            kept[i] = grow_cache();
+            usleep(1000);
+        }
+        for (int i = 0; i < N; i++)
+            cudaFree(kept[i]);
+    } else if (!strcmp(mode, "steady") || !strcmp(mode, "warmup")) {
+        int warmup = !strcmp(mode, "warmup");
+        for (int i = 0; warmup && i < 100; i++)
+            kept[i] = warm();
+        for (int i = 0; i < N; i++) {
+            void *p = scratch();
+            usleep(1000);
+            cudaFree(p);
+        }
+        for (int i = 0; warmup && i < 100; i++)
+            cudaFree(kept[i]);
+    } else {
+        fprintf(stderr, "usage: prog_growth grow|steady|warmup\n");
+        return 2;
+    }
+    printf("%s done\n", mode);
+    return 0;
+}
