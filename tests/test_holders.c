@@ -343,6 +343,24 @@ Test(growth, text_says_growth_over_the_second_half_at_the_site)
     cr_assert_not_null(strstr(g, "/s) by cudaMalloc at grow_cache"), "%s", r.out);
 }
 
+Test(growth, vramspy_top_marks_the_growing_site)
+{
+    char *dir = th_tmpdir(), cmd[4400];
+    const char *argv[] = {VSP_PROGS "/prog_growth", "growkeep", NULL};
+    struct run_result r;
+    th_run_traced(&r, argv, dir, "t.trace", NULL);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    snprintf(cmd, sizeof cmd, "'%s/vramspy' top --once '%s/t.trace'", VSP_BUILD_DIR, dir);
+    const char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+    th_run(&r, sh, NULL, 0, 1);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    const char *line = strstr(r.out, "grow_cache");
+    cr_assert_not_null(line, "%s", r.out);
+    const char *eol = strchr(line, '\n');
+    const char *mark = strstr(line, "GROWING +");
+    cr_assert(mark && (!eol || mark < eol), "the growing site is marked on its line:\n%s", r.out);
+}
+
 Test(growth, a_steady_loop_does_not_grow)
 {
     json_t *j = run_growth("steady", NULL, NULL);

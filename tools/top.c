@@ -4,7 +4,9 @@
  * terminal. --once prints one frame and exits (scripts, tests). When the process that writes the
  * trace is gone (it finalised the trace, or its pid no longer runs), the view draws a last frame
  * saying so and exits 0: it never shows a dead process as live. The allocation rate comes from the
- * trace's own event times (the last RATE_WINDOW_S seconds of it), so the first frame has it too. */
+ * trace's own event times (the last RATE_WINDOW_S seconds of it), so the first frame has it too.
+ * A live call site whose bytes keep reaching new highs through the second half of the run so far
+ * (a growth finding, docs/report.md) is marked GROWING. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -313,8 +315,19 @@ static void frame(const char *path, const struct vsp_analysis *a, const struct t
                          (unsigned long long)fi[0].offset);
         }
         vsp_human_bytes(b1, sizeof b1, s->bytes);
-        printf("  %10s %6llu x %-14s %s %s\n", b1, (unsigned long long)s->count, vsp_api_name(s->api),
-               vsp_memory_name(s->memory), where);
+        /* a site whose live bytes keep reaching new highs through the second half so far (the
+         * analysis's growth finding) is marked */
+        char growing[64] = "";
+        for (size_t k = 0; k < a->nfindings; k++) {
+            const struct vsp_finding *f = &a->findings[k];
+            if (f->kind == VSP_F_GROWTH && f->stack_id == s->stack_id && f->api == s->api) {
+                vsp_human_bytes(b2, sizeof b2, f->bytes);
+                snprintf(growing, sizeof growing, "  GROWING +%s over the second half", b2);
+                break;
+            }
+        }
+        printf("  %10s %6llu x %-14s %s %s%s\n", b1, (unsigned long long)s->count, vsp_api_name(s->api),
+               vsp_memory_name(s->memory), where, growing);
     }
     if (!shown)
         printf("  (nothing live)\n");

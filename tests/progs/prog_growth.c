@@ -1,5 +1,5 @@
 /* Growth shapes (test_holders.c, issue 19): grow = 200 iterations keeping 1 MiB each, all freed at
- * the very end; steady = 200 alloc/free pairs of 1 MiB; warmup = 100 MiB taken in the first few
+ * the very end (growkeep: never freed); steady = 200 alloc/free pairs of 1 MiB; warmup = 100 MiB taken in the first few
  * percent of the run and kept, then a steady loop. Each iteration sleeps 1 ms so that the run's
  * time is spread evenly. */
 #include <cuda_runtime_api.h>
@@ -34,12 +34,12 @@ int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "grow";
     static void *kept[N];
-    if (!strcmp(mode, "grow")) {
+    if (!strcmp(mode, "grow") || !strcmp(mode, "growkeep")) {
         for (int i = 0; i < N; i++) {
             kept[i] = grow_cache();
             usleep(1000);
         }
-        for (int i = 0; i < N; i++)
+        for (int i = 0; !strcmp(mode, "grow") && i < N; i++)
             cudaFree(kept[i]);
     } else if (!strcmp(mode, "steady") || !strcmp(mode, "warmup")) {
         int warmup = !strcmp(mode, "warmup");
@@ -53,7 +53,7 @@ int main(int argc, char **argv)
         for (int i = 0; warmup && i < 100; i++)
             cudaFree(kept[i]);
     } else {
-        fprintf(stderr, "usage: prog_growth grow|steady|warmup\n");
+        fprintf(stderr, "usage: prog_growth grow|growkeep|steady|warmup\n");
         return 2;
     }
     printf("%s done\n", mode);
