@@ -413,3 +413,40 @@ Test(pool_coverage, pool_cache_is_its_own_part_device_wide) { pool_coverage_case
 Test(pool_coverage, pool_cache_is_its_own_part_through_nvml) { pool_coverage_case(1, 0); }
 Test(pool_coverage, sampled_at_exit_before_the_runtime_tears_down_device_wide) { pool_coverage_case(0, 1); }
 Test(pool_coverage, sampled_at_exit_before_the_runtime_tears_down_through_nvml) { pool_coverage_case(1, 1); }
+
+Test(pool_coverage, a_python_process_samples_its_pools_at_exit_before_the_teardown)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        cr_skip_test("no /usr/bin/python3");
+    char *dir = th_tmpdir(), script[4300], trace[4300];
+    snprintf(script, sizeof script, "%s/pools.py", dir);
+    th_write_file(script,
+                  "import ctypes\n"
+                  "rt = ctypes.CDLL('libcudart.so.13')\n"
+                  "pool = ctypes.c_void_p()\n"
+                  "assert rt.cudaDeviceGetDefaultMemPool(ctypes.byref(pool), 0) == 0\n"
+                  "threshold = ctypes.c_uint64(1 << 30)\n"
+                  "assert rt.cudaMemPoolSetAttribute(pool, 4, ctypes.byref(threshold)) == 0  # release threshold\n"
+                  "ptrs = [ctypes.c_void_p() for _ in range(4)]\n"
+                  "for p in ptrs:\n"
+                  "    assert rt.cudaMallocAsync(ctypes.byref(p), ctypes.c_size_t(48 << 20), None) == 0\n"
+                  "for p in ptrs:\n"
+                  "    assert rt.cudaFreeAsync(p, None) == 0\n"
+                  "kept = ctypes.c_void_p()\n"
+                  "assert rt.cudaMallocAsync(ctypes.byref(kept), ctypes.c_size_t(48 << 20), None) == 0\n"
+                  "print('pools ok')\n");
+    const char *argv[] = {"/usr/bin/python3", script, NULL};
+    const char *env[] = {"VSP_FAKE_TEARDOWN_AT_EXIT=1", NULL};
+    struct run_result r;
+    th_run_traced(&r, argv, dir, "t.trace", env);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    cr_assert_str_eq(r.out, "pools ok\n");
+    snprintf(trace, sizeof trace, "%s/t.trace", dir);
+    json_t *j = report_json(trace, NULL, NULL);
+    json_t *cv = json_object_get(j, "coverage");
+    cr_assert_not_null(cv);
+    cr_assert_eq(json_integer_value(json_object_get(cv, "pool_cached_bytes")), 144 << 20);
+    cr_assert_eq(json_integer_value(json_object_get(cv, "untracked_bytes")), 0);
+    cr_assert_not_null(json_object_get(j, "pools"), "POOL records written at the Python process's exit");
+    json_decref(j);
+}
