@@ -6,7 +6,7 @@ a = cp.zeros(128 << 20, dtype=cp.uint8)
 x = cp.arange(1 << 20, dtype=cp.int64)
 print("sum:", int(x.sum()))
 pinned = cp.cuda.alloc_pinned_memory(4 << 20)
-print("pinned bytes:", pinned.size())
+print("pinned:", pinned.ptr != 0)
 try:
     cp.empty(400 << 30, dtype=cp.uint8)
     print("400 GiB: allocated")

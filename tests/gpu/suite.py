@@ -191,6 +191,8 @@ class Runner:
             case["diff"] = "; ".join("%r -> %r" % d for d in zip(a, b) if d[0] != d[1])[:300] or \
                 "%d lines plain, %d with the shim" % (len(a), len(b))
         case.update(kw)
+        if plain["stdout"].startswith("cuda available: False"):  # fw_torch.py found no GPU
+            case = {"name": name, "kind": kind, "skip": "PyTorch sees no GPU (a CPU-only build?)"}
         say("  %-22s status %s/%s, stdout %s, %.1fs/%.1fs" % (name, plain["status"], shim["status"],
             "same" if case["stdout_same"] else "DIFFERENT", plain["seconds"], shim["seconds"]))
         self.cases.append(case)
@@ -334,11 +336,11 @@ def analyse(results, tools):
     rows = []
     alloc_shared_leak = None
     for case in doc["cases"]:
-        reports, extra = [], None
+        reports, extra, unread = [], None, []
         for t in case.get("traces", []):
             rep, text = check.report_of(tools.report, os.path.join(traces, t), tools.env)
             if rep is None:
-                say("  " + text)
+                unread.append(text)
                 continue
             reports.append(rep)
         if case["name"] == "alloc_shared" and reports:
@@ -359,7 +361,10 @@ def analyse(results, tools):
             if os.path.exists(tp):
                 with open(tp) as f:
                     extra = f.read()
-        rows.append(check.evaluate(case, reports, extra))
+        row = check.evaluate(case, reports, extra)
+        for err in unread:
+            row["results"].append(check.Result(False, "vramspy-report reads every trace", err))
+        rows.append(row)
     say("")
     say("vramspy GPU suite: %s" % doc["machine"].get("gpu"))
     say("  " + ", ".join("%s %s" % (k, v) for k, v in doc["machine"].items() if k != "gpu" and v))
