@@ -319,6 +319,9 @@ def evaluate(case, reports, extra_text=None):
     main = main_report(reports)
     res = []
     cost = None
+    if kind in ("alloc", "framework", "train", "job"):
+        st = (case.get("plain") or {}).get("status")
+        res.append(Result(st == 0, "the case itself runs (exit 0 without the shim)", "exit %s" % st))
     if kind in ("alloc", "framework", "train", "nogpu", "job"):
         res += check_same(case)
     if kind in ("alloc", "framework", "train") and not main:
