@@ -246,6 +246,16 @@ struct ctx {
     struct map last_oom;    /* tid -> index into ooms */
     struct { uint64_t time, size; } *ooms;
     size_t nooms, capooms;
+    /* tid -> index into runs: physical chunks (cuMemCreate) the thread created since it last
+     * released one, and after a failure of cuMemCreate the finding its releases are counted into */
+    struct map chunk_runs;
+    struct chunk_state {
+        uint64_t chunks, bytes, chunk_bytes, mapped;
+        size_t finding;       /* index + 1 into findings while counting releases after a failure */
+        uint64_t failed_ns;
+    } *runs;
+    size_t nruns, capruns;
+    struct map chunk_born;  /* addr_key of a live physical allocation -> its creation time */
     uint64_t device_live;
     uint64_t kind_live[VSP_MEM_COUNT_];
     struct map by_stack;    /* (api<<32|stack) -> index into a->by_stack */
@@ -431,6 +441,77 @@ static unsigned live_sub(struct ctx *c, const struct live *l)
     return km;
 }
 
+/* The thread's chunk run (created on first use). */
+static int chunk_run(struct ctx *c, uint32_t tid, struct chunk_state **out)
+{
+    int created;
+    uint64_t *slot = map_put(&c->chunk_runs, tid, &created);
+    if (!slot)
+        return -1;
+    if (created) {
+        GROW(c->runs, c->nruns, c->capruns);
+        c->runs[c->nruns] = (struct chunk_state){0};
+        *slot = c->nruns++;
+    }
+    *out = &c->runs[*slot];
+    return 0;
+}
+
+/* A physical chunk created (f NULL), or a creation that failed with out-of-memory into finding f. */
+static int chunk_created(struct ctx *c, const struct vsp_rec_event *e, struct vsp_finding *f)
+{
+    struct chunk_state *r;
+    if (chunk_run(c, e->tid, &r) < 0)
+        return -1;
+    if (!f) {
+        int created;
+        uint64_t *born = e->ptr ? map_put(&c->chunk_born, addr_key(CL_PHYSICAL, e->ptr), &created) : NULL;
+        if (e->ptr && !born)
+            return -1;
+        if (born)
+            *born = e->time_ns;
+        if (r->finding)
+            *r = (struct chunk_state){0}; /* a new run after the failure's releases */
+        r->chunk_bytes = !r->chunks++ || r->chunk_bytes == e->size ? e->size : 0;
+        r->bytes += e->size;
+        return 0;
+    }
+    if (r->chunks && r->bytes > f->run.bytes) {
+        f->run = (struct vsp_chunk_run){.chunks = r->chunks, .bytes = r->bytes, .chunk_bytes = r->chunk_bytes,
+                                        .mapped = r->mapped};
+        r->finding = (size_t)(f - c->a->findings) + 1;
+        r->failed_ns = e->time_ns;
+    } else {
+        r->finding = 0; /* not the run the finding shows: its releases are not counted */
+    }
+    r->chunks = r->bytes = r->chunk_bytes = r->mapped = 0;
+    return 0;
+}
+
+/* The physical chunk `key` of `size` bytes gone by an event of thread tid: after a failure, one of
+ * the failed request's released chunks; before one, the end of the thread's run. */
+static void chunk_released(struct ctx *c, uint64_t key, uint32_t tid, uint64_t size, uint64_t time_ns)
+{
+    uint64_t *born = map_get(&c->chunk_born, key), born_ns = born ? *born : time_ns;
+    if (born)
+        map_del(&c->chunk_born, key);
+    uint64_t *slot = map_get(&c->chunk_runs, tid);
+    if (!slot)
+        return;
+    struct chunk_state *r = &c->runs[*slot];
+    if (!r->finding) {
+        r->chunks = r->bytes = r->chunk_bytes = r->mapped = 0;
+        return;
+    }
+    struct vsp_chunk_run *run = &c->a->findings[r->finding - 1].run;
+    run->released_chunks++;
+    run->released_bytes += size;
+    run->released_ns = time_ns > r->failed_ns ? time_ns - r->failed_ns : 0;
+    uint64_t before = r->failed_ns > born_ns ? r->failed_ns - born_ns : 0;
+    if (before > run->released_created_ns)
+        run->released_created_ns = before;
+}
+
 static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
 {
     struct vsp_analysis *a = c->a;
@@ -490,10 +571,14 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
             c->ooms[*slot].time = e->time_ns;
             c->ooms[*slot].size = e->size;
             instant(c, e, frag ? VSP_F_FRAGMENTATION : VSP_F_OOM);
+            if (e->memory == VSP_MEM_PHYSICAL && chunk_created(c, e, f) < 0)
+                return -1;
         }
         return 0;
     }
     a->allocations++;
+    if (e->memory == VSP_MEM_PHYSICAL && chunk_created(c, e, NULL) < 0)
+        return -1;
     uint32_t bs;
     if (stack_bytes(c, e, e->size, &bs) < 0)
         return -1;
@@ -572,9 +657,13 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
 
 /* An allocation is gone (freed; or released and unmapped): out of the live set, into the cache of
  * recently freed addresses (double frees). */
-static int drop_live(struct ctx *c, uint64_t key, uint64_t *slot, uint64_t time_ns, uint32_t free_stack)
+static int drop_live(struct ctx *c, uint64_t key, uint64_t *slot, const struct vsp_rec_event *e)
 {
+    uint64_t time_ns = e->time_ns;
+    uint32_t free_stack = e->stack_id;
     struct live *l = &c->lv[*slot];
+    if (l->memory == VSP_MEM_PHYSICAL)
+        chunk_released(c, key, e->tid, l->size, time_ns);
     sample(c, time_ns, live_sub(c, l));
     GROW(c->freelist, c->nfree, c->capfree);
     c->freelist[c->nfree++] = *slot;
@@ -620,7 +709,7 @@ static int on_free(struct ctx *c, const struct vsp_rec_event *e)
             return 0;
         }
     }
-    return drop_live(c, key, slot, e->time_ns, e->stack_id);
+    return drop_live(c, key, slot, e);
 }
 
 /* cuMemMap / cuMemUnmap: count each physical allocation's mappings; the last unmap of a released
@@ -639,6 +728,9 @@ static int on_map(struct ctx *c, const struct vsp_rec_event *e)
             *h = 0;
         *va = e->aux;
         (*h)++;
+        uint64_t *rs = map_get(&c->chunk_runs, e->tid);
+        if (rs && c->runs[*rs].chunks)
+            c->runs[*rs].mapped++;
         return 0;
     }
     uint64_t *va = map_get(&c->vmm_va, e->ptr);
@@ -656,7 +748,7 @@ static int on_map(struct ctx *c, const struct vsp_rec_event *e)
     map_del(&c->vmm_handle, handle);
     uint64_t key = addr_key(CL_PHYSICAL, handle);
     uint64_t *slot = map_get(&c->live, key);
-    return slot ? drop_live(c, key, slot, e->time_ns, e->stack_id) : 0;
+    return slot ? drop_live(c, key, slot, e) : 0;
 }
 
 /* Coverage: the baseline is the first sample's memory beyond what was traced then (the context);
@@ -1199,6 +1291,9 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
     map_free(&c.findings);
     map_free(&c.stacks);
     map_free(&c.last_oom);
+    map_free(&c.chunk_runs);
+    map_free(&c.chunk_born);
+    free(c.runs);
     map_free(&c.by_stack);
     map_free(&c.vmm_va);
     map_free(&c.vmm_handle);

@@ -78,6 +78,18 @@ struct vsp_finding {
     uint64_t at_half, high;                      /* growth: the site's high-water mark of live bytes at
                                                     half the run, and at its end; bytes = high - at_half */
     double rate;                                 /* growth: bytes per second over the second half */
+    /* oom/fragmentation of physical memory (cuMemCreate): the chunks the same thread created before
+     * the failure (one request mapped chunk by chunk, as PyTorch's expandable segments do), and
+     * those of them it released right after it; the largest run when the finding merges failures */
+    struct vsp_chunk_run {
+        uint64_t chunks, bytes;     /* created since the thread last released physical memory */
+        uint64_t chunk_bytes;       /* their size when all had one, else 0 */
+        uint64_t mapped;            /* cuMemMap calls of the thread in that time */
+        uint64_t released_chunks, released_bytes; /* of those, gone after the failure, before the
+                                                     thread's next allocation of physical memory */
+        uint64_t released_created_ns; /* from the first released chunk's creation to the failure */
+        uint64_t released_ns;       /* from the failure to the last release */
+    } run;
 };
 
 /* Timeline: live bytes per memory kind, downsampled to at most VSP_TIMELINE_MAX points (each

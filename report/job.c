@@ -401,7 +401,16 @@ static uint64_t jbytes(json_t *o, const char *key)
     return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
 }
 
-/* "function <- caller" of a finding's stack (two frames), or "" */
+/* A hex string of the report's JSON ("0x5b45ee") as a number; 0 when absent. */
+static uint64_t jhex(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? strtoull(json_string_value(v), NULL, 16) : 0;
+}
+
+/* "function <- caller" of a finding's stack (two frames), or "": each frame named as the
+ * single-process report names it (vsp_frame_label: the function, else module+offset such as
+ * libcublas.so.13+0x5b45ee, else the address), with (file:line) after a function whose line is known */
 static void site(char *buf, size_t len, json_t *f)
 {
     json_t *st = json_object_get(f, "stack"), *fr;
@@ -410,21 +419,24 @@ static void site(char *buf, size_t len, json_t *f)
     size_t shown = 0;
     json_array_foreach(st, i, fr) {
         json_t *fn = json_object_get(fr, "function"), *file = json_object_get(fr, "file"),
-               *line = json_object_get(fr, "line");
+               *line = json_object_get(fr, "line"), *mod = json_object_get(fr, "module");
         if (shown >= 2 || (json_is_string(fn) && vsp_startup_function(json_string_value(fn))))
             break; /* libc's start-up frames say nothing about the site */
+        struct vsp_frame_info fi = {.address = jhex(fr, "address"), .offset = jhex(fr, "offset"),
+                                    .module = json_is_string(mod) ? json_string_value(mod) : NULL};
+        if (json_is_string(fn))
+            snprintf(fi.function, sizeof fi.function, "%s", json_string_value(fn));
+        char label[sizeof fi.function + 64];
+        vsp_frame_label(&fi, label, sizeof label);
         const char *sep = shown++ ? " <- " : "";
         int w;
-        if (json_is_string(fn) && json_is_string(file))
-            w = snprintf(buf + off, len - off, "%s%s (%s:%" JSON_INTEGER_FORMAT ")", sep,
-                         json_string_value(fn), strrchr(json_string_value(file), '/')
-                                                    ? strrchr(json_string_value(file), '/') + 1
-                                                    : json_string_value(file), json_integer_value(line));
-        else if (json_is_string(fn))
-            w = snprintf(buf + off, len - off, "%s%s", sep, json_string_value(fn));
-        else
-            w = snprintf(buf + off, len - off, "%s%s", sep,
-                         json_is_string(json_object_get(fr, "address")) ? json_string_value(json_object_get(fr, "address")) : "?");
+        if (fi.function[0] && json_is_string(file)) {
+            const char *fname = json_string_value(file), *slash = strrchr(fname, '/');
+            w = snprintf(buf + off, len - off, "%s%s (%s:%" JSON_INTEGER_FORMAT ")", sep, label,
+                         slash ? slash + 1 : fname, json_integer_value(line));
+        } else {
+            w = snprintf(buf + off, len - off, "%s%s", sep, label);
+        }
         if (w < 0 || (size_t)w >= len - off)
             break;
         off += (size_t)w;

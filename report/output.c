@@ -339,6 +339,19 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
             json_object_set_new(o, "free_bytes", bytes_or_null(f->free_bytes));
             json_object_set_new(o, "total_bytes", bytes_or_null(f->total_bytes));
             json_object_set_new(o, "count", json_integer((json_int_t)f->count));
+            if (f->run.chunks) {
+                const struct vsp_chunk_run *cr = &f->run;
+                json_t *j = json_object();
+                json_object_set_new(j, "chunks", json_integer((json_int_t)cr->chunks));
+                json_object_set_new(j, "bytes", json_integer((json_int_t)cr->bytes));
+                json_object_set_new(j, "chunk_bytes", cr->chunk_bytes ? json_integer((json_int_t)cr->chunk_bytes) : json_null());
+                json_object_set_new(j, "mapped", json_integer((json_int_t)cr->mapped));
+                json_object_set_new(j, "released_chunks", json_integer((json_int_t)cr->released_chunks));
+                json_object_set_new(j, "released_bytes", json_integer((json_int_t)cr->released_bytes));
+                json_object_set_new(j, "released_created_ns", json_integer((json_int_t)cr->released_created_ns));
+                json_object_set_new(j, "released_ns", json_integer((json_int_t)cr->released_ns));
+                json_object_set_new(o, "chunk_run", j);
+            }
             break;
         case VSP_F_PEAK:
             json_object_set_new(o, "peak_bytes", json_integer((json_int_t)f->bytes));
@@ -500,6 +513,33 @@ void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct v
     }
 }
 
+/* A failed cuMemCreate's chunk run (issue 23: PyTorch's 400 GiB request with expandable segments
+ * failed at its 7,128th 20 MiB chunk; only the chunk's size was said). */
+static void chunk_run_text(FILE *out, const struct vsp_chunk_run *r, uint64_t failed)
+{
+    char b1[32], b2[32], b3[32], b4[32];
+    vsp_human_bytes(b1, sizeof b1, r->released_bytes);
+    vsp_human_bytes(b2, sizeof b2, r->chunk_bytes);
+    vsp_human_bytes(b3, sizeof b3, r->released_bytes + failed);
+    vsp_human_bytes(b4, sizeof b4, failed);
+    if (r->released_chunks)
+        fprintf(out, "    %llu chunk%s%s%s (%s), created%s in the %.3f s before this failure, %s released within %.3f s "
+                     "after it: one request of at least %s was being mapped chunk by chunk (as PyTorch's "
+                     "expandable segments do), not only the %s chunk that failed\n",
+                (unsigned long long)r->released_chunks, r->released_chunks == 1 ? "" : "s",
+                r->chunk_bytes ? " of " : "", r->chunk_bytes ? b2 : "", b1,
+                r->mapped >= r->released_chunks ? " and mapped" : "", r->released_created_ns / 1e9,
+                r->released_chunks == 1 ? "was" : "were", r->released_ns / 1e9, b3, b4);
+    if (r->released_chunks == r->chunks)
+        return;
+    vsp_human_bytes(b1, sizeof b1, r->bytes);
+    fprintf(out, "    before it, this thread had created %llu chunk%s%s%s of physical memory (%s, %llu cuMemMap "
+                 "call%s) since it last released one%s\n",
+            (unsigned long long)r->chunks, r->chunks == 1 ? "" : "s", r->chunk_bytes ? " of " : "",
+            r->chunk_bytes ? b2 : "", b1, (unsigned long long)r->mapped, r->mapped == 1 ? "" : "s",
+            r->released_chunks ? "" : "; none released after it");
+}
+
 static const char *kind_colour(int k)
 {
     switch (k) {
@@ -656,6 +696,8 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
                     f->kind == VSP_F_OOM ? "OUT OF MEMORY" : "FRAGMENTATION", c1, vsp_api_name(f->api), b1,
                     (unsigned long long)f->count, f->count == 1 ? "" : "s", b2, b3,
                     f->kind == VSP_F_FRAGMENTATION ? ": enough memory was free, but not in one piece" : "");
+            if (f->run.chunks)
+                chunk_run_text(out, &f->run, f->requested);
             break;
         case VSP_F_UNTRACKED:
             vsp_human_bytes(b1, sizeof b1, f->bytes);

@@ -28,6 +28,10 @@ static vsp_symhelper_fn symhelper;
 static int sym_tried;
 static int sym_busy; /* spin flag: libdwfl is not thread-safe */
 
+/* Why the symboliser beside the shim could not be loaded (dlerror's text), kept past the second
+ * dlopen, which overwrites dlerror's. Cold path: a buffer of its own, not the hook's stack. */
+static char sym_why[512];
+
 static void sym_load(void)
 {
     if (sym_tried)
@@ -35,21 +39,36 @@ static void sym_load(void)
     sym_tried = 1;
     /* beside the shim (build/ or $PREFIX/lib), else wherever the loader finds it */
     Dl_info self;
-    char path[VSP_PATH_MAX];
+    static char path[VSP_PATH_MAX];
     void *h = NULL;
+    int beside = 0; /* the file is there: a failure to load it is its dependencies' (libdw, libelf) */
     if (dladdr((void *)&sym_load, &self) && self.dli_fname) {
         const char *slash = strrchr(self.dli_fname, '/');
         if (slash && (size_t)(slash - self.dli_fname) + sizeof "/libvramspy-sym.so" < sizeof path) {
             snprintf(path, sizeof path, "%.*s/libvramspy-sym.so", (int)(slash - self.dli_fname), self.dli_fname);
             h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (!h && access(path, F_OK) == 0) {
+                const char *err = dlerror();
+                beside = 1;
+                snprintf(sym_why, sizeof sym_why, "%s", err ? err : "unknown error");
+            }
         }
     }
-    if (!h)
+    if (!h && !beside)
         h = dlopen("libvramspy-sym.so", RTLD_NOW | RTLD_LOCAL);
     vsp_resolve_dlsym();
     if (h && vsp_real_dlsym)
         symhelper = (vsp_symhelper_fn)vsp_real_dlsym(h, VSP_SYMHELPER_ENTRY);
-    if (!symhelper)
+    if (symhelper)
+        return;
+    if (beside)
+        /* issue 23: on a machine without elfutils the file was there and libdw.so.1 was not; glibc's
+         * text names the missing library first ("libdw.so.1: cannot open shared object file...") */
+        vsp_warn("libvramspy-sym.so (the in-process symboliser) is beside the shim (%s) but could not be "
+                 "loaded: %s; it needs libdw.so.1 and libelf.so.1 from elfutils (Debian/Ubuntu: apt-get "
+                 "install libdw1 libelf1; Fedora/RHEL: dnf install elfutils-libs): function names from the "
+                 "dynamic symbol table only", path, sym_why);
+    else
         vsp_warn("libvramspy-sym.so (the in-process symboliser) not found beside the shim: "
                  "function names from the dynamic symbol table only");
 }

@@ -179,10 +179,16 @@ static void put(uint16_t type, const void *a, size_t alen, const void *b, size_t
     cr_assert_eq(ring_fixture_put(&fx, type, a, alen, b, blen), 0);
 }
 
+/* A library that is not on this machine (as the GPU machine's libcublas is not where the report
+ * runs): its frames have a module and an offset but no function name. */
+#define ABSENT_LIB "/opt/gone/lib/libcublas.so.13"
+#define ABSENT_BASE 0x7f605c800000ull
+
 /* A trace of a process on host `host` with rank `rank`, whose clocks read realtime/monotonic at
- * its start; it allocates 8 MiB `at` ns after its start and leaks it. */
-static void host_trace(const char *path, uint32_t pid, const char *host, int rank, uint64_t realtime,
-                       uint64_t monotonic, uint64_t at)
+ * its start; it allocates 8 MiB `at` ns after its start and leaks it; in_lib: called from inside
+ * ABSENT_LIB (offsets 0x5b45ee <- 0x585c43), else with no stack. */
+static void host_trace_in(const char *path, uint32_t pid, const char *host, int rank, uint64_t realtime,
+                          uint64_t monotonic, uint64_t at, int in_lib)
 {
     cr_assert_eq(ring_fixture_open(&fx, 64 * 1024, VSP_ON_FULL_WAIT), 0);
     fx.ring.hdr->start_realtime_ns = realtime;
@@ -193,7 +199,16 @@ static void host_trace(const char *path, uint32_t pid, const char *host, int ran
     put(VSP_REC_PROCESS, &p, sizeof p, exe, sizeof exe);
     struct vsp_rec_host h = {.rank = rank, .local_rank = 0, .world_size = 2, .host_len = (uint32_t)strlen(host) + 1};
     put(VSP_REC_HOST, &h, sizeof h, host, strlen(host) + 1);
+    if (in_lib) {
+        struct vsp_rec_module m = {.base = ABSENT_BASE, .start = ABSENT_BASE, .end = ABSENT_BASE + 0x1000000,
+                                   .path_len = sizeof ABSENT_LIB};
+        put(VSP_REC_MODULE, &m, sizeof m, ABSENT_LIB, sizeof ABSENT_LIB);
+        struct vsp_rec_stack s = {.id = 1, .nframes = 2};
+        uint64_t frames[2] = {ABSENT_BASE + 0x5b45ee, ABSENT_BASE + 0x585c43};
+        put(VSP_REC_STACK, &s, sizeof s, frames, sizeof frames);
+    }
     struct vsp_rec_event e = {.time_ns = monotonic + at, .ptr = 0x7f9000000000ull, .size = 8u << 20, .tid = pid,
+                              .stack_id = in_lib ? 1 : 0,
                               .api = VSP_API_cudaMalloc, .op = VSP_OP_ALLOC, .memory = VSP_MEM_DEVICE, .seq = 0,
                               .device = 0, .free_bytes = UINT64_MAX, .total_bytes = UINT64_MAX};
     put(VSP_REC_EVENT, &e, sizeof e, NULL, 0);
@@ -201,6 +216,12 @@ static void host_trace(const char *path, uint32_t pid, const char *host, int ran
     put(VSP_REC_END, &end, sizeof end, NULL, 0);
     fx.ring.hdr->end_monotonic_ns = monotonic + at + 1000;
     cr_assert_eq(ring_fixture_keep(&fx, path, 1), 0);
+}
+
+static void host_trace(const char *path, uint32_t pid, const char *host, int rank, uint64_t realtime,
+                       uint64_t monotonic, uint64_t at)
+{
+    host_trace_in(path, pid, host, rank, realtime, monotonic, at, 0);
 }
 
 Test(job, traces_of_two_hosts_line_up_by_their_wall_clock_anchors)
@@ -249,4 +270,27 @@ Test(job, traces_of_two_hosts_line_up_by_their_wall_clock_anchors)
     cr_assert_not_null(strstr(r.out, "2 processes on 2 hosts, 2 devices"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "node-b"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "in 2 of 2 processes (ranks 0,1)"), "%s", r.out);
+}
+
+/* Issue 23: on the GPU machine the job's merged findings said "at 0x7f605cdb45ee <- 0x7f605cd85c43"
+ * where each process's report said libcublas.so.13+0x5b45ee: a frame without a function name is
+ * named the same way (module+offset) in both views. */
+Test(job, merged_findings_name_unsymbolised_frames_as_the_single_process_report_does)
+{
+    char *dir = th_tmpdir(), a[300], b[300], cmd[2000];
+    snprintf(a, sizeof a, "%s/a.trace", dir);
+    snprintf(b, sizeof b, "%s/b.trace", dir);
+    const uint64_t wall = 1790000000000000000ull;
+    host_trace_in(a, 101, "node-a", 0, wall, 5000000000ull, 1000000, 1);
+    host_trace_in(b, 202, "node-a", 1, wall + 1000, 6000000000ull, 1000000, 1);
+    struct run_result r;
+    snprintf(cmd, sizeof cmd, "exec '%s' '%s'", REPORT, a);
+    sh(&r, cmd);
+    cr_assert_not_null(strstr(r.out, "libcublas.so.13+0x5b45ee"), "single-process text: %s", r.out);
+    snprintf(cmd, sizeof cmd, "exec '%s' --job '%s' '%s'", REPORT, a, b);
+    sh(&r, cmd);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "at libcublas.so.13+0x5b45ee <- libcublas.so.13+0x585c43: in 2 of 2 processes"),
+                       "%s", r.out);
+    cr_assert_null(strstr(r.out, "0x7f605c"), "no raw address in the job's text: %s", r.out);
 }

@@ -597,3 +597,105 @@ Test(report_imports, imported_memory_is_never_a_leak)
                           "imported");
     json_decref(j);
 }
+
+/* ---- a failed chunk of a growing reservation (issue 23) ---- */
+
+static json_t *chunk_run_of(const char *out)
+{
+    json_error_t err;
+    json_t *j = json_loads(out, 0, &err);
+    cr_assert_not_null(j, "%s: %s", err.text, out);
+    json_t *f = finding(j, "oom");
+    cr_assert_not_null(f, "%s", out);
+    cr_assert_str_eq(json_string_value(json_object_get(f, "api")), "cuMemCreate");
+    json_t *run = json_incref(json_object_get(f, "chunk_run"));
+    cr_assert_not_null(run, "the failed cuMemCreate has no chunk_run: %s", out);
+    json_decref(j);
+    return run;
+}
+
+static long long jint(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    cr_assert(json_is_integer(v), "%s is not an integer", k);
+    return json_integer_value(v);
+}
+
+/* PyTorch's 400 GiB request with expandable segments failed at its 7,128th 20 MiB chunk and the
+ * report said only "cuMemCreate of 20.0 MiB failed". With the fake driver: a reservation grown by
+ * 2 MiB chunks (created and mapped) until cuMemCreate fails on a 64 MiB device, then every chunk
+ * unmapped and released. */
+Test(report_verdicts, failed_chunk_says_how_many_chunks_were_mapped_before_and_released_after_it)
+{
+    char *dir = th_tmpdir(), path[300], args[600];
+    snprintf(path, sizeof path, "%s/grow.trace", dir);
+    const char *env[] = {"VSP_FAKE_DEVICE_MEM=64M", "VRAMSPY_QUIET=1", NULL};
+    const char *argv[] = {VSP_PROGS "/prog_driver", "vmmgrow", NULL};
+    struct run_result r;
+    th_run_traced(&r, argv, dir, "grow.trace", env);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    /* 1 MiB of the 64 stays allocated by the program: 31 chunks fit */
+    cr_assert_not_null(strstr(r.out, "grown 31 chunks, then create 2\nunmapped and released, 0 failed\n"), "%s", r.out);
+    snprintf(args, sizeof args, "--format json '%s'", path);
+    th_report(&r, args);
+    json_t *run = chunk_run_of(r.out);
+    cr_assert_eq(jint(run, "chunks"), 31);
+    cr_assert_eq(jint(run, "bytes"), 31ll << 21);
+    cr_assert_eq(jint(run, "chunk_bytes"), 2ll << 20);
+    cr_assert_eq(jint(run, "mapped"), 31);
+    cr_assert_eq(jint(run, "released_chunks"), 31);
+    cr_assert_eq(jint(run, "released_bytes"), 31ll << 21);
+    cr_assert(jint(run, "released_created_ns") > 0 && jint(run, "released_ns") > 0);
+    json_decref(run);
+    th_report(&r, path);
+    const char *o = strstr(r.out, "OUT OF MEMORY cuMemCreate of 2.0 MiB failed 1 time");
+    cr_assert_not_null(o, "%s", r.out);
+    cr_assert_not_null(strstr(o, "\n    31 chunks of 2.0 MiB (62.0 MiB), created and mapped in the "), "%s", r.out);
+    cr_assert_not_null(strstr(o, " s before this failure, were released within "), "%s", r.out);
+    cr_assert_not_null(strstr(o, "one request of at least 64.0 MiB was being mapped chunk by chunk"), "%s", r.out);
+    cr_assert_null(strstr(o, "since it last released one"), "all of the run was released: no second line\n%s", r.out);
+}
+
+/* The run is what the thread created since it last released physical memory; a failure that
+ * nothing is released after says so. Synthetic: 3 chunks, one released, 2 more, a failure. */
+Test(report_verdicts, chunk_run_starts_after_the_last_release_and_says_when_nothing_followed)
+{
+    char *dir = th_tmpdir(), path[300], args[600];
+    snprintf(path, sizeof path, "%s/run.trace", dir);
+    synth_begin();
+    uint64_t t = 1000000;
+    struct vsp_rec_event e = {.tid = 7, .api = VSP_API_cuMemCreate, .memory = VSP_MEM_PHYSICAL,
+                              .free_bytes = UINT64_MAX, .total_bytes = UINT64_MAX, .size = 4u << 20};
+    for (int i = 0; i < 6; i++) {
+        e.time_ns = t += 1000;
+        e.seq = (uint64_t)i;
+        if (i == 3) { /* the first chunk released: the run starts again */
+            e.api = VSP_API_cuMemRelease;
+            e.op = VSP_OP_FREE;
+            e.ptr = 0x1000;
+        } else {
+            e.api = VSP_API_cuMemCreate;
+            e.op = VSP_OP_ALLOC;
+            e.ptr = 0x1000 + (uint64_t)i * 0x1000;
+            e.result = i == 5 ? 2 : 0; /* the last one fails with out-of-memory */
+            if (i == 5) {
+                e.ptr = 0;
+                e.free_bytes = 1u << 20;
+                e.total_bytes = 64u << 20;
+            }
+        }
+        put(VSP_REC_EVENT, &e, sizeof e, NULL, 0);
+    }
+    synth_end(path);
+    struct run_result r;
+    snprintf(args, sizeof args, "--format json '%s'", path);
+    th_report(&r, args);
+    json_t *run = chunk_run_of(r.out);
+    cr_assert_eq(jint(run, "chunks"), 1, "chunk 4 only: chunks 1-3 came before the release\n%s", r.out);
+    cr_assert_eq(jint(run, "released_chunks"), 0);
+    json_decref(run);
+    th_report(&r, path);
+    cr_assert_not_null(strstr(r.out, "    before it, this thread had created 1 chunk of 4.0 MiB of physical memory "
+                                     "(4.0 MiB, 0 cuMemMap calls) since it last released one; none released after it\n"),
+                       "%s", r.out);
+}

@@ -211,6 +211,34 @@ Test(shim_runtime, out_of_memory_breakdown_on_stderr_at_the_failing_call)
     cr_assert_null(strstr(r.err, "out of memory"));
 }
 
+/* Issue 23: on the GPU machine libvramspy-sym.so sat beside the shim and its dependency libdw.so.1
+ * was missing; the warning said "not found beside the shim". It names the file, the loader's reason
+ * (the missing library) and how to install it. */
+Test(shim_runtime, symboliser_beside_the_shim_that_cannot_load_names_the_missing_library)
+{
+    char *dir = th_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/s.trace", dir);
+#ifdef VSP_SAN_RUNTIME
+    const char *preload = "LD_PRELOAD=" VSP_SAN_RUNTIME ":" VSP_BUILD_DIR "/tests/symbroken/libvramspy.so";
+#else
+    const char *preload = "LD_PRELOAD=" VSP_BUILD_DIR "/tests/symbroken/libvramspy.so";
+#endif
+    const char *argv[] = {VSP_PROGS "/prog_runtime", "frag", NULL};
+    const char *env[] = {preload, out, "VSP_FAKE_DEVICE_MEM=64M", NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, env, 0, 0), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "vramspy: out of memory: cudaMalloc of 6.0 MiB failed"), "%s", r.err);
+    const char *w = strstr(r.err, "vramspy: libvramspy-sym.so (the in-process symboliser) is beside the shim (");
+    cr_assert_not_null(w, "%s", r.err);
+    cr_assert_not_null(strstr(w, "/tests/symbroken/libvramspy-sym.so) but could not be loaded: libvsp_gone.so.1: "),
+                       "the loader's reason, naming the missing library: %s", r.err);
+    cr_assert_not_null(strstr(w, "apt-get install libdw1 libelf1"), "%s", r.err);
+    cr_assert_null(strstr(r.err, "not found beside the shim"), "%s", r.err);
+    /* the breakdown still names the failing call from the dynamic symbol table */
+    cr_assert_not_null(strstr(r.err, "vramspy: the failing call: "), "%s", r.err);
+}
+
 Test(shim_runtime, host_located_pool_through_the_runtime_is_host_memory)
 {
     struct run_result plain;

@@ -31,6 +31,22 @@ ifneq ($(wildcard $(NVCC)),)
 PROGS += $(T)/progs/prog_static
 endif
 
+# The in-process symboliser present beside a copy of the shim but unloadable (a dependency missing,
+# as libdw.so.1 was on the GPU machine): test_shim_runtime.c's symboliser load test.
+SYMBROKEN := $(T)/symbroken/libvramspy.so $(T)/symbroken/libvramspy-sym.so
+PROGS += $(SYMBROKEN)
+
+$(T)/symbroken/gone/libvsp_gone.so.1: tests/progs/libsym_broken.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -DVSP_GONE -fPIC -shared -Wl,-soname,libvsp_gone.so.1 -o $@ $<
+
+$(T)/symbroken/libvramspy-sym.so: tests/progs/libsym_broken.c $(T)/symbroken/gone/libvsp_gone.so.1
+	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -Wl,--no-as-needed $(T)/symbroken/gone/libvsp_gone.so.1
+
+$(T)/symbroken/libvramspy.so: $(SHIM)
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
+
 TEST_SRCS := $(sort $(wildcard tests/test_*.c)) tests/harness.c
 UNIT_SHIM_SRCS := shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c shim/purposes.c
 

@@ -26,6 +26,10 @@
  * side into one reservation, each released right after it is mapped; all unmapped at the end
  * (the memory lives until then: peak 1 + 6 MiB); then a fourth mapped, released and never
  * unmapped (a 2 MiB leak).
+ * Mode "vmmgrow" (PyTorch's expandable segments, issue 23): one 1 GiB reservation grown by 2 MiB
+ * physical chunks, each created and mapped, until cuMemCreate fails (the device's memory is
+ * VSP_FAKE_DEVICE_MEM); then every chunk is unmapped and released again, as PyTorch does when the
+ * request fails. Prints the number of chunks and the failing call's result.
  * Each mode allocates 1 MiB + 2 MiB device memory, frees the 2 MiB, allocates 64 KiB of pinned
  * host memory and frees it; so a trace shows 1 MiB of device memory live at exit. */
 #include <cuda.h>
@@ -44,7 +48,7 @@ static const char *mode;
 static void *get(const char *base, const char *exported, int version)
 {
     void *p = NULL;
-    if (!strcmp(mode, "gpa") || !strcmp(mode, "vmm") || !strcmp(mode, "vmm3")) {
+    if (!strcmp(mode, "gpa") || !strncmp(mode, "vmm", 3)) {
         CUdriverProcAddressQueryResult st;
         if (gpa2(base, &p, version, 0, &st) != CUDA_SUCCESS)
             return NULL;
@@ -65,6 +69,17 @@ struct vmm_api {
     CUresult (*map)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long);
     CUresult (*unmap)(CUdeviceptr, size_t);
 };
+
+/* Pinned device memory of device 0, as the vmm modes create it. */
+static CUmemAllocationProp device_prop(void)
+{
+    CUmemAllocationProp prop;
+    memset(&prop, 0, sizeof prop);
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = 0;
+    return prop;
+}
 
 /* 0, or -1 when one of them is not found. */
 static int get_vmm(struct vmm_api *v)
@@ -144,10 +159,7 @@ int main(int argc, char **argv)
         struct vmm_api v;
         if (get_vmm(&v) < 0)
             return 2;
-        CUmemAllocationProp prop;
-        memset(&prop, 0, sizeof prop);
-        prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-        prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        CUmemAllocationProp prop = device_prop();
         size_t chunk = 2 << 20;
         CUdeviceptr va, va2;
         printf("reserve %d\n", v.reserve(&va, 3 * chunk, 0, 0, 0));
@@ -164,6 +176,29 @@ int main(int argc, char **argv)
         CUresult c1 = v.create(&kept, chunk, &prop, 0);
         CUresult c2 = v.map(va2, chunk, 0, kept, 0);
         printf("create %d map %d release %d\n", c1, c2, v.release(kept));
+    }
+    if (!strcmp(mode, "vmmgrow")) {
+        struct vmm_api v;
+        if (get_vmm(&v) < 0)
+            return 2;
+        CUmemAllocationProp prop = device_prop();
+        enum { CHUNKS_MAX = 512 };
+        static CUmemGenericAllocationHandle chunks[CHUNKS_MAX];
+        size_t chunk = 2 << 20;
+        CUdeviceptr va;
+        printf("reserve %d\n", v.reserve(&va, CHUNKS_MAX * chunk, 0, 0, 0));
+        int n = 0;
+        CUresult rc = CUDA_SUCCESS;
+        while (n < CHUNKS_MAX && (rc = v.create(&chunks[n], chunk, &prop, 0)) == CUDA_SUCCESS) {
+            if (v.map(va + (CUdeviceptr)n * chunk, chunk, 0, chunks[n], 0) != CUDA_SUCCESS)
+                return 2;
+            n++;
+        }
+        printf("grown %d chunks, then create %d\n", n, rc);
+        int bad = 0;
+        for (int i = n; i-- > 0;)
+            bad += v.unmap(va + (CUdeviceptr)i * chunk, chunk) != CUDA_SUCCESS || v.release(chunks[i]) != CUDA_SUCCESS;
+        printf("unmapped and released, %d failed\n", bad);
     }
     if (!strcmp(mode, "vmm")) { /* a device view of the pinned memory */
         CUresult (*view)(CUdeviceptr *, void *, unsigned) =
@@ -330,11 +365,7 @@ int main(int argc, char **argv)
         CUresult (*afree)(CUdeviceptr, size_t) = get("cuMemAddressFree", "cuMemAddressFree", 10020);
         if (missing || !afree)
             return 2;
-        CUmemAllocationProp prop;
-        memset(&prop, 0, sizeof prop);
-        prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-        prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-        prop.location.id = 0;
+        CUmemAllocationProp prop = device_prop();
         CUmemGenericAllocationHandle mh;
         CUdeviceptr va;
         size_t sz = 2 << 20;
