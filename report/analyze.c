@@ -1219,5 +1219,6 @@ void vsp_analysis_free(struct vsp_analysis *a)
     }
     free(a->devices);
     free(a->plan);
+    free(a->sites);
     memset(a, 0, sizeof *a);
 }

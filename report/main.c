@@ -523,6 +523,9 @@ int main(int argc, char **argv)
         vsp_junit_end(out);
     vsp_rules_free(rules);
     free(as);
+    const char *stats = getenv("VRAMSPY_REPORT_STATS");
+    if (stats && *stats && strcmp(stats, "0"))
+        fprintf(stderr, "vramspy-report: stats: site-name work %llu\n", (unsigned long long)vsp_site_work());
     if (fflush(out) != 0 || (out != stdout && fclose(out) != 0)) {
         fprintf(stderr, "vramspy-report: writing the report failed: %s\n", strerror(errno));
         return 2;

@@ -448,6 +448,97 @@ static void frame_label(char *buf, size_t len, const struct vsp_frame_info *f)
         snprintf(buf + n, len - n, " (%s:%d)", f->file, f->line);
 }
 
+/* The findings' distinct stacks by prefix: how many distinct stacks begin with each prefix of
+ * frames (a 64-bit hash of the prefix, open addressing). A stack's prefix of length L that another
+ * stack shares is the place they go apart at L or later; one pass over every finding's frames
+ * builds it and a lookup per frame answers a site, so the text report stays linear in its
+ * findings (the pairwise comparison it replaces took 59 s for 16,384 leak stacks). */
+struct vsp_site_index {
+    size_t cap;       /* power of two */
+    uint64_t *keys;   /* prefix hash | 1 (0: empty) */
+    uint32_t *counts; /* distinct stacks with that prefix */
+};
+
+static uint64_t g_site_work;
+
+uint64_t vsp_site_work(void) { return g_site_work; }
+
+static uint64_t prefix_hash(uint64_t h, uint64_t frame)
+{
+    h ^= frame + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h | 1;
+}
+
+/* The slot of key (its own, or the empty one where it goes). */
+static size_t site_slot(const struct vsp_site_index *x, uint64_t key)
+{
+    size_t i = key & (x->cap - 1);
+    while (x->keys[i] && x->keys[i] != key)
+        i = (i + 1) & (x->cap - 1);
+    g_site_work++;
+    return i;
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static struct vsp_site_index *site_index(const struct vsp_analysis *a)
+{
+    uint32_t *ids = calloc(a->nfindings ? a->nfindings : 1, sizeof *ids);
+    size_t nid = 0, total = 0;
+    if (!ids)
+        return NULL;
+    for (size_t i = 0; i < a->nfindings; i++)
+        if (a->findings[i].stack_id)
+            ids[nid++] = a->findings[i].stack_id;
+    if (nid)
+        qsort(ids, nid, sizeof *ids, cmp_u32);
+    for (size_t i = 0; i < nid; i++) {
+        const struct vsp_stack *st = (i && ids[i] == ids[i - 1]) ? NULL : vsp_analysis_stack(a, ids[i]);
+        total += st ? st->nframes + 1 : 0;
+    }
+    size_t cap = 64;
+    while (cap < 2 * total)
+        cap *= 2;
+    struct vsp_site_index *x = calloc(1, sizeof *x + cap * (sizeof *x->keys + sizeof *x->counts));
+    if (!x) {
+        free(ids);
+        return NULL;
+    }
+    x->cap = cap;
+    x->keys = (uint64_t *)(x + 1);
+    x->counts = (uint32_t *)(x->keys + cap);
+    for (size_t i = 0; i < nid; i++) {
+        const struct vsp_stack *st = (i && ids[i] == ids[i - 1]) ? NULL : vsp_analysis_stack(a, ids[i]);
+        if (!st || !st->nframes)
+            continue;
+        /* stacks of the same frames (distinct ids) count once: nothing tells them apart; the whole
+         * stack's key (its prefix hash marked by one more step) says whether it was seen */
+        uint64_t h = 0;
+        for (uint32_t k = 0; k < st->nframes; k++)
+            h = prefix_hash(h, st->frames[k]);
+        size_t whole = site_slot(x, prefix_hash(h, UINT64_MAX));
+        if (x->keys[whole])
+            continue;
+        x->keys[whole] = prefix_hash(h, UINT64_MAX);
+        h = 0;
+        for (uint32_t k = 0; k < st->nframes; k++) {
+            h = prefix_hash(h, st->frames[k]);
+            size_t s = site_slot(x, h);
+            x->keys[s] = h;
+            x->counts[s]++;
+        }
+    }
+    free(ids);
+    return x;
+}
+
 /* A finding's call site: its innermost frame, and when another finding's different stack shares
  * that frame, the frames out to the innermost one that differs (at most 3 shown, "..." between),
  * so that two stacks through the same helper are told apart. */
@@ -457,16 +548,19 @@ void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct v
     const struct vsp_stack *st = vsp_analysis_stack(a, id);
     if (!st || !st->nframes)
         return;
-    unsigned upto = 0; /* the index of the innermost frame that tells it apart */
-    for (size_t i = 0; i < a->nfindings; i++) {
-        const struct vsp_stack *o = vsp_analysis_stack(a, a->findings[i].stack_id);
-        if (!o || o == st || !o->nframes || o->frames[0] != st->frames[0])
-            continue;
-        unsigned k = 0;
-        while (k < st->nframes && k < o->nframes && st->frames[k] == o->frames[k])
-            k++;
-        if (k < st->nframes && k > upto)
-            upto = k;
+    /* built once the findings are final (after --suppress), on the first site asked for */
+    struct vsp_analysis *mut = (struct vsp_analysis *)a;
+    if (!mut->sites)
+        mut->sites = site_index(a);
+    unsigned upto = 0; /* the index of the innermost frame that tells it apart: the longest prefix
+                          shorter than the stack that another stack shares */
+    uint64_t h = 0;
+    for (unsigned k = 0; a->sites && k + 1 < st->nframes; k++) {
+        h = prefix_hash(h, st->frames[k]);
+        size_t s = site_slot(a->sites, h);
+        if (!a->sites->keys[s] || a->sites->counts[s] < 2)
+            break;
+        upto = k + 1;
     }
     struct vsp_frame_info fi[MAX_INLINE];
     char f[1100];

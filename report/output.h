@@ -34,6 +34,9 @@ char *vsp_command_line(const struct vsp_analysis *a);
 /* A call site's name: the innermost frame, and as many frames out as it takes to tell it from the
  * other findings' stacks that share that frame ("make_buffer (leaky.c:4) <- main (leaky.c:12)"). */
 void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct vsp_symbolizer *sym, uint32_t stack_id);
+/* The work vsp_site_name has done in this process (frames hashed or looked up): linear in the
+ * findings' frames, whatever their number (VRAMSPY_REPORT_STATS shows it). */
+uint64_t vsp_site_work(void);
 
 json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym);
 /* "512 B", "1.5 MiB"... */
