@@ -8,6 +8,7 @@
 #endif
 #include "formats.h"
 #include "output.h"
+#include "plan.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -167,13 +168,19 @@ struct proc_id {
     char *cmd;
     uint32_t pid, ppid;
     uint64_t start;
+    int32_t rank;   /* -1: none */
     size_t input;   /* position among the traces given */
     char *name;     /* filled by name_processes */
 };
 
+/* Ranks first, in rank order (a job's processes: SVG panels and JUnit suites as --job lists them),
+ * then by start. */
 static int by_start(const void *x, const void *y)
 {
     const struct proc_id *a = *(const struct proc_id *const *)x, *b = *(const struct proc_id *const *)y;
+    int64_t ra = a->rank >= 0 ? a->rank : INT32_MAX, rb = b->rank >= 0 ? b->rank : INT32_MAX;
+    if (ra != rb)
+        return ra < rb ? -1 : 1;
     if (a->start != b->start)
         return a->start < b->start ? -1 : 1;
     return a->input < b->input ? -1 : a->input > b->input;
@@ -211,6 +218,7 @@ static void proc_id_init(struct proc_id *p, const struct vsp_analysis *a, size_t
     p->cmd = command_line(a);
     p->pid = a->pid;
     p->ppid = a->ppid;
+    p->rank = a->have_host ? a->rank : -1;
     p->input = input;
     p->start = vsp_analysis_start_key(a);
 }
@@ -385,6 +393,9 @@ struct svg_trace {
     uint64_t peak_bytes, peak_time_ns;
     uint64_t dev_max, host_max;
     int present[VSP_MEM_COUNT_];
+    /* --plan: each purpose's planned bytes, a dashed line across the device chart */
+    struct { int purpose; uint64_t bytes; } planned[VSP_PLAN_COUNT_];
+    int nplanned;
 };
 
 static struct {
@@ -478,6 +489,15 @@ void vsp_svg_trace(FILE *out, const char *path, const struct vsp_analysis *a, in
         for (int k = 0; k < VSP_MEM_COUNT_; k++)
             if (t->samples[i].bytes[k] && k != VSP_MEM_MAPPING)
                 t->present[k] = 1;
+    }
+    for (int r = 0; a->plan && r < a->plan->nrows && t->nplanned < VSP_PLAN_COUNT_; r++) {
+        const struct vsp_plan_row *row = &a->plan->rows[r];
+        if (!row->planned)
+            continue;
+        t->planned[t->nplanned].purpose = row->purpose;
+        t->planned[t->nplanned++].bytes = row->planned;
+        if (row->planned > t->dev_max)
+            t->dev_max = row->planned; /* the chart reaches the highest planned line */
     }
     svg.n++;
 }
@@ -697,6 +717,15 @@ static void svg_legend(FILE *out)
                 x + 6, x + 6, x + 16);
         x += 110;
     }
+    int planned = 0;
+    for (size_t i = 0; i < svg.n; i++)
+        planned |= svg.tr[i].nplanned > 0;
+    if (planned) {
+        fprintf(out, "<line x1=\"%d\" x2=\"%d\" y1=\"67\" y2=\"67\" stroke=\"#555\" stroke-width=\"1.5\" "
+                     "stroke-dasharray=\"8 4\"/><text x=\"%d\" y=\"72\">planned (--plan)</text>\n",
+                x, x + 20, x + 26);
+        x += 140;
+    }
     any = 0;
     for (size_t k = 0; k < sizeof legend_marks / sizeof legend_marks[0]; k++) {
         int kind = legend_marks[k];
@@ -726,6 +755,26 @@ static void live_note(FILE *out, double xe, double top, double h, uint64_t ymax,
     double ty = y < top + 12 ? top + 12 : y > top + h - 16 ? top + h - 16 : y;
     fprintf(out, "<text x=\"%d\" y=\"%.1f\" font-weight=\"bold\">%s: %s</text>", NOTE_X, ty + 4, when, lbl);
     fprintf(out, "<text x=\"%d\" y=\"%.1f\" fill=\"#555\" font-size=\"11\">%s</text></g>\n", NOTE_X, ty + 17, chart);
+}
+
+static const char *const plan_colors[VSP_PLAN_COUNT_] = {"#2ca02c", "#17becf", "#bcbd22", "#7f7f7f", "#d62728"};
+
+/* --plan: a dashed line per purpose at its planned bytes, named at the left edge (weights,
+ * kv_cache, activations and overhead are parts of the total; each is drawn at its own size). */
+static void planned_lines(FILE *out, const struct svg_trace *t, double top, double h, uint64_t ymax)
+{
+    char lbl[32];
+    for (int i = 0; i < t->nplanned; i++) {
+        int pu = t->planned[i].purpose;
+        double y = top + h - (double)t->planned[i].bytes * h / (double)ymax;
+        vsp_human_bytes(lbl, sizeof lbl, t->planned[i].bytes);
+        fprintf(out, "<g class=\"planned\"><title>planned %s: %s</title><line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" "
+                     "y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.5\" stroke-dasharray=\"8 4\"/>"
+                     "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" fill=\"%s\" stroke=\"white\" stroke-width=\"3\" "
+                     "paint-order=\"stroke\">planned %s %s</text></g>\n",
+                vsp_plan_purpose_name(pu), lbl, PLOT_X, PLOT_X + PLOT_W, y, y, plan_colors[pu % VSP_PLAN_COUNT_],
+                PLOT_X + 4 + 150 * i, y - 3, plan_colors[pu % VSP_PLAN_COUNT_], vsp_plan_purpose_name(pu), lbl);
+    }
 }
 
 /* Times outside the axis (a corrupt or odd trace) are drawn at its ends, never outside the plot. */
@@ -879,6 +928,7 @@ void vsp_svg_end(FILE *out)
         }
         free(xs0);
         free(xs1);
+        planned_lines(out, t, dev_top, DEV_H, dmax);
 
         /* the device peak */
         char lbl[48];
