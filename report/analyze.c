@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "trace_reader.h"
@@ -1179,6 +1180,16 @@ const struct vsp_stack *vsp_analysis_stack(const struct vsp_analysis *a, uint32_
 
 int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct vsp_analysis *a)
 {
+    /* a trace is read more than once (a second pass; again when its process ended meanwhile) and
+     * opening a FIFO waits for its writer: only a file will do */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        memset(a, 0, sizeof *a);
+        snprintf(a->error, sizeof a->error, "%s: not a regular file (%s): a trace is read more than once; save it "
+                 "to a file first", path, S_ISFIFO(sb.st_mode) ? "a pipe or FIFO" : S_ISDIR(sb.st_mode) ? "a directory"
+                 : "a device or socket");
+        return -1;
+    }
     int ended_meanwhile = 0;
     int rc = analyze_once(path, o, a, &ended_meanwhile);
     if (rc == 0 && ended_meanwhile) {

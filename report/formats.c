@@ -37,8 +37,9 @@ static int utf8_len(const unsigned char *s)
     return n;
 }
 
-/* Text and attribute values: markup escaped, control characters dropped, and bytes that are not
- * UTF-8 (a path or an argument can be any bytes) written as '?', so the document always parses. */
+/* Text and attribute values: markup escaped, and control characters (but newline and tab) and
+ * bytes that are not UTF-8 (a path or an argument can be any bytes) written as \xNN, so the
+ * document always parses. */
 static void xml_escape(FILE *out, const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -51,15 +52,9 @@ static void xml_escape(FILE *out, const char *str)
         case '\'': fputs("&apos;", out); s++; continue;
         default: break;
         }
-        if (*s < 0x20) {
-            if (*s == '\n' || *s == '\t')
-                fputc(*s, out);
-            s++;
-            continue;
-        }
         int n = utf8_len(s);
-        if (!n) {
-            fputc('?', out);
+        if (!n || (*s < 0x20 && *s != '\n' && *s != '\t') || *s == 0x7f) {
+            fprintf(out, "\\x%02x", *s); /* the report's one rule for bytes that are not text (output.h) */
             s++;
             continue;
         }
@@ -259,9 +254,13 @@ void vsp_perfetto_trace(FILE *out, const struct vsp_analysis *a, int first)
 #define TS(t) ((double)((t) >= t0 ? (t) - t0 : 0) / 1000.0)
     fprintf(out, "%s{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"args\":{\"name\":\"",
             first ? "" : ",\n", a->pid);
-    for (const char *p = a->exe ? a->exe : "?"; *p; p++)
-        if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-            fputc(*p, out);
+    char *exe = vsp_escape_bytes(a->exe ? a->exe : "?", 1); /* \xNN: its backslash escaped below */
+    for (const char *p = exe ? exe : "?"; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fputc('\\', out);
+        fputc(*p, out);
+    }
+    free(exe);
     fprintf(out, " (%u)\"}}", a->pid);
     for (size_t i = 0; i < a->nsamples; i++) {
         const struct vsp_sample *s = &a->samples[i];

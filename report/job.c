@@ -193,7 +193,7 @@ static json_t *process_numbers(const struct vsp_analysis *a, size_t index, json_
     json_object_set_new(o, "process", json_integer((json_int_t)index));
     json_object_set_new(o, "pid", json_integer(a->pid));
     json_object_set_new(o, "rank", int_or_null(a->rank));
-    json_object_set_new(o, "host", a->host ? json_string(a->host) : json_null());
+    json_object_set_new(o, "host", vsp_json_text(a->host));
     static const char *const nums[] = {"count", "bytes", "measured_bytes", "planned_bytes", "requested", "deviation"};
     for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
         json_t *v = json_object_get(f, nums[i]);
@@ -256,7 +256,7 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
         json_t *o = json_object();
         json_object_set_new(o, "pid", json_integer(a->pid));
         json_object_set_new(o, "ppid", json_integer(a->ppid));
-        json_object_set_new(o, "host", a->host ? json_string(a->host) : json_null());
+        json_object_set_new(o, "host", vsp_json_text(a->host));
         json_object_set_new(o, "rank", int_or_null(a->rank));
         json_object_set_new(o, "local_rank", int_or_null(a->local_rank));
         json_object_set_new(o, "world_size", int_or_null(a->world_size));
@@ -264,15 +264,15 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
         for (size_t d = 0; d < a->ndevices; d++)
             json_array_append_new(devs, a->devices[d].device >= 0 ? json_integer(a->devices[d].device) : json_null());
         json_object_set_new(o, "devices", devs);
-        json_object_set_new(o, "exe", a->exe ? json_string(a->exe) : json_null());
+        json_object_set_new(o, "exe", vsp_json_text(a->exe));
         json_t *argv = json_array();
         for (int i = 0; i < a->argc; i++)
-            json_array_append_new(argv, json_string(a->argv[i] ? a->argv[i] : ""));
+            json_array_append_new(argv, vsp_json_text(a->argv[i] ? a->argv[i] : ""));
         json_object_set_new(o, "argv", argv);
         char *cmd = vsp_command_line(a);
-        json_object_set_new(o, "command_line", json_string(cmd ? cmd : "?"));
+        json_object_set_new(o, "command_line", vsp_json_text(cmd ? cmd : "?"));
         free(cmd);
-        json_object_set_new(o, "trace", json_string(q->path));
+        json_object_set_new(o, "trace", vsp_json_text(q->path));
         json_object_set_new(o, "complete", json_boolean(a->complete));
         json_object_set_new(o, "in_progress", json_boolean(a->in_progress));
         json_object_set_new(o, "start_realtime_ns", json_integer((json_int_t)vsp_analysis_start_key(a)));
@@ -327,7 +327,7 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
                             json_array_append_new(ranks, json_integer(b->rank));
                     }
             }
-            json_object_set_new(o, "host", a->host ? json_string(a->host) : json_null());
+            json_object_set_new(o, "host", vsp_json_text(a->host));
             json_object_set_new(o, "device", dev >= 0 ? json_integer(dev) : json_null());
             json_object_set_new(o, "peak_bytes", json_integer((json_int_t)group_peak(p, n, h, dev)));
             json_object_set_new(o, "live_bytes", json_integer((json_int_t)live));
@@ -527,10 +527,14 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
         vsp_human_bytes(h2, sizeof h2, jbytes(tot, "live_bytes"));
         ints(list, sizeof list, json_object_get(o, "devices"));
         json_t *host = json_object_get(o, "host");
+        /* names as text: control characters as \xNN (the JSON strings may hold them) */
+        char *he = vsp_escape_bytes(json_is_string(host) ? json_string_value(host) : "?", 1),
+             *ce = vsp_escape_bytes(json_string_value(json_object_get(o, "command_line")), 1);
         fprintf(out, "  %-5s %-8" JSON_INTEGER_FORMAT " %-16s %-8s %10s %12s %8" JSON_INTEGER_FORMAT "  %s\n", r,
-                json_integer_value(json_object_get(o, "pid")), json_is_string(host) ? json_string_value(host) : "?",
-                list[0] ? list : "-", h1, h2, json_integer_value(json_object_get(o, "findings")),
-                json_string_value(json_object_get(o, "command_line")));
+                json_integer_value(json_object_get(o, "pid")), he ? he : "?", list[0] ? list : "-", h1, h2,
+                json_integer_value(json_object_get(o, "findings")), ce ? ce : "?");
+        free(he);
+        free(ce);
     }
     fprintf(out, "\nby device (all its processes together):\n  %-16s %-7s %10s %12s  %s\n", "host", "device", "peak",
             "live at end", "ranks (pids)");
@@ -542,8 +546,9 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
         vsp_human_bytes(h2, sizeof h2, jbytes(o, "live_bytes"));
         ints(list, sizeof list, json_object_get(o, "ranks"));
         ints(pids, sizeof pids, json_object_get(o, "pids"));
-        fprintf(out, "  %-16s %-7s %10s %12s  %s (%s)\n", json_is_string(host) ? json_string_value(host) : "?", d, h1,
-                h2, list[0] ? list : "-", pids);
+        char *he = vsp_escape_bytes(json_is_string(host) ? json_string_value(host) : "?", 1);
+        fprintf(out, "  %-16s %-7s %10s %12s  %s (%s)\n", he ? he : "?", d, h1, h2, list[0] ? list : "-", pids);
+        free(he);
     }
     fprintf(out, "\nfindings, merged across processes:%s\n", json_array_size(fs) ? "" : " none");
     json_array_foreach(fs, i, o) {
@@ -572,9 +577,11 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
             snprintf(what, sizeof what, "by %s", json_string_value(json_object_get(o, "api")));
         }
         ints(list, sizeof list, json_object_get(o, "ranks"));
+        char *we = vsp_escape_bytes(where, 1);
         fprintf(out, "  %s%s%s %s%s%s: in %zu of %zu process%s%s%s%s%s\n", b0, kind ? kind : "?", b1, what,
-                where[0] ? " at " : "", where, np, n, n == 1 ? "" : "es", list[0] ? " (ranks " : "", list,
+                where[0] ? " at " : "", we ? we : where, np, n, n == 1 ? "" : "es", list[0] ? " (ranks " : "", list,
                 list[0] ? ")" : "", json_is_true(json_object_get(o, "uncertain")) ? " (uncertain)" : "");
+        free(we);
     }
     /* the plans, in rank order: each process's own (two processes may share a pid) */
     size_t *order = job_order(p, n);
@@ -582,10 +589,12 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
         const struct vsp_analysis *a = p[order[k]].a;
         if (!a->plan)
             continue;
+        char *he = vsp_escape_bytes(a->host ? a->host : "", 1);
         if (a->rank >= 0)
-            fprintf(out, "\nrank %d (pid %u%s%s):", a->rank, a->pid, a->host ? " on " : "", a->host ? a->host : "");
+            fprintf(out, "\nrank %d (pid %u%s%s):", a->rank, a->pid, a->host ? " on " : "", he ? he : "");
         else
-            fprintf(out, "\npid %u%s%s:", a->pid, a->host ? " on " : "", a->host ? a->host : "");
+            fprintf(out, "\npid %u%s%s:", a->pid, a->host ? " on " : "", he ? he : "");
+        free(he);
         vsp_plan_text(out, a->plan);
     }
     free(order);

@@ -18,6 +18,7 @@
 #include "analyze.h"
 #include "config.h"
 #include "formats.h"
+#include "input.h"
 #include "job.h"
 #include "output.h"
 #include "plan.h"
@@ -401,7 +402,7 @@ int main(int argc, char **argv)
     static struct vsp_purposes purposes;
     if (o.purposes) {
         char err[300];
-        FILE *pf = fopen(o.purposes, "r");
+        FILE *pf = vsp_input_open(o.purposes);
         static char text[65536];
         int open_errno = errno;
         size_t n = pf ? fread(text, 1, sizeof text - 1, pf) : 0;

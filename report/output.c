@@ -117,9 +117,73 @@ static json_t *bytes_or_null(uint64_t v)
     return v == UINT64_MAX ? json_null() : json_integer((json_int_t)v);
 }
 
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when the bytes there are not one (overlong
+ * forms, surrogates and code points beyond U+10FFFF are not). */
+static int utf8_seq(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    int n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if (n == 3) {
+        unsigned cp = (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+        if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+    } else if (n == 4) {
+        unsigned cp = (unsigned)(s[0] & 0x07) << 18 | (unsigned)(s[1] & 0x3f) << 12;
+        if (cp < 0x10000 || cp > 0x10ffff)
+            return 0;
+    }
+    return n;
+}
+
+char *vsp_escape_bytes(const char *str, int control)
+{
+    const unsigned char *s = (const unsigned char *)(str ? str : "");
+    size_t n = strlen((const char *)s);
+    char *out = malloc(4 * n + 1), *o = out;
+    if (!out)
+        return NULL;
+    while (*s) {
+        int k = utf8_seq(s);
+        if (!k || (control && (*s < 0x20 || *s == 0x7f))) {
+            o += sprintf(o, "\\x%02x", *s);
+            s++;
+            continue;
+        }
+        memcpy(o, s, (size_t)k);
+        o += k;
+        s += k;
+    }
+    *o = 0;
+    return out;
+}
+
+json_t *vsp_json_text(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s); /* NULL when s is not UTF-8 */
+    if (j)
+        return j;
+    char *e = vsp_escape_bytes(s, 0);
+    j = json_string(e ? e : "?");
+    free(e);
+    return j ? j : json_string("?");
+}
+
+void vsp_fputs_text(FILE *out, const char *s)
+{
+    char *e = vsp_escape_bytes(s, 1);
+    fputs(e ? e : "?", out);
+    free(e);
+}
+
 static json_t *str_or_null(const char *s)
 {
-    return s && *s ? json_string(s) : json_null();
+    return s && *s ? vsp_json_text(s) : json_null();
 }
 
 /* The names of the common result codes: the runtime's for runtime APIs (cuda*), CUresult's for
@@ -243,7 +307,7 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
     json_object_set_new(p, "ppid", json_integer(a->ppid));
     json_object_set_new(p, "exe", str_or_null(a->exe));
     for (int i = 0; i < a->argc; i++)
-        json_array_append_new(argv, json_string(a->argv[i]));
+        json_array_append_new(argv, vsp_json_text(a->argv[i] ? a->argv[i] : ""));
     json_object_set_new(p, "argv", argv);
     if (a->have_host) { /* where it ran, its place in a job (HOST record) */
         json_object_set_new(p, "host", str_or_null(a->host));
@@ -253,7 +317,7 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
     }
     json_object_set_new(r, "process", p);
     json_t *t = json_object();
-    json_object_set_new(t, "path", json_string(path));
+    json_object_set_new(t, "path", vsp_json_text(path));
     json_object_set_new(t, "complete", json_boolean(a->complete));
     json_object_set_new(t, "events", json_integer((json_int_t)a->events));
     json_object_set_new(t, "dropped", json_integer((json_int_t)a->dropped));
@@ -343,7 +407,7 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
             json_object_set_new(o, "count", json_integer((json_int_t)f->count));
             break;
         case VSP_F_PLAN:
-            json_object_set_new(o, "purpose", json_string(f->purpose));
+            json_object_set_new(o, "purpose", vsp_json_text(f->purpose));
             if (f->device >= 0)
                 json_object_set_new(o, "device", json_integer(f->device));
             json_object_set_new(o, "planned_bytes", json_integer((json_int_t)f->planned));
@@ -370,7 +434,7 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
         json_t *ps = json_array();
         for (size_t i = 0; i < a->npurposes; i++) {
             json_t *row = json_object();
-            json_object_set_new(row, "label", json_string(a->purposes[i].label));
+            json_object_set_new(row, "label", vsp_json_text(a->purposes[i].label));
             json_object_set_new(row, "live_bytes", json_integer((json_int_t)a->purposes[i].live_bytes));
             json_object_set_new(row, "peak_bytes", json_integer((json_int_t)a->purposes[i].peak_bytes));
             json_object_set_new(row, "host_live_bytes", json_integer((json_int_t)a->purposes[i].host_live_bytes));
@@ -424,13 +488,20 @@ static void text_stack(FILE *out, struct vsp_symbolizer *sym, const struct vsp_a
                 continue;
             fprintf(out, "    #%-2d ", fno++);
             if (fi[j].function[0]) {
-                fprintf(out, "%s%s", fi[j].function, fi[j].inlined ? " [inlined]" : "");
-                if (fi[j].file[0])
-                    fprintf(out, " (%s:%d)", fi[j].file, fi[j].line);
-                else if (fi[j].module)
-                    fprintf(out, " (%s+0x%llx)", fi[j].module, (unsigned long long)fi[j].offset);
+                vsp_fputs_text(out, fi[j].function);
+                fprintf(out, "%s", fi[j].inlined ? " [inlined]" : "");
+                if (fi[j].file[0]) {
+                    fprintf(out, " (");
+                    vsp_fputs_text(out, fi[j].file);
+                    fprintf(out, ":%d)", fi[j].line);
+                } else if (fi[j].module) {
+                    fprintf(out, " (");
+                    vsp_fputs_text(out, fi[j].module);
+                    fprintf(out, "+0x%llx)", (unsigned long long)fi[j].offset);
+                }
             } else if (fi[j].module) {
-                fprintf(out, "%s+0x%llx", fi[j].module, (unsigned long long)fi[j].offset);
+                vsp_fputs_text(out, fi[j].module);
+                fprintf(out, "+0x%llx", (unsigned long long)fi[j].offset);
             } else {
                 fprintf(out, "0x%llx", (unsigned long long)fi[j].address);
             }
@@ -573,7 +644,9 @@ void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct v
         }
         vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
         frame_label(f, sizeof f, &fi[0]); /* the innermost expansion: the line of the call */
-        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", k ? " <- " : "", f);
+        char *fe = vsp_escape_bytes(f, 1);
+        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", k ? " <- " : "", fe ? fe : f);
+        free(fe);
         if (n >= len)
             break;
     }
@@ -594,22 +667,31 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
                         int color)
 {
     char b1[32], b2[32], b3[32];
-    fprintf(out, "%svramspy report: %s%s\n", color ? "\033[1m" : "", path, color ? "\033[0m" : "");
-    fprintf(out, "process: pid %u, %s", a->pid, a->exe ? a->exe : "?");
-    for (int i = 1; i < a->argc; i++)
-        fprintf(out, " %s", a->argv[i]);
-    if (a->have_host && a->rank >= 0)
-        fprintf(out, " (host %s, rank %d of %d)", a->host ? a->host : "?", a->rank, a->world_size);
-    fprintf(out, "\ntrace: %s, %llu events, %llu dropped\n",
+    /* names from the trace and the command line are any bytes: control and non-UTF-8 bytes as \xNN */
+    fprintf(out, "%svramspy report: ", color ? "\033[1m" : "");
+    vsp_fputs_text(out, path);
+    fprintf(out, "%s\nprocess: pid %u, ", color ? "\033[0m" : "", a->pid);
+    vsp_fputs_text(out, a->exe ? a->exe : "?");
+    for (int i = 1; i < a->argc; i++) {
+        fputc(' ', out);
+        vsp_fputs_text(out, a->argv[i] ? a->argv[i] : "");
+    }
+    if (a->have_host && a->rank >= 0) {
+        fprintf(out, " (host ");
+        vsp_fputs_text(out, a->host ? a->host : "?");
+        fprintf(out, ", rank %d of %d)", a->rank, a->world_size);
+    }
+    fprintf(out, "\ntrace: %s, %llu event%s, %llu dropped\n",
             a->in_progress ? "IN PROGRESS (the process is still running)" : a->complete ? "complete" : "INCOMPLETE",
-            (unsigned long long)a->events, (unsigned long long)a->dropped);
+            (unsigned long long)a->events, a->events == 1 ? "" : "s", (unsigned long long)a->dropped);
     vsp_human_bytes(b1, sizeof b1, a->peak_bytes);
     vsp_human_bytes(b2, sizeof b2, a->live_bytes);
-    fprintf(out, "totals: %llu allocations (%llu of host memory), %llu frees, %llu failed; peak device %s; "
-                 "live at end: %llu allocations, %s\n",
-            (unsigned long long)a->allocations, (unsigned long long)a->host_allocations,
-            (unsigned long long)a->frees, (unsigned long long)a->failed, b1,
-            (unsigned long long)a->live_allocations, b2);
+    fprintf(out, "totals: %llu allocation%s (%llu of host memory), %llu free%s, %llu failed; peak device %s; "
+                 "live at end: %llu allocation%s, %s\n",
+            (unsigned long long)a->allocations, a->allocations == 1 ? "" : "s",
+            (unsigned long long)a->host_allocations, (unsigned long long)a->frees, a->frees == 1 ? "" : "s",
+            (unsigned long long)a->failed, b1, (unsigned long long)a->live_allocations,
+            a->live_allocations == 1 ? "" : "s", b2);
     if (a->coverage.have) {
         const struct vsp_coverage *cv = &a->coverage;
         uint64_t own = cv->used_bytes > cv->baseline_bytes ? cv->used_bytes - cv->baseline_bytes : 0;

@@ -38,6 +38,14 @@ void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct v
  * findings' frames, whatever their number (VRAMSPY_REPORT_STATS shows it). */
 uint64_t vsp_site_work(void);
 
+/* Names from a trace or a command line are any bytes. The rule everywhere: a byte that is not part
+ * of valid UTF-8 (and, in text, a control character) is written as the four characters \xNN
+ * (lower-case hex); everything else as it is. vsp_escape_bytes: malloc'd, NULL when out of
+ * memory. vsp_json_text: a JSON string (null for NULL). vsp_fputs_text: to text output. */
+char *vsp_escape_bytes(const char *s, int control);
+json_t *vsp_json_text(const char *s);
+void vsp_fputs_text(FILE *out, const char *s);
+
 json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym);
 /* "512 B", "1.5 MiB"... */
 void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym, int color);
