@@ -16,24 +16,13 @@
 
 #define MAX_INLINE 16
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one XML may carry. */
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one XML may carry (U+FFFE
+ * and U+FFFF are not characters to XML). */
 static int utf8_len(const unsigned char *s)
 {
-    if (s[0] < 0x80)
-        return 1;
-    int n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if (n == 3) {
-        unsigned cp = (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
-        if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
-            return 0; /* overlong, surrogate, or a non-character XML forbids */
-    } else if (n == 4) {
-        unsigned cp = (unsigned)(s[0] & 0x07) << 18 | (unsigned)(s[1] & 0x3f) << 12;
-        if (cp < 0x10000 || cp > 0x10ffff)
-            return 0;
-    }
+    int n = vsp_utf8_seq(s);
+    if (n == 3 && s[0] == 0xef && s[1] == 0xbf && (s[2] == 0xbe || s[2] == 0xbf))
+        return 0;
     return n;
 }
 

@@ -117,9 +117,7 @@ static json_t *bytes_or_null(uint64_t v)
     return v == UINT64_MAX ? json_null() : json_integer((json_int_t)v);
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when the bytes there are not one (overlong
- * forms, surrogates and code points beyond U+10FFFF are not). */
-static int utf8_seq(const unsigned char *s)
+int vsp_utf8_seq(const unsigned char *s)
 {
     if (s[0] < 0x80)
         return 1;
@@ -147,7 +145,7 @@ char *vsp_escape_bytes(const char *str, int control)
     if (!out)
         return NULL;
     while (*s) {
-        int k = utf8_seq(s);
+        int k = vsp_utf8_seq(s);
         if (!k || (control && (*s < 0x20 || *s == 0x7f))) {
             o += sprintf(o, "\\x%02x", *s);
             s++;

@@ -43,6 +43,9 @@ uint64_t vsp_site_work(void);
  * (lower-case hex); everything else as it is. vsp_escape_bytes: malloc'd, NULL when out of
  * memory. vsp_json_text: a JSON string (null for NULL). vsp_fputs_text: to text output. */
 char *vsp_escape_bytes(const char *s, int control);
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when the bytes there are not one (overlong
+ * forms, surrogates and code points beyond U+10FFFF are not). */
+int vsp_utf8_seq(const unsigned char *s);
 json_t *vsp_json_text(const char *s);
 void vsp_fputs_text(FILE *out, const char *s);
 
