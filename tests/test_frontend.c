@@ -660,3 +660,25 @@ Test(vramspy_run, a_pipe_or_fifo_as_plan_is_refused_before_the_start)
     snprintf(cmd, sizeof cmd, "%s/marker", dir);
     cr_assert(!exists(cmd));
 }
+
+/* make bench (issue 20): a tracked file is rewritten only when asked */
+Test(make_bench, writes_a_copy_of_the_performance_document_unless_asked)
+{
+    struct run_result r;
+    sh(&r, "make -n bench 2>&1 | grep bench_doc.sh", NULL);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    cr_assert_not_null(strstr(r.out, "docs/PERFORMANCE.md build/PERFORMANCE.md"), "into a copy: %s", r.out);
+    sh(&r, "make -n bench BENCH_DOC=1 2>&1 | grep bench_doc.sh", NULL);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    cr_assert_not_null(strstr(r.out, "docs/PERFORMANCE.md docs/PERFORMANCE.md"), "asked: %s", r.out);
+    /* the script itself: the document given is read, the destination written */
+    char *dir = th_tmpdir(), cmd[9000];
+    snprintf(cmd, sizeof cmd,
+             "printf 'a\\n<!-- make bench: begin -->\\nold\\n<!-- make bench: end -->\\nz\\n' > '%s/doc.md' && "
+             "echo new > '%s/out.txt' && cp '%s/doc.md' '%s/before.md' && "
+             "tools/bench_doc.sh '%s/out.txt' '%s/doc.md' '%s/copy.md' && cmp '%s/doc.md' '%s/before.md' && "
+             "grep -q new '%s/copy.md'",
+             dir, dir, dir, dir, dir, dir, dir, dir, dir, dir);
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+}

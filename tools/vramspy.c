@@ -45,7 +45,8 @@ static void usage(FILE *f)
             "                       default when the run leaves several traces)\n"
             "  other options (--format, --suppress, --max-peak, --min-leak, --strict, --sysroot, ...) go to\n"
             "  the report; all are checked before the program starts\n"
-            "exit status: the program's own (128+N if signal N killed it), or N from --error-exitcode\n"
+            "exit status: the program's own (128+N if signal N killed it; 127 not found, 126 not\n"
+            "executable: it could not be started), or N from --error-exitcode\n"
             "when a --fail-on finding exists or the report fails; 2 for a usage error (the program is\n"
             "not started) or a failed report without --fail-on\n");
 }
