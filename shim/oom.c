@@ -212,7 +212,7 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
         }
     }
     vsp_human_bytes(live, sizeof live, total_live);
-    vsp_warn("live device memory: %s in %" PRIu64 " allocations", live, nlive);
+    vsp_warn("live device memory: %s in %" PRIu64 " allocation%s", live, nlive, nlive == 1 ? "" : "s");
     /* by purpose label, when the program or VRAMSPY_PURPOSES labels allocations */
     static uint64_t by_label[1024];
     memset(by_label, 0, sizeof by_label);

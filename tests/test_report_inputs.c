@@ -3,7 +3,8 @@
  * more than once, is refused; the small inputs are read once); plan sizes that would overflow are
  * errors naming the field; names that are not UTF-8 or hold control bytes are escaped (\xNN) in
  * JSON and text, never dropped or printed raw; a Hugging Face config given as the plan gets a
- * hint, a tolerance above 1 is refused, nf4 is listed, and one of a thing is not plural. */
+ * hint, a tolerance above 1 is refused, nf4 is listed, and one of a thing is not plural (in the
+ * report and in the shim's exit summary). */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -197,4 +198,10 @@ Test(report_inputs, one_allocation_is_not_plural)
     cr_assert_not_null(strstr(r.out, "trace: complete, 1 event, 0 dropped"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "totals: 1 allocation (0 of host memory), 0 frees, 0 failed"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "live at end: 1 allocation, 4.0 KiB"), "%s", r.out);
+    /* the shim's own exit summary too */
+    const char *prog[] = {VSP_PROGS "/prog_die", "exit", "1", NULL};
+    th_run_traced(&r, prog, dir, "die.trace", NULL);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "1 allocation (0 of host memory), 0 failed, 0 frees;"), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "live at exit: 1 allocation, 4.0 KiB"), "%s", r.err);
 }
