@@ -382,7 +382,7 @@ struct svg_trace {
     uint64_t dev_max, host_max;
     int present[VSP_MEM_COUNT_];
     /* --plan: each purpose's planned bytes, a dashed line across the device chart */
-    struct { int purpose; uint64_t bytes; } planned[VSP_PLAN_COUNT_];
+    struct { int purpose; const char *name; uint64_t bytes; } planned[VSP_PLAN_COUNT_];
     int nplanned;
 };
 
@@ -483,6 +483,7 @@ void vsp_svg_trace(FILE *out, const char *path, const struct vsp_analysis *a, in
         if (!row->planned)
             continue;
         t->planned[t->nplanned].purpose = row->purpose;
+        t->planned[t->nplanned].name = row->name ? row->name : "?";
         t->planned[t->nplanned++].bytes = row->planned;
         if (row->planned > t->dev_max)
             t->dev_max = row->planned; /* the chart reaches the highest planned line */
@@ -760,8 +761,8 @@ static void planned_lines(FILE *out, const struct svg_trace *t, double top, doub
                      "y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.5\" stroke-dasharray=\"8 4\"/>"
                      "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" fill=\"%s\" stroke=\"white\" stroke-width=\"3\" "
                      "paint-order=\"stroke\">planned %s %s</text></g>\n",
-                vsp_plan_purpose_name(pu), lbl, PLOT_X, PLOT_X + PLOT_W, y, y, plan_colors[pu % VSP_PLAN_COUNT_],
-                PLOT_X + 4 + 150 * i, y - 3, plan_colors[pu % VSP_PLAN_COUNT_], vsp_plan_purpose_name(pu), lbl);
+                t->planned[i].name, lbl, PLOT_X, PLOT_X + PLOT_W, y, y, plan_colors[pu % VSP_PLAN_COUNT_],
+                PLOT_X + 4 + 150 * i, y - 3, plan_colors[pu % VSP_PLAN_COUNT_], t->planned[i].name, lbl);
     }
 }
 

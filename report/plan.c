@@ -533,6 +533,7 @@ static int compare(const struct vsp_plan *p, struct vsp_analysis *a, const struc
             continue;
         struct vsp_plan_row *row = &r->rows[r->nrows++];
         row->purpose = k;
+        row->name = purpose_names[k];
         row->planned = planned[k];
         row->tolerance = p->tolerance[k];
         row->have_measured = !(k == VSP_PLAN_OVERHEAD && !act);
