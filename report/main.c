@@ -584,9 +584,9 @@ int main(int argc, char **argv)
     free(jp);
     if (o.fmt == FMT_TEXT)
         text_summary(out, by_kind, uncertain, &o, failing);
-    /* the verdict in the log too when the report itself goes elsewhere (a file, or a format that
-     * is not read in a log): one line per kind that fails the run */
-    for (int k = 0; k < VSP_F_COUNT_ && (o.fmt != FMT_TEXT || o.output); k++)
+    /* the verdict in the log too when the report itself goes to a file (-o): one line per kind
+     * that fails the run */
+    for (int k = 0; k < VSP_F_COUNT_ && o.output; k++)
         if (fail_by_kind[k])
             fprintf(stderr, "vramspy-report: --fail-on %s: %llu %s finding%s\n", vsp_finding_cli_name(k),
                     (unsigned long long)fail_by_kind[k], vsp_finding_json_name(k), fail_by_kind[k] == 1 ? "" : "s");
