@@ -69,7 +69,8 @@ SYMHELPER_OBJS := $(BUILD)/obj/pic/shim/symhelper.o $(BUILD)/obj/pic/report/dwfr
 
 READER_SRCS := report/trace_reader.c
 READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
-REPORT_SRCS := report/main.c report/analyze.c report/holders.c report/symbolize.c report/dwframe.c report/output.c report/suppress.c report/formats.c report/plan.c report/job.c
+REPORT_SRCS := report/main.c report/analyze.c report/holders.c report/symbolize.c report/dwframe.c report/output.c report/suppress.c report/formats.c report/plan.c report/job.c \
+               report/input.c
 REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 

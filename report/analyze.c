@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "trace_reader.h"
@@ -262,7 +263,8 @@ struct ctx {
     size_t capbs;
     uint64_t event_index;
     /* VMM: a physical allocation lives until released and unmapped everywhere */
-    struct map vmm_va;      /* mapped address -> physical handle */
+    struct vmm_mapping { uint64_t va, size, handle; } *vmm_maps; /* mapped ranges, by address */
+    size_t nvmm, capvmm;
     struct map vmm_handle;  /* physical handle -> mappings | VMM_RELEASED */
     size_t cappools;
     struct site_growth *gs; /* per a->by_stack entry */
@@ -712,32 +714,23 @@ static int on_free(struct ctx *c, const struct vsp_rec_event *e)
     return drop_live(c, key, slot, e);
 }
 
-/* cuMemMap / cuMemUnmap: count each physical allocation's mappings; the last unmap of a released
- * one frees it (NVIDIA's vectorAddMMAP releases each handle right after mapping it). */
-static int on_map(struct ctx *c, const struct vsp_rec_event *e)
+/* The first mapping at or above va (vmm_maps is sorted by address). */
+static size_t vmm_lower_bound(const struct ctx *c, uint64_t va)
 {
-    if (e->result != 0 || !e->ptr)
-        return 0;
-    int created;
-    if (e->op == VSP_OP_MAP) {
-        uint64_t *va = map_put(&c->vmm_va, e->ptr, &created);
-        uint64_t *h = map_put(&c->vmm_handle, e->aux, &created);
-        if (!va || !h)
-            return -1;
-        if (created)
-            *h = 0;
-        *va = e->aux;
-        (*h)++;
-        uint64_t *rs = map_get(&c->chunk_runs, e->tid);
-        if (rs && c->runs[*rs].chunks)
-            c->runs[*rs].mapped++;
-        return 0;
+    size_t lo = 0, hi = c->nvmm;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->vmm_maps[mid].va < va)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    uint64_t *va = map_get(&c->vmm_va, e->ptr);
-    if (!va)
-        return 0;
-    uint64_t handle = *va;
-    map_del(&c->vmm_va, e->ptr);
+    return lo;
+}
+
+/* One mapping of a physical allocation is gone: the last unmap of a released one frees it. */
+static int vmm_unmapped(struct ctx *c, uint64_t handle, const struct vsp_rec_event *e)
+{
     uint64_t *h = map_get(&c->vmm_handle, handle);
     if (!h)
         return 0;
@@ -749,6 +742,61 @@ static int on_map(struct ctx *c, const struct vsp_rec_event *e)
     uint64_t key = addr_key(CL_PHYSICAL, handle);
     uint64_t *slot = map_get(&c->live, key);
     return slot ? drop_live(c, key, slot, e) : 0;
+}
+
+/* cuMemMap / cuMemUnmap: count each physical allocation's mappings; the last unmap of a released
+ * one frees it (NVIDIA's vectorAddMMAP releases each handle right after mapping it). One unmap
+ * covers every mapping that starts inside its range: a growable vector maps its chunks with one
+ * cuMemMap each and unmaps them all with one cuMemUnmap of the whole range. */
+static int on_map(struct ctx *c, const struct vsp_rec_event *e)
+{
+    if (e->result != 0 || !e->ptr)
+        return 0;
+    size_t i = vmm_lower_bound(c, e->ptr);
+    if (e->op == VSP_OP_MAP) {
+        int created;
+        uint64_t *h = map_put(&c->vmm_handle, e->aux, &created);
+        if (!h)
+            return -1;
+        if (created)
+            *h = 0;
+        (*h)++;
+        uint64_t *rs = map_get(&c->chunk_runs, e->tid);
+        if (rs && c->runs[*rs].chunks)
+            c->runs[*rs].mapped++;
+        if (i < c->nvmm && c->vmm_maps[i].va == e->ptr) {
+            /* the same address mapped again without an unmap we saw: the newer mapping holds it */
+            uint64_t old = c->vmm_maps[i].handle;
+            c->vmm_maps[i] = (struct vmm_mapping){e->ptr, e->size, e->aux};
+            return vmm_unmapped(c, old, e);
+        }
+        GROW(c->vmm_maps, c->nvmm, c->capvmm);
+        memmove(&c->vmm_maps[i + 1], &c->vmm_maps[i], (c->nvmm - i) * sizeof *c->vmm_maps);
+        c->vmm_maps[i] = (struct vmm_mapping){e->ptr, e->size, e->aux};
+        c->nvmm++;
+        return 0;
+    }
+    /* an unmap of size 0 (not recorded) covers the mapping at its address only */
+    uint64_t end = e->size && e->ptr + e->size > e->ptr ? e->ptr + e->size : e->ptr + 1;
+    size_t j = i;
+    while (j < c->nvmm && c->vmm_maps[j].va < end)
+        j++;
+    if (j == i)
+        return 0;
+    /* take the covered mappings out first: dropping them may grow other tables, never this one */
+    size_t ncov = j - i;
+    uint64_t *handles = malloc(ncov * sizeof *handles);
+    if (!handles)
+        return -1;
+    for (size_t k = 0; k < ncov; k++)
+        handles[k] = c->vmm_maps[i + k].handle;
+    memmove(&c->vmm_maps[i], &c->vmm_maps[j], (c->nvmm - j) * sizeof *c->vmm_maps);
+    c->nvmm -= ncov;
+    int rc = 0;
+    for (size_t k = 0; k < ncov && rc == 0; k++)
+        rc = vmm_unmapped(c, handles[k], e);
+    free(handles);
+    return rc;
 }
 
 /* Coverage: the baseline is the first sample's memory beyond what was traced then (the context);
@@ -1295,7 +1343,7 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
     map_free(&c.chunk_born);
     free(c.runs);
     map_free(&c.by_stack);
-    map_free(&c.vmm_va);
+    free(c.vmm_maps);
     map_free(&c.vmm_handle);
     free(c.lv);
     free(c.freelist);
@@ -1356,6 +1404,16 @@ const struct vsp_stack *vsp_analysis_stack(const struct vsp_analysis *a, uint32_
 
 int vsp_analyze_file(const char *path, const struct vsp_analyze_opts *o, struct vsp_analysis *a)
 {
+    /* a trace is read more than once (a second pass; again when its process ended meanwhile) and
+     * opening a FIFO waits for its writer: only a file will do */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        memset(a, 0, sizeof *a);
+        snprintf(a->error, sizeof a->error, "%s: not a regular file (%s): a trace is read more than once; save it "
+                 "to a file first", path, S_ISFIFO(sb.st_mode) ? "a pipe or FIFO" : S_ISDIR(sb.st_mode) ? "a directory"
+                 : "a device or socket");
+        return -1;
+    }
     int ended_meanwhile = 0;
     int rc = analyze_once(path, o, a, &ended_meanwhile);
     if (rc == 0 && ended_meanwhile) {
@@ -1396,5 +1454,6 @@ void vsp_analysis_free(struct vsp_analysis *a)
     }
     free(a->devices);
     free(a->plan);
+    free(a->sites);
     memset(a, 0, sizeof *a);
 }

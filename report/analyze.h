@@ -207,6 +207,9 @@ struct vsp_analysis {
     size_t ndevices;
     /* --plan: the comparison (report/plan.c fills it, the report renders it); NULL without a plan */
     struct vsp_plan_result *plan;
+    /* output.c's index of the findings' call stacks for vsp_site_name, built on first use (one
+     * allocation; freed with the analysis) */
+    struct vsp_site_index *sites;
     char error[700];              /* set when the trace could not be read */
 };
 

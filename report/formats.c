@@ -8,6 +8,7 @@
 #endif
 #include "formats.h"
 #include "output.h"
+#include "plan.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -15,29 +16,19 @@
 
 #define MAX_INLINE 16
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one XML may carry. */
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one XML may carry (U+FFFE
+ * and U+FFFF are not characters to XML). */
 static int utf8_len(const unsigned char *s)
 {
-    if (s[0] < 0x80)
-        return 1;
-    int n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if (n == 3) {
-        unsigned cp = (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
-        if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
-            return 0; /* overlong, surrogate, or a non-character XML forbids */
-    } else if (n == 4) {
-        unsigned cp = (unsigned)(s[0] & 0x07) << 18 | (unsigned)(s[1] & 0x3f) << 12;
-        if (cp < 0x10000 || cp > 0x10ffff)
-            return 0;
-    }
+    int n = vsp_utf8_seq(s);
+    if (n == 3 && s[0] == 0xef && s[1] == 0xbf && (s[2] == 0xbe || s[2] == 0xbf))
+        return 0;
     return n;
 }
 
-/* Text and attribute values: markup escaped, control characters dropped, and bytes that are not
- * UTF-8 (a path or an argument can be any bytes) written as '?', so the document always parses. */
+/* Text and attribute values: markup escaped, and control characters (but newline and tab) and
+ * bytes that are not UTF-8 (a path or an argument can be any bytes) written as \xNN, so the
+ * document always parses. */
 static void xml_escape(FILE *out, const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -50,15 +41,9 @@ static void xml_escape(FILE *out, const char *str)
         case '\'': fputs("&apos;", out); s++; continue;
         default: break;
         }
-        if (*s < 0x20) {
-            if (*s == '\n' || *s == '\t')
-                fputc(*s, out);
-            s++;
-            continue;
-        }
         int n = utf8_len(s);
-        if (!n) {
-            fputc('?', out);
+        if (!n || (*s < 0x20 && *s != '\n' && *s != '\t') || *s == 0x7f) {
+            fprintf(out, "\\x%02x", *s); /* the report's one rule for bytes that are not text (output.h) */
             s++;
             continue;
         }
@@ -167,13 +152,19 @@ struct proc_id {
     char *cmd;
     uint32_t pid, ppid;
     uint64_t start;
+    int32_t rank;   /* -1: none */
     size_t input;   /* position among the traces given */
     char *name;     /* filled by name_processes */
 };
 
+/* Ranks first, in rank order (a job's processes: SVG panels and JUnit suites as --job lists them),
+ * then by start. */
 static int by_start(const void *x, const void *y)
 {
     const struct proc_id *a = *(const struct proc_id *const *)x, *b = *(const struct proc_id *const *)y;
+    int64_t ra = a->rank >= 0 ? a->rank : INT32_MAX, rb = b->rank >= 0 ? b->rank : INT32_MAX;
+    if (ra != rb)
+        return ra < rb ? -1 : 1;
     if (a->start != b->start)
         return a->start < b->start ? -1 : 1;
     return a->input < b->input ? -1 : a->input > b->input;
@@ -211,6 +202,7 @@ static void proc_id_init(struct proc_id *p, const struct vsp_analysis *a, size_t
     p->cmd = command_line(a);
     p->pid = a->pid;
     p->ppid = a->ppid;
+    p->rank = a->have_host ? a->rank : -1;
     p->input = input;
     p->start = vsp_analysis_start_key(a);
 }
@@ -251,9 +243,13 @@ void vsp_perfetto_trace(FILE *out, const struct vsp_analysis *a, int first)
 #define TS(t) ((double)((t) >= t0 ? (t) - t0 : 0) / 1000.0)
     fprintf(out, "%s{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"args\":{\"name\":\"",
             first ? "" : ",\n", a->pid);
-    for (const char *p = a->exe ? a->exe : "?"; *p; p++)
-        if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-            fputc(*p, out);
+    char *exe = vsp_escape_bytes(a->exe ? a->exe : "?", 1); /* \xNN: its backslash escaped below */
+    for (const char *p = exe ? exe : "?"; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fputc('\\', out);
+        fputc(*p, out);
+    }
+    free(exe);
     fprintf(out, " (%u)\"}}", a->pid);
     for (size_t i = 0; i < a->nsamples; i++) {
         const struct vsp_sample *s = &a->samples[i];
@@ -385,6 +381,9 @@ struct svg_trace {
     uint64_t peak_bytes, peak_time_ns;
     uint64_t dev_max, host_max;
     int present[VSP_MEM_COUNT_];
+    /* --plan: each purpose's planned bytes, a dashed line across the device chart */
+    struct { int purpose; const char *name; uint64_t bytes; } planned[VSP_PLAN_COUNT_];
+    int nplanned;
 };
 
 static struct {
@@ -478,6 +477,16 @@ void vsp_svg_trace(FILE *out, const char *path, const struct vsp_analysis *a, in
         for (int k = 0; k < VSP_MEM_COUNT_; k++)
             if (t->samples[i].bytes[k] && k != VSP_MEM_MAPPING)
                 t->present[k] = 1;
+    }
+    for (int r = 0; a->plan && r < a->plan->nrows && t->nplanned < VSP_PLAN_COUNT_; r++) {
+        const struct vsp_plan_row *row = &a->plan->rows[r];
+        if (!row->planned)
+            continue;
+        t->planned[t->nplanned].purpose = row->purpose;
+        t->planned[t->nplanned].name = row->name ? row->name : "?";
+        t->planned[t->nplanned++].bytes = row->planned;
+        if (row->planned > t->dev_max)
+            t->dev_max = row->planned; /* the chart reaches the highest planned line */
     }
     svg.n++;
 }
@@ -697,6 +706,15 @@ static void svg_legend(FILE *out)
                 x + 6, x + 6, x + 16);
         x += 110;
     }
+    int planned = 0;
+    for (size_t i = 0; i < svg.n; i++)
+        planned |= svg.tr[i].nplanned > 0;
+    if (planned) {
+        fprintf(out, "<line x1=\"%d\" x2=\"%d\" y1=\"67\" y2=\"67\" stroke=\"#555\" stroke-width=\"1.5\" "
+                     "stroke-dasharray=\"8 4\"/><text x=\"%d\" y=\"72\">planned (--plan)</text>\n",
+                x, x + 20, x + 26);
+        x += 140;
+    }
     any = 0;
     for (size_t k = 0; k < sizeof legend_marks / sizeof legend_marks[0]; k++) {
         int kind = legend_marks[k];
@@ -726,6 +744,26 @@ static void live_note(FILE *out, double xe, double top, double h, uint64_t ymax,
     double ty = y < top + 12 ? top + 12 : y > top + h - 16 ? top + h - 16 : y;
     fprintf(out, "<text x=\"%d\" y=\"%.1f\" font-weight=\"bold\">%s: %s</text>", NOTE_X, ty + 4, when, lbl);
     fprintf(out, "<text x=\"%d\" y=\"%.1f\" fill=\"#555\" font-size=\"11\">%s</text></g>\n", NOTE_X, ty + 17, chart);
+}
+
+static const char *const plan_colors[VSP_PLAN_COUNT_] = {"#2ca02c", "#17becf", "#bcbd22", "#7f7f7f", "#d62728"};
+
+/* --plan: a dashed line per purpose at its planned bytes, named at the left edge (weights,
+ * kv_cache, activations and overhead are parts of the total; each is drawn at its own size). */
+static void planned_lines(FILE *out, const struct svg_trace *t, double top, double h, uint64_t ymax)
+{
+    char lbl[32];
+    for (int i = 0; i < t->nplanned; i++) {
+        int pu = t->planned[i].purpose;
+        double y = top + h - (double)t->planned[i].bytes * h / (double)ymax;
+        vsp_human_bytes(lbl, sizeof lbl, t->planned[i].bytes);
+        fprintf(out, "<g class=\"planned\"><title>planned %s: %s</title><line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" "
+                     "y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.5\" stroke-dasharray=\"8 4\"/>"
+                     "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" fill=\"%s\" stroke=\"white\" stroke-width=\"3\" "
+                     "paint-order=\"stroke\">planned %s %s</text></g>\n",
+                t->planned[i].name, lbl, PLOT_X, PLOT_X + PLOT_W, y, y, plan_colors[pu % VSP_PLAN_COUNT_],
+                PLOT_X + 4 + 150 * i, y - 3, plan_colors[pu % VSP_PLAN_COUNT_], t->planned[i].name, lbl);
+    }
 }
 
 /* Times outside the axis (a corrupt or odd trace) are drawn at its ends, never outside the plot. */
@@ -879,6 +917,7 @@ void vsp_svg_end(FILE *out)
         }
         free(xs0);
         free(xs1);
+        planned_lines(out, t, dev_top, DEV_H, dmax);
 
         /* the device peak */
         char lbl[48];

@@ -43,6 +43,30 @@ static int by_rank(const void *x, const void *y)
     return i < j ? -1 : i > j;
 }
 
+/* The processes' indices by rank, then start (a new array, NULL when out of memory). */
+static size_t *job_order(const struct vsp_job_proc *p, size_t n)
+{
+    size_t *order = calloc(n ? n : 1, sizeof *order);
+    if (!order)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    g_sort = p;
+    qsort(order, n, sizeof *order, by_rank);
+    return order;
+}
+
+int vsp_job_same_process(const struct vsp_analysis *a, const struct vsp_analysis *b)
+{
+    if (a->pid != b->pid || strcmp(a->host ? a->host : "", b->host ? b->host : ""))
+        return 0;
+    /* the header's clocks at the trace's start: the boot (realtime - monotonic) and the start
+     * itself, to the nanosecond; without them (0) nothing tells, so they are not the same */
+    if (!a->start_realtime_ns || !a->start_monotonic_ns)
+        return 0;
+    return a->start_realtime_ns == b->start_realtime_ns && a->start_monotonic_ns == b->start_monotonic_ns;
+}
+
 static json_t *int_or_null(int32_t v) { return v >= 0 ? json_integer(v) : json_null(); }
 
 static uint64_t sample_device_bytes(const struct vsp_sample *s)
@@ -161,6 +185,24 @@ static void add_int(json_t *into, json_t *from, const char *key)
         json_object_set_new(into, key, json_integer(json_integer_value(a) + json_integer_value(b)));
 }
 
+/* A merged finding's entry for one process: which (its index in "processes", pid, rank, host) and
+ * its own numbers, which the merged finding sums (count, bytes) or shows as a range (the rest). */
+static json_t *process_numbers(const struct vsp_analysis *a, size_t index, json_t *f)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "process", json_integer((json_int_t)index));
+    json_object_set_new(o, "pid", json_integer(a->pid));
+    json_object_set_new(o, "rank", int_or_null(a->rank));
+    json_object_set_new(o, "host", vsp_json_text(a->host));
+    static const char *const nums[] = {"count", "bytes", "measured_bytes", "planned_bytes", "requested", "deviation"};
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        json_t *v = json_object_get(f, nums[i]);
+        if (json_is_number(v))
+            json_object_set(o, nums[i], v);
+    }
+    return o;
+}
+
 static int kind_index(json_t *f)
 {
     const char *k = json_string_value(json_object_get(f, "kind"));
@@ -184,17 +226,13 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
 {
     json_t *doc = json_object();
     json_object_set_new(doc, "schema", json_string("vramspy-job/1"));
-    size_t *order = calloc(n ? n : 1, sizeof *order);
+    size_t *order = job_order(p, n);
     const char **hosts = calloc(n ? n : 1, sizeof *hosts);
     if (!order || !hosts) {
         free(order);
         free(hosts);
         return doc;
     }
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    g_sort = p;
-    qsort(order, n, sizeof *order, by_rank);
     uint64_t t0 = UINT64_MAX, t1 = 0;
     for (size_t i = 0; i < n; i++) {
         if (vsp_analysis_start_key(p[i].a) < t0)
@@ -218,7 +256,7 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
         json_t *o = json_object();
         json_object_set_new(o, "pid", json_integer(a->pid));
         json_object_set_new(o, "ppid", json_integer(a->ppid));
-        json_object_set_new(o, "host", a->host ? json_string(a->host) : json_null());
+        json_object_set_new(o, "host", vsp_json_text(a->host));
         json_object_set_new(o, "rank", int_or_null(a->rank));
         json_object_set_new(o, "local_rank", int_or_null(a->local_rank));
         json_object_set_new(o, "world_size", int_or_null(a->world_size));
@@ -226,15 +264,15 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
         for (size_t d = 0; d < a->ndevices; d++)
             json_array_append_new(devs, a->devices[d].device >= 0 ? json_integer(a->devices[d].device) : json_null());
         json_object_set_new(o, "devices", devs);
-        json_object_set_new(o, "exe", a->exe ? json_string(a->exe) : json_null());
+        json_object_set_new(o, "exe", vsp_json_text(a->exe));
         json_t *argv = json_array();
         for (int i = 0; i < a->argc; i++)
-            json_array_append_new(argv, json_string(a->argv[i] ? a->argv[i] : ""));
+            json_array_append_new(argv, vsp_json_text(a->argv[i] ? a->argv[i] : ""));
         json_object_set_new(o, "argv", argv);
         char *cmd = vsp_command_line(a);
-        json_object_set_new(o, "command_line", json_string(cmd ? cmd : "?"));
+        json_object_set_new(o, "command_line", vsp_json_text(cmd ? cmd : "?"));
         free(cmd);
-        json_object_set_new(o, "trace", json_string(q->path));
+        json_object_set_new(o, "trace", vsp_json_text(q->path));
         json_object_set_new(o, "complete", json_boolean(a->complete));
         json_object_set_new(o, "in_progress", json_boolean(a->in_progress));
         json_object_set_new(o, "start_realtime_ns", json_integer((json_int_t)vsp_analysis_start_key(a)));
@@ -289,7 +327,7 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
                             json_array_append_new(ranks, json_integer(b->rank));
                     }
             }
-            json_object_set_new(o, "host", a->host ? json_string(a->host) : json_null());
+            json_object_set_new(o, "host", vsp_json_text(a->host));
             json_object_set_new(o, "device", dev >= 0 ? json_integer(dev) : json_null());
             json_object_set_new(o, "peak_bytes", json_integer((json_int_t)group_peak(p, n, h, dev)));
             json_object_set_new(o, "live_bytes", json_integer((json_int_t)live));
@@ -303,7 +341,8 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
     size_t nm = 0, capm = 16;
     json_t **merged = calloc(capm, sizeof *merged);
     char **keys = calloc(capm, sizeof *keys);
-    for (size_t k = 0; merged && keys && k < n; k++) {
+    size_t *last = calloc(capm, sizeof *last); /* per merged finding: 1 + the last process (k) in it */
+    for (size_t k = 0; merged && keys && last && k < n; k++) {
         const struct vsp_analysis *a = p[order[k]].a;
         json_t *fs = json_object_get(p[order[k]].report, "findings"), *f;
         size_t i;
@@ -316,18 +355,23 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
                 if (nm == capm) {
                     json_t **gm = realloc(merged, 2 * capm * sizeof *gm);
                     char **gk = gm ? realloc(keys, 2 * capm * sizeof *gk) : NULL;
+                    size_t *gl = gk ? realloc(last, 2 * capm * sizeof *gl) : NULL;
                     if (gm)
                         merged = gm;
-                    if (!gk) {
+                    if (gk)
+                        keys = gk;
+                    if (!gl) {
                         free(key);
                         break;
                     }
-                    keys = gk;
+                    last = gl;
                     capm *= 2;
                 }
                 json_t *c = json_deep_copy(f);
                 json_object_set_new(c, "pids", json_array());
                 json_object_set_new(c, "ranks", json_array());
+                json_object_set_new(c, "by_process", json_array());
+                last[nm] = 0;
                 merged[nm] = c;
                 keys[nm++] = key ? key : strdup("");
             } else {
@@ -337,14 +381,18 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
                 if (json_is_true(json_object_get(f, "uncertain")))
                     json_object_set_new(merged[m], "uncertain", json_true());
             }
-            json_t *pids = json_object_get(merged[m], "pids"), *pv;
-            size_t pi;
-            int have = 0;
-            json_array_foreach(pids, pi, pv) have |= json_integer_value(pv) == a->pid;
-            if (!have) {
-                json_array_append_new(pids, json_integer(a->pid));
+            /* a process is one trace (two ranks of one pid on two hosts are two), not a pid */
+            json_t *byp = json_object_get(merged[m], "by_process");
+            if (last[m] != k + 1) {
+                last[m] = k + 1;
+                json_array_append_new(json_object_get(merged[m], "pids"), json_integer(a->pid));
                 if (a->rank >= 0)
                     json_array_append_new(json_object_get(merged[m], "ranks"), json_integer(a->rank));
+                json_array_append_new(byp, process_numbers(a, k, f));
+            } else {
+                json_t *own = json_array_get(byp, json_array_size(byp) - 1);
+                add_int(own, f, "count");
+                add_int(own, f, "bytes");
             }
         }
     }
@@ -361,6 +409,7 @@ json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n)
     }
     free(merged);
     free(keys);
+    free(last);
     json_object_set_new(doc, "findings", findings);
     json_t *sum = json_object();
     json_object_set_new(sum, "processes", json_integer((json_int_t)n));
@@ -406,6 +455,29 @@ static uint64_t jhex(json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);
     return json_is_string(v) ? strtoull(json_string_value(v), NULL, 16) : 0;
+}
+
+/* A number of a merged finding as its processes had it: "192.0 MiB", or "192.0 MiB to 256.0 MiB"
+ * when they differ (from its by_process entries; the finding's own value when it has none). */
+static void range_bytes(char *buf, size_t len, json_t *f, const char *key)
+{
+    json_t *byp = json_object_get(f, "by_process"), *e;
+    size_t i;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    json_array_foreach(byp, i, e) {
+        uint64_t v = jbytes(e, key);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    if (lo == UINT64_MAX)
+        lo = hi = jbytes(f, key);
+    char l[32], h[32];
+    vsp_human_bytes(l, sizeof l, lo);
+    vsp_human_bytes(h, sizeof h, hi);
+    if (lo == hi)
+        snprintf(buf, len, "%s", l);
+    else
+        snprintf(buf, len, "%s to %s", l, h);
 }
 
 /* "function <- caller" of a finding's stack (two frames), or "": each frame named as the
@@ -467,10 +539,14 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
         vsp_human_bytes(h2, sizeof h2, jbytes(tot, "live_bytes"));
         ints(list, sizeof list, json_object_get(o, "devices"));
         json_t *host = json_object_get(o, "host");
+        /* names as text: control characters as \xNN (the JSON strings may hold them) */
+        char *he = vsp_escape_bytes(json_is_string(host) ? json_string_value(host) : "?", 1),
+             *ce = vsp_escape_bytes(json_string_value(json_object_get(o, "command_line")), 1);
         fprintf(out, "  %-5s %-8" JSON_INTEGER_FORMAT " %-16s %-8s %10s %12s %8" JSON_INTEGER_FORMAT "  %s\n", r,
-                json_integer_value(json_object_get(o, "pid")), json_is_string(host) ? json_string_value(host) : "?",
-                list[0] ? list : "-", h1, h2, json_integer_value(json_object_get(o, "findings")),
-                json_string_value(json_object_get(o, "command_line")));
+                json_integer_value(json_object_get(o, "pid")), he ? he : "?", list[0] ? list : "-", h1, h2,
+                json_integer_value(json_object_get(o, "findings")), ce ? ce : "?");
+        free(he);
+        free(ce);
     }
     fprintf(out, "\nby device (all its processes together):\n  %-16s %-7s %10s %12s  %s\n", "host", "device", "peak",
             "live at end", "ranks (pids)");
@@ -482,8 +558,9 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
         vsp_human_bytes(h2, sizeof h2, jbytes(o, "live_bytes"));
         ints(list, sizeof list, json_object_get(o, "ranks"));
         ints(pids, sizeof pids, json_object_get(o, "pids"));
-        fprintf(out, "  %-16s %-7s %10s %12s  %s (%s)\n", json_is_string(host) ? json_string_value(host) : "?", d, h1,
-                h2, list[0] ? list : "-", pids);
+        char *he = vsp_escape_bytes(json_is_string(host) ? json_string_value(host) : "?", 1);
+        fprintf(out, "  %-16s %-7s %10s %12s  %s (%s)\n", he ? he : "?", d, h1, h2, list[0] ? list : "-", pids);
+        free(he);
     }
     fprintf(out, "\nfindings, merged across processes:%s\n", json_array_size(fs) ? "" : " none");
     json_array_foreach(fs, i, o) {
@@ -491,11 +568,12 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
         char where[600], what[200] = "";
         site(where, sizeof where, o);
         size_t np = json_array_size(json_object_get(o, "pids"));
+        char r1[80], r2[80];
         if (json_is_string(json_object_get(o, "purpose"))) {
-            vsp_human_bytes(h1, sizeof h1, jbytes(o, "measured_bytes"));
-            vsp_human_bytes(h2, sizeof h2, jbytes(o, "planned_bytes"));
+            range_bytes(r1, sizeof r1, o, "measured_bytes");
+            range_bytes(r2, sizeof r2, o, "planned_bytes");
             snprintf(what, sizeof what, "%s measured %s against %s planned",
-                     json_string_value(json_object_get(o, "purpose")), h1, h2);
+                     json_string_value(json_object_get(o, "purpose")), r1, r2);
         } else if (json_is_integer(json_object_get(o, "bytes"))) {
             vsp_human_bytes(h1, sizeof h1, jbytes(o, "bytes"));
             snprintf(what, sizeof what, "%s in %" JSON_INTEGER_FORMAT " call%s by %s", h1,
@@ -503,31 +581,34 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
                      json_integer_value(json_object_get(o, "count")) == 1 ? "" : "s",
                      json_string_value(json_object_get(o, "api")));
         } else if (json_is_integer(json_object_get(o, "requested"))) {
-            vsp_human_bytes(h1, sizeof h1, jbytes(o, "requested"));
+            range_bytes(r1, sizeof r1, o, "requested");
             snprintf(what, sizeof what, "%s of %s failed %" JSON_INTEGER_FORMAT " time%s",
-                     json_string_value(json_object_get(o, "api")), h1, json_integer_value(json_object_get(o, "count")),
+                     json_string_value(json_object_get(o, "api")), r1, json_integer_value(json_object_get(o, "count")),
                      json_integer_value(json_object_get(o, "count")) == 1 ? "" : "s");
         } else {
             snprintf(what, sizeof what, "by %s", json_string_value(json_object_get(o, "api")));
         }
         ints(list, sizeof list, json_object_get(o, "ranks"));
+        char *we = vsp_escape_bytes(where, 1);
         fprintf(out, "  %s%s%s %s%s%s: in %zu of %zu process%s%s%s%s%s\n", b0, kind ? kind : "?", b1, what,
-                where[0] ? " at " : "", where, np, n, n == 1 ? "" : "es", list[0] ? " (ranks " : "", list,
+                where[0] ? " at " : "", we ? we : where, np, n, n == 1 ? "" : "es", list[0] ? " (ranks " : "", list,
                 list[0] ? ")" : "", json_is_true(json_object_get(o, "uncertain")) ? " (uncertain)" : "");
+        free(we);
     }
-    /* the plans, in rank order */
-    json_array_foreach(procs, i, o) {
-        for (size_t k = 0; k < n; k++) {
-            if (p[k].a->pid != (uint32_t)json_integer_value(json_object_get(o, "pid")) || !p[k].a->plan)
-                continue;
-            json_t *rank = json_object_get(o, "rank");
-            if (json_is_integer(rank))
-                fprintf(out, "\nrank %" JSON_INTEGER_FORMAT " (pid %u):", json_integer_value(rank), p[k].a->pid);
-            else
-                fprintf(out, "\npid %u:", p[k].a->pid);
-            vsp_plan_text(out, p[k].a->plan);
-            break;
-        }
+    /* the plans, in rank order: each process's own (two processes may share a pid) */
+    size_t *order = job_order(p, n);
+    for (size_t k = 0; order && k < n; k++) {
+        const struct vsp_analysis *a = p[order[k]].a;
+        if (!a->plan)
+            continue;
+        char *he = vsp_escape_bytes(a->host ? a->host : "", 1);
+        if (a->rank >= 0)
+            fprintf(out, "\nrank %d (pid %u%s%s):", a->rank, a->pid, a->host ? " on " : "", he ? he : "");
+        else
+            fprintf(out, "\npid %u%s%s:", a->pid, a->host ? " on " : "", he ? he : "");
+        free(he);
+        vsp_plan_text(out, a->plan);
     }
+    free(order);
     json_decref(doc);
 }

@@ -15,6 +15,11 @@ struct vsp_job_proc {
     json_t *report;               /* its vramspy-report/1 document (findings with symbolised stacks) */
 };
 
+/* Whether two analyses are one process (the same trace given twice, or two copies of it): same
+ * host, pid, boot and start (the header's realtime and monotonic clocks at its start). Two ranks
+ * with one pid in two containers or on two hosts are two processes. */
+int vsp_job_same_process(const struct vsp_analysis *a, const struct vsp_analysis *b);
+
 /* The vramspy-job/1 document (a new reference). */
 json_t *vsp_job_json(const struct vsp_job_proc *p, size_t n);
 /* The same for people: processes by rank, devices, merged findings, plans. */

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "formats.h"
 #include "holders.h"
+#include "input.h"
 #include "job.h"
 #include "output.h"
 #include "plan.h"
@@ -40,6 +41,10 @@ struct opts {
     const char *suppress, *output, *purposes;
     uint64_t min_leak;
     unsigned fail_mask;
+    unsigned fail_named;   /* the --fail-on kinds named one by one (not through "any") */
+    int run_status;        /* --run-status N: what vramspy run returns without a --fail-on finding (-1: not
+                              under vramspy run) */
+    int run_error_exitcode; /* --run-error-exitcode N: what it returns with one */
     const char *sysroot, *debug_dir;
     struct vsp_analyze_opts an;
     int color;
@@ -95,7 +100,8 @@ static void usage(FILE *f)
             "exit status: 0 no finding of a --fail-on kind, 1 at least one, 2 usage error or bad input\n");
 }
 
-static int parse_fail_on(const char *s, unsigned *mask)
+/* --fail-on KINDS into *mask; *named gets the kinds named one by one (not through "any"). */
+static int parse_fail_on(const char *s, unsigned *mask, unsigned *named)
 {
     char *dup = strdup(s), *save = NULL;
     int ok = 1;
@@ -108,6 +114,7 @@ static int parse_fail_on(const char *s, unsigned *mask)
         for (int k = 0; k < VSP_F_COUNT_; k++) {
             if (!strcmp(tok, vsp_finding_cli_name(k)) || !strcmp(tok, vsp_finding_json_name(k))) {
                 *mask |= 1u << k;
+                *named |= 1u << k;
                 found = 1;
             }
         }
@@ -151,6 +158,13 @@ static int output_writable(const char *path)
     return access(dir, W_OK | X_OK) == 0 ? 0 : -errno;
 }
 
+/* Two paths name one file (device and inode). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 /* --signal PID=N */
 static int parse_signal(const char *s, uint32_t *pid, int *sig)
 {
@@ -184,11 +198,15 @@ static void text_summary(FILE *out, const uint64_t *by_kind, uint64_t uncertain,
     if (uncertain)
         fprintf(out, " (%llu uncertain%s)", (unsigned long long)uncertain,
                 o->strict ? "" : ", not counted by --fail-on without --strict");
+    /* under vramspy run the status it returns: the program's own, or --error-exitcode's on a finding */
+    int under_run = o->run_status >= 0;
+    int status = under_run ? (failing ? o->run_error_exitcode : o->run_status) : failing;
+    const char *own = under_run && !failing ? "the program's own; " : "";
     if (!o->fail_mask) {
-        fprintf(out, "; exit status 0 (no --fail-on)\n");
+        fprintf(out, "; exit status %d (%sno --fail-on)\n", status, own);
         return;
     }
-    fprintf(out, "; exit status %d (--fail-on ", failing ? 1 : 0);
+    fprintf(out, "; exit status %d (%s--fail-on ", status, own);
     if (o->fail_mask == (1u << VSP_F_COUNT_) - 1) {
         fprintf(out, "any");
     } else {
@@ -215,11 +233,12 @@ static const char *const format_names[] = {"text", "json", "folded", "perfetto",
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.an.fallback_window_ns = 5000000000ull};
+    struct opts o = {.an.fallback_window_ns = 5000000000ull, .run_status = -1, .run_error_exitcode = 1};
     /* from 256: apart from the short options, so getopt's optopt tells a missing value */
     enum { OPT_FORMAT = 256, OPT_FAIL, OPT_SYSROOT, OPT_DEBUG, OPT_WINDOW, OPT_HELP, OPT_VERSION, OPT_WEIGH,
            OPT_SUPPRESS, OPT_MAXPEAK, OPT_MINLEAK, OPT_PURPOSES, OPT_STRICT, OPT_SIGNAL, OPT_CHECK,
-           OPT_UNTRACKED, OPT_PLAN, OPT_JOB, OPT_HOLDERS, OPT_NO_DEFAULT_HOLDERS, OPT_GROWTH_MIN };
+           OPT_UNTRACKED, OPT_PLAN, OPT_JOB, OPT_RUN_STATUS, OPT_RUN_ERROR, OPT_HOLDERS, OPT_NO_DEFAULT_HOLDERS,
+           OPT_GROWTH_MIN };
     static const struct option lo[] = {
         {"format", required_argument, NULL, OPT_FORMAT}, {"fail-on", required_argument, NULL, OPT_FAIL},
         {"weigh", required_argument, NULL, OPT_WEIGH}, {"suppress", required_argument, NULL, OPT_SUPPRESS},
@@ -231,6 +250,8 @@ int main(int argc, char **argv)
         {"signal", required_argument, NULL, OPT_SIGNAL}, {"check-options", no_argument, NULL, OPT_CHECK},
         {"untracked-min", required_argument, NULL, OPT_UNTRACKED},
         {"plan", required_argument, NULL, OPT_PLAN}, {"job", no_argument, NULL, OPT_JOB},
+        {"run-status", required_argument, NULL, OPT_RUN_STATUS},
+        {"run-error-exitcode", required_argument, NULL, OPT_RUN_ERROR},
         {"holders", required_argument, NULL, OPT_HOLDERS},
         {"no-default-holders", no_argument, NULL, OPT_NO_DEFAULT_HOLDERS},
         {"growth-min", required_argument, NULL, OPT_GROWTH_MIN},
@@ -309,9 +330,24 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_FAIL:
-            if (parse_fail_on(optarg, &o.fail_mask) < 0)
+            if (parse_fail_on(optarg, &o.fail_mask, &o.fail_named) < 0)
                 return 2;
             break;
+        case OPT_RUN_STATUS:
+        case OPT_RUN_ERROR: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 0 || v > 255) {
+                fprintf(stderr, "vramspy-report: %s: not an exit status from 0 to 255: '%s'\n",
+                        c == OPT_RUN_STATUS ? "--run-status" : "--run-error-exitcode", optarg);
+                return 2;
+            }
+            if (c == OPT_RUN_STATUS)
+                o.run_status = (int)v;
+            else
+                o.run_error_exitcode = (int)v;
+            break;
+        }
         case OPT_SYSROOT: o.sysroot = optarg; break;
         case OPT_DEBUG: o.debug_dir = optarg; break;
         case OPT_WINDOW: {
@@ -367,6 +403,17 @@ int main(int argc, char **argv)
                 format_names[o.fmt]);
         return 2;
     }
+    /* a gate that can never close is a usage error, not a silent pass */
+    if ((o.fail_named & (1u << VSP_F_PLAN)) && !o.plan) {
+        fprintf(stderr, "vramspy-report: --fail-on plan needs --plan FILE (without a plan there is nothing to "
+                        "fail on)\n");
+        return 2;
+    }
+    if ((o.fail_named & (1u << VSP_F_PEAK)) && !o.an.max_peak) {
+        fprintf(stderr, "vramspy-report: --fail-on peak needs --max-peak SIZE (without a budget there is nothing "
+                        "to fail on)\n");
+        return 2;
+    }
     if (o.sysroot && !is_dir(o.sysroot)) {
         fprintf(stderr, "vramspy-report: --sysroot %s: %s\n", o.sysroot,
                 access(o.sysroot, F_OK) == 0 ? "not a directory" : strerror(errno));
@@ -386,7 +433,7 @@ int main(int argc, char **argv)
     static struct vsp_purposes purposes;
     if (o.purposes) {
         char err[300];
-        FILE *pf = fopen(o.purposes, "r");
+        FILE *pf = vsp_input_open(o.purposes);
         static char text[65536];
         int open_errno = errno;
         size_t n = pf ? fread(text, 1, sizeof text - 1, pf) : 0;
@@ -473,7 +520,33 @@ int main(int argc, char **argv)
         free(as);
         return 2;
     }
+    /* a job counts each process once: the same trace given twice (or a copy of it) is one */
+    const char **paths = calloc((size_t)ntr + 1, sizeof *paths);
+    if (!paths) {
+        fprintf(stderr, "vramspy-report: out of memory\n");
+        return 2;
+    }
+    int nkept = 0;
+    for (int i = 0; i < ntr; i++) {
+        int dup = -1;
+        for (int j = 0; o.job && j < nkept && dup < 0; j++)
+            if (vsp_job_same_process(&as[j], &as[i]) || same_file(paths[j], argv[optind + i]))
+                dup = j;
+        if (dup >= 0) {
+            fprintf(stderr, "vramspy-report: %s is the process of %s again (pid %u%s%s): counted once\n",
+                    argv[optind + i], paths[dup], as[i].pid, as[i].host ? " on " : "", as[i].host ? as[i].host : "");
+            vsp_analysis_free(&as[i]);
+            continue;
+        }
+        if (nkept != i) {
+            as[nkept] = as[i];
+            memset(&as[i], 0, sizeof as[i]);
+        }
+        paths[nkept++] = argv[optind + i];
+    }
+    ntr = nkept;
     int failing = 0;
+    uint64_t fail_by_kind[VSP_F_COUNT_] = {0};
     uint64_t by_kind[VSP_F_COUNT_] = {0}, uncertain = 0;
     json_t *all = o.json && ntr > 1 && !o.job ? json_array() : NULL;
     struct vsp_job_proc *jp = o.job ? calloc((size_t)ntr, sizeof *jp) : NULL;
@@ -488,7 +561,7 @@ int main(int argc, char **argv)
     else if (o.fmt == FMT_JUNIT)
         vsp_junit_begin(out);
     for (int i = 0; i < ntr; i++) {
-        const char *path = argv[optind + i];
+        const char *path = paths[i];
         struct vsp_symbolizer *sym = vsp_sym_new(&as[i], o.sysroot, o.debug_dir);
         vsp_apply_holders(&as[i], holders, sym);
         vsp_apply_suppressions(&as[i], rules, o.min_leak, sym);
@@ -502,8 +575,10 @@ int main(int argc, char **argv)
             by_kind[f->kind]++;
             if (f->uncertain)
                 uncertain++;
-            if ((o.fail_mask & (1u << f->kind)) && (!f->uncertain || o.strict))
+            if ((o.fail_mask & (1u << f->kind)) && (!f->uncertain || o.strict)) {
                 failing = 1;
+                fail_by_kind[f->kind]++;
+            }
         }
         if (o.job && (o.fmt == FMT_JSON || o.fmt == FMT_TEXT)) {
             /* the job's document is written once every process is in */
@@ -561,6 +636,12 @@ int main(int argc, char **argv)
     free(jp);
     if (o.fmt == FMT_TEXT)
         text_summary(out, by_kind, uncertain, &o, failing);
+    /* the verdict in the log too when the report itself goes to a file (-o): one line per kind
+     * that fails the run */
+    for (int k = 0; k < VSP_F_COUNT_ && o.output; k++)
+        if (fail_by_kind[k])
+            fprintf(stderr, "vramspy-report: --fail-on %s: %llu %s finding%s\n", vsp_finding_cli_name(k),
+                    (unsigned long long)fail_by_kind[k], vsp_finding_json_name(k), fail_by_kind[k] == 1 ? "" : "s");
     if (all) {
         json_dumpf(all, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', out);
@@ -575,6 +656,10 @@ int main(int argc, char **argv)
     vsp_rules_free(rules);
     vsp_holders_free(holders);
     free(as);
+    free(paths);
+    const char *stats = getenv("VRAMSPY_REPORT_STATS");
+    if (stats && *stats && strcmp(stats, "0"))
+        fprintf(stderr, "vramspy-report: stats: site-name work %llu\n", (unsigned long long)vsp_site_work());
     if (fflush(out) != 0 || (out != stdout && fclose(out) != 0)) {
         fprintf(stderr, "vramspy-report: writing the report failed: %s\n", strerror(errno));
         return 2;

@@ -34,6 +34,20 @@ char *vsp_command_line(const struct vsp_analysis *a);
 /* A call site's name: the innermost frame, and as many frames out as it takes to tell it from the
  * other findings' stacks that share that frame ("make_buffer (leaky.c:4) <- main (leaky.c:12)"). */
 void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct vsp_symbolizer *sym, uint32_t stack_id);
+/* The work vsp_site_name has done in this process (frames hashed or looked up): linear in the
+ * findings' frames, whatever their number (VRAMSPY_REPORT_STATS shows it). */
+uint64_t vsp_site_work(void);
+
+/* Names from a trace or a command line are any bytes. The rule everywhere: a byte that is not part
+ * of valid UTF-8 (and, in text, a control character) is written as the four characters \xNN
+ * (lower-case hex); everything else as it is. vsp_escape_bytes: malloc'd, NULL when out of
+ * memory. vsp_json_text: a JSON string (null for NULL). vsp_fputs_text: to text output. */
+char *vsp_escape_bytes(const char *s, int control);
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when the bytes there are not one (overlong
+ * forms, surrogates and code points beyond U+10FFFF are not). */
+int vsp_utf8_seq(const unsigned char *s);
+json_t *vsp_json_text(const char *s);
+void vsp_fputs_text(FILE *out, const char *s);
 
 json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym);
 /* "512 B", "1.5 MiB"... */

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "human.h"
+#include "input.h"
 
 #define GiB 1073741824.0
 
@@ -70,19 +71,34 @@ static int fail(char *err, size_t len, const char *fmt, ...)
     return -1;
 }
 
+/* The most a plan's size may be (1 EiB, far beyond any device): the sums of the purposes and the
+ * headroom stay exact in 64 bits, never wrap. */
+#define PLAN_MAX_BYTES (1ull << 60)
+
+/* A planned size computed with doubles: NaN, infinite or beyond PLAN_MAX_BYTES is an error naming
+ * the field (and what it was computed from). */
+static int computed_size(double v, const char *field, const char *from, uint64_t *out, char *err, size_t len)
+{
+    if (!(v >= 0) || !(v <= (double)PLAN_MAX_BYTES))
+        return fail(err, len, "field \"%s\": %g bytes%s%s is beyond what a plan can hold (at most 1 EiB)", field, v,
+                    from ? " computed from " : "", from ? from : "");
+    *out = (uint64_t)(v + 0.5);
+    return 0;
+}
+
 static int size_field(json_t *v, const char *field, uint64_t *out, char *err, size_t len)
 {
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         *out = (uint64_t)json_integer_value(v);
-        return 0;
+    } else if (json_is_real(v) && json_real_value(v) >= 0) {
+        return computed_size(json_real_value(v), field, NULL, out, err, len);
+    } else if (!json_is_string(v) || vsp_report_parse_size(json_string_value(v), out) < 0) {
+        return fail(err, len, "field \"%s\": not a size (bytes, or a string such as \"13.5GiB\")", field);
     }
-    if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 1.8e19) {
-        *out = (uint64_t)(json_real_value(v) + 0.5);
-        return 0;
-    }
-    if (json_is_string(v) && vsp_report_parse_size(json_string_value(v), out) == 0)
-        return 0;
-    return fail(err, len, "field \"%s\": not a size (bytes, or a string such as \"13.5GiB\")", field);
+    if (*out > PLAN_MAX_BYTES)
+        return fail(err, len, "field \"%s\": %llu bytes is beyond what a plan can hold (at most 1 EiB)", field,
+                    (unsigned long long)*out);
+    return 0;
 }
 
 /* A whole number in [lo, hi]. */
@@ -143,7 +159,7 @@ static double dtype_bytes(const char *s)
     return 0;
 }
 
-#define DTYPES "fp32, fp16, bf16, int8, fp8, awq, gptq, int4"
+#define DTYPES "fp32, fp16, bf16, int8, fp8, awq, gptq, int4, nf4, fp4"
 
 /* An integer field of the model config (name "model.FIELD" in errors); -1 when absent. */
 static int cfg_int(json_t *cfg, const char *key, long long *out, char *err, size_t len)
@@ -165,10 +181,25 @@ static int need(long long v, const char *key, const char *why, char *err, size_t
     return fail(err, len, "field \"model.%s\": missing (needed %s)", key, why);
 }
 
+/* A JSON file read once (a FIFO without a writer reads as empty, never waits: input.h). */
+static json_t *load_json_once(const char *path, json_error_t *je)
+{
+    FILE *f = vsp_input_open(path);
+    if (!f) {
+        memset(je, 0, sizeof *je);
+        je->line = -1;
+        snprintf(je->text, sizeof je->text, "unable to open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, je);
+    fclose(f);
+    return j;
+}
+
 static json_t *load_json_file(const char *path, char *err, size_t len, const char *field)
 {
     json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = load_json_once(path, &je);
     if (!j && je.line < 1) /* not opened: jansson's text names the file and the reason */
         fail(err, len, "%s%s%s%s", field ? "field \"" : "", field ? field : "", field ? "\": " : "", je.text);
     else if (!j)
@@ -196,6 +227,13 @@ int vsp_plan_from_json(json_t *root, const char *dir, struct vsp_plan *p, char *
         size_t i = 0;
         while (i < sizeof known / sizeof known[0] && strcmp(key, known[i]))
             i++;
+        static const char *const hf[] = {"num_hidden_layers", "hidden_size", "architectures", "model_type",
+                                         "vocab_size", "num_attention_heads"};
+        for (size_t h = 0; i == sizeof known / sizeof known[0] && h < sizeof hf / sizeof *hf; h++)
+            if (!strcmp(key, hf[h]))
+                return fail(err, len, "field \"%s\": unknown; this looks like a Hugging Face config.json, which a "
+                                      "plan names: {\"model\": \"config.json\", \"context_length\": 4096} (docs/report.md, "
+                                      "\"The plan\")", key);
         if (i == sizeof known / sizeof known[0])
             return fail(err, len, "field \"%s\": unknown (weights, kv_cache, activations, overhead, total, "
                                   "tolerances, utilization, device_memory, model, context_length, concurrency, "
@@ -223,7 +261,10 @@ int vsp_plan_from_json(json_t *root, const char *dir, struct vsp_plan *p, char *
             if (k == VSP_PLAN_COUNT_)
                 return fail(err, len, "field \"%s\": unknown purpose (weights, kv_cache, activations, overhead, "
                                       "total)", field);
-            if (num_field(v, field, 0, 0, 100, &p->tolerance[k], err, len) < 0)
+            if (json_is_number(v) && json_number_value(v) > 1)
+                return fail(err, len, "field \"%s\": %g is above 1: a tolerance is a fraction (0.02 is +-2%%, 1 is "
+                                      "+-100%%)", field, json_number_value(v));
+            if (num_field(v, field, 0, 0, 1, &p->tolerance[k], err, len) < 0)
                 return -1;
         }
     }
@@ -378,12 +419,19 @@ int vsp_plan_from_json(json_t *root, const char *dir, struct vsp_plan *p, char *
     p->tensor_parallel_size = (int)tp;
     /* per device: tensor parallelism splits the weights and the KV heads over tp devices */
     if (!p->have[VSP_PLAN_WEIGHTS]) {
-        p->bytes[VSP_PLAN_WEIGHTS] = (uint64_t)(params * bpp / (double)tp + 0.5);
+        if (computed_size(params * bpp / (double)tp, "weights",
+                          json_object_get(root, "num_parameters") ? "\"num_parameters\" x bytes per parameter"
+                                                                  : "the model's parameters x bytes per parameter",
+                          &p->bytes[VSP_PLAN_WEIGHTS], err, len) < 0)
+            goto out;
         p->have[VSP_PLAN_WEIGHTS] = 1;
     }
     if (!p->have[VSP_PLAN_KV_CACHE]) {
         double kv = 2.0 * (double)L * (double)KVH * (double)HD * (double)ctx * (double)conc * kvb * frag / (double)tp;
-        p->bytes[VSP_PLAN_KV_CACHE] = (uint64_t)(kv + 0.5);
+        if (computed_size(kv, "kv_cache", "2 x model.num_hidden_layers x model.num_key_value_heads x head_dim x "
+                                          "\"context_length\" x \"concurrency\" x KV bytes x fragmentation_factor",
+                          &p->bytes[VSP_PLAN_KV_CACHE], err, len) < 0)
+            goto out;
         p->have[VSP_PLAN_KV_CACHE] = 1;
     }
     if (!p->have[VSP_PLAN_OVERHEAD]) {
@@ -399,7 +447,7 @@ out:
 int vsp_plan_load(const char *path, struct vsp_plan *p, char *err, size_t len)
 {
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = load_json_once(path, &je);
     if (!root && je.line < 1)
         return fail(err, len, "%s", je.text);
     if (!root)
@@ -485,6 +533,7 @@ static int compare(const struct vsp_plan *p, struct vsp_analysis *a, const struc
             continue;
         struct vsp_plan_row *row = &r->rows[r->nrows++];
         row->purpose = k;
+        row->name = purpose_names[k];
         row->planned = planned[k];
         row->tolerance = p->tolerance[k];
         row->have_measured = !(k == VSP_PLAN_OVERHEAD && !act);
@@ -507,6 +556,8 @@ static int compare(const struct vsp_plan *p, struct vsp_analysis *a, const struc
         double budget = (double)dev * p->utilization;
         double h = budget - (double)used;
         r->have_headroom = 1;
+        if (h > 9.2e18) /* a device's memory from a corrupt trace: never a wrapped headroom */
+            h = 9.2e18;
         r->headroom_bytes = h >= 0 ? (int64_t)(h + 0.5) : -(int64_t)(-h + 0.5);
         r->risk = r->headroom_bytes >= (int64_t)(2 * GiB) ? "LOW" : r->headroom_bytes >= 0 ? "MEDIUM" : "HIGH";
         if (r->headroom_bytes < 0 && add_plan_finding(a, device, "headroom", used, (uint64_t)budget, 0, 0) < 0)

@@ -39,6 +39,8 @@ struct vsp_plan {
 
 struct vsp_plan_row {
     int purpose;
+    const char *name;                /* vsp_plan_purpose_name(purpose), for renderers that do not
+                                        link the planner (the SVG) */
     uint64_t planned;
     int have_measured;               /* 0: not measured (overhead when nothing labels activations) */
     uint64_t measured;

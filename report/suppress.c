@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "input.h"
+
 struct rule {
     int kind; /* -1: any */
     char *function, *module;
@@ -20,7 +22,7 @@ struct vsp_rules {
 
 json_t *vsp_json_load_file(const char *path, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "r");
+    FILE *fp = vsp_input_open(path);
     if (!fp) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return NULL;

@@ -173,7 +173,9 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
     unsigned long n = vsp_fetch_add_relaxed(&oom_reports, 1) + 1; /* relaxed: a counter */
     if (n > VSP_OOM_LINES) {
         if (n == VSP_OOM_LINES + 1)
-            vsp_warn("further out-of-memory failures are not reported here; the exit summary counts them");
+            vsp_warn(vsp_cfg.summary && !vsp_cfg.quiet
+                         ? "further out-of-memory failures are not reported here; the exit summary counts them"
+                         : "further out-of-memory failures are not reported here; the trace records every one");
         return;
     }
     if (n > VSP_OOM_FULL) {
@@ -229,7 +231,7 @@ void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t fre
         }
     }
     vsp_human_bytes(live, sizeof live, total_live);
-    vsp_warn("live device memory: %s in %" PRIu64 " allocations", live, nlive);
+    vsp_warn("live device memory: %s in %" PRIu64 " allocation%s", live, nlive, nlive == 1 ? "" : "s");
     /* by purpose label, when the program or VRAMSPY_PURPOSES labels allocations */
     static uint64_t by_label[1024];
     memset(by_label, 0, sizeof by_label);

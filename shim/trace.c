@@ -558,11 +558,12 @@ static void print_summary(void)
     char peak[32], live[32], cmd[PATH_MAX];
     vsp_human_bytes(peak, sizeof peak, vsp_load_relaxed(&c->peak_device_bytes));
     vsp_human_bytes(live, sizeof live, live_bytes);
-    vsp_warn("%llu allocations (%llu of host memory), %llu failed, %llu frees; peak device %s; "
-             "live at exit: %llu allocations, %s%s",
-             vsp_load_relaxed(&c->allocations), vsp_load_relaxed(&c->host_allocations),
-             vsp_load_relaxed(&c->failed), vsp_load_relaxed(&c->frees), peak,
-             vsp_load_relaxed(&c->live_count), live,
+    unsigned long long nalloc = vsp_load_relaxed(&c->allocations), nfree = vsp_load_relaxed(&c->frees),
+                       nlive = vsp_load_relaxed(&c->live_count);
+    vsp_warn("%llu allocation%s (%llu of host memory), %llu failed, %llu free%s; peak device %s; "
+             "live at exit: %llu allocation%s, %s%s",
+             nalloc, nalloc == 1 ? "" : "s", vsp_load_relaxed(&c->host_allocations),
+             vsp_load_relaxed(&c->failed), nfree, nfree == 1 ? "" : "s", peak, nlive, nlive == 1 ? "" : "s", live,
              vsp_load_relaxed(&c->untracked) ? " (approximate: live table full)" : "");
     if (vsp_load_acquire(&trace_state) == T_OPEN) {
         unsigned long long dropped = vsp_load_relaxed(&T.ring.hdr->dropped);

@@ -503,3 +503,184 @@ Test(vramspy_top, first_frame_rate_comes_from_the_trace_times, .timeout = 60)
     double dead = frame_rate(r.out);
     cr_assert(dead > 5.0 && dead < 100.0, "%s", r.out);
 }
+
+/* ---- the CI gate and the log (issue 20: items 12, 13 and 20) ---- */
+
+Test(vramspy_gate, fail_on_plan_or_peak_without_its_option_is_a_usage_error)
+{
+    char *dir = th_tmpdir(), cmd[9000];
+    const char *cases[] = {"--fail-on plan", "--fail-on peak", "--fail-on leak,plan", "--fail-on peak --plan x"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(cmd, sizeof cmd, VRAMSPY " run --out '%s/t' %s -- /bin/sh -c 'touch %s/marker'", dir, cases[i], dir);
+        struct run_result r;
+        sh(&r, "%s", cmd);
+        cr_assert_eq(r.code, 2, "%s: a gate that cannot close is a usage error: %s", cases[i], r.err);
+        cr_assert_not_null(strstr(r.err, "was not started"), "%s", r.err);
+        snprintf(cmd, sizeof cmd, "%s/marker", dir);
+        cr_assert(!exists(cmd), "%s: the program was not started", cases[i]);
+    }
+    struct run_result r;
+    sh(&r, VRAMSPY " report --fail-on peak tests/data/leaks.trace", NULL);
+    cr_assert_eq(r.code, 2, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "--fail-on peak needs --max-peak"), "%s", r.err);
+    sh(&r, VRAMSPY " report --fail-on any tests/data/leaks.trace > /dev/null", NULL);
+    cr_assert_eq(r.code, 1, "'any' needs neither: %s", r.err);
+    sh(&r, VRAMSPY " report --fail-on peak --max-peak 1GiB tests/data/leaks.trace > /dev/null", NULL);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+}
+
+Test(vramspy_gate, a_percent_sign_in_out_or_tmpdir_keeps_the_trace_and_the_verdict)
+{
+    char *dir = th_tmpdir(), cmd[9000];
+    snprintf(cmd, sizeof cmd, VRAMSPY " run --out '%s/a%%pb%%%%' --fail-on leak -- " VSP_PROGS "/prog_die exit 3", dir);
+    struct run_result r;
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 1, "the leak fails the run: %s", r.err);
+    char sub[4300], paths[4][4096];
+    snprintf(sub, sizeof sub, "%s/a%%pb%%%%", dir);
+    cr_assert_eq(th_list_traces(sub, paths, 4), 1, "the trace is where it was asked to be: %s", r.err);
+    snprintf(cmd, sizeof cmd, "mkdir '%s/t%%e' && TMPDIR='%s/t%%e' " VRAMSPY " run --fail-on leak -- " VSP_PROGS
+             "/prog_die exit 3", dir, dir);
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 1, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "1 trace in "), "%s", r.err);
+}
+
+Test(vramspy_gate, a_preloaded_sanitizer_does_not_judge_the_front_end)
+{
+    TH_SKIP_UNDER("asan", "a front end built with AddressSanitizer (make SANITIZER=address) keeps its own leak "
+                          "checks by design; the plain build runs this");
+    struct run_result r;
+    sh(&r, "cc -print-file-name=libasan.so", NULL);
+    char asan[4096];
+    snprintf(asan, sizeof asan, "%.4000s", r.out);
+    asan[strcspn(asan, "\n")] = 0;
+    if (asan[0] != '/' || !exists(asan))
+        cr_skip_test("no libasan.so to preload (%s)", asan);
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "LD_PRELOAD='%s' ASAN_OPTIONS=detect_leaks=1 " VRAMSPY " run -- " VSP_PROGS
+             "/prog_die exit 3", asan);
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 0, "the program exited 0, and so does the run: %s", r.err);
+    cr_assert_null(strstr(r.err, "LeakSanitizer"), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "LEAK"), "the run was traced and reported: %s", r.err);
+}
+
+Test(vramspy_gate, vramspy_options_after_the_program_name_are_warned_about)
+{
+    struct run_result r;
+    sh(&r, VRAMSPY " run " VSP_PROGS "/prog_die exit 3 --fail-on leak", NULL);
+    cr_assert_eq(r.code, 0, "the option is the program's: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "warning: '--fail-on' comes after the program's name"), "%s", r.err);
+    sh(&r, VRAMSPY " run --fail-on leak " VSP_PROGS "/prog_die exit 3", NULL);
+    cr_assert_eq(r.code, 1, "%s", r.err);
+    cr_assert_null(strstr(r.err, "warning: '"), "%s", r.err);
+}
+
+Test(vramspy_run, the_summary_line_says_what_vramspy_run_returns)
+{
+    struct run_result r;
+    sh(&r, VRAMSPY " run -- /bin/sh -c '" VSP_PROGS "/prog_die exit 3; exit 5'", NULL);
+    cr_assert_eq(r.code, 5, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "; exit status 5 (the program's own; no --fail-on)"), "%s", r.err);
+    sh(&r, VRAMSPY " run -- " VSP_PROGS "/prog_die segv 3", NULL);
+    cr_assert_eq(r.code, 139, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "; exit status 139 (the program's own; no --fail-on)"), "%s", r.err);
+    sh(&r, VRAMSPY " run --fail-on oom -- " VSP_PROGS "/prog_die segv 3", NULL);
+    cr_assert_eq(r.code, 139, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "; exit status 139 (the program's own; --fail-on oom)"), "%s", r.err);
+    sh(&r, VRAMSPY " run --fail-on crash --error-exitcode 9 -- " VSP_PROGS "/prog_die segv 3", NULL);
+    cr_assert_eq(r.code, 9, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "; exit status 9 (--fail-on crash)"), "%s", r.err);
+}
+
+Test(vramspy_run, a_program_that_cannot_be_started_is_said_so_with_126_or_127)
+{
+    char *dir = th_tmpdir(), cmd[9000];
+    struct run_result r;
+    sh(&r, VRAMSPY " run -- ./does-not-exist", NULL);
+    cr_assert_eq(r.code, 127, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "./does-not-exist could not be started: No such file or directory"), "%s", r.err);
+    cr_assert_null(strstr(r.err, "made no CUDA allocation call"), "%s", r.err);
+    snprintf(cmd, sizeof cmd, "touch '%s/notexec' && chmod 644 '%s/notexec' && " VRAMSPY " run -- '%s/notexec'", dir,
+             dir, dir);
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 126, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "could not be started: Permission denied"), "%s", r.err);
+}
+
+Test(vramspy_run, out_with_its_value_forgotten_is_a_usage_error)
+{
+    char *dir = th_tmpdir(), cmd[9000];
+    snprintf(cmd, sizeof cmd, "cd '%s' && " VRAMSPY " run --out -- /bin/true", dir);
+    struct run_result r;
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 2, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "--out needs a value (got '--')"), "%s", r.err);
+    snprintf(cmd, sizeof cmd, "%s/--", dir);
+    cr_assert(!exists(cmd), "no directory named --");
+}
+
+Test(vramspy_run, a_picture_or_junit_without_o_goes_to_a_file_and_the_log_says_why_it_failed)
+{
+    char *dir = th_tmpdir(), cmd[9000];
+    snprintf(cmd, sizeof cmd, VRAMSPY " run --out '%s/t' --format svg -- " VSP_PROGS "/prog_die exit 3", dir);
+    struct run_result r;
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert_null(strstr(r.err, "<svg"), "no picture in the log: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "the svg report is in "), "%s", r.err);
+    snprintf(cmd, sizeof cmd, "%s/t/vramspy-report.svg", dir);
+    cr_assert(exists(cmd));
+    snprintf(cmd, sizeof cmd, VRAMSPY " run --out '%s/u' --format junit -o '%s/j.xml' --fail-on leak,crash -- "
+             VSP_PROGS "/prog_die segv 3", dir, dir);
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 1, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "--fail-on leak: 1 leak finding\n"), "one line per failing kind: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "--fail-on crash: 1 crash finding\n"), "%s", r.err);
+}
+
+Test(vramspy_run, out_of_memory_lines_do_not_point_at_a_summary_that_is_off)
+{
+    struct run_result r;
+    sh(&r, VRAMSPY " run -- " VSP_PROGS "/prog_runtime oom200 > /dev/null", NULL);
+    cr_assert_null(strstr(r.err, "the exit summary counts them"), "vramspy run turns the summary off: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "further out-of-memory failures are not reported here; the trace records"),
+                       "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "failed 200 times"), "the report counts them: %s", r.err);
+}
+
+Test(vramspy_run, a_pipe_or_fifo_as_plan_is_refused_before_the_start)
+{
+    char *dir = th_tmpdir(), cmd[9000];
+    snprintf(cmd, sizeof cmd, "mkfifo '%s/plan' && " VRAMSPY " run --plan '%s/plan' -- /bin/sh -c 'touch %s/marker'", dir,
+             dir, dir);
+    struct run_result r;
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 2, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "is not a regular file"), "%s", r.err);
+    snprintf(cmd, sizeof cmd, "%s/marker", dir);
+    cr_assert(!exists(cmd));
+}
+
+/* make bench (issue 20): a tracked file is rewritten only when asked */
+Test(make_bench, writes_a_copy_of_the_performance_document_unless_asked)
+{
+    struct run_result r;
+    sh(&r, "make -n bench 2>&1 | grep bench_doc.sh", NULL);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    cr_assert_not_null(strstr(r.out, "docs/PERFORMANCE.md build/PERFORMANCE.md"), "into a copy: %s", r.out);
+    sh(&r, "make -n bench BENCH_DOC=1 2>&1 | grep bench_doc.sh", NULL);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    cr_assert_not_null(strstr(r.out, "docs/PERFORMANCE.md docs/PERFORMANCE.md"), "asked: %s", r.out);
+    /* the script itself: the document given is read, the destination written */
+    char *dir = th_tmpdir(), cmd[9000];
+    snprintf(cmd, sizeof cmd,
+             "printf 'a\\n<!-- make bench: begin -->\\nold\\n<!-- make bench: end -->\\nz\\n' > '%s/doc.md' && "
+             "echo new > '%s/out.txt' && cp '%s/doc.md' '%s/before.md' && "
+             "tools/bench_doc.sh '%s/out.txt' '%s/doc.md' '%s/copy.md' && cmp '%s/doc.md' '%s/before.md' && "
+             "grep -q new '%s/copy.md'",
+             dir, dir, dir, dir, dir, dir, dir, dir, dir, dir);
+    sh(&r, "%s", cmd);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+}

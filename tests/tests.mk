@@ -18,6 +18,8 @@ PROGS := $(T)/progs/prog_driver_linked $(T)/progs/prog_runtime $(T)/progs/prog_s
          $(T)/progs/prog_driver $(T)/progs/prog_entry $(T)/progs/prog_ctor $(T)/progs/prog_labels
 # memory plans and job views (test_plan.c, test_job.c): a labelled worker and its launcher
 PROGS += $(T)/progs/prog_plan
+# NVIDIA's growable vector on the driver API (test_report_vmm.c)
+PROGS += $(T)/progs/prog_vmm_vector
 # process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid
 PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_runtimes \
          $(T)/progs/prog_plugin_reload $(T)/progs/prog_secure \
@@ -159,6 +161,10 @@ $(T)/progs/prog_ctor: tests/progs/prog_ctor.c $(T)/progs/libctor.so
 	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(T)/progs -lctor
 
 $(T)/progs/prog_driver_linked: tests/progs/prog_driver_linked.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(T)/fakes -l:libcuda.so.1
+
+$(T)/progs/prog_vmm_vector: tests/progs/prog_vmm_vector.c $(FAKES)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(T)/fakes -l:libcuda.so.1
 

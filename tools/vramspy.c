@@ -11,7 +11,9 @@
  * run never yields a success status.
  * Interface: README.md and vramspy(1). */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,7 +46,8 @@ static void usage(FILE *f)
             "  other options (--format, --suppress, --holders, --growth-min, --max-peak, --min-leak,\n"
             "  --strict, --sysroot, ...) go to\n"
             "  the report; all are checked before the program starts\n"
-            "exit status: the program's own (128+N if signal N killed it), or N from --error-exitcode\n"
+            "exit status: the program's own (128+N if signal N killed it; 127 not found, 126 not\n"
+            "executable: it could not be started), or N from --error-exitcode\n"
             "when a --fail-on finding exists or the report fails; 2 for a usage error (the program is\n"
             "not started) or a failed report without --fail-on\n");
 }
@@ -104,6 +107,78 @@ static int report_option_takes_value(const char *a)
         if (!strcmp(a, with_value[k]))
             return 1;
     return 0;
+}
+
+/* Options of vramspy run and of the report that a program rarely has: seen after the program's
+ * name, they are the program's arguments, which is seldom what was meant. */
+static void warn_misplaced_options(char **prog)
+{
+    static const char *const ours[] = {"--fail-on", "--error-exitcode", "--out", "--no-job", "--max-peak",
+                                       "--min-leak", "--plan", "--suppress", "--purposes", "--strict",
+                                       "--untracked-min", "--fallback-window", "--sysroot", "--debug-dir",
+                                       "--holders", "--no-default-holders", "--growth-min"};
+    for (int j = 1; prog[j]; j++)
+        for (size_t k = 0; k < sizeof ours / sizeof *ours; k++) {
+            size_t n = strlen(ours[k]);
+            if (!strncmp(prog[j], ours[k], n) && (prog[j][n] == 0 || prog[j][n] == '=')) {
+                fprintf(stderr, "vramspy run: warning: '%s' comes after the program's name, so it is %s's "
+                                "argument, not vramspy's (vramspy's options go before the program, or before "
+                                "'--')\n", prog[j], prog[0]);
+                break;
+            }
+        }
+}
+
+/* The report's inputs (--plan, --suppress, --purposes, --holders) are read before the run (the check) and
+ * after it: a pipe or FIFO (a process substitution such as <(...)) would be empty the second time.
+ * 0, or -1 after saying which input cannot be read twice. */
+static int inputs_readable_twice(char **ropts, int nr)
+{
+    for (int j = 0; j < nr; j++) {
+        const char *a = ropts[j], *path = NULL;
+        static const char *const files[] = {"--plan", "--suppress", "--purposes", "--holders"};
+        for (size_t k = 0; k < sizeof files / sizeof *files && !path; k++) {
+            size_t n = strlen(files[k]);
+            if (!strncmp(a, files[k], n) && a[n] == '=')
+                path = a + n + 1;
+            else if (!strcmp(a, files[k]) && j + 1 < nr)
+                path = ropts[j + 1];
+        }
+        struct stat sb;
+        if (path && stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+            fprintf(stderr, "vramspy run: %s is not a regular file (a pipe, FIFO or device): vramspy run reads it "
+                            "before the program starts and again after it ends; save it to a file first\n", path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* %: the shim's escape in VRAMSPY_OUT (%p, %e, %%): a directory's own % doubled, into out. */
+static void escape_percent(char *out, size_t len, const char *dir)
+{
+    size_t n = 0;
+    for (; *dir && n + 2 < len; dir++) {
+        if (*dir == '%')
+            out[n++] = '%';
+        out[n++] = *dir;
+    }
+    out[n] = 0;
+}
+
+/* A sanitizer runtime preloaded for the program (LD_PRELOAD=libasan.so vramspy run ...) loads into
+ * the front end too, and its LeakSanitizer would judge the front end at exit: what it finds there
+ * (buffers a short-lived command never frees) would turn the program's success into exit 1. The
+ * front end is not what the user asked it to check: leak checking is turned off for this process
+ * only (the program and the report are other processes). A front end built with the sanitizer
+ * itself (make SANITIZER=address) keeps it. */
+static void front_end_leak_check_off(void)
+{
+#ifndef __SANITIZE_ADDRESS__
+    void (*lsan_disable)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__lsan_disable");
+    if (lsan_disable)
+        lsan_disable();
+#endif
 }
 
 /* Run the report with argv (argv[0] its path), its stdout on our stderr (stdout is the program's).
@@ -193,6 +268,11 @@ static int run(int argc, char **argv)
                 return 2;
             }
             val = argv[++i];
+            if (!strncmp(val, "--", 2)) {
+                /* "--out -- prog": the value was forgotten; a directory named "--" is not what was meant */
+                fprintf(stderr, "vramspy run: %s needs a value (got '%s')\n", a, val);
+                return 2;
+            }
             if (!strcmp(a, "--out"))
                 out = val;
             else if (!strcmp(a, "--fail-on"))
@@ -228,7 +308,8 @@ static int run(int argc, char **argv)
             format = a + 9;
         else if (!strcmp(a, "--format") && i + 1 < argc)
             format = argv[i + 1];
-        if (!strncmp(a, "--check-options", 15) || !strncmp(a, "--signal", 8)) {
+        if (!strncmp(a, "--check-options", 15) || !strncmp(a, "--signal", 8) || !strncmp(a, "--run-status", 12) ||
+            !strncmp(a, "--run-error-exitcode", 20)) {
             fprintf(stderr, "vramspy run: %s is vramspy run's own to give the report\n", a);
             return 2;
         }
@@ -246,6 +327,11 @@ static int run(int argc, char **argv)
         return 2;
     }
     char **prog = &argv[i];
+    warn_misplaced_options(prog);
+    if (inputs_readable_twice(ropts, nr) < 0) {
+        fprintf(stderr, "vramspy run: %s was not started\n", prog[0]);
+        return 2;
+    }
     char shim[PATH_MAX], report[PATH_MAX];
     if (find_beside("libvramspy.so", "lib", shim, sizeof shim) < 0) {
         fprintf(stderr, "vramspy run: cannot find libvramspy.so beside %s or in ../lib\n", "vramspy");
@@ -317,10 +403,12 @@ static int run(int argc, char **argv)
     }
     /* The environment: the shim added to LD_PRELOAD (after what is there: a sanitizer runtime or
      * another tool the user preloads keeps its place), traces into dir. */
-    char preload[PATH_MAX * 2 + 32], pattern[PATH_MAX + 64];
+    char preload[PATH_MAX * 2 + 32], pattern[PATH_MAX * 2 + 64];
     const char *old = getenv("LD_PRELOAD");
     snprintf(preload, sizeof preload, "%s%s%s", old && *old ? old : "", old && *old ? ":" : "", shim);
-    snprintf(pattern, sizeof pattern, "%s/vramspy.%%e.%%p.trace", dir);
+    char dir_escaped[PATH_MAX * 2];
+    escape_percent(dir_escaped, sizeof dir_escaped, dir);
+    snprintf(pattern, sizeof pattern, "%s/vramspy.%%e.%%p.trace", dir_escaped);
     /* Traces already in dir (an --out directory used before) are not this run's. */
     char **before = NULL;
     size_t nbefore = list_traces(dir, &before);
@@ -334,12 +422,20 @@ static int run(int argc, char **argv)
     sigaction(SIGUSR1, &fwd, NULL);
     sigaction(SIGUSR2, &fwd, NULL);
     fflush(stderr);
+    /* a close-on-exec pipe: the child writes its errno to it when the exec fails, so that a program
+     * that could not be started is told apart from one that ran without CUDA */
+    int execpipe[2];
+    if (pipe2(execpipe, O_CLOEXEC) < 0) {
+        fprintf(stderr, "vramspy run: pipe: %s\n", strerror(errno));
+        return 2;
+    }
     child_pid = fork();
     if (child_pid < 0) {
         fprintf(stderr, "vramspy run: fork: %s\n", strerror(errno));
         return 2;
     }
     if (child_pid == 0) {
+        close(execpipe[0]);
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGQUIT, &old_quit, NULL);
         signal(SIGTERM, SIG_DFL);
@@ -350,15 +446,34 @@ static int run(int argc, char **argv)
         setenv("VRAMSPY_OUT", pattern, 1);
         setenv("VRAMSPY_SUMMARY", "0", 0); /* the report follows; the shim's exit summary is redundant */
         execvp(prog[0], prog);
-        fprintf(stderr, "vramspy run: %s: %s\n", prog[0], strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
+        int e = errno;
+        if (write(execpipe[1], &e, sizeof e) < 0) {
+            /* the parent then sees a status of 126 or 127 and no traces: still a failure */
+        }
+        _exit(e == ENOENT ? 127 : 126);
     }
+    close(execpipe[1]);
+    int exec_errno = 0;
+    ssize_t got;
+    while ((got = read(execpipe[0], &exec_errno, sizeof exec_errno)) < 0 && errno == EINTR) {
+    }
+    close(execpipe[0]);
+    if (got != (ssize_t)sizeof exec_errno)
+        exec_errno = 0; /* EOF: the exec succeeded */
     pid_t prog_pid = child_pid;
     int st;
     while (waitpid(child_pid, &st, 0) < 0 && errno == EINTR) {
     }
     child_pid = 0;
     int status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 1;
+    if (exec_errno) {
+        /* as a shell says it: 127 when there is no such program, 126 when it cannot be run */
+        fprintf(stderr, "vramspy run: %s could not be started: %s (exit status %d)\n", prog[0], strerror(exec_errno),
+                status);
+        if (!out)
+            rmdir(dir);
+        return status;
+    }
     /* The traces of this run: every trace file in dir that was not there before. */
     char **names = NULL, **traces = NULL;
     size_t nn = list_traces(dir, &names), nt = 0;
@@ -380,7 +495,7 @@ static int run(int argc, char **argv)
         return status;
     }
     fprintf(stderr, "vramspy: %zu trace%s in %s\n", nt, nt == 1 ? "" : "s", dir);
-    char **full = realloc(rargv, ((size_t)k + nt + 9) * sizeof *rargv);
+    char **full = realloc(rargv, ((size_t)k + nt + 15) * sizeof *rargv);
     if (!full)
         return fail_on ? error_exitcode : 2;
     rargv = full;
@@ -390,6 +505,30 @@ static int run(int argc, char **argv)
         snprintf(sigarg, sizeof sigarg, "%d=%d", (int)prog_pid, WTERMSIG(st));
         rargv[k++] = "--signal";
         rargv[k++] = sigarg;
+    }
+    /* What the run returns, for the report's summary line: the program's status, or
+     * --error-exitcode's when a --fail-on finding fails it. */
+    char run_status[16], run_error[16];
+    snprintf(run_status, sizeof run_status, "%d", status);
+    snprintf(run_error, sizeof run_error, "%d", error_exitcode);
+    rargv[k++] = "--run-status";
+    rargv[k++] = run_status;
+    rargv[k++] = "--run-error-exitcode";
+    rargv[k++] = run_error;
+    /* The report's stdout is our stderr (stdout is the program's): a picture or a document there
+     * would be mixed with the log. Without -o, a format other than text and json goes to a file
+     * beside the traces. */
+    char report_file[PATH_MAX + 64];
+    int has_output = 0;
+    for (int j = 0; j < nr; j++)
+        has_output |= !strcmp(ropts[j], "-o") || !strcmp(ropts[j], "--output") || !strncmp(ropts[j], "--output=", 9) ||
+                      (!strncmp(ropts[j], "-o", 2) && ropts[j][1] == 'o' && ropts[j][2]);
+    if (!has_output && strcmp(format, "text") && strcmp(format, "json")) {
+        snprintf(report_file, sizeof report_file, "%s/vramspy-report.%s", dir,
+                 !strcmp(format, "junit") ? "xml" : !strcmp(format, "perfetto") ? "json" : format);
+        rargv[k++] = "-o";
+        rargv[k++] = report_file;
+        fprintf(stderr, "vramspy: the %s report is in %s\n", format, report_file);
     }
     /* Several traces are one job (workers, ranks, children): one document, unless --no-job or a
      * format that has no job view. */
@@ -423,6 +562,7 @@ static int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    front_end_leak_check_off();
     if (argc < 2) {
         usage(stderr);
         return 2;
