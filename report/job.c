@@ -565,7 +565,7 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
     fprintf(out, "\nfindings, merged across processes:%s\n", json_array_size(fs) ? "" : " none");
     json_array_foreach(fs, i, o) {
         const char *kind = json_string_value(json_object_get(o, "kind"));
-        char where[600], what[200] = "";
+        char where[600], what[400] = "";
         site(where, sizeof where, o);
         size_t np = json_array_size(json_object_get(o, "pids"));
         char r1[80], r2[80];
@@ -576,10 +576,12 @@ void vsp_job_text(FILE *out, const struct vsp_job_proc *p, size_t n, int color)
                      json_string_value(json_object_get(o, "purpose")), r1, r2);
         } else if (json_is_integer(json_object_get(o, "bytes"))) {
             vsp_human_bytes(h1, sizeof h1, jbytes(o, "bytes"));
-            snprintf(what, sizeof what, "%s in %" JSON_INTEGER_FORMAT " call%s by %s", h1,
+            const char *by = json_string_value(json_object_get(o, "held_by"));
+            snprintf(what, sizeof what, "%s in %" JSON_INTEGER_FORMAT " call%s by %s%s%s", h1,
                      json_integer_value(json_object_get(o, "count")),
                      json_integer_value(json_object_get(o, "count")) == 1 ? "" : "s",
-                     json_string_value(json_object_get(o, "api")));
+                     json_string_value(json_object_get(o, "api")), by ? ", held until exit by the " : "",
+                     by ? by : "");
         } else if (json_is_integer(json_object_get(o, "requested"))) {
             range_bytes(r1, sizeof r1, o, "requested");
             snprintf(what, sizeof what, "%s of %s failed %" JSON_INTEGER_FORMAT " time%s",

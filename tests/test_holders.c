@@ -450,3 +450,27 @@ Test(pool_coverage, a_python_process_samples_its_pools_at_exit_before_the_teardo
     cr_assert_not_null(json_object_get(j, "pools"), "POOL records written at the Python process's exit");
     json_decref(j);
 }
+
+Test(holders, the_job_view_merges_held_memory_by_holder_and_names_it)
+{
+    char t1[4200], t2[4200], args[9000];
+    run_holders("leak", t1);
+    run_holders("leak", t2);
+    struct run_result r;
+    snprintf(args, sizeof args, "--job --fail-on leak '%s' '%s'", t1, t2);
+    th_report(&r, args);
+    cr_assert_eq(r.code, 1, "the real leak fails the job: %s", r.err);
+    const char *line = strstr(r.out, "cached 18.0 MiB in 6 calls by cudaMalloc, held until exit by the PyTorch caching allocator");
+    cr_assert_not_null(line, "%s", r.out);
+    cr_assert_not_null(strstr(line, "in 2 of 2 processes"), "%s", r.out);
+    snprintf(args, sizeof args, "--job --format json '%s' '%s'", t1, t2);
+    th_report(&r, args);
+    json_t *j = th_json(r.out);
+    size_t i, held = 0;
+    json_t *f;
+    json_array_foreach(json_object_get(j, "findings"), i, f)
+        held += !strcmp(json_string_value(json_object_get(f, "kind")), "cached") &&
+                json_is_string(json_object_get(f, "held_by"));
+    cr_assert_eq(held, 3, "one merged finding per holder's call site: %s", r.out);
+    json_decref(j);
+}
