@@ -211,6 +211,15 @@ static json_t *stack_json(struct vsp_symbolizer *sym, const struct vsp_analysis 
         int n = vsp_sym_frame(sym, st, i, fi, MAX_INLINE);
         for (int k = 0; k < n; k++) {
             json_t *f = json_object();
+            if (fi[k].python) { /* issue 21: {"python": true, "function", "file", "line"}, + "path" */
+                json_object_set_new(f, "python", json_true());
+                json_object_set_new(f, "function", json_string(fi[k].function));
+                json_object_set_new(f, "file", json_string(fi[k].file));
+                json_object_set_new(f, "path", str_or_null(fi[k].path));
+                json_object_set_new(f, "line", fi[k].line ? json_integer(fi[k].line) : json_null());
+                json_array_append_new(arr, f);
+                continue;
+            }
             json_object_set_new(f, "address", hex(fi[k].address));
             json_object_set_new(f, "module", str_or_null(fi[k].module));
             json_object_set_new(f, "function", str_or_null(fi[k].function));
@@ -481,7 +490,16 @@ void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct v
         frame_label(f, sizeof f, &fi[0]); /* the innermost expansion: the line of the call */
         n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", k ? " <- " : "", f);
         if (n >= len)
-            break;
+            return;
+    }
+    /* the Python line that ran it (issue 21), beside the native call site */
+    for (unsigned k = upto + 1; k < st->nframes; k++) {
+        if (!VSP_PYFRAME_IS(st->frames[k]))
+            continue;
+        vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
+        frame_label(f, sizeof f, &fi[0]);
+        snprintf(buf + n, n < len ? len - n : 0, ", Python: %s", f);
+        break;
     }
 }
 

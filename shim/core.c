@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "pyframes.h"
 
 __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
 struct vsp_config vsp_cfg;
@@ -373,7 +374,7 @@ static uint32_t capture_stack_id(const void *site)
     vsp_walk_enter();
     uint64_t frames[VSP_MAX_DEPTH];
     unsigned n = vsp_capture_stack(frames, vsp_cfg.depth, site);
-    uint32_t id = n ? vsp_stack_id(frames, n) : 0;
+    uint32_t id = n ? vsp_py_stack_id(frames, n) : 0; /* with the Python frames, if any */
     vsp_walk_leave();
     return id;
 }

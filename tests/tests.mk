@@ -21,7 +21,7 @@ PROGS += $(T)/progs/prog_plan
 # process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid
 PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_runtimes \
          $(T)/progs/prog_plugin_reload $(T)/progs/prog_secure \
-         $(T)/progs/libplug13.so $(T)/progs/libplug12.so $(T)/progs/libplug_drv.so $(T)/progs/libcounter.so
+         $(T)/progs/libplug13.so $(T)/progs/libplug12.so $(T)/progs/libplug_drv.so $(T)/progs/libpythread.so $(T)/progs/libcounter.so
 ifneq ($(NV_CUDART),)
 PROGS += $(T)/progs/prog_runtime_nv
 endif
@@ -97,6 +97,10 @@ $(T)/progs/libplug13.so: tests/progs/libplug.c $(FAKES)
 $(T)/progs/libplug12.so: tests/progs/libplug.c $(FAKES)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -L$(T)/fakes -l:libcudart.so.12
+
+$(T)/progs/libpythread.so: tests/progs/libpythread.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -L$(T)/fakes -l:libcudart.so.13 -lpthread
 
 $(T)/progs/libcounter.so: tests/progs/libcounter.c
 	@mkdir -p $(dir $@)
