@@ -1092,7 +1092,7 @@ static void junit_stack(FILE *m, const struct vsp_analysis *a, struct vsp_symbol
             if (vsp_startup_function(fi[j].function))
                 continue;
             vsp_frame_label(&fi[j], label, sizeof label);
-            if (fi[j].file[0])
+            if (fi[j].file[0] && !fi[j].python) /* a Python frame's label has its line */
                 fprintf(m, "    at %s (%s:%d)\n", label, fi[j].file, fi[j].line);
             else
                 fprintf(m, "    at %s\n", label);

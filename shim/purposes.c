@@ -243,9 +243,9 @@ int vsp_glob_frame_matches(const char *function_glob, const char *module_glob, c
 {
     if (function_glob && *function_glob && fnmatch(function_glob, function ? function : "", 0) != 0)
         return 0;
-    if (module_glob && *module_glob && !(module && *module && module_match(module_glob, module)))
+    if (module_glob && *module_glob && !module_match(module_glob, module ? module : ""))
         return 0;
-    if (file_glob && *file_glob && !(file && *file && module_match(file_glob, file)))
+    if (file_glob && *file_glob && !module_match(file_glob, file ? file : ""))
         return 0;
     return 1;
 }

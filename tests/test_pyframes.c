@@ -262,3 +262,60 @@ Test(pyframes, every_installed_cpython_3_9_to_3_13, .timeout = 300)
     if (!ran)
         cr_skip_test("no python3.9 ... python3.13 on PATH");
 }
+
+/* Suppressions match Python frames by function and file globs (vsp_frame_matches); the text
+ * report's "at" line names the innermost Python frame; folded stacks show Python frames. */
+Test(pyframes, suppressions_text_and_folded, .timeout = 120)
+{
+    char py[4096];
+    if (find_python("python3", py, sizeof py) < 0)
+        cr_skip_test("no python3 on PATH");
+    char *dir = th_tmpdir(), tdir[4200], trace[4300], expect[4200], supp[4200], cmd[16384];
+    snprintf(tdir, sizeof tdir, "%s/traces", dir);
+    snprintf(expect, sizeof expect, "%s/expect.json", dir);
+    cr_assert_eq(mkdir(tdir, 0700), 0);
+    const char *argv[] = {py, SCRIPT, "ctypes", VSP_FAKES "/libcudart.so.13", LIBTHREAD, expect, NULL};
+    struct run_result r;
+    th_run_traced(&r, argv, tdir, "t.trace", NULL);
+    cr_assert_eq(r.code, 3, "%s", r.err);
+    snprintf(trace, sizeof trace, "%s/t.trace", tdir);
+    snprintf(supp, sizeof supp, "%s/supp.json", dir);
+    th_write_file(supp, "[{\"function\": \"Model.load_weights\"},"
+                        " {\"kind\": \"leak\", \"function\": \"at_exit\", \"file\": \"*/pyframes.py\"},"
+                        " {\"function\": \"gen\", \"file\": \"other.py\"}]");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/supp.out.json", dir);
+    snprintf(cmd, sizeof cmd, "'%s' --format json --suppress '%s' '%s' > '%s'", REPORT, supp, trace, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    json_error_t je;
+    json_t *j = json_load_file(out, 0, &je);
+    cr_assert_not_null(j, "%s", je.text);
+    cr_assert_null(leak_stack(j, 2 * MiB), "the method's leak is suppressed by its qualified name");
+    cr_assert_null(leak_stack(j, 10 * MiB), "the atexit leak is suppressed by function and file");
+    cr_assert_not_null(leak_stack(j, 3 * MiB), "a rule whose file glob does not match suppresses nothing");
+    json_decref(j);
+    /* text: the method's leak names the Python line in its "at" line */
+    snprintf(out, sizeof out, "%s/report.txt", dir);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' > '%s'", REPORT, trace, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    static char text[1 << 20];
+    FILE *f = fopen(out, "r");
+    cr_assert_not_null(f);
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    const char *leak = strstr(text, "LEAK 2.0 MiB");
+    cr_assert_not_null(leak, "%s", text);
+    const char *at = strstr(leak, "\n  at ");
+    cr_assert_not_null(at);
+    cr_assert(strstr(at, "alloc (pyframes.py:") != NULL && strstr(at, "alloc (pyframes.py:") < strchr(at + 1, '\n'),
+              "the at line names the innermost Python frame: %.300s", at);
+    cr_assert_not_null(strstr(leak, "Model.load_weights (pyframes.py:"), "the stack shows the method");
+    /* folded */
+    snprintf(cmd, sizeof cmd, "'%s' --format folded '%s' > '%s'", REPORT, trace, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    f = fopen(out, "r");
+    cr_assert_not_null(f);
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    cr_assert_not_null(strstr(text, ";Model.load_weights_(pyframes.py:"), "folded: %.2000s", text);
+}
