@@ -10,7 +10,12 @@
  * reads are the "entry frame" bit of 3.11-3.13 (which Python frames one C call of the eval loop
  * ran), done with offsets checked against the frame's own pointers first. Python allocates
  * (frame objects, name strings) with the host's malloc: fine, nothing of it reaches a CUDA hook.
- * No GC-tracked object is created, so no finaliser of the program runs inside a hook.
+ * But a frame object that 3.11+ creates for PyFrame_GetBack is tracked by the garbage collector,
+ * and 3.11 may run a collection right there, finalisers (__del__) and all: Python code inside a
+ * CUDA hook, under the locks of whatever allocator called it (a framework's caching allocator
+ * freeing from a finaliser would deadlock on its own mutex), its CUDA calls unrecorded. So the
+ * collector is off for the walk (PyGC_Disable/PyGC_Enable, 3.10+), and the exception state is
+ * saved and put back around it.
  *
  * Code objects are named once per trace: a lock-free table (stackstore.c) from the object's
  * address to an id; the shim keeps a reference on each named object, so its address never comes
@@ -50,6 +55,8 @@ static struct {
     long (*as_long)(pyobj);
     void (*err_fetch)(pyobj *, pyobj *, pyobj *);
     void (*err_restore)(pyobj, pyobj, pyobj);
+    int (*gc_disable)(void); /* PyGC_Disable (3.10+): returns whether it was enabled */
+    int (*gc_enable)(void);
 } api;
 
 #define CODE_TABLE (1u << 19)
@@ -104,6 +111,12 @@ static int resolve_api(void)
     NEED(err_fetch, "PyErr_Fetch");
     NEED(err_restore, "PyErr_Restore");
 #undef NEED
+    *(void **)&api.gc_disable = sym("PyGC_Disable");
+    *(void **)&api.gc_enable = sym("PyGC_Enable");
+    if (minor >= 11 && (!api.gc_disable || !api.gc_enable)) {
+        vsp_debug("Python 3.%d without PyGC_Disable: no Python frames", minor);
+        return 0;
+    }
     *(void **)&api.attached_tstate = sym("PyThreadState_GetUnchecked");
     if (!api.attached_tstate)
         *(void **)&api.attached_tstate = sym("_PyThreadState_UncheckedGet");
@@ -275,6 +288,10 @@ unsigned vsp_py_capture(uint64_t *out, unsigned max)
     pyobj ts = thread_with_gil();
     if (!ts)
         return 0;
+    /* 3.9 and 3.10 create no object in the walk (their frames are objects already) */
+    int gc_was_on = api.minor >= 11 ? api.gc_disable() : 0;
+    pyobj et, ev, tb;
+    api.err_fetch(&et, &ev, &tb); /* a frame object that cannot be made raises MemoryError */
     pyobj f = api.tstate_frame(ts);
     unsigned n = 0;
     while (f && n < max) {
@@ -288,6 +305,9 @@ unsigned vsp_py_capture(uint64_t *out, unsigned max)
     }
     if (f)
         api.decref(f);
+    api.err_restore(et, ev, tb);
+    if (gc_was_on)
+        api.gc_enable();
     return n;
 }
 

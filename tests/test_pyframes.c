@@ -319,3 +319,25 @@ Test(pyframes, suppressions_text_and_folded, .timeout = 120)
     fclose(f);
     cr_assert_not_null(strstr(text, ";Model.load_weights_(pyframes.py:"), "folded: %.2000s", text);
 }
+
+/* No garbage collection (and so no finaliser) runs inside a hook while the frames are read: every
+ * finaliser's cudaFree is a recorded free, none a call nested in the allocation's hook. */
+Test(pyframes, no_collection_inside_a_hook, .timeout = 120)
+{
+    char py[4096];
+    if (find_python("python3", py, sizeof py) < 0)
+        cr_skip_test("no python3 on PATH");
+    char *dir = th_tmpdir();
+    const char *argv[] = {py, VSP_SOURCE_DIR "/tests/progs/pyframes_gc.py", VSP_FAKES "/libcudart.so.13", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_eq(plain.code, 0, "%s%s", plain.out, plain.err);
+    unsigned long freed = 0;
+    cr_assert_eq(sscanf(plain.out, "freed %lu", &freed), 1, "%s", plain.out);
+    cr_assert_gt(freed, 250, "the collector freed the holders: %s", plain.out);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert_eq(s.allocs_ok, 300);
+    cr_assert_eq(s.frees_ok, freed, "every finaliser's free is recorded (%llu of %lu)", (unsigned long long)s.frees_ok,
+                 freed);
+}
