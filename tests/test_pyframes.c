@@ -341,3 +341,36 @@ Test(pyframes, no_collection_inside_a_hook, .timeout = 120)
     cr_assert_eq(s.frees_ok, freed, "every finaliser's free is recorded (%llu of %lu)", (unsigned long long)s.frees_ok,
                  freed);
 }
+
+/* A code object freed and its address reused never lends its name to another: 100 functions
+ * compiled, called and dropped one after the other, each allocation named by its own. */
+Test(pyframes, reused_code_address_keeps_its_own_name, .timeout = 120)
+{
+    char py[4096];
+    if (find_python("python3", py, sizeof py) < 0)
+        cr_skip_test("no python3 on PATH");
+    char *dir = th_tmpdir(), trace[4096];
+    const char *argv[] = {py, VSP_SOURCE_DIR "/tests/progs/pyframes_reuse.py", VSP_FAKES "/libcudart.so.13", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_eq(plain.code, 0, "%s%s", plain.out, plain.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, trace);
+    cr_assert_eq(s.allocs_ok, 100);
+    json_t *report = report_json(trace);
+    for (int i = 0; i < 100; i++) {
+        json_t *stack = leak_stack(report, 4096 * (i + 1));
+        cr_assert_not_null(stack, "round %d's leak", i);
+        size_t k;
+        json_t *fr;
+        json_array_foreach(stack, k, fr) if (json_is_true(json_object_get(fr, "python"))) break;
+        char fn[32], file[32];
+        snprintf(fn, sizeof fn, "f%d", i);
+        snprintf(file, sizeof file, "gen%d.py", i);
+        fr = json_array_get(stack, k);
+        cr_assert_str_eq(json_string_value(json_object_get(fr, "function")), fn, "round %d", i);
+        cr_assert_str_eq(json_string_value(json_object_get(fr, "file")), file, "round %d", i);
+        cr_assert_eq(json_integer_value(json_object_get(fr, "line")), 3, "round %d", i);
+    }
+    json_decref(report);
+}
