@@ -318,6 +318,13 @@ Test(pyframes, suppressions_text_and_folded, .timeout = 120)
     text[fread(text, 1, sizeof text - 1, f)] = 0;
     fclose(f);
     cr_assert_not_null(strstr(text, ";Model.load_weights_(pyframes.py:"), "folded: %.2000s", text);
+    /* vramspy-dump: the code names and each stack's Python part */
+    snprintf(cmd, sizeof cmd,
+             "'%s/vramspy-dump' '%s' | grep -q '\"type\":\"pycode\",\"id\":[0-9]*,\"firstline\":[0-9]*,"
+             "\"name\":\"Model.load_weights\",\"file\":\"[^\"]*/pyframes.py\"' && "
+             "'%s/vramspy-dump' '%s' | grep -q '\"python\":\\[{\"code\":[0-9]*,\"line\":[0-9]*,\"entry\":'",
+             VSP_BUILD_DIR, trace, VSP_BUILD_DIR, trace);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
 /* No garbage collection (and so no finaliser) runs inside a hook while the frames are read: every
