@@ -48,6 +48,7 @@ static struct {
     pyobj (*frame_back)(pyobj);      /* PyFrame_GetBack: new reference */
     pyobj (*frame_code)(pyobj);      /* PyFrame_GetCode: new reference */
     int (*frame_line)(pyobj);        /* PyFrame_GetLineNumber */
+    int (*frame_lasti)(pyobj);       /* PyFrame_GetLasti (3.11+): the line cache's key */
     void (*incref)(pyobj);
     void (*decref)(pyobj);
     pyobj (*getattr)(pyobj, const char *);
@@ -111,6 +112,7 @@ static int resolve_api(void)
     NEED(err_fetch, "PyErr_Fetch");
     NEED(err_restore, "PyErr_Restore");
 #undef NEED
+    *(void **)&api.frame_lasti = minor >= 11 ? sym("PyFrame_GetLasti") : NULL;
     *(void **)&api.gc_disable = sym("PyGC_Disable");
     *(void **)&api.gc_enable = sym("PyGC_Enable");
     if (minor >= 11 && (!api.gc_disable || !api.gc_enable)) {
@@ -281,6 +283,43 @@ static uint32_t code_id(pyobj code)
     return id;
 }
 
+/* Code id and line by (code object, instruction offset). PyFrame_GetLineNumber reads the code's
+ * line table from its start, the better part of a capture's cost in a big function, and the code
+ * table costs a probe: a stack walked again at the same instructions (a loop) finds both here.
+ * Only for code objects the shim holds a reference on (named in its table), so an entry's code
+ * object is never another one at the same address. Read and written with the GIL held (the only
+ * time frames are read), which serialises every access: plain loads and stores. */
+#define LINE_CACHE 4096u
+static struct line_entry {
+    pyobj code;
+    int lasti;
+    int line;
+    uint32_t id;
+} line_cache[LINE_CACHE];
+
+static uint32_t frame_code_line(pyobj f, pyobj code, int *line)
+{
+    int lasti = api.frame_lasti ? api.frame_lasti(f) : -1;
+    struct line_entry *e = NULL;
+    if (lasti >= 0) {
+        uint64_t h = ((uint64_t)(uintptr_t)code >> 4) * 0x9e3779b97f4a7c15ull ^ (uint64_t)lasti * 0xff51afd7ed558ccdull;
+        e = &line_cache[(h >> 40) & (LINE_CACHE - 1)];
+        if (e->code == code && e->lasti == lasti) {
+            *line = e->line;
+            return e->id;
+        }
+    }
+    uint32_t id = code_id(code);
+    *line = api.frame_line(f);
+    if (e && code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code) {
+        e->code = code;
+        e->lasti = lasti;
+        e->line = *line;
+        e->id = id;
+    }
+    return id;
+}
+
 unsigned vsp_py_capture(uint64_t *out, unsigned max)
 {
     if (VSP_LIKELY(!python_ready()) || !max)
@@ -296,8 +335,9 @@ unsigned vsp_py_capture(uint64_t *out, unsigned max)
     unsigned n = 0;
     while (f && n < max) {
         pyobj code = api.frame_code(f);
-        int line = api.frame_line(f);
-        out[n++] = VSP_PYFRAME(code_id(code), line > 0 ? (uint32_t)line : 0u, frame_is_entry(f, code));
+        int line;
+        uint32_t id = frame_code_line(f, code, &line);
+        out[n++] = VSP_PYFRAME(id, line > 0 ? (uint32_t)line : 0u, frame_is_entry(f, code));
         api.decref(code);
         pyobj back = api.frame_back(f);
         api.decref(f);
@@ -345,4 +385,5 @@ void vsp_py_atfork_child(void)
     vsp_stackstore_init(&codes, CODE_TABLE);
     if (code_by_id)
         memset(code_by_id, 0, CODE_TABLE * 2 * sizeof *code_by_id);
+    memset(line_cache, 0, sizeof line_cache); /* code objects the child's table does not hold */
 }

@@ -46,7 +46,7 @@ bench: $(BUILD)/vramspy-report $(BUILD)/tools/bench_report_gen $(BUILD)/tools/be
 # traces and a real one; FUZZ_SECONDS bounds the run (default 120).
 FUZZ_SECONDS ?= 120
 FUZZ_BIN := build/fuzz/fuzz_report
-$(FUZZ_BIN): report/fuzz_report.c report/analyze.c report/symbolize.c report/dwframe.c report/output.c report/formats.c report/trace_reader.c shim/purposes.c
+$(FUZZ_BIN): report/fuzz_report.c report/analyze.c report/symbolize.c report/dwframe.c report/output.c report/formats.c report/trace_reader.c report/pycode.c shim/purposes.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ireport -Ishim -I$(CUDA_HOME)/include -o $@ $^ \
 	  -ldw -lelf -ljansson -lstdc++
