@@ -319,7 +319,7 @@ static void instant(struct ctx *c, const struct vsp_rec_event *e, int kind)
     struct vsp_analysis *a = c->a;
     if (!a->instants || a->ninstants >= VSP_INSTANTS_MAX)
         return;
-    a->instants[a->ninstants++] = (struct vsp_instant){e->time_ns, kind, e->api, e->size};
+    a->instants[a->ninstants++] = (struct vsp_instant){e->time_ns, kind, e->api, e->size, e->stack_id};
 }
 
 static int stack_bytes(struct ctx *c, const struct vsp_rec_event *e, uint64_t alloc)

@@ -51,6 +51,9 @@ struct vsp_analysis;
 int vsp_pycode_add(struct vsp_analysis *a, const void *payload, uint32_t len);
 const struct vsp_pycode *vsp_pycode_find(const struct vsp_analysis *a, uint32_t id);
 void vsp_pycodes_free(struct vsp_analysis *a);
+/* The innermost Python frame of a stack as "Model.load_weights (model.py:42)" into buf; 0 when
+ * the stack has none (buf ""). Needs no symboliser: the names are the trace's. */
+int vsp_python_site(const struct vsp_analysis *a, uint32_t stack_id, char *buf, size_t len);
 
 /* A stack's frames are its native return addresses, innermost first, and, from a trace of
  * version 4, its Python frames (VSP_PYFRAME words): after the native ones as recorded, or in the
@@ -102,6 +105,7 @@ struct vsp_instant {
     int kind;                         /* VSP_F_OOM, VSP_F_FRAGMENTATION, VSP_F_HOST_FALLBACK */
     uint16_t api;
     uint64_t size;
+    uint32_t stack_id;                /* the call's stack (its Python site shows in SVG and Perfetto) */
 };
 #define VSP_INSTANTS_MAX 10000
 

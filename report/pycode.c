@@ -3,6 +3,7 @@
  * records arrive almost always in ascending id order: kept sorted by insertion, looked up by
  * binary search. A record that does not hold what its lengths say is ignored (its frames then
  * show as unknown Python code), never read past. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,4 +65,21 @@ void vsp_pycodes_free(struct vsp_analysis *a)
     free(a->pycodes);
     a->pycodes = NULL;
     a->npycodes = a->cappycodes = 0;
+}
+
+int vsp_python_site(const struct vsp_analysis *a, uint32_t stack_id, char *buf, size_t len)
+{
+    if (len)
+        buf[0] = 0;
+    const struct vsp_stack *st = stack_id ? vsp_analysis_stack(a, stack_id) : NULL;
+    for (uint32_t k = 0; st && k < st->nframes; k++) {
+        if (!VSP_PYFRAME_IS(st->frames[k]))
+            continue;
+        const struct vsp_pycode *c = vsp_pycode_find(a, VSP_PYFRAME_CODE(st->frames[k]));
+        const char *base = c ? strrchr(c->file, '/') : NULL;
+        snprintf(buf, len, "%s (%s:%u)", c ? c->name : "<unknown Python code>",
+                 c ? (base ? base + 1 : c->file) : "", VSP_PYFRAME_LINE(st->frames[k]));
+        return 1;
+    }
+    return 0;
 }

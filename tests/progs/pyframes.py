@@ -1,7 +1,7 @@
 # Test program (issue 21): Python frames in recorded stacks. Calls cudaMalloc (the fake runtime)
 # from nested functions, a method, a generator, an async def, a lambda, module level, a second
 # thread, a thread created in C without a thread state, a 200-deep recursion and an atexit
-# handler, each with a size of its own, never freed (each is a leak the report shows with its
+# handler, each with a size of its own (and one pinned host allocation from pinned()), never freed (each is a leak the report shows with its
 # stack). For each it writes what Python itself says its stack is at that moment (function,
 # file, line, innermost first) into EXPECT (JSON: size -> frames), so that the test compares the
 # trace against the interpreter's own view. Prints a line and exits with status 3, so a run with
@@ -92,6 +92,14 @@ t.join()
 cthread.pythread_alloc(ctypes.c_size_t(8 << 20))      # a thread created in C: no thread state
 expect[8 << 20] = []
 recurse(200, 9 << 20)                        # 200 Python frames
+
+
+def pinned(size):
+    p = ctypes.c_void_p()
+    cudart.cudaMallocHost(ctypes.byref(p), ctypes.c_size_t(size))  # host fallback: SVG and Perfetto marks
+
+
+pinned(11 << 20)
 
 
 def at_exit():
