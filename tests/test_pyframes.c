@@ -7,6 +7,7 @@
  * line), innermost first, in place of the eval loop, cut at the depth limit; the interpreter's
  * output and exit status are unchanged; VRAMSPY_PYTHON=0 records none. */
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,29 @@ Test(pyframes, every_installed_cpython_3_9_to_3_13, .timeout = 300)
         cr_skip_test("no python3.9 ... python3.13 on PATH");
 }
 
+/* Run a shell command made from fmt; the test fails unless it exits 0. */
+static void shell_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void shell_ok(const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* The whole of a (small) file, NUL-terminated, in static storage. */
+static const char *slurp(const char *path)
+{
+    static char text[1 << 20];
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    return text;
+}
+
 /* Suppressions match Python frames by function and file globs (vsp_frame_matches); the text
  * report's "at" line names the innermost Python frame; folded stacks show Python frames. */
 Test(pyframes, suppressions_text_and_folded, .timeout = 120)
@@ -296,13 +320,8 @@ Test(pyframes, suppressions_text_and_folded, .timeout = 120)
     json_decref(j);
     /* text: the method's leak names the Python line in its "at" line */
     snprintf(out, sizeof out, "%s/report.txt", dir);
-    snprintf(cmd, sizeof cmd, "'%s' '%s' > '%s'", REPORT, trace, out);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-    static char text[1 << 20];
-    FILE *f = fopen(out, "r");
-    cr_assert_not_null(f);
-    text[fread(text, 1, sizeof text - 1, f)] = 0;
-    fclose(f);
+    shell_ok("'%s' '%s' > '%s'", REPORT, trace, out);
+    const char *text = slurp(out);
     const char *leak = strstr(text, "LEAK 2.0 MiB");
     cr_assert_not_null(leak, "%s", text);
     const char *at = strstr(leak, "\n  at ");
@@ -311,27 +330,19 @@ Test(pyframes, suppressions_text_and_folded, .timeout = 120)
               "the at line names the innermost Python frame: %.300s", at);
     cr_assert_not_null(strstr(leak, "Model.load_weights (pyframes.py:"), "the stack shows the method");
     /* folded */
-    snprintf(cmd, sizeof cmd, "'%s' --format folded '%s' > '%s'", REPORT, trace, out);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-    f = fopen(out, "r");
-    cr_assert_not_null(f);
-    text[fread(text, 1, sizeof text - 1, f)] = 0;
-    fclose(f);
+    shell_ok("'%s' --format folded '%s' > '%s'", REPORT, trace, out);
+    text = slurp(out);
     cr_assert_not_null(strstr(text, ";Model.load_weights_(pyframes.py:"), "folded: %.2000s", text);
     /* Perfetto and SVG: the host fallback's mark names its Python line */
-    snprintf(cmd, sizeof cmd,
-             "'%s' --format perfetto '%s' | grep -q '\"host fallback\".*\"python\":\"pinned (pyframes.py:[0-9]*)\"' && "
+    shell_ok("'%s' --format perfetto '%s' | grep -q '\"host fallback\".*\"python\":\"pinned (pyframes.py:[0-9]*)\"' && "
              "'%s' --format svg '%s' | grep -q '<title>host fallback: cudaMallocHost of [0-9]* bytes at pinned "
              "(pyframes.py:[0-9]*)</title>'",
              REPORT, trace, REPORT, trace);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
     /* vramspy-dump: the code names and each stack's Python part */
-    snprintf(cmd, sizeof cmd,
-             "'%s/vramspy-dump' '%s' | grep -q '\"type\":\"pycode\",\"id\":[0-9]*,\"firstline\":[0-9]*,"
+    shell_ok("'%s/vramspy-dump' '%s' | grep -q '\"type\":\"pycode\",\"id\":[0-9]*,\"firstline\":[0-9]*,"
              "\"name\":\"Model.load_weights\",\"file\":\"[^\"]*/pyframes.py\"' && "
              "'%s/vramspy-dump' '%s' | grep -q '\"python\":\\[{\"code\":[0-9]*,\"line\":[0-9]*,\"entry\":'",
              VSP_BUILD_DIR, trace, VSP_BUILD_DIR, trace);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
 /* No garbage collection (and so no finaliser) runs inside a hook while the frames are read: every
