@@ -399,3 +399,48 @@ Test(pyframes, reused_code_address_keeps_its_own_name, .timeout = 120)
     }
     json_decref(report);
 }
+
+/* Purpose rules match Python frames: in the shim (VRAMSPY_PURPOSES, a label recorded per stack,
+ * the eval-loop frames standing for the Python frames they ran) and in the report (--purposes). */
+Test(pyframes, purpose_rules_match_python_frames, .timeout = 120)
+{
+    char py[4096];
+    if (find_python("python3", py, sizeof py) < 0)
+        cr_skip_test("no python3 on PATH");
+    char *dir = th_tmpdir(), tdir[4200], trace[4300], expect[4200], rules[4200], out[4200];
+    snprintf(tdir, sizeof tdir, "%s/traces", dir);
+    snprintf(expect, sizeof expect, "%s/expect.json", dir);
+    snprintf(rules, sizeof rules, "%s/rules.json", dir);
+    cr_assert_eq(mkdir(tdir, 0700), 0);
+    /* the second thread's innermost frame in threading.py is Thread.run */
+    th_write_file(rules, "{\"weights\": {\"function\": [\"Model.load_weights\"]}, \"gen\": {\"function\": [\"gen\"]},"
+                         " \"exit\": [\"at_exit\"], \"thread\": {\"file\": [\"threading.py\"]}}");
+    char env_rules[4300];
+    snprintf(env_rules, sizeof env_rules, "VRAMSPY_PURPOSES=%s", rules);
+    const char *env[] = {env_rules, NULL};
+    const char *argv[] = {py, SCRIPT, "ctypes", VSP_FAKES "/libcudart.so.13", LIBTHREAD, expect, NULL};
+    struct run_result r;
+    th_run_traced(&r, argv, tdir, "t.trace", env);
+    cr_assert_eq(r.code, 3, "%s", r.err);
+    snprintf(trace, sizeof trace, "%s/t.trace", tdir);
+    for (int pass = 0; pass < 2; pass++) { /* labels recorded by the shim; then the report's rules */
+        snprintf(out, sizeof out, "%s/p%d.json", dir, pass);
+        shell_ok("'%s' --format json %s%s '%s' > '%s'", REPORT, pass ? "--purposes " : "", pass ? rules : "",
+                 trace, out);
+        json_error_t je;
+        json_t *j = json_load_file(out, 0, &je);
+        cr_assert_not_null(j, "%s", je.text);
+        json_t *ps = json_object_get(j, "purposes");
+        const struct {
+            const char *label;
+            json_int_t bytes;
+        } want[] = {{"weights", 2 * MiB}, {"gen", 3 * MiB}, {"exit", 10 * MiB}, {"thread", 7 * MiB}};
+        for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+            json_t *row = th_json_find(ps, "label", want[k].label);
+            cr_assert_not_null(row, "pass %d: a %s purpose", pass, want[k].label);
+            cr_assert_eq(json_integer_value(json_object_get(row, "allocated_bytes")), want[k].bytes, "pass %d: %s",
+                         pass, want[k].label);
+        }
+        json_decref(j);
+    }
+}
