@@ -69,14 +69,14 @@ static void *sym(const char *name)
     return vsp_real_dlsym ? vsp_real_dlsym(RTLD_DEFAULT, name) : NULL;
 }
 
-/* "3.11.7 (main, ...)" -> 11, or -1 */
+/* Py_GetVersion's "3.11.7 (main, ...)" (or "3.13.0rc1 ...") -> 11; -1 for anything else */
 static int python_minor(const char *v)
 {
-    if (!v || v[0] != '3' || v[1] != '.')
+    if (!v || v[0] != '3' || v[1] != '.' || v[2] < '0' || v[2] > '9')
         return -1;
     char *end;
     long m = strtol(v + 2, &end, 10);
-    return end != v + 2 && (*end == '.' || *end == ' ' || *end == '+' || *end == 'a' || *end == 'b' || *end == 'r' || !*end) ? (int)m : -1;
+    return m < 100 && (*end == '.' || *end == 'a' || *end == 'b' || *end == 'r' || *end == '+') ? (int)m : -1;
 }
 
 static int resolve_api(void)
@@ -351,13 +351,21 @@ unsigned vsp_py_capture(uint64_t *out, unsigned max)
     return n;
 }
 
-uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n)
+/* The Python frames' buffer (2 KiB) lives in a frame of its own, so that a process without Python
+ * does not run the rest of the hook that much deeper on its stack. */
+static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *native, unsigned n)
 {
-    if (VSP_LIKELY(vsp_load_relaxed(&py_state) == PY_ABSENT))
-        return vsp_stack_id_parts(native, n, NULL, 0);
     uint64_t py[VSP_MAX_DEPTH];
     unsigned m = vsp_py_capture(py, vsp_cfg.depth < VSP_MAX_DEPTH ? vsp_cfg.depth : VSP_MAX_DEPTH);
     return vsp_stack_id_parts(native, n, py, m);
+}
+
+uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n)
+{
+    /* relaxed: a hint; python_ready (in the capture) decides with acquire */
+    if (VSP_LIKELY(vsp_load_relaxed(&py_state) == PY_ABSENT))
+        return vsp_stack_id_parts(native, n, NULL, 0);
+    return stack_id_with_python(native, n);
 }
 
 int vsp_py_frame_names(uint64_t word, char *function, unsigned flen, char *file, unsigned filelen)

@@ -21,8 +21,9 @@ unsigned vsp_py_capture(uint64_t *out, unsigned max);
 /* In a forked child: its trace names every code object again. */
 void vsp_py_atfork_child(void);
 
-/* The qualified name and file of a code id named in this trace, for the in-process purpose rules
- * (NULL when unknown). Only valid while the calling thread holds the GIL (the capture's caller). */
+/* The qualified name and file of a Python frame word's code object, for the in-process purpose
+ * rules: 0, or -1 when the shim holds no such code object. Only while the calling thread holds the
+ * GIL (the capture's caller, before it returns from the hook). */
 int vsp_py_frame_names(uint64_t word, char *function, unsigned flen, char *file, unsigned filelen);
 
 #endif
