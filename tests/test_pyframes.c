@@ -288,7 +288,8 @@ static const char *slurp(const char *path)
 }
 
 /* Suppressions match Python frames by function and file globs (vsp_frame_matches); the text
- * report's "at" line names the innermost Python frame; folded stacks show Python frames. */
+ * report's "at" line names the innermost Python frame; folded stacks, Perfetto, SVG, vramspy top
+ * and vramspy-dump show them. */
 Test(pyframes, suppressions_text_and_folded, .timeout = 120)
 {
     char py[4096];
@@ -338,6 +339,9 @@ Test(pyframes, suppressions_text_and_folded, .timeout = 120)
              "'%s' --format svg '%s' | grep -q '<title>host fallback: cudaMallocHost of [0-9]* bytes at pinned "
              "(pyframes.py:[0-9]*)</title>'",
              REPORT, trace, REPORT, trace);
+    /* vramspy top (one frame: stdin is no terminal): a live call site names its Python line */
+    shell_ok("timeout 30 '%s/vramspy' top '%s' < /dev/null | grep -q 'cudaMallocHost.*, Python: pinned (pyframes.py:[0-9]*)'",
+             VSP_BUILD_DIR, trace);
     /* vramspy-dump: the code names and each stack's Python part */
     shell_ok("'%s/vramspy-dump' '%s' | grep -q '\"type\":\"pycode\",\"id\":[0-9]*,\"firstline\":[0-9]*,"
              "\"name\":\"Model.load_weights\",\"file\":\"[^\"]*/pyframes.py\"' && "
