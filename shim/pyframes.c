@@ -56,6 +56,8 @@ static struct {
     long (*as_long)(pyobj);
     void (*err_fetch)(pyobj *, pyobj *, pyobj *);
     void (*err_restore)(pyobj, pyobj, pyobj);
+    pyobj (*tstate_interp)(pyobj);   /* PyThreadState_GetInterpreter */
+    pyobj (*main_interp)(void);      /* PyInterpreterState_Main */
     int (*gc_disable)(void); /* PyGC_Disable (3.10+): returns whether it was enabled */
     int (*gc_enable)(void);
 } api;
@@ -111,6 +113,8 @@ static int resolve_api(void)
     NEED(as_long, "PyLong_AsLong");
     NEED(err_fetch, "PyErr_Fetch");
     NEED(err_restore, "PyErr_Restore");
+    NEED(tstate_interp, "PyThreadState_GetInterpreter");
+    NEED(main_interp, "PyInterpreterState_Main");
 #undef NEED
     *(void **)&api.frame_lasti = minor >= 11 ? sym("PyFrame_GetLasti") : NULL;
     *(void **)&api.gc_disable = sym("PyGC_Disable");
@@ -161,14 +165,17 @@ static int python_ready(void)
     return vsp_load_acquire(&py_state) == PY_PRESENT;
 }
 
-/* Is this thread running Python with the GIL, outside finalisation? In 3.9-3.11 the attached
- * thread state is the GIL holder of the whole runtime, so it must be this thread's own; in 3.12+
- * it is per thread. A thread created in C without a thread state has none: native frames only.
- * PyGILState_Check alone says 1 whenever its check is disabled (subinterpreters). */
+/* Is this thread running Python with the GIL of the main interpreter, outside finalisation? In
+ * 3.9-3.11 the attached thread state is the GIL holder of the whole runtime, so it must be this
+ * thread's own; in 3.12+ it is per thread. A thread created in C without a thread state has none:
+ * native frames only. PyGILState_Check alone says 1 whenever its check is disabled
+ * (subinterpreters). The main interpreter only: from 3.12 another may have a GIL of its own, and
+ * the line cache and the collector switch rely on one GIL serialising every capture. */
 static pyobj thread_with_gil(void)
 {
     pyobj ts = api.attached_tstate();
-    if (!ts || api.this_tstate() != ts || !api.gil_check() || api.finalizing())
+    if (!ts || api.this_tstate() != ts || !api.gil_check() || api.finalizing() ||
+        api.tstate_interp(ts) != api.main_interp())
         return NULL;
     return ts;
 }
