@@ -205,55 +205,54 @@ static int frame_is_entry(pyobj f, pyobj code)
     return !prev || *(const char *)(prev + 70) == 3;
 }
 
-/* Copy a str attribute of code (UTF-8) into dst, at most cap-1 bytes. */
-static uint32_t attr_text(pyobj code, const char *name, char *dst, uint32_t cap)
+/* A str attribute of code as UTF-8 (the interpreter keeps the bytes with the str object, which
+ * *hold receives, to drop once they are copied): its length, at most cap-1 bytes; "?" if none. */
+static uint32_t attr_text(pyobj code, const char *name, uint32_t cap, pyobj *hold, const char **text)
 {
-    pyobj o = api.getattr(code, name);
+    *hold = api.getattr(code, name);
     ssize_t n = 0;
-    const char *s = o ? api.utf8(o, &n) : NULL;
-    if (!s || n < 0) {
-        s = "?";
+    *text = *hold ? api.utf8(*hold, &n) : NULL;
+    if (!*text || n < 0) {
+        *text = "?";
         n = 1;
     }
-    if ((uint32_t)n >= cap)
-        n = cap - 1;
-    if (dst)
-        memcpy(dst, s, (size_t)n);
-    if (dst)
-        dst[n] = 0;
-    if (o)
-        api.decref(o);
-    return (uint32_t)n + 1;
+    return (uint32_t)n < cap ? (uint32_t)n : cap - 1;
 }
 
 #define NAME_CAP 1024u
 
 /* The PYCODE record naming code under id. Runs with the GIL; any exception the lookups raise is
- * dropped and the one pending before (if any) put back. */
+ * dropped and the one pending before (if any) put back. Every Python call is made before the
+ * record is reserved: nothing but copying happens while it holds its place in the ring. */
 static void write_code_record(pyobj code, uint32_t id)
 {
-    pyobj et, ev, tb;
+    pyobj et, ev, tb, qo, fo, lo;
+    const char *qual, *file;
     api.err_fetch(&et, &ev, &tb);
-    const char *qual = api.minor >= 11 ? "co_qualname" : "co_name";
-    uint32_t nl = attr_text(code, qual, NULL, NAME_CAP), fl = attr_text(code, "co_filename", NULL, NAME_CAP);
-    long first = 0;
-    pyobj fo = api.getattr(code, "co_firstlineno");
-    if (fo) {
-        first = api.as_long(fo);
-        api.decref(fo);
-    }
+    uint32_t nl = attr_text(code, api.minor >= 11 ? "co_qualname" : "co_name", NAME_CAP, &qo, &qual);
+    uint32_t fl = attr_text(code, "co_filename", NAME_CAP, &fo, &file);
+    long first = (lo = api.getattr(code, "co_firstlineno")) ? api.as_long(lo) : 0;
     struct vsp_resv res;
-    if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_PYCODE, (uint32_t)sizeof(struct vsp_rec_pycode) + nl + fl, &res) == 0) {
+    if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_PYCODE, (uint32_t)sizeof(struct vsp_rec_pycode) + nl + 1 + fl + 1,
+                         &res) == 0) {
         struct vsp_rec_pycode *r = res.payload;
         r->id = id;
-        r->name_len = nl;
-        r->file_len = fl;
+        r->name_len = nl + 1;
+        r->file_len = fl + 1;
         r->firstline = first > 0 ? (uint32_t)first : 0;
         char *p = (char *)(r + 1);
-        attr_text(code, qual, p, nl);
-        attr_text(code, "co_filename", p + nl, fl);
+        memcpy(p, qual, nl);
+        p[nl] = 0;
+        memcpy(p + nl + 1, file, fl);
+        p[nl + 1 + fl] = 0;
         vsp_ring_commit(vsp_trace_ring(), &res);
     }
+    if (qo)
+        api.decref(qo);
+    if (fo)
+        api.decref(fo);
+    if (lo)
+        api.decref(lo);
     api.err_restore(et, ev, tb);
 }
 
@@ -375,6 +374,18 @@ uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n)
     return stack_id_with_python(native, n);
 }
 
+/* Copy a str attribute of code into dst (cap bytes, NUL-terminated). */
+static void copy_attr(pyobj code, const char *name, char *dst, unsigned cap)
+{
+    pyobj o;
+    const char *text;
+    uint32_t n = attr_text(code, name, cap, &o, &text);
+    memcpy(dst, text, n);
+    dst[n] = 0;
+    if (o)
+        api.decref(o);
+}
+
 int vsp_py_frame_names(uint64_t word, char *function, unsigned flen, char *file, unsigned filelen)
 {
     uint32_t id = VSP_PYFRAME_CODE(word);
@@ -383,8 +394,8 @@ int vsp_py_frame_names(uint64_t word, char *function, unsigned flen, char *file,
         return -1;
     pyobj et, ev, tb;
     api.err_fetch(&et, &ev, &tb);
-    attr_text(code, api.minor >= 11 ? "co_qualname" : "co_name", function, flen);
-    attr_text(code, "co_filename", file, filelen);
+    copy_attr(code, api.minor >= 11 ? "co_qualname" : "co_name", function, flen);
+    copy_attr(code, "co_filename", file, filelen);
     api.err_restore(et, ev, tb);
     return 0;
 }
