@@ -60,7 +60,7 @@ SHIM_LDFLAGS += -Wl,-z,pack-relative-relocs
 endif
 
 SHIM_SRCS := shim/core.c shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c \
-             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pools.c shim/usage.c shim/hooks_dl.c shim/hooks_exit.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c shim/walker.c
+             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pyframes.c shim/pools.c shim/usage.c shim/hooks_dl.c shim/hooks_exit.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c shim/walker.c
 SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/dlsym_x86_64.o
 SHIM := $(BUILD)/libvramspy.so
 # The in-process symboliser, loaded by the shim on first need (shim/symhelper.c): beside the shim.
@@ -70,7 +70,7 @@ SYMHELPER_OBJS := $(BUILD)/obj/pic/shim/symhelper.o $(BUILD)/obj/pic/report/dwfr
 READER_SRCS := report/trace_reader.c
 READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_SRCS := report/main.c report/analyze.c report/holders.c report/symbolize.c report/dwframe.c report/output.c report/suppress.c report/formats.c report/plan.c report/job.c \
-               report/input.c
+               report/input.c report/pycode.c
 REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 
@@ -145,7 +145,7 @@ $(BUILD)/obj/tools/%.o: tools/%.c | $(DEPS_STAMP)
 $(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^
 
-$(BUILD)/vramspy: $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(BUILD)/obj/report/analyze.o \
+$(BUILD)/vramspy: $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(BUILD)/obj/report/analyze.o $(BUILD)/obj/report/pycode.o \
                   $(BUILD)/obj/report/symbolize.o $(BUILD)/obj/report/dwframe.o $(BUILD)/obj/report/output.o $(READER_OBJS) \
                   $(BUILD)/obj/shim/purposes.o
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)

@@ -354,7 +354,7 @@ static void instant(struct ctx *c, const struct vsp_rec_event *e, int kind)
     struct vsp_analysis *a = c->a;
     if (!a->instants || a->ninstants >= VSP_INSTANTS_MAX)
         return;
-    a->instants[a->ninstants++] = (struct vsp_instant){e->time_ns, kind, e->api, e->size};
+    a->instants[a->ninstants++] = (struct vsp_instant){e->time_ns, kind, e->api, e->size, e->stack_id};
 }
 
 /* Double the growth buckets' span until time t falls in one; the bucket of t. */
@@ -876,6 +876,8 @@ static int on_stack(struct ctx *c, const struct vsp_rec_stack *s)
         /* return addresses: the call is at address-1 (matters at a module's very end) */
         uint64_t pc = st->frames[i] - 1;
         st->module[i] = -1;
+        if (VSP_PYFRAME_IS(st->frames[i]))
+            continue; /* a Python frame (version 4): no module */
         for (size_t m = a->nmodules; m-- > 0;) { /* the newest module covering it so far */
             if (pc >= a->modules[m].start && pc < a->modules[m].end) {
                 st->module[i] = (int)m;
@@ -1203,6 +1205,7 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
             if (rec.payload_len >= sizeof(struct vsp_rec_pool))
                 bad = on_pool(&c, rec.payload);
             break;
+        case VSP_REC_PYCODE: bad = vsp_pycode_add(a, rec.payload, rec.payload_len); break;
         case VSP_REC_LABEL: {
             const struct vsp_rec_label *l = rec.payload;
             if (l->id && l->id < 65536 && l->name_len <= rec.payload_len - sizeof *l) {
@@ -1445,6 +1448,7 @@ void vsp_analysis_free(struct vsp_analysis *a)
     for (size_t i = 0; i < a->nlabels; i++)
         free(a->labels[i]);
     free(a->labels);
+    vsp_pycodes_free(a);
     free(a->purposes);
     free(a->pools);
     free(a->host);

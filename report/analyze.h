@@ -41,6 +41,29 @@ struct vsp_module {
     unsigned build_id_len;
 };
 
+/* A Python code object (PYCODE record): the names its frames show. */
+struct vsp_pycode {
+    uint32_t id;
+    uint32_t firstline;
+    char *name; /* qualified name (co_qualname; co_name before 3.11) */
+    char *file; /* co_filename as the interpreter had it */
+};
+
+struct vsp_analysis;
+
+/* report/pycode.c: a PYCODE record into a->pycodes (0, or -1 out of memory; a malformed record
+ * is ignored); the code object of an id (NULL unknown); free them. */
+int vsp_pycode_add(struct vsp_analysis *a, const void *payload, uint32_t len);
+const struct vsp_pycode *vsp_pycode_find(const struct vsp_analysis *a, uint32_t id);
+void vsp_pycodes_free(struct vsp_analysis *a);
+/* The innermost Python frame of a stack as "Model.load_weights (model.py:42)" into buf; 0 when
+ * the stack has none (buf ""). Needs no symboliser: the names are the trace's. */
+int vsp_python_site(const struct vsp_analysis *a, uint32_t stack_id, char *buf, size_t len);
+
+/* A stack's frames are its native return addresses, innermost first, and, from a trace of
+ * version 4, its Python frames (VSP_PYFRAME words): after the native ones as recorded, or in the
+ * place of the eval-loop frames that ran them once the symboliser merged them
+ * (vsp_sym_merge_python); a Python frame's module is -1. */
 struct vsp_stack {
     uint32_t id;
     uint32_t nframes;
@@ -104,6 +127,7 @@ struct vsp_instant {
     int kind;                         /* VSP_F_OOM, VSP_F_FRAGMENTATION, VSP_F_HOST_FALLBACK */
     uint16_t api;
     uint64_t size;
+    uint32_t stack_id;                /* the call's stack (its Python site shows in SVG and Perfetto) */
 };
 #define VSP_INSTANTS_MAX 10000
 
@@ -177,6 +201,10 @@ struct vsp_analysis {
     /* purpose labels named in the trace (LABEL records): labels[id], NULL when unnamed */
     char **labels;
     size_t nlabels;
+    /* Python code objects named in the trace (PYCODE records, version 4), sorted by id:
+     * report/pycode.c */
+    struct vsp_pycode *pycodes;
+    size_t npycodes, cappycodes;
     /* the breakdown by purpose, filled by the report (output.c: vsp_purpose_breakdown) */
     struct vsp_purpose_row {
         char label[64];

@@ -263,8 +263,17 @@ void vsp_perfetto_trace(FILE *out, const struct vsp_analysis *a, int first)
     for (size_t i = 0; i < a->ninstants; i++) {
         const struct vsp_instant *in = &a->instants[i];
         fprintf(out, ",\n{\"name\":\"%s\",\"ph\":\"i\",\"s\":\"p\",\"pid\":%u,\"tid\":0,\"ts\":%.3f,"
-                     "\"args\":{\"api\":\"%s\",\"bytes\":%" PRIu64 "}}",
+                     "\"args\":{\"api\":\"%s\",\"bytes\":%" PRIu64,
                 instant_name(in->kind), a->pid, TS(in->time_ns), vsp_api_name(in->api), in->size);
+        char site[600];
+        if (vsp_python_site(a, in->stack_id, site, sizeof site)) { /* issue 21: the Python line */
+            fputs(",\"python\":\"", out);
+            for (const char *p = site; *p; p++)
+                if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+                    fputc(*p, out);
+            fputc('"', out);
+        }
+        fputs("}}", out);
     }
     /* crash and alloc_error from the findings (the analysis has instants of out-of-memory,
      * fragmentation and host fallback only) */
@@ -365,6 +374,7 @@ struct svg_mark {
     uint64_t size, count;
     int32_t result;
     int signal;
+    char python[160]; /* the call's innermost Python frame (issue 21), "" if none */
 };
 
 struct svg_trace {
@@ -445,6 +455,7 @@ void vsp_svg_trace(FILE *out, const char *path, const struct vsp_analysis *a, in
     for (size_t i = 0; i < a->ninstants; i++) {
         const struct vsp_instant *in = &a->instants[i];
         struct svg_mark m = {.time_ns = in->time_ns, .kind = in->kind, .api = in->api, .size = in->size, .count = 1};
+        vsp_python_site(a, in->stack_id, m.python, sizeof m.python);
         add_mark(t, &m, cap);
     }
     /* crash and alloc_error: from the findings (the analysis has no instants of theirs) */
@@ -664,6 +675,9 @@ static void mark_title(char *buf, size_t len, const struct svg_mark *m)
     case VSP_F_ALLOC_ERROR: alloc_error_text(buf, len, instant_name(m->kind), m->api, m->result, m->count); break;
     default: snprintf(buf, len, "%s", instant_name(m->kind));
     }
+    size_t n = strlen(buf);
+    if (m->python[0] && n < len)
+        snprintf(buf + n, len - n, " at %s", m->python);
 }
 
 static const int legend_marks[] = {VSP_F_OOM, VSP_F_FRAGMENTATION, VSP_F_HOST_FALLBACK, VSP_F_ALLOC_ERROR,
@@ -1142,7 +1156,7 @@ static void junit_stack(FILE *m, const struct vsp_analysis *a, struct vsp_symbol
             if (vsp_startup_function(fi[j].function))
                 continue;
             vsp_frame_label(&fi[j], label, sizeof label);
-            if (fi[j].file[0])
+            if (fi[j].file[0] && !fi[j].python) /* a Python frame's label has its line */
                 fprintf(m, "    at %s (%s:%d)\n", label, fi[j].file, fi[j].line);
             else
                 fprintf(m, "    at %s\n", label);

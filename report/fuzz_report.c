@@ -25,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct vsp_analysis a;
     if (vsp_analyze_file(path, &o, &a) == 0) {
         struct vsp_symbolizer *sym = vsp_sym_new(&a, "/nonexistent-sysroot", NULL);
+        vsp_sym_merge_python(sym, &a);
         json_t *j = vsp_report_json(path, &a, sym);
         char *text = json_dumps(j, 0);
         free(text);

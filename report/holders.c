@@ -160,7 +160,7 @@ static const char *holder_of(const struct vsp_holders *hs, const struct vsp_anal
         int n = vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
         for (int j = 0; j < n; j++)
             for (size_t r = 0; r < best_rule; r++)
-                if (vsp_frame_glob_match(hs->r[r].function, hs->r[r].module, hs->r[r].file, &fi[j])) {
+                if (vsp_frame_matches(&fi[j], hs->r[r].function, hs->r[r].module, hs->r[r].file)) {
                     best_rule = r;
                     best = hs->r[r].held_by;
                     break;

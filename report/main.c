@@ -563,6 +563,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < ntr; i++) {
         const char *path = paths[i];
         struct vsp_symbolizer *sym = vsp_sym_new(&as[i], o.sysroot, o.debug_dir);
+        vsp_sym_merge_python(sym, &as[i]);
         vsp_apply_holders(&as[i], holders, sym);
         vsp_apply_suppressions(&as[i], rules, o.min_leak, sym);
         vsp_purpose_breakdown(&as[i], o.purposes ? &purposes : NULL, sym);

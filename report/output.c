@@ -62,7 +62,8 @@ void vsp_purpose_breakdown(struct vsp_analysis *a, const struct vsp_purposes *ru
                 struct vsp_frame_info fi[MAX_INLINE];
                 int m = vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
                 for (int j = 0; j < m && !label; j++) {
-                    int r = vsp_purposes_match(rules, fi[j].function, fi[j].module);
+                    int r = vsp_purposes_match_frame(rules, fi[j].function, fi[j].module,
+                                                     fi[j].python ? fi[j].path : NULL);
                     if (r >= 0)
                         label = rules->p[r].label;
                 }
@@ -234,7 +235,9 @@ int vsp_startup_function(const char *function)
 
 void vsp_frame_label(const struct vsp_frame_info *f, char *buf, size_t len)
 {
-    if (f->function[0]) {
+    if (f->python) { /* issue 21: a Python frame is its line: "Model.load_weights (model.py:42)" */
+        snprintf(buf, len, "%s (%s:%d)", f->function, f->file, f->line);
+    } else if (f->function[0]) {
         snprintf(buf, len, "%s", f->function);
     } else if (f->module) {
         const char *b = strrchr(f->module, '/');
@@ -273,6 +276,15 @@ static json_t *stack_json(struct vsp_symbolizer *sym, const struct vsp_analysis 
         int n = vsp_sym_frame(sym, st, i, fi, MAX_INLINE);
         for (int k = 0; k < n; k++) {
             json_t *f = json_object();
+            if (fi[k].python) { /* issue 21: {"python": true, "function", "file", "line"}, + "path" */
+                json_object_set_new(f, "python", json_true());
+                json_object_set_new(f, "function", json_string(fi[k].function));
+                json_object_set_new(f, "file", json_string(fi[k].file));
+                json_object_set_new(f, "path", str_or_null(fi[k].path));
+                json_object_set_new(f, "line", fi[k].line ? json_integer(fi[k].line) : json_null());
+                json_array_append_new(arr, f);
+                continue;
+            }
             json_object_set_new(f, "address", hex(fi[k].address));
             json_object_set_new(f, "module", str_or_null(fi[k].module));
             json_object_set_new(f, "function", str_or_null(fi[k].function));
@@ -541,7 +553,7 @@ static void frame_label(char *buf, size_t len, const struct vsp_frame_info *f)
 {
     vsp_frame_label(f, buf, len);
     size_t n = strlen(buf);
-    if (f->function[0] && f->file[0] && n < len)
+    if (f->function[0] && f->file[0] && !f->python && n < len)
         snprintf(buf + n, len - n, " (%s:%d)", f->file, f->line);
 }
 
@@ -674,7 +686,18 @@ void vsp_site_name(char *buf, size_t len, const struct vsp_analysis *a, struct v
         n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", k ? " <- " : "", fe ? fe : f);
         free(fe);
         if (n >= len)
+            return;
+    }
+    /* the innermost Python frame (issue 21), beside the native call site, unless shown already */
+    for (unsigned k = 0; k < st->nframes; k++) {
+        if (!VSP_PYFRAME_IS(st->frames[k]))
+            continue;
+        if (k <= upto)
             break;
+        vsp_sym_frame(sym, st, k, fi, MAX_INLINE);
+        frame_label(f, sizeof f, &fi[0]);
+        snprintf(buf + n, n < len ? len - n : 0, ", Python: %s", f);
+        break;
     }
 }
 

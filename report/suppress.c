@@ -1,8 +1,10 @@
-/* Suppression rules (see suppress.h), parsed with jansson, matched with fnmatch(3). */
+/* Suppression rules (see suppress.h), parsed with jansson, matched frame by frame with
+ * vsp_frame_matches (native and Python frames). */
 #include "suppress.h"
 
+#include "purposes.h"
+
 #include <errno.h>
-#include <fnmatch.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,7 @@
 
 struct rule {
     int kind; /* -1: any */
-    char *function, *module;
+    char *function, *module, *file;
 };
 
 struct vsp_rules {
@@ -83,8 +85,11 @@ struct vsp_rules *vsp_rules_load(const char *path, char *err, size_t errlen)
                 ru->function = strdup(sv);
             } else if (!strcmp(key, "module")) {
                 ru->module = strdup(sv);
+            } else if (!strcmp(key, "file")) {
+                ru->file = strdup(sv);
             } else {
-                snprintf(err, errlen, "%s: rule %zu: unknown field \"%s\" (kind, function, module)", path, i, key);
+                snprintf(err, errlen, "%s: rule %zu: unknown field \"%s\" (kind, function, module, file)", path, i,
+                         key);
                 goto bad;
             }
         }
@@ -106,27 +111,17 @@ void vsp_rules_free(struct vsp_rules *rs)
     for (size_t i = 0; i < rs->n; i++) {
         free(rs->r[i].function);
         free(rs->r[i].module);
+        free(rs->r[i].file);
     }
     free(rs->r);
     free(rs);
 }
 
-int vsp_frame_glob_match(const char *function, const char *module, const char *file, const struct vsp_frame_info *f)
+int vsp_frame_matches(const struct vsp_frame_info *f, const char *function_glob, const char *module_glob,
+                      const char *file_glob)
 {
-    if (function && fnmatch(function, f->function, 0) != 0)
-        return 0;
-    if (module) {
-        const char *m = f->module ? f->module : "";
-        const char *base = strrchr(m, '/');
-        if (fnmatch(module, m, 0) != 0 && fnmatch(module, base ? base + 1 : m, 0) != 0)
-            return 0;
-    }
-    if (file) {
-        const char *base = strrchr(f->file, '/');
-        if (fnmatch(file, f->file, 0) != 0 && fnmatch(file, base ? base + 1 : f->file, 0) != 0)
-            return 0;
-    }
-    return 1;
+    return vsp_glob_frame_matches(function_glob, module_glob, file_glob, f->function, f->module,
+                                  f->python && f->path ? f->path : f->file);
 }
 
 static int suppressed(const struct vsp_finding *f, const struct vsp_rules *rs, const struct vsp_analysis *a,
@@ -137,13 +132,13 @@ static int suppressed(const struct vsp_finding *f, const struct vsp_rules *rs, c
         const struct rule *ru = &rs->r[i];
         if (ru->kind >= 0 && ru->kind != f->kind)
             continue;
-        if (!ru->function && !ru->module)
+        if (!ru->function && !ru->module && !ru->file)
             return 1;
         for (unsigned k = 0; st && k < st->nframes; k++) {
             struct vsp_frame_info fi[16];
             int n = vsp_sym_frame(sym, st, k, fi, 16);
             for (int j = 0; j < n; j++)
-                if (vsp_frame_glob_match(ru->function, ru->module, NULL, &fi[j]))
+                if (vsp_frame_matches(&fi[j], ru->function, ru->module, ru->file))
                     return 1;
         }
     }

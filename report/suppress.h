@@ -1,7 +1,9 @@
 /* Suppressions (--suppress FILE) and the leak floor (--min-leak): findings a user has declared
  * known are dropped before rendering, and counted. FILE is a JSON list of rules
- * {"kind": KIND, "function": GLOB, "module": GLOB}, every field optional; a finding is dropped when
- * one rule's kind matches it and one frame of its stack matches all of the rule's globs. */
+ * {"kind": KIND, "function": GLOB, "module": GLOB, "file": GLOB}, every field optional; a finding is
+ * dropped when one rule's kind matches it and one frame of its stack matches all of the rule's
+ * globs. A Python frame (issue 21) has its qualified name as function, no module, and its
+ * co_filename as file (matched as a path or a base name). */
 #ifndef VSP_SUPPRESS_H
 #define VSP_SUPPRESS_H
 
@@ -16,13 +18,16 @@ struct vsp_rules;
  * column when jansson knows them). */
 json_t *vsp_json_load_file(const char *path, char *err, size_t errlen);
 
-/* Does frame f match every glob given (NULL: any)? function against the demangled name, module
- * against the module's path and its base name, file against the source file and its base name. */
-int vsp_frame_glob_match(const char *function, const char *module, const char *file, const struct vsp_frame_info *f);
-
 /* NULL on error, with one line in err naming the file and the problem. */
 struct vsp_rules *vsp_rules_load(const char *path, char *err, size_t errlen);
 void vsp_rules_free(struct vsp_rules *r);
+
+/* One symbolised frame (native or Python) against a rule's globs (NULL or "": any), the matcher of
+ * suppressions, purposes and holder rules: function glob on the function name (a Python frame's
+ * qualified name), module glob on the module's path or base name, file glob on the source file
+ * (a Python frame's co_filename, as a path or a base name). */
+int vsp_frame_matches(const struct vsp_frame_info *f, const char *function_glob, const char *module_glob,
+                      const char *file_glob);
 
 /* Drop suppressed findings (rules may be NULL) and leaks smaller than min_leak bytes; adds to
  * a->suppressed. */

@@ -4,6 +4,7 @@
  * Lookups use address-1 because every frame is a return address and the call precedes it. */
 #include "symbolize.h"
 #include "dwframe.h"
+#include "pymerge.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -156,6 +157,19 @@ static Dwfl_Module *module_for(struct vsp_symbolizer *s, int m)
     return ms->mod;
 }
 
+/* A Python frame: its code object's names from the PYCODE record, the line from the frame word. */
+static int python_frame(const struct vsp_symbolizer *s, uint64_t word, struct vsp_frame_info *f)
+{
+    const struct vsp_pycode *c = vsp_pycode_find(s->a, VSP_PYFRAME_CODE(word));
+    f->python = 1;
+    snprintf(f->function, sizeof f->function, "%s", c ? c->name : "<unknown Python code>");
+    const char *base = c ? strrchr(c->file, '/') : NULL;
+    snprintf(f->file, sizeof f->file, "%s", c ? (base ? base + 1 : c->file) : "");
+    f->path = c ? c->file : NULL;
+    f->line = (int)VSP_PYFRAME_LINE(word);
+    return 1;
+}
+
 int vsp_sym_frame(struct vsp_symbolizer *s, const struct vsp_stack *st, unsigned i, struct vsp_frame_info *out, int max)
 {
     uint64_t addr = st->frames[i];
@@ -163,6 +177,8 @@ int vsp_sym_frame(struct vsp_symbolizer *s, const struct vsp_stack *st, unsigned
     struct vsp_frame_info *f = &out[0];
     memset(f, 0, sizeof *f);
     f->address = addr;
+    if (VSP_PYFRAME_IS(addr))
+        return python_frame(s, addr, f);
     if (m < 0)
         return 1;
     const struct vsp_module *rec = &s->a->modules[m];
@@ -179,6 +195,59 @@ int vsp_sym_frame(struct vsp_symbolizer *s, const struct vsp_stack *st, unsigned
         out[k].offset = addr - rec->base;
     }
     return n;
+}
+
+/* One stack merged: each eval-loop frame of the native part replaced by the Python frames it ran
+ * (pymerge.h), the rest after the native frames. 0, or -1 out of memory (the stack unchanged). */
+static int merge_stack(struct vsp_symbolizer *s, struct vsp_stack *st)
+{
+    unsigned n = vsp_native_frames(st->frames, st->nframes);
+    if (n == st->nframes)
+        return 0;
+    uint64_t *frames = malloc(st->nframes * sizeof *frames);
+    int *module = malloc(st->nframes * sizeof *module);
+    struct vsp_frame_info *fi = malloc(8 * sizeof *fi);
+    if (!frames || !module || !fi) {
+        free(frames);
+        free(module);
+        free(fi);
+        return -1;
+    }
+    struct vsp_pymerge pm = {st->frames + n, st->nframes - n, 0};
+    unsigned out = 0;
+    for (unsigned i = 0; i < n; i++) {
+        int nf = pm.next < pm.m ? vsp_sym_frame(s, st, i, fi, 8) : 0;
+        if (nf > 0 && vsp_is_eval_frame(fi[nf - 1].function)) {
+            unsigned first, cnt = vsp_pymerge_take(&pm, &first);
+            for (unsigned k = 0; k < cnt; k++) {
+                frames[out] = pm.py[first + k];
+                module[out++] = -1;
+            }
+            continue;
+        }
+        frames[out] = st->frames[i];
+        module[out++] = st->module[i];
+    }
+    for (unsigned k = pm.next; k < pm.m; k++) {
+        frames[out] = pm.py[k];
+        module[out++] = -1;
+    }
+    free(fi);
+    free(st->frames);
+    free(st->module);
+    st->frames = frames;
+    st->module = module;
+    st->nframes = out;
+    return 0;
+}
+
+void vsp_sym_merge_python(struct vsp_symbolizer *s, struct vsp_analysis *a)
+{
+    if (!s || !a->npycodes)
+        return;
+    for (size_t i = 0; i < a->nstacks; i++)
+        if (merge_stack(s, &a->stacks[i]) < 0)
+            warn(s, "%s: out of memory: Python frames left after the native frames", "merging stacks");
 }
 
 const char *vsp_sym_warnings(const struct vsp_symbolizer *s)

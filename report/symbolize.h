@@ -18,6 +18,12 @@ struct vsp_symbolizer *vsp_sym_new(const struct vsp_analysis *a, const char *sys
  * number written (>= 1). */
 int vsp_sym_frame(struct vsp_symbolizer *s, const struct vsp_stack *st, unsigned i, struct vsp_frame_info *out,
                   int max);
+/* Python frames (format version 4) in place: every stack of a whose eval-loop frames
+ * (_PyEval_EvalFrameDefault) have names gets the Python frames each ran in its place, innermost
+ * first (shim/pymerge.h); frames past the last eval-loop frame stay after the native ones. Once,
+ * right after vsp_sym_new, before anything reads the stacks. A Python frame expands to one
+ * vsp_frame_info with python = 1. */
+void vsp_sym_merge_python(struct vsp_symbolizer *s, struct vsp_analysis *a);
 /* Warnings collected so far (build-id mismatches, unreadable modules), one per line; "" if none. */
 const char *vsp_sym_warnings(const struct vsp_symbolizer *s);
 void vsp_sym_free(struct vsp_symbolizer *s);

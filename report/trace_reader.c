@@ -171,6 +171,7 @@ static int min_payload(uint16_t type)
     case VSP_REC_EVENT: return (int)VSP_REC_EVENT_V1_SIZE; /* version 2 appends seq */
     case VSP_REC_END: return (int)sizeof(struct vsp_rec_end);
     case VSP_REC_BATCH: return (int)sizeof(struct vsp_rec_batch);
+    case VSP_REC_PYCODE: return (int)sizeof(struct vsp_rec_pycode);
     default: return 0;
     }
 }
@@ -185,8 +186,19 @@ static int check_payload(uint16_t type, const unsigned char *p, uint32_t len)
         const struct vsp_rec_stack *s = (const void *)p;
         if ((uint64_t)s->nframes * 8 > len - sizeof *s)
             return -1;
-        if (s->nframes > VSP_READER_MAX_FRAMES)
+        /* version 4: up to the depth of native frames, then up to the depth of Python frames */
+        if (s->nframes > 2 * VSP_READER_MAX_FRAMES)
             return -2;
+        const uint64_t *w = (const void *)(s + 1);
+        uint32_t native = 0;
+        while (native < s->nframes && !VSP_PYFRAME_IS(w[native]))
+            native++;
+        if (native > VSP_READER_MAX_FRAMES || s->nframes - native > VSP_READER_MAX_FRAMES)
+            return -2;
+    } else if (type == VSP_REC_PYCODE) {
+        const struct vsp_rec_pycode *c = (const void *)p;
+        if ((uint64_t)c->name_len + c->file_len > len - sizeof *c || !c->name_len || !c->file_len)
+            return -1;
     } else if (type == VSP_REC_MODULE) {
         const struct vsp_rec_module *m = (const void *)p;
         if ((uint64_t)m->path_len + m->build_id_len > len - sizeof *m || m->path_len == 0)

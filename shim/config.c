@@ -132,6 +132,7 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
     c->ring_size = VSP_DEFAULT_RING;
     c->on_full = VSP_ON_FULL_WAIT;
     c->summary = 1;
+    c->python = 1;
     c->metrics_interval_ms = 1000;
     if (!get)
         return 0;
@@ -168,6 +169,10 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
     if ((v = get("VRAMSPY_DISABLE")) && parse_bool(v, &c->disabled) < 0) {
         addwarn(warn, warnlen, &nbad, "VRAMSPY_DISABLE", v, "is not 0 or 1; tracing stays on");
         c->disabled = 0;
+    }
+    if ((v = get("VRAMSPY_PYTHON")) && parse_bool(v, &c->python) < 0) {
+        addwarn(warn, warnlen, &nbad, "VRAMSPY_PYTHON", v, "is not 0 or 1; Python frames stay on");
+        c->python = 1;
     }
     if ((v = get("VRAMSPY_RING_SIZE")) && *v) {
         uint64_t sz;

@@ -24,6 +24,7 @@ struct vsp_config {
     int on_full;         /* enum vsp_on_full */
     int debug;           /* extra diagnostics on stderr */
     int disabled;        /* VRAMSPY_DISABLE=1: pass everything through, record nothing */
+    int python;          /* VRAMSPY_PYTHON (default 1): stacks carry the Python frames (pyframes.h) */
     char metrics_pattern[VSP_PATH_MAX]; /* VRAMSPY_METRICS, "" when off */
     char purposes_path[VSP_PATH_MAX];   /* VRAMSPY_PURPOSES, "" when off */
     unsigned metrics_interval_ms;       /* VRAMSPY_METRICS_INTERVAL, default 1000 */

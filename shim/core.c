@@ -1,7 +1,9 @@
 /* Core of the shim: init, the hook bracket, and recording of allocations and frees.
  * The recording path (vsp_hook_leave_alloc, vsp_free_begin, vsp_hook_leave_free) takes no lock,
  * calls no malloc or stdio, and makes no system call in the common case (gettid once per thread,
- * clock_gettime through the vDSO). Warnings and init may use snprintf. */
+ * clock_gettime through the vDSO). Warnings and init may use snprintf. The one exception: in a
+ * thread running Python with the GIL, reading its Python frames goes through CPython's C API,
+ * which may allocate with the host's allocator (pyframes.c says why that is safe). */
 #define _GNU_SOURCE
 #include "core.h"
 
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "pyframes.h"
 
 __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
 struct vsp_config vsp_cfg;
@@ -373,7 +376,7 @@ static uint32_t capture_stack_id(const void *site)
     vsp_walk_enter();
     uint64_t frames[VSP_MAX_DEPTH];
     unsigned n = vsp_capture_stack(frames, vsp_cfg.depth, site);
-    uint32_t id = n ? vsp_stack_id(frames, n) : 0;
+    uint32_t id = n ? vsp_py_stack_id(frames, n) : 0; /* with the Python frames, if any */
     vsp_walk_leave();
     return id;
 }

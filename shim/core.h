@@ -136,6 +136,8 @@ extern struct vsp_livetable vsp_live;
  * writes straight into frames. */
 unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site);
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);  /* interns, writes new stacks */
+/* The same for native frames followed by Python frames (VSP_PYFRAME words, pyframes.h). */
+uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m);
 void vsp_stacks_reset(void);
 uint64_t vsp_stack_site(uint32_t id);     /* innermost frame of a stack id, 0 if unknown */
 
@@ -146,7 +148,7 @@ uint16_t vsp_label_current(void);             /* innermost pushed label of this 
 void vsp_labels_sync(uint16_t id);            /* LABEL records up to id are in the trace */
 void vsp_labels_reset_trace(void);
 uint16_t vsp_stack_label(uint32_t stack_id);  /* label from VRAMSPY_PURPOSES rules, 0 none */
-void vsp_stack_label_compute(uint32_t stack_id, const uint64_t *frames, unsigned n);
+void vsp_stack_label_compute(uint32_t stack_id, const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m);
 void vsp_purposes_load(void);                 /* at init, when VRAMSPY_PURPOSES is set */
 /* --- oom.c: the in-process symboliser --- */
 /* Expand the return address addr into up to max frames (inline chain, innermost first) with

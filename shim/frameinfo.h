@@ -16,6 +16,9 @@ struct vsp_frame_info {
     char file[512];        /* base name, "" when unknown */
     int line;              /* 0 when unknown */
     int inlined;           /* 1: an inlined call inside the next frame */
+    int python;            /* 1: a Python frame (function: qualified name, file: co_filename's
+                              base name, path: co_filename, line: the current line; no module) */
+    const char *path;      /* a Python frame's co_filename as recorded (report only), else NULL */
 };
 
 /* The in-process symboliser's one entry point (libvramspy-sym.so): expand the return address

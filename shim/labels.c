@@ -122,6 +122,8 @@ VSP_EXPORT void vsp_label_pop(void)
 
 #include "frameinfo.h"
 #include "purposes.h"
+#include "pyframes.h"
+#include "pymerge.h"
 
 static struct vsp_purposes rules;
 static uint16_t rule_label[VSP_PURPOSE_MAX];
@@ -163,22 +165,47 @@ void vsp_purposes_load(void)
         vsp_inproc_preload();
 }
 
-void vsp_stack_label_compute(uint32_t stack_id, const uint64_t *frames, unsigned n)
+/* A Python frame's names matched against the rules (function: the qualified name; module: the file). */
+static int python_rule(uint64_t word)
+{
+    char function[256], file[1024];
+    if (vsp_py_frame_names(word, function, sizeof function, file, sizeof file) < 0)
+        return -1;
+    return vsp_purposes_match_frame(&rules, function, NULL, file);
+}
+
+void vsp_stack_label_compute(uint32_t stack_id, const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m)
 {
     if (!have_rules)
         return;
     uint16_t label = 0;
+    struct vsp_pymerge pm = {py, m, 0};
     /* Innermost frame first, and within a frame its inlined functions innermost first, with the
-     * same names (demangled) that the report's --purposes matches. */
+     * same names (demangled) that the report's --purposes matches; an eval-loop frame stands for
+     * the Python frames it ran, as in the report (pymerge.h). */
     for (unsigned i = 0; i < n && !label; i++) {
         struct vsp_frame_info fi[8];
         char module[VSP_PATH_MAX];
         int nf = vsp_inproc_frames(frames[i], fi, 8, module, sizeof module);
+        if (pm.next < m && vsp_is_eval_frame(fi[nf - 1].function)) {
+            unsigned first, cnt = vsp_pymerge_take(&pm, &first);
+            for (unsigned k = 0; k < cnt && !label; k++) {
+                int r = python_rule(py[first + k]);
+                if (r >= 0)
+                    label = rule_label[r];
+            }
+            continue;
+        }
         for (int k = 0; k < nf && !label; k++) {
             int r = vsp_purposes_match(&rules, fi[k].function, module);
             if (r >= 0)
                 label = rule_label[r];
         }
+    }
+    for (unsigned k = pm.next; k < m && !label; k++) {
+        int r = python_rule(py[k]);
+        if (r >= 0)
+            label = rule_label[r];
     }
     vsp_store_relaxed(&stack_labels[stack_id & (STACK_LABELS - 1)], label);
 }

@@ -166,8 +166,11 @@ int vsp_purposes_parse(const char *text, struct vsp_purposes *out, char *err, si
                     } else if (!strcmp(key, "module")) {
                         if (list(&c, p->module, &p->nmodule) < 0)
                             return -1;
+                    } else if (!strcmp(key, "file")) {
+                        if (list(&c, p->file, &p->nfile) < 0)
+                            return -1;
                     } else {
-                        return fail(&c, "expected \"function\" or \"module\"");
+                        return fail(&c, "expected \"function\", \"module\" or \"file\"");
                     }
                     ws(&c);
                     if (*c.s == ',') {
@@ -209,7 +212,13 @@ static int module_match(const char *glob, const char *module)
 
 int vsp_purposes_match(const struct vsp_purposes *ps, const char *function, const char *module)
 {
-    const char *f = function ? function : "", *m = module ? module : "";
+    return vsp_purposes_match_frame(ps, function, module, NULL);
+}
+
+int vsp_purposes_match_frame(const struct vsp_purposes *ps, const char *function, const char *module,
+                             const char *file)
+{
+    const char *f = function ? function : "", *m = module ? module : "", *fl = file ? file : "";
     for (int i = 0; i < ps->n; i++) {
         const struct vsp_purpose *p = &ps->p[i];
         for (int k = 0; k < p->nfunction; k++)
@@ -218,9 +227,25 @@ int vsp_purposes_match(const struct vsp_purposes *ps, const char *function, cons
         for (int k = 0; k < p->nmodule; k++)
             if (*m && module_match(p->module[k], m))
                 return i;
+        for (int k = 0; k < p->nfile; k++)
+            if (*fl && module_match(p->file[k], fl))
+                return i;
         for (int k = 0; k < p->nany; k++)
-            if ((*f && fnmatch(p->any[k], f, 0) == 0) || (*m && module_match(p->any[k], m)))
+            if ((*f && fnmatch(p->any[k], f, 0) == 0) || (*m && module_match(p->any[k], m)) ||
+                (*fl && module_match(p->any[k], fl)))
                 return i;
     }
     return -1;
+}
+
+int vsp_glob_frame_matches(const char *function_glob, const char *module_glob, const char *file_glob,
+                           const char *function, const char *module, const char *file)
+{
+    if (function_glob && *function_glob && fnmatch(function_glob, function ? function : "", 0) != 0)
+        return 0;
+    if (module_glob && *module_glob && !module_match(module_glob, module ? module : ""))
+        return 0;
+    if (file_glob && *file_glob && !module_match(file_glob, file ? file : ""))
+        return 0;
+    return 1;
 }

@@ -11,6 +11,7 @@
 
 #include "atomic.h"
 #include "core.h"
+#include "pyframes.h"
 #include "stackstore.h"
 #include "walker.h"
 
@@ -49,6 +50,7 @@ int vsp_stacks_init(void)
 void vsp_stacks_reset(void)
 {
     vsp_walker_atfork_child();
+    vsp_py_atfork_child();
     vsp_stackstore_destroy(&stacks);
     memset(&stacks, 0, sizeof stacks);
     if (sites)
@@ -100,23 +102,33 @@ unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site)
 
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
 {
+    return vsp_stack_id_parts(frames, n, NULL, 0);
+}
+
+uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m)
+{
     int is_new = 0;
     struct vsp_stack_slot *claim;
-    uint32_t id = vsp_stackstore_intern(&stacks, vsp_stack_hash(frames, n), &is_new, &claim);
+    uint64_t hash = vsp_stack_hash(frames, n);
+    if (m) /* the Python part (pyframes.h) makes it another stack */
+        hash = vsp_stack_hash((const uint64_t[2]){hash, vsp_stack_hash(py, m)}, 2);
+    uint32_t id = vsp_stackstore_intern(&stacks, hash, &is_new, &claim);
     if (!is_new)
         return id;
     if (sites)
         vsp_store_relaxed(&sites[id & (SITES - 1)], frames[0]);
-    vsp_stack_label_compute(id, frames, n);
+    vsp_stack_label_compute(id, frames, n, py, m);
     vsp_trace_modules_changed();
     struct vsp_resv res;
-    uint32_t len = (uint32_t)(sizeof(struct vsp_rec_stack) + n * sizeof(uint64_t));
+    uint32_t len = (uint32_t)(sizeof(struct vsp_rec_stack) + (n + m) * sizeof(uint64_t));
     int rc = vsp_ring_reserve(vsp_trace_ring(), VSP_REC_STACK, len, &res);
     if (rc == 0) {
         struct vsp_rec_stack *s = res.payload;
         s->id = id;
-        s->nframes = n;
+        s->nframes = n + m;
         memcpy(s + 1, frames, n * sizeof(uint64_t));
+        if (m)
+            memcpy((uint64_t *)(s + 1) + n, py, m * sizeof(uint64_t));
         vsp_ring_commit(vsp_trace_ring(), &res);
     }
     if (claim)

@@ -47,7 +47,7 @@ Test(purposes, invalid_json_is_refused_with_the_offset)
         "{\"a\": [\"\\u12\"]}",                                 /* short \u */
         "{\"a\": [\"tab\there\"]}",                             /* raw control character */
         "{\"a\": 3}",
-        "{\"a\": {\"file\": [\"x\"]}}",
+        "{\"a\": {\"path\": [\"x\"]}}",                     /* unknown key */
         "[\"a\"]",
         "{\"a\": [\"x\"]",
         "",
@@ -67,4 +67,25 @@ Test(purposes, first_matching_rule_wins_and_modules_match_by_base_name)
     cr_assert_eq(vsp_purposes_match(&ps, "grow_blocks", "/usr/bin/worker"), 2);
     cr_assert_eq(vsp_purposes_match(&ps, "main", "/usr/bin/worker"), -1);
     cr_assert_eq(vsp_purposes_match(&ps, NULL, NULL), -1);
+}
+
+/* Issue 21: "file" globs match a Python frame's file (path or base name); a plain list matches it
+ * too; function globs its qualified name; the shared per-rule matcher (vsp_glob_frame_matches,
+ * behind the report's vsp_frame_matches) takes all three. */
+Test(purposes, python_frames_match_by_function_and_file)
+{
+    cr_assert_eq(parse("{\"model\": {\"file\": [\"model.py\"]}, \"train\": [\"*/train/*\"],"
+                       " \"step\": {\"function\": [\"Trainer.step\"]}}"),
+                 0, "%s", err);
+    cr_assert_eq(ps.p[0].nfile, 1);
+    cr_assert_eq(vsp_purposes_match_frame(&ps, "Model.load", NULL, "/srv/app/model.py"), 0);
+    cr_assert_eq(vsp_purposes_match_frame(&ps, "run", NULL, "/srv/train/loop.py"), 1);
+    cr_assert_eq(vsp_purposes_match_frame(&ps, "Trainer.step", NULL, "/srv/x.py"), 2);
+    cr_assert_eq(vsp_purposes_match_frame(&ps, "other", NULL, "/srv/x.py"), -1);
+    cr_assert_eq(vsp_purposes_match(&ps, "model.py", NULL), -1, "a file glob is not a function glob");
+    cr_assert(vsp_glob_frame_matches("Model.*", NULL, "*.py", "Model.load", NULL, "/a/model.py"));
+    cr_assert(vsp_glob_frame_matches(NULL, NULL, "model.py", "f", NULL, "/a/model.py"), "base name");
+    cr_assert(!vsp_glob_frame_matches("Model.*", NULL, "train.py", "Model.load", NULL, "/a/model.py"));
+    cr_assert(!vsp_glob_frame_matches(NULL, "libtorch*", NULL, "f", NULL, "/a/model.py"), "no module");
+    cr_assert(vsp_glob_frame_matches(NULL, "libtorch*", NULL, "f", "/usr/lib/libtorch_cuda.so", NULL));
 }

@@ -468,6 +468,83 @@ Test(report_verdicts, stack_deeper_than_the_shim_writes_is_corrupt)
     cr_assert_str_eq(r.out, "");
 }
 
+/* Format 4 (issue 21): a stack holds up to 256 native and 256 Python frames; more Python frames
+ * than that is as corrupt as more native ones. */
+static void python_stack_trace(const char *path, unsigned native, unsigned python)
+{
+    synth_begin();
+    static const char name[] = "step", file[] = "/srv/train.py";
+    struct vsp_rec_pycode c = {.id = 5, .name_len = sizeof name, .file_len = sizeof file, .firstline = 30};
+    char strings[sizeof name + sizeof file];
+    memcpy(strings, name, sizeof name);
+    memcpy(strings + sizeof name, file, sizeof file);
+    put(VSP_REC_PYCODE, &c, sizeof c, strings, sizeof strings);
+    uint64_t frames[512];
+    for (unsigned i = 0; i < native; i++)
+        frames[i] = 0x401000 + i;
+    for (unsigned i = 0; i < python; i++) /* code 5, and code 6 that no PYCODE record names */
+        frames[native + i] = VSP_PYFRAME(i ? 6 : 5, 40 + i, i + 1 == python);
+    struct vsp_rec_stack s = {.id = 1, .nframes = native + python};
+    put(VSP_REC_STACK, &s, sizeof s, frames, (native + python) * sizeof frames[0]);
+    struct vsp_rec_event e = {.time_ns = 1000, .ptr = 0x7f9000000000ull, .size = 4096, .stack_id = 1, .tid = 1,
+                              .api = VSP_API_cudaMalloc, .op = VSP_OP_ALLOC, .memory = VSP_MEM_DEVICE, .seq = 0};
+    put(VSP_REC_EVENT, &e, sizeof e, NULL, 0);
+    synth_end(path);
+}
+
+Test(report_verdicts, python_frames_up_to_the_depth_and_named_by_their_code)
+{
+    char *dir = th_tmpdir(), path[300], args[700];
+    snprintf(path, sizeof path, "%s/py.trace", dir);
+    python_stack_trace(path, 256, 256);
+    char jpath[320];
+    snprintf(jpath, sizeof jpath, "%s.json", path);
+    snprintf(args, sizeof args, "--format json -o '%s' '%s'", jpath, path);
+    struct run_result r;
+    th_report(&r, args); /* into a file: 512 frames outgrow a run's capture */
+    json_error_t err;
+    json_t *j = json_load_file(jpath, 0, &err);
+    cr_assert_not_null(j, "%s: %s", err.text, r.err);
+    json_t *stack = json_object_get(th_json_find(json_object_get(j, "findings"), "kind", "leak"), "stack");
+    cr_assert_eq(json_array_size(stack), 512, "the native frames, then the Python ones (no eval frame named)");
+    json_t *py0 = json_array_get(stack, 256), *py1 = json_array_get(stack, 257);
+    cr_assert(json_is_true(json_object_get(py0, "python")));
+    cr_assert_str_eq(json_string_value(json_object_get(py0, "function")), "step");
+    cr_assert_str_eq(json_string_value(json_object_get(py0, "file")), "train.py");
+    cr_assert_str_eq(json_string_value(json_object_get(py0, "path")), "/srv/train.py");
+    cr_assert_eq(json_integer_value(json_object_get(py0, "line")), 40);
+    cr_assert_str_eq(json_string_value(json_object_get(py1, "function")), "<unknown Python code>");
+    cr_assert_eq(json_integer_value(json_object_get(py1, "line")), 41);
+    json_decref(j);
+}
+
+Test(report_verdicts, more_python_frames_than_the_shim_writes_is_corrupt)
+{
+    char *dir = th_tmpdir(), path[300], args[400];
+    snprintf(path, sizeof path, "%s/pydeep.trace", dir);
+    python_stack_trace(path, 3, 257);
+    snprintf(args, sizeof args, "'%s'", path);
+    struct run_result r;
+    th_report(&r, args);
+    cr_assert_eq(r.code, 2);
+    cr_assert_not_null(strstr(r.err, "a stack of 260 frames, deeper than"), "%s", r.err);
+}
+
+Test(report_verdicts, pycode_record_longer_than_itself_is_corrupt)
+{
+    char *dir = th_tmpdir(), path[300], args[400];
+    snprintf(path, sizeof path, "%s/pycode.trace", dir);
+    synth_begin();
+    struct vsp_rec_pycode c = {.id = 1, .name_len = 100, .file_len = 100};
+    put(VSP_REC_PYCODE, &c, sizeof c, "x\0y", 4);
+    synth_end(path);
+    snprintf(args, sizeof args, "'%s'", path);
+    struct run_result r;
+    th_report(&r, args);
+    cr_assert_eq(r.code, 2, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "record fields overrun the record"), "%s", r.err);
+}
+
 Test(report_verdicts, call_sites_sharing_their_innermost_frame_are_told_apart)
 {
     char *dir = th_tmpdir(), path[300], args[400];

@@ -23,7 +23,7 @@ PROGS += $(T)/progs/prog_vmm_vector
 # process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid
 PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_runtimes \
          $(T)/progs/prog_plugin_reload $(T)/progs/prog_secure \
-         $(T)/progs/libplug13.so $(T)/progs/libplug12.so $(T)/progs/libplug_drv.so $(T)/progs/libcounter.so
+         $(T)/progs/libplug13.so $(T)/progs/libplug12.so $(T)/progs/libplug_drv.so $(T)/progs/libpythread.so $(T)/progs/libcounter.so
 # framework-held memory, growth and pool caching (test_holders.c)
 PROGS += $(T)/progs/prog_holders $(T)/progs/cublas/libcublas.so.13 $(T)/progs/prog_growth $(T)/progs/prog_pool_cache
 ifneq ($(NV_CUDART),)
@@ -127,6 +127,10 @@ $(T)/progs/prog_holders: tests/progs/prog_holders.cc $(FAKES)
 	@mkdir -p $(dir $@)
 	$(Q)$(CXX) -std=gnu++17 -O1 -g -fno-omit-frame-pointer -Wall -I$(CUDA_HOME)/include $(WERRORFLAG) -o $@ $< \
 	  -L$(T)/fakes -l:libcudart.so.13 -ldl
+
+$(T)/progs/libpythread.so: tests/progs/libpythread.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -L$(T)/fakes -l:libcudart.so.13 -lpthread
 
 $(T)/progs/libcounter.so: tests/progs/libcounter.c
 	@mkdir -p $(dir $@)

@@ -56,17 +56,21 @@ bench: $(BUILD)/vramspy-report $(BUILD)/tools/bench_report_gen $(BUILD)/tools/be
 # traces and a real one; FUZZ_SECONDS bounds the run (default 120).
 FUZZ_SECONDS ?= 120
 FUZZ_BIN := build/fuzz/fuzz_report
-$(FUZZ_BIN): report/fuzz_report.c report/analyze.c report/symbolize.c report/dwframe.c report/output.c report/formats.c report/trace_reader.c shim/purposes.c
+$(FUZZ_BIN): report/fuzz_report.c report/analyze.c report/symbolize.c report/dwframe.c report/output.c report/formats.c report/trace_reader.c report/pycode.c shim/purposes.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ireport -Ishim -I$(CUDA_HOME)/include -o $@ $^ \
 	  -ldw -lelf -ljansson -lstdc++
 
 .PHONY: fuzz
-fuzz: $(FUZZ_BIN) $(SHIM) $(FAKES) $(T)/progs/prog_runtime
+fuzz: $(FUZZ_BIN) $(SHIM) $(FAKES) $(T)/progs/prog_runtime $(T)/progs/libpythread.so
 	@mkdir -p build/fuzz/corpus build/fuzz/seeds
 	cp tests/data/*.trace build/fuzz/seeds/
 	rm -f build/fuzz/seeds/real.trace*
 	LD_PRELOAD=$(abspath $(SHIM)) LD_LIBRARY_PATH=$(T)/fakes VRAMSPY_QUIET=1 VRAMSPY_RING_SIZE=64K \
 	  VRAMSPY_OUT=build/fuzz/seeds/real.trace $(T)/progs/prog_runtime basic > /dev/null
+	# a trace with Python frames and PYCODE records (format 4), when there is a python3
+	-command -v python3 > /dev/null && LD_PRELOAD=$(abspath $(SHIM)) LD_LIBRARY_PATH=$(T)/fakes VRAMSPY_QUIET=1 \
+	  VRAMSPY_RING_SIZE=64K VRAMSPY_OUT=build/fuzz/seeds/real.trace.py python3 tests/progs/pyframes.py ctypes \
+	  $(T)/fakes/libcudart.so.13 $(T)/progs/libpythread.so build/fuzz/py-expect.json > /dev/null
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=200000 -timeout=10 -rss_limit_mb=2048 \
 	  build/fuzz/corpus build/fuzz/seeds

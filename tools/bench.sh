@@ -82,6 +82,26 @@ for depth in 5 35; do
                    e, (b - r) / e, b, r }'
     fi
 done
+# Python frames (issue 21): per allocation at a Python depth of 20 frames, the shim with
+# VRAMSPY_PYTHON=1 against VRAMSPY_PYTHON=0 (and the plain run), interleaved in one run, medians.
+PY=$(command -v python3 || true)
+if [ -n "$PY" ]; then
+    PYPAIRS=${PYPAIRS:-100000}
+    for i in $(seq "$REPEAT"); do
+        "$PY" tools/bench_python.py "$BUILD/tests/fakes/libcudart.so.13" 20 "$PYPAIRS" | awk '{print $2}' >> "$tmp/py.plain"
+        for on in 0 1; do
+            rm -f "$tmp"/p.trace*
+            LD_PRELOAD="$SHIM" VRAMSPY_QUIET=1 VRAMSPY_PYTHON=$on VRAMSPY_OUT="$tmp/p.trace" \
+                "$PY" tools/bench_python.py "$BUILD/tests/fakes/libcudart.so.13" 20 "$PYPAIRS" | awk '{print $2}' >> "$tmp/py.$on"
+        done
+    done
+    p=$(median < "$tmp/py.plain"); off=$(median < "$tmp/py.0"); on=$(median < "$tmp/py.1")
+    awk -v p="$p" -v off="$off" -v on="$on" -v v="$("$PY" -c 'import platform; print(platform.python_version())')" 'BEGIN {
+        printf "python %s, 20 Python frames: plain %.1f ns/pair, shim %.1f, shim with Python frames %.1f: Python frames add %.1f ns per allocation (ratio %.2f)\n",
+               v, p, off, on, on - off, on / off }'
+else
+    echo "python: no python3: the Python frames' cost is not measured"
+fi
 # Trace size, issue #13's measure: a 200,000-call storm of varied sizes on 4 threads recorded with
 # a 64 KiB ring, the whole file (header and ring included) over its events, nothing dropped.
 rm -f "$tmp"/s.trace*

@@ -313,6 +313,10 @@ static void frame(const char *path, const struct vsp_analysis *a, const struct t
             else
                 snprintf(where, sizeof where, "%s+0x%llx", fi[0].module ? fi[0].module : "?",
                          (unsigned long long)fi[0].offset);
+            char py[600]; /* issue 21: the Python line that made the call */
+            size_t n = strlen(where);
+            if (vsp_python_site(a, s->stack_id, py, sizeof py) && n < sizeof where)
+                snprintf(where + n, sizeof where - n, ", Python: %s", py);
         }
         vsp_human_bytes(b1, sizeof b1, s->bytes);
         /* a site whose live bytes keep reaching new highs through the second half so far (the

@@ -74,9 +74,27 @@ int main(int argc, char **argv)
             const struct vsp_rec_stack *s = rec.payload;
             const uint64_t *f = (const uint64_t *)(s + 1);
             printf("\"type\":\"stack\",\"id\":%u,\"frames\":[", s->id);
-            for (unsigned i = 0; i < s->nframes; i++)
+            unsigned i = 0;
+            for (; i < s->nframes && !VSP_PYFRAME_IS(f[i]); i++)
                 printf("%s\"0x%" PRIx64 "\"", i ? "," : "", f[i]);
-            printf("]}\n");
+            printf("]");
+            if (i < s->nframes) { /* version 4: the Python frames, innermost first */
+                printf(",\"python\":[");
+                for (unsigned k = i; k < s->nframes; k++)
+                    printf("%s{\"code\":%u,\"line\":%u,\"entry\":%s}", k > i ? "," : "", VSP_PYFRAME_CODE(f[k]),
+                           VSP_PYFRAME_LINE(f[k]), VSP_PYFRAME_IS_ENTRY(f[k]) ? "true" : "false");
+                printf("]");
+            }
+            printf("}\n");
+            break;
+        }
+        case VSP_REC_PYCODE: {
+            const struct vsp_rec_pycode *c = rec.payload; /* lengths checked by the reader */
+            printf("\"type\":\"pycode\",\"id\":%u,\"firstline\":%u,\"name\":", c->id, c->firstline);
+            put_str((const char *)(c + 1), c->name_len - 1);
+            printf(",\"file\":");
+            put_str((const char *)(c + 1) + c->name_len, c->file_len - 1);
+            printf("}\n");
             break;
         }
         case VSP_REC_EVENT: {

@@ -31,11 +31,12 @@
 
 #define VSP_TRACE_MAGIC "VRAMSPY\x01"
 #define VSP_TRACE_MAGIC_LEN 8
-/* 3: the shim writes events compactly, many to a record (VSP_REC_BATCH, one thread's events,
+/* 4: a STACK record may end with Python frames (VSP_PYFRAME_BIT words after the native return
+ * addresses) whose code objects PYCODE records name. 3: the shim writes events compactly, many to a record (VSP_REC_BATCH, one thread's events,
  * coded as in vramspy/event_codec.h); EVENT records stay readable. 2: events carry a sequence
  * number (vsp_rec_event.seq) and readers deliver them in its order; a free's record is written
  * after the real free returns. 1: file order was event order. */
-#define VSP_TRACE_VERSION 3u
+#define VSP_TRACE_VERSION 4u
 #define VSP_HEADER_SIZE 4096u
 
 /* seq word state bits (positions are multiples of 8, so the low 3 bits are free). */
@@ -92,6 +93,7 @@ enum vsp_rec_type {
     VSP_REC_POOL = 9,    /* vsp_rec_pool: a stream-ordered memory pool's reserved and used bytes */
     VSP_REC_HOST = 10,   /* vsp_rec_host + host name + NUL: where the process ran, its rank in a job */
     VSP_REC_BATCH = 11,  /* version 3: vsp_rec_batch + coded events of one thread (event_codec.h) */
+    VSP_REC_PYCODE = 12, /* version 4: vsp_rec_pycode + name + NUL + file + NUL: a Python code object */
 };
 
 struct vsp_rec_process {
@@ -117,6 +119,33 @@ struct vsp_rec_module {
 struct vsp_rec_stack {
     uint32_t id;        /* > 0; events refer to it */
     uint32_t nframes;
+};
+
+/* Version 4: a STACK record's frames are its native return addresses (innermost first), then,
+ * when the thread was running Python with the GIL, its Python frames (innermost first), each a
+ * word with VSP_PYFRAME_BIT set (no return address has bit 63 set: user space ends below 2^57):
+ *   bit 63: a Python frame; bit 62: an entry frame (the outermost Python frame one C call of the
+ *   interpreter's eval loop ran: the frames up to and including it belong to one eval-loop C
+ *   frame of the native part); bits 32..61: PYCODE id; bits 0..31: line (0 unknown). */
+#define VSP_PYFRAME_BIT (1ull << 63)
+#define VSP_PYFRAME_ENTRY (1ull << 62)
+#define VSP_PYFRAME_CODE_MAX 0x3fffffffu
+#define VSP_PYFRAME(code, line, entry) \
+    (VSP_PYFRAME_BIT | ((entry) ? VSP_PYFRAME_ENTRY : 0) | ((uint64_t)((code) & VSP_PYFRAME_CODE_MAX) << 32) | \
+     (uint64_t)(uint32_t)(line))
+#define VSP_PYFRAME_IS(w) (((w) & VSP_PYFRAME_BIT) != 0)
+#define VSP_PYFRAME_CODE(w) ((uint32_t)((w) >> 32) & VSP_PYFRAME_CODE_MAX)
+#define VSP_PYFRAME_LINE(w) ((uint32_t)(w))
+#define VSP_PYFRAME_IS_ENTRY(w) (((w) & VSP_PYFRAME_ENTRY) != 0)
+
+/* Version 4: a Python code object, named once, before the first STACK record whose frames name
+ * its id. The shim keeps a reference on every code object it has named (the address is never
+ * reused for another), or, when its table is full, names the object again under a fresh id. */
+struct vsp_rec_pycode {
+    uint32_t id;        /* 1 .. VSP_PYFRAME_CODE_MAX */
+    uint32_t name_len;  /* bytes of the qualified name (co_qualname; co_name before 3.11), NUL included */
+    uint32_t file_len;  /* bytes of co_filename, NUL included */
+    uint32_t firstline; /* co_firstlineno */
 };
 
 /* Operations. */
@@ -366,6 +395,7 @@ _Static_assert(sizeof(struct vsp_rec_usage) == 40, "usage record size");
 _Static_assert(sizeof(struct vsp_rec_pool) == 56, "pool record size");
 _Static_assert(sizeof(struct vsp_rec_host) == 16, "host record size");
 _Static_assert(sizeof(struct vsp_rec_batch) == 16, "batch record size");
+_Static_assert(sizeof(struct vsp_rec_pycode) == 16, "pycode record size");
 
 static inline const char *vsp_api_name(unsigned api)
 {

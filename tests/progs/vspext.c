@@ -31,7 +31,20 @@ static PyObject *alloc_free(PyObject *self, PyObject *args)
     return Py_BuildValue("(iii)", c[0], c[1], c[2]);
 }
 
+/* cudaMalloc(size) with the GIL held, as a framework's allocator does (issue 21: the stack
+ * carries the Python frames of the caller); the memory is kept. Returns the result code. */
+static PyObject *alloc(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    size_t size = PyLong_AsSize_t(arg);
+    if (size == (size_t)-1 && PyErr_Occurred())
+        return NULL;
+    void *p = NULL;
+    return PyLong_FromLong(cudaMalloc(&p, size));
+}
+
 static PyMethodDef methods[] = {
+    {"alloc", alloc, METH_O, "cudaMalloc(size), kept; the result code"},
     {"alloc_free", alloc_free, METH_NOARGS, "cudaMalloc, cudaFree, cudaMalloc (leaked); the three codes"},
     {NULL, NULL, 0, NULL},
 };
