@@ -60,6 +60,11 @@ struct vsp_reader {
     struct vsp_record barrier; /* an END record waiting for the window to drain */
     int have_barrier;
     int source_rc;            /* 1 while the file has more; then 0 (end) or -1 (corrupt) */
+    /* SEQMARK records (header flag VSP_FLAG_SEQMARKS): the latest complete mark */
+    int marks;                /* the trace has them: settle gaps by them, not by the window */
+    uint64_t mark_next;       /* every number below it is read or lost... */
+    uint64_t *mark_inflight;  /* ...except these (sorted): frees in flight at the mark */
+    uint32_t mark_n, mark_cap;
 };
 
 static void seterr(char *err, size_t len, const char *fmt, ...)
@@ -137,6 +142,7 @@ struct vsp_reader *vsp_reader_open(const char *path, char *err, size_t errlen)
     r->st.log_failed = (h->flags & VSP_FLAG_LOG_FAILED) != 0;
     r->st.dropped = h->dropped;
     r->reorder = h->version >= 2;
+    r->marks = (h->flags & VSP_FLAG_SEQMARKS) != 0;
     r->release_at = 64u << 20;
     r->source_rc = 1;
     if (r->log_avail < r->tail) {
@@ -169,7 +175,8 @@ static int min_payload(uint16_t type)
     case VSP_REC_MODULE: return (int)sizeof(struct vsp_rec_module);
     case VSP_REC_STACK: return (int)sizeof(struct vsp_rec_stack);
     case VSP_REC_EVENT: return (int)VSP_REC_EVENT_V1_SIZE; /* version 2 appends seq */
-    case VSP_REC_END: return (int)sizeof(struct vsp_rec_end);
+    case VSP_REC_END: return (int)VSP_REC_END_MIN_SIZE; /* `abandoned` appended later */
+    case VSP_REC_SEQMARK: return (int)sizeof(struct vsp_rec_seqmark);
     case VSP_REC_BATCH: return (int)sizeof(struct vsp_rec_batch);
     default: return 0;
     }
@@ -190,6 +197,10 @@ static int check_payload(uint16_t type, const unsigned char *p, uint32_t len)
     } else if (type == VSP_REC_MODULE) {
         const struct vsp_rec_module *m = (const void *)p;
         if ((uint64_t)m->path_len + m->build_id_len > len - sizeof *m || m->path_len == 0)
+            return -1;
+    } else if (type == VSP_REC_SEQMARK) {
+        const struct vsp_rec_seqmark *m = (const void *)p;
+        if ((uint64_t)m->n_inflight * 8 > len - sizeof *m)
             return -1;
     } else if (type == VSP_REC_PROCESS) {
         const struct vsp_rec_process *pr = (const void *)p;
@@ -497,6 +508,51 @@ static void open_batch(struct vsp_reader *r, const struct vsp_record *rec)
     }
 }
 
+/* A SEQMARK record: the newest complete one replaces the last (an older mark stays true: what it
+ * settled stays settled, and a free it listed is waited for until it comes). */
+static void take_mark(struct vsp_reader *r, const struct vsp_record *rec)
+{
+    const struct vsp_rec_seqmark *m = rec->payload;
+    if ((m->flags & VSP_SEQMARK_PARTIAL) || m->next_seq < r->mark_next)
+        return;
+    if (m->n_inflight > r->mark_cap) {
+        uint64_t *n = realloc(r->mark_inflight, m->n_inflight * sizeof *n);
+        if (!n)
+            return; /* keep the older mark */
+        r->mark_inflight = n;
+        r->mark_cap = m->n_inflight;
+    }
+    memcpy(r->mark_inflight, m + 1, m->n_inflight * sizeof(uint64_t));
+    r->mark_n = m->n_inflight;
+    for (uint32_t i = 1; i < r->mark_n; i++) /* a few entries: insertion sort */
+        for (uint32_t k = i; k > 0 && r->mark_inflight[k - 1] > r->mark_inflight[k]; k--) {
+            uint64_t t = r->mark_inflight[k];
+            r->mark_inflight[k] = r->mark_inflight[k - 1];
+            r->mark_inflight[k - 1] = t;
+        }
+    r->mark_next = m->next_seq;
+}
+
+/* May the window hand out `seq` although the numbers from r->expect up to it are missing? With
+ * marks: when the newest mark settles them all (below its next_seq, none of them a free in
+ * flight). Without (older traces): when REORDER_WINDOW events wait. A free known to be in flight
+ * is waited for until MARKED_WINDOW events wait (a memory bound: a free that never returns, its
+ * thread killed, in a process that goes on for hours). */
+#define MARKED_WINDOW (1ull << 26)
+static int gap_settled(const struct vsp_reader *r, uint64_t seq)
+{
+    if (!r->marks)
+        return r->held > REORDER_WINDOW;
+    if (r->held > MARKED_WINDOW)
+        return 1;
+    if (seq > r->mark_next)
+        return 0;
+    for (uint32_t i = 0; i < r->mark_n; i++)
+        if (r->mark_inflight[i] >= r->expect && r->mark_inflight[i] < seq)
+            return 0; /* a free in flight comes before it */
+    return 1;
+}
+
 int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
 {
     if (!r->reorder)
@@ -504,8 +560,8 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
     if (r->advance)
         advance_top(r);
     for (;;) {
-        if (r->nheap && (r->heap[0].seq <= r->expect || r->held > REORDER_WINDOW || r->source_rc <= 0 ||
-                         r->have_barrier)) {
+        if (r->nheap && (r->heap[0].seq <= r->expect || r->source_rc <= 0 || r->have_barrier ||
+                         gap_settled(r, r->heap[0].seq))) {
             window_pop(r, rec);
             return 1;
         }
@@ -524,6 +580,10 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
         if (rec->type == VSP_REC_BATCH) {
             open_batch(r, rec);
             continue;
+        }
+        if (rec->type == VSP_REC_SEQMARK) {
+            take_mark(r, rec); /* (handed out too: a dump shows it) */
+            return 1;
         }
         if (rec->type == VSP_REC_EVENT && rec->payload_len >= sizeof(struct vsp_rec_event)) {
             const struct vsp_rec_event *e = rec->payload;
@@ -573,5 +633,6 @@ void vsp_reader_close(struct vsp_reader *r)
     free(r->slab);
     free(r->free_slots);
     free(r->heap);
+    free(r->mark_inflight);
     free(r);
 }

@@ -35,6 +35,8 @@ struct vsp_tls {
     int in_init;   /* this thread runs vsp_init */
     int in_open;   /* this thread creates the trace file */
     uint32_t tid;  /* cached gettid(), 0 = not yet (reset in a forked child) */
+    uintptr_t entry; /* the outermost hook's bracket (its address on the stack) while depth > 0 */
+    int inflight;  /* 2 + the in-flight slot (-1: none free) of this thread's free in progress (ring.h), 0 none */
     struct vsp_batch batch; /* this thread's open batch of events in the ring (ring.h) */
 };
 extern __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
@@ -70,6 +72,7 @@ struct vsp_free {
     uint16_t api;
     uint8_t memory;
     uint32_t stack_id;
+    int slot;         /* its in-flight slot (vsp_ring_seq_begin) */
     uint64_t ptr, stream, seq, time_ns;
 };
 
@@ -81,11 +84,17 @@ extern struct vsp_config vsp_cfg;
  * errno, so the caller sees the errno the real call left. */
 static inline void vsp_hook_enter(struct vsp_hook *h)
 {
-    extern int vsp_hook_enter_slow(void);
+    extern int vsp_hook_enter_slow(struct vsp_hook *h);
     h->saved_errno = 0; /* filled by the slow path, which is where errno could change */
     h->site = NULL;     /* the hook macros set it */
-    h->record = vsp_hook_enter_slow();
+    h->record = vsp_hook_enter_slow(h);
 }
+/* A CUDA call of any kind reached the shim outside the hook bracket (a driver lookup): the
+ * process's first one opens the trace (a sandbox installed after it may forbid opening files). */
+void vsp_cuda_contact(void);
+/* The process runs under a seccomp filter installed after its first CUDA call: no file may be
+ * opened now (cold paths that would load or read files do without). */
+int vsp_sandboxed(void);
 void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c);
 
 /* VRAMSPY_ENFORCE=vram-only: must this (outermost) host or managed allocation be refused? */
@@ -127,6 +136,10 @@ void vsp_trace_modules_changed(void);     /* emit records for modules loaded sin
 void vsp_trace_finalize(int quick);       /* at exit: END record, drain, summary (quick: no summary,
                                              no metrics: _exit) */
 void vsp_trace_atfork_child(void);
+/* Before an exec: the trace is finalised (as by _exit); vsp_trace_exec_failed re-opens it for
+ * the calls that follow an exec that returned. */
+int vsp_trace_before_exec(void);
+void vsp_trace_exec_failed(int finalized);
 int vsp_trace_foreign(void);              /* the open trace belongs to another pid (raw fork) */
 extern struct vsp_livetable vsp_live;
 
@@ -161,6 +174,7 @@ int vsp_inproc_preload(void); /* load the symboliser now (VRAMSPY_PURPOSES at st
 void vsp_usage_sample(int reason);   /* enum vsp_usage_reason */
 int vsp_usage_baseline_taken(void);
 void vsp_usage_atfork_child(void);
+void vsp_usage_prepare(void);        /* at the trace's opening: load NVML (no file opened later) */
 
 /* --- metrics.c --- */
 void vsp_metrics_start(void);        /* after the trace is set up: the writer thread */

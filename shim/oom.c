@@ -65,9 +65,13 @@ int vsp_inproc_preload(void)
 int vsp_inproc_frames(uint64_t addr, struct vsp_frame_info *out, int max, char *module, size_t mlen)
 {
     vsp_spin_lock(&sym_busy); /* libdwfl's state is seen whole by the next caller */
-    sym_load();
+    /* In a sandbox installed after the first CUDA call, loading the symboliser or letting libdwfl
+     * read a module's file could be fatal (SIGSYS): the dynamic symbol table only. */
+    int sandboxed = vsp_sandboxed();
+    if (!sandboxed)
+        sym_load();
     int n;
-    if (symhelper) {
+    if (symhelper && !sandboxed) {
         n = symhelper(addr, out, max, module, mlen);
     } else {
         memset(&out[0], 0, sizeof out[0]);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "walker.h"
 
 enum { T_NONE = 0, T_OPENING = 1, T_OPEN = 2, T_FAILED = 3 };
 
@@ -459,6 +460,7 @@ static int open_trace(void)
     h->pid = (uint32_t)getpid();
     h->start_realtime_ns = clock_ns(CLOCK_REALTIME);
     h->start_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+    h->flags = VSP_FLAG_SEQMARKS; /* the drainer writes SEQMARK records (ring.c) */
     /* release: a reader that sees the magic sees a complete header. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
     memcpy(h->magic, VSP_TRACE_MAGIC, VSP_TRACE_MAGIC_LEN);
@@ -482,6 +484,9 @@ static int open_trace(void)
     T.ring.prepare_write = trace_prepare_write;
     if (vsp_stacks_init() < 0)
         vsp_warn("cannot allocate the stack table; stacks are written once per event");
+    /* This thread's stack bounds now (the main thread's come from /proc/self/maps): its later
+     * walks open no file, in a sandbox installed after this first CUDA call too. */
+    vsp_walk_stack(NULL, 0, 0);
     char fullexe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", fullexe, sizeof fullexe - 1);
     fullexe[n > 0 ? n : 0] = 0;
@@ -511,6 +516,8 @@ int vsp_trace_ensure(void)
             vsp_warn("cannot allocate the live table; the exit summary will be approximate");
         int rc = open_trace();
         vsp_metrics_start();
+        if (rc == 0)
+            vsp_usage_prepare(); /* NVML loaded now, not at the first sample (sandboxes) */
         vsp_tls.in_open = 0;
         /* release: everything open_trace set up is visible to threads that see T_OPEN. */
         vsp_store_release(&trace_state, rc == 0 ? T_OPEN : T_FAILED);
@@ -607,6 +614,7 @@ void vsp_trace_finalize(int quick)
             e->peak_device_bytes = vsp_load_relaxed(&c->peak_device_bytes);
             e->dropped = vsp_load_relaxed(&T.ring.hdr->dropped);
             e->nested_skipped = vsp_load_relaxed(&c->nested);
+            e->abandoned = vsp_load_relaxed(&c->abandoned);
             vsp_ring_commit(&T.ring, &res);
         }
         vsp_ring_flush(&T.ring, 1);
@@ -622,6 +630,27 @@ void vsp_trace_finalize(int quick)
     vsp_metrics_write();
     if (!vsp_cfg.quiet && vsp_cfg.summary)
         print_summary();
+}
+
+int vsp_trace_before_exec(void)
+{
+    int was = __atomic_load_n(&T.finalized, __ATOMIC_ACQUIRE);
+    if (!was)
+        vsp_trace_finalize(1); /* END, drained, COMPLETE: the new image never runs our destructor */
+    return was;
+}
+
+void vsp_trace_exec_failed(int finalized)
+{
+    if (finalized || !__atomic_load_n(&T.finalized, __ATOMIC_ACQUIRE))
+        return; /* finalised before the exec, or by someone else: theirs to keep */
+    /* The exec returned: the process goes on, its later calls are recorded after the END record
+     * and its exit finalises the trace again (a second END). relaxed RMW: as in finalize. */
+    if (vsp_load_acquire(&trace_state) == T_OPEN && T.owner == getpid()) {
+        __atomic_fetch_and(&T.ring.hdr->flags, ~VSP_FLAG_COMPLETE, __ATOMIC_RELAXED);
+        T.ring.hdr->end_monotonic_ns = 0;
+    }
+    __atomic_store_n(&T.finalized, 0, __ATOMIC_RELEASE);
 }
 
 void vsp_trace_atfork_child(void)

@@ -1,6 +1,7 @@
 /* Coverage: how much of the process's device memory the trace accounts for. The process's used
  * device memory is measured outside the hooks — per process through NVML where libnvidia-ml.so.1
- * is present (dlopen'd at the first sample, never linked), else device-wide (total - free from
+ * is present (dlopen'd when the trace is opened, at the first CUDA call, never linked: a sandbox
+ * installed later may forbid opening files), else device-wide (total - free from
  * cuMemGetInfo_v2) — and written as a USAGE record beside the bytes the hooks account for then.
  * A path the shim misses (RTLD_DEEPBIND, a static runtime in a plugin, an entry point added next
  * year) shows up as the gap. Samples: after the first recorded call, at each failed device
@@ -108,6 +109,15 @@ void vsp_usage_sample(int reason)
     if (reason == VSP_USAGE_FAILURE || reason == VSP_USAGE_EXIT)
         vsp_pools_sample(reason); /* what the pools hold beside what they hand out */
     vsp_store_release(&sampled_first, 1);
+    vsp_spin_unlock(&nvml_busy);
+}
+
+void vsp_usage_prepare(void)
+{
+    if (!vsp_spin_trylock(&nvml_busy))
+        return;
+    if (nvml.state == 0)
+        nvml_load();
     vsp_spin_unlock(&nvml_busy);
 }
 
