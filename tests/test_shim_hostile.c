@@ -122,3 +122,33 @@ Test(shim_hostile, siglongjmp_out_of_a_blocked_free_loses_only_that_call_and_say
     cr_assert(warned, "the report says a call was lost to the jump");
     json_decref(j);
 }
+
+/* ---- item 6: a free in flight while 1.2 million other calls are made ---- */
+
+Test(shim_hostile, free_blocked_under_1_2_million_calls_is_ordered_before_the_reuse, .timeout = 240)
+{
+    const uint64_t size = 3 * MiB + 512;
+    char *dir = th_tmpdir(), trace[4096];
+    /* B's 600,000 pairs: 1.2 million events while A's free is in flight, more than a reorder
+     * window of 1,048,576 would wait; B's reuse of A's address sits in the trace before A's free */
+    const char *argv[] = {VSP_PROGS "/prog_blockfree", "3146240", "600000", NULL};
+    const char *env[] = {"VSP_FAKE_BLOCK_FREE_SIZE=3146240", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, env);
+    cr_assert_str_eq(plain.out, "a_malloc 0 a_free 0 b_errors 0 last 0\n", "%s", plain.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, trace);
+    cr_assert(s.complete);
+    cr_assert_eq(s.dropped, 0);
+    cr_assert_eq(s.events, 1200003);
+    cr_assert_eq(s.frees_ok, 600001);
+    cr_assert_eq(s.live_count, 1, "in event order A's free comes before B's reuse: one allocation live");
+    cr_assert_eq(s.live_bytes, size);
+    json_t *j = th_report_json(trace);
+    cr_assert_eq(th_findings_of(j, "invalid_free", NULL, NULL), 0, "no invalid or double free");
+    int64_t count, bytes;
+    th_findings_of(j, "leak", &count, &bytes);
+    cr_assert_eq(count, 1, "exactly one leak: B's last allocation");
+    cr_assert_eq(bytes, (int64_t)size);
+    json_decref(j);
+}
