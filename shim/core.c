@@ -107,21 +107,37 @@ int vsp_fd_above_stdio(int fd)
     return hi;
 }
 
-void vsp_warn(const char *fmt, ...)
+/* Formatting runs on a cold stack (vsnprintf and the buffers take some 2 KiB). */
+struct warn_args {
+    int debug;
+    const char *fmt;
+    va_list *ap;
+};
+
+static void warn_cold(void *p)
 {
+    struct warn_args *a = p;
     char buf[1024];
-    int saved = errno;
-    memcpy(buf, "vramspy: ", 9);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf + 9, sizeof buf - 10, fmt, ap);
-    va_end(ap);
+    static const char prefix[] = "vramspy: debug: ";
+    size_t plen = a->debug ? sizeof prefix - 1 : 9;
+    memcpy(buf, prefix, plen);
+    int n = vsnprintf(buf + plen, sizeof buf - plen - 1, a->fmt, *a->ap);
     if (n < 0)
         n = 0;
-    size_t len = 9 + ((size_t)n < sizeof buf - 10 ? (size_t)n : sizeof buf - 11);
+    size_t len = plen + ((size_t)n < sizeof buf - plen - 1 ? (size_t)n : sizeof buf - plen - 2);
     if (buf[len - 1] != '\n')
         buf[len++] = '\n';
     write_stderr(buf, len);
+}
+
+void vsp_warn(const char *fmt, ...)
+{
+    int saved = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    struct warn_args a = {0, fmt, &ap};
+    vsp_cold_call(warn_cold, &a);
+    va_end(ap);
     errno = saved;
 }
 
@@ -129,12 +145,13 @@ void vsp_debug(const char *fmt, ...)
 {
     if (!vsp_cfg.debug)
         return;
-    char buf[1024];
+    int saved = errno;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    struct warn_args a = {1, fmt, &ap};
+    vsp_cold_call(warn_cold, &a);
     va_end(ap);
-    vsp_warn("debug: %s", buf);
+    errno = saved;
 }
 
 int vsp_in_shim(const void *p)
@@ -186,6 +203,7 @@ static void atfork_child(void)
     vsp_tls.depth = 0;
     vsp_tls.inflight = 0;
     vsp_ring_inflight_reset();
+    vsp_cold_atfork_child();
     vsp_labels_reset_trace();
     vsp_inproc_atfork_child();
     vsp_usage_atfork_child();
@@ -251,23 +269,14 @@ int vsp_sandboxed(void)
     return 0;
 }
 
+static void first_cuda_call_cold(void *unused);
+
 static void first_cuda_call(void)
 {
     int expected = FIRST_NONE;
     if (vsp_cas_acq_rel(&first_state, &expected, FIRST_RUNNING)) {
         in_first_call = 1;
-        seccomp_at_start = prctl(PR_GET_SECCOMP, 0, 0, 0, 0);
-        fork_setup();
-        note_stderr();
-        for (char *line = pending_warn, *nl; *line; line = nl + 1) {
-            nl = strchr(line, '\n');
-            if (!nl)
-                break;
-            *nl = 0;
-            vsp_warn("%s", line);
-        }
-        if (vsp_cfg.purposes_path[0] && !vsp_cfg.disabled)
-            vsp_purposes_load();
+        vsp_cold_call(first_cuda_call_cold, NULL);
         in_first_call = 0;
         /* release: the rules are loaded before any thread sees DONE (pairs with the acquire). */
         vsp_store_release(&first_state, FIRST_DONE);
@@ -275,6 +284,23 @@ static void first_cuda_call(void)
     }
     while (!in_first_call && vsp_load_acquire(&first_state) != FIRST_DONE)
         sched_yield();
+}
+
+static void first_cuda_call_cold(void *unused)
+{
+    (void)unused;
+    seccomp_at_start = prctl(PR_GET_SECCOMP, 0, 0, 0, 0);
+    fork_setup();
+    note_stderr();
+    for (char *line = pending_warn, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        *nl = 0;
+        vsp_warn("%s", line);
+    }
+    if (vsp_cfg.purposes_path[0] && !vsp_cfg.disabled)
+        vsp_purposes_load();
 }
 
 void vsp_init(void)
@@ -435,9 +461,7 @@ static uint32_t capture_stack_id(const void *site)
     if (!vsp_cfg.depth)
         return 0;
     vsp_walk_enter();
-    uint64_t frames[VSP_MAX_DEPTH];
-    unsigned n = vsp_capture_stack(frames, vsp_cfg.depth, site);
-    uint32_t id = n ? vsp_stack_id(frames, n) : 0;
+    uint32_t id = vsp_capture_stack_id(vsp_cfg.depth, site);
     vsp_walk_leave();
     return id;
 }

@@ -124,6 +124,11 @@ int vsp_fd_above_stdio(int fd);
  * closing it. (trace.c) */
 int vsp_fd_park(int fd);
 
+/* Runs fn(arg) on one of the shim's own stacks (coldstack.c): the rare, deep work of a hook, so
+ * that the hook adds little to the host's stack. In place when none is free. Preserves errno. */
+void vsp_cold_call(void (*fn)(void *), void *arg);
+void vsp_cold_atfork_child(void);
+
 /* Warnings on stderr, "vramspy: " prefixed, one write(2). */
 void vsp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vsp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -147,7 +152,11 @@ extern struct vsp_livetable vsp_live;
 /* Innermost first, shim frames skipped. site (may be NULL): the hook's return address, which the
  * first kept frame must be: with it the walk skips the shim's frames by a learnt count and
  * writes straight into frames. */
+/* frames: room for max + 16 entries (the shim's own frames are walked, then cut). */
 unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site);
+/* The same into a buffer of the shim's own (not on the hook's stack), interned: the stack's id,
+ * 0 when none. */
+uint32_t vsp_capture_stack_id(unsigned max, const void *site);
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);  /* interns, writes new stacks */
 void vsp_stacks_reset(void);
 uint64_t vsp_stack_site(uint32_t id);     /* innermost frame of a stack id, 0 if unknown */

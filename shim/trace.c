@@ -496,6 +496,17 @@ static int open_trace(void)
     return 0;
 }
 
+static void open_cold(void *rcp)
+{
+    if (!vsp_live.slots && vsp_livetable_init(&vsp_live, 1u << 20) < 0)
+        vsp_warn("cannot allocate the live table; the exit summary will be approximate");
+    int rc = open_trace();
+    vsp_metrics_start();
+    if (rc == 0)
+        vsp_usage_prepare(); /* NVML loaded now, not at the first sample (sandboxes) */
+    *(int *)rcp = rc;
+}
+
 int vsp_trace_foreign(void)
 {
     return vsp_load_acquire(&trace_state) == T_OPEN && T.owner != getpid();
@@ -512,12 +523,8 @@ int vsp_trace_ensure(void)
     int expected = T_NONE;
     if (vsp_cas_acq_rel(&trace_state, &expected, T_OPENING)) {
         vsp_tls.in_open = 1;
-        if (!vsp_live.slots && vsp_livetable_init(&vsp_live, 1u << 20) < 0)
-            vsp_warn("cannot allocate the live table; the exit summary will be approximate");
-        int rc = open_trace();
-        vsp_metrics_start();
-        if (rc == 0)
-            vsp_usage_prepare(); /* NVML loaded now, not at the first sample (sandboxes) */
+        int rc = -1;
+        vsp_cold_call(open_cold, &rc); /* paths, files, a thread: deep work, off the host's stack */
         vsp_tls.in_open = 0;
         /* release: everything open_trace set up is visible to threads that see T_OPEN. */
         vsp_store_release(&trace_state, rc == 0 ? T_OPEN : T_FAILED);
@@ -586,8 +593,16 @@ static void print_summary(void)
     }
 }
 
+static void finalize_cold(void *quickp);
+
 void vsp_trace_finalize(int quick)
 {
+    vsp_cold_call(finalize_cold, &quick); /* the summary's buffers, metrics: off the caller's stack */
+}
+
+static void finalize_cold(void *quickp)
+{
+    int quick = *(int *)quickp;
     int s = vsp_load_acquire(&trace_state);
     if (s == T_NONE || s == T_OPENING)
         return; /* never touched CUDA: nothing to say */

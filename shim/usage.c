@@ -76,8 +76,16 @@ static int nvml_used(uint64_t *used)
     return 0;
 }
 
+static void sample_cold(void *reasonp);
+
 void vsp_usage_sample(int reason)
 {
+    vsp_cold_call(sample_cold, &reason); /* NVML's own calls: off the hook's stack */
+}
+
+static void sample_cold(void *reasonp)
+{
+    int reason = *(int *)reasonp;
     if (vsp_load_acquire(&sampled_first) == 0 && reason != VSP_USAGE_FIRST)
         return; /* the baseline comes first */
     /* NVML may lock and allocate: one sampler at a time; a busy one means a sample is being

@@ -152,3 +152,59 @@ Test(shim_hostile, free_blocked_under_1_2_million_calls_is_ordered_before_the_re
     cr_assert_eq(bytes, (int64_t)size);
     json_decref(j);
 }
+
+/* ---- item 1: small stacks ---- */
+
+static void small_stack_case(const char *shape)
+{
+    TH_SKIP_UNDER("asan", "the sanitizer's own frames do not fit 16 KiB stacks");
+    TH_SKIP_UNDER("tsan", "the sanitizer's own frames do not fit 16 KiB stacks");
+    char *dir = th_tmpdir(), want[64];
+    const char *argv[] = {VSP_PROGS "/prog_stack", shape, "16", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    snprintf(want, sizeof want, "%s ok\n", shape);
+    cr_assert_str_eq(plain.out, want, "without the shim: %s", plain.err);
+    cr_assert(shim.exited && shim.code == 0, "%s: killed by signal %d under the shim", shape, shim.sig);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert(s.complete);
+    cr_assert_eq(s.allocs_ok, 50, "%s: every call traced", shape);
+    cr_assert_eq(s.frees_ok, 50, "%s", shape);
+}
+
+Test(shim_hostile, thread_with_a_16_KiB_stack_runs_under_the_shim, .timeout = 60)
+{
+    small_stack_case("thread");
+}
+
+Test(shim_hostile, coroutine_with_a_16_KiB_stack_runs_under_the_shim, .timeout = 60)
+{
+    small_stack_case("coroutine");
+}
+
+static size_t stack_used(struct run_result *r)
+{
+    size_t used = 0;
+    cr_assert_eq(sscanf(r->out, "used %zu", &used), 1, "%s%s", r->out, r->err);
+    return used;
+}
+
+Test(shim_hostile, a_hook_adds_at_most_2_KiB_of_stack, .timeout = 60)
+{
+    TH_SKIP_UNDER("asan", "the sanitizer's frames are part of what is measured");
+    TH_SKIP_UNDER("tsan", "the sanitizer's frames are part of what is measured");
+    /* the process's first CUDA call (the trace created), new stacks, a full walk (invalid free),
+     * an out-of-memory breakdown, purpose rules (the symboliser), 256 frames, debug warnings */
+    char *dir = th_tmpdir(), purposes[4200], out[4200];
+    snprintf(purposes, sizeof purposes, "VRAMSPY_PURPOSES=%s/tools/demo_purposes.json", VSP_SOURCE_DIR);
+    snprintf(out, sizeof out, "VRAMSPY_OUT=%s/t.%%p.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_stack", "measure", NULL};
+    const char *env[] = {out, purposes, "VRAMSPY_DEPTH=256", "VRAMSPY_DEBUG=1", NULL};
+    struct run_result plain, shim;
+    cr_assert_eq(th_run(&plain, argv, NULL, 0, 0), 0);
+    cr_assert_eq(th_run(&shim, argv, env, 1, 0), 0);
+    size_t base = stack_used(&plain), with = stack_used(&shim);
+    cr_assert_gt(base, 1024, "the measurement sees the program's own calls (%zu bytes)", base);
+    cr_assert_leq(with, base + 2048, "the shim adds %zu bytes to the %zu the calls use alone", with - base, base);
+}
