@@ -43,6 +43,7 @@ void vsp_ring_attach(struct vsp_ring *r, struct vsp_file_header *hdr, int fd, in
     r->mark_due = 0;
     r->marking = 0;
     r->seqmarks = (hdr->flags & VSP_FLAG_SEQMARKS) != 0;
+    r->post_limit = 0;
 }
 
 /* The system call itself, not libc's pwrite: that one is a cancellation point (a program that
@@ -203,6 +204,12 @@ static int reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, stru
         /* acquire: pairs with the drainer's release of tail; the bytes below tail have been
          * copied out before we may reuse them. */
         uint64_t tail = vsp_load_acquire(&r->hdr->tail);
+        /* seq_cst: see give_back_ring (trace.c); a plain load on x86 */
+        unsigned long long limit = __atomic_load_n(&r->post_limit, __ATOMIC_SEQ_CST);
+        if (VSP_UNLIKELY_RING(limit) && head + need > limit) {
+            vsp_fetch_add_relaxed(&r->hdr->dropped, 1); /* past the window kept after END */
+            return -ENOSPC;
+        }
         if (head + need - tail > r->size) {
             if (r->failed) {
                 vsp_fetch_add_relaxed(&r->hdr->dropped, 1);

@@ -31,6 +31,8 @@ struct vsp_ring {
                                     SEQMARK: the next commit writes one */
     int marking;                 /* private: try-flag of the SEQMARK writer */
     int seqmarks;                /* SEQMARK records are written (the header says VSP_FLAG_SEQMARKS) */
+    unsigned long long post_limit; /* atomic; 0, or the end of the stream past which nothing may
+                                      be reserved (finalised, the ring's blocks given back) */
 };
 
 /* A thread's open batch (format 3, VSP_REC_BATCH): kept by the caller, thread-local in the shim;

@@ -593,6 +593,49 @@ static void print_summary(void)
     }
 }
 
+/* After the final drain, the ring's blocks go back to the file system (a short trace would
+ * otherwise take ring_size on disk for nothing: 4 MiB by default). Only when everything is in the
+ * log (tail == head). A window of POST_WINDOW bytes from head stays allocated for records written
+ * after END (CUDA calls from later destructors); reservations past it are refused and counted as
+ * dropped (ring.h, post_limit), since a store into a hole of a shared mapping on a full disk would
+ * raise SIGBUS. The window is set before the punch, and nothing inside it is punched. */
+#define POST_WINDOW (64u << 10)
+
+static int punch(uint64_t off, uint64_t len)
+{
+    return len ? fallocate(T.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) : 0;
+}
+
+static void give_back_ring(void)
+{
+    struct vsp_ring *r = &T.ring;
+    uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_SEQ_CST);
+    if (r->failed || __atomic_load_n(&r->hdr->tail, __ATOMIC_SEQ_CST) != head || !fd_is_trace(T.fd) ||
+        r->size <= POST_WINDOW)
+        return;
+    /* seq_cst: the limit is in force before head is read again (reservations check it first) */
+    __atomic_store_n(&r->post_limit, head + POST_WINDOW, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&r->hdr->head, __ATOMIC_SEQ_CST) > head + POST_WINDOW)
+        return; /* a reservation raced past the window: leave the ring as it is */
+    uint64_t w0 = head & r->mask, w1 = w0 + POST_WINDOW; /* the window, in ring offsets */
+    uint64_t base = r->hdr->ring_offset;
+    if (w1 <= r->size) {
+        punch(base, w0);
+        punch(base + w1, r->size - w1);
+    } else {
+        punch(base + (w1 - r->size), w0 - (w1 - r->size)); /* the window wraps */
+    }
+}
+
+static void take_back_ring(void)
+{
+    /* the process goes on (a failed exec): the whole ring again, as at creation */
+    struct vsp_ring *r = &T.ring;
+    if (__atomic_load_n(&r->post_limit, __ATOMIC_ACQUIRE) &&
+        posix_fallocate(T.fd, (off_t)r->hdr->ring_offset, (off_t)r->size) == 0)
+        __atomic_store_n(&r->post_limit, 0, __ATOMIC_RELEASE);
+}
+
 static void finalize_cold(void *quickp);
 
 void vsp_trace_finalize(int quick)
@@ -633,6 +676,7 @@ static void finalize_cold(void *quickp)
             vsp_ring_commit(&T.ring, &res);
         }
         vsp_ring_flush(&T.ring, 1);
+        give_back_ring();
         T.ring.hdr->end_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
         /* relaxed RMW: readers look at flags only after the writer is gone */
         vsp_fetch_or_relaxed(&T.ring.hdr->flags, VSP_FLAG_COMPLETE);
@@ -662,6 +706,7 @@ void vsp_trace_exec_failed(int finalized)
     /* The exec returned: the process goes on, its later calls are recorded after the END record
      * and its exit finalises the trace again (a second END). relaxed RMW: as in finalize. */
     if (vsp_load_acquire(&trace_state) == T_OPEN && T.owner == getpid()) {
+        take_back_ring();
         __atomic_fetch_and(&T.ring.hdr->flags, ~VSP_FLAG_COMPLETE, __ATOMIC_RELAXED);
         T.ring.hdr->end_monotonic_ns = 0;
     }

@@ -208,3 +208,22 @@ Test(shim_hostile, a_hook_adds_at_most_2_KiB_of_stack, .timeout = 60)
     cr_assert_gt(base, 1024, "the measurement sees the program's own calls (%zu bytes)", base);
     cr_assert_leq(with, base + 2048, "the shim adds %zu bytes to the %zu the calls use alone", with - base, base);
 }
+
+/* ---- item 20: a short trace's disk use ---- */
+
+Test(shim_hostile, a_two_event_trace_gives_its_ring_back_to_the_disk, .timeout = 60)
+{
+    char *dir = th_tmpdir(), trace[4096];
+    const char *argv[] = {VSP_PROGS "/prog_sandbox", "runtime", "1", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, trace);
+    cr_assert(s.complete);
+    cr_assert_eq(s.events, 2);
+    struct stat st;
+    cr_assert_eq(stat(trace, &st), 0);
+    cr_assert_geq((uint64_t)st.st_size, 4 * MiB, "the file keeps its layout (header, ring, log)");
+    cr_assert_lt((uint64_t)st.st_blocks * 512, 256u << 10, "on disk: %llu bytes of the 4 MiB ring",
+                 (unsigned long long)st.st_blocks * 512);
+}
