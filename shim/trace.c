@@ -1,5 +1,6 @@
-/* The trace file: created on the first recorded call (a process that never touches CUDA leaves no
- * file), as VRAMSPY_OUT expanded, 0600, O_EXCL|O_NOFOLLOW (never overwrite, never follow a
+/* The trace file: created at the process's first CUDA call of any kind (cuInit, a driver lookup, a
+ * hook: a process that never touches CUDA leaves no file; one that sandboxes itself after CUDA is
+ * up has its file already), as VRAMSPY_OUT expanded, 0600, O_EXCL|O_NOFOLLOW (never overwrite, never follow a
  * symlink; on a name clash ".1", ".2"... is appended). Its header and ring are a MAP_SHARED
  * mapping, so every committed record survives any kind of process death. Also here: the module map
  * records, finalisation at exit with the stderr summary, and the fork-child reset.
