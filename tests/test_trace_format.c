@@ -186,3 +186,60 @@ Test(trace_format, version_1_trace_is_read_in_file_order)
     cr_assert_eq(i, 3);
     vsp_reader_close(r);
 }
+
+/* A trace with SEQMARK records (issue #20, item 6): E0, a mark (next_seq 3, in flight: `inflight`
+ * or none), E2, a NOTE, then, when given, E1. Returns the delivery order as a string of record
+ * names ("0 M 2 N ..."). */
+static void marked_order(int64_t inflight, int with_e1, char *out, size_t len)
+{
+    static struct ring_fixture f;
+    cr_assert_eq(ring_fixture_open(&f, 64 * 1024, VSP_ON_FULL_WAIT), 0);
+    ((struct vsp_file_header *)f.map)->flags |= VSP_FLAG_SEQMARKS;
+    uint64_t order[] = {0, ~0ull, 2, ~1ull, 1};
+    int n = with_e1 ? 5 : 4;
+    for (int i = 0; i < n; i++) {
+        if (order[i] == ~0ull) {
+            struct vsp_rec_seqmark m = {.next_seq = 3, .n_inflight = inflight >= 0};
+            uint64_t s = (uint64_t)inflight;
+            cr_assert_eq(ring_fixture_write(&f, VSP_REC_SEQMARK, &m, sizeof m, &s, inflight >= 0 ? 8 : 0, NULL, 0), 0);
+        } else if (order[i] == ~1ull) {
+            cr_assert_eq(ring_fixture_write(&f, VSP_REC_NOTE, "note", 5, NULL, 0, NULL, 0), 0);
+        } else {
+            struct vsp_rec_event e = {.ptr = order[i], .seq = order[i], .op = VSP_OP_ALLOC};
+            cr_assert_eq(ring_fixture_write(&f, VSP_REC_EVENT, &e, sizeof e, NULL, 0, NULL, 0), 0);
+        }
+    }
+    vsp_ring_flush(&f.ring, 1);
+    char err[600];
+    struct vsp_reader *r = vsp_reader_open(f.path, err, sizeof err);
+    unlink(f.path);
+    cr_assert_not_null(r, "%s", err);
+    struct vsp_record rec;
+    size_t k = 0;
+    out[0] = 0;
+    while (vsp_reader_next(r, &rec) > 0 && k + 4 < len) {
+        if (rec.type == VSP_REC_EVENT)
+            k += (size_t)snprintf(out + k, len - k, "%llu ",
+                                  (unsigned long long)((const struct vsp_rec_event *)rec.payload)->seq);
+        else if (rec.type == VSP_REC_SEQMARK)
+            k += (size_t)snprintf(out + k, len - k, "M ");
+        else if (rec.type == VSP_REC_NOTE)
+            k += (size_t)snprintf(out + k, len - k, "N ");
+    }
+    vsp_reader_close(r);
+    ring_fixture_close(&f);
+}
+
+Test(trace_format, a_seqmark_settles_a_lost_number_at_once)
+{
+    char order[64];
+    marked_order(-1, 0, order, sizeof order); /* 1 was never written (dropped), and no free was in flight */
+    cr_assert_str_eq(order, "0 M 2 N ", "event 2 is handed out when the mark is read, not at the end");
+}
+
+Test(trace_format, a_free_in_flight_at_a_seqmark_is_waited_for)
+{
+    char order[64];
+    marked_order(1, 1, order, sizeof order); /* 1: a free whose call had not returned */
+    cr_assert_str_eq(order, "0 M N 1 2 ", "event 2 waits for the free in flight");
+}
