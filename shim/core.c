@@ -357,9 +357,11 @@ static void check_raw_fork(void)
 }
 
 /* A hook of this thread was left without its leave: a non-local jump (siglongjmp from a signal
- * handler, a coroutine switched away for good) out of its real call. Brackets nest downwards on
- * one stack, so a new bracket above the outermost one recorded means that one's frame is gone:
- * the depth is stale. The abandoned call is counted (END record: the report shows it as lost),
+ * handler, a coroutine switched away for good) out of its real call. Hooks nest downwards on one
+ * stack (an inner layer's frame lies strictly below the outer hook's), so a new hook whose frame
+ * is at or above the outermost one recorded means that one's frame is gone: the depth is stale.
+ * (Frame addresses, not the brackets' own: two hooks called from the same place have the same
+ * frame address whatever their locals.) The abandoned call is counted (END record: the report shows it as lost),
  * and its free's number, if it took one, is no longer in flight. Without this, every later call
  * of the thread would pass through as "nested" and be lost silently. */
 static void abandon_stale_hooks(void)
@@ -372,17 +374,17 @@ static void abandon_stale_hooks(void)
     vsp_tls.depth = 0;
 }
 
-int vsp_hook_enter_slow(struct vsp_hook *h)
+int vsp_hook_enter_slow(const void *frame)
 {
     int saved = errno;
     vsp_init();
     if (VSP_UNLIKELY(vsp_load_acquire(&first_state) != FIRST_DONE))
         first_cuda_call();
-    if (VSP_UNLIKELY(vsp_tls.depth > 0) && (uintptr_t)h > vsp_tls.entry)
+    if (VSP_UNLIKELY(vsp_tls.depth > 0) && (uintptr_t)frame >= vsp_tls.entry)
         abandon_stale_hooks();
     int record = 0;
     if (vsp_tls.depth == 0) {
-        vsp_tls.entry = (uintptr_t)h;
+        vsp_tls.entry = (uintptr_t)frame;
         if (vsp_is_ready() && !vsp_cfg.disabled) {
             check_raw_fork();
             record = 1;

@@ -35,7 +35,7 @@ struct vsp_tls {
     int in_init;   /* this thread runs vsp_init */
     int in_open;   /* this thread creates the trace file */
     uint32_t tid;  /* cached gettid(), 0 = not yet (reset in a forked child) */
-    uintptr_t entry; /* the outermost hook's bracket (its address on the stack) while depth > 0 */
+    uintptr_t entry; /* the outermost hook's frame address while depth > 0 */
     int inflight;  /* 2 + the in-flight slot (-1: none free) of this thread's free in progress (ring.h), 0 none */
     struct vsp_batch batch; /* this thread's open batch of events in the ring (ring.h) */
 };
@@ -82,12 +82,16 @@ extern struct vsp_config vsp_cfg;
 
 /* Hook bracket: enter before the real call, one of the leave functions after it. Both preserve
  * errno, so the caller sees the errno the real call left. */
-static inline void vsp_hook_enter(struct vsp_hook *h)
+/* frame: the hook's own frame address (__builtin_frame_address(0) in the hook function itself):
+ * where its bracket lies on the stack, which tells a nested call from one made after a jump out of
+ * the hook (core.c, abandon_stale_hooks). */
+#define vsp_hook_enter(h) vsp_hook_enter_at((h), __builtin_frame_address(0))
+static inline void vsp_hook_enter_at(struct vsp_hook *h, const void *frame)
 {
-    extern int vsp_hook_enter_slow(struct vsp_hook *h);
+    extern int vsp_hook_enter_slow(const void *frame);
     h->saved_errno = 0; /* filled by the slow path, which is where errno could change */
     h->site = NULL;     /* the hook macros set it */
-    h->record = vsp_hook_enter_slow(h);
+    h->record = vsp_hook_enter_slow(frame);
 }
 /* A CUDA call of any kind reached the shim outside the hook bracket (a driver lookup): the
  * process's first one opens the trace (a sandbox installed after it may forbid opening files). */
