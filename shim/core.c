@@ -575,7 +575,7 @@ void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsign
         }
         f->time_ns = now_ns();
         /* before the real free (see ring.h), and in flight until its event is written */
-        f->seq = vsp_ring_seq_begin(vsp_trace_ring(), &f->slot);
+        f->seq = vsp_ring_seq_begin(vsp_trace_ring(), ptr, &f->slot);
         vsp_tls.inflight = f->slot + 2;
     }
     errno = saved;

@@ -275,12 +275,13 @@ int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, st
 #define SLOT_BIAS 2ull
 static struct {
     unsigned long long v;
-    char pad[56];
+    unsigned long long ptr; /* the address being freed (written before v names the number) */
+    char pad[48];
 } inflight[INFLIGHT_SLOTS] __attribute__((aligned(64)));
 static unsigned long unslotted;
 static __thread int slot_hint __attribute__((tls_model("initial-exec")));
 
-uint64_t vsp_ring_seq_begin(struct vsp_ring *r, int *slot)
+uint64_t vsp_ring_seq_begin(struct vsp_ring *r, uint64_t ptr, int *slot)
 {
     *slot = -1;
     for (int i = 0; i < INFLIGHT_SLOTS; i++) {
@@ -298,8 +299,12 @@ uint64_t vsp_ring_seq_begin(struct vsp_ring *r, int *slot)
     if (*slot < 0)
         __atomic_fetch_add(&unslotted, 1, __ATOMIC_SEQ_CST); /* seq_cst: as the claim above */
     uint64_t seq = __atomic_fetch_add(&r->hdr->next_seq, 1, __ATOMIC_SEQ_CST);
-    if (*slot >= 0)
-        vsp_store_relaxed(&inflight[*slot].v, seq + SLOT_BIAS); /* relaxed: BUSY already covers it */
+    if (*slot >= 0) {
+        vsp_store_relaxed(&inflight[*slot].ptr, ptr);
+        /* release: the address before the number (the mark reads the number, then the address);
+         * BUSY already covered the slot for the mark's count */
+        vsp_store_release(&inflight[*slot].v, seq + SLOT_BIAS);
+    }
     return seq;
 }
 
@@ -333,20 +338,31 @@ static void write_mark(struct vsp_ring *r)
     for (int i = 0; i < INFLIGHT_SLOTS; i++)
         cap += __atomic_load_n(&inflight[i].v, __ATOMIC_SEQ_CST) != 0;
     struct vsp_resv res;
-    if (reserve(r, VSP_REC_SEQMARK, (uint32_t)(sizeof(struct vsp_rec_seqmark) + cap * sizeof(uint64_t)), &res, 0) < 0)
+    if (reserve(r, VSP_REC_SEQMARK, (uint32_t)(sizeof(struct vsp_rec_seqmark) + cap * sizeof(struct vsp_seqmark_free)),
+                &res, 0) < 0)
         return;
     struct vsp_rec_seqmark *m = res.payload;
-    uint64_t *seqs = (uint64_t *)(m + 1);
+    struct vsp_seqmark_free *list = (struct vsp_seqmark_free *)(m + 1);
     for (int i = 0; i < INFLIGHT_SLOTS; i++) {
         unsigned long long v = __atomic_load_n(&inflight[i].v, __ATOMIC_SEQ_CST);
-        if (v == SLOT_BUSY)
+        if (v == SLOT_BUSY) {
             flags |= VSP_SEQMARK_PARTIAL; /* its number is being taken: it may be below next */
-        else if (v >= SLOT_BIAS && v - SLOT_BIAS < next && n < cap)
-            seqs[n++] = v - SLOT_BIAS;
-        else if (v >= SLOT_BIAS && v - SLOT_BIAS < next)
-            flags |= VSP_SEQMARK_PARTIAL;
+        } else if (v >= SLOT_BIAS && v - SLOT_BIAS < next) {
+            uint64_t ptr = vsp_load_relaxed(&inflight[i].ptr);
+            /* acquire: the address read above is the one of this number, unless the slot moved
+             * on meanwhile (the free finished: then it is not in flight, and not listed) */
+            if (vsp_load_acquire(&inflight[i].v) != v)
+                continue;
+            if (n == cap) {
+                flags |= VSP_SEQMARK_PARTIAL;
+                continue;
+            }
+            list[n].seq = v - SLOT_BIAS;
+            list[n].ptr = ptr;
+            n++;
+        }
     }
-    memset(seqs + n, 0, (cap - n) * sizeof(uint64_t));
+    memset(list + n, 0, (cap - n) * sizeof *list);
     m->next_seq = next;
     m->n_inflight = n;
     m->flags = flags;

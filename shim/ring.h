@@ -61,10 +61,10 @@ static inline uint64_t vsp_ring_next_seq(struct vsp_ring *r)
 
 /* A free's number, taken before its real call (vsp_ring_next_seq's rule) and known as in flight
  * until vsp_ring_seq_end: the drainer lists such numbers in its SEQMARK records, so a reader keeps
- * waiting for the free's event however long the call blocks, and settles every other missing
- * number at once. Returns the number; *slot is the in-flight slot to hand to vsp_ring_seq_end
+ * waiting for the free's event however long the call blocks (holding back only the events on its
+ * address, ptr), and settles every other missing number at once. Returns the number; *slot is the in-flight slot to hand to vsp_ring_seq_end
  * after the event was appended (or dropped). No lock: one CAS on a slot this thread used last. */
-uint64_t vsp_ring_seq_begin(struct vsp_ring *r, int *slot);
+uint64_t vsp_ring_seq_begin(struct vsp_ring *r, uint64_t ptr, int *slot);
 void vsp_ring_seq_end(int slot);
 /* A forked child: the parent's frees in flight are not the child's. */
 void vsp_ring_inflight_reset(void);

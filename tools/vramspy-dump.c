@@ -109,8 +109,9 @@ int main(int argc, char **argv)
             const struct vsp_rec_seqmark *m = rec.payload; /* the reader checked the list's length */
             printf("\"type\":\"seqmark\",\"next_seq\":%" PRIu64 ",\"partial\":%s,\"inflight\":[", m->next_seq,
                    (m->flags & VSP_SEQMARK_PARTIAL) ? "true" : "false");
+            const struct vsp_seqmark_free *l = (const void *)(m + 1);
             for (uint32_t i = 0; i < m->n_inflight; i++)
-                printf("%s%" PRIu64, i ? "," : "", ((const uint64_t *)(m + 1))[i]);
+                printf("%s{\"seq\":%" PRIu64 ",\"ptr\":\"0x%" PRIx64 "\"}", i ? "," : "", l[i].seq, l[i].ptr);
             printf("]}\n");
             break;
         }

@@ -352,10 +352,11 @@ struct vsp_rec_end {
 };
 #define VSP_REC_END_MIN_SIZE 80u /* the END payload of shims before `abandoned` */
 
-/* Written (traces with VSP_FLAG_SEQMARKS) by the drainer after it copied part of the ring into the log: every event
- * number below next_seq is either in a record before this one or lost (dropped, or its writer was
- * killed), except the n_inflight numbers listed after the struct: frees whose real call had not
- * returned when the mark was taken (their events come later, however much later). A reader can
+/* Written (traces with VSP_FLAG_SEQMARKS) by the drainer after it copied part of the ring into the
+ * log: every event number below next_seq is either in a record before this one or lost (dropped,
+ * or its writer was killed), except the n_inflight frees listed after the struct (number and
+ * address): frees whose real call had not returned when the mark was taken (their events come
+ * later, however much later). A reader can
  * therefore stop waiting for a missing number the moment a mark says so, and keep waiting, with
  * no window, for a free that is known to be in flight. flags VSP_SEQMARK_PARTIAL: some free in
  * flight could not be listed (its number was being taken, or the table was full): the mark
@@ -364,6 +365,10 @@ struct vsp_rec_seqmark {
     uint64_t next_seq;
     uint32_t n_inflight;
     uint32_t flags;
+};
+struct vsp_seqmark_free {
+    uint64_t seq; /* its event number */
+    uint64_t ptr; /* the address it frees (only events on it need wait for it) */
 };
 #define VSP_SEQMARK_PARTIAL 1u
 
@@ -386,6 +391,7 @@ _Static_assert(offsetof(struct vsp_rec_event, stack_id) == 64, "event stack_id o
 _Static_assert(offsetof(struct vsp_rec_event, api) == 80, "event api offset");
 _Static_assert(sizeof(struct vsp_rec_end) == 88, "end record size");
 _Static_assert(sizeof(struct vsp_rec_seqmark) == 16, "seqmark record size");
+_Static_assert(sizeof(struct vsp_seqmark_free) == 16, "seqmark entry size");
 _Static_assert(sizeof(struct vsp_rec_label) == 8, "label record size");
 _Static_assert(sizeof(struct vsp_rec_usage) == 40, "usage record size");
 _Static_assert(sizeof(struct vsp_rec_pool) == 56, "pool record size");
