@@ -641,6 +641,10 @@ static void finalize_cold(void *quickp);
 
 void vsp_trace_finalize(int quick)
 {
+    int s = vsp_load_acquire(&trace_state);
+    if (s == T_NONE || s == T_OPENING)
+        return; /* never touched CUDA (every process under a global preload): nothing, not even a
+                   cold stack mapped */
     vsp_cold_call(finalize_cold, &quick); /* the summary's buffers, metrics: off the caller's stack */
 }
 
@@ -694,6 +698,8 @@ static void finalize_cold(void *quickp)
 
 int vsp_trace_before_exec(void)
 {
+    if (vsp_load_acquire(&trace_state) != T_OPEN)
+        return 1; /* no trace of ours (a shell's exec): nothing to finalise, nothing to undo */
     int was = __atomic_load_n(&T.finalized, __ATOMIC_ACQUIRE);
     if (!was)
         vsp_trace_finalize(1); /* END, drained, COMPLETE: the new image never runs our destructor */
