@@ -392,6 +392,8 @@ _Static_assert(offsetof(struct vsp_rec_event, api) == 80, "event api offset");
 _Static_assert(sizeof(struct vsp_rec_end) == 88, "end record size");
 _Static_assert(sizeof(struct vsp_rec_seqmark) == 16, "seqmark record size");
 _Static_assert(sizeof(struct vsp_seqmark_free) == 16, "seqmark entry size");
+_Static_assert(offsetof(struct vsp_rec_seqmark, n_inflight) == 8, "seqmark n_inflight offset");
+_Static_assert(offsetof(struct vsp_rec_end, abandoned) == 80, "end abandoned offset");
 _Static_assert(sizeof(struct vsp_rec_label) == 8, "label record size");
 _Static_assert(sizeof(struct vsp_rec_usage) == 40, "usage record size");
 _Static_assert(sizeof(struct vsp_rec_pool) == 56, "pool record size");
