@@ -728,7 +728,7 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
             deliver(r, rec, &r->cur, rec->pos, rec->file_offset);
             return 1;
         }
-        if (rec->type == VSP_REC_END && r->nheap) {
+        if (rec->type == VSP_REC_END && (r->nheap || r->nstash)) {
             r->barrier = *rec;
             r->have_barrier = 1;
             continue;
