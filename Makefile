@@ -60,7 +60,8 @@ SHIM_LDFLAGS += -Wl,-z,pack-relative-relocs
 endif
 
 SHIM_SRCS := shim/core.c shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c \
-             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pyframes.c shim/pools.c shim/usage.c shim/hooks_dl.c shim/hooks_exit.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c shim/walker.c
+             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pyframes.c shim/pools.c shim/usage.c shim/hooks_dl.c shim/hooks_exit.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c shim/walker.c \
+             shim/coldstack.c
 SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/dlsym_x86_64.o
 SHIM := $(BUILD)/libvramspy.so
 # The in-process symboliser, loaded by the shim on first need (shim/symhelper.c): beside the shim.

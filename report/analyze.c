@@ -1237,7 +1237,14 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
             }
             break;
         }
-        case VSP_REC_END: c.saw_end = 1; break;
+        case VSP_REC_END: {
+            c.saw_end = 1;
+            const struct vsp_rec_end *e = rec.payload;
+            /* a running count: a failed exec's trace has two END records, the later one has all */
+            if (rec.payload_len >= sizeof *e && e->abandoned > a->abandoned)
+                a->abandoned = e->abandoned;
+            break;
+        }
         default: break; /* NOTE and record types newer than this reader */
         }
         if (bad) {
@@ -1255,7 +1262,8 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
     memcpy(a->kind_live, c.kind_live, sizeof a->kind_live);
     a->complete = st.complete;
     a->dropped = st.dropped;
-    a->torn = st.torn;
+    /* a call left by a jump out of its hook never returned either: lost the same way */
+    a->torn = st.torn + a->abandoned;
     a->log_failed = st.log_failed;
     int ended = c.saw_end || st.finalized;
     if (o->signal && o->signal_pid && o->signal_pid == a->pid)

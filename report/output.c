@@ -302,10 +302,14 @@ static json_t *stack_json(struct vsp_symbolizer *sym, const struct vsp_analysis 
 
 static void loss_warning(char *buf, size_t len, const struct vsp_analysis *a)
 {
-    snprintf(buf, len, "%llu events lost (%llu dropped by the shim, %llu calls torn by the process's end): "
+    char jumped[96] = "";
+    if (a->abandoned)
+        snprintf(jumped, sizeof jumped, ", %llu of them left by a jump out of the call (siglongjmp)",
+                 (unsigned long long)a->abandoned);
+    snprintf(buf, len, "%llu events lost (%llu dropped by the shim, %llu calls torn by the process's end%s): "
              "leaks and invalid frees may be artefacts of the loss and are marked uncertain",
              (unsigned long long)(a->dropped + a->torn), (unsigned long long)a->dropped,
-             (unsigned long long)a->torn);
+             (unsigned long long)a->torn, jumped);
 }
 
 json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct vsp_symbolizer *sym)

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define REORDER_WINDOW (1u << 20) /* see "the reorder window" below */
+
 /* A source of events waiting in the reorder window: a batch being decoded (its next event
  * decoded, the rest still coded) or a single EVENT record. */
 struct cursor {
@@ -60,6 +62,26 @@ struct vsp_reader {
     struct vsp_record barrier; /* an END record waiting for the window to drain */
     int have_barrier;
     int source_rc;            /* 1 while the file has more; then 0 (end) or -1 (corrupt) */
+    /* SEQMARK records (header flag VSP_FLAG_SEQMARKS): the latest complete mark */
+    int marks;                /* the trace has them: settle gaps by them, not by the window */
+    uint64_t mark_next;       /* every number below it is read or lost... */
+    struct vsp_seqmark_free *mark_inflight; /* ...except these (by seq): frees in flight at the mark */
+    uint32_t mark_n, mark_cap;
+    /* Frees in flight that the window went past (more than REORDER_WINDOW events waited): events
+     * on their addresses are held aside (stash, in seq order) until the free comes, then follow it. */
+    struct vsp_seqmark_free *passed;
+    size_t npassed, cap_passed;
+    struct held_event *stash;
+    size_t nstash, cap_stash;
+    int releasing;            /* a passed free was handed out: its address's held events follow */
+    uint64_t release_ptr;
+    uint64_t last_time;       /* the latest time_ns handed out (late events are not earlier) */
+    uint64_t window;          /* REORDER_WINDOW (tests set less: vsp_reader_set_window) */
+};
+
+struct held_event {
+    struct vsp_rec_event ev;
+    uint64_t pos, file_offset;
 };
 
 static void seterr(char *err, size_t len, const char *fmt, ...)
@@ -137,6 +159,8 @@ struct vsp_reader *vsp_reader_open(const char *path, char *err, size_t errlen)
     r->st.log_failed = (h->flags & VSP_FLAG_LOG_FAILED) != 0;
     r->st.dropped = h->dropped;
     r->reorder = h->version >= 2;
+    r->marks = (h->flags & VSP_FLAG_SEQMARKS) != 0;
+    r->window = REORDER_WINDOW;
     r->release_at = 64u << 20;
     r->source_rc = 1;
     if (r->log_avail < r->tail) {
@@ -169,7 +193,8 @@ static int min_payload(uint16_t type)
     case VSP_REC_MODULE: return (int)sizeof(struct vsp_rec_module);
     case VSP_REC_STACK: return (int)sizeof(struct vsp_rec_stack);
     case VSP_REC_EVENT: return (int)VSP_REC_EVENT_V1_SIZE; /* version 2 appends seq */
-    case VSP_REC_END: return (int)sizeof(struct vsp_rec_end);
+    case VSP_REC_END: return (int)VSP_REC_END_MIN_SIZE; /* `abandoned` appended later */
+    case VSP_REC_SEQMARK: return (int)sizeof(struct vsp_rec_seqmark);
     case VSP_REC_BATCH: return (int)sizeof(struct vsp_rec_batch);
     case VSP_REC_PYCODE: return (int)sizeof(struct vsp_rec_pycode);
     default: return 0;
@@ -202,6 +227,10 @@ static int check_payload(uint16_t type, const unsigned char *p, uint32_t len)
     } else if (type == VSP_REC_MODULE) {
         const struct vsp_rec_module *m = (const void *)p;
         if ((uint64_t)m->path_len + m->build_id_len > len - sizeof *m || m->path_len == 0)
+            return -1;
+    } else if (type == VSP_REC_SEQMARK) {
+        const struct vsp_rec_seqmark *m = (const void *)p;
+        if ((uint64_t)m->n_inflight * sizeof(struct vsp_seqmark_free) > len - sizeof *m)
             return -1;
     } else if (type == VSP_REC_PROCESS) {
         const struct vsp_rec_process *pr = (const void *)p;
@@ -342,11 +371,14 @@ static int next_raw(struct vsp_reader *r, struct vsp_record *rec)
  * sits where it was opened, so its later events come before other threads' records written
  * meanwhile. An event whose number is the next one is delivered at once; others wait in the
  * window until the numbers before them have come. A number that never comes (an event dropped in
- * drop mode, or one whose writer was killed) is given up once REORDER_WINDOW events wait: a
- * record late by fewer than that many events is still put back in its place. Other records pass
- * at once: each was written before the events that name it. An END record waits until every held
- * event is out. Held events are decoded copies: memory is ~120 bytes per held event. */
-#define REORDER_WINDOW (1u << 20)
+ * drop mode, or one whose writer was killed) is settled by the trace itself where it has SEQMARK
+ * records (the newest mark says which missing numbers are lost and which are frees still in
+ * flight); in older traces it is given up once REORDER_WINDOW events wait (a record late by fewer
+ * than that many events is still put back in its place). A free in flight is waited for however
+ * long its call blocks: past REORDER_WINDOW waiting events the window goes on without it and holds
+ * back only the events on its address (the reuse), which follow it when it comes. Other records
+ * pass at once: each was written before the events that name it. An END record waits until every
+ * held event is out. Held events are whole batches (a cursor each), decoded one event at a time. */
 
 /* The fewest bytes a coded event takes (two bytes and five one-byte varints). */
 #define MIN_CODED_EVENT 7u
@@ -419,6 +451,8 @@ static void deliver(struct vsp_reader *r, struct vsp_record *out, const struct v
 {
     if (ev->seq >= r->expect)
         r->expect = ev->seq + 1;
+    if (ev->time_ns > r->last_time)
+        r->last_time = ev->time_ns;
     out->pos = pos;
     out->file_offset = off;
     out->type = VSP_REC_EVENT;
@@ -509,18 +543,171 @@ static void open_batch(struct vsp_reader *r, const struct vsp_record *rec)
     }
 }
 
+/* A SEQMARK record: the newest complete one replaces the last (an older mark stays true: what it
+ * settled stays settled, and a free it listed is waited for until it comes). */
+static void take_mark(struct vsp_reader *r, const struct vsp_record *rec)
+{
+    const struct vsp_rec_seqmark *m = rec->payload;
+    if ((m->flags & VSP_SEQMARK_PARTIAL) || m->next_seq < r->mark_next)
+        return;
+    if (m->n_inflight > r->mark_cap) {
+        struct vsp_seqmark_free *n = realloc(r->mark_inflight, m->n_inflight * sizeof *n);
+        if (!n)
+            return; /* keep the older mark */
+        r->mark_inflight = n;
+        r->mark_cap = m->n_inflight;
+    }
+    memcpy(r->mark_inflight, m + 1, m->n_inflight * sizeof *r->mark_inflight);
+    r->mark_n = m->n_inflight;
+    for (uint32_t i = 1; i < r->mark_n; i++) /* a few entries: insertion sort */
+        for (uint32_t k = i; k > 0 && r->mark_inflight[k - 1].seq > r->mark_inflight[k].seq; k--) {
+            struct vsp_seqmark_free t = r->mark_inflight[k];
+            r->mark_inflight[k] = r->mark_inflight[k - 1];
+            r->mark_inflight[k - 1] = t;
+        }
+    r->mark_next = m->next_seq;
+}
+
+/* A bound for traces whose marks stop settling anything (every one PARTIAL: more than 256 frees
+ * in flight all the time): past this many waiting events the lowest goes out, as without marks. */
+#define MARKED_WINDOW (1ull << 24)
+
+/* May the window hand out `seq` although the numbers from r->expect up to it are missing? With
+ * marks: when the newest mark settles them all (below its next_seq, none of them a free in
+ * flight). Without (older traces): when REORDER_WINDOW events wait. */
+static int gap_settled(const struct vsp_reader *r, uint64_t seq)
+{
+    if (!r->marks)
+        return r->held > r->window;
+    if (seq > r->mark_next)
+        return 0;
+    for (uint32_t i = 0; i < r->mark_n; i++)
+        if (r->mark_inflight[i].seq >= r->expect && r->mark_inflight[i].seq < seq)
+            return 0; /* a free in flight comes before it */
+    return 1;
+}
+
+/* A free in flight that blocks a long time (a cudaFree behind a long kernel) while other threads
+ * make millions of calls: once REORDER_WINDOW events wait and the newest mark says that the only
+ * numbers missing before `seq` are such frees, the window goes past them. Memory stays bounded:
+ * only the events on those frees' addresses are held (they must follow the free: the reuse of a
+ * freed address), the rest go out in order. -1 when out of memory (then the window waits). */
+static int pass_inflight(struct vsp_reader *r, uint64_t seq)
+{
+    if (!r->marks || r->held <= r->window || seq > r->mark_next)
+        return 0;
+    for (uint32_t i = 0; i < r->mark_n; i++) {
+        const struct vsp_seqmark_free *f = &r->mark_inflight[i];
+        if (f->seq < r->expect || f->seq >= seq)
+            continue;
+        size_t k = 0;
+        while (k < r->npassed && r->passed[k].seq != f->seq)
+            k++;
+        if (k < r->npassed)
+            continue;
+        if (r->npassed == r->cap_passed) {
+            size_t cap = r->cap_passed ? r->cap_passed * 2 : 16;
+            struct vsp_seqmark_free *n = realloc(r->passed, cap * sizeof *n);
+            if (!n)
+                return -1;
+            r->passed = n;
+            r->cap_passed = cap;
+        }
+        r->passed[r->npassed++] = *f;
+    }
+    return 1;
+}
+
+/* What to do with an event about to be handed out while frees were passed: 1 it is one of them
+ * (out now; the events held for its address follow), 2 it is on the address of one still missing
+ * (held aside), 0 neither. */
+static int passed_role(struct vsp_reader *r, const struct vsp_rec_event *e)
+{
+    for (size_t k = 0; k < r->npassed; k++) {
+        if (r->passed[k].seq == e->seq) {
+            r->passed[k] = r->passed[--r->npassed];
+            return 1;
+        }
+    }
+    for (size_t k = 0; k < r->npassed; k++)
+        if (r->passed[k].ptr == e->ptr)
+            return 2;
+    return 0;
+}
+
+static int stash_event(struct vsp_reader *r, const struct vsp_rec_event *e, uint64_t pos, uint64_t off)
+{
+    if (r->nstash == r->cap_stash) {
+        size_t cap = r->cap_stash ? r->cap_stash * 2 : 64;
+        struct held_event *n = realloc(r->stash, cap * sizeof *n);
+        if (!n)
+            return -1;
+        r->stash = n;
+        r->cap_stash = cap;
+    }
+    r->stash[r->nstash++] = (struct held_event){*e, pos, off};
+    return 0;
+}
+
+/* Hands out the first held event on `ptr` (all of them when ptr is ~0: the end), 0 when none. */
+static int unstash(struct vsp_reader *r, struct vsp_record *out, uint64_t ptr)
+{
+    for (size_t k = 0; k < r->nstash; k++) {
+        if (ptr != ~0ull && r->stash[k].ev.ptr != ptr)
+            continue;
+        r->cur = r->stash[k].ev;
+        if (r->cur.time_ns < r->last_time)
+            r->cur.time_ns = r->last_time; /* handed out late: not before what went out already */
+        uint64_t pos = r->stash[k].pos, off = r->stash[k].file_offset;
+        memmove(&r->stash[k], &r->stash[k + 1], (r->nstash - k - 1) * sizeof *r->stash);
+        r->nstash--;
+        deliver(r, out, &r->cur, pos, off);
+        return 1;
+    }
+    return 0;
+}
+
 int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
 {
     if (!r->reorder)
         return next_raw(r, rec);
     if (r->advance)
         advance_top(r);
+    if (r->releasing) {
+        if (unstash(r, rec, r->release_ptr))
+            return 1;
+        r->releasing = 0;
+    }
     for (;;) {
-        if (r->nheap && (r->heap[0].seq <= r->expect || r->held > REORDER_WINDOW || r->source_rc <= 0 ||
-                         r->have_barrier)) {
+        int pass = 0;
+        if (r->nheap && !(r->heap[0].seq <= r->expect || r->source_rc <= 0 || r->have_barrier ||
+                          gap_settled(r, r->heap[0].seq)))
+            pass = pass_inflight(r, r->heap[0].seq);
+        if (r->nheap && (pass > 0 || r->heap[0].seq <= r->expect || r->source_rc <= 0 || r->have_barrier ||
+                         gap_settled(r, r->heap[0].seq) || (!r->marks ? 0 : r->held > MARKED_WINDOW))) {
+            struct cursor *c = &r->slab[r->heap[0].slot];
+            int role = r->npassed ? passed_role(r, &c->codec.last) : 0;
+            if (role == 2 && stash_event(r, &c->codec.last, c->pos, c->file_offset) == 0) {
+                advance_top(r); /* held aside until its free comes */
+                continue;
+            }
+            if (role == 1) {
+                /* a passed free, late: out now (its time no earlier than what went out), and the
+                 * events held for its address after it */
+                r->cur = c->codec.last;
+                if (r->cur.time_ns < r->last_time)
+                    r->cur.time_ns = r->last_time;
+                deliver(r, rec, &r->cur, c->pos, c->file_offset);
+                r->advance = 1;
+                r->releasing = 1;
+                r->release_ptr = r->cur.ptr;
+                return 1;
+            }
             window_pop(r, rec);
             return 1;
         }
+        if ((r->have_barrier || r->source_rc <= 0) && unstash(r, rec, ~0ull))
+            return 1; /* frees that never came (their thread killed): what waited for them */
         if (r->have_barrier) {
             r->have_barrier = 0;
             *rec = r->barrier;
@@ -537,9 +724,13 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
             open_batch(r, rec);
             continue;
         }
+        if (rec->type == VSP_REC_SEQMARK) {
+            take_mark(r, rec); /* (handed out too: a dump shows it) */
+            return 1;
+        }
         if (rec->type == VSP_REC_EVENT && rec->payload_len >= sizeof(struct vsp_rec_event)) {
             const struct vsp_rec_event *e = rec->payload;
-            if (e->seq > r->expect || r->nheap) { /* out of order: into the window */
+            if (e->seq > r->expect || r->nheap || r->npassed) { /* out of order: into the window */
                 struct cursor c = {.codec.last = *e, .pos = rec->pos, .file_offset = rec->file_offset,
                                    .data_offset = rec->file_offset};
                 if (cursor_add(r, &c) == 0)
@@ -549,13 +740,18 @@ int vsp_reader_next(struct vsp_reader *r, struct vsp_record *rec)
             deliver(r, rec, &r->cur, rec->pos, rec->file_offset);
             return 1;
         }
-        if (rec->type == VSP_REC_END && r->nheap) {
+        if (rec->type == VSP_REC_END && (r->nheap || r->nstash)) {
             r->barrier = *rec;
             r->have_barrier = 1;
             continue;
         }
         return 1;
     }
+}
+
+void vsp_reader_set_window(struct vsp_reader *r, uint64_t events)
+{
+    r->window = events;
 }
 
 const char *vsp_reader_error(const struct vsp_reader *r)
@@ -585,5 +781,8 @@ void vsp_reader_close(struct vsp_reader *r)
     free(r->slab);
     free(r->free_slots);
     free(r->heap);
+    free(r->mark_inflight);
+    free(r->passed);
+    free(r->stash);
     free(r);
 }

@@ -49,5 +49,9 @@ const char *vsp_reader_error(const struct vsp_reader *r);
 const struct vsp_file_header *vsp_reader_header(const struct vsp_reader *r);
 void vsp_reader_stats(const struct vsp_reader *r, struct vsp_reader_stats *out);
 void vsp_reader_close(struct vsp_reader *r);
+/* Tests: the number of waiting events at which the reorder window gives up on a missing number
+ * (traces without SEQMARK records) or goes past a free in flight (traces with them); 1,048,576
+ * unless set. */
+void vsp_reader_set_window(struct vsp_reader *r, uint64_t events);
 
 #endif

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sched.h>
@@ -109,21 +110,37 @@ int vsp_fd_above_stdio(int fd)
     return hi;
 }
 
-void vsp_warn(const char *fmt, ...)
+/* Formatting runs on a cold stack (vsnprintf and the buffers take some 2 KiB). */
+struct warn_args {
+    int debug;
+    const char *fmt;
+    va_list *ap;
+};
+
+static void warn_cold(void *p)
 {
+    struct warn_args *a = p;
     char buf[1024];
-    int saved = errno;
-    memcpy(buf, "vramspy: ", 9);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf + 9, sizeof buf - 10, fmt, ap);
-    va_end(ap);
+    static const char prefix[] = "vramspy: debug: ";
+    size_t plen = a->debug ? sizeof prefix - 1 : 9;
+    memcpy(buf, prefix, plen);
+    int n = vsnprintf(buf + plen, sizeof buf - plen - 1, a->fmt, *a->ap);
     if (n < 0)
         n = 0;
-    size_t len = 9 + ((size_t)n < sizeof buf - 10 ? (size_t)n : sizeof buf - 11);
+    size_t len = plen + ((size_t)n < sizeof buf - plen - 1 ? (size_t)n : sizeof buf - plen - 2);
     if (buf[len - 1] != '\n')
         buf[len++] = '\n';
     write_stderr(buf, len);
+}
+
+void vsp_warn(const char *fmt, ...)
+{
+    int saved = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    struct warn_args a = {0, fmt, &ap};
+    vsp_cold_call(warn_cold, &a);
+    va_end(ap);
     errno = saved;
 }
 
@@ -131,12 +148,13 @@ void vsp_debug(const char *fmt, ...)
 {
     if (!vsp_cfg.debug)
         return;
-    char buf[1024];
+    int saved = errno;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    struct warn_args a = {1, fmt, &ap};
+    vsp_cold_call(warn_cold, &a);
     va_end(ap);
-    vsp_warn("debug: %s", buf);
+    errno = saved;
 }
 
 int vsp_in_shim(const void *p)
@@ -186,6 +204,9 @@ static void atfork_child(void)
     forking = 0;
     vsp_tls.tid = 0;
     vsp_tls.depth = 0;
+    vsp_tls.inflight = 0;
+    vsp_ring_inflight_reset();
+    vsp_cold_atfork_child();
     vsp_labels_reset_trace();
     vsp_inproc_atfork_child();
     vsp_usage_atfork_child();
@@ -234,22 +255,31 @@ enum { FIRST_NONE = 0, FIRST_RUNNING = 1, FIRST_DONE = 2 };
 static int first_state VSP_STARTUP_DATA;
 static __thread int in_first_call;
 
+/* The seccomp mode at the first CUDA call (prctl), and whether a filter has been seen since. */
+static int seccomp_at_start = -1, sandbox_seen;
+
+int vsp_sandboxed(void)
+{
+    if (vsp_load_relaxed(&sandbox_seen))
+        return 1;
+    /* A filter installed after the first CUDA call (a worker that sandboxes itself once CUDA is
+     * up). One that was there before it allowed the trace to be opened, and is taken to allow
+     * reading files; a second filter stacked on it cannot be told from here (documented). */
+    if (seccomp_at_start == 0 && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2) {
+        vsp_store_relaxed(&sandbox_seen, 1); /* relaxed: a flag that only ever goes up */
+        return 1;
+    }
+    return 0;
+}
+
+static void first_cuda_call_cold(void *unused);
+
 static void first_cuda_call(void)
 {
     int expected = FIRST_NONE;
     if (vsp_cas_acq_rel(&first_state, &expected, FIRST_RUNNING)) {
         in_first_call = 1;
-        fork_setup();
-        note_stderr();
-        for (char *line = pending_warn, *nl; *line; line = nl + 1) {
-            nl = strchr(line, '\n');
-            if (!nl)
-                break;
-            *nl = 0;
-            vsp_warn("%s", line);
-        }
-        if (vsp_cfg.purposes_path[0] && !vsp_cfg.disabled)
-            vsp_purposes_load();
+        vsp_cold_call(first_cuda_call_cold, NULL);
         in_first_call = 0;
         /* release: the rules are loaded before any thread sees DONE (pairs with the acquire). */
         vsp_store_release(&first_state, FIRST_DONE);
@@ -257,6 +287,23 @@ static void first_cuda_call(void)
     }
     while (!in_first_call && vsp_load_acquire(&first_state) != FIRST_DONE)
         sched_yield();
+}
+
+static void first_cuda_call_cold(void *unused)
+{
+    (void)unused;
+    seccomp_at_start = prctl(PR_GET_SECCOMP, 0, 0, 0, 0);
+    fork_setup();
+    note_stderr();
+    for (char *line = pending_warn, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        *nl = 0;
+        vsp_warn("%s", line);
+    }
+    if (vsp_cfg.purposes_path[0] && !vsp_cfg.disabled)
+        vsp_purposes_load();
 }
 
 void vsp_init(void)
@@ -312,28 +359,73 @@ static void check_raw_fork(void)
     atfork_child();
 }
 
-int vsp_hook_enter_slow(void)
+/* A hook of this thread was left without its leave: a non-local jump (siglongjmp from a signal
+ * handler, a coroutine switched away for good) out of its real call. Hooks nest downwards on one
+ * stack (an inner layer's frame lies strictly below the outer hook's), so a new hook whose frame
+ * is at or above the outermost one recorded means that one's frame is gone: the depth is stale.
+ * (Frame addresses, not the brackets' own: two hooks called from the same place have the same
+ * frame address whatever their locals.) The abandoned call is counted (END record: the report shows it as lost),
+ * and its free's number, if it took one, is no longer in flight. Without this, every later call
+ * of the thread would pass through as "nested" and be lost silently. */
+static void abandon_stale_hooks(void)
+{
+    vsp_fetch_add_relaxed(&vsp_live.c.abandoned, 1); /* relaxed: a counter */
+    if (vsp_tls.inflight) {
+        vsp_ring_seq_end(vsp_tls.inflight - 2);
+        vsp_tls.inflight = 0;
+    }
+    vsp_tls.depth = 0;
+}
+
+int vsp_hook_enter_slow(const void *frame)
 {
     int saved = errno;
     vsp_init();
     if (VSP_UNLIKELY(vsp_load_acquire(&first_state) != FIRST_DONE))
         first_cuda_call();
+    if (VSP_UNLIKELY(vsp_tls.depth > 0) && (uintptr_t)frame >= vsp_tls.entry)
+        abandon_stale_hooks();
     int record = 0;
-    if (vsp_tls.depth == 0 && vsp_is_ready() && !vsp_cfg.disabled) {
-        check_raw_fork();
-        record = 1;
-    }
-    if (vsp_tls.depth > 0)
+    if (vsp_tls.depth == 0) {
+        vsp_tls.entry = (uintptr_t)frame;
+        if (vsp_is_ready() && !vsp_cfg.disabled) {
+            check_raw_fork();
+            record = 1;
+            vsp_trace_ensure(); /* opened at the first CUDA call of the process (a child's too) */
+        }
+    } else {
         vsp_fetch_add_relaxed(&vsp_live.c.nested, 1);
+    }
     vsp_tls.depth++;
     errno = saved;
     return record;
 }
 
+void vsp_cuda_contact(void)
+{
+    int saved = errno;
+    vsp_init();
+    if (VSP_UNLIKELY(vsp_load_acquire(&first_state) != FIRST_DONE))
+        first_cuda_call();
+    if (vsp_tls.depth == 0 && vsp_is_ready() && !vsp_cfg.disabled) {
+        check_raw_fork();
+        vsp_trace_ensure();
+    }
+    errno = saved;
+}
+
+/* (never below 0: a bracket taken for abandoned, a handler on an alternate stack above it, can
+ * still return) */
+static inline void hook_depth_down(void)
+{
+    if (VSP_LIKELY(vsp_tls.depth > 0))
+        vsp_tls.depth--;
+}
+
 void vsp_hook_leave(struct vsp_hook *h)
 {
     (void)h;
-    vsp_tls.depth--;
+    hook_depth_down();
 }
 
 static inline uint32_t current_tid(void)
@@ -374,9 +466,7 @@ static uint32_t capture_stack_id(const void *site)
     if (!vsp_cfg.depth)
         return 0;
     vsp_walk_enter();
-    uint64_t frames[VSP_MAX_DEPTH];
-    unsigned n = vsp_capture_stack(frames, vsp_cfg.depth, site);
-    uint32_t id = n ? vsp_py_stack_id(frames, n) : 0; /* with the Python frames, if any */
+    uint32_t id = vsp_capture_stack_id(vsp_cfg.depth, site);
     vsp_walk_leave();
     return id;
 }
@@ -418,7 +508,7 @@ static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32
 void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
 {
     if (!h->record) {
-        vsp_tls.depth--;
+        hook_depth_down();
         return;
     }
     int saved = errno;
@@ -455,7 +545,7 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
     /* A zero-byte request may succeed with NULL: nothing is held, nothing will be freed. */
     if (c->result == 0 && c->cls && c->ptr && c->api < VSP_API_COUNT_)
         vsp_fetch_add_relaxed(&vsp_live.c.by_api[c->api], 1); /* relaxed: a counter */
-    vsp_tls.depth--;
+    hook_depth_down();
     errno = saved;
 }
 
@@ -487,7 +577,9 @@ void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsign
             f->stack_id = capture_stack_id(site);
         }
         f->time_ns = now_ns();
-        f->seq = vsp_ring_next_seq(vsp_trace_ring()); /* before the real free: see ring.h */
+        /* before the real free (see ring.h), and in flight until its event is written */
+        f->seq = vsp_ring_seq_begin(vsp_trace_ring(), ptr, &f->slot);
+        vsp_tls.inflight = f->slot + 2;
     }
     errno = saved;
 }
@@ -495,7 +587,7 @@ void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsign
 void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result)
 {
     if (!h->record) {
-        vsp_tls.depth--;
+        hook_depth_down();
         return;
     }
     int saved = errno;
@@ -508,6 +600,10 @@ void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result)
         struct vsp_rec_event e;
         fill_event(&e, &c, f->stack_id, label, f->time_ns, f->seq);
         vsp_ring_append_event(vsp_trace_ring(), &vsp_tls.batch, &e, 0);
+        if (vsp_tls.inflight == f->slot + 2) { /* (not if the hook was taken for abandoned) */
+            vsp_ring_seq_end(f->slot); /* after the append: see vsp_ring_seq_end */
+            vsp_tls.inflight = 0;
+        }
     }
     if (result == 0) {
         if (f->ptr)
@@ -515,6 +611,6 @@ void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result)
     } else if (f->found) {
         vsp_live_restore(&vsp_live, f->cls, f->ptr, &f->entry); /* the free failed: still live */
     }
-    vsp_tls.depth--;
+    hook_depth_down();
     errno = saved;
 }

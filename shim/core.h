@@ -35,6 +35,8 @@ struct vsp_tls {
     int in_init;   /* this thread runs vsp_init */
     int in_open;   /* this thread creates the trace file */
     uint32_t tid;  /* cached gettid(), 0 = not yet (reset in a forked child) */
+    uintptr_t entry; /* the outermost hook's frame address while depth > 0 */
+    int inflight;  /* 2 + the in-flight slot (-1: none free) of this thread's free in progress (ring.h), 0 none */
     struct vsp_batch batch; /* this thread's open batch of events in the ring (ring.h) */
 };
 extern __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
@@ -70,6 +72,7 @@ struct vsp_free {
     uint16_t api;
     uint8_t memory;
     uint32_t stack_id;
+    int slot;         /* its in-flight slot (vsp_ring_seq_begin) */
     uint64_t ptr, stream, seq, time_ns;
 };
 
@@ -79,13 +82,23 @@ extern struct vsp_config vsp_cfg;
 
 /* Hook bracket: enter before the real call, one of the leave functions after it. Both preserve
  * errno, so the caller sees the errno the real call left. */
-static inline void vsp_hook_enter(struct vsp_hook *h)
+/* frame: the hook's own frame address (__builtin_frame_address(0) in the hook function itself):
+ * where its bracket lies on the stack, which tells a nested call from one made after a jump out of
+ * the hook (core.c, abandon_stale_hooks). */
+#define vsp_hook_enter(h) vsp_hook_enter_at((h), __builtin_frame_address(0))
+static inline void vsp_hook_enter_at(struct vsp_hook *h, const void *frame)
 {
-    extern int vsp_hook_enter_slow(void);
+    extern int vsp_hook_enter_slow(const void *frame);
     h->saved_errno = 0; /* filled by the slow path, which is where errno could change */
     h->site = NULL;     /* the hook macros set it */
-    h->record = vsp_hook_enter_slow();
+    h->record = vsp_hook_enter_slow(frame);
 }
+/* A CUDA call of any kind reached the shim outside the hook bracket (a driver lookup): the
+ * process's first one opens the trace (a sandbox installed after it may forbid opening files). */
+void vsp_cuda_contact(void);
+/* The process runs under a seccomp filter installed after its first CUDA call: no file may be
+ * opened now (cold paths that would load or read files do without). */
+int vsp_sandboxed(void);
 void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c);
 
 /* VRAMSPY_ENFORCE=vram-only: must this (outermost) host or managed allocation be refused? */
@@ -115,6 +128,11 @@ int vsp_fd_above_stdio(int fd);
  * closing it. (trace.c) */
 int vsp_fd_park(int fd);
 
+/* Runs fn(arg) on one of the shim's own stacks (coldstack.c): the rare, deep work of a hook, so
+ * that the hook adds little to the host's stack. In place when none is free. Preserves errno. */
+void vsp_cold_call(void (*fn)(void *), void *arg);
+void vsp_cold_atfork_child(void);
+
 /* Warnings on stderr, "vramspy: " prefixed, one write(2). */
 void vsp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vsp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -127,6 +145,10 @@ void vsp_trace_modules_changed(void);     /* emit records for modules loaded sin
 void vsp_trace_finalize(int quick);       /* at exit: END record, drain, summary (quick: no summary,
                                              no metrics: _exit) */
 void vsp_trace_atfork_child(void);
+/* Before an exec: the trace is finalised (as by _exit); vsp_trace_exec_failed re-opens it for
+ * the calls that follow an exec that returned. */
+int vsp_trace_before_exec(void);
+void vsp_trace_exec_failed(int finalized);
 int vsp_trace_foreign(void);              /* the open trace belongs to another pid (raw fork) */
 extern struct vsp_livetable vsp_live;
 
@@ -134,7 +156,11 @@ extern struct vsp_livetable vsp_live;
 /* Innermost first, shim frames skipped. site (may be NULL): the hook's return address, which the
  * first kept frame must be: with it the walk skips the shim's frames by a learnt count and
  * writes straight into frames. */
+/* frames: room for max + 16 entries (the shim's own frames are walked, then cut). */
 unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site);
+/* The same into a buffer of the shim's own (not on the hook's stack), interned: the stack's id,
+ * 0 when none. */
+uint32_t vsp_capture_stack_id(unsigned max, const void *site);
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);  /* interns, writes new stacks */
 /* The same for native frames followed by Python frames (VSP_PYFRAME words, pyframes.h). */
 uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m);
@@ -164,6 +190,7 @@ void vsp_usage_sample(int reason);   /* enum vsp_usage_reason */
 void vsp_trace_exit_sample(void);    /* the exit sample, while the runtime still works (usage.c) */
 int vsp_usage_baseline_taken(void);
 void vsp_usage_atfork_child(void);
+void vsp_usage_prepare(void);        /* at the trace's opening: load NVML (no file opened later) */
 
 /* --- metrics.c --- */
 void vsp_metrics_start(void);        /* after the trace is set up: the writer thread */

@@ -40,6 +40,7 @@
     X(cudaGetDriverEntryPointByVersion_ptsz, NULL, 0, -1)                   \
     X(cuGetProcAddress, "cuGetProcAddress", 11030, -1)                      \
     X(cuGetProcAddress_v2, "cuGetProcAddress", 12000, -1)                   \
+    X(cuInit, "cuInit", 2000, -1)                                           \
     X(cuMemAlloc_v2, "cuMemAlloc", 3020, -1)                                \
     X(cuMemAllocPitch_v2, "cuMemAllocPitch", 3020, -1)                      \
     X(cuMemAllocManaged, "cuMemAllocManaged", 6000, -1)                     \

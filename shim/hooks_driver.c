@@ -33,6 +33,16 @@
     vsp_free_begin(&h, &f, VSP_API_##sym, cls, mem, (uint64_t)(p), (uint64_t)(uintptr_t)(stream), \
                    __builtin_return_address(0))
 
+/* cuInit records nothing: it is the driver's first call, where the trace is opened (a process that
+ * sandboxes itself once CUDA is up may forbid opening files later). */
+VSP_HIDDEN CUresult vsp_h_cuInit(unsigned int flags)
+{
+    DRV_REAL(cuInit);
+    CUresult r = real(flags);
+    vsp_hook_leave(&h);
+    return r;
+}
+
 VSP_HIDDEN CUresult vsp_h_cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 {
     DRV_REAL(cuMemAlloc_v2);
@@ -552,6 +562,7 @@ VSP_EXPORT_HOOK(cuArray3DCreate_v2);
 VSP_EXPORT_HOOK(cuArrayDestroy);
 VSP_EXPORT_HOOK(cuMipmappedArrayCreate);
 VSP_EXPORT_HOOK(cuMipmappedArrayDestroy);
+VSP_EXPORT_HOOK(cuInit);
 VSP_EXPORT_HOOK(cuMemAlloc_v2);
 VSP_EXPORT_HOOK(cuMemAllocPitch_v2);
 VSP_EXPORT_HOOK(cuMemAllocManaged);

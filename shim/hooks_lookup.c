@@ -3,6 +3,7 @@
  * runtime's door to driver pointers). Each calls the real lookup and, when it succeeded, hands out
  * the hook in place of a real allocation function (hooks_dl.c decides which, by name, version and
  * per-thread-stream flag). Result codes and status out-parameters are the real ones.
+ * The process's first lookup opens the trace (vsp_cuda_contact).
  * Must never: fail a lookup the real function answered, or record anything. */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -28,6 +29,7 @@ VSP_HIDDEN CUresult vsp_h_cuGetProcAddress_v2(const char *symbol, void **pfn, in
     errno = saved;
     CUresult r = real(symbol, pfn, cudaVersion, flags, status);
     saved = errno;
+    vsp_cuda_contact(); /* the runtime's first CUDA call goes through here */
     if (r == CUDA_SUCCESS && pfn && *pfn)
         *pfn = vsp_wrap_by_gpa(symbol, cudaVersion, flags, *pfn, (void *)real);
     errno = saved;
@@ -45,6 +47,7 @@ VSP_HIDDEN CUresult vsp_h_cuGetProcAddress(const char *symbol, void **pfn, int c
     errno = saved;
     CUresult r = real(symbol, pfn, cudaVersion, flags);
     saved = errno;
+    vsp_cuda_contact();
     if (r == CUDA_SUCCESS && pfn && *pfn)
         *pfn = vsp_wrap_by_gpa(symbol, cudaVersion, flags, *pfn, (void *)real);
     errno = saved;
@@ -72,6 +75,7 @@ static cudaError_t gdep(int id, const void *ret, const char *symbol, void **func
     errno = saved;
     cudaError_t r = real(symbol, funcPtr, flags, st);
     saved = errno;
+    vsp_cuda_contact();
     /* The runtime answers with the ABI of its own version (CUDA 13 here: every _v2). */
     if (r == cudaSuccess && funcPtr && *funcPtr)
         *funcPtr = vsp_wrap_by_gpa(symbol, CUDART_VERSION, flags, *funcPtr, (void *)real);
@@ -90,6 +94,7 @@ static cudaError_t gdepv(int id, const void *ret, const char *symbol, void **fun
     errno = saved;
     cudaError_t r = real(symbol, funcPtr, ver, flags, st);
     saved = errno;
+    vsp_cuda_contact();
     if (r == cudaSuccess && funcPtr && *funcPtr)
         *funcPtr = vsp_wrap_by_gpa(symbol, (int)ver, flags, *funcPtr, (void *)real);
     errno = saved;

@@ -43,6 +43,7 @@ struct vsp_counters {
     unsigned long long peak_bytes[VSP_MEM_COUNT_]; /* per memory kind (metrics) */
     unsigned long long by_api[VSP_API_COUNT_];     /* successful allocations per API (metrics) */
     unsigned long long nested;    /* inner-layer calls passed through */
+    unsigned long long abandoned; /* hooks left by a non-local jump: their calls are not traced */
 };
 
 struct vsp_livetable {

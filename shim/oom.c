@@ -84,9 +84,13 @@ int vsp_inproc_preload(void)
 int vsp_inproc_frames(uint64_t addr, struct vsp_frame_info *out, int max, char *module, size_t mlen)
 {
     vsp_spin_lock(&sym_busy); /* libdwfl's state is seen whole by the next caller */
-    sym_load();
+    /* In a sandbox installed after the first CUDA call, loading the symboliser or letting libdwfl
+     * read a module's file could be fatal (SIGSYS): the dynamic symbol table only. */
+    int sandboxed = vsp_sandboxed();
+    if (!sandboxed)
+        sym_load();
     int n;
-    if (symhelper) {
+    if (symhelper && !sandboxed) {
         n = symhelper(addr, out, max, module, mlen);
     } else {
         memset(&out[0], 0, sizeof out[0]);
@@ -165,8 +169,30 @@ static void headline(const struct vsp_call *c, uint64_t free_b, uint64_t total_b
     }
 }
 
+struct oom_args {
+    const struct vsp_call *c;
+    uint32_t stack_id;
+    uint64_t free_b, total_b;
+    int have_info;
+};
+static void oom_breakdown_cold(const struct vsp_call *c, uint32_t stack_id, uint64_t free_b, uint64_t total_b,
+                               int have_info);
+
+static void oom_cold(void *p)
+{
+    struct oom_args *a = p;
+    oom_breakdown_cold(a->c, a->stack_id, a->free_b, a->total_b, a->have_info);
+}
+
 void vsp_oom_breakdown(const struct vsp_call *c, uint32_t stack_id, uint64_t free_b, uint64_t total_b,
                        int have_info)
+{
+    struct oom_args a = {c, stack_id, free_b, total_b, have_info};
+    vsp_cold_call(oom_cold, &a); /* symbolisation and tables: off the hook's stack */
+}
+
+static void oom_breakdown_cold(const struct vsp_call *c, uint32_t stack_id, uint64_t free_b, uint64_t total_b,
+                               int have_info)
 {
     static struct agg *table; /* one scratch table, allocated on the first failure */
     static int busy;

@@ -16,6 +16,7 @@
 #include "atomic.h"
 
 #define REC_ALIGN 8u
+#define VSP_UNLIKELY_RING(x) __builtin_expect(!!(x), 0)
 
 static inline uint64_t *seq_at(struct vsp_ring *r, uint64_t pos)
 {
@@ -39,6 +40,10 @@ void vsp_ring_attach(struct vsp_ring *r, struct vsp_file_header *hdr, int fd, in
     r->flushing = 0;
     r->failed = 0;
     r->prepare_write = NULL;
+    r->mark_due = 0;
+    r->marking = 0;
+    r->seqmarks = (hdr->flags & VSP_FLAG_SEQMARKS) != 0;
+    r->post_limit = 0;
 }
 
 /* The system call itself, not libc's pwrite: that one is a cancellation point (a program that
@@ -167,6 +172,7 @@ long vsp_ring_flush(struct vsp_ring *r, int all)
             /* release: the pwrite above has read these ring bytes; writers that acquire the new
              * tail in reserve may overwrite them only after this store. */
             vsp_store_release(&r->hdr->tail, end);
+            vsp_store_relaxed(&r->mark_due, 1); /* relaxed: a hint for the next commit */
             total += (long)n;
             continue;
         }
@@ -198,6 +204,12 @@ static int reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, stru
         /* acquire: pairs with the drainer's release of tail; the bytes below tail have been
          * copied out before we may reuse them. */
         uint64_t tail = vsp_load_acquire(&r->hdr->tail);
+        /* seq_cst: see give_back_ring (trace.c); a plain load on x86 */
+        unsigned long long limit = __atomic_load_n(&r->post_limit, __ATOMIC_SEQ_CST);
+        if (VSP_UNLIKELY_RING(limit) && head + need > limit) {
+            vsp_fetch_add_relaxed(&r->hdr->dropped, 1); /* past the window kept after END */
+            return -ENOSPC;
+        }
         if (head + need - tail > r->size) {
             if (r->failed) {
                 vsp_fetch_add_relaxed(&r->hdr->dropped, 1);
@@ -253,12 +265,123 @@ int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, st
     return reserve(r, type, payload_len, out, 0);
 }
 
+/* ---- frees in flight and SEQMARK records ----
+ * A slot per free in flight, each on its own cache line (threads free concurrently); a thread
+ * tries the slot it used last first. Slot values: 0 free, SLOT_BUSY claimed with the number not
+ * taken yet, else number + SLOT_BIAS. More frees in flight than slots are counted in `unslotted`,
+ * and a mark taken meanwhile settles nothing (PARTIAL). */
+#define INFLIGHT_SLOTS 256
+#define SLOT_BUSY 1ull
+#define SLOT_BIAS 2ull
+static struct {
+    unsigned long long v;
+    unsigned long long ptr; /* the address being freed (written before v names the number) */
+    char pad[48];
+} inflight[INFLIGHT_SLOTS] __attribute__((aligned(64)));
+static unsigned long unslotted;
+static __thread int slot_hint __attribute__((tls_model("initial-exec")));
+
+uint64_t vsp_ring_seq_begin(struct vsp_ring *r, uint64_t ptr, int *slot)
+{
+    *slot = -1;
+    for (int i = 0; i < INFLIGHT_SLOTS; i++) {
+        int k = (slot_hint + i) & (INFLIGHT_SLOTS - 1);
+        unsigned long long zero = 0;
+        /* seq_cst, with the seq_cst fetch_add below: the claim is visible before the number
+         * exists, so a mark that reads next_seq past our number finds the slot claimed (the
+         * SEQMARK writer reads next_seq, then the slots, both seq_cst). */
+        if (vsp_load_relaxed(&inflight[k].v) == 0 &&
+            __atomic_compare_exchange_n(&inflight[k].v, &zero, SLOT_BUSY, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+            *slot = slot_hint = k;
+            break;
+        }
+    }
+    if (*slot < 0)
+        __atomic_fetch_add(&unslotted, 1, __ATOMIC_SEQ_CST); /* seq_cst: as the claim above */
+    uint64_t seq = __atomic_fetch_add(&r->hdr->next_seq, 1, __ATOMIC_SEQ_CST);
+    if (*slot >= 0) {
+        vsp_store_relaxed(&inflight[*slot].ptr, ptr);
+        /* release: the address before the number (the mark reads the number, then the address);
+         * BUSY already covered the slot for the mark's count */
+        vsp_store_release(&inflight[*slot].v, seq + SLOT_BIAS);
+    }
+    return seq;
+}
+
+void vsp_ring_seq_end(int slot)
+{
+    /* release: the event's append (or its drop) happens before the slot reads as free, so a mark
+     * that no longer lists the number comes after the batch that holds the event. */
+    if (slot >= 0)
+        vsp_store_release(&inflight[slot].v, 0);
+    else
+        __atomic_fetch_sub(&unslotted, 1, __ATOMIC_RELEASE);
+}
+
+void vsp_ring_inflight_reset(void)
+{
+    memset(inflight, 0, sizeof inflight);
+    unslotted = 0;
+}
+
+/* A SEQMARK: next_seq first, then the slots (seq_cst: see vsp_ring_seq_begin). Every number below
+ * next_seq whose slot reads free was appended before the slot was freed, into a batch reserved
+ * before this mark. */
+static void write_mark(struct vsp_ring *r)
+{
+    uint32_t cap = 0, n = 0, flags = 0;
+    uint64_t next = __atomic_load_n(&r->hdr->next_seq, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&unslotted, __ATOMIC_SEQ_CST))
+        flags |= VSP_SEQMARK_PARTIAL;
+    /* Counted first, then listed straight into the record (no array on the hook's stack). A slot
+     * claimed after the count holds a number taken after `next` was read: not listed. */
+    for (int i = 0; i < INFLIGHT_SLOTS; i++)
+        cap += __atomic_load_n(&inflight[i].v, __ATOMIC_SEQ_CST) != 0;
+    struct vsp_resv res;
+    if (reserve(r, VSP_REC_SEQMARK, (uint32_t)(sizeof(struct vsp_rec_seqmark) + cap * sizeof(struct vsp_seqmark_free)),
+                &res, 0) < 0)
+        return;
+    struct vsp_rec_seqmark *m = res.payload;
+    struct vsp_seqmark_free *list = (struct vsp_seqmark_free *)(m + 1);
+    for (int i = 0; i < INFLIGHT_SLOTS; i++) {
+        unsigned long long v = __atomic_load_n(&inflight[i].v, __ATOMIC_SEQ_CST);
+        if (v == SLOT_BUSY) {
+            flags |= VSP_SEQMARK_PARTIAL; /* its number is being taken: it may be below next */
+        } else if (v >= SLOT_BIAS && v - SLOT_BIAS < next) {
+            uint64_t ptr = vsp_load_relaxed(&inflight[i].ptr);
+            /* acquire: the address read above is the one of this number, unless the slot moved
+             * on meanwhile (the free finished: then it is not in flight, and not listed) */
+            if (vsp_load_acquire(&inflight[i].v) != v)
+                continue;
+            if (n == cap) {
+                flags |= VSP_SEQMARK_PARTIAL;
+                continue;
+            }
+            list[n].seq = v - SLOT_BIAS;
+            list[n].ptr = ptr;
+            n++;
+        }
+    }
+    memset(list + n, 0, (cap - n) * sizeof *list);
+    m->next_seq = next;
+    m->n_inflight = n;
+    m->flags = flags;
+    /* release: as vsp_ring_commit; not through it (a mark names nothing an event uses) */
+    vsp_store_release(&res.rec->seq, (res.rec->seq & VSP_SEQ_POS_MASK) | VSP_SEQ_VALID | VSP_SEQ_COMMITTED);
+}
+
 static void maybe_drain(struct vsp_ring *r)
 {
     uint64_t head = vsp_load_relaxed(&r->hdr->head);
     uint64_t tail = vsp_load_relaxed(&r->hdr->tail);
     if (head - tail > r->size / 2 && !vsp_load_relaxed(&r->flushing))
         vsp_ring_flush(r, 0);
+    /* After a drain, one mark (the try-flag keeps the mark's own commit from writing another). */
+    if (VSP_UNLIKELY_RING(vsp_load_relaxed(&r->mark_due)) && r->seqmarks && vsp_spin_trylock(&r->marking)) {
+        vsp_store_relaxed(&r->mark_due, 0);
+        write_mark(r);
+        vsp_spin_unlock(&r->marking);
+    }
 }
 
 void vsp_ring_commit(struct vsp_ring *r, struct vsp_resv *res)

@@ -27,6 +27,12 @@ struct vsp_ring {
     unsigned gen;                /* private: tells this attachment from earlier ones (batches) */
     unsigned long long meta_pos; /* private, atomic: the highest position of a committed record
                                     other than a batch (what events may name: stacks, labels) */
+    int mark_due;                /* private, atomic: the drainer copied records since the last
+                                    SEQMARK: the next commit writes one */
+    int marking;                 /* private: try-flag of the SEQMARK writer */
+    int seqmarks;                /* SEQMARK records are written (the header says VSP_FLAG_SEQMARKS) */
+    unsigned long long post_limit; /* atomic; 0, or the end of the stream past which nothing may
+                                      be reserved (finalised, the ring's blocks given back) */
 };
 
 /* A thread's open batch (format 3, VSP_REC_BATCH): kept by the caller, thread-local in the shim;
@@ -52,6 +58,16 @@ static inline uint64_t vsp_ring_next_seq(struct vsp_ring *r)
 {
     return __atomic_fetch_add(&r->hdr->next_seq, 1, __ATOMIC_RELAXED);
 }
+
+/* A free's number, taken before its real call (vsp_ring_next_seq's rule) and known as in flight
+ * until vsp_ring_seq_end: the drainer lists such numbers in its SEQMARK records, so a reader keeps
+ * waiting for the free's event however long the call blocks (holding back only the events on its
+ * address, ptr), and settles every other missing number at once. Returns the number; *slot is the in-flight slot to hand to vsp_ring_seq_end
+ * after the event was appended (or dropped). No lock: one CAS on a slot this thread used last. */
+uint64_t vsp_ring_seq_begin(struct vsp_ring *r, uint64_t ptr, int *slot);
+void vsp_ring_seq_end(int slot);
+/* A forked child: the parent's frees in flight are not the child's. */
+void vsp_ring_inflight_reset(void);
 
 /* Bytes of a batch record (header included). A thread's first batch is small, so a thread that
  * makes one call wastes little; each batch it fills doubles the next, up to a size that spreads

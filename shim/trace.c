@@ -1,5 +1,6 @@
-/* The trace file: created on the first recorded call (a process that never touches CUDA leaves no
- * file), as VRAMSPY_OUT expanded, 0600, O_EXCL|O_NOFOLLOW (never overwrite, never follow a
+/* The trace file: created at the process's first CUDA call of any kind (cuInit, a driver lookup, a
+ * hook: a process that never touches CUDA leaves no file; one that sandboxes itself after CUDA is
+ * up has its file already), as VRAMSPY_OUT expanded, 0600, O_EXCL|O_NOFOLLOW (never overwrite, never follow a
  * symlink; on a name clash ".1", ".2"... is appended). Its header and ring are a MAP_SHARED
  * mapping, so every committed record survives any kind of process death. Also here: the module map
  * records, finalisation at exit with the stderr summary, and the fork-child reset.
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "walker.h"
 
 enum { T_NONE = 0, T_OPENING = 1, T_OPEN = 2, T_FAILED = 3 };
 
@@ -459,6 +461,7 @@ static int open_trace(void)
     h->pid = (uint32_t)getpid();
     h->start_realtime_ns = clock_ns(CLOCK_REALTIME);
     h->start_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+    h->flags = VSP_FLAG_SEQMARKS; /* the drainer writes SEQMARK records (ring.c) */
     /* release: a reader that sees the magic sees a complete header. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
     memcpy(h->magic, VSP_TRACE_MAGIC, VSP_TRACE_MAGIC_LEN);
@@ -482,6 +485,9 @@ static int open_trace(void)
     T.ring.prepare_write = trace_prepare_write;
     if (vsp_stacks_init() < 0)
         vsp_warn("cannot allocate the stack table; stacks are written once per event");
+    /* This thread's stack bounds now (the main thread's come from /proc/self/maps): its later
+     * walks open no file, in a sandbox installed after this first CUDA call too. */
+    vsp_walk_stack(NULL, 0, 0);
     char fullexe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", fullexe, sizeof fullexe - 1);
     fullexe[n > 0 ? n : 0] = 0;
@@ -489,6 +495,17 @@ static int open_trace(void)
     write_host_record();
     vsp_trace_modules_changed();
     return 0;
+}
+
+static void open_cold(void *rcp)
+{
+    if (!vsp_live.slots && vsp_livetable_init(&vsp_live, 1u << 20) < 0)
+        vsp_warn("cannot allocate the live table; the exit summary will be approximate");
+    int rc = open_trace();
+    vsp_metrics_start();
+    if (rc == 0)
+        vsp_usage_prepare(); /* NVML loaded now, not at the first sample (sandboxes) */
+    *(int *)rcp = rc;
 }
 
 int vsp_trace_foreign(void)
@@ -507,10 +524,8 @@ int vsp_trace_ensure(void)
     int expected = T_NONE;
     if (vsp_cas_acq_rel(&trace_state, &expected, T_OPENING)) {
         vsp_tls.in_open = 1;
-        if (!vsp_live.slots && vsp_livetable_init(&vsp_live, 1u << 20) < 0)
-            vsp_warn("cannot allocate the live table; the exit summary will be approximate");
-        int rc = open_trace();
-        vsp_metrics_start();
+        int rc = -1;
+        vsp_cold_call(open_cold, &rc); /* paths, files, a thread: deep work, off the host's stack */
         vsp_tls.in_open = 0;
         /* release: everything open_trace set up is visible to threads that see T_OPEN. */
         vsp_store_release(&trace_state, rc == 0 ? T_OPEN : T_FAILED);
@@ -589,8 +604,63 @@ void vsp_trace_exit_sample(void)
     vsp_usage_sample(VSP_USAGE_EXIT);
 }
 
+/* After the final drain, the ring's blocks go back to the file system (a short trace would
+ * otherwise take ring_size on disk for nothing: 4 MiB by default). Only when everything is in the
+ * log (tail == head). A window of POST_WINDOW bytes from head stays allocated for records written
+ * after END (CUDA calls from later destructors); reservations past it are refused and counted as
+ * dropped (ring.h, post_limit), since a store into a hole of a shared mapping on a full disk would
+ * raise SIGBUS. The window is set before the punch, and nothing inside it is punched. */
+#define POST_WINDOW (64u << 10)
+
+static int punch(uint64_t off, uint64_t len)
+{
+    return len ? fallocate(T.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) : 0;
+}
+
+static void give_back_ring(void)
+{
+    struct vsp_ring *r = &T.ring;
+    uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_SEQ_CST);
+    if (r->failed || __atomic_load_n(&r->hdr->tail, __ATOMIC_SEQ_CST) != head || !fd_is_trace(T.fd) ||
+        r->size <= POST_WINDOW)
+        return;
+    /* seq_cst: the limit is in force before head is read again (reservations check it first) */
+    __atomic_store_n(&r->post_limit, head + POST_WINDOW, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&r->hdr->head, __ATOMIC_SEQ_CST) > head + POST_WINDOW)
+        return; /* a reservation raced past the window: leave the ring as it is */
+    uint64_t w0 = head & r->mask, w1 = w0 + POST_WINDOW; /* the window, in ring offsets */
+    uint64_t base = r->hdr->ring_offset;
+    if (w1 <= r->size) {
+        punch(base, w0);
+        punch(base + w1, r->size - w1);
+    } else {
+        punch(base + (w1 - r->size), w0 - (w1 - r->size)); /* the window wraps */
+    }
+}
+
+static void take_back_ring(void)
+{
+    /* the process goes on (a failed exec): the whole ring again, as at creation */
+    struct vsp_ring *r = &T.ring;
+    if (__atomic_load_n(&r->post_limit, __ATOMIC_ACQUIRE) &&
+        posix_fallocate(T.fd, (off_t)r->hdr->ring_offset, (off_t)r->size) == 0)
+        __atomic_store_n(&r->post_limit, 0, __ATOMIC_RELEASE);
+}
+
+static void finalize_cold(void *quickp);
+
 void vsp_trace_finalize(int quick)
 {
+    int s = vsp_load_acquire(&trace_state);
+    if (s == T_NONE || s == T_OPENING)
+        return; /* never touched CUDA (every process under a global preload): nothing, not even a
+                   cold stack mapped */
+    vsp_cold_call(finalize_cold, &quick); /* the summary's buffers, metrics: off the caller's stack */
+}
+
+static void finalize_cold(void *quickp)
+{
+    int quick = *(int *)quickp;
     int s = vsp_load_acquire(&trace_state);
     if (s == T_NONE || s == T_OPENING)
         return; /* never touched CUDA: nothing to say */
@@ -617,9 +687,11 @@ void vsp_trace_finalize(int quick)
             e->peak_device_bytes = vsp_load_relaxed(&c->peak_device_bytes);
             e->dropped = vsp_load_relaxed(&T.ring.hdr->dropped);
             e->nested_skipped = vsp_load_relaxed(&c->nested);
+            e->abandoned = vsp_load_relaxed(&c->abandoned);
             vsp_ring_commit(&T.ring, &res);
         }
         vsp_ring_flush(&T.ring, 1);
+        give_back_ring();
         T.ring.hdr->end_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
         /* relaxed RMW: readers look at flags only after the writer is gone */
         vsp_fetch_or_relaxed(&T.ring.hdr->flags, VSP_FLAG_COMPLETE);
@@ -632,6 +704,30 @@ void vsp_trace_finalize(int quick)
     vsp_metrics_write();
     if (!vsp_cfg.quiet && vsp_cfg.summary)
         print_summary();
+}
+
+int vsp_trace_before_exec(void)
+{
+    if (vsp_load_acquire(&trace_state) != T_OPEN)
+        return 1; /* no trace of ours (a shell's exec): nothing to finalise, nothing to undo */
+    int was = __atomic_load_n(&T.finalized, __ATOMIC_ACQUIRE);
+    if (!was)
+        vsp_trace_finalize(1); /* END, drained, COMPLETE: the new image never runs our destructor */
+    return was;
+}
+
+void vsp_trace_exec_failed(int finalized)
+{
+    if (finalized || !__atomic_load_n(&T.finalized, __ATOMIC_ACQUIRE))
+        return; /* finalised before the exec, or by someone else: theirs to keep */
+    /* The exec returned: the process goes on, its later calls are recorded after the END record
+     * and its exit finalises the trace again (a second END). relaxed RMW: as in finalize. */
+    if (vsp_load_acquire(&trace_state) == T_OPEN && T.owner == getpid()) {
+        take_back_ring();
+        __atomic_fetch_and(&T.ring.hdr->flags, ~VSP_FLAG_COMPLETE, __ATOMIC_RELAXED);
+        T.ring.hdr->end_monotonic_ns = 0;
+    }
+    __atomic_store_n(&T.finalized, 0, __ATOMIC_RELEASE);
 }
 
 void vsp_trace_atfork_child(void)

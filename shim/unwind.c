@@ -61,6 +61,76 @@ void vsp_stacks_reset(void)
  * walk that found the site learnt it (relaxed: a hint; every use checks it against the site). */
 static unsigned site_skip;
 
+/* Frame buffers, off the hook's stack: claimed per capture (a signal handler's hook takes another),
+ * one cache line of flag each, a thread trying the one it used last first. Chunks are mapped on
+ * first need and never unmapped; more captures at once than slots (4,096) record no stack, and
+ * are counted. */
+#define SCRATCH_FRAMES (VSP_MAX_DEPTH + SHIM_FRAMES_MAX)
+#define SCRATCH_CHUNK 64
+#define SCRATCH_CHUNKS 64
+struct scratch {
+    int busy;
+    char pad[60];
+    uint64_t frames[SCRATCH_FRAMES];
+};
+static struct scratch *scratch_chunks[SCRATCH_CHUNKS];
+static __thread int scratch_hint __attribute__((tls_model("initial-exec")));
+unsigned long vsp_stacks_unwalked; /* captures without a buffer (relaxed counter) */
+
+static struct scratch *scratch_claim(void)
+{
+    int hint = scratch_hint;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k = 0; k < SCRATCH_CHUNKS * SCRATCH_CHUNK; k++) {
+            int i = pass ? k : hint;
+            /* acquire: pairs with the chunk's publication below */
+            struct scratch *c = vsp_load_acquire(&scratch_chunks[i / SCRATCH_CHUNK]);
+            if (!c) {
+                if (pass == 0)
+                    break; /* the hint's chunk is not there yet: scan */
+                void *m = mmap(NULL, sizeof(struct scratch) * SCRATCH_CHUNK, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (m == MAP_FAILED)
+                    return NULL;
+                struct scratch *none = NULL;
+                /* release: the zeroed chunk before its pointer */
+                if (!__atomic_compare_exchange_n(&scratch_chunks[i / SCRATCH_CHUNK], &none, m, 0,
+                                                 __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
+                    munmap(m, sizeof(struct scratch) * SCRATCH_CHUNK);
+                }
+                c = vsp_load_acquire(&scratch_chunks[i / SCRATCH_CHUNK]);
+            }
+            struct scratch *s = &c[i % SCRATCH_CHUNK];
+            /* acquire: the previous owner's use of the frames is over before ours begins */
+            if (!vsp_load_relaxed(&s->busy) && vsp_spin_trylock(&s->busy)) {
+                scratch_hint = i;
+                return s;
+            }
+            if (pass == 0)
+                break;
+        }
+    }
+    return NULL;
+}
+
+static void scratch_release(struct scratch *s)
+{
+    vsp_spin_unlock(&s->busy); /* release: our frames are read before the next owner writes */
+}
+
+uint32_t vsp_capture_stack_id(unsigned max, const void *site)
+{
+    struct scratch *s = scratch_claim();
+    if (!s) {
+        vsp_fetch_add_relaxed(&vsp_stacks_unwalked, 1);
+        return 0;
+    }
+    unsigned n = vsp_capture_stack(s->frames, max, site);
+    uint32_t id = n ? vsp_py_stack_id(s->frames, n) : 0; /* with the Python frames, if any */
+    scratch_release(s);
+    return id;
+}
+
 unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site)
 {
     /* The fast path: skip the learnt number of shim frames and walk straight into frames; right
@@ -71,7 +141,9 @@ unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site)
         if (n && frames[0] == (uint64_t)(uintptr_t)site)
             return n;
     }
-    uint64_t buf[VSP_MAX_DEPTH + SHIM_FRAMES_MAX];
+    /* The slow path walks into frames itself (SCRATCH_FRAMES long), then moves the kept part to
+     * the front: no second buffer on the hook's stack. */
+    uint64_t *buf = frames;
     for (;;) {
         unsigned extra = vsp_load_relaxed(&shim_frames);
         unsigned n = vsp_walk_stack(buf, max + extra, 0);
@@ -95,9 +167,24 @@ unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site)
             vsp_store_relaxed(&site_skip, start); /* relaxed: a hint, checked on every use */
         unsigned out = 0;
         for (unsigned i = start; i < n && out < max; i++)
-            frames[out++] = buf[i];
+            frames[out++] = buf[i]; /* (out <= i: a forward move within one array) */
         return out;
     }
+}
+
+struct new_stack {
+    uint32_t id;
+    const uint64_t *frames;
+    unsigned n;
+    const uint64_t *py; /* the Python part (pyframes.h), m words */
+    unsigned m;
+};
+
+static void new_stack_cold(void *p)
+{
+    struct new_stack *a = p;
+    vsp_stack_label_compute(a->id, a->frames, a->n, a->py, a->m);
+    vsp_trace_modules_changed();
 }
 
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
@@ -117,8 +204,8 @@ uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *
         return id;
     if (sites)
         vsp_store_relaxed(&sites[id & (SITES - 1)], frames[0]);
-    vsp_stack_label_compute(id, frames, n, py, m);
-    vsp_trace_modules_changed();
+    struct new_stack a = {id, frames, n, py, m};
+    vsp_cold_call(new_stack_cold, &a); /* symbols for the purpose rules, module records */
     struct vsp_resv res;
     uint32_t len = (uint32_t)(sizeof(struct vsp_rec_stack) + (n + m) * sizeof(uint64_t));
     int rc = vsp_ring_reserve(vsp_trace_ring(), VSP_REC_STACK, len, &res);

@@ -1,6 +1,7 @@
 /* Coverage: how much of the process's device memory the trace accounts for. The process's used
  * device memory is measured outside the hooks — per process through NVML where libnvidia-ml.so.1
- * is present (dlopen'd at the first sample, never linked), else device-wide (total - free from
+ * is present (dlopen'd when the trace is opened, at the first CUDA call, never linked: a sandbox
+ * installed later may forbid opening files), else device-wide (total - free from
  * cuMemGetInfo_v2) — and written as a USAGE record beside the bytes the hooks account for then.
  * A path the shim misses (RTLD_DEEPBIND, a static runtime in a plugin, an entry point added next
  * year) shows up as the gap. Samples: after the first recorded call, at each failed device
@@ -88,8 +89,16 @@ static int nvml_used(uint64_t *used)
     return 0;
 }
 
+static void sample_cold(void *reasonp);
+
 void vsp_usage_sample(int reason)
 {
+    vsp_cold_call(sample_cold, &reason); /* NVML's own calls: off the hook's stack */
+}
+
+static void sample_cold(void *reasonp)
+{
+    int reason = *(int *)reasonp;
     if (vsp_load_acquire(&sampled_first) == 0 && reason != VSP_USAGE_FIRST)
         return; /* the baseline comes first */
     /* NVML may lock and allocate: one sampler at a time; a busy one means a sample is being
@@ -127,6 +136,15 @@ void vsp_usage_sample(int reason)
                                  inherits it, and its handler samples the child's own trace) */
         atexit(exit_sample);
     }
+}
+
+void vsp_usage_prepare(void)
+{
+    if (!vsp_spin_trylock(&nvml_busy))
+        return;
+    if (nvml.state == 0)
+        nvml_load();
+    vsp_spin_unlock(&nvml_busy);
 }
 
 int vsp_usage_baseline_taken(void)

@@ -206,7 +206,8 @@ int th_summarize(const char *path, struct trace_summary *s, const uint64_t *prob
                 stack_seen[st->id] = st->nframes > 254 ? 255 : (uint8_t)(st->nframes + 1);
         } else if (rec.type == VSP_REC_END) {
             s->has_end = 1;
-            memcpy(&s->end, rec.payload, sizeof s->end);
+            memset(&s->end, 0, sizeof s->end); /* an older shim's END is shorter */
+            memcpy(&s->end, rec.payload, rec.payload_len < sizeof s->end ? rec.payload_len : sizeof s->end);
         } else if (rec.type == VSP_REC_USAGE && rec.payload_len >= sizeof(struct vsp_rec_usage)) {
             const struct vsp_rec_usage *u = rec.payload;
             if (s->usage_records++ == 0)
@@ -407,6 +408,40 @@ void th_report(struct run_result *r, const char *args)
     snprintf(cmd, sizeof cmd, "cd '%s' && exec '%s' %s", VSP_SOURCE_DIR, VSP_BUILD_DIR "/vramspy-report", args);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     cr_assert_eq(th_run(r, argv, NULL, 0, 1), 0);
+}
+
+json_t *th_report_json(const char *trace)
+{
+    static struct run_result r;
+    const char *argv[] = {VSP_BUILD_DIR "/vramspy-report", "--format", "json", trace, NULL};
+    cr_assert_eq(th_run(&r, argv, NULL, 0, 1), 0);
+    cr_assert_eq(r.code, 0, "vramspy-report: %s", r.err);
+    json_error_t je;
+    json_t *j = json_loads(r.out, 0, &je);
+    cr_assert_not_null(j, "the report is JSON: %s; stderr: %s", je.text, r.err);
+    return j;
+}
+
+size_t th_findings_of(json_t *j, const char *kind, int64_t *count, int64_t *bytes)
+{
+    size_t i, n = 0;
+    json_t *f;
+    if (count)
+        *count = 0;
+    if (bytes)
+        *bytes = 0;
+    json_array_foreach(json_object_get(j, "findings"), i, f)
+    {
+        const char *k = json_string_value(json_object_get(f, "kind"));
+        if (!k || strcmp(k, kind) != 0)
+            continue;
+        n++;
+        if (count)
+            *count += json_integer_value(json_object_get(f, "count"));
+        if (bytes)
+            *bytes += json_integer_value(json_object_get(f, "bytes"));
+    }
+    return n;
 }
 
 void th_one_trace(const char *dir, struct trace_summary *s, const uint64_t *probes, char *path_out)

@@ -129,6 +129,11 @@ void th_one_trace(const char *dir, struct trace_summary *s, const uint64_t *prob
 void th_fork_traces(const char *dir, uint32_t parent_pid, const uint64_t *probes, struct trace_summary *parent,
                     struct trace_summary *child);
 
+/* vramspy-report --format json TRACE (exit 0 asserted), parsed. */
+struct json_t *th_report_json(const char *trace);
+/* Findings of one kind in a report: how many, and their summed count and bytes (may be NULL). */
+size_t th_findings_of(struct json_t *report, const char *kind, int64_t *count, int64_t *bytes);
+
 /* JSON output of the report (jansson): parsed, or the test fails showing the text. */
 struct json_t;
 struct json_t *th_json(const char *text);

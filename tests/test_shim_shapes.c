@@ -42,41 +42,6 @@ static int only_shim_lines(const char *err)
 }
 
 /* `vramspy-report --format json TRACE`, parsed. */
-static json_t *report_json(const char *trace)
-{
-    static struct run_result r;
-    const char *argv[] = {REPORT, "--format", "json", trace, NULL};
-    cr_assert_eq(th_run(&r, argv, NULL, 0, 1), 0);
-    cr_assert_eq(r.code, 0, "vramspy-report: %s", r.err);
-    json_error_t je;
-    json_t *j = json_loads(r.out, 0, &je);
-    cr_assert_not_null(j, "the report is JSON: %s; stderr: %s", je.text, r.err);
-    return j;
-}
-
-/* Findings of one kind: how many, and their summed count and bytes. */
-static size_t findings_of(json_t *j, const char *kind, int64_t *count, int64_t *bytes)
-{
-    size_t i, n = 0;
-    json_t *f;
-    if (count)
-        *count = 0;
-    if (bytes)
-        *bytes = 0;
-    json_array_foreach(json_object_get(j, "findings"), i, f)
-    {
-        const char *k = json_string_value(json_object_get(f, "kind"));
-        if (!k || strcmp(k, kind) != 0)
-            continue;
-        n++;
-        if (count)
-            *count += json_integer_value(json_object_get(f, "count"));
-        if (bytes)
-            *bytes += json_integer_value(json_object_get(f, "bytes"));
-    }
-    return n;
-}
-
 /* Does the leak of `bytes` have a frame in function `fn`? */
 static int leak_stack_names(json_t *j, uint64_t bytes, const char *fn)
 {
@@ -169,7 +134,7 @@ static void python_ctypes_case(const char *lib, const char *fn, const char *ncod
     }
     cr_assert_eq(s.allocs_ok, 2, "one event per call, none for the driver calls underneath");
     cr_assert_eq(s.frees_ok, 1);
-    json_t *j = report_json(trace);
+    json_t *j = th_report_json(trace);
     cr_assert(leak_stack_names(j, 2 * MiB, fn), "the 2 MiB leak's stack names %s", fn);
     json_decref(j);
 }
@@ -218,7 +183,7 @@ Test(shim_shapes, python_extension_module_linking_runtime, .timeout = 90)
     cr_assert_eq(s.by_api[VSP_API_cudaFree], 1);
     cr_assert_eq(s.allocs_ok, 2);
     cr_assert_eq(s.frees_ok, 1);
-    json_t *j = report_json(trace);
+    json_t *j = th_report_json(trace);
     cr_assert(leak_stack_names(j, 2 * MiB, "vspext_alloc_free"), "the 2 MiB leak's stack names vspext_alloc_free");
     json_decref(j);
 }
@@ -486,10 +451,10 @@ Test(shim_shapes, blocking_free_does_not_stall_other_threads, .timeout = 240)
     cr_assert_eq(s.live_count, 1, "in trace order every free follows its allocation");
     cr_assert_eq(s.live_bytes, size);
     cr_assert(s.complete);
-    json_t *j = report_json(trace);
-    cr_assert_eq(findings_of(j, "invalid_free", NULL, NULL), 0, "no invalid or double free");
+    json_t *j = th_report_json(trace);
+    cr_assert_eq(th_findings_of(j, "invalid_free", NULL, NULL), 0, "no invalid or double free");
     int64_t count, bytes;
-    findings_of(j, "leak", &count, &bytes);
+    th_findings_of(j, "leak", &count, &bytes);
     cr_assert_eq(count, 1, "exactly one leak: B's last allocation");
     cr_assert_eq(bytes, (int64_t)size);
     json_decref(j);
@@ -760,8 +725,8 @@ Test(shim_shapes, zero_byte_allocation_is_no_leak, .timeout = 60)
     struct run_result rep;
     cr_assert_eq(th_run(&rep, rargv, NULL, 0, 1), 0);
     cr_assert_eq(rep.code, 0, "no leak finding: %s%s", rep.out, rep.err);
-    json_t *j = report_json(trace);
-    cr_assert_eq(findings_of(j, "leak", NULL, NULL), 0);
+    json_t *j = th_report_json(trace);
+    cr_assert_eq(th_findings_of(j, "leak", NULL, NULL), 0);
     json_decref(j);
 }
 

@@ -20,6 +20,9 @@ PROGS := $(T)/progs/prog_driver_linked $(T)/progs/prog_runtime $(T)/progs/prog_s
 PROGS += $(T)/progs/prog_plan
 # NVIDIA's growable vector on the driver API (test_report_vmm.c)
 PROGS += $(T)/progs/prog_vmm_vector
+# hostile process shapes (issue #20): a self-sandboxing worker, exec after CUDA, a jump out of a
+# blocked free, small stacks
+PROGS += $(T)/progs/prog_sandbox $(T)/progs/prog_exec $(T)/progs/prog_longjmp $(T)/progs/prog_stack
 # process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid
 PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_runtimes \
          $(T)/progs/prog_plugin_reload $(T)/progs/prog_secure \

@@ -115,9 +115,22 @@ int main(int argc, char **argv)
             const struct vsp_rec_end *e = rec.payload;
             printf("\"type\":\"end\",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"failed\":%" PRIu64
                    ",\"host_allocations\":%" PRIu64 ",\"live_allocations\":%" PRIu64 ",\"live_bytes\":%" PRIu64
-                   ",\"peak_device_bytes\":%" PRIu64 ",\"dropped\":%" PRIu64 "}\n",
+                   ",\"peak_device_bytes\":%" PRIu64 ",\"dropped\":%" PRIu64,
                    e->allocations, e->frees, e->failed, e->host_allocations, e->live_allocations, e->live_bytes,
                    e->peak_device_bytes, e->dropped);
+            if (rec.payload_len >= sizeof *e)
+                printf(",\"abandoned\":%" PRIu64, e->abandoned);
+            printf("}\n");
+            break;
+        }
+        case VSP_REC_SEQMARK: {
+            const struct vsp_rec_seqmark *m = rec.payload; /* the reader checked the list's length */
+            printf("\"type\":\"seqmark\",\"next_seq\":%" PRIu64 ",\"partial\":%s,\"inflight\":[", m->next_seq,
+                   (m->flags & VSP_SEQMARK_PARTIAL) ? "true" : "false");
+            const struct vsp_seqmark_free *l = (const void *)(m + 1);
+            for (uint32_t i = 0; i < m->n_inflight; i++)
+                printf("%s{\"seq\":%" PRIu64 ",\"ptr\":\"0x%" PRIx64 "\"}", i ? "," : "", l[i].seq, l[i].ptr);
+            printf("]}\n");
             break;
         }
         case VSP_REC_NOTE:

@@ -48,6 +48,10 @@
 /* header.flags */
 #define VSP_FLAG_COMPLETE 0x1u   /* the process finalised the trace (exit or return from main) */
 #define VSP_FLAG_LOG_FAILED 0x2u /* writing the log failed (disk full); later events were dropped */
+/* Set at creation by a writer that writes SEQMARK records (a compatible addition: older readers
+ * skip the records and ignore the flag): a reader settles missing event numbers by the marks, not
+ * by a window's size. */
+#define VSP_FLAG_SEQMARKS 0x4u
 
 /* File header. The cursors live in the shared mapping and are updated atomically by the shim,
  * each on its own cache line: head is contended by every writer, tail by the flusher only. */
@@ -94,6 +98,7 @@ enum vsp_rec_type {
     VSP_REC_HOST = 10,   /* vsp_rec_host + host name + NUL: where the process ran, its rank in a job */
     VSP_REC_BATCH = 11,  /* version 3: vsp_rec_batch + coded events of one thread (event_codec.h) */
     VSP_REC_PYCODE = 12, /* version 4: vsp_rec_pycode + name + NUL + file + NUL: a Python code object */
+    VSP_REC_SEQMARK = 13, /* vsp_rec_seqmark + u64 seqs: which event numbers are settled */
 };
 
 struct vsp_rec_process {
@@ -370,7 +375,31 @@ struct vsp_rec_end {
     uint64_t peak_device_bytes;
     uint64_t dropped;
     uint64_t nested_skipped; /* hook calls from inside another hook: the inner layer, passed through */
+    /* Appended (absent in shorter END records of older shims, read as 0): hooks left by a non-local
+     * jump (siglongjmp out of a blocked call): their calls were made but are not in the trace. */
+    uint64_t abandoned;
 };
+#define VSP_REC_END_MIN_SIZE 80u /* the END payload of shims before `abandoned` */
+
+/* Written (traces with VSP_FLAG_SEQMARKS) by the drainer after it copied part of the ring into the
+ * log: every event number below next_seq is either in a record before this one or lost (dropped,
+ * or its writer was killed), except the n_inflight frees listed after the struct (number and
+ * address): frees whose real call had not returned when the mark was taken (their events come
+ * later, however much later). A reader can
+ * therefore stop waiting for a missing number the moment a mark says so, and keep waiting, with
+ * no window, for a free that is known to be in flight. flags VSP_SEQMARK_PARTIAL: some free in
+ * flight could not be listed (its number was being taken, or the table was full): the mark
+ * settles nothing. */
+struct vsp_rec_seqmark {
+    uint64_t next_seq;
+    uint32_t n_inflight;
+    uint32_t flags;
+};
+struct vsp_seqmark_free {
+    uint64_t seq; /* its event number */
+    uint64_t ptr; /* the address it frees (only events on it need wait for it) */
+};
+#define VSP_SEQMARK_PARTIAL 1u
 
 #define VSP_UNKNOWN_BYTES UINT64_MAX
 
@@ -389,7 +418,11 @@ _Static_assert(sizeof(struct vsp_rec_event) == 96, "event record size");
 _Static_assert(offsetof(struct vsp_rec_event, seq) == VSP_REC_EVENT_V1_SIZE, "event seq offset");
 _Static_assert(offsetof(struct vsp_rec_event, stack_id) == 64, "event stack_id offset");
 _Static_assert(offsetof(struct vsp_rec_event, api) == 80, "event api offset");
-_Static_assert(sizeof(struct vsp_rec_end) == 80, "end record size");
+_Static_assert(sizeof(struct vsp_rec_end) == 88, "end record size");
+_Static_assert(sizeof(struct vsp_rec_seqmark) == 16, "seqmark record size");
+_Static_assert(sizeof(struct vsp_seqmark_free) == 16, "seqmark entry size");
+_Static_assert(offsetof(struct vsp_rec_seqmark, n_inflight) == 8, "seqmark n_inflight offset");
+_Static_assert(offsetof(struct vsp_rec_end, abandoned) == 80, "end abandoned offset");
 _Static_assert(sizeof(struct vsp_rec_label) == 8, "label record size");
 _Static_assert(sizeof(struct vsp_rec_usage) == 40, "usage record size");
 _Static_assert(sizeof(struct vsp_rec_pool) == 56, "pool record size");

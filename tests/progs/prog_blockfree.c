@@ -2,12 +2,14 @@
  * kernel) must not stall the process's other threads (issue #10). Run with
  * VSP_FAKE_BLOCK_FREE_SIZE=SIZE: thread A allocates SIZE bytes and frees them, and the fake
  * driver holds that free until released. The main thread (B) waits until A is blocked, makes
- * 50,000 cudaMalloc/cudaFree pairs of varied sizes (512 B..32 KiB, never SIZE), releases A
+ * PAIRS cudaMalloc/cudaFree pairs of varied sizes (512 B..32 KiB, never SIZE), releases A
  * (vsp_fake_release_blocked, found in the already loaded libcuda.so.1), waits until A has left
  * the blocked free, then allocates SIZE again (first fit: most likely the address A freed) and
  * keeps it (the one expected leak). alarm(120): a deadlock ends as SIGALRM.
  * Prints "a_malloc A_FREE_CODE... b_errors N last CODE"; exit 0 when every call succeeded.
- * usage: prog_blockfree SIZE */
+ * PAIRS (default 50,000) changes the number of B's pairs: 600,000 makes 1.2 million calls while
+ * A's free is in flight, more than a reader's reorder window would wait (issue #20, item 6).
+ * usage: prog_blockfree SIZE [PAIRS] */
 #define _GNU_SOURCE
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -37,12 +39,25 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* The size of B's turn i; before the last one (i == pairs), A is released and has left its free.
+ * Out of line, so that every turn's allocation is the same call instruction (one stack). */
+static __attribute__((noinline)) size_t turn_size(int i, int pairs, void (*release)(void), int (*blocked)(void))
+{
+    if (i < pairs)
+        return 512u * (1u + (unsigned)(i * 7919) % 64u);
+    release();
+    for (int k = 0; k < 10000 && blocked() != 0; k++)
+        sleep_ms(1);
+    return g_size;
+}
+
 int main(int argc, char **argv)
 {
     alarm(120);
     if (argc < 2)
         return 2;
     g_size = strtoull(argv[1], NULL, 10);
+    int pairs = argc > 2 ? atoi(argv[2]) : 50000;
     pthread_t a;
     if (pthread_create(&a, NULL, thread_a, NULL) != 0)
         return 2;
@@ -61,22 +76,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "thread A never blocked in cudaFree (is VSP_FAKE_BLOCK_FREE_SIZE=%zu set?)\n", g_size);
         return 2;
     }
-    int b_errors = 0;
-    for (int i = 0; i < 50000; i++) {
-        void *p;
-        size_t size = 512u * (1u + (unsigned)(i * 7919) % 64u);
-        if (cudaMalloc(&p, size) != cudaSuccess) {
+    int b_errors = 0, last_code = -1;
+    /* The last allocation is the loop's last turn, made by the same call as the pairs': its stack
+     * is known, so it goes into B's open batch, which sits in the trace before A's free (issue
+     * #20, item 6: a reader that gave up waiting for A's free would put it after the reuse). */
+    for (int i = 0; i <= pairs; i++) {
+        void *p = NULL;
+        int rc = cudaMalloc(&p, turn_size(i, pairs, release, blocked));
+        if (i == pairs) {
+            last_code = rc; /* kept: the one expected leak */
+            break;
+        }
+        if (rc != cudaSuccess) {
             b_errors++;
             continue;
         }
         if (cudaFree(p) != cudaSuccess)
             b_errors++;
     }
-    release();
-    for (int i = 0; i < 10000 && blocked() != 0; i++)
-        sleep_ms(1);
-    void *last = NULL;
-    int last_code = cudaMalloc(&last, g_size); /* kept: the one expected leak */
     pthread_join(a, NULL);
     printf("a_malloc %d a_free %d b_errors %d last %d\n", a_malloc, a_free, b_errors, last_code);
     return a_malloc || a_free || b_errors || last_code;
