@@ -2,6 +2,7 @@
 # JSON and text, exit statuses, stdout comparisons, timings), and the one table the suite prints.
 # Pure functions of their inputs: tests/gpu/test_check.py runs them on the reports of the first H200
 # run (tests/gpu/data/h200) on machines without a GPU. Never prints a figure it was not given.
+import ast
 import json
 import os
 import re
@@ -11,8 +12,10 @@ import subprocess
 COVERAGE_MIN = 95.0          # issue 23: where the memory is the process's own
 ASYNC_PAIR_MAX_PCT = 30.0    # issue 22: real cudaMallocAsync+cudaFreeAsync pairs at depth 30
 STEP_MAX_PCT = 5.0           # issue 22: a training step under the shim against the same run without
+GROWTH_MIN = 32 << 20        # issue 19: vramspy-report's default --growth-min
 MIB = 1 << 20
 GIB = 1 << 30
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class Result:
@@ -49,15 +52,23 @@ def coverage(report):
     if own <= 0:
         # the sample was taken after the context was gone (README item 7): it says nothing
         return None, "the sample's used bytes (%s) are not above the context (%s)" % (human(used), human(base))
-    return 100.0 * (own - untracked) / own, "%s untracked of %s" % (human(untracked), human(own))
+    pool = cov.get("pool_cached_bytes")
+    return 100.0 * (own - untracked) / own, "%s untracked of %s%s" % (
+        human(untracked), human(own), "" if pool is None else ", %s cached by stream-ordered pools" % human(pool))
 
 
-def check_coverage(report):
+def check_coverage(report, pool=False):
+    """Coverage of at least COVERAGE_MIN; pool: the process allocates from a stream-ordered pool
+    (PyTorch's backend:cudaMallocAsync), whose cache counts only where the report gives
+    pool_cached_bytes (issue 19 item 3): a report without the field cannot keep the promise."""
+    what = "coverage >= %.0f%%%s" % (COVERAGE_MIN, " counting pool_cached_bytes" if pool else "")
     pct, why = coverage(report)
     if pct is None:
-        return Result(False, "coverage >= %.0f%%" % COVERAGE_MIN, why, 19)
-    return Result(pct >= COVERAGE_MIN, "coverage >= %.0f%%" % COVERAGE_MIN, "%.1f%%: %s" % (pct, why),
-                  None if pct >= COVERAGE_MIN else 19)
+        return Result(False, what, why, 19)
+    if pool and "pool_cached_bytes" not in (report.get("coverage") or {}):
+        return Result(False, what, "%.1f%%: %s; the report has no pool_cached_bytes, so the pool's cache "
+                      "reads as untracked" % (pct, why), 19)
+    return Result(pct >= COVERAGE_MIN, what, "%.1f%%: %s" % (pct, why), None if pct >= COVERAGE_MIN else 19)
 
 
 # ---- findings ----
@@ -136,14 +147,18 @@ def check_nogpu(reports):
                    counts_text(finding_counts(reports)))]
 
 
-def check_framework(report, oom_bytes=0, pinned_bytes=0, chunked=False):
+def check_framework(report, oom_bytes=0, pinned_bytes=0, chunked=False, raw_leak_bytes=0):
     """Issue 19's contract for a framework process: no `leak` for what the framework holds until
-    exit, `cached` findings naming the holder; the planted out-of-memory and pinned memory found."""
+    exit (raw_leak_bytes: but for the one raw cudaMalloc the process dropped, check_raw_leak),
+    `cached` findings naming the holder; the planted out-of-memory and pinned memory found."""
     out = []
     leaks = findings(report, "leak")
-    out.append(Result(not leaks, "0 leak findings (framework memory held until exit)",
-                      "%d leak findings, %s" % (len(leaks), human(sum(f.get("bytes") or 0 for f in leaks)))
-                      if leaks else "", 19 if leaks else None))
+    if raw_leak_bytes:
+        out += check_raw_leak(report, raw_leak_bytes)
+    else:
+        out.append(Result(not leaks, "0 leak findings (framework memory held until exit)",
+                          "%d leak findings, %s" % (len(leaks), human(sum(f.get("bytes") or 0 for f in leaks)))
+                          if leaks else "", 19 if leaks else None))
     cached = findings(report, "cached")
     named = [f for f in cached if isinstance(f.get("held_by"), str) and f.get("held_by")]
     out.append(Result(bool(cached) and len(named) == len(cached), "cached findings naming their holder",
@@ -170,6 +185,154 @@ def check_framework(report, oom_bytes=0, pinned_bytes=0, chunked=False):
         pinned = sum(f.get("bytes") or 0 for f in findings(report, "host_fallback") if f.get("memory") == "host_pinned")
         out.append(Result(pinned >= pinned_bytes, "the planted pinned host memory (%s)" % human(pinned_bytes),
                           "%s host_pinned" % human(pinned)))
+    return out
+
+
+def base(path):
+    return os.path.basename(path or "")
+
+
+FFI_FRAME = re.compile(r"^(libffi\.so|_ctypes[.\w-]*\.so)")
+ALLOCATOR_FRAME = re.compile(r"CachingAllocator|CUDAMallocAsyncAllocator|HostAllocator")
+
+
+def is_ffi_frame(fr):
+    """A frame of libffi or of Python's _ctypes module (where libffi is linked in)."""
+    return not fr.get("python") and (bool(FFI_FRAME.match(base(fr.get("module")))) or
+                                     (fr.get("function") or "").startswith("ffi_call"))
+
+
+def is_allocator_frame(fr):
+    """A frame of PyTorch's caching allocators (device, cudaMallocAsync backend, pinned host)."""
+    return not fr.get("python") and (base(fr.get("module")).startswith("libc10_cuda.so") or
+                                     bool(ALLOCATOR_FRAME.search(fr.get("function") or "")))
+
+
+def check_raw_leak(report, nbytes):
+    """Issue 19 on a GPU: in a PyTorch process, a raw cudaMalloc through ctypes whose pointer is
+    dropped is the one leak: exactly one leak finding, of that size in one allocation, called
+    through libffi/ctypes and not by PyTorch's caching allocator."""
+    leaks = findings(report, "leak")
+    what = "exactly one leak: the raw %s cudaMalloc through ctypes" % human(nbytes)
+    if len(leaks) != 1:
+        return [Result(False, what, "%d leak findings: %s" % (len(leaks), "; ".join(
+            "%s %s x%s" % (f.get("api"), human(f.get("bytes") or 0), f.get("count")) for f in leaks) or "none"), 19)]
+    f = leaks[0]
+    stack = f.get("stack") or []
+    out = [Result(f.get("bytes") == nbytes and f.get("count") == 1, what,
+                  "%s %s in %s allocation(s)" % (f.get("api"), human(f.get("bytes") or 0), f.get("count")))]
+    ffi = [fr for fr in stack if is_ffi_frame(fr)]
+    out.append(Result(bool(ffi), "the leak's stack goes through libffi/ctypes",
+                      "%s" % ", ".join(sorted({base(fr.get("module")) for fr in ffi})) if ffi else
+                      "none of its %d frames is libffi's or _ctypes'" % len(stack)))
+    alloc = [fr for fr in stack if is_allocator_frame(fr)]
+    out.append(Result(not alloc, "no caching-allocator frame in the leak's stack",
+                      ", ".join(fr.get("function") or base(fr.get("module")) for fr in alloc)[:200], 19 if alloc else None))
+    return out
+
+
+def check_growth(report, want):
+    """Issue 19 on a GPU: a training loop that appends a tensor to a global list every step gives a
+    `growth` finding that rose at least GROWTH_MIN over the second half (want True); the same loop
+    without the append gives none (want False)."""
+    grows = findings(report, "growth")
+    desc = "; ".join("+%s over the second half (%s at half, %s high, %s/s) by %s" % (
+        human(f.get("bytes") or 0), human(f.get("bytes_at_half") or 0), human(f.get("bytes_high") or 0),
+        human(int(f.get("rate_bytes_per_s") or 0)), f.get("api")) for f in grows)
+    if not want:
+        return [Result(not grows, "no growth finding for the same loop without the append", desc, 19 if grows else None)]
+    fields = ("bytes_at_half", "bytes_high", "rate_bytes_per_s", "stack")
+    big = [f for f in grows if (f.get("bytes") or 0) >= GROWTH_MIN and all(k in f for k in fields)]
+    return [Result(bool(big), "a growth finding of at least %s over the second half" % human(GROWTH_MIN),
+                   desc or "no growth finding", None if big else 19)]
+
+
+# ---- Python frames (issue 21) ----
+
+MARK = re.compile(r"\S.*#\s*gpu-check:\s*(\w+)\s*$")
+
+
+def marked_lines(source):
+    """{name: line} of the statements a case script marks `# gpu-check: NAME`."""
+    out = {}
+    for i, line in enumerate(source.splitlines(), 1):
+        m = MARK.match(line.strip())
+        if m:
+            out[m.group(1)] = i
+    return out
+
+
+ANONYMOUS = {ast.Lambda: "<lambda>", ast.ListComp: "<listcomp>", ast.SetComp: "<setcomp>",
+             ast.DictComp: "<dictcomp>", ast.GeneratorExp: "<genexpr>"}
+
+
+def function_of_lines(source):
+    """{line: names} for every line of a script: the innermost function whose definition spans it,
+    as CPython names its frame (the qualified name, `outer.<locals>.inner`, `Class.method`, from
+    3.11; the bare name before), or `<module>`; on a line with a lambda or a comprehension, its
+    frame's names too (`<lambda>`; `<listcomp>` before 3.12 inlined them)."""
+    names, extra = {}, {}
+
+    def walk(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                qual = prefix + child.name
+                for ln in range(child.lineno, child.end_lineno + 1):
+                    names[ln] = (qual, child.name)
+                walk(child, qual + ".<locals>.")
+            elif isinstance(child, ast.ClassDef):
+                walk(child, prefix + child.name + ".")
+            else:
+                if type(child) in ANONYMOUS:
+                    anon = ANONYMOUS[type(child)]
+                    for ln in range(child.lineno, child.end_lineno + 1):
+                        extra.setdefault(ln, []).extend([prefix + anon, anon])
+                walk(child, prefix)
+    walk(ast.parse(source), "")
+    return {ln: names.get(ln, ("<module>",)) + tuple(extra.get(ln, ()))
+            for ln in range(1, len(source.splitlines()) + 1)}
+
+
+def python_frame_count(node):
+    """How many Python frames ({"python": true, ...}) a report holds anywhere."""
+    if isinstance(node, dict):
+        return (1 if node.get("python") is True else 0) + sum(python_frame_count(v) for v in node.values())
+    if isinstance(node, list):
+        return sum(python_frame_count(v) for v in node)
+    return 0
+
+
+def check_python_frames(report, kinds, script, source, marker=None):
+    """Issue 21 on a GPU: the findings of `kinds` carry Python frames of the case's script whose
+    function and line agree with its source; with marker, one of them has as its innermost frame of
+    the script exactly the marked line in its function. Not checked (never broken) where the
+    report has no Python frame at all: a shim from before issue 21."""
+    what = "%s findings name %s's lines" % ("/".join(kinds), script)
+    if not python_frame_count(report):
+        return [Result(None, what, "the report has no Python frame in any stack: a shim from before issue 21 "
+                       "(or one that found no CPython in the process)")]
+    lines = function_of_lines(source)
+    fs = [f for k in kinds for f in findings(report, k)]
+    framed = [(f, [fr for fr in f.get("stack") or [] if fr.get("python") and base(fr.get("file")) == script])
+              for f in fs]
+    framed = [(f, frs) for f, frs in framed if frs]
+    if not framed:
+        return [Result(False, what, "%d %s findings, none with a Python frame of %s" % (len(fs), "/".join(kinds), script), 21)]
+    wrong = ["%s (%s:%s)" % (fr.get("function"), script, fr.get("line")) for _, frs in framed for fr in frs
+             if fr.get("function") not in lines.get(fr.get("line"), ())]
+    out = [Result(not wrong, what + " (function and line agree with the source)",
+                  ("not as the source says: " + ", ".join(wrong[:4])) if wrong else
+                  "%d of %d findings" % (len(framed), len(fs)), 21 if wrong else None)]
+    if marker:
+        line = marked_lines(source).get(marker)
+        if line is None:
+            out.append(Result(False, "%s marks `# gpu-check: %s`" % (script, marker), "no such line"))
+            return out
+        want = lines[line]
+        hit = [f for f, frs in framed if frs[0].get("line") == line and frs[0].get("function") in want]
+        got = sorted({"%s (%s:%s)" % (frs[0].get("function"), script, frs[0].get("line")) for _, frs in framed})
+        out.append(Result(bool(hit), "a %s finding at %s (%s:%d)" % ("/".join(kinds), want[0], script, line),
+                          "innermost frames of %s: %s" % (script, ", ".join(got[:6])), None if hit else 21))
     return out
 
 
@@ -336,8 +499,15 @@ def evaluate(case, reports, extra_text=None):
     elif kind == "nogpu":
         res += check_nogpu(reports)
     elif kind in ("framework", "train") and main:
-        res.append(check_coverage(main))
-        res += check_framework(main, case.get("oom_bytes", 0), case.get("pinned_bytes", 0), case.get("chunked", False))
+        res.append(check_coverage(main, case.get("pool", False)))
+        res += check_framework(main, case.get("oom_bytes", 0), case.get("pinned_bytes", 0), case.get("chunked", False),
+                               case.get("raw_leak_bytes", 0))
+        if case.get("growth") is not None:
+            res += check_growth(main, case["growth"])
+        pf = case.get("py_frames")
+        if pf:
+            with open(os.path.join(HERE, pf["script"])) as f:
+                res += check_python_frames(main, pf["kinds"], pf["script"], f.read(), pf.get("marker"))
     elif kind == "gate":
         for want, got, flags in case["gates"]:
             res.append(Result(want == got, "vramspy run %s exits %d" % (flags, want), "exit %d" % got))

@@ -5,7 +5,19 @@
 #   train - a small convolution + transformer model trained with varying batch shapes; the time per
 #           step (after warm-up) goes to stderr as "step_ms X" for the suite to compare
 #   nogpu - import and is_available only (run with CUDA_VISIBLE_DEVICES="")
+#   raw   - some PyTorch work, then one raw cudaMalloc of 24 MiB through ctypes (the libcudart
+#           PyTorch loaded, else the CUDA toolkit's) whose pointer is dropped: the process's one leak
+#           (issue 19); prints "skip: ..." when there is no libcudart to call
+#   grow  - a paced training loop (GROW_STEPS steps of a small MLP, 25 ms each, so that the loop
+#           is most of the trace's time) that appends a 4 MiB tensor to a global list every step:
+#           a `growth` finding (issue 19)
+#   steady - the same loop without the append: no `growth` finding
+# Lines marked "# gpu-check: NAME" are the ones tests/gpu/check.py expects a finding's Python frame
+# to name (issue 21): keep each such statement on one line, in a module-level function.
 # stdout carries only values that do not change from run to run.
+import ctypes
+import ctypes.util
+import glob
 import os
 import sys
 import time
@@ -27,7 +39,9 @@ def basic():
     big = torch.empty(256 << 20, dtype=torch.uint8, device=device)
     x = torch.randn(2048, 2048, device=device)
     y = x @ x.T
-    kept = [torch.ones(16 << 20, dtype=torch.uint8, device=device) for _ in range(4)]
+    kept = []
+    for _ in range(4):
+        kept.append(torch.ones(16 << 20, dtype=torch.uint8, device=device))  # gpu-check: kept
     torch.cuda.synchronize()
     print("trace of x x^T > 0:", bool(torch.trace(y).item() > 0))
     print("kept bytes:", sum(t.numel() for t in kept))
@@ -71,4 +85,94 @@ def train():
     print("trained", steps, "steps")
 
 
-{"basic": basic, "train": train}[mode]()
+RAW_BYTES = 24 << 20
+
+
+def loaded_cudart():
+    """The libcudart this process loaded (PyTorch's), else the CUDA toolkit's, else None."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) == 6 else ""
+            if os.path.basename(path).startswith("libcudart.so"):
+                return path
+    found = ctypes.util.find_library("cudart")
+    if found:
+        return found
+    toolkit = sorted(glob.glob("/usr/local/cuda/lib64/libcudart.so*"))
+    return toolkit[0] if toolkit else None
+
+
+def open_cudart():
+    """The runtime, through ctypes as a Python user would call it, or None."""
+    path = loaded_cudart()
+    if not path:
+        return None
+    rt = ctypes.CDLL(path)
+    rt.cudaMalloc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t]
+    rt.cudaMalloc.restype = ctypes.c_int
+    return rt
+
+
+def raw_leak(rt):
+    p = ctypes.c_void_p()
+    rc = rt.cudaMalloc(ctypes.byref(p), RAW_BYTES)  # gpu-check: raw
+    ok = rc == 0 and p.value is not None
+    del p  # the pointer is dropped: nothing can free it any more
+    return ok
+
+
+def raw():
+    x = torch.randn(1024, 1024, device=device)
+    kept = torch.ones(16 << 20, dtype=torch.uint8, device=device)
+    print("matmul finite:", bool(torch.isfinite(x @ x).all().item()), kept.numel())
+    rt = open_cudart()
+    if rt is None:
+        print("skip: no libcudart.so in the process, on the library path or in /usr/local/cuda/lib64")
+        return
+    print("raw cudaMalloc of 24 MiB:", raw_leak(rt))
+    torch.cuda.synchronize()
+
+
+# vramspy-report reads each site's high-water mark at 50, 60, ..., 100% of the trace's time (first
+# CUDA call to exit) and wants a new high at 4 of those 6: the paced loop (160 x 25 ms, at least 4 s)
+# must outlast the model's set-up and the interpreter's exit several times over; 4 MiB a step puts a
+# new 20 MiB caching-allocator segment every 5 steps, 640 MiB in all
+GROW_STEPS, GROW_BYTES, STEP_PAUSE_S = 160, 4 << 20, 0.025
+grown = []  # the global list the grow mode appends to
+
+
+def grow_step(model, opt, x, append):
+    loss = model(x).square().mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if append:
+        grown.append(torch.ones(GROW_BYTES, dtype=torch.uint8, device=device))  # gpu-check: grow
+    torch.cuda.synchronize()
+    time.sleep(STEP_PAUSE_S)  # paced: the loop, not start-up or exit, is most of the trace's time
+
+
+def grow_loop(append):
+    import torch.nn as nn
+
+    # every tensor of the step is at most 1 MiB (the caching allocator's small pool), so the 4 MiB
+    # appended each step is the only request that takes new large segments once warm
+    model = nn.Sequential(nn.Linear(512, 512), nn.GELU(), nn.Linear(512, 512)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randn(128, 512, device=device)
+    for _ in range(3):
+        grow_step(model, opt, x, False)
+    for _ in range(GROW_STEPS):
+        grow_step(model, opt, x, append)
+    print("steps:", GROW_STEPS, "kept tensors:", len(grown))
+
+
+def grow():
+    grow_loop(True)
+
+
+def steady():
+    grow_loop(False)
+
+
+{"basic": basic, "train": train, "raw": raw, "grow": grow, "steady": steady}[mode]()

@@ -195,6 +195,9 @@ class Runner:
             "same" if case["stdout_same"] else "DIFFERENT", plain["seconds"], shim["seconds"]))
         if kind != "nogpu" and plain["stdout"].startswith("cuda available: False"):  # fw_torch.py saw no GPU
             case = {"name": name, "kind": kind, "skip": "PyTorch sees no GPU (a CPU-only build?)"}
+        why = re.search(r"^skip: (.*)$", plain["stdout"], re.M)  # a case script that cannot run its case here
+        if why and plain["status"] == 0:
+            case = {"name": name, "kind": kind, "skip": why.group(1)}
         self.cases.append(case)
         return case, plain, shim
 
@@ -287,18 +290,31 @@ def run_cases(r, progs, prog_err):
     # -- frameworks: whatever python3 has
     torch_py = os.path.join(HERE, "fw_torch.py")
     if not have_module("torch"):
-        for n in ("torch_basic", "torch_expandable", "torch_nogpu", "torch_train", "torch_async_train", "torchrun_2ranks"):
+        for n in ("torch_basic", "torch_expandable", "torch_nogpu", "torch_raw_leak", "torch_grow", "torch_steady",
+                  "torch_train", "torch_async_train", "torchrun_2ranks"):
             r.skip(n, "framework", "python3 has no torch")
     else:
         big, pinned = 400 * check.GIB, 4 * check.MIB
-        r.pair("torch_basic", "framework", [py, torch_py, "basic"], oom_bytes=big, pinned_bytes=pinned)
+
+        def frames(kinds, marker=None):  # issue 21: the Python frames the findings of `kinds` must carry
+            return {"script": "fw_torch.py", "kinds": kinds, "marker": marker}
+        r.pair("torch_basic", "framework", [py, torch_py, "basic"], oom_bytes=big, pinned_bytes=pinned,
+               py_frames=frames(["cached"], "kept"))
         r.pair("torch_expandable", "framework", [py, torch_py, "basic"],
-               {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}, oom_bytes=big, pinned_bytes=pinned, chunked=True)
+               {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}, oom_bytes=big, pinned_bytes=pinned, chunked=True,
+               py_frames=frames(["cached"], "kept"))
         r.pair("torch_nogpu", "nogpu", [py, torch_py, "nogpu"], {"CUDA_VISIBLE_DEVICES": ""})
+        # issue 19 on a GPU: the one leak of a PyTorch process; growth, and none without the append
+        r.pair("torch_raw_leak", "framework", [py, torch_py, "raw"], raw_leak_bytes=24 * check.MIB,
+               py_frames=frames(["leak"], "raw"))
+        r.pair("torch_grow", "framework", [py, torch_py, "grow"], growth=True,
+               py_frames=frames(["growth"], "grow"))
+        r.pair("torch_steady", "framework", [py, torch_py, "steady"], growth=False)
         r.timed("torch_train", "train", [py, torch_py, "train"], None, 2, step_ms, "ms per training step", "ms",
-                "per step", check.STEP_MAX_PCT)
+                "per step", check.STEP_MAX_PCT, py_frames=frames(["cached"]))
         r.timed("torch_async_train", "train", [py, torch_py, "train"], {"PYTORCH_CUDA_ALLOC_CONF": "backend:cudaMallocAsync"},
-                2, step_ms, "ms per training step", "ms", "per step", check.STEP_MAX_PCT)
+                2, step_ms, "ms per training step", "ms", "per step", check.STEP_MAX_PCT, pool=True,
+                py_frames=frames(["cached"]))
         if elapsed() < BUDGET_S - 40:
             job = [py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", torch_py, "basic"]
             plain = r.run(job, timeout=150, out_name="torchrun.plain")
