@@ -6,7 +6,7 @@ $(BUILD)/tools/bench_calls: tools/bench_calls.c $(T)/fakes/libcudart.so.13
 	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer $(WARN) -I$(CUDA_HOME)/include -o $@ $< \
 	  -L$(T)/fakes -l:libcudart.so.13
 
-$(BUILD)/tools/bench_pairs: tools/bench_pairs.c $(T)/fakes/libcudart.so.13
+$(BUILD)/tools/bench_pairs: tools/bench_pairs.c tools/bench_pair.h $(T)/fakes/libcudart.so.13
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer $(WARN) -I$(CUDA_HOME)/include -o $@ $< \
 	  -L$(T)/fakes -l:libcudart.so.13 -lpthread
@@ -65,7 +65,7 @@ fuzz: $(FUZZ_BIN) $(SHIM) $(FAKES) $(T)/progs/prog_runtime
 	  build/fuzz/corpus build/fuzz/seeds
 
 # The N-library shape (issue 22): copies of tests/progs/libmany.so made by the test build.
-$(BUILD)/tools/bench_libs: tools/bench_libs.c tests/progs/many.h $(T)/fakes/libcudart.so.13
+$(BUILD)/tools/bench_libs: tools/bench_libs.c tools/bench_pair.h tests/progs/many.h $(T)/fakes/libcudart.so.13
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer $(WARN) -I$(CUDA_HOME)/include -o $@ $< \
 	  -L$(T)/fakes -l:libcudart.so.13 -ldl -lpthread

@@ -30,6 +30,18 @@ have_ht=1
 command -v heaptrack > /dev/null || { have_ht=0; echo "heaptrack: not installed and not root to install it: the comparison is skipped"; }
 pairs() { "$@" | awk '/ns_per_pair/ {print $2}'; }
 stats() { sort -g | awk '{a[NR]=$1} END {printf "%.1f %.1f\n", a[int((NR+1)/2)], a[1]}'; }
+# Medians and minimums of the four runs of a configuration (PREFIX.cplain, .cshim, .mplain, .mht)
+# into cp cpm, cs csm, mp mpm, mh mhm (nan without heaptrack).
+four_stats() {
+    read -r cp cpm < <(stats < "$1.cplain")
+    read -r cs csm < <(stats < "$1.cshim")
+    read -r mp mpm < <(stats < "$1.mplain")
+    if [ "$have_ht" = 1 ] && [ -s "$1.mht" ]; then
+        read -r mh mhm < <(stats < "$1.mht")
+    else
+        mh=nan mhm=nan
+    fi
+}
 echo "comparison: $HT_PAIRS allocation+free pairs per run, $REPEAT interleaved runs, ns per pair (median / minimum)"
 printf '%-7s %-7s %-19s %-19s %-19s %-19s %-9s %-9s %s\n' depth threads "vramspy added" "  (cudaMalloc plain" "  traced)" \
     "heaptrack added" "  (malloc plain" "  traced)" ratio
@@ -48,14 +60,7 @@ for depth in 5 35 100; do
                     2> /dev/null >> "$tmp/r.mht" || true
             fi
         done
-        read -r cp cpm < <(stats < "$tmp/r.cplain")
-        read -r cs csm < <(stats < "$tmp/r.cshim")
-        read -r mp mpm < <(stats < "$tmp/r.mplain")
-        if [ "$have_ht" = 1 ] && [ -s "$tmp/r.mht" ]; then
-            read -r mh mhm < <(stats < "$tmp/r.mht")
-        else
-            mh=nan mhm=nan
-        fi
+        four_stats "$tmp/r"
         awk -v d="$depth" -v t="$threads" -v cp="$cp" -v cpm="$cpm" -v cs="$cs" -v csm="$csm" \
             -v mp="$mp" -v mpm="$mpm" -v mh="$mh" -v mhm="$mhm" 'BEGIN {
             va = cs - cp; vam = csm - cpm; ha = mh - mp; ham = mhm - mpm
@@ -102,14 +107,7 @@ for spec in $SHAPES; do
                 "$SHAPE_WARMUP" 2> /dev/null | awk '/ns_per_pair/ {print $2}' >> "$tmp/l.mht" || true
         fi
     done
-    read -r cp cpm < <(stats < "$tmp/l.cplain")
-    read -r cs csm < <(stats < "$tmp/l.cshim")
-    read -r mp mpm < <(stats < "$tmp/l.mplain")
-    if [ "$have_ht" = 1 ] && [ -s "$tmp/l.mht" ]; then
-        read -r mh mhm < <(stats < "$tmp/l.mht")
-    else
-        mh=nan mhm=nan
-    fi
+    four_stats "$tmp/l"
     awk -v nl="$nl" -v d="$d" -v t="$th" -v path="$path" -v cp="$cp" -v cpm="$cpm" -v cs="$cs" -v csm="$csm" \
         -v mp="$mp" -v mpm="$mpm" -v mh="$mh" -v mhm="$mhm" -v fr="$frames" -v co="$computed" 'BEGIN {
         va = cs - cp; vam = csm - cpm; ha = mh - mp; ham = mhm - mpm

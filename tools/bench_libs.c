@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "../tests/progs/many.h"
+#include "bench_pair.h"
 
 static long pairs, warmup;
 static int use_cuda, use_driver;
@@ -72,13 +73,8 @@ static __attribute__((noinline)) void pairs_loop(long n)
             CUdeviceptr p;
             if (d_alloc(&p, 4096 + (size_t)(i & 7) * 512) != CUDA_SUCCESS || d_free(p) != CUDA_SUCCESS)
                 exit(3);
-        } else if (use_cuda) {
-            void *p;
-            if (cudaMalloc(&p, 4096 + (size_t)(i & 7) * 512) != cudaSuccess || cudaFree(p) != cudaSuccess)
-                exit(3);
         } else {
-            void *volatile p = malloc(4096 + (size_t)(i & 7) * 512);
-            free(p);
+            bench_pair(use_cuda, i);
         }
     }
 }
