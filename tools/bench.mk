@@ -1,6 +1,4 @@
-# make bench: benchmarks (not part of make test). See tools/bench.sh and docs/PERFORMANCE.md. The
-# measured block goes into a copy of the document, $(BUILD)/PERFORMANCE.md; `make bench BENCH_DOC=1`
-# writes it into docs/PERFORMANCE.md itself.
+# make bench: benchmarks (not part of make test). See tools/bench.sh and docs/PERFORMANCE.md.
 $(BUILD)/tools/bench_calls: tools/bench_calls.c $(T)/fakes/libcudart.so.13
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer $(WARN) -I$(CUDA_HOME)/include -o $@ $< \
@@ -19,8 +17,7 @@ $(BUILD)/tools/bench_startup: tools/bench_startup.c
 bench: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/bench_calls $(BUILD)/tools/bench_startup \
        $(BUILD)/tools/bench_pairs $(T)/progs/prog_storm
 	bash -o pipefail -c "tools/bench.sh $(BUILD) | tee $(BUILD)/bench.txt"
-	$(if $(BENCH_DOC),,cp docs/PERFORMANCE.md $(BUILD)/PERFORMANCE.md)
-	tools/bench_doc.sh $(BUILD)/bench.txt $(if $(BENCH_DOC),docs/PERFORMANCE.md,$(BUILD)/PERFORMANCE.md)
+	tools/bench_doc.sh $(BUILD)/bench.txt docs/PERFORMANCE.md
 
 # make demo: the README's first command. Builds everything it uses (the shim, its in-process
 # symboliser libvramspy-sym.so for the out-of-memory breakdown's names, the front-end, the report,

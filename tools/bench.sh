@@ -5,7 +5,7 @@
 # (tools/bench_libs: hundreds of libraries, deep stacks, threads, the driver path; the loop timed
 # after warm-up); trace bytes per event; start-up cost of a process that never touches CUDA,
 # against an empty preloaded library; analyzer throughput. Figures go in docs/PERFORMANCE.md
-# (make bench writes the block into a copy, build/PERFORMANCE.md; BENCH_DOC=1 into the file).
+# (with the command: make bench).
 set -euo pipefail
 BUILD=${1:-build}
 PAIRS=${PAIRS:-200000}
