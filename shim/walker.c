@@ -269,16 +269,15 @@ static uint64_t c_enc(struct cur *c, uint8_t enc, uint64_t datarel)
 }
 
 /* ---- the rule cache -------------------------------------------------------------------------- */
-/* Rules are tagged with this generation; moving it turns every cached rule into a miss. 15 bits,
- * never 0. When it wraps, the cache is cleared (see bump_rule_gen): a rule cached 32,767
- * generations ago must not come back to life. */
-static unsigned rule_gen = 1;
-
-/* The cache: open addressing, RC_PROBES slots from the index. A key changes only from 0 to a
- * return address (one CAS) and back to 0 in a clear; a rule word is written only while its slot's
- * key is the address it describes (checked inside the writers' section, which a clear excludes),
- * so a slot never holds one address's key with another's rule — except while a walk overlaps a
- * clear, which the clear's epoch tells the walk to redo (see vsp_walk_from_regs).
+/* Open addressing, RC_PROBES slots from the index. A key changes only from 0 to a return address
+ * (one CAS) and back to 0 in a clear; a rule word is written only while its slot's key is the
+ * address it describes and no clear has run since the writer's walk began (both checked inside
+ * the writers' section, which a clear excludes), so a slot never holds one address's key with
+ * another's rule, nor a rule computed before a clear — except for a walk that overlaps a clear,
+ * which the clear's epoch tells to redo itself (see vsp_walk_from_regs). A clear is how cached
+ * rules are invalidated: when modules were unloaded (their addresses may hold other code now),
+ * and when the table is three quarters full. No generation is kept in the rules, so none can wrap
+ * round (issue 20, item 10: a 15-bit one made a rule cached 32,767 unloads earlier valid again).
  * The index is the address with its high bits folded into its low ones (one shift and one xor on
  * the walk's dependency chain): return addresses at the same offset in many libraries (identical
  * builds, or page-aligned sections) differ only above the page offset and would otherwise share a
@@ -302,13 +301,14 @@ static inline unsigned rc_index(uint64_t ra)
 }
 
 /* Empty the cache. Blocks other writers for the sweep (about 1 MiB of stores); walks go on, and
- * those that overlapped it redo themselves. */
+ * those that overlapped it redo themselves. wait: take the clear lock even if another thread
+ * holds it (modules were unloaded: a clear that began before must not stand for this one). */
 static void rc_clear(int wait)
 {
     if (wait)
         vsp_spin_lock(&rc_clear_lock);
     else if (!vsp_spin_trylock(&rc_clear_lock))
-        return; /* another thread is clearing: that is enough */
+        return; /* another thread is clearing a full table: that is enough */
     /* seq_cst store, then seq_cst loads of the writer count: the Dekker pair with rc_write_begin
      * (its increment, then its load of rc_clearing): either the writer sees the flag and stays
      * out, or this sees the writer and waits for it to leave */
@@ -345,23 +345,6 @@ static void rc_write_end(void)
 {
     /* release: the section's stores are done before a clear that sees the count drop sweeps */
     __atomic_fetch_sub(&rc_writers, 1, __ATOMIC_RELEASE);
-}
-
-static void bump_rule_gen(void)
-{
-    unsigned g = vsp_load_relaxed(&rule_gen), n;
-    do {
-        n = (g + 1) & 0x7fff;
-        if (!n)
-            n = 1;
-        /* Wrapping: rules tagged with the generations to come were cached 32,767 generations ago
-         * (after as many dlcloses) and may describe code that is gone: empty the cache before
-         * the generation comes round again. */
-        if (n == 1)
-            rc_clear(1);
-        /* relaxed: the generation guards no other data; a walk that still sees the old one
-         * behaves as a walk that started just before the change */
-    } while (!vsp_cas_weak_relaxed(&rule_gen, &g, n));
 }
 
 /* ---- the module table ------------------------------------------------------------------------ */
@@ -421,7 +404,7 @@ void vsp_walker_atfork_child(void)
 
 void vsp_walker_modules_changed(void)
 {
-    bump_rule_gen();
+    rc_clear(1); /* cached rules may describe code that is gone */
     /* relaxed: only forces the next miss to re-read the module list; the list itself is published
      * by the seqlock */
     vsp_store_relaxed(&mods_valid, 0);
@@ -574,7 +557,7 @@ static void mods_refresh(void)
     dl_iterate_phdr(collect_mod, NULL);
     mods_publish();
     if (as.ok && as.subs != vsp_load_relaxed(&seen_subs))
-        bump_rule_gen(); /* something was unloaded: its addresses may now hold other code */
+        rc_clear(1); /* something was unloaded: its addresses may now hold other code */
     vsp_store_relaxed(&seen_adds, as.adds);
     vsp_store_relaxed(&seen_subs, as.subs);
     vsp_store_relaxed(&mods_valid, as.ok && !scratch_short);
@@ -652,21 +635,22 @@ struct rule {
  * address): in the top 24 bits where the return address is, relative to the CFA's base register
  * (CFA offset + return-address offset: one arithmetic shift and the load), then the
  * return-address offset / 8 (8 bits: CFA = that address - it), rbp offset / 8 (12), rbp kind (2),
- * kind (3), and the generation (15 bits, never 0, so 0 means "no rule"). */
+ * kind (3), and 15 bits of 1 (so a rule is never 0, which means "none yet"). */
+#define RULE_SET 0x7fffu
 static int fits(int64_t v, unsigned bits)
 {
     int64_t lim = (int64_t)1 << (bits - 1);
     return v >= -lim && v < lim;
 }
 
-static uint64_t rule_pack(const struct rule *r, unsigned gen)
+static uint64_t rule_pack(const struct rule *r)
 {
     if (!fits(r->cfa_off + r->ra_off, 24) || (r->ra_off & 7) || !fits(r->ra_off / 8, 8) || (r->rbp_off & 7) ||
-        !fits(r->rbp_off / 8, 12) || !gen)
+        !fits(r->rbp_off / 8, 12))
         return 0;
     return ((uint64_t)(r->cfa_off + r->ra_off) << 40) | ((uint64_t)(r->ra_off / 8) & 0xff) << 32 |
            ((uint64_t)(r->rbp_off / 8) & 0xfff) << 20 | (uint64_t)r->rbp_kind << 18 | (uint64_t)r->kind << 15 |
-           (gen & 0x7fff);
+           RULE_SET;
 }
 
 /* ---- CFI ------------------------------------------------------------------------------------- */
@@ -1119,7 +1103,7 @@ out:
 /* A miss of the walk's one-probe fast path: look further, else compute the rule (and cache it
  * when it can be). Returns the packed rule; 0 (kind K_NONE) when it cannot be packed, which ends
  * the walk (a frame larger than 8 MiB, rbp saved more than 16 KiB from the CFA). */
-__attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned gen, int *refreshed)
+__attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned long epoch, int *refreshed)
 {
     unsigned h = rc_index(ra);
     int mine = -1, free_slot = -1;
@@ -1129,9 +1113,9 @@ __attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned gen, i
         uint64_t k = vsp_load_acquire(&rc_key[s]);
         if (k == ra) {
             uint64_t p = vsp_load_acquire(&rc_rule[s]);
-            if ((p & 0x7fff) == gen && vsp_load_acquire(&rc_key[s]) == ra)
+            if (p)
                 return p;
-            mine = (int)s; /* ours, stale or not yet written */
+            mine = (int)s; /* ours, its rule not written yet */
             break;
         }
         if (!k) {
@@ -1145,7 +1129,7 @@ __attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned gen, i
     rule_compute(ra, refreshed, &r, &cacheable);
     if (r.fp)
         vsp_fetch_add_relaxed(&st_fp, 1);
-    uint64_t packed = rule_pack(&r, gen);
+    uint64_t packed = rule_pack(&r);
     if (!packed) {
         vsp_fetch_add_relaxed(&st_unsupported, 1);
         return 0;
@@ -1160,18 +1144,19 @@ __attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned gen, i
     }
     if (!rc_write_begin())
         return packed; /* a clear is running: not cached this time */
+    /* relaxed: no clear runs while we are in the section, so the epoch cannot move under us; one
+     * that ran since the walk began may have swept modules this rule was computed from */
+    if (vsp_load_relaxed(&rc_epoch) != epoch) {
+        rc_write_end();
+        return packed;
+    }
     int s = mine >= 0 ? mine : free_slot;
     uint64_t expect = 0;
-    if (mine < 0) {
-        /* release: pairs with the walks' acquire loads of the key (see rc_clear) */
-        if (vsp_cas_release(&rc_key[s], &expect, ra)) {
-            if (vsp_fetch_add_relaxed(&rc_used, 1) > RC_SIZE / 4 * 3) {
-                rc_write_end();
-                /* three quarters full: probe windows grow long; start again */
-                rc_clear(0);
-                return packed;
-            }
-        }
+    if (mine < 0 && vsp_cas_release(&rc_key[s], &expect, ra) && /* release: pairs with the walks' acquire */
+        vsp_fetch_add_relaxed(&rc_used, 1) > RC_SIZE / 4 * 3) {
+        rc_write_end();
+        rc_clear(0); /* three quarters full: probe windows grow long; start again */
+        return packed;
     }
     /* The key is ours (a clear, which could reset it, is kept out while we are in the section):
      * the rule we write describes it. release: pairs with the walks' acquire loads of the rule */
@@ -1212,67 +1197,80 @@ static void stack_bounds(void)
     pthread_attr_destroy(&a);
 }
 
-/* The walk proper, over a stack readable in [rsp, hi) at the address plus `delta`: 0 for the
- * thread's own stack, the offset of the copy for a foreign one (a constant at each call, so the
- * own-stack walk compiles without it). Returns the frames stored. */
+/* One step of the walk, over a stack readable in [lo, last + 8) at the address plus `delta`: 0 for
+ * the thread's own stack, the offset of the copy for a foreign one (a constant at each call, so
+ * the own-stack walk compiles without it). From the frame (*rip, *rsp, *rbp) to its caller's;
+ * 0 where the walk ends. Every step moves rsp strictly up the stack, so a walk ends. */
+VSP_NO_SANITIZE static inline __attribute__((always_inline)) int
+walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64_t last, uint64_t hi, uint64_t delta,
+          unsigned long epoch, int *refreshed)
+{
+    const uint64_t rip = *rip_p, rsp = *rsp_p;
+    /* the fast path: the rule sits in the first slot probed. acquire, both (free on x86): a rule
+     * seen is one written while its slot's key was rip, and a key seen set after a clear makes
+     * the clear's epoch visible at the walk's end (see rc_clear) */
+    unsigned slot = rc_index(rip);
+    uint64_t p = vsp_load_acquire(&rc_rule[slot]);
+    if (VSP_WALK_UNLIKELY(vsp_load_acquire(&rc_key[slot]) != rip || !p))
+        p = rule_slow(rip, epoch, refreshed);
+    unsigned kind = (p >> 15) & 7;
+    uint64_t base, a, rbp = *rbp_p;
+    if (VSP_WALK_LIKELY(kind == K_CFA_RSP)) {
+        base = rsp;
+    } else if (kind == K_CFA_RBP) {
+        base = rbp;
+    } else if (kind == K_CFA_DEREF_RBP) {
+        /* CFA = *(rbp + k): the base is the loaded value, then the offsets as usual (k is the
+         * rule's CFA offset: return-address location - return-address offset) */
+        int64_t cfa_off = ((int64_t)p >> 40) - (int64_t)(int8_t)(p >> 32) * 8;
+        a = rbp + (uint64_t)cfa_off;
+        if (a < lo || a > last)
+            return 0;
+        base = *(const u64u *)(uintptr_t)(a + delta) - (uint64_t)cfa_off; /* so that base + offsets = CFA + ra offset */
+    } else {
+        return 0; /* outermost, not followed, or not packable */
+    }
+    a = base + (uint64_t)((int64_t)p >> 40); /* where the return address is */
+    if (a < lo || a > last)
+        return 0;
+    uint64_t next = *(const u64u *)(uintptr_t)(a + delta);
+    uint64_t cfa = a - (uint64_t)((int64_t)(int8_t)(p >> 32) * 8);
+    if (cfa <= rsp || cfa > hi) /* a caller's frame lies above its callee's */
+        return 0;
+    unsigned rbp_kind = (p >> 18) & 3;
+    if (rbp_kind != RBP_SAME) {
+        a = (rbp_kind == RBP_AT_CFA ? cfa : rbp) + (uint64_t)(((int64_t)(p << 32) >> 52) * 8);
+        if (a < lo || a > last)
+            return 0;
+        *rbp_p = *(const u64u *)(uintptr_t)(a + delta);
+    }
+    *rip_p = next;
+    *rsp_p = cfa;
+    return next != 0;
+}
+
+/* The walk: `skip` frames stepped over, then up to `max` stored. Returns the frames stored; adds
+ * the frames looked up to *looked. */
 VSP_NO_SANITIZE static inline __attribute__((always_inline)) unsigned
 walk_core(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip, uint64_t rsp, uint64_t rbp, uint64_t hi,
-          uint64_t delta, unsigned gen, int *refreshed, unsigned *looked)
+          uint64_t delta, unsigned long epoch, int *refreshed, unsigned *looked)
 {
     /* readable: [lo, hi) = [the starting rsp, the top of the stack), as a last valid 8-byte slot */
     const uint64_t lo = rsp, last = hi - 8;
-    unsigned n = 0, steps = 0;
-    /* every step moves rsp strictly up the stack, so the loop ends; the cap is belt and braces */
-    for (; steps < 65536 && rip; steps++) {
-        if (skip) {
-            skip--;
-        } else {
-            frames[n++] = rip;
-            if (n >= max)
-                break;
+    unsigned n = 0, skipped = 0;
+    if (!rip)
+        return 0;
+    for (; skipped < skip; skipped++)
+        if (!walk_step(&rip, &rsp, &rbp, lo, last, hi, delta, epoch, refreshed)) {
+            *looked += skipped + 1;
+            return 0;
         }
-        /* the fast path: the rule sits in the first slot probed. acquire, both (free on x86):
-         * a rule seen is one written while its slot's key was rip, and a key seen set after a
-         * clear makes the clear's epoch visible at the walk's end (see rc_clear) */
-        unsigned slot = rc_index(rip);
-        uint64_t p = vsp_load_acquire(&rc_rule[slot]);
-        if (VSP_WALK_UNLIKELY(vsp_load_acquire(&rc_key[slot]) != rip || (p & 0x7fff) != gen))
-            p = rule_slow(rip, gen, refreshed);
-        unsigned kind = (p >> 15) & 7;
-        uint64_t base, a;
-        if (VSP_WALK_LIKELY(kind == K_CFA_RSP)) {
-            base = rsp;
-        } else if (kind == K_CFA_RBP) {
-            base = rbp;
-        } else if (kind == K_CFA_DEREF_RBP) {
-            /* CFA = *(rbp + k): the base is the loaded value, then the offsets as usual (k is the
-             * rule's CFA offset: return-address location - return-address offset) */
-            int64_t cfa_off = ((int64_t)p >> 40) - (int64_t)(int8_t)(p >> 32) * 8;
-            a = rbp + (uint64_t)cfa_off;
-            if (a < lo || a > last)
-                break;
-            base = *(const u64u *)(uintptr_t)(a + delta) - (uint64_t)cfa_off; /* so that base + offsets = CFA + ra offset */
-        } else {
-            break; /* outermost, not followed, or not packable */
-        }
-        a = base + (uint64_t)((int64_t)p >> 40); /* where the return address is */
-        if (a < lo || a > last)
+    for (;;) {
+        frames[n++] = rip;
+        if (n >= max || !walk_step(&rip, &rsp, &rbp, lo, last, hi, delta, epoch, refreshed))
             break;
-        uint64_t next = *(const u64u *)(uintptr_t)(a + delta);
-        uint64_t cfa = a - (uint64_t)((int64_t)(int8_t)(p >> 32) * 8);
-        if (cfa <= rsp || cfa > hi) /* a caller's frame lies above its callee's */
-            break;
-        unsigned rbp_kind = (p >> 18) & 3;
-        if (rbp_kind != RBP_SAME) {
-            a = (rbp_kind == RBP_AT_CFA ? cfa : rbp) + (uint64_t)(((int64_t)(p << 32) >> 52) * 8);
-            if (a < lo || a > last)
-                break;
-            rbp = *(const u64u *)(uintptr_t)(a + delta);
-        }
-        rip = next;
-        rsp = cfa;
     }
-    *looked += steps + 1;
+    *looked += skipped + n;
     return n;
 }
 
@@ -1304,8 +1302,7 @@ __attribute__((noinline, cold)) static unsigned walk_foreign(uint64_t *frames, u
             int refreshed = 0;
             /* acquire, both: see vsp_walk_from_regs */
             unsigned long epoch = vsp_load_acquire(&rc_epoch);
-            unsigned gen = vsp_load_acquire(&rule_gen);
-            n = walk_core(frames, max, skip, rip, rsp, rbp, rsp + got, (uint64_t)(uintptr_t)buf - rsp, gen,
+            n = walk_core(frames, max, skip, rip, rsp, rbp, rsp + got, (uint64_t)(uintptr_t)buf - rsp, epoch,
                           &refreshed, &looked);
             if (vsp_load_relaxed(&rc_epoch) == epoch || attempt >= 8)
                 break;
@@ -1331,12 +1328,11 @@ VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsi
     int refreshed = 0;
     unsigned n, looked = 0;
     for (int attempt = 0;; attempt++) {
-        /* acquire: the walk's loads come after these; the epoch read again at the end (after the
+        /* acquire: the walk's loads come after this; the epoch read again at the end (after the
          * walk's acquire loads) tells whether a clear overlapped the walk, which is then redone
-         * (clears are rare: one per 49,152 rules cached, or per 32,767 unloads) */
+         * (clears are rare: one per unload, or per 49,152 rules cached) */
         unsigned long epoch = vsp_load_acquire(&rc_epoch);
-        unsigned gen = vsp_load_acquire(&rule_gen); /* see bump_rule_gen */
-        n = walk_core(frames, max, skip, rip, rsp, rbp, hi, 0, gen, &refreshed, &looked);
+        n = walk_core(frames, max, skip, rip, rsp, rbp, hi, 0, epoch, &refreshed, &looked);
         if (VSP_WALK_LIKELY(vsp_load_relaxed(&rc_epoch) == epoch) || attempt >= 8)
             break;
         vsp_fetch_add_relaxed(&st_retries, 1);

@@ -53,7 +53,7 @@ void vsp_walker_thread_reset(void);
  * lookups: frames looked up in the rule cache (every frame of every walk); rule_misses: rules
  * computed from the unwind tables (so the cache's hit rate is 1 - rule_misses / lookups);
  * uncacheable: rules computed but not kept (no module, an unreadable table, a full probe window);
- * cache_clears: the rule cache emptied (full, or the generation wrapped); unreadable: rule
+ * cache_clears: the rule cache emptied (modules unloaded, or three quarters full); unreadable: rule
  * computations that met an unreadable table page; foreign_walks: walks of a stack not the
  * thread's; retries: walks redone because a clear overlapped them; no_buffer: checked reads that
  * found every buffer taken; modules: the most modules the table has held. */
