@@ -300,7 +300,7 @@ static inline unsigned rc_index(uint64_t ra)
     return (unsigned)(ra ^ (ra >> RC_BITS)) & (RC_SIZE - 1);
 }
 
-/* Empty the cache. Blocks other writers for the sweep (about 1 MiB of stores); walks go on, and
+/* Empty the cache. Blocks other writers for the sweep (1 MiB read, the slots in use zeroed); walks go on, and
  * those that overlapped it redo themselves. wait: take the clear lock even if another thread
  * holds it (modules were unloaded: a clear that began before must not stand for this one). */
 static void rc_clear(int wait)
@@ -316,9 +316,12 @@ static void rc_clear(int wait)
     while (__atomic_load_n(&rc_writers, __ATOMIC_SEQ_CST))
         sched_yield(); /* a writer's section is a CAS and a store */
     for (unsigned i = 0; i < RC_SIZE; i++) {
-        /* relaxed: published by the epoch's release below */
-        vsp_store_relaxed(&rc_rule[i], 0);
-        vsp_store_relaxed(&rc_key[i], 0);
+        /* relaxed: published by the epoch's release below. Only slots in use are written: a page
+         * of the table no walk has touched stays the shared zero page (not the process's memory) */
+        if (vsp_load_relaxed(&rc_key[i]))
+            vsp_store_relaxed(&rc_key[i], 0);
+        if (vsp_load_relaxed(&rc_rule[i]))
+            vsp_store_relaxed(&rc_rule[i], 0);
     }
     vsp_store_relaxed(&rc_used, 0);
     vsp_fetch_add_relaxed(&st_clears, 1);
