@@ -996,25 +996,32 @@ static uint64_t hdr_lookup(const struct mod *m, uint64_t pc, struct win *w)
 
 /* The rule for return address ra, from the unwind tables (not cached). *cacheable is cleared for
  * an answer that may change (no module yet; a table that could not be read). */
-__attribute__((noinline, cold)) static void rule_compute(uint64_t ra, int *refreshed, struct rule *out,
+/* What one walk learns once: whether it refreshed the module table (1; 2: and waited for another
+ * thread's rebuild), and the process's id for checked reads (0 until the walk's first rule
+ * computation asks). */
+struct walk_ctx {
+    int refreshed, pid;
+};
+
+__attribute__((noinline, cold)) static void rule_compute(uint64_t ra, struct walk_ctx *ctx, struct rule *out,
                                                          int *cacheable)
 {
     uint64_t pc = ra - 1; /* inside the call instruction: the caller's row, even at a function's end */
     struct mod m = {0, 0, 0, 0};
     *cacheable = 1;
     memset(out, 0, sizeof *out);
-    if (!*refreshed) {
-        *refreshed = 1;
+    if (!ctx->refreshed) {
+        ctx->refreshed = 1;
         mods_refresh();
     }
-    if (!mod_find(pc, &m) && *refreshed == 1) {
+    if (!mod_find(pc, &m) && ctx->refreshed == 1) {
         /* Another thread is rebuilding the table (the first walks of a multi-threaded start, or
          * a library just loaded): the address is probably in what it publishes. Wait for it,
          * boundedly (a rebuild takes microseconds), rather than guess with the rbp chain. The
          * lock's release store pairs with our acquire load; the table itself is seqlocked. Then
          * look again (the rebuild may have ended just before we looked at the lock); at most
          * once a walk, so a pc in no module at all (JIT code) costs two module checks a walk. */
-        *refreshed = 2;
+        ctx->refreshed = 2;
         for (int i = 0; i < 20000 && vsp_load_acquire(&mods_lock); i++)
             sched_yield();
         mods_refresh();
@@ -1029,7 +1036,9 @@ __attribute__((noinline, cold)) static void rule_compute(uint64_t ra, int *refre
         return;
     int slot;
     unsigned char *buf = buf_claim(&slot), small[3][WIN_SMALL];
-    int pid = (int)getpid(); /* not cached: a child made by a raw clone would read its parent */
+    if (!ctx->pid) /* asked once a walk, not cached longer: a child made by a raw clone would read its parent */
+        ctx->pid = (int)getpid();
+    int pid = ctx->pid;
     struct win wh = {0, 0, buf ? WIN_HDR : WIN_SMALL, pid, 0, buf ? buf : small[0]};
     struct win wf = {0, 0, buf ? WIN_FDE : WIN_SMALL, pid, 0, buf ? buf + WIN_HDR : small[1]};
     struct win wc = {0, 0, buf ? WIN_CIE : WIN_SMALL, pid, 0, buf ? buf + WIN_HDR + WIN_FDE : small[2]};
@@ -1106,7 +1115,7 @@ out:
 /* A miss of the walk's one-probe fast path: look further, else compute the rule (and cache it
  * when it can be). Returns the packed rule; 0 (kind K_NONE) when it cannot be packed, which ends
  * the walk (a frame larger than 8 MiB, rbp saved more than 16 KiB from the CFA). */
-__attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned long epoch, int *refreshed)
+__attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned long epoch, struct walk_ctx *ctx)
 {
     unsigned h = rc_index(ra);
     int mine = -1, free_slot = -1;
@@ -1129,7 +1138,7 @@ __attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned long e
     vsp_fetch_add_relaxed(&st_misses, 1);
     int cacheable;
     struct rule r;
-    rule_compute(ra, refreshed, &r, &cacheable);
+    rule_compute(ra, ctx, &r, &cacheable);
     if (r.fp)
         vsp_fetch_add_relaxed(&st_fp, 1);
     uint64_t packed = rule_pack(&r);
@@ -1206,7 +1215,7 @@ static void stack_bounds(void)
  * 0 where the walk ends. Every step moves rsp strictly up the stack, so a walk ends. */
 VSP_NO_SANITIZE static inline __attribute__((always_inline)) int
 walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64_t last, uint64_t hi, uint64_t delta,
-          unsigned long epoch, int *refreshed)
+          unsigned long epoch, struct walk_ctx *ctx)
 {
     const uint64_t rip = *rip_p, rsp = *rsp_p;
     /* the fast path: the rule sits in the first slot probed. acquire, both (free on x86): a rule
@@ -1215,7 +1224,7 @@ walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64
     unsigned slot = rc_index(rip);
     uint64_t p = vsp_load_acquire(&rc_rule[slot]);
     if (VSP_WALK_UNLIKELY(vsp_load_acquire(&rc_key[slot]) != rip || !p))
-        p = rule_slow(rip, epoch, refreshed);
+        p = rule_slow(rip, epoch, ctx);
     unsigned kind = (p >> 15) & 7;
     uint64_t base, a, rbp = *rbp_p;
     if (VSP_WALK_LIKELY(kind == K_CFA_RSP)) {
@@ -1256,7 +1265,7 @@ walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64
  * the frames looked up to *looked. */
 VSP_NO_SANITIZE static inline __attribute__((always_inline)) unsigned
 walk_core(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip, uint64_t rsp, uint64_t rbp, uint64_t hi,
-          uint64_t delta, unsigned long epoch, int *refreshed, unsigned *looked)
+          uint64_t delta, unsigned long epoch, struct walk_ctx *ctx, unsigned *looked)
 {
     /* readable: [lo, hi) = [the starting rsp, the top of the stack), as a last valid 8-byte slot */
     const uint64_t lo = rsp, last = hi - 8;
@@ -1264,13 +1273,13 @@ walk_core(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip, uint64_t 
     if (!rip)
         return 0;
     for (; skipped < skip; skipped++)
-        if (!walk_step(&rip, &rsp, &rbp, lo, last, hi, delta, epoch, refreshed)) {
+        if (!walk_step(&rip, &rsp, &rbp, lo, last, hi, delta, epoch, ctx)) {
             *looked += skipped + 1;
             return 0;
         }
     for (;;) {
         frames[n++] = rip;
-        if (n >= max || !walk_step(&rip, &rsp, &rbp, lo, last, hi, delta, epoch, refreshed))
+        if (n >= max || !walk_step(&rip, &rsp, &rbp, lo, last, hi, delta, epoch, ctx))
             break;
     }
     *looked += skipped + n;
@@ -1295,18 +1304,18 @@ __attribute__((noinline, cold)) static unsigned walk_foreign(uint64_t *frames, u
     vsp_fetch_add_relaxed(&st_foreign, 1);
     int slot;
     unsigned char *buf = vsp_load_relaxed(&checked_off) ? NULL : buf_claim(&slot);
-    size_t got = buf ? checked_copy((int)getpid(), buf, rsp, BUF_SIZE) : 0;
+    struct walk_ctx ctx = {0, buf ? (int)getpid() : 0};
+    size_t got = buf ? checked_copy(ctx.pid, buf, rsp, BUF_SIZE) : 0;
     unsigned n = 0, looked = 0;
     if (got < 16) {
         if (!skip)
             frames[n++] = rip;
     } else {
         for (int attempt = 0;; attempt++) {
-            int refreshed = 0;
-            /* acquire, both: see vsp_walk_from_regs */
+            /* acquire: see vsp_walk_from_regs */
             unsigned long epoch = vsp_load_acquire(&rc_epoch);
-            n = walk_core(frames, max, skip, rip, rsp, rbp, rsp + got, (uint64_t)(uintptr_t)buf - rsp, epoch,
-                          &refreshed, &looked);
+            n = walk_core(frames, max, skip, rip, rsp, rbp, rsp + got, (uint64_t)(uintptr_t)buf - rsp, epoch, &ctx,
+                          &looked);
             if (vsp_load_relaxed(&rc_epoch) == epoch || attempt >= 8)
                 break;
             vsp_fetch_add_relaxed(&st_retries, 1);
@@ -1328,14 +1337,14 @@ VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsi
     const uint64_t hi = walk_stack.hi;
     if (VSP_WALK_UNLIKELY(rsp < walk_stack.lo || rsp >= hi || hi - rsp < 16))
         return walk_foreign(frames, max, skip, rip, rsp, rbp);
-    int refreshed = 0;
+    struct walk_ctx ctx = {0, 0};
     unsigned n, looked = 0;
     for (int attempt = 0;; attempt++) {
         /* acquire: the walk's loads come after this; the epoch read again at the end (after the
          * walk's acquire loads) tells whether a clear overlapped the walk, which is then redone
          * (clears are rare: one per unload, or per 49,152 rules cached) */
         unsigned long epoch = vsp_load_acquire(&rc_epoch);
-        n = walk_core(frames, max, skip, rip, rsp, rbp, hi, 0, epoch, &refreshed, &looked);
+        n = walk_core(frames, max, skip, rip, rsp, rbp, hi, 0, epoch, &ctx, &looked);
         if (VSP_WALK_LIKELY(vsp_load_relaxed(&rc_epoch) == epoch) || attempt >= 8)
             break;
         vsp_fetch_add_relaxed(&st_retries, 1);
