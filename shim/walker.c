@@ -777,7 +777,7 @@ static int expr_breg6(struct win *w, uint64_t p, uint64_t len, uint64_t end, int
     return !e.bad && e.p == e.end;
 }
 
-#define STATE_DEPTH 8
+#define STATE_DEPTH 4 /* remember_state nests once or twice in compiled code; deeper: not followed */
 /* Run CFI instructions [p, end) from loc, stopping before the first row that starts past pc.
  * `init` is the CIE's row (for DW_CFA_restore), NULL while running the CIE itself. 0 on
  * malformed or unsupported input. */
