@@ -300,21 +300,49 @@ static inline unsigned rc_index(uint64_t ra)
     return (unsigned)(ra ^ (ra >> RC_BITS)) & (RC_SIZE - 1);
 }
 
-/* Empty the cache. Blocks other writers for the sweep (1 MiB read, the slots in use zeroed); walks go on, and
- * those that overlapped it redo themselves. wait: take the clear lock even if another thread
- * holds it (modules were unloaded: a clear that began before must not stand for this one). */
+/* A clear that could not run (another clear held the lock, or a writer stayed in its section, for
+ * longer than CLEAR_WAIT yields; or it was asked for by a signal handler that interrupted this
+ * thread's own section or clear) is left pending, and the next walk on any thread runs it: no wait
+ * here is unbounded, so the walker cannot deadlock a thread against itself. rc_mine: this thread
+ * is inside a writer's section (1) or a clear (2). */
+#define CLEAR_WAIT 20000
+static int rc_clear_pending;
+static __thread int rc_mine __attribute__((tls_model("initial-exec")));
+
+/* Empty the cache. Blocks other writers for the sweep (1 MiB read, the slots in use zeroed); walks
+ * go on, and those that overlapped it redo themselves. wait: wait (boundedly) for a clear another
+ * thread is running, then clear again (modules were unloaded: a clear that began before must not
+ * stand for this one); else a running clear is enough. */
 static void rc_clear(int wait)
 {
-    if (wait)
-        vsp_spin_lock(&rc_clear_lock);
-    else if (!vsp_spin_trylock(&rc_clear_lock))
-        return; /* another thread is clearing a full table: that is enough */
+    if (rc_mine) {
+        /* relaxed: a request, run by the next walk (see vsp_walk_from_regs) */
+        vsp_store_relaxed(&rc_clear_pending, 1);
+        return;
+    }
+    int tries = 0;
+    while (!vsp_spin_trylock(&rc_clear_lock)) {
+        if (!wait)
+            return; /* another thread is clearing a full table: that is enough */
+        if (++tries > CLEAR_WAIT) {
+            vsp_store_relaxed(&rc_clear_pending, 1);
+            return;
+        }
+        sched_yield();
+    }
+    rc_mine = 2;
     /* seq_cst store, then seq_cst loads of the writer count: the Dekker pair with rc_write_begin
      * (its increment, then its load of rc_clearing): either the writer sees the flag and stays
      * out, or this sees the writer and waits for it to leave */
     __atomic_store_n(&rc_clearing, 1, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&rc_writers, __ATOMIC_SEQ_CST))
+    for (tries = 0; __atomic_load_n(&rc_writers, __ATOMIC_SEQ_CST); tries++) {
+        if (tries > CLEAR_WAIT) { /* a writer stopped in its section (SIGSTOP, a debugger): later */
+            vsp_store_relaxed(&rc_clear_pending, 1);
+            goto out;
+        }
         sched_yield(); /* a writer's section is a CAS and a store */
+    }
+    vsp_store_relaxed(&rc_clear_pending, 0); /* this clear covers the requests made before it */
     for (unsigned i = 0; i < RC_SIZE; i++) {
         /* relaxed: published by the epoch's release below. Only slots in use are written: a page
          * of the table no walk has touched stays the shared zero page (not the process's memory) */
@@ -329,18 +357,22 @@ static void rc_clear(int wait)
      * saw anything written after it sees the epoch moved at its end (the writers after the clear
      * acquired rc_clearing's 0, released below, before their release stores) */
     __atomic_fetch_add(&rc_epoch, 1, __ATOMIC_RELEASE);
+out:
     vsp_store_release(&rc_clearing, 0);
     vsp_spin_unlock(&rc_clear_lock);
+    rc_mine = 0;
 }
 
 /* A writer's section: 1 when it may write into the cache, 0 while a clear runs. */
 static int rc_write_begin(void)
 {
+    rc_mine = 1; /* first: a signal handler's clear on this thread must not wait for us */
     /* seq_cst: the Dekker pair with rc_clear (see there) */
     __atomic_fetch_add(&rc_writers, 1, __ATOMIC_SEQ_CST);
     if (VSP_WALK_LIKELY(!__atomic_load_n(&rc_clearing, __ATOMIC_SEQ_CST)))
         return 1;
     __atomic_fetch_sub(&rc_writers, 1, __ATOMIC_RELEASE);
+    rc_mine = 0;
     return 0;
 }
 
@@ -348,6 +380,7 @@ static void rc_write_end(void)
 {
     /* release: the section's stores are done before a clear that sees the count drop sweeps */
     __atomic_fetch_sub(&rc_writers, 1, __ATOMIC_RELEASE);
+    rc_mine = 0;
 }
 
 /* ---- the module table ------------------------------------------------------------------------ */
@@ -1337,6 +1370,8 @@ VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsi
     const uint64_t hi = walk_stack.hi;
     if (VSP_WALK_UNLIKELY(rsp < walk_stack.lo || rsp >= hi || hi - rsp < 16))
         return walk_foreign(frames, max, skip, rip, rsp, rbp);
+    if (VSP_WALK_UNLIKELY(vsp_load_relaxed(&rc_clear_pending))) /* relaxed: a request (see rc_clear) */
+        rc_clear(1);
     struct walk_ctx ctx = {0, 0};
     unsigned n, looked = 0;
     for (int attempt = 0;; attempt++) {
