@@ -1030,10 +1030,11 @@ static uint64_t hdr_lookup(const struct mod *m, uint64_t pc, struct win *w)
 /* The rule for return address ra, from the unwind tables (not cached). *cacheable is cleared for
  * an answer that may change (no module yet; a table that could not be read). */
 /* What one walk learns once: whether it refreshed the module table (1; 2: and waited for another
- * thread's rebuild), and the process's id for checked reads (0 until the walk's first rule
- * computation asks). */
+ * thread's rebuild), the process's id for checked reads (0 until the walk's first rule
+ * computation asks), and how it ended. */
 struct walk_ctx {
     int refreshed, pid;
+    int out; /* the walk ended at a read outside the readable range (a foreign walk then copies more) */
 };
 
 __attribute__((noinline, cold)) static void rule_compute(uint64_t ra, struct walk_ctx *ctx, struct rule *out,
@@ -1270,14 +1271,14 @@ walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64
         int64_t cfa_off = ((int64_t)p >> 40) - (int64_t)(int8_t)(p >> 32) * 8;
         a = rbp + (uint64_t)cfa_off;
         if (a < lo || a > last)
-            return 0;
+            return ctx->out = 1, 0;
         base = *(const u64u *)(uintptr_t)(a + delta) - (uint64_t)cfa_off; /* so that base + offsets = CFA + ra offset */
     } else {
         return 0; /* outermost, not followed, or not packable */
     }
     a = base + (uint64_t)((int64_t)p >> 40); /* where the return address is */
     if (a < lo || a > last)
-        return 0;
+        return ctx->out = 1, 0;
     uint64_t next = *(const u64u *)(uintptr_t)(a + delta);
     uint64_t cfa = a - (uint64_t)((int64_t)(int8_t)(p >> 32) * 8);
     if (cfa <= rsp || cfa > hi) /* a caller's frame lies above its callee's */
@@ -1286,7 +1287,7 @@ walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64
     if (rbp_kind != RBP_SAME) {
         a = (rbp_kind == RBP_AT_CFA ? cfa : rbp) + (uint64_t)(((int64_t)(p << 32) >> 52) * 8);
         if (a < lo || a > last)
-            return 0;
+            return ctx->out = 1, 0;
         *rbp_p = *(const u64u *)(uintptr_t)(a + delta);
     }
     *rip_p = next;
@@ -1328,30 +1329,39 @@ static inline void count_lookups(unsigned looked)
 }
 
 /* A stack that is not the thread's (a coroutine's, a fiber's, sigaltstack): copied from rsp up,
- * as far as it is readable and fits one buffer (64 KiB), with one checked read, and walked in the
- * copy with the same bounds checks. Without a free buffer, or where nothing can be read, just
- * the pc. */
+ * as far as it is readable, with one checked read, and walked in the copy with the same bounds
+ * checks: 8 KiB first, the whole buffer (64 KiB) when the walk reached the end of that. Without a
+ * free buffer, or where nothing can be read, just the pc. */
+#define FOREIGN_FIRST 8192u
 __attribute__((noinline, cold)) static unsigned walk_foreign(uint64_t *frames, unsigned max, unsigned skip,
                                                              uint64_t rip, uint64_t rsp, uint64_t rbp)
 {
     vsp_fetch_add_relaxed(&st_foreign, 1);
     int slot;
     unsigned char *buf = vsp_load_relaxed(&checked_off) ? NULL : buf_claim(&slot);
-    struct walk_ctx ctx = {0, buf ? (int)getpid() : 0};
-    size_t got = buf ? checked_copy(ctx.pid, buf, rsp, BUF_SIZE) : 0;
+    struct walk_ctx ctx = {0, buf ? (int)getpid() : 0, 0};
+    size_t want = FOREIGN_FIRST, got = buf ? checked_copy(ctx.pid, buf, rsp, want) : 0;
     unsigned n = 0, looked = 0;
     if (got < 16) {
         if (!skip)
             frames[n++] = rip;
     } else {
         for (int attempt = 0;; attempt++) {
+            if (ctx.out && got == want && want < BUF_SIZE) { /* the stack goes on past the copy */
+                want = BUF_SIZE;
+                got += checked_copy(ctx.pid, buf + got, rsp + got, want - got);
+                looked = 0;
+            }
+            ctx.out = 0;
             /* acquire: see vsp_walk_from_regs */
             unsigned long epoch = vsp_load_acquire(&rc_epoch);
             n = walk_core(frames, max, skip, rip, rsp, rbp, rsp + got, (uint64_t)(uintptr_t)buf - rsp, epoch, &ctx,
                           &looked);
-            if (vsp_load_relaxed(&rc_epoch) == epoch || attempt >= 8)
+            int more = ctx.out && got == want && want < BUF_SIZE; /* again, with the rest copied */
+            if ((vsp_load_relaxed(&rc_epoch) == epoch && !more) || attempt >= 8)
                 break;
-            vsp_fetch_add_relaxed(&st_retries, 1);
+            if (!more)
+                vsp_fetch_add_relaxed(&st_retries, 1);
         }
         count_lookups(looked);
     }
@@ -1372,7 +1382,7 @@ VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsi
         return walk_foreign(frames, max, skip, rip, rsp, rbp);
     if (VSP_WALK_UNLIKELY(vsp_load_relaxed(&rc_clear_pending))) /* relaxed: a request (see rc_clear) */
         rc_clear(1);
-    struct walk_ctx ctx = {0, 0};
+    struct walk_ctx ctx = {0, 0, 0};
     unsigned n, looked = 0;
     for (int attempt = 0;; attempt++) {
         /* acquire: the walk's loads come after this; the epoch read again at the end (after the

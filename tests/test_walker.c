@@ -215,6 +215,46 @@ Test(walker, a_coroutine_stack_is_walked)
     free(stack);
 }
 
+/* The same, 24 frames of 1 KiB deep in the coroutine: past the walker's first copy of a foreign
+ * stack (8 KiB), so it copies more and still reaches the coroutine's entry function. */
+__attribute__((noinline)) static void co_deep(int d)
+{
+    volatile char pad[1024];
+    pad[0] = (char)d;
+    if (d)
+        co_deep(d - 1);
+    else
+        co_walk();
+    sink += pad[0];
+}
+
+__attribute__((noinline)) static void co_deep_body(void)
+{
+    co_deep(24);
+    sink++;
+}
+
+Test(walker, a_coroutine_stack_deeper_than_the_first_copy_is_walked_to_its_entry)
+{
+    top(64, 0);
+    void *stack = malloc(128 * 1024);
+    cr_assert_not_null(stack);
+    cr_assert_eq(getcontext(&co_ctx), 0);
+    co_ctx.uc_stack.ss_sp = stack;
+    co_ctx.uc_stack.ss_size = 128 * 1024;
+    co_ctx.uc_link = &co_main;
+    makecontext(&co_ctx, co_deep_body, 0);
+    cr_assert_eq(swapcontext(&co_main, &co_ctx), 0);
+    int body = -1;
+    for (unsigned i = 0; i < co_n; i++)
+        if (in_function(co_frames[i], (void *)co_deep_body))
+            body = (int)i;
+    cr_assert_geq(body, 26, "co_walk, the co_deep frames, then co_deep_body (%u frames, body at %d)", co_n, body);
+    for (int i = 1; i < body; i++)
+        cr_assert(in_function(co_frames[i], (void *)co_deep), "frame %d is a co_deep", i);
+    free(stack);
+}
+
 Test(walker, same_stack_after_modules_changed)
 {
     uint64_t before[64];
