@@ -195,24 +195,30 @@ __attribute__((noinline)) static void co_body(void)
     sink++;
 }
 
-Test(walker, a_coroutine_stack_is_walked)
+/* Run body as a ucontext coroutine on a stack of `size` bytes from malloc, to its end. */
+static void run_coroutine(void (*body)(void), size_t size)
 {
     top(64, 0); /* the thread's own bounds are known: the coroutine's stack is not inside them */
-    void *stack = malloc(64 * 1024);
+    void *stack = malloc(size);
     cr_assert_not_null(stack);
     cr_assert_eq(getcontext(&co_ctx), 0);
     co_ctx.uc_stack.ss_sp = stack;
-    co_ctx.uc_stack.ss_size = 64 * 1024;
+    co_ctx.uc_stack.ss_size = size;
     co_ctx.uc_link = &co_main;
-    makecontext(&co_ctx, co_body, 0);
+    makecontext(&co_ctx, body, 0);
     cr_assert_eq(swapcontext(&co_main, &co_ctx), 0);
+    free(stack);
+}
+
+Test(walker, a_coroutine_stack_is_walked)
+{
+    run_coroutine(co_body, 64 * 1024);
     cr_assert_geq(co_n, 2, "the coroutine's frames, not just the pc (%u)", co_n);
     cr_assert(in_function(co_frames[0], (void *)co_walk));
     cr_assert(in_function(co_frames[1], (void *)co_body), "the walk left the innermost frame");
     struct vsp_walker_stats st;
     vsp_walker_get_stats(&st);
     cr_assert_geq(st.foreign_walks, 1);
-    free(stack);
 }
 
 /* The same, 24 frames of 1 KiB deep in the coroutine: past the walker's first copy of a foreign
@@ -236,15 +242,7 @@ __attribute__((noinline)) static void co_deep_body(void)
 
 Test(walker, a_coroutine_stack_deeper_than_the_first_copy_is_walked_to_its_entry)
 {
-    top(64, 0);
-    void *stack = malloc(128 * 1024);
-    cr_assert_not_null(stack);
-    cr_assert_eq(getcontext(&co_ctx), 0);
-    co_ctx.uc_stack.ss_sp = stack;
-    co_ctx.uc_stack.ss_size = 128 * 1024;
-    co_ctx.uc_link = &co_main;
-    makecontext(&co_ctx, co_deep_body, 0);
-    cr_assert_eq(swapcontext(&co_main, &co_ctx), 0);
+    run_coroutine(co_deep_body, 128 * 1024);
     int body = -1;
     for (unsigned i = 0; i < co_n; i++)
         if (in_function(co_frames[i], (void *)co_deep_body))
@@ -252,7 +250,6 @@ Test(walker, a_coroutine_stack_deeper_than_the_first_copy_is_walked_to_its_entry
     cr_assert_geq(body, 26, "co_walk, the co_deep frames, then co_deep_body (%u frames, body at %d)", co_n, body);
     for (int i = 1; i < body; i++)
         cr_assert(in_function(co_frames[i], (void *)co_deep), "frame %d is a co_deep", i);
-    free(stack);
 }
 
 Test(walker, same_stack_after_modules_changed)
