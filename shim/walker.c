@@ -1076,9 +1076,12 @@ __attribute__((noinline, cold)) static void rule_compute(uint64_t ra, struct wal
     struct win wh = {0, 0, buf ? WIN_HDR : WIN_SMALL, pid, 0, buf ? buf : small[0]};
     struct win wf = {0, 0, buf ? WIN_FDE : WIN_SMALL, pid, 0, buf ? buf + WIN_HDR : small[1]};
     struct win wc = {0, 0, buf ? WIN_CIE : WIN_SMALL, pid, 0, buf ? buf + WIN_HDR + WIN_FDE : small[2]};
+    int failed = 0; /* no rule from the tables: an unreadable page (a window's fault) may be why */
     uint64_t fde = hdr_lookup(&m, pc, &wh);
-    if (!fde)
+    if (!fde) {
+        failed = 1;
         goto out;
+    }
     if (fde < m.lo || fde >= m.hi)
         goto bad;
     struct cur f = {fde, m.hi, 0, &wf};
@@ -1130,15 +1133,18 @@ __attribute__((noinline, cold)) static void rule_compute(uint64_t ra, struct wal
     out->fp = 0;
     goto out;
 bad:
+    failed = 1;
     if (wh.fault || wf.fault || wc.fault)
         goto out; /* not malformed: unreadable (see below) */
     vsp_fetch_add_relaxed(&st_unsupported, 1);
     memset(out, 0, sizeof *out);
     out->kind = K_BAD;
 out:
-    if (wh.fault || wf.fault || wc.fault) {
+    if (failed && (wh.fault || wf.fault || wc.fault)) {
         /* A page of the tables could not be read (the program protected or unmapped it): the
-         * rbp chain for now, not cached, so the tables are read again once they can be. */
+         * rbp chain for now, not cached, so the tables are read again once they can be. A window
+         * that came back short but held what was needed (it reads ahead, maybe into a gap
+         * between segments) changes nothing. */
         vsp_fetch_add_relaxed(&st_unreadable, 1);
         fp_rule(out);
         *cacheable = 0;
