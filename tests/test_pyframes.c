@@ -349,6 +349,47 @@ Test(pyframes, suppressions_text_and_folded, .timeout = 120)
              VSP_BUILD_DIR, trace, VSP_BUILD_DIR, trace);
 }
 
+/* Holder rules (issue 19) match Python frames by function and file globs, as suppressions do. */
+Test(pyframes, holder_rules_match_python_frames, .timeout = 120)
+{
+    char py[4096];
+    if (find_python("python3", py, sizeof py) < 0)
+        cr_skip_test("no python3 on PATH");
+    char *dir = th_tmpdir(), tdir[4200], trace[4300], expect[4200], rules[4200], out[4300], cmd[16384];
+    snprintf(tdir, sizeof tdir, "%s/traces", dir);
+    snprintf(expect, sizeof expect, "%s/expect.json", dir);
+    cr_assert_eq(mkdir(tdir, 0700), 0);
+    const char *argv[] = {py, SCRIPT, "ctypes", VSP_FAKES "/libcudart.so.13", LIBTHREAD, expect, NULL};
+    struct run_result r;
+    th_run_traced(&r, argv, tdir, "t.trace", NULL);
+    cr_assert_eq(r.code, 3, "%s", r.err);
+    snprintf(trace, sizeof trace, "%s/t.trace", tdir);
+    snprintf(rules, sizeof rules, "%s/holders.json", dir);
+    th_write_file(rules, "[{\"held_by\": \"the model cache\", \"function\": \"Model.load_weights\"},"
+                         " {\"held_by\": \"the exit cache\", \"function\": \"at_exit\", \"file\": \"*/pyframes.py\"},"
+                         " {\"held_by\": \"nobody\", \"function\": \"gen\", \"file\": \"other.py\"}]");
+    snprintf(out, sizeof out, "%s/out.json", dir);
+    snprintf(cmd, sizeof cmd, "'%s' --format json --holders '%s' '%s' > '%s'", REPORT, rules, trace, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    json_error_t je;
+    json_t *j = json_load_file(out, 0, &je);
+    cr_assert_not_null(j, "%s", je.text);
+    cr_assert_null(leak_stack(j, 2 * MiB), "the method's memory is held, by its qualified name");
+    cr_assert_null(leak_stack(j, 10 * MiB), "the atexit allocation is held, by function and file");
+    cr_assert_not_null(leak_stack(j, 3 * MiB), "a rule whose file glob does not match holds nothing");
+    size_t i, model = 0, atexit_held = 0;
+    json_t *f;
+    json_array_foreach(json_object_get(j, "findings"), i, f)
+    {
+        const char *by = json_string_value(json_object_get(f, "held_by"));
+        model += by && !strcmp(by, "the model cache");
+        atexit_held += by && !strcmp(by, "the exit cache");
+        cr_assert(!by || strcmp(by, "nobody"), "the other.py rule matched");
+    }
+    cr_assert(model && atexit_held, "%s", slurp(out));
+    json_decref(j);
+}
+
 /* No garbage collection (and so no finaliser) runs inside a hook while the frames are read: every
  * finaliser's cudaFree is a recorded free, none a call nested in the allocation's hook. */
 Test(pyframes, no_collection_inside_a_hook, .timeout = 120)
