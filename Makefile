@@ -62,9 +62,9 @@ endif
 SHIM_SRCS := shim/record/core.c shim/common/config.c shim/base/ring.c shim/base/stackstore.c shim/base/livetable.c \
              shim/record/trace.c shim/walk/unwind.c shim/inproc/oom.c shim/inproc/metrics.c shim/inproc/labels.c shim/common/purposes.c shim/walk/pyframes.c shim/inproc/pools.c shim/inproc/usage.c shim/hooks/hooks_dl.c shim/hooks/hooks_exit.c shim/hooks/hooks_lookup.c shim/hooks/hooks_runtime.c shim/hooks/hooks_driver.c shim/walk/walker.c \
              shim/base/coldstack.c
-# the shim's rooms and the report's (shim/README.md, report/README.md), searched for headers
-SHIM_INC := -Ishim/hooks -Ishim/record -Ishim/inproc -Ishim/walk -Ishim/base -Ishim/common
-REPORT_INC := -Ireport/read -Ireport/analyze -Ireport/out
+# Sources include the project's headers by their path from here ("shim/base/ring.h"), so that each
+# include names the room it comes from (shim/README.md, report/README.md).
+SRC_INC := -I.
 SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/hooks/dlsym_x86_64.o
 SHIM := $(BUILD)/libvramspy.so
 # The in-process symboliser, loaded by the shim on first need (shim/inproc/symhelper.c): beside the shim.
@@ -115,7 +115,7 @@ shim: $(SHIM)
 $(BUILD)/obj/shim/%.o: shim/%.c | $(CUDA_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(SHIM_CFLAGS) $(SHIM_INC) -c $< -o $@
+	$(Q)$(CC) $(SHIM_CFLAGS) $(SRC_INC) -c $< -o $@
 
 $(BUILD)/obj/shim/hooks/dlsym_x86_64.o: shim/hooks/dlsym_x86_64.S
 	@mkdir -p $(dir $@)
@@ -130,7 +130,7 @@ $(SHIM): $(SHIM_OBJS) shim/vramspy.map
 $(BUILD)/obj/pic/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(SHIM_CFLAGS) -D_GNU_SOURCE $(SHIM_INC) $(REPORT_INC) -c $< -o $@
+	$(Q)$(CC) $(SHIM_CFLAGS) -D_GNU_SOURCE $(SRC_INC) -c $< -o $@
 
 $(SYMHELPER): $(SYMHELPER_OBJS)
 	@$(if $(Q),echo "  LD      $@")
@@ -140,17 +140,17 @@ $(SYMHELPER): $(SYMHELPER_OBJS)
 $(BUILD)/obj/report/%.o: report/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SHIM_INC) $(REPORT_INC) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SRC_INC) -c $< -o $@
 
 # DWARF frames (shim/common/dwframe.c) in the report: built as the report's own sources are
 $(BUILD)/obj/shim/common/dwframe.o: shim/common/dwframe.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SHIM_INC) $(REPORT_INC) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SRC_INC) -c $< -o $@
 
 $(BUILD)/obj/tools/%.o: tools/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(REPORT_INC) $(SHIM_INC) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SRC_INC) -c $< -o $@
 
 $(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^
@@ -172,6 +172,11 @@ $(BUILD)/holders.json: report/holders.json
 include tests/tests.mk
 include tests/gpu/gpu.mk
 include tools/bench.mk
+# the rooms' include rules (shim/README.md, report/README.md), checked by every make test
+.PHONY: check-layout
+check-layout:
+	$(Q)tools/check_layout.sh
+test: check-layout
 # the CUDA test doubles and test programs are the project's own code too (flags from tests.mk)
 FAKE_CFLAGS += $(WERRORFLAG)
 PROG_CFLAGS += $(WERRORFLAG)

@@ -69,7 +69,7 @@ WALKCMP_LIBS = -L$(T)/progs -l:libwalkcmp_$*.so -Wl,-rpath,$(abspath $(T)/progs)
 
 $(T)/progs/walker.o: shim/walk/walker.c shim/walk/walker.h shim/base/atomic.h
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -std=gnu11 -O2 $(WALKCMP_CFLAGS) -fPIC -fvisibility=hidden $(SHIM_INC) -c $< -o $@
+	$(Q)$(CC) -std=gnu11 -O2 $(WALKCMP_CFLAGS) -fPIC -fvisibility=hidden $(SRC_INC) -c $< -o $@
 
 $(T)/progs/libwalkcmp_O0.so $(T)/progs/libwalkcmp_O2.so: $(T)/progs/libwalkcmp_%.so: tests/progs/libwalkcmp.c
 	@mkdir -p $(dir $@)
@@ -82,12 +82,12 @@ $(T)/progs/libwalkcmp_nocfi.so: tests/progs/libwalkcmp_nocfi.c
 
 $(T)/progs/walkcmp_c_O0 $(T)/progs/walkcmp_c_O2: $(T)/progs/walkcmp_c_%: tests/progs/walkcmp.c tests/progs/walkcmp.h \
   $(T)/progs/walker.o $(T)/progs/libwalkcmp_%.so $(T)/progs/libwalkcmp_nocfi.so
-	$(Q)$(CC) -std=gnu11 $(WALKCMP_OPT_$*) $(WALKCMP_CFLAGS) $(SHIM_INC) -o $@ $< $(T)/progs/walker.o \
+	$(Q)$(CC) -std=gnu11 $(WALKCMP_OPT_$*) $(WALKCMP_CFLAGS) $(SRC_INC) -o $@ $< $(T)/progs/walker.o \
 	  -l:libwalkcmp_nocfi.so $(WALKCMP_LIBS)
 
 $(T)/progs/walkcmp_cpp_O0 $(T)/progs/walkcmp_cpp_O2: $(T)/progs/walkcmp_cpp_%: tests/progs/walkcmp_cpp.cc \
   tests/progs/walkcmp.h $(T)/progs/walker.o $(T)/progs/libwalkcmp_%.so
-	$(Q)$(CXX) -std=gnu++17 $(WALKCMP_OPT_$*) $(WALKCMP_CFLAGS) $(SHIM_INC) -o $@ $< $(T)/progs/walker.o $(WALKCMP_LIBS)
+	$(Q)$(CXX) -std=gnu++17 $(WALKCMP_OPT_$*) $(WALKCMP_CFLAGS) $(SRC_INC) -o $@ $< $(T)/progs/walker.o $(WALKCMP_LIBS)
 
 TEST_BIN := $(T)/vsp_tests
 
@@ -204,12 +204,12 @@ endif
 
 $(T)/tsan_stress: tests/tsan_stress.c $(UNIT_SHIM_SRCS) $(READER_SRCS)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SHIM_INC) $(REPORT_INC) -Itests -o $@ $^ -lpthread
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SRC_INC) -Itests -o $@ $^ -lpthread
 
 $(TEST_BIN): $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) tests/harness.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(TEST_CFLAGS) -D_GNU_SOURCE $(SHIM_INC) $(REPORT_INC) -Itests -DVSP_BUILD_DIR='"$(abspath $(BUILD))"' \
+	$(Q)$(CC) $(TEST_CFLAGS) -D_GNU_SOURCE $(SRC_INC) -Itests -DVSP_BUILD_DIR='"$(abspath $(BUILD))"' \
 	  -DVSP_SOURCE_DIR='"$(abspath .)"' $(SAN_DEF) -o $@ $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) \
 	  -lcriterion -ljansson -lutil -lpthread -lm
 
@@ -224,7 +224,7 @@ test: test-build
 # make golden: regenerate the golden traces and their expected reports (review the diff!).
 $(T)/golden_gen: tests/golden_gen.c shim/base/ring.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -std=gnu11 -O1 -g -Iinclude $(SHIM_INC) -Itests $(REPORT_INC) -o $@ $^
+	$(Q)$(CC) -std=gnu11 -O1 -g -Iinclude $(SRC_INC) -Itests -o $@ $^
 
 .PHONY: golden
 golden: $(T)/golden_gen $(BUILD)/vramspy-report

@@ -2,7 +2,7 @@
  * an address class (device pointers, pinned host, registered host, arrays, mipmapped arrays,
  * physical handles) derived from the API, not from what the shim guessed, so a trace is judged on
  * what the program called. */
-#include "analyze.h"
+#include "report/analyze/analyze.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "trace_reader.h"
+#include "report/read/trace_reader.h"
 
 static const char *const json_names[VSP_F_COUNT_] = {"leak", "host_fallback", "oom", "fragmentation",
                                                       "invalid_free", "peak", "crash", "alloc_error",

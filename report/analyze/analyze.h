@@ -51,7 +51,7 @@ struct vsp_pycode {
 
 struct vsp_analysis;
 
-/* report/pycode.c: a PYCODE record into a->pycodes (0, or -1 out of memory; a malformed record
+/* report/analyze/pycode.c: a PYCODE record into a->pycodes (0, or -1 out of memory; a malformed record
  * is ignored); the code object of an id (NULL unknown); free them. */
 int vsp_pycode_add(struct vsp_analysis *a, const void *payload, uint32_t len);
 const struct vsp_pycode *vsp_pycode_find(const struct vsp_analysis *a, uint32_t id);
@@ -203,7 +203,7 @@ struct vsp_analysis {
     char **labels;
     size_t nlabels;
     /* Python code objects named in the trace (PYCODE records, version 4), sorted by id:
-     * report/pycode.c */
+     * report/analyze/pycode.c */
     struct vsp_pycode *pycodes;
     size_t npycodes, cappycodes;
     /* the breakdown by purpose, filled by the report (output.c: vsp_purpose_breakdown) */
@@ -234,7 +234,7 @@ struct vsp_analysis {
         size_t npurposes;
     } *devices;
     size_t ndevices;
-    /* --plan: the comparison (report/plan.c fills it, the report renders it); NULL without a plan */
+    /* --plan: the comparison (report/analyze/plan.c fills it, the report renders it); NULL without a plan */
     struct vsp_plan_result *plan;
     /* output.c's index of the findings' call stacks for vsp_site_name, built on first use (one
      * allocation; freed with the analysis) */

@@ -1,5 +1,5 @@
 /* Holder rules (see holders.h): parsed with jansson, matched with the suppressions' globs. */
-#include "holders.h"
+#include "report/analyze/holders.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "suppress.h"
+#include "report/analyze/suppress.h"
 
 struct holder_rule {
     char *held_by, *function, *module, *file;

@@ -10,8 +10,8 @@
 
 #include <stddef.h>
 
-#include "analyze.h"
-#include "symbolize.h"
+#include "report/analyze/analyze.h"
+#include "report/analyze/symbolize.h"
 
 struct vsp_holders;
 

@@ -1,7 +1,7 @@
 /* --plan (see plan.h and docs/report.md, "The plan"): load a plan, explicit or computed from a
  * model with the planners' formulas, and measure an analysis against it by purpose at the device
  * peak. Every error names the field at fault; nothing here reads a trace. */
-#include "plan.h"
+#include "report/analyze/plan.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "human.h"
-#include "input.h"
+#include "shim/common/config.h"
+#include "shim/common/human.h"
+#include "report/read/input.h"
 
 #define GiB 1073741824.0
 
@@ -25,7 +25,7 @@ static const double default_tolerance[VSP_PLAN_COUNT_] = {0.02, 0.15, 0.30, 0.40
 
 const char *vsp_plan_purpose_name(int p) { return p >= 0 && p < VSP_PLAN_COUNT_ ? purpose_names[p] : "?"; }
 
-/* The units are the shim's (vsp_parse_size, shim/config.c: one table for VRAMSPY_* sizes and the
+/* The units are the shim's (vsp_parse_size, shim/common/config.c: one table for VRAMSPY_* sizes and the
  * report's); this adds decimals and a space before the unit. */
 int vsp_report_parse_size(const char *s, uint64_t *out)
 {

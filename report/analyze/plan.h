@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "analyze.h"
+#include "report/analyze/analyze.h"
 
 enum vsp_plan_purpose {
     VSP_PLAN_WEIGHTS = 0,

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze.h"
+#include "report/analyze/analyze.h"
 
 int vsp_pycode_add(struct vsp_analysis *a, const void *payload, uint32_t len)
 {

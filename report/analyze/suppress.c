@@ -1,8 +1,8 @@
 /* Suppression rules (see suppress.h), parsed with jansson, matched frame by frame with
  * vsp_frame_matches (native and Python frames). */
-#include "suppress.h"
+#include "report/analyze/suppress.h"
 
-#include "purposes.h"
+#include "shim/common/purposes.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "input.h"
+#include "report/read/input.h"
 
 struct rule {
     int kind; /* -1: any */

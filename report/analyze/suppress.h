@@ -9,8 +9,8 @@
 
 #include <jansson.h>
 
-#include "analyze.h"
-#include "symbolize.h"
+#include "report/analyze/analyze.h"
+#include "report/analyze/symbolize.h"
 
 struct vsp_rules;
 

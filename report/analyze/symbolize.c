@@ -2,9 +2,9 @@
  * every module record of that path (a plugin reloaded 1,000 times at new addresses is opened
  * once): the ELF file is reported at bias 0 and looked up at address - the record's load bias.
  * Lookups use address-1 because every frame is a return address and the call precedes it. */
-#include "symbolize.h"
-#include "dwframe.h"
-#include "pymerge.h"
+#include "report/analyze/symbolize.h"
+#include "shim/common/dwframe.h"
+#include "shim/common/pymerge.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>

@@ -6,8 +6,8 @@
 #ifndef VSP_SYMBOLIZE_H
 #define VSP_SYMBOLIZE_H
 
-#include "analyze.h"
-#include "frameinfo.h"
+#include "report/analyze/analyze.h"
+#include "shim/common/frameinfo.h"
 
 struct vsp_symbolizer;
 
@@ -20,7 +20,7 @@ int vsp_sym_frame(struct vsp_symbolizer *s, const struct vsp_stack *st, unsigned
                   int max);
 /* Python frames (format version 4) in place: every stack of a whose eval-loop frames
  * (_PyEval_EvalFrameDefault) have names gets the Python frames each ran in its place, innermost
- * first (shim/pymerge.h); frames past the last eval-loop frame stay after the native ones. Once,
+ * first (shim/common/pymerge.h); frames past the last eval-loop frame stay after the native ones. Once,
  * right after vsp_sym_new, before anything reads the stacks. A Python frame expands to one
  * vsp_frame_info with python = 1. */
 void vsp_sym_merge_python(struct vsp_symbolizer *s, struct vsp_analysis *a);

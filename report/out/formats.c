@@ -6,9 +6,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* open_memstream, asprintf */
 #endif
-#include "formats.h"
-#include "output.h"
-#include "plan.h"
+#include "report/out/formats.h"
+#include "report/out/output.h"
+#include "report/analyze/plan.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "analyze.h"
-#include "symbolize.h"
+#include "report/analyze/analyze.h"
+#include "report/analyze/symbolize.h"
 
 enum vsp_weigh { VSP_WEIGH_LEAKS = 0, VSP_WEIGH_PEAK, VSP_WEIGH_ALLOCATED };
 

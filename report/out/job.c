@@ -4,15 +4,15 @@
  * ordinal; a finding that several processes share (same kind, API and call site) is one finding
  * with the pids it occurs in. Built from the per-process vramspy-report/1 documents, so a job's
  * findings read exactly as each process's do. */
-#include "job.h"
+#include "report/out/job.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "human.h"
-#include "output.h"
-#include "plan.h"
+#include "shim/common/human.h"
+#include "report/out/output.h"
+#include "report/analyze/plan.h"
 
 /* Wall-clock time of a CLOCK_MONOTONIC time of the process (0 anchors: the time itself). */
 static uint64_t wall(const struct vsp_analysis *a, uint64_t t)

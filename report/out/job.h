@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
-#include "analyze.h"
+#include "report/analyze/analyze.h"
 
 struct vsp_job_proc {
     const char *path;

@@ -1,12 +1,12 @@
 /* Rendering of an analysis: JSON (schema vramspy-report/1, docs/report.md) and text. */
-#include "output.h"
+#include "report/out/output.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "purposes.h"
+#include "shim/common/purposes.h"
 
 #define MAX_INLINE 16
 

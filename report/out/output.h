@@ -2,13 +2,13 @@
 #ifndef VSP_OUTPUT_H
 #define VSP_OUTPUT_H
 
-#include "human.h"
+#include "shim/common/human.h"
 
 #include <jansson.h>
 #include <stdio.h>
 
-#include "analyze.h"
-#include "symbolize.h"
+#include "report/analyze/analyze.h"
+#include "report/analyze/symbolize.h"
 
 struct vsp_purposes;
 /* Group bytes by purpose: the label the program pushed (trace LABEL records), else the first

@@ -2,7 +2,7 @@
  * never: the report would hang. Opened non-blocking, then made blocking again, it is read like a
  * file while a writer is there (a process substitution, <(...)), and reads as empty (end of file)
  * when none is. */
-#include "input.h"
+#include "report/read/input.h"
 
 #include <errno.h>
 #include <fcntl.h>

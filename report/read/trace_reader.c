@@ -4,7 +4,7 @@
  * (the process died inside the call) is stepped over by its length; bytes that hold no record
  * (a writer killed between reserving and marking) are skipped by scanning for the next seq word
  * that names its own position. */
-#include "trace_reader.h"
+#include "report/read/trace_reader.h"
 
 #include "vramspy/event_codec.h"
 

@@ -12,7 +12,7 @@
 
 struct vsp_reader;
 
-/* The deepest stack the shim writes (shim/config.h VSP_MAX_DEPTH; the trace format does not
+/* The deepest stack the shim writes (shim/common/config.h VSP_MAX_DEPTH; the trace format does not
  * carry it, and include/ is not the place for a shim limit): a STACK record with more frames is
  * corrupt. Version 4 stacks hold up to this many native frames and as many Python frames.
  * report/main.c checks that the two agree. */

@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
-#include "atomic.h"
-#include "core.h"
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define COLD_SWITCH 0 /* sanitizers track stacks of their own: run in place */

@@ -3,12 +3,12 @@
  * to a tombstone. An address is live at most once per class (the shim removes it before the real
  * free and adds it after the real allocation), so a key never has two slots.
  * Must never: lock, malloc, or make a system call after init. */
-#include "livetable.h"
+#include "shim/base/livetable.h"
 
 #include <errno.h>
 #include <sys/mman.h>
 
-#include "atomic.h"
+#include "shim/base/atomic.h"
 
 #define KEY_EMPTY 0ull
 #define KEY_TOMB 1ull

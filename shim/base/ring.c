@@ -4,7 +4,7 @@
  * more than half full tries to become the drainer (a private try-flag, never waited on) and copies
  * the committed prefix into the log with pwrite, then advances header.tail.
  * Must never: take a lock, call malloc or stdio, or block except when the ring is full in wait mode. */
-#include "ring.h"
+#include "shim/base/ring.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
+#include "shim/base/atomic.h"
 
 #define REC_ALIGN 8u
 #define VSP_UNLIKELY_RING(x) __builtin_expect(!!(x), 0)

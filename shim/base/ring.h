@@ -6,10 +6,10 @@
 #define VSP_RING_H
 
 #include <stdint.h>
+#include "shim/common/config.h"
 #include "vramspy/event_codec.h"
 #include "vramspy/trace_format.h"
 
-enum vsp_on_full { VSP_ON_FULL_WAIT = 0, VSP_ON_FULL_DROP = 1 };
 
 struct vsp_ring {
     struct vsp_file_header *hdr; /* shared mapping: cursors and counters */

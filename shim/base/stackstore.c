@@ -3,12 +3,12 @@
  * a thread that finds the key but no id yet spins briefly (the claimer is a few instructions
  * away), and after a bound gives up and writes its own copy of the stack under a fresh id.
  * Must never: lock, malloc, or make a system call after init. */
-#include "stackstore.h"
+#include "shim/base/stackstore.h"
 
 #include <errno.h>
 #include <sys/mman.h>
 
-#include "atomic.h"
+#include "shim/base/atomic.h"
 
 #define MAX_PROBES 64
 #define MAX_ID_SPINS 16384 /* the claimer writes one record in between: ~100 ns, unless preempted */

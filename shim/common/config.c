@@ -1,12 +1,10 @@
 /* VRAMSPY_* environment parsing and output path patterns (see config.h). Runs once, at init;
  * may use snprintf, never malloc. */
-#include "config.h"
+#include "shim/common/config.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "ring.h"
 
 int vsp_parse_size(const char *s, uint64_t *out)
 {

@@ -15,6 +15,9 @@
 #define VSP_MAX_RING (1u << 30)
 #define VSP_PATH_MAX 4096
 
+/* VRAMSPY_ON_FULL: what a writer does when the ring is full (the ring, shim/base/ring.c, acts on it) */
+enum vsp_on_full { VSP_ON_FULL_WAIT = 0, VSP_ON_FULL_DROP = 1 };
+
 struct vsp_config {
     char out_pattern[VSP_PATH_MAX];
     unsigned depth;      /* frames kept per stack; 0 = no stacks */

@@ -1,7 +1,7 @@
 /* Expanding a return address into frames with libdw (see dwframe.h): the symbol table's name,
  * demangled; file:line; the inline chain from the DWARF scopes, as eu-addr2line -i walks it. The
  * lookup uses address-1: every frame is a return address and the call precedes it. */
-#include "dwframe.h"
+#include "shim/common/dwframe.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>

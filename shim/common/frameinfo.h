@@ -1,6 +1,6 @@
-/* One symbolised frame, shared by the report's offline symboliser (report/symbolize.c) and the
- * shim's in-process one (shim/symhelper.c, loaded on first need): both expand an address with
- * report/dwframe.c, so the out-of-memory breakdown, VRAMSPY_PURPOSES and the report agree on
+/* One symbolised frame, shared by the report's offline symboliser (report/analyze/symbolize.c) and the
+ * shim's in-process one (shim/inproc/symhelper.c, loaded on first need): both expand an address with
+ * shim/common/dwframe.c, so the out-of-memory breakdown, VRAMSPY_PURPOSES and the report agree on
  * function names (demangled) and inlined frames. */
 #ifndef VSP_FRAMEINFO_H
 #define VSP_FRAMEINFO_H

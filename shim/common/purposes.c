@@ -1,6 +1,6 @@
 /* Purpose rules: a small JSON reader for exactly this shape (see purposes.h) and the matcher.
  * Shared by the shim (no jansson in the host process) and the report. */
-#include "purposes.h"
+#include "shim/common/purposes.h"
 
 #include <fnmatch.h>
 #include <stdio.h>

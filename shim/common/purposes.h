@@ -42,7 +42,7 @@ int vsp_purposes_match_frame(const struct vsp_purposes *ps, const char *function
 /* One frame against one rule's globs (NULL or "" glob: any): function glob against the function,
  * module glob against the module's path or base name, file glob against the file's path or base
  * name; a missing name is matched as "" (so "*" matches it). The
- * matcher of suppressions, purposes and holder rules (report/suppress.c vsp_frame_matches). */
+ * matcher of suppressions, purposes and holder rules (report/analyze/suppress.c vsp_frame_matches). */
 int vsp_glob_frame_matches(const char *function_glob, const char *module_glob, const char *file_glob,
                            const char *function, const char *module, const char *file);
 

@@ -1,5 +1,5 @@
 /* Where a stack's Python frames go among its native ones (memray's approach), shared by the
- * report (report/symbolize.c) and the shim's purpose rules (shim/labels.c): each eval-loop frame
+ * report (report/analyze/symbolize.c) and the shim's purpose rules (shim/inproc/labels.c): each eval-loop frame
  * of the native part (innermost first) stands for the Python frames it ran, innermost first, up
  * to and including the first one marked "entry" (VSP_PYFRAME_ENTRY: the outermost Python frame of
  * one C call of the eval loop); Python frames left over when the native frames end (the native

@@ -27,10 +27,10 @@
 #include <link.h>
 #include <string.h>
 
-#include "atomic.h"
-#include "core.h"
-#include "hooks.h"
-#include "walker.h"
+#include "shim/base/atomic.h"
+#include "shim/record/core.h"
+#include "shim/hooks/hooks.h"
+#include "shim/walk/walker.h"
 
 VSP_HIDDEN vsp_dlsym_fn vsp_real_dlsym VSP_STARTUP_DATA;
 static int (*real_dlclose)(void *) VSP_STARTUP_DATA;

@@ -7,9 +7,9 @@
 #include <cuda.h>
 #include <errno.h>
 
-#include "core.h"
-#include "hooks.h"
-#include "pools.h"
+#include "shim/record/core.h"
+#include "shim/hooks/hooks.h"
+#include "shim/inproc/pools.h"
 
 #define OUT(r, pp) ((r) == CUDA_SUCCESS && (pp) ? (uint64_t)(uintptr_t) * (pp) : 0)
 

@@ -17,8 +17,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "core.h"
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
+#include "shim/record/trace.h"
 
 static void *real_next(const char *name)
 {

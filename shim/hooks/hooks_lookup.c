@@ -10,8 +10,8 @@
 #include <cuda_runtime_api.h>
 #include <errno.h>
 
-#include "core.h"
-#include "hooks.h"
+#include "shim/record/core.h"
+#include "shim/hooks/hooks.h"
 
 /* ---- cuGetProcAddress: the driver's own lookup ---- */
 

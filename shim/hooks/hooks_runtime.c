@@ -8,9 +8,9 @@
 #include <cuda_runtime_api.h>
 #include <errno.h>
 
-#include "core.h"
-#include "hooks.h"
-#include "pools.h"
+#include "shim/record/core.h"
+#include "shim/hooks/hooks.h"
+#include "shim/inproc/pools.h"
 
 #define OUT(r, pp) ((r) == cudaSuccess && (pp) ? (uint64_t)(uintptr_t) * (pp) : 0)
 

@@ -9,8 +9,9 @@
 #include <sched.h>
 #include <string.h>
 
-#include "atomic.h"
-#include "core.h"
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
+#include "shim/inproc/inproc.h"
 
 #define MAX_LABELS 1024
 #define NAME_MAX_ 64
@@ -120,10 +121,10 @@ VSP_EXPORT void vsp_label_pop(void)
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "frameinfo.h"
-#include "purposes.h"
-#include "pyframes.h"
-#include "pymerge.h"
+#include "shim/common/frameinfo.h"
+#include "shim/common/purposes.h"
+#include "shim/walk/pyframes.h"
+#include "shim/common/pymerge.h"
 
 static struct vsp_purposes rules;
 static uint16_t rule_label[VSP_PURPOSE_MAX];

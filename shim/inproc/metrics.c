@@ -16,8 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "core.h"
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
+#include "shim/inproc/inproc.h"
 
 static int started;
 static char path[VSP_PATH_MAX];

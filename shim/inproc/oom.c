@@ -2,9 +2,9 @@
  * device memory — by purpose, the top call sites by live bytes, the largest live allocations —
  * where the failing call came from, and whether the failure looks like fragmentation
  * (free >= requested) or exhaustion. Symbols are resolved in the process only then, by loading
- * the in-process symboliser libvramspy-sym.so (libdw, shim/symhelper.c) on first need, so a
+ * the in-process symboliser libvramspy-sym.so (libdw, shim/inproc/symhelper.c) on first need, so a
  * process that never fails never maps libdw. The same symboliser names the frames that
- * VRAMSPY_PURPOSES rules match (shim/labels.c). This is a failure path: it may allocate and call
+ * VRAMSPY_PURPOSES rules match (shim/inproc/labels.c). This is a failure path: it may allocate and call
  * libdw; it never runs while a hook of this thread is recording anything else.
  * Must never: print on stdout, or crash the host when the symboliser is missing (dladdr names,
  * else module+offset, are printed). */
@@ -17,10 +17,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "core.h"
-#include "frameinfo.h"
-#include "human.h"
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
+#include "shim/inproc/inproc.h"
+#include "shim/walk/unwind.h"
+#include "shim/common/frameinfo.h"
+#include "shim/common/human.h"
 
 /* ---- the in-process symboliser, loaded on first need ---- */
 

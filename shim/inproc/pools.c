@@ -8,10 +8,10 @@
 #include <cuda.h>
 #include <time.h>
 
-#include "core.h"
-#include "pools.h"
+#include "shim/base/process.h"
+#include "shim/inproc/pools.h"
 
-#include "atomic.h"
+#include "shim/base/atomic.h"
 
 #define POOLS 1024u    /* distinct pools at once; beyond, a pool is taken for device-located */
 #define DEVICES 64u

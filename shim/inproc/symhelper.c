@@ -1,17 +1,17 @@
 /* libvramspy-sym.so: the shim's in-process symboliser, a separate library that the shim loads
  * (dlopen) only on first need — an out-of-memory breakdown, or VRAMSPY_PURPOSES rules — so a
  * process that never needs symbols never maps libdw. It reports this process's modules to
- * libdwfl from /proc/self/maps and expands addresses with report/dwframe.c, exactly as the report
+ * libdwfl from /proc/self/maps and expands addresses with shim/common/dwframe.c, exactly as the report
  * does offline. Modules loaded later (dlopen) are picked up: an address that no reported module
  * covers triggers one re-report when the loader's module list has changed since the last one, and
  * any unload (dlclose) since the last one does too.
- * Not thread-safe: the shim serialises calls (shim/oom.c). */
+ * Not thread-safe: the shim serialises calls (shim/inproc/oom.c). */
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "dwframe.h"
+#include "shim/common/dwframe.h"
 
 static Dwfl *dwfl;
 static Dwfl_Callbacks cb;

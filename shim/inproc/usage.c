@@ -20,9 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "core.h"
-#include "pools.h"
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
+#include "shim/inproc/inproc.h"
+#include "shim/inproc/pools.h"
 
 /* The NVML ABI we use (nvml.h is not part of the CUDA toolkit headers here). */
 typedef void *nvml_device;

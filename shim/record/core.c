@@ -5,7 +5,10 @@
  * thread running Python with the GIL, reading its Python frames goes through CPython's C API,
  * which may allocate with the host's allocator (pyframes.c says why that is safe). */
 #define _GNU_SOURCE
-#include "core.h"
+#include "shim/record/core.h"
+#include "shim/record/trace.h"
+#include "shim/inproc/inproc.h"
+#include "shim/walk/unwind.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "pyframes.h"
+#include "shim/base/atomic.h"
+#include "shim/walk/pyframes.h"
 
 __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
 struct vsp_config vsp_cfg;

@@ -7,8 +7,10 @@
  * Must never: print on stdout, crash the host on a bad path or a full disk (warn once and run
  * untraced instead). */
 #define _GNU_SOURCE
-#include "core.h"
-#include "human.h"
+#include "shim/record/trace.h"
+#include "shim/inproc/inproc.h"
+#include "shim/walk/unwind.h"
+#include "shim/common/human.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -25,8 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "walker.h"
+#include "shim/base/atomic.h"
+#include "shim/walk/walker.h"
 
 enum { T_NONE = 0, T_OPENING = 1, T_OPEN = 2, T_FAILED = 3 };
 

@@ -22,7 +22,7 @@
  * back as another code object's. When the table is full an object is named again under a fresh
  * id, without a reference: the name is always right. */
 #define _GNU_SOURCE
-#include "pyframes.h"
+#include "shim/walk/pyframes.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -30,9 +30,10 @@
 #include <sys/mman.h>
 #include <sys/types.h>
 
-#include "atomic.h"
-#include "core.h"
-#include "stackstore.h"
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
+#include "shim/walk/unwind.h"
+#include "shim/base/stackstore.h"
 
 enum { PY_UNKNOWN = 0, PY_RESOLVING = 1, PY_ABSENT = 2, PY_PRESENT = 3 };
 static int py_state; /* atomic: acquire on PRESENT publishes the api table */

@@ -9,11 +9,12 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "atomic.h"
-#include "core.h"
-#include "pyframes.h"
-#include "stackstore.h"
-#include "walker.h"
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
+#include "shim/walk/unwind.h"
+#include "shim/walk/pyframes.h"
+#include "shim/base/stackstore.h"
+#include "shim/walk/walker.h"
 
 #define SHIM_FRAMES_MAX 16 /* frames of the shim above the program's call site: never more */
 

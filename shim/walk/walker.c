@@ -30,11 +30,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "atomic.h"
-#include "walker.h"
+#include "shim/base/atomic.h"
+#include "shim/walk/walker.h"
 
 #ifndef __x86_64__
-#error "shim/walker.c is the x86-64 stack walker"
+#error "shim/walk/walker.c is the x86-64 stack walker"
 #endif
 
 #if defined(__has_attribute)

@@ -1,4 +1,4 @@
-/* The shim's own x86-64 stack walker (shim/walker.c): return addresses from the unwind tables
+/* The shim's own x86-64 stack walker (shim/walk/walker.c): return addresses from the unwind tables
  * (.eh_frame_hdr / .eh_frame), frame pointers where there are none. Lock-free, malloc-free and
  * stdio-free after a thread's first walk; reads only the thread's stack and the modules' unwind
  * sections, bounds checked. */
