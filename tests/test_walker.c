@@ -11,8 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
 
 #include "harness.h"
+#include "progs/many.h"
 #include "shim/walk/walker.h"
 
 static void run_walkcmp(const char *prog)
@@ -143,18 +147,109 @@ Test(walker, garbage_registers_and_smashed_stack_do_not_fault)
     }
 }
 
-Test(walker, a_foreign_stack_gives_just_the_pc)
+/* A "stack" that is not the thread's, ending where the mapping ends (the next page PROT_NONE),
+ * full of pointers into itself and into code: walked in a checked copy, it ends without a fault
+ * (issue 20, item 8: foreign stacks are walked with the same safety as the thread's). */
+Test(walker, a_foreign_stack_is_walked_in_a_checked_copy_without_faulting)
 {
-    uint64_t *heap = calloc(4096, sizeof *heap);
-    cr_assert_not_null(heap);
-    for (int i = 0; i < 4096; i++)
-        heap[i] = (uint64_t)(uintptr_t)&heap[i < 4095 ? i + 1 : i];
-    uint64_t out[8];
-    unsigned n = vsp_walk_from_regs(out, 8, 0, (uint64_t)(uintptr_t)&top, (uint64_t)(uintptr_t)&heap[16],
-                                    (uint64_t)(uintptr_t)&heap[32]);
-    cr_assert_eq(n, 1, "a walk starting off the thread's stack reads nothing");
-    cr_assert_eq(out[0], (uint64_t)(uintptr_t)&top);
-    free(heap);
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t *m = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    cr_assert_eq(mprotect((char *)m + page, (size_t)page, PROT_NONE), 0);
+    unsigned words = (unsigned)page / 8;
+    uint64_t text = (uint64_t)(uintptr_t)&printf, mine = (uint64_t)(uintptr_t)&top;
+    uint64_t out[32];
+    for (int iter = 0; iter < 2000; iter++) {
+        for (unsigned i = 0; i < words; i++) {
+            switch (rnd() % 4) {
+            case 0: m[i] = (uint64_t)(uintptr_t)&m[rnd() % words]; break;
+            case 1: m[i] = text + (rnd() % 65536) - 32768; break;
+            case 2: m[i] = mine + (rnd() % 4096) - 2048; break;
+            default: m[i] = (uint64_t)(uintptr_t)m + (uint64_t)page + (rnd() % 4096); break; /* the hole */
+            }
+        }
+        unsigned max = 1 + (unsigned)(rnd() % 32);
+        unsigned n = vsp_walk_from_regs(out, max, 0, mine, (uint64_t)(uintptr_t)&m[rnd() % words], m[rnd() % words]);
+        cr_assert_leq(n, max);
+        cr_assert_geq(n, 1);
+        cr_assert_eq(out[0], mine);
+    }
+    munmap(m, (size_t)page * 2);
+}
+
+/* A ucontext coroutine on a 64 KiB stack from malloc: the walk from inside it names its functions
+ * (issue 20, item 8; before, a foreign stack gave the pc alone). */
+static ucontext_t co_main, co_ctx;
+static uint64_t co_frames[64];
+static unsigned co_n;
+
+__attribute__((noinline)) static void co_walk(void)
+{
+    co_n = vsp_walk_stack(co_frames, 64, 0);
+    __asm__ __volatile__("" ::: "memory");
+}
+
+__attribute__((noinline)) static void co_body(void)
+{
+    co_walk();
+    sink++;
+}
+
+/* Run body as a ucontext coroutine on a stack of `size` bytes from malloc, to its end. */
+static void run_coroutine(void (*body)(void), size_t size)
+{
+    top(64, 0); /* the thread's own bounds are known: the coroutine's stack is not inside them */
+    void *stack = malloc(size);
+    cr_assert_not_null(stack);
+    cr_assert_eq(getcontext(&co_ctx), 0);
+    co_ctx.uc_stack.ss_sp = stack;
+    co_ctx.uc_stack.ss_size = size;
+    co_ctx.uc_link = &co_main;
+    makecontext(&co_ctx, body, 0);
+    cr_assert_eq(swapcontext(&co_main, &co_ctx), 0);
+    free(stack);
+}
+
+Test(walker, a_coroutine_stack_is_walked)
+{
+    run_coroutine(co_body, 64 * 1024);
+    cr_assert_geq(co_n, 2, "the coroutine's frames, not just the pc (%u)", co_n);
+    cr_assert(in_function(co_frames[0], (void *)co_walk));
+    cr_assert(in_function(co_frames[1], (void *)co_body), "the walk left the innermost frame");
+    struct vsp_walker_stats st;
+    vsp_walker_get_stats(&st);
+    cr_assert_geq(st.foreign_walks, 1);
+}
+
+/* The same, 24 frames of 1 KiB deep in the coroutine: past the walker's first copy of a foreign
+ * stack (8 KiB), so it copies more and still reaches the coroutine's entry function. */
+__attribute__((noinline)) static void co_deep(int d)
+{
+    volatile char pad[1024];
+    pad[0] = (char)d;
+    if (d)
+        co_deep(d - 1);
+    else
+        co_walk();
+    sink += pad[0];
+}
+
+__attribute__((noinline)) static void co_deep_body(void)
+{
+    co_deep(24);
+    sink++;
+}
+
+Test(walker, a_coroutine_stack_deeper_than_the_first_copy_is_walked_to_its_entry)
+{
+    run_coroutine(co_deep_body, 128 * 1024);
+    int body = -1;
+    for (unsigned i = 0; i < co_n; i++)
+        if (in_function(co_frames[i], (void *)co_deep_body))
+            body = (int)i;
+    cr_assert_geq(body, 26, "co_walk, the co_deep frames, then co_deep_body (%u frames, body at %d)", co_n, body);
+    for (int i = 1; i < body; i++)
+        cr_assert(in_function(co_frames[i], (void *)co_deep), "frame %d is a co_deep", i);
 }
 
 Test(walker, same_stack_after_modules_changed)
@@ -269,4 +364,194 @@ Test(walker, concurrent_walks_while_modules_change)
     __atomic_store_n(&stop_churn, 1, __ATOMIC_RELAXED);
     pthread_join(c, NULL);
     cr_assert_eq(bad, 0, "%ld walks differed from their thread's first", bad);
+}
+
+/* Issue 20, item 10: a rule cached for a return address, 32,767 unloads later (a 15-bit
+ * generation come round again), must not be used for other code loaded at that address. Two
+ * builds of one function (tests/progs/libgen.S) differ only in their frame size: the rule cached
+ * for the first would read the second's return address from the wrong slot. */
+static uint64_t gen_frames[16];
+static unsigned gen_n;
+
+__attribute__((noinline)) static void gen_cb(void)
+{
+    gen_n = vsp_walk_stack(gen_frames, 16, 0);
+    __asm__ __volatile__("" ::: "memory");
+}
+
+__attribute__((noinline)) static void call_gen(void (*gc)(void (*)(void)))
+{
+    gc(gen_cb);
+    sink++;
+}
+
+static void (*gen_open(const char *lib, void **h))(void (*)(void))
+{
+    *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    cr_assert_not_null(*h, "%s", dlerror());
+    void (*gc)(void (*)(void)) = (void (*)(void (*)(void)))dlsym(*h, "gen_call");
+    cr_assert_not_null(gc);
+    return gc;
+}
+
+Test(walker, a_rule_cached_32767_unloads_ago_is_not_used, .timeout = 120)
+{
+    void *h;
+    void (*ga)(void (*)(void)) = gen_open(VSP_PROGS "/libgen_a.so", &h);
+    struct vsp_walker_stats s0, s1;
+    call_gen(ga);
+    vsp_walker_get_stats(&s0);
+    call_gen(ga); /* every rule of this walk is cached, under the current generation */
+    vsp_walker_get_stats(&s1);
+    cr_assert_leq(s1.rule_misses - s0.rule_misses, 1, "the second walk computed no rule (but for its call site here)");
+    cr_assert(gen_n >= 3 && in_function(gen_frames[2], (void *)call_gen));
+    uint64_t ra_a = gen_frames[1];
+    dlclose(h);
+    vsp_walker_modules_changed(); /* what the shim does on every dlclose */
+    /* 32,766 more unloads: every 64th a real dlopen/dlclose of the first build, the others only
+     * what the shim does on one (hooks_dl.c: forget_unloaded); 32,767 real cycles take 3-10 s */
+    for (int i = 1; i < 32767; i++) {
+        if (i % 64 == 0) {
+            void *t = dlopen(VSP_PROGS "/libgen_a.so", RTLD_NOW | RTLD_LOCAL);
+            cr_assert_not_null(t);
+            dlclose(t);
+        }
+        vsp_walker_modules_changed();
+    }
+    void (*gb)(void (*)(void)) = gen_open(VSP_PROGS "/libgen_b.so", &h);
+    cr_assert_eq((uint64_t)(uintptr_t)gb, (uint64_t)(uintptr_t)ga, "the second build is loaded where the first was");
+    call_gen(gb);
+    cr_assert_eq(gen_frames[1], ra_a, "the same return address");
+    cr_assert(gen_n >= 3 && in_function(gen_frames[2], (void *)call_gen),
+              "the frame after it is call_gen's (the second build's rule), got %#llx",
+              (unsigned long long)gen_frames[2]);
+    dlclose(h);
+}
+
+/* Issue 22: identical libraries (copies of tests/progs/libmany.so: every function at the same
+ * offset, bases page-aligned, so return addresses coincide in their low bits), a call chain across
+ * them, walked with 10 and with 1,000 loaded and while others are loaded and unloaded: every walk
+ * gives the chain's libraries in order, then the same frames outward. */
+#define MANY_DIR VSP_PROGS "/many"
+static void *many_h[1200];
+static struct many_chain chain;
+static uint64_t many_frames[300];
+static unsigned many_n;
+
+static void many_load(int upto)
+{
+    for (int i = 0; i < upto; i++) {
+        if (many_h[i])
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, MANY_DIR "/libmany_%04d.so", i);
+        many_h[i] = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        cr_assert_not_null(many_h[i], "%s", dlerror());
+    }
+}
+
+static void many_leaf(void *arg)
+{
+    (void)arg;
+    many_n = vsp_walk_stack(many_frames, 300, 0);
+    __asm__ __volatile__("" ::: "memory");
+}
+
+/* A chain through n of the first `loaded` libraries, spread evenly over them. */
+static void many_chain_of(int n, int loaded)
+{
+    chain.n = n;
+    chain.leaf = many_leaf;
+    for (int i = 0; i < n; i++)
+        chain.step[i] = (many_step_fn)dlsym(many_h[(long)i * loaded / n], "many_step");
+}
+
+__attribute__((noinline)) static void many_walk(void)
+{
+    chain.step[0](&chain, 0);
+    sink++;
+}
+
+/* The walk just taken is right: the chain's libraries innermost first, then many_walk, then the
+ * reference tail (ref: the frames after the chain in the first walk, nref of them, at least 3). */
+static int many_check(int n, int loaded, const uint64_t *ref, unsigned nref)
+{
+    if (many_n != (unsigned)n + 1 + nref)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        Dl_info di;
+        char want[64];
+        snprintf(want, sizeof want, "/libmany_%04d.so", (int)((long)(n - 1 - i) * loaded / n));
+        if (!dladdr((void *)(uintptr_t)many_frames[1 + i], &di) || !di.dli_fname || !strstr(di.dli_fname, want))
+            return 0;
+    }
+    /* ref[1] is the call site of many_walk in the test, which differs from call to call */
+    return many_frames[1 + n] == ref[0] && memcmp(many_frames + 3 + n, ref + 2, (nref - 2) * sizeof *ref) == 0;
+}
+
+static int many_stop;
+static void *many_churn(void *arg)
+{
+    (void)arg;
+    for (int k = 0; !__atomic_load_n(&many_stop, __ATOMIC_RELAXED); k++) { /* relaxed: a stop flag */
+        char path[4096];
+        snprintf(path, sizeof path, MANY_DIR "/libmany_%04d.so", 1000 + k % 100);
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (h)
+            dlclose(h);
+        vsp_walker_modules_changed();
+    }
+    return NULL;
+}
+
+Test(walker, same_stacks_with_10_and_1000_identical_libraries_through_churn, .timeout = 120)
+{
+    many_load(10);
+    many_chain_of(10, 10);
+    many_walk();
+    cr_assert_geq(many_n, 14, "the chain and beyond: %u frames", many_n);
+    uint64_t ref[300];
+    unsigned nref = many_n - 11;
+    memcpy(ref, many_frames + 11, nref * sizeof *ref);
+    cr_assert(in_function(ref[0], (void *)many_walk));
+    many_walk();
+    cr_assert(many_check(10, 10, ref, nref), "10 libraries, walked again (%u frames, %u)", many_n, nref);
+    many_load(1000);
+    for (int n = 10; n <= 200; n += 190) {
+        many_chain_of(n, 1000);
+        for (int k = 0; k < 3; k++) {
+            many_walk();
+            cr_assert(many_check(n, 1000, ref, nref), "1,000 libraries, a chain through %d of them, walk %d", n, k);
+        }
+    }
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, many_churn, NULL), 0);
+    int bad = 0;
+    many_chain_of(40, 1000);
+    for (int k = 0; k < 500; k++) {
+        many_walk();
+        bad += !many_check(40, 1000, ref, nref);
+    }
+    __atomic_store_n(&many_stop, 1, __ATOMIC_RELAXED);
+    pthread_join(t, NULL);
+    cr_assert_eq(bad, 0, "%d of 500 walks differed while libraries were loaded and unloaded", bad);
+}
+
+/* Issue 22: on the 300-library shape (a chain 40 deep across identical libraries), after warm-up,
+ * more than 99% of the frames' rules come from the cache. */
+Test(walker, rule_cache_hit_rate_above_99_percent_with_300_identical_libraries, .timeout = 60)
+{
+    many_load(300);
+    many_chain_of(40, 300);
+    for (int k = 0; k < 10; k++)
+        many_walk();
+    struct vsp_walker_stats a, b;
+    vsp_walker_get_stats(&a);
+    for (int k = 0; k < 5000; k++)
+        many_walk();
+    vsp_walker_get_stats(&b);
+    unsigned long long looked = b.lookups - a.lookups, missed = b.rule_misses - a.rule_misses;
+    cr_assert_geq(looked, 5000ull * 41, "every frame is looked up (%llu)", looked);
+    cr_assert_lt(missed * 100, looked, "hit rate %.2f%% (%llu rules computed for %llu frames)",
+                 100.0 - 100.0 * (double)missed / (double)looked, missed, looked);
 }

@@ -89,6 +89,27 @@ $(T)/progs/walkcmp_cpp_O0 $(T)/progs/walkcmp_cpp_O2: $(T)/progs/walkcmp_cpp_%: t
   tests/progs/walkcmp.h $(T)/progs/walker.o $(T)/progs/libwalkcmp_%.so
 	$(Q)$(CXX) -std=gnu++17 $(WALKCMP_OPT_$*) $(WALKCMP_CFLAGS) $(SRC_INC) -o $@ $< $(T)/progs/walker.o $(WALKCMP_LIBS)
 
+# Walker shapes (tests/test_walker.c, tests/test_walker_shapes.c; issues 20 and 22): a program that
+# protects its own unwind tables, a coroutine, many identical libraries (one library copied
+# MANY_LIBS times with tee, one process: the loader tells copies apart by inode), and two builds of
+# one assembly function with different frames.
+MANY_LIBS := 2100
+PROGS += $(T)/progs/prog_eh_protect $(T)/progs/prog_coroutine $(T)/progs/prog_many_libs $(T)/progs/many/.stamp \
+         $(T)/progs/libgen_a.so $(T)/progs/libgen_b.so
+
+$(T)/progs/libmany.so: tests/progs/libmany.c tests/progs/many.h
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 -fomit-frame-pointer -g -Wall -Wextra -fPIC -shared -o $@ $<
+
+$(T)/progs/many/.stamp: $(T)/progs/libmany.so
+	@mkdir -p $(dir $@)
+	$(Q)tee $(shell seq -f "$(T)/progs/many/libmany_%04g.so" 0 $$(($(MANY_LIBS) - 1))) < $< > /dev/null
+	@touch $@
+
+$(T)/progs/libgen_a.so $(T)/progs/libgen_b.so: $(T)/progs/libgen_%.so: tests/progs/libgen.S
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -DGEN_FRAME=$(if $(filter a,$*),8,56) -fPIC -shared -nostdlib -o $@ $<
+
 TEST_BIN := $(T)/vsp_tests
 
 $(T)/fakes/libcuda.so.1: tests/fakes/fake_cuda.c

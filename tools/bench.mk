@@ -14,7 +14,7 @@ $(BUILD)/tools/bench_calls: tools/bench_calls.c $(T)/fakes/libcudart.so.13
 	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer $(WARN) -I$(CUDA_HOME)/include -o $@ $< \
 	  -L$(T)/fakes -l:libcudart.so.13
 
-$(BUILD)/tools/bench_pairs: tools/bench_pairs.c $(T)/fakes/libcudart.so.13
+$(BUILD)/tools/bench_pairs: tools/bench_pairs.c tools/bench_pair.h $(T)/fakes/libcudart.so.13
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer $(WARN) -I$(CUDA_HOME)/include -o $@ $< \
 	  -L$(T)/fakes -l:libcudart.so.13 -lpthread
@@ -74,3 +74,18 @@ fuzz: $(FUZZ_BIN) $(SHIM) $(FAKES) $(T)/progs/prog_runtime $(T)/progs/libpythrea
 	  $(T)/fakes/libcudart.so.13 $(T)/progs/libpythread.so build/fuzz/py-expect.json > /dev/null
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=200000 -timeout=10 -rss_limit_mb=2048 \
 	  build/fuzz/corpus build/fuzz/seeds
+
+# The N-library shape (issue 22): copies of tests/progs/libmany.so made by the test build.
+$(BUILD)/tools/bench_libs: tools/bench_libs.c tools/bench_pair.h tests/progs/many.h $(T)/fakes/libcudart.so.13
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 -g -fno-omit-frame-pointer $(WARN) -I$(CUDA_HOME)/include -o $@ $< \
+	  -L$(T)/fakes -l:libcudart.so.13 -ldl -lpthread
+
+bench: $(BUILD)/tools/bench_libs $(T)/progs/many/.stamp
+
+# Start-up's yardstick: an empty preloaded library.
+$(BUILD)/tools/libempty.so: tools/bench_empty.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -fPIC -shared -o $@ $<
+
+bench: $(BUILD)/tools/libempty.so

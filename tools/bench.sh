@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # make bench: the shim's cost per intercepted call against the same program without it, in one
-# run, at call depths of about 5 and 35 frames; against heaptrack per allocation+free pair; trace
-# bytes per event; start-up cost of a process that never touches CUDA; analyzer throughput. Figures go in docs/PERFORMANCE.md (with the command: make bench).
+# run, at call depths of about 5 and 35 frames; against heaptrack per allocation+free pair, in
+# tools/bench_pairs (the whole threaded run timed, no warm-up) and in the shapes users run
+# (tools/bench_libs: hundreds of libraries, deep stacks, threads, the driver path; the loop timed
+# after warm-up); trace bytes per event; start-up cost of a process that never touches CUDA,
+# against an empty preloaded library; analyzer throughput. Figures go in docs/PERFORMANCE.md
+# (with the command: make bench).
 set -euo pipefail
 BUILD=${1:-build}
 PAIRS=${PAIRS:-200000}
@@ -26,6 +30,18 @@ have_ht=1
 command -v heaptrack > /dev/null || { have_ht=0; echo "heaptrack: not installed and not root to install it: the comparison is skipped"; }
 pairs() { "$@" | awk '/ns_per_pair/ {print $2}'; }
 stats() { sort -g | awk '{a[NR]=$1} END {printf "%.1f %.1f\n", a[int((NR+1)/2)], a[1]}'; }
+# Medians and minimums of the four runs of a configuration (PREFIX.cplain, .cshim, .mplain, .mht)
+# into cp cpm, cs csm, mp mpm, mh mhm (nan without heaptrack).
+four_stats() {
+    read -r cp cpm < <(stats < "$1.cplain")
+    read -r cs csm < <(stats < "$1.cshim")
+    read -r mp mpm < <(stats < "$1.mplain")
+    if [ "$have_ht" = 1 ] && [ -s "$1.mht" ]; then
+        read -r mh mhm < <(stats < "$1.mht")
+    else
+        mh=nan mhm=nan
+    fi
+}
 echo "comparison: $HT_PAIRS allocation+free pairs per run, $REPEAT interleaved runs, ns per pair (median / minimum)"
 printf '%-7s %-7s %-19s %-19s %-19s %-19s %-9s %-9s %s\n' depth threads "vramspy added" "  (cudaMalloc plain" "  traced)" \
     "heaptrack added" "  (malloc plain" "  traced)" ratio
@@ -44,20 +60,60 @@ for depth in 5 35 100; do
                     2> /dev/null >> "$tmp/r.mht" || true
             fi
         done
-        read -r cp cpm < <(stats < "$tmp/r.cplain")
-        read -r cs csm < <(stats < "$tmp/r.cshim")
-        read -r mp mpm < <(stats < "$tmp/r.mplain")
-        if [ "$have_ht" = 1 ] && [ -s "$tmp/r.mht" ]; then
-            read -r mh mhm < <(stats < "$tmp/r.mht")
-        else
-            mh=nan mhm=nan
-        fi
+        four_stats "$tmp/r"
         awk -v d="$depth" -v t="$threads" -v cp="$cp" -v cpm="$cpm" -v cs="$cs" -v csm="$csm" \
             -v mp="$mp" -v mpm="$mpm" -v mh="$mh" -v mhm="$mhm" 'BEGIN {
             va = cs - cp; vam = csm - cpm; ha = mh - mp; ham = mhm - mpm
             printf "%-7d %-7d %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %.2f\n",
                    d, t, va, vam, cp, cpm, cs, csm, ha, ham, mp, mpm, mh, mhm, (ha > 0 ? va / ha : 0) }'
     done
+done
+
+# The shapes users run (issue 22), in the harness that times only the loop after warm-up
+# (tools/bench_libs.c): NLIBS copies of one library loaded (identical code at page-aligned
+# addresses: return addresses coincide in their low bits), a call chain DEPTH deep spread over
+# them, THREADS threads each timing its own loop after SHAPE_WARMUP pairs and a barrier. Paths:
+# cuda (the runtime's cudaMalloc/cudaFree), driver (cuMemAlloc/cuMemFree found through
+# cuGetProcAddress, as NVIDIA's static runtime finds them: the shim sees no runtime symbol). Each
+# against heaptrack recording malloc/free in the same program, shape and loop. hit: the shim's
+# unwind-rule cache over the traced runs (its VRAMSPY_METRICS counters: 1 - rules computed /
+# frames looked up, warm-up included).
+SHAPE_PAIRS=${SHAPE_PAIRS:-50000}
+SHAPE_WARMUP=${SHAPE_WARMUP:-10000}
+SHAPES=${SHAPES:-"10:40:1:cuda 300:40:1:cuda 1000:40:1:cuda 10:64:1:cuda 300:64:1:cuda 1000:64:1:cuda 300:100:1:cuda 300:40:2:cuda 300:40:4:cuda 10:35:1:cuda 10:40:1:driver 300:40:1:driver"}
+MANY="$BUILD/tests/progs/many"
+libpairs() { "$BUILD/tools/bench_libs" "$@" | awk '/ns_per_pair/ {print $2}'; }
+metric() { awk -v m="$1" '$1 ~ "^" m "[{]" {s += $2} END {print s + 0}' "$2"; }
+echo "shapes: the loop after $SHAPE_WARMUP warm-up pairs, $SHAPE_PAIRS pairs per thread, $REPEAT interleaved runs, ns per pair (median / minimum)"
+printf '%-6s %-6s %-7s %-7s %-19s %-19s %-19s %-19s %-19s %-19s %-6s %s\n' libs depth threads path "vramspy added" \
+    "  (plain" "  traced)" "heaptrack added" "  (malloc plain" "  traced)" ratio hit
+for spec in $SHAPES; do
+    IFS=: read -r nl d th path <<< "$spec"
+    rm -f "$tmp"/l.* "$tmp"/m.prom
+    frames=0 computed=0
+    for i in $(seq "$REPEAT"); do
+        libpairs "$path" "$MANY" "$nl" "$d" "$SHAPE_PAIRS" "$th" "$SHAPE_WARMUP" >> "$tmp/l.cplain"
+        rm -f "$tmp"/t.trace*
+        LD_PRELOAD="$SHIM" VRAMSPY_QUIET=1 VRAMSPY_OUT="$tmp/t.trace" VRAMSPY_METRICS="$tmp/m.prom" \
+            libpairs "$path" "$MANY" "$nl" "$d" "$SHAPE_PAIRS" "$th" "$SHAPE_WARMUP" >> "$tmp/l.cshim"
+        if [ -f "$tmp/m.prom" ]; then
+            frames=$((frames + $(metric vramspy_stack_frames_total "$tmp/m.prom")))
+            computed=$((computed + $(metric vramspy_unwind_rules_computed_total "$tmp/m.prom")))
+        fi
+        libpairs malloc "$MANY" "$nl" "$d" "$SHAPE_PAIRS" "$th" "$SHAPE_WARMUP" >> "$tmp/l.mplain"
+        if [ "$have_ht" = 1 ]; then
+            rm -f "$tmp"/ht.*
+            heaptrack -o "$tmp/ht" "$BUILD/tools/bench_libs" malloc "$MANY" "$nl" "$d" "$SHAPE_PAIRS" "$th" \
+                "$SHAPE_WARMUP" 2> /dev/null | awk '/ns_per_pair/ {print $2}' >> "$tmp/l.mht" || true
+        fi
+    done
+    four_stats "$tmp/l"
+    awk -v nl="$nl" -v d="$d" -v t="$th" -v path="$path" -v cp="$cp" -v cpm="$cpm" -v cs="$cs" -v csm="$csm" \
+        -v mp="$mp" -v mpm="$mpm" -v mh="$mh" -v mhm="$mhm" -v fr="$frames" -v co="$computed" 'BEGIN {
+        va = cs - cp; vam = csm - cpm; ha = mh - mp; ham = mhm - mpm
+        printf "%-6d %-6d %-7d %-7s %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %-6.2f %s\n",
+               nl, d, t, path, va, vam, cp, cpm, cs, csm, ha, ham, mp, mpm, mh, mhm, (ha > 0 ? va / ha : 0),
+               (fr > 0 ? sprintf("%.3f%%", 100 - 100 * co / fr) : "n/a") }'
 done
 
 echo "calls: 200000 cudaMalloc/cudaFree pairs per run against the test-double runtime, median of $REPEAT runs"
@@ -115,7 +171,13 @@ awk -v b="$bytes" -v e="$events" -v d="$dropped" 'BEGIN {
            e, d, b, b / e }'
 # The ring alone (no CUDA, no test double): format-2 records against format-3 batches.
 for threads in 1 2; do "$BUILD/tools/bench_ring" 2000000 "$threads"; done
-"$BUILD/tools/bench_startup" 300 "$SHIM"
+# Start-up: `sh -c true` plain, with the shim and with an empty preloaded library, interleaved, on
+# two harnesses: posix_spawn with a two-variable environment, and Python's subprocess with the
+# caller's whole environment.
+"$BUILD/tools/bench_startup" 300 "$SHIM" "$(cd "$BUILD" && pwd)/tools/libempty.so"
+if command -v python3 > /dev/null; then
+    python3 "$(dirname "$0")/bench_startup.py" 300 "$SHIM" "$(cd "$BUILD" && pwd)/tools/libempty.so"
+fi
 
 # The analyzer: events per second over a 10-million-event trace (EVENTS overrides).
 EVENTS=${EVENTS:-10000000}

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_pair.h"
+
 static long pairs;
 static int use_cuda, depth;
 static pthread_barrier_t start;
@@ -25,16 +27,8 @@ static double now(void)
 
 static __attribute__((noinline)) void loop(void)
 {
-    for (long i = 0; i < pairs; i++) {
-        if (use_cuda) {
-            void *p;
-            if (cudaMalloc(&p, 4096 + (size_t)(i & 7) * 512) != cudaSuccess || cudaFree(p) != cudaSuccess)
-                exit(3);
-        } else {
-            void *volatile p = malloc(4096 + (size_t)(i & 7) * 512);
-            free(p);
-        }
-    }
+    for (long i = 0; i < pairs; i++)
+        bench_pair(use_cuda, i);
 }
 
 static __attribute__((noinline)) void nest(int d)

@@ -1,6 +1,9 @@
-/* Benchmark: start-up cost of a process that never touches CUDA. Runs `sh -c true` RUNS times
- * (argv[1]) without and with LD_PRELOAD=SHIM (argv[2]), interleaved so both see the same machine
- * state, and prints the mean wall time of each and the difference per process. */
+/* Benchmark: start-up cost of a process that never touches CUDA, the posix_spawn harness. Runs
+ * `sh -c true` RUNS times (argv[1]) without and with LD_PRELOAD=SHIM (argv[2]), and with
+ * LD_PRELOAD=EMPTY (argv[3], optional: an empty library, the cost of any preload), interleaved so
+ * all see the same machine state, and prints the median wall time of each, the shim's cost (its
+ * median less the plain one) and, with EMPTY, that cost over the empty library's. tools/
+ * bench_startup.py is the same measure through Python's subprocess. */
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,19 +38,30 @@ int main(int argc, char **argv)
     int runs = argc > 1 ? atoi(argv[1]) : 300;
     if (argc < 3 || runs < 10)
         return 2;
-    static char preload[4200];
+    static char preload[4200], empty[4200];
     snprintf(preload, sizeof preload, "LD_PRELOAD=%s", argv[2]);
+    snprintf(empty, sizeof empty, "LD_PRELOAD=%s", argc > 3 ? argv[3] : "");
     char *plain_env[] = {"PATH=/usr/bin:/bin", NULL};
     char *shim_env[] = {"PATH=/usr/bin:/bin", preload, NULL};
-    double *p = calloc((size_t)runs, sizeof *p), *s = calloc((size_t)runs, sizeof *s);
+    char *empty_env[] = {"PATH=/usr/bin:/bin", empty, NULL};
+    double *p = calloc((size_t)runs, sizeof *p), *s = calloc((size_t)runs, sizeof *s),
+           *e = calloc((size_t)runs, sizeof *e);
     for (int i = 0; i < runs; i++) {
         p[i] = run_once(plain_env);
         s[i] = run_once(shim_env);
+        if (argc > 3)
+            e[i] = run_once(empty_env);
     }
     qsort(p, (size_t)runs, sizeof *p, cmp);
     qsort(s, (size_t)runs, sizeof *s, cmp);
-    double pm = p[runs / 2], sm = s[runs / 2];
+    qsort(e, (size_t)runs, sizeof *e, cmp);
+    double pm = p[runs / 2], sm = s[runs / 2], em = e[runs / 2];
     printf("startup_plain_median_us %.1f\nstartup_shim_median_us %.1f\nstartup_cost_us %.1f\nstartup_ratio %.3f\n",
            pm, sm, sm - pm, sm / pm);
+    if (argc > 3)
+        printf("startup_empty_median_us %.1f\nstartup_empty_cost_us %.1f\nstartup_cost_vs_empty %.2f\n"
+               "startup_minimums_us plain %.1f empty %.1f shim %.1f: cost vs empty %.2f\n",
+               em, em - pm, em > pm ? (sm - pm) / (em - pm) : 0.0, p[0], e[0], s[0],
+               e[0] > p[0] ? (s[0] - p[0]) / (e[0] - p[0]) : 0.0);
     return 0;
 }

@@ -557,7 +557,8 @@ static void take_mark(struct vsp_reader *r, const struct vsp_record *rec)
         r->mark_inflight = n;
         r->mark_cap = m->n_inflight;
     }
-    memcpy(r->mark_inflight, m + 1, m->n_inflight * sizeof *r->mark_inflight);
+    if (m->n_inflight) /* (mark_inflight is NULL until the first mark that lists a free) */
+        memcpy(r->mark_inflight, m + 1, m->n_inflight * sizeof *r->mark_inflight);
     r->mark_n = m->n_inflight;
     for (uint32_t i = 1; i < r->mark_n; i++) /* a few entries: insertion sort */
         for (uint32_t k = i; k > 0 && r->mark_inflight[k - 1].seq > r->mark_inflight[k].seq; k--) {

@@ -19,6 +19,7 @@
 #include "shim/base/atomic.h"
 #include "shim/base/process.h"
 #include "shim/inproc/inproc.h"
+#include "shim/walk/walker.h"
 
 static int started;
 static char path[VSP_PATH_MAX];
@@ -94,6 +95,13 @@ static void write_snapshot(int final)
     OUT("# HELP vramspy_host_fallback_total Allocations of managed or pinned/mapped/registered host memory.\n"
         "# TYPE vramspy_host_fallback_total counter\nvramspy_host_fallback_total{%s} %llu\n",
         lbl, vsp_load_relaxed(&c->host_allocations));
+    struct vsp_walker_stats ws;
+    vsp_walker_get_stats(&ws);
+    OUT("# HELP vramspy_stack_frames_total Frames the stack walks looked up in the unwind-rule cache.\n"
+        "# TYPE vramspy_stack_frames_total counter\nvramspy_stack_frames_total{%s} %llu\n"
+        "# HELP vramspy_unwind_rules_computed_total Frames whose unwind rule was not in the cache (read from the "
+        "unwind tables).\n# TYPE vramspy_unwind_rules_computed_total counter\nvramspy_unwind_rules_computed_total{%s} %llu\n",
+        lbl, ws.lookups, lbl, ws.rule_misses);
 #undef OUT
     char tmp[VSP_PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());

@@ -169,6 +169,8 @@ unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site)
         unsigned out = 0;
         for (unsigned i = start; i < n && out < max; i++)
             frames[out++] = buf[i]; /* (out <= i: a forward move within one array) */
+        if (!out && site && max)
+            frames[out++] = (uint64_t)(uintptr_t)site; /* a walk that got no further: the call site */
         return out;
     }
 }

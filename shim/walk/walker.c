@@ -1,22 +1,29 @@
 /* The shim's own x86-64 stack walker: what libunwind's unw_backtrace did for us, cheaper and
- * without a dependency. For each return address it finds the module (a table built with
- * dl_iterate_phdr), the FDE (the binary-search table of .eh_frame_hdr), runs the CIE's and FDE's
- * CFI program up to that address, and keeps the result, a "rule" (where the CFA is, where the
- * return address and rbp were saved), in a lock-free cache keyed by the return address; a warm
- * walk is a hash probe and two or three loads a frame. Where a module has no FDE for an address
- * (hand-written code, no unwind tables) it steps along the rbp chain.
+ * without a dependency. For each return address it finds the module (a sorted table built with
+ * dl_iterate_phdr, searched by bisection, republished lock-free when modules come or go, grown as
+ * needed: no cap), the FDE (the binary-search table of .eh_frame_hdr), runs the CIE's and FDE's CFI
+ * program up to that address, and keeps the result, a "rule" (where the CFA is, where the return
+ * address and rbp were saved), in a lock-free cache keyed by the return address; a warm walk is a
+ * hash probe and two or three loads a frame, whatever the number of modules and wherever they sit
+ * (the cache's index folds the address's high bits into its low ones, so the same offset in many
+ * libraries spreads over the table). Where a module has no FDE for an address (hand-written code,
+ * no unwind tables) it steps along the rbp chain.
  * Supported CFI: the subset gcc and clang emit for ordinary code (def_cfa*, offset*, restore*,
  * advance_loc*, set_loc, remember/restore_state, undefined/same_value, GNU_args_size), plus the
  * stack-realigning prologue's expressions (CFA = *(rbp + k), rbp saved at rbp + k). Anything else
  * (the PLT's and the signal trampoline's expressions, registers kept in other registers, a CFA
  * in another register) ends the walk there.
- * Must never: read memory outside [the walk's starting rsp, the top of the thread's stack) or
- * outside the mapped segment that holds a module's unwind tables — every load is bounds checked
- * and a failed check ends the walk, so garbage registers or a smashed stack end a walk early
- * instead of faulting; malloc, lock or print on the walk path (a thread's first walk excepted: it
- * asks pthread_getattr_np for the stack bounds; a rule-cache miss may call dl_iterate_phdr, which
- * takes the loader's lock, so the caller brackets walks against fork as it did libunwind's, and
- * may wait, boundedly, for another thread's rebuild of the module table).
+ * Must never: fault. Unwind tables are read only through checked copies (process_vm_readv on
+ * this very process: an unreadable page, say a .eh_frame_hdr the program made PROT_NONE, is a
+ * failed read, not a SIGSEGV) into windows of a buffer of the walker's own; the thread's stack is
+ * read directly, each load bounds checked against [the walk's starting rsp, the top of the
+ * thread's stack); any other stack (a coroutine's, a fiber's, sigaltstack) is first copied with
+ * one checked read and walked in the copy. A failed check ends the walk, so garbage registers, a
+ * smashed stack or a protected table end a walk early instead of faulting. Nor malloc, lock or
+ * print on the walk path (a thread's first walk excepted: it asks pthread_getattr_np for the stack
+ * bounds; a rule-cache miss may call dl_iterate_phdr, which takes the loader's lock, so the caller
+ * brackets walks against fork as it did libunwind's, and may wait, boundedly, for another thread's
+ * rebuild of the module table or clear of the rule cache).
  * The stack reads sit in the walk loop itself, each after its bounds check (no helper: the loop is
  * one dependency chain of loads, and every cycle on it is a cycle a frame). */
 #ifndef _GNU_SOURCE
@@ -29,6 +36,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "shim/base/atomic.h"
 #include "shim/walk/walker.h"
@@ -39,8 +49,8 @@
 
 #if defined(__has_attribute)
 #if __has_attribute(no_sanitize)
-/* The walker reads other frames' stack slots and whole unwind sections: under ASan a read of a
- * caller's spill area would be reported as a stack overflow although it is bounds checked here. */
+/* The walker reads other frames' stack slots: under ASan a read of a caller's spill area would be
+ * reported as a stack overflow although it is bounds checked here. */
 #define VSP_NO_SANITIZE __attribute__((no_sanitize("address", "hwaddress")))
 #endif
 #endif
@@ -52,12 +62,22 @@
 #define VSP_WALK_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 typedef uint64_t __attribute__((may_alias, aligned(1))) u64u;
-typedef uint32_t __attribute__((may_alias, aligned(1))) u32u;
-typedef uint16_t __attribute__((may_alias, aligned(1))) u16u;
 
-/* ---- statistics (slow paths only: a hit counts nothing) ------------------------------------ */
-/* All relaxed, here and where they are counted: counters that order nothing. */
-static unsigned long long st_misses, st_uncacheable, st_refreshes, st_fp, st_unsupported;
+/* ---- statistics ------------------------------------------------------------------------------ */
+/* All relaxed, here and where they are counted: counters that order nothing. The slow paths count
+ * into shared words; the frames looked up (one per frame of every walk) into a stripe per thread,
+ * each on a cache line of its own, so walks on several threads do not share a line: a stripe is
+ * one thread's unless more than STRIPES threads walk, and then a lost update only makes the count
+ * approximate. */
+static unsigned long long st_misses, st_uncacheable, st_refreshes, st_fp, st_unsupported, st_clears,
+    st_unreadable, st_foreign, st_retries, st_no_buffer;
+static unsigned st_nmods_max;
+#define STRIPES 16
+static struct {
+    unsigned long long lookups;
+    char pad[56];
+} st_stripe[STRIPES] __attribute__((aligned(64)));
+static unsigned st_next_stripe;
 
 void vsp_walker_get_stats(struct vsp_walker_stats *out)
 {
@@ -66,30 +86,123 @@ void vsp_walker_get_stats(struct vsp_walker_stats *out)
     out->module_refreshes = vsp_load_relaxed(&st_refreshes);
     out->fp_rules = vsp_load_relaxed(&st_fp);
     out->stops_unsupported = vsp_load_relaxed(&st_unsupported);
+    out->lookups = 0;
+    for (unsigned i = 0; i < STRIPES; i++)
+        out->lookups += vsp_load_relaxed(&st_stripe[i].lookups);
+    out->cache_clears = vsp_load_relaxed(&st_clears);
+    out->unreadable = vsp_load_relaxed(&st_unreadable);
+    out->foreign_walks = vsp_load_relaxed(&st_foreign);
+    out->retries = vsp_load_relaxed(&st_retries);
+    out->no_buffer = vsp_load_relaxed(&st_no_buffer);
+    out->modules = vsp_load_relaxed(&st_nmods_max);
+}
+
+/* ---- checked reads --------------------------------------------------------------------------- */
+/* Copy n bytes at address src of this process into dst through the kernel (process_vm_readv): a
+ * page that is unmapped or unreadable ends the copy instead of raising SIGSEGV. Returns the bytes
+ * copied (0..n; a partial copy stops at the first unreadable page). pid is this process's
+ * (asked once per rule computation or foreign walk: a fork child must not read its parent). Where
+ * the kernel refuses the call itself (ENOSYS, EPERM: a seccomp filter that answers with an errno)
+ * checked_off is set, and the walker stops reading unwind tables (the rbp chain only). errno is
+ * kept. */
+static int checked_off;
+
+VSP_NO_SANITIZE static size_t checked_copy(int pid, void *dst, uint64_t src, size_t n)
+{
+    if (!n || pid <= 0)
+        return 0;
+    int saved = errno;
+    struct iovec l = {dst, n}, r = {(void *)(uintptr_t)src, n};
+    ssize_t k = process_vm_readv(pid, &l, 1, &r, 1, 0);
+    if (k < 0 && (errno == ENOSYS || errno == EPERM))
+        vsp_store_relaxed(&checked_off, 1); /* relaxed: a yes/no, nothing is read through it */
+    errno = saved;
+    return k > 0 ? (size_t)k : 0;
+}
+
+/* Buffers for checked copies, off the stack (a hook may run on a 16 KiB fiber): a small pool,
+ * each buffer claimed by one walk at a time with a try-flag (acquire on taking, release on giving
+ * back: the next holder sees the buffer as the last one left it, which is nothing it relies on).
+ * A walk that finds none free uses a small window on its stack instead (slower, as correct). */
+#define BUF_SIZE 65536u
+#define NBUF 8
+static unsigned char bufs[NBUF][BUF_SIZE] __attribute__((aligned(64)));
+static int buf_busy[NBUF];
+
+static unsigned char *buf_claim(int *slot)
+{
+    for (int i = 0; i < NBUF; i++)
+        if (!vsp_load_relaxed(&buf_busy[i]) && vsp_spin_trylock(&buf_busy[i])) {
+            *slot = i;
+            return bufs[i];
+        }
+    vsp_fetch_add_relaxed(&st_no_buffer, 1);
+    *slot = -1;
+    return NULL;
+}
+
+static void buf_release(int slot)
+{
+    if (slot >= 0)
+        vsp_spin_unlock(&buf_busy[slot]);
+}
+
+/* A window: a checked copy of [base, base + len) of the process's memory, in data (cap bytes). */
+struct win {
+    uint64_t base;
+    uint32_t len, cap;
+    int pid, fault; /* fault: a copy came back short of what the bounds allowed (an unreadable page) */
+    unsigned char *data;
+};
+
+/* Copy [at, at + min(cap, end - at)) into the window. */
+static void win_load(struct win *w, uint64_t at, uint64_t end)
+{
+    uint64_t want = end > at ? end - at : 0;
+    if (want > w->cap)
+        want = w->cap;
+    w->base = at;
+    w->len = (uint32_t)checked_copy(w->pid, w->data, at, want);
+    if (w->len < want)
+        w->fault = 1;
+}
+
+/* n (1, 2, 4 or 8) little-endian bytes at `at`, from the window, which is reloaded from `at` when
+ * it does not hold them; `end` bounds what a reload copies. Sets *bad when they cannot be read. */
+static uint64_t win_fixed(struct win *w, uint64_t at, unsigned n, uint64_t end, int *bad)
+{
+    if (at < w->base || at - w->base > w->len || w->len - (at - w->base) < n) {
+        win_load(w, at, end);
+        if (w->len < n) {
+            *bad = 1;
+            return 0;
+        }
+    }
+    const unsigned char *s = w->data + (at - w->base);
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v |= (uint64_t)s[i] << (8 * i);
+    return v;
 }
 
 /* ---- reading unwind tables ------------------------------------------------------------------ */
-/* A cursor over unwind-table bytes; any read past `end` sets `bad` and reads zero. */
+/* A cursor over unwind-table bytes, read through window w; any read past `end` sets `bad` and
+ * reads zero. */
 struct cur {
     uint64_t p, end;
     int bad;
+    struct win *w;
 };
 
-VSP_NO_SANITIZE static uint64_t c_fixed(struct cur *c, unsigned n)
+static uint64_t c_fixed(struct cur *c, unsigned n)
 {
     if (c->bad || c->p > c->end || c->end - c->p < n) {
         c->bad = 1;
         return 0;
     }
-    uint64_t v;
-    const void *s = (const void *)(uintptr_t)c->p;
-    switch (n) {
-    case 1: v = *(const uint8_t *)s; break;
-    case 2: v = *(const u16u *)s; break;
-    case 4: v = *(const u32u *)s; break;
-    default: v = *(const u64u *)s; break;
-    }
-    c->p += n;
+    uint64_t v = win_fixed(c->w, c->p, n, c->end, &c->bad);
+    if (!c->bad)
+        c->p += n;
     return v;
 }
 
@@ -155,62 +268,179 @@ static uint64_t c_enc(struct cur *c, uint8_t enc, uint64_t datarel)
     return v;
 }
 
+/* ---- the rule cache -------------------------------------------------------------------------- */
+/* Open addressing, RC_PROBES slots from the index. A key changes only from 0 to a return address
+ * (one CAS) and back to 0 in a clear; a rule word is written only while its slot's key is the
+ * address it describes and no clear has run since the writer's walk began (both checked inside
+ * the writers' section, which a clear excludes), so a slot never holds one address's key with
+ * another's rule, nor a rule computed before a clear — except for a walk that overlaps a clear,
+ * which the clear's epoch tells to redo itself (see vsp_walk_from_regs). A clear is how cached
+ * rules are invalidated: when modules were unloaded (their addresses may hold other code now),
+ * and when the table is three quarters full. No generation is kept in the rules, so none can wrap
+ * round (issue 20, item 10: a 15-bit one made a rule cached 32,767 unloads earlier valid again).
+ * The index is the address with its high bits folded into its low ones (one shift and one xor on
+ * the walk's dependency chain): return addresses at the same offset in many libraries (identical
+ * builds, or page-aligned sections) differ only above the page offset and would otherwise share a
+ * slot and its probe window. */
+#define RC_BITS 16
+#define RC_SIZE (1u << RC_BITS)
+#define RC_PROBES 8
+/* keys and rules in arrays of their own: the index scales by 8 in the load's addressing mode */
+static uint64_t rc_key[RC_SIZE], rc_rule[RC_SIZE];
+/* Clears: rc_epoch counts them (a walk compares it before and after); rc_clearing keeps writers
+ * out while one runs; rc_writers counts the writers inside their section; rc_used the keys set
+ * since the last clear (a clear when three quarters of the slots are taken keeps probe windows
+ * short, and a process that loads and unloads libraries for days keeps getting cached rules). */
+static unsigned long rc_epoch;
+static int rc_clearing, rc_clear_lock;
+static unsigned rc_writers, rc_used;
+
+static inline unsigned rc_index(uint64_t ra)
+{
+    return (unsigned)(ra ^ (ra >> RC_BITS)) & (RC_SIZE - 1);
+}
+
+/* A clear that could not run (another clear held the lock, or a writer stayed in its section, for
+ * longer than CLEAR_WAIT yields; or it was asked for by a signal handler that interrupted this
+ * thread's own section or clear) is left pending, and the next walk on any thread runs it: no wait
+ * here is unbounded, so the walker cannot deadlock a thread against itself. rc_mine: this thread
+ * is inside a writer's section (1) or a clear (2). */
+#define CLEAR_WAIT 20000
+static int rc_clear_pending;
+static __thread int rc_mine __attribute__((tls_model("initial-exec")));
+
+/* Empty the cache. Blocks other writers for the sweep (1 MiB read, the slots in use zeroed); walks
+ * go on, and those that overlapped it redo themselves. wait: wait (boundedly) for a clear another
+ * thread is running, then clear again (modules were unloaded: a clear that began before must not
+ * stand for this one); else a running clear is enough. */
+static void rc_clear(int wait)
+{
+    if (rc_mine) {
+        /* relaxed: a request, run by the next walk (see vsp_walk_from_regs) */
+        vsp_store_relaxed(&rc_clear_pending, 1);
+        return;
+    }
+    int tries = 0;
+    while (!vsp_spin_trylock(&rc_clear_lock)) {
+        if (!wait)
+            return; /* another thread is clearing a full table: that is enough */
+        if (++tries > CLEAR_WAIT) {
+            vsp_store_relaxed(&rc_clear_pending, 1);
+            return;
+        }
+        sched_yield();
+    }
+    rc_mine = 2;
+    /* seq_cst store, then seq_cst loads of the writer count: the Dekker pair with rc_write_begin
+     * (its increment, then its load of rc_clearing): either the writer sees the flag and stays
+     * out, or this sees the writer and waits for it to leave */
+    __atomic_store_n(&rc_clearing, 1, __ATOMIC_SEQ_CST);
+    for (tries = 0; __atomic_load_n(&rc_writers, __ATOMIC_SEQ_CST); tries++) {
+        if (tries > CLEAR_WAIT) { /* a writer stopped in its section (SIGSTOP, a debugger): later */
+            vsp_store_relaxed(&rc_clear_pending, 1);
+            goto out;
+        }
+        sched_yield(); /* a writer's section is a CAS and a store */
+    }
+    vsp_store_relaxed(&rc_clear_pending, 0); /* this clear covers the requests made before it */
+    for (unsigned i = 0; i < RC_SIZE; i++) {
+        /* relaxed: published by the epoch's release below. Only slots in use are written: a page
+         * of the table no walk has touched stays the shared zero page (not the process's memory) */
+        if (vsp_load_relaxed(&rc_key[i]))
+            vsp_store_relaxed(&rc_key[i], 0);
+        if (vsp_load_relaxed(&rc_rule[i]))
+            vsp_store_relaxed(&rc_rule[i], 0);
+    }
+    vsp_store_relaxed(&rc_used, 0);
+    vsp_fetch_add_relaxed(&st_clears, 1);
+    /* release: a walk that acquires the new epoch sees the empty table; one that began before and
+     * saw anything written after it sees the epoch moved at its end (the writers after the clear
+     * acquired rc_clearing's 0, released below, before their release stores) */
+    __atomic_fetch_add(&rc_epoch, 1, __ATOMIC_RELEASE);
+out:
+    vsp_store_release(&rc_clearing, 0);
+    vsp_spin_unlock(&rc_clear_lock);
+    rc_mine = 0;
+}
+
+/* A writer's section: 1 when it may write into the cache, 0 while a clear runs. */
+static int rc_write_begin(void)
+{
+    rc_mine = 1; /* first: a signal handler's clear on this thread must not wait for us */
+    /* seq_cst: the Dekker pair with rc_clear (see there) */
+    __atomic_fetch_add(&rc_writers, 1, __ATOMIC_SEQ_CST);
+    if (VSP_WALK_LIKELY(!__atomic_load_n(&rc_clearing, __ATOMIC_SEQ_CST)))
+        return 1;
+    __atomic_fetch_sub(&rc_writers, 1, __ATOMIC_RELEASE);
+    rc_mine = 0;
+    return 0;
+}
+
+static void rc_write_end(void)
+{
+    /* release: the section's stores are done before a clear that sees the count drop sweeps */
+    __atomic_fetch_sub(&rc_writers, 1, __ATOMIC_RELEASE);
+    rc_mine = 0;
+}
+
 /* ---- the module table ------------------------------------------------------------------------ */
 struct mod {
-    uint64_t lo, hi;           /* span of the PT_LOAD segments */
-    uint64_t hdr, hdr_end;     /* .eh_frame_hdr (PT_GNU_EH_FRAME), 0 if none */
-    uint64_t eh_lo, eh_hi;     /* the PT_LOAD segment that holds .eh_frame: FDE/CIE reads stay in it */
+    uint64_t lo, hi;       /* span of the PT_LOAD segments: FDE and CIE reads stay in it */
+    uint64_t hdr, hdr_end; /* .eh_frame_hdr (PT_GNU_EH_FRAME), 0 if none */
 };
 
-#define MAX_MODS 2048
 /* The published table, sorted by lo: two copies, each under a seqlock of its own (odd while it is
  * rewritten), and mods_cur says which is current. The one writer rewrites the other copy and then
  * flips mods_cur, so a reader never waits for a writer (one preempted mid-rewrite included): at
  * worst it read the old copy as it was being rewritten, sees its sequence moved, and retries on the
- * current one. Fields are written with release stores and read with acquire loads (see
- * mods_publish and mod_find). */
-static struct mod mods[2][MAX_MODS];
+ * current one. A copy too small for the modules is replaced by a larger mapping (twice what is
+ * needed); the old one is never unmapped (a reader may still be reading it, and discards what it
+ * read when it sees the sequence moved), so what is kept is at most about twice the largest table.
+ * Fields are written with release stores and read with acquire loads (see mods_publish and
+ * mod_find). */
+struct modtab {
+    unsigned cap; /* set before the table is published, never changed: bounds a reader's search */
+    struct mod m[];
+};
+static struct modtab *mods[2];
 static unsigned nmods[2];
 static unsigned long mods_seq[2];
 static unsigned mods_cur;
 static int mods_valid;
 /* Writers only: one rebuilds at a time (trylock; a walker that loses just uses the current
- * table), into `scratch`, then copies it into `mods` inside the seqlock's odd window. */
+ * table), into `scratch` (grown by mapping a larger one), then copies it into `mods` inside the
+ * seqlock's odd window. */
 static int mods_lock;
-static struct mod scratch[MAX_MODS];
-static unsigned nscratch;
+static struct mod *scratch;
+static unsigned nscratch, scratch_cap;
+static int scratch_short; /* a module did not fit: no memory for a larger scratch table */
 static unsigned long long seen_adds, seen_subs;
 
-/* Rules are tagged with this generation; moving it turns every cached rule into a miss. 15 bits,
- * never 0. */
-static unsigned rule_gen = 1;
-
-static void bump_rule_gen(void)
+static void *map_anon(size_t bytes)
 {
-    unsigned g = vsp_load_relaxed(&rule_gen), n;
-    do {
-        n = (g + 1) & 0x7fff;
-        if (!n)
-            n = 1;
-        /* relaxed: the generation guards no other data; a walk that still sees the old one
-         * behaves as a walk that started just before the change */
-    } while (!vsp_cas_weak_relaxed(&rule_gen, &g, n));
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
 }
 
 void vsp_walker_atfork_child(void)
 {
-    /* the child has one thread: a rebuild another thread had under way in the parent is gone.
-     * Relaxed throughout: no other thread to order anything for. */
+    /* the child has one thread: a rebuild, a clear or a checked copy another thread had under way
+     * in the parent is gone. Relaxed throughout: no other thread to order anything for. */
     vsp_store_relaxed(&mods_lock, 0);
     for (int i = 0; i < 2; i++)
         if (vsp_load_relaxed(&mods_seq[i]) & 1)
             vsp_store_relaxed(&mods_seq[i], vsp_load_relaxed(&mods_seq[i]) + 1);
     vsp_store_relaxed(&mods_valid, 0);
+    vsp_store_relaxed(&rc_writers, 0);
+    vsp_store_relaxed(&rc_clearing, 0);
+    vsp_store_relaxed(&rc_clear_lock, 0);
+    for (int i = 0; i < NBUF; i++)
+        vsp_store_relaxed(&buf_busy[i], 0);
 }
 
 void vsp_walker_modules_changed(void)
 {
-    bump_rule_gen();
+    rc_clear(1); /* cached rules may describe code that is gone */
     /* relaxed: only forces the next miss to re-read the module list; the list itself is published
      * by the seqlock */
     vsp_store_relaxed(&mods_valid, 0);
@@ -232,13 +462,13 @@ static int read_adds_subs(struct dl_phdr_info *info, size_t size, void *arg)
     return 1; /* the counters are the same in every entry: one is enough */
 }
 
+/* One module from its program headers (which the loader keeps readable); nothing of the module's
+ * own memory is read here: its unwind tables are read, checked, when a rule needs them. */
 static int collect_mod(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     (void)arg;
-    if (nscratch >= MAX_MODS)
-        return 1;
-    struct mod m = {UINT64_MAX, 0, 0, 0, 0, 0};
+    struct mod m = {UINT64_MAX, 0, 0, 0};
     const ElfW(Phdr) *eh = NULL;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -254,72 +484,92 @@ static int collect_mod(struct dl_phdr_info *info, size_t size, void *arg)
     }
     if (m.hi <= m.lo)
         return 0;
-    if (eh) {
-        uint64_t hdr = info->dlpi_addr + eh->p_vaddr, hdr_end = hdr + eh->p_memsz;
-        int hdr_mapped = 0;
-        for (int i = 0; i < info->dlpi_phnum; i++) {
-            const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-            uint64_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_filesz;
-            if (ph->p_type == PT_LOAD && (ph->p_flags & PF_R) && hdr >= s && hdr_end <= e)
-                hdr_mapped = 1;
+    if (eh && eh->p_memsz >= 12) {
+        m.hdr = info->dlpi_addr + eh->p_vaddr;
+        m.hdr_end = m.hdr + eh->p_memsz;
+        if (m.hdr < m.lo || m.hdr_end > m.hi)
+            m.hdr = m.hdr_end = 0;
+    }
+    if (nscratch >= scratch_cap) {
+        unsigned cap = scratch_cap ? scratch_cap * 2 : 1024;
+        struct mod *bigger = map_anon((size_t)cap * sizeof *bigger);
+        if (!bigger) {
+            scratch_short = 1;
+            return 1;
         }
-        if (hdr_mapped) {
-            /* version 1, then the encoded pointer to .eh_frame */
-            struct cur c = {hdr, hdr_end, 0};
-            uint8_t ver = (uint8_t)c_fixed(&c, 1), ptr_enc = (uint8_t)c_fixed(&c, 1);
-            c_fixed(&c, 2);
-            uint64_t ehf = c_enc(&c, ptr_enc, hdr);
-            if (!c.bad && ver == 1) {
-                for (int i = 0; i < info->dlpi_phnum; i++) {
-                    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-                    uint64_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_filesz;
-                    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_R) && ehf >= s && ehf < e) {
-                        m.eh_lo = s;
-                        m.eh_hi = e;
-                    }
-                }
-                if (m.eh_hi) {
-                    m.hdr = hdr;
-                    m.hdr_end = hdr_end;
-                }
-            }
+        if (scratch) {
+            memcpy(bigger, scratch, (size_t)nscratch * sizeof *scratch);
+            munmap(scratch, (size_t)scratch_cap * sizeof *scratch); /* the writer's own: no reader */
         }
+        scratch = bigger;
+        scratch_cap = cap;
     }
     scratch[nscratch++] = m;
     return 0;
 }
 
+/* Heapsort of scratch by lo: no recursion, no allocation, n log n whatever the loader's order. */
+static void sift(struct mod *a, unsigned i, unsigned n)
+{
+    struct mod x = a[i];
+    for (;;) {
+        unsigned c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && a[c + 1].lo > a[c].lo)
+            c++;
+        if (a[c].lo <= x.lo)
+            break;
+        a[i] = a[c];
+        i = c;
+    }
+    a[i] = x;
+}
+
+static void mods_sort(struct mod *a, unsigned n)
+{
+    for (unsigned i = n / 2; i-- > 0;)
+        sift(a, i, n);
+    for (unsigned k = n; k-- > 1;) {
+        struct mod t = a[0];
+        a[0] = a[k];
+        a[k] = t;
+        sift(a, 0, k);
+    }
+}
+
 static void mods_publish(void)
 {
-    /* insertion sort by lo: a few hundred entries, only when modules came or went */
-    for (unsigned i = 1; i < nscratch; i++) {
-        struct mod m = scratch[i];
-        unsigned j = i;
-        while (j > 0 && scratch[j - 1].lo > m.lo) {
-            scratch[j] = scratch[j - 1];
-            j--;
-        }
-        scratch[j] = m;
-    }
+    mods_sort(scratch, nscratch);
     unsigned w = 1 - vsp_load_relaxed(&mods_cur); /* relaxed: only writers change it, under mods_lock */
+    struct modtab *t = vsp_load_relaxed(&mods[w]); /* relaxed: writers only change it */
+    if (!t || nscratch > t->cap) {
+        unsigned cap = nscratch * 2 > 256 ? nscratch * 2 : 256;
+        struct modtab *bigger = map_anon(sizeof *bigger + (size_t)cap * sizeof(struct mod));
+        if (!bigger)
+            return; /* no memory: the current table stays */
+        bigger->cap = cap; /* published by the release store of the pointer below */
+        t = bigger;
+    }
     unsigned long s = vsp_load_relaxed(&mods_seq[w]);
     vsp_store_relaxed(&mods_seq[w], s + 1);
     /* release stores (no fences: TSan does not model them): each table write is ordered after the
      * odd sequence number, so a reader that acquires any of the new values then reads the
      * sequence as odd or moved, and discards what it read */
+    vsp_store_release(&mods[w], t);
     for (unsigned i = 0; i < nscratch; i++) {
-        vsp_store_release(&mods[w][i].lo, scratch[i].lo);
-        vsp_store_release(&mods[w][i].hi, scratch[i].hi);
-        vsp_store_release(&mods[w][i].hdr, scratch[i].hdr);
-        vsp_store_release(&mods[w][i].hdr_end, scratch[i].hdr_end);
-        vsp_store_release(&mods[w][i].eh_lo, scratch[i].eh_lo);
-        vsp_store_release(&mods[w][i].eh_hi, scratch[i].eh_hi);
+        vsp_store_release(&t->m[i].lo, scratch[i].lo);
+        vsp_store_release(&t->m[i].hi, scratch[i].hi);
+        vsp_store_release(&t->m[i].hdr, scratch[i].hdr);
+        vsp_store_release(&t->m[i].hdr_end, scratch[i].hdr_end);
     }
     vsp_store_release(&nmods[w], nscratch);
     /* release: the copy is complete before a reader can see its even sequence number */
     vsp_store_release(&mods_seq[w], s + 2);
     /* release: ... and before a reader that acquires mods_cur turns to it */
     vsp_store_release(&mods_cur, w);
+    if (nscratch > vsp_load_relaxed(&st_nmods_max))
+        vsp_store_relaxed(&st_nmods_max, nscratch);
 }
 
 /* Bring the module table up to date if modules came or went (or it was never built). At most one
@@ -337,15 +587,16 @@ static void mods_refresh(void)
         return;
     vsp_fetch_add_relaxed(&st_refreshes, 1);
     nscratch = 0;
+    scratch_short = 0;
     as.ok = 0;
     dl_iterate_phdr(read_adds_subs, &as);
     dl_iterate_phdr(collect_mod, NULL);
     mods_publish();
     if (as.ok && as.subs != vsp_load_relaxed(&seen_subs))
-        bump_rule_gen(); /* something was unloaded: its addresses may now hold other code */
+        rc_clear(1); /* something was unloaded: its addresses may now hold other code */
     vsp_store_relaxed(&seen_adds, as.adds);
     vsp_store_relaxed(&seen_subs, as.subs);
-    vsp_store_relaxed(&mods_valid, as.ok);
+    vsp_store_relaxed(&mods_valid, as.ok && !scratch_short);
     vsp_spin_unlock(&mods_lock);
 }
 
@@ -369,8 +620,12 @@ static int mod_find(uint64_t pc, struct mod *out)
             vsp_cpu_relax(); /* mods_cur moved since we read it: the retry reads the new one */
             continue;
         }
-        const struct mod *t = mods[c];
-        unsigned n = vsp_load_acquire(&nmods[c]), lo = 0, hi = n > MAX_MODS ? MAX_MODS : n;
+        /* acquire: pairs with the writer's release stores of the pointer and the count */
+        const struct modtab *tab = vsp_load_acquire(&mods[c]);
+        unsigned n = vsp_load_acquire(&nmods[c]), lo = 0, hi = 0;
+        const struct mod *t = tab ? tab->m : NULL;
+        if (tab) /* a count from a newer, larger table is clamped to this one: still discarded below */
+            hi = n < tab->cap ? n : tab->cap;
         while (lo < hi) { /* first entry with lo > pc */
             unsigned mid = lo + (hi - lo) / 2;
             if (vsp_load_acquire(&t[mid].lo) <= pc)
@@ -385,8 +640,6 @@ static int mod_find(uint64_t pc, struct mod *out)
             out->hi = vsp_load_acquire(&m->hi);
             out->hdr = vsp_load_acquire(&m->hdr);
             out->hdr_end = vsp_load_acquire(&m->hdr_end);
-            out->eh_lo = vsp_load_acquire(&m->eh_lo);
-            out->eh_hi = vsp_load_acquire(&m->eh_hi);
             found = pc >= out->lo && pc < out->hi;
         }
         /* the table reads above are acquire loads, so the sequence is read again after them
@@ -418,32 +671,23 @@ struct rule {
  * address): in the top 24 bits where the return address is, relative to the CFA's base register
  * (CFA offset + return-address offset: one arithmetic shift and the load), then the
  * return-address offset / 8 (8 bits: CFA = that address - it), rbp offset / 8 (12), rbp kind (2),
- * kind (3), and the generation (15 bits, never 0, so 0 means "no rule"). */
+ * kind (3), and 15 bits of 1 (so a rule is never 0, which means "none yet"). */
+#define RULE_SET 0x7fffu
 static int fits(int64_t v, unsigned bits)
 {
     int64_t lim = (int64_t)1 << (bits - 1);
     return v >= -lim && v < lim;
 }
 
-static uint64_t rule_pack(const struct rule *r, unsigned gen)
+static uint64_t rule_pack(const struct rule *r)
 {
     if (!fits(r->cfa_off + r->ra_off, 24) || (r->ra_off & 7) || !fits(r->ra_off / 8, 8) || (r->rbp_off & 7) ||
-        !fits(r->rbp_off / 8, 12) || !gen)
+        !fits(r->rbp_off / 8, 12))
         return 0;
     return ((uint64_t)(r->cfa_off + r->ra_off) << 40) | ((uint64_t)(r->ra_off / 8) & 0xff) << 32 |
            ((uint64_t)(r->rbp_off / 8) & 0xfff) << 20 | (uint64_t)r->rbp_kind << 18 | (uint64_t)r->kind << 15 |
-           (gen & 0x7fff);
+           RULE_SET;
 }
-
-/* The rule cache: open addressing, keyed by return address. A key, once set, never changes; its
- * rule word may be rewritten (a newer generation) but always describes that key. Both words are
- * single self-contained values (no other data is published through them), so relaxed loads and
- * stores suffice: a reader that sees the key before the rule sees no valid rule and computes it
- * itself. */
-#define RC_BITS 14
-#define RC_PROBES 8
-/* keys and rules in arrays of their own: the index scales by 8 in the load's addressing mode */
-static uint64_t rc_key[1u << RC_BITS], rc_rule[1u << RC_BITS];
 
 /* ---- CFI ------------------------------------------------------------------------------------- */
 #define REG_RBP 6
@@ -466,15 +710,15 @@ struct cie {
     uint64_t instr, instr_end;
 };
 
-static int parse_cie(uint64_t at, const struct mod *m, struct cie *ci)
+static int parse_cie(uint64_t at, const struct mod *m, struct cie *ci, struct win *w)
 {
-    struct cur c = {at, m->eh_hi, 0};
-    if (at < m->eh_lo)
+    struct cur c = {at, m->hi, 0, w};
+    if (at < m->lo)
         return 0;
     uint64_t len = c_fixed(&c, 4);
     if (len == 0xffffffffu)
         len = c_fixed(&c, 8);
-    if (c.bad || len > m->eh_hi - c.p)
+    if (c.bad || len > m->hi - c.p)
         return 0;
     c.end = c.p + len;
     if (c_fixed(&c, 4) != 0) /* CIE id */
@@ -551,9 +795,9 @@ static void set_reg(struct row *r, uint64_t reg, int kind, int64_t off)
 }
 
 /* Recognise `DW_OP_breg6 k [DW_OP_deref]` (the whole expression); returns 1 with deref set, else 0. */
-static int expr_breg6(uint64_t p, uint64_t len, uint64_t end, int64_t *k, int *deref)
+static int expr_breg6(struct win *w, uint64_t p, uint64_t len, uint64_t end, int64_t *k, int *deref)
 {
-    struct cur e = {p, p + len, 0};
+    struct cur e = {p, p + len, 0, w};
     if (len > end - p || c_fixed(&e, 1) != 0x76)
         return 0;
     *k = c_sleb(&e);
@@ -566,16 +810,16 @@ static int expr_breg6(uint64_t p, uint64_t len, uint64_t end, int64_t *k, int *d
     return !e.bad && e.p == e.end;
 }
 
-#define STATE_DEPTH 8
+#define STATE_DEPTH 4 /* remember_state nests once or twice in compiled code; deeper: not followed */
 /* Run CFI instructions [p, end) from loc, stopping before the first row that starts past pc.
  * `init` is the CIE's row (for DW_CFA_restore), NULL while running the CIE itself. 0 on
  * malformed or unsupported input. */
-static int run_cfi(uint64_t p, uint64_t end, const struct cie *ci, uint64_t loc, uint64_t pc, struct row *r,
-                   const struct row *init, uint64_t datarel)
+static int run_cfi(struct win *w, uint64_t p, uint64_t end, const struct cie *ci, uint64_t loc, uint64_t pc,
+                   struct row *r, const struct row *init, uint64_t datarel)
 {
     struct row stack[STATE_DEPTH];
     unsigned depth = 0;
-    struct cur c = {p, end, 0};
+    struct cur c = {p, end, 0, w};
     while (c.p < c.end && !c.bad) {
         uint8_t op = (uint8_t)c_fixed(&c, 1);
         uint64_t reg, delta = 0;
@@ -655,7 +899,7 @@ static int run_cfi(uint64_t p, uint64_t end, const struct cie *ci, uint64_t loc,
                 return 0;
             int64_t k;
             int deref;
-            if (!c.bad && expr_breg6(c.p, len, c.end, &k, &deref) && deref) {
+            if (!c.bad && expr_breg6(w, c.p, len, c.end, &k, &deref) && deref) {
                 r->cfa_reg = -1;
                 r->cfa_off = k;
             } else {
@@ -671,7 +915,7 @@ static int run_cfi(uint64_t p, uint64_t end, const struct cie *ci, uint64_t loc,
                 return 0;
             int64_t k;
             int deref;
-            if (!c.bad && reg == REG_RBP && expr_breg6(c.p, len, c.end, &k, &deref) && !deref)
+            if (!c.bad && reg == REG_RBP && expr_breg6(w, c.p, len, c.end, &k, &deref) && !deref)
                 set_reg(r, reg, 2, k);
             else
                 set_reg(r, reg, 3, 0);
@@ -727,8 +971,6 @@ static int run_cfi(uint64_t p, uint64_t end, const struct cie *ci, uint64_t loc,
     return !c.bad;
 }
 
-/* The rule for return address ra, from the unwind tables (not cached). *cacheable is cleared for
- * an answer that may change (no module yet). */
 /* No FDE: the frame-pointer step (CFA = rbp + 16, return address below it, the caller's rbp at rbp). */
 static void fp_rule(struct rule *out)
 {
@@ -740,25 +982,80 @@ static void fp_rule(struct rule *out)
     out->rbp_off = -16;
 }
 
-__attribute__((noinline, cold)) static void rule_compute(uint64_t ra, int *refreshed, struct rule *out,
+/* Windows of one rule computation: the .eh_frame_hdr table, the FDE, the CIE. In a claimed buffer
+ * when one is free, else small ones on the stack. */
+#define WIN_HDR 16384u
+#define WIN_FDE 4096u
+#define WIN_CIE 2048u
+#define WIN_SMALL 16u /* the stack's share is kept small: a hook may run on a 16 KiB fiber */
+
+/* The FDE's address in the module's .eh_frame_hdr for pc, or 0 (no table, not covered, a table it
+ * does not read). Bisection over the table through window w: each probe outside the window
+ * reloads it around the probe (or, once the range left fits, over the whole range). */
+static uint64_t hdr_lookup(const struct mod *m, uint64_t pc, struct win *w)
+{
+    /* .eh_frame_hdr: version, eh_frame_ptr_enc, fde_count_enc, table_enc, eh_frame_ptr,
+     * fde_count, then (initial location, FDE address) pairs sorted by location */
+    struct cur c = {m->hdr, m->hdr_end, 0, w};
+    uint8_t ver = (uint8_t)c_fixed(&c, 1), ptr_enc = (uint8_t)c_fixed(&c, 1), cnt_enc = (uint8_t)c_fixed(&c, 1),
+            tab_enc = (uint8_t)c_fixed(&c, 1);
+    c_enc(&c, ptr_enc, m->hdr);
+    uint64_t count = c_enc(&c, cnt_enc, m->hdr);
+    if (c.bad || ver != 1 || tab_enc != 0x3b || count == 0 || count > (m->hdr_end - c.p) / 8)
+        return 0; /* datarel sdata4 is what every linker writes; anything else: the rbp chain */
+    uint64_t tab = c.p, lo = 0, hi = count;
+    int bad = 0;
+    while (lo < hi) { /* first entry whose location is past pc */
+        uint64_t mid = lo + (hi - lo) / 2, at = tab + mid * 8;
+        if (at < w->base || at - w->base > w->len || w->len - (at - w->base) < 8) {
+            uint64_t from = tab + lo * 8;
+            if ((hi - lo) * 8 > w->cap) /* centred on the probe: the next probes fall near it */
+                from = at - (w->cap / 2 & ~7u);
+            win_load(w, from, tab + hi * 8);
+        }
+        uint64_t loc = m->hdr + (uint64_t)(int64_t)(int32_t)win_fixed(w, at, 4, m->hdr_end, &bad);
+        if (bad)
+            return 0;
+        if (loc <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return 0;
+    uint64_t fde = m->hdr + (uint64_t)(int64_t)(int32_t)win_fixed(w, tab + (lo - 1) * 8 + 4, 4, m->hdr_end, &bad);
+    return bad ? 0 : fde;
+}
+
+/* The rule for return address ra, from the unwind tables (not cached). *cacheable is cleared for
+ * an answer that may change (no module yet; a table that could not be read). */
+/* What one walk learns once: whether it refreshed the module table (1; 2: and waited for another
+ * thread's rebuild), the process's id for checked reads (0 until the walk's first rule
+ * computation asks), and how it ended. */
+struct walk_ctx {
+    int refreshed, pid;
+    int out; /* the walk ended at a read outside the readable range (a foreign walk then copies more) */
+};
+
+__attribute__((noinline, cold)) static void rule_compute(uint64_t ra, struct walk_ctx *ctx, struct rule *out,
                                                          int *cacheable)
 {
     uint64_t pc = ra - 1; /* inside the call instruction: the caller's row, even at a function's end */
-    struct mod m = {0, 0, 0, 0, 0, 0};
+    struct mod m = {0, 0, 0, 0};
     *cacheable = 1;
     memset(out, 0, sizeof *out);
-    if (!*refreshed) {
-        *refreshed = 1;
+    if (!ctx->refreshed) {
+        ctx->refreshed = 1;
         mods_refresh();
     }
-    if (!mod_find(pc, &m) && *refreshed == 1) {
+    if (!mod_find(pc, &m) && ctx->refreshed == 1) {
         /* Another thread is rebuilding the table (the first walks of a multi-threaded start, or
          * a library just loaded): the address is probably in what it publishes. Wait for it,
          * boundedly (a rebuild takes microseconds), rather than guess with the rbp chain. The
          * lock's release store pairs with our acquire load; the table itself is seqlocked. Then
          * look again (the rebuild may have ended just before we looked at the lock); at most
          * once a walk, so a pc in no module at all (JIT code) costs two module checks a walk. */
-        *refreshed = 2;
+        ctx->refreshed = 2;
         for (int i = 0; i < 20000 && vsp_load_acquire(&mods_lock); i++)
             sched_yield();
         mods_refresh();
@@ -769,51 +1066,43 @@ __attribute__((noinline, cold)) static void rule_compute(uint64_t ra, int *refre
         return;
     }
     fp_rule(out); /* what follows returns with this where there is no FDE */
-    if (!m.hdr)
+    if (!m.hdr || vsp_load_relaxed(&checked_off)) /* relaxed: see checked_copy */
         return;
-    /* .eh_frame_hdr: version, eh_frame_ptr_enc, fde_count_enc, table_enc, eh_frame_ptr,
-     * fde_count, then (initial location, FDE address) pairs sorted by location */
-    struct cur c = {m.hdr, m.hdr_end, 0};
-    c_fixed(&c, 1);
-    uint8_t ptr_enc = (uint8_t)c_fixed(&c, 1), cnt_enc = (uint8_t)c_fixed(&c, 1),
-            tab_enc = (uint8_t)c_fixed(&c, 1);
-    c_enc(&c, ptr_enc, m.hdr);
-    uint64_t count = c_enc(&c, cnt_enc, m.hdr);
-    if (c.bad || tab_enc != 0x3b || count == 0 || count > (m.hdr_end - c.p) / 8)
-        return; /* datarel sdata4 is what every linker writes; anything else: the rbp chain */
-    uint64_t tab = c.p, lo = 0, hi = count;
-    while (lo < hi) { /* first entry whose location is past pc */
-        uint64_t mid = lo + (hi - lo) / 2;
-        uint64_t loc = m.hdr + (uint64_t)(int64_t)(int32_t) * (const u32u *)(uintptr_t)(tab + mid * 8);
-        if (loc <= pc)
-            lo = mid + 1;
-        else
-            hi = mid;
+    int slot;
+    unsigned char *buf = buf_claim(&slot), small[3][WIN_SMALL];
+    if (!ctx->pid) /* asked once a walk, not cached longer: a child made by a raw clone would read its parent */
+        ctx->pid = (int)getpid();
+    int pid = ctx->pid;
+    struct win wh = {0, 0, buf ? WIN_HDR : WIN_SMALL, pid, 0, buf ? buf : small[0]};
+    struct win wf = {0, 0, buf ? WIN_FDE : WIN_SMALL, pid, 0, buf ? buf + WIN_HDR : small[1]};
+    struct win wc = {0, 0, buf ? WIN_CIE : WIN_SMALL, pid, 0, buf ? buf + WIN_HDR + WIN_FDE : small[2]};
+    int failed = 0; /* no rule from the tables: an unreadable page (a window's fault) may be why */
+    uint64_t fde = hdr_lookup(&m, pc, &wh);
+    if (!fde) {
+        failed = 1;
+        goto out;
     }
-    if (lo == 0)
-        return;
-    uint64_t fde = m.hdr + (uint64_t)(int64_t)(int32_t) * (const u32u *)(uintptr_t)(tab + (lo - 1) * 8 + 4);
-    if (fde < m.eh_lo || fde >= m.eh_hi)
+    if (fde < m.lo || fde >= m.hi)
         goto bad;
-    struct cur f = {fde, m.eh_hi, 0};
+    struct cur f = {fde, m.hi, 0, &wf};
     uint64_t len = c_fixed(&f, 4);
     if (len == 0xffffffffu)
         len = c_fixed(&f, 8);
-    if (f.bad || len < 4 || len > m.eh_hi - f.p)
+    if (f.bad || len < 4 || len > m.hi - f.p)
         goto bad;
     f.end = f.p + len;
     uint64_t id_at = f.p, cie_off = c_fixed(&f, 4);
     if (!cie_off || cie_off > id_at)
         goto bad;
     struct cie ci;
-    if (!parse_cie(id_at - cie_off, &m, &ci))
+    if (!parse_cie(id_at - cie_off, &m, &ci, &wc))
         goto bad;
     uint64_t begin = c_enc(&f, ci.fde_enc, m.hdr);
     uint64_t range = c_enc(&f, ci.fde_enc & 0x0f, m.hdr);
     if (f.bad)
         goto bad;
     if (pc < begin || pc - begin >= range)
-        return; /* a gap between FDEs: the rbp chain */
+        goto out; /* a gap between FDEs: the rbp chain */
     if (ci.has_z) {
         uint64_t aug = c_uleb(&f);
         if (f.bad || aug > f.end - f.p)
@@ -823,16 +1112,16 @@ __attribute__((noinline, cold)) static void rule_compute(uint64_t ra, int *refre
     if (f.bad || f.p > f.end || ci.signal)
         goto bad; /* a signal frame: its rules are expressions over the sigcontext */
     struct row init = {REG_RSP, 8, 0, 0, 0, 0};
-    if (!run_cfi(ci.instr, ci.instr_end, &ci, begin, UINT64_MAX, &init, NULL, m.hdr))
+    if (!run_cfi(&wc, ci.instr, ci.instr_end, &ci, begin, UINT64_MAX, &init, NULL, m.hdr))
         goto bad;
     struct row r = init;
-    if (!run_cfi(f.p, f.end, &ci, begin, pc, &r, &init, m.hdr))
+    if (!run_cfi(&wf, f.p, f.end, &ci, begin, pc, &r, &init, m.hdr))
         goto bad;
     if (r.ra_kind == 4 || r.ra_kind == 0) {
         /* undefined return address (or never described): the outermost frame */
         out->kind = K_END;
         out->fp = 0;
-        return;
+        goto out;
     }
     if (r.ra_kind != 1 || r.rbp_kind == 3 || r.cfa_reg == -2)
         goto bad;
@@ -842,28 +1131,43 @@ __attribute__((noinline, cold)) static void rule_compute(uint64_t ra, int *refre
     out->rbp_kind = r.rbp_kind == 1 ? RBP_AT_CFA : r.rbp_kind == 2 ? RBP_AT_RBP : RBP_SAME;
     out->rbp_off = r.rbp_off;
     out->fp = 0;
-    return;
+    goto out;
 bad:
+    failed = 1;
+    if (wh.fault || wf.fault || wc.fault)
+        goto out; /* not malformed: unreadable (see below) */
     vsp_fetch_add_relaxed(&st_unsupported, 1);
     memset(out, 0, sizeof *out);
     out->kind = K_BAD;
+out:
+    if (failed && (wh.fault || wf.fault || wc.fault)) {
+        /* A page of the tables could not be read (the program protected or unmapped it): the
+         * rbp chain for now, not cached, so the tables are read again once they can be. A window
+         * that came back short but held what was needed (it reads ahead, maybe into a gap
+         * between segments) changes nothing. */
+        vsp_fetch_add_relaxed(&st_unreadable, 1);
+        fp_rule(out);
+        *cacheable = 0;
+    }
+    buf_release(slot);
 }
 
 /* A miss of the walk's one-probe fast path: look further, else compute the rule (and cache it
  * when it can be). Returns the packed rule; 0 (kind K_NONE) when it cannot be packed, which ends
  * the walk (a frame larger than 8 MiB, rbp saved more than 16 KiB from the CFA). */
-__attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned gen, int *refreshed)
+__attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned long epoch, struct walk_ctx *ctx)
 {
-    uint64_t h = ra; /* the index is the return address's low bits: see the walk's fast path */
-    int free_slot = -1;
+    unsigned h = rc_index(ra);
+    int mine = -1, free_slot = -1;
     for (unsigned i = 0; i < RC_PROBES; i++) {
-        unsigned s = (unsigned)(h + i) & ((1u << RC_BITS) - 1);
-        uint64_t k = vsp_load_relaxed(&rc_key[s]); /* relaxed: see the cache's comment */
+        unsigned s = (h + i) & (RC_SIZE - 1);
+        /* acquire, both: as in the walk's fast path (a clear's epoch covers what they see) */
+        uint64_t k = vsp_load_acquire(&rc_key[s]);
         if (k == ra) {
-            uint64_t p = vsp_load_relaxed(&rc_rule[s]);
-            if ((p & 0x7fff) == gen)
+            uint64_t p = vsp_load_acquire(&rc_rule[s]);
+            if (p)
                 return p;
-            free_slot = (int)s; /* ours, stale or not yet written */
+            mine = (int)s; /* ours, its rule not written yet */
             break;
         }
         if (!k) {
@@ -874,30 +1178,53 @@ __attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned gen, i
     vsp_fetch_add_relaxed(&st_misses, 1);
     int cacheable;
     struct rule r;
-    rule_compute(ra, refreshed, &r, &cacheable);
+    rule_compute(ra, ctx, &r, &cacheable);
     if (r.fp)
         vsp_fetch_add_relaxed(&st_fp, 1);
-    uint64_t packed = rule_pack(&r, gen);
+    uint64_t packed = rule_pack(&r);
     if (!packed) {
         vsp_fetch_add_relaxed(&st_unsupported, 1);
         return 0;
     }
-    if (!cacheable || free_slot < 0) { /* no module yet / the probe window is full: computed each time */
+    if (!cacheable || (mine < 0 && free_slot < 0)) {
+        /* no module yet, an unreadable table, or the probe window is full: computed each time
+         * (a window full in a cache more than half full empties it, so this stays rare) */
         vsp_fetch_add_relaxed(&st_uncacheable, 1);
+        if (cacheable && vsp_load_relaxed(&rc_used) > RC_SIZE / 2) /* relaxed: a hint */
+            rc_clear(0);
         return packed;
     }
+    if (!rc_write_begin())
+        return packed; /* a clear is running: not cached this time */
+    /* relaxed: no clear runs while we are in the section, so the epoch cannot move under us; one
+     * that ran since the walk began may have swept modules this rule was computed from */
+    if (vsp_load_relaxed(&rc_epoch) != epoch) {
+        rc_write_end();
+        return packed;
+    }
+    int s = mine >= 0 ? mine : free_slot;
     uint64_t expect = 0;
-    /* relaxed: the key is self-contained; a failed exchange leaves the current key in expect */
-    if (vsp_cas_relaxed(&rc_key[free_slot], &expect, ra) || expect == ra)
-        vsp_store_relaxed(&rc_rule[free_slot], packed);
+    if (mine < 0 && vsp_cas_release(&rc_key[s], &expect, ra) && /* release: pairs with the walks' acquire */
+        vsp_fetch_add_relaxed(&rc_used, 1) > RC_SIZE / 4 * 3) {
+        rc_write_end();
+        rc_clear(0); /* three quarters full: probe windows grow long; start again */
+        return packed;
+    }
+    /* The key is ours (a clear, which could reset it, is kept out while we are in the section):
+     * the rule we write describes it. release: pairs with the walks' acquire loads of the rule */
+    if (vsp_load_relaxed(&rc_key[s]) == ra)
+        vsp_store_release(&rc_rule[s], packed);
+    rc_write_end();
     return packed;
 }
 
 /* ---- the walk -------------------------------------------------------------------------------- */
 /* The thread's stack, [lo, hi), asked once (pthread_getattr_np: on the main thread it reads
- * /proc/self/maps); hi == 0 until asked, lo == hi == 1 when it failed. */
+ * /proc/self/maps); hi == 0 until asked, lo == hi == 1 when it failed (then every walk is a
+ * foreign one). stripe: the thread's statistics stripe, plus one. */
 static __thread struct {
     uint64_t lo, hi;
+    unsigned stripe;
 } walk_stack __attribute__((tls_model("initial-exec")));
 
 void vsp_walker_thread_reset(void)
@@ -911,6 +1238,8 @@ static void stack_bounds(void)
     void *addr;
     size_t size;
     walk_stack.lo = walk_stack.hi = 1;
+    if (!walk_stack.stripe) /* relaxed: a counter's spread, nothing ordered */
+        walk_stack.stripe = vsp_fetch_add_relaxed(&st_next_stripe, 1) % STRIPES + 1;
     if (pthread_getattr_np(pthread_self(), &a) != 0)
         return;
     if (pthread_attr_getstack(&a, &addr, &size) == 0 && size) {
@@ -920,6 +1249,133 @@ static void stack_bounds(void)
     pthread_attr_destroy(&a);
 }
 
+/* One step of the walk, over a stack readable in [lo, last + 8) at the address plus `delta`: 0 for
+ * the thread's own stack, the offset of the copy for a foreign one (a constant at each call, so
+ * the own-stack walk compiles without it). From the frame (*rip, *rsp, *rbp) to its caller's;
+ * 0 where the walk ends. Every step moves rsp strictly up the stack, so a walk ends. */
+VSP_NO_SANITIZE static inline __attribute__((always_inline)) int
+walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64_t last, uint64_t hi, uint64_t delta,
+          unsigned long epoch, struct walk_ctx *ctx)
+{
+    const uint64_t rip = *rip_p, rsp = *rsp_p;
+    /* the fast path: the rule sits in the first slot probed. acquire, both (free on x86): a rule
+     * seen is one written while its slot's key was rip, and a key seen set after a clear makes
+     * the clear's epoch visible at the walk's end (see rc_clear) */
+    unsigned slot = rc_index(rip);
+    uint64_t p = vsp_load_acquire(&rc_rule[slot]);
+    if (VSP_WALK_UNLIKELY(vsp_load_acquire(&rc_key[slot]) != rip || !p))
+        p = rule_slow(rip, epoch, ctx);
+    unsigned kind = (p >> 15) & 7;
+    uint64_t base, a, rbp = *rbp_p;
+    if (VSP_WALK_LIKELY(kind == K_CFA_RSP)) {
+        base = rsp;
+    } else if (kind == K_CFA_RBP) {
+        base = rbp;
+    } else if (kind == K_CFA_DEREF_RBP) {
+        /* CFA = *(rbp + k): the base is the loaded value, then the offsets as usual (k is the
+         * rule's CFA offset: return-address location - return-address offset) */
+        int64_t cfa_off = ((int64_t)p >> 40) - (int64_t)(int8_t)(p >> 32) * 8;
+        a = rbp + (uint64_t)cfa_off;
+        if (a < lo || a > last)
+            return ctx->out = 1, 0;
+        base = *(const u64u *)(uintptr_t)(a + delta) - (uint64_t)cfa_off; /* so that base + offsets = CFA + ra offset */
+    } else {
+        return 0; /* outermost, not followed, or not packable */
+    }
+    a = base + (uint64_t)((int64_t)p >> 40); /* where the return address is */
+    if (a < lo || a > last)
+        return ctx->out = 1, 0;
+    uint64_t next = *(const u64u *)(uintptr_t)(a + delta);
+    uint64_t cfa = a - (uint64_t)((int64_t)(int8_t)(p >> 32) * 8);
+    if (cfa <= rsp || cfa > hi) /* a caller's frame lies above its callee's */
+        return 0;
+    unsigned rbp_kind = (p >> 18) & 3;
+    if (rbp_kind != RBP_SAME) {
+        a = (rbp_kind == RBP_AT_CFA ? cfa : rbp) + (uint64_t)(((int64_t)(p << 32) >> 52) * 8);
+        if (a < lo || a > last)
+            return ctx->out = 1, 0;
+        *rbp_p = *(const u64u *)(uintptr_t)(a + delta);
+    }
+    *rip_p = next;
+    *rsp_p = cfa;
+    return next != 0;
+}
+
+/* The walk: `skip` frames stepped over, then up to `max` stored. Returns the frames stored; adds
+ * the frames looked up to *looked. */
+VSP_NO_SANITIZE static inline __attribute__((always_inline)) unsigned
+walk_core(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip, uint64_t rsp, uint64_t rbp, uint64_t hi,
+          uint64_t delta, unsigned long epoch, struct walk_ctx *ctx, unsigned *looked)
+{
+    /* readable: [lo, hi) = [the starting rsp, the top of the stack), as a last valid 8-byte slot */
+    const uint64_t lo = rsp, last = hi - 8;
+    unsigned n = 0, skipped = 0;
+    if (!rip)
+        return 0;
+    for (; skipped < skip; skipped++)
+        if (!walk_step(&rip, &rsp, &rbp, lo, last, hi, delta, epoch, ctx)) {
+            *looked += skipped + 1;
+            return 0;
+        }
+    for (;;) {
+        frames[n++] = rip;
+        if (n >= max || !walk_step(&rip, &rsp, &rbp, lo, last, hi, delta, epoch, ctx))
+            break;
+    }
+    *looked += skipped + n;
+    return n;
+}
+
+/* Count the frames a walk looked up, in the thread's stripe. relaxed: a counter (a stripe shared by
+ * two threads may lose an update; see the statistics). */
+static inline void count_lookups(unsigned looked)
+{
+    unsigned s = walk_stack.stripe ? walk_stack.stripe - 1 : 0;
+    vsp_store_relaxed(&st_stripe[s].lookups, vsp_load_relaxed(&st_stripe[s].lookups) + looked);
+}
+
+/* A stack that is not the thread's (a coroutine's, a fiber's, sigaltstack): copied from rsp up,
+ * as far as it is readable, with one checked read, and walked in the copy with the same bounds
+ * checks: 8 KiB first, the whole buffer (64 KiB) when the walk reached the end of that. Without a
+ * free buffer, or where nothing can be read, just the pc. */
+#define FOREIGN_FIRST 8192u
+__attribute__((noinline, cold)) static unsigned walk_foreign(uint64_t *frames, unsigned max, unsigned skip,
+                                                             uint64_t rip, uint64_t rsp, uint64_t rbp)
+{
+    vsp_fetch_add_relaxed(&st_foreign, 1);
+    int slot;
+    unsigned char *buf = vsp_load_relaxed(&checked_off) ? NULL : buf_claim(&slot);
+    struct walk_ctx ctx = {0, buf ? (int)getpid() : 0, 0};
+    size_t want = FOREIGN_FIRST, got = buf ? checked_copy(ctx.pid, buf, rsp, want) : 0;
+    unsigned n = 0, looked = 0;
+    if (got < 16) {
+        if (!skip)
+            frames[n++] = rip;
+    } else {
+        for (int attempt = 0;; attempt++) {
+            if (ctx.out && got == want && want < BUF_SIZE) { /* the stack goes on past the copy */
+                want = BUF_SIZE;
+                got += checked_copy(ctx.pid, buf + got, rsp + got, want - got);
+                looked = 0;
+            }
+            ctx.out = 0;
+            /* acquire: see vsp_walk_from_regs */
+            unsigned long epoch = vsp_load_acquire(&rc_epoch);
+            n = walk_core(frames, max, skip, rip, rsp, rbp, rsp + got, (uint64_t)(uintptr_t)buf - rsp, epoch, &ctx,
+                          &looked);
+            int more = ctx.out && got == want && want < BUF_SIZE; /* again, with the rest copied */
+            if ((vsp_load_relaxed(&rc_epoch) == epoch && !more) || attempt >= 8)
+                break;
+            if (!more)
+                vsp_fetch_add_relaxed(&st_retries, 1);
+        }
+        count_lookups(looked);
+    }
+    if (buf)
+        buf_release(slot);
+    return n;
+}
+
 VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip,
                                             uint64_t rsp, uint64_t rbp)
 {
@@ -927,67 +1383,24 @@ VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsi
         stack_bounds();
     if (!max)
         return 0;
-    /* readable: [lo, hi) = [the starting rsp, the top of the stack), as a last valid 8-byte slot */
-    const uint64_t lo = rsp, hi = walk_stack.hi, last = hi - 8;
-    unsigned n = 0;
-    if (rsp < walk_stack.lo || rsp >= hi || hi - rsp < 16) { /* on another stack: not walked */
-        if (!skip)
-            frames[n++] = rip;
-        return n;
-    }
-    unsigned gen = vsp_load_relaxed(&rule_gen); /* relaxed: see bump_rule_gen */
-    int refreshed = 0;
-    /* every step moves rsp strictly up the stack, so the loop ends; the cap is belt and braces */
-    for (unsigned steps = 0; steps < 65536 && rip; steps++) {
-        if (skip) {
-            skip--;
-        } else {
-            frames[n++] = rip;
-            if (n >= max)
-                break;
-        }
-        /* the fast path: the rule sits in the first slot probed (relaxed: see the cache). The index
-         * is the return address's low bits, one AND on the walk's dependency chain (a mixing hash
-         * cost 15% of a warm walk); return addresses' low bits spread well, and a collision only
-         * sends that frame to the probe in rule_slow */
-        unsigned slot = (unsigned)rip & ((1u << RC_BITS) - 1);
-        uint64_t p = vsp_load_relaxed(&rc_rule[slot]);
-        if (VSP_WALK_UNLIKELY(vsp_load_relaxed(&rc_key[slot]) != rip || (p & 0x7fff) != gen))
-            p = rule_slow(rip, gen, &refreshed);
-        unsigned kind = (p >> 15) & 7;
-        uint64_t base, a;
-        if (VSP_WALK_LIKELY(kind == K_CFA_RSP)) {
-            base = rsp;
-        } else if (kind == K_CFA_RBP) {
-            base = rbp;
-        } else if (kind == K_CFA_DEREF_RBP) {
-            /* CFA = *(rbp + k): the base is the loaded value, then the offsets as usual (k is the
-             * rule's CFA offset: return-address location - return-address offset) */
-            int64_t cfa_off = ((int64_t)p >> 40) - (int64_t)(int8_t)(p >> 32) * 8;
-            a = rbp + (uint64_t)cfa_off;
-            if (a < lo || a > last)
-                break;
-            base = *(const u64u *)(uintptr_t)a - (uint64_t)cfa_off; /* so that base + offsets = CFA + ra offset */
-        } else {
-            break; /* outermost, not followed, or not packable */
-        }
-        a = base + (uint64_t)((int64_t)p >> 40); /* where the return address is */
-        if (a < lo || a > last)
+    const uint64_t hi = walk_stack.hi;
+    if (VSP_WALK_UNLIKELY(rsp < walk_stack.lo || rsp >= hi || hi - rsp < 16))
+        return walk_foreign(frames, max, skip, rip, rsp, rbp);
+    if (VSP_WALK_UNLIKELY(vsp_load_relaxed(&rc_clear_pending))) /* relaxed: a request (see rc_clear) */
+        rc_clear(1);
+    struct walk_ctx ctx = {0, 0, 0};
+    unsigned n, looked = 0;
+    for (int attempt = 0;; attempt++) {
+        /* acquire: the walk's loads come after this; the epoch read again at the end (after the
+         * walk's acquire loads) tells whether a clear overlapped the walk, which is then redone
+         * (clears are rare: one per unload, or per 49,152 rules cached) */
+        unsigned long epoch = vsp_load_acquire(&rc_epoch);
+        n = walk_core(frames, max, skip, rip, rsp, rbp, hi, 0, epoch, &ctx, &looked);
+        if (VSP_WALK_LIKELY(vsp_load_relaxed(&rc_epoch) == epoch) || attempt >= 8)
             break;
-        uint64_t next = *(const u64u *)(uintptr_t)a;
-        uint64_t cfa = a - (uint64_t)((int64_t)(int8_t)(p >> 32) * 8);
-        if (cfa <= rsp || cfa > hi) /* a caller's frame lies above its callee's */
-            break;
-        unsigned rbp_kind = (p >> 18) & 3;
-        if (rbp_kind != RBP_SAME) {
-            a = (rbp_kind == RBP_AT_CFA ? cfa : rbp) + (uint64_t)(((int64_t)(p << 32) >> 52) * 8);
-            if (a < lo || a > last)
-                break;
-            rbp = *(const u64u *)(uintptr_t)a;
-        }
-        rip = next;
-        rsp = cfa;
+        vsp_fetch_add_relaxed(&st_retries, 1);
     }
+    count_lookups(looked);
     return n;
 }
 
