@@ -155,9 +155,11 @@ $(BUILD)/obj/tools/%.o: tools/%.c | $(DEPS_STAMP)
 $(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^
 
-$(BUILD)/vramspy: $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(BUILD)/obj/report/analyze/analyze.o $(BUILD)/obj/report/analyze/pycode.o \
-                  $(BUILD)/obj/report/analyze/symbolize.o $(BUILD)/obj/shim/common/dwframe.o $(BUILD)/obj/report/out/output.o $(READER_OBJS) \
-                  $(BUILD)/obj/shim/common/purposes.o
+# the front-end (vramspy run|report|top); make gpu-bundle links the same list
+FRONTEND_OBJS := $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(BUILD)/obj/report/analyze/analyze.o \
+                 $(BUILD)/obj/report/analyze/pycode.o $(BUILD)/obj/report/analyze/symbolize.o $(BUILD)/obj/shim/common/dwframe.o \
+                 $(BUILD)/obj/report/out/output.o $(READER_OBJS) $(BUILD)/obj/shim/common/purposes.o
+$(BUILD)/vramspy: $(FRONTEND_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
 
 $(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/common/config.o $(BUILD)/obj/shim/common/purposes.o
