@@ -47,7 +47,7 @@ endif
 WARN += $(WERRORFLAG)
 CFLAGS_COMMON := -std=gnu11 -O2 -g $(WARN) -Iinclude -I$(CUDA_HOME)/include -MMD -MP $(SANFLAGS)
 SHIM_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden
-# The shim walks stacks with its own unwinder (shim/walker.c): no run-time dependency beyond libc.
+# The shim walks stacks with its own unwinder (shim/walk/walker.c): no run-time dependency beyond libc.
 # (libunwind-dev stays among the packages: the walker's comparison test links libunwind.)
 SHIM_LIBS := -ldl -lpthread
 # Start-up of every process under LD_PRELOAD (docs/PERFORMANCE.md): one read-only+code segment
@@ -59,19 +59,22 @@ else
 SHIM_LDFLAGS += -Wl,-z,pack-relative-relocs
 endif
 
-SHIM_SRCS := shim/core.c shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c \
-             shim/trace.c shim/unwind.c shim/oom.c shim/metrics.c shim/labels.c shim/purposes.c shim/pyframes.c shim/pools.c shim/usage.c shim/hooks_dl.c shim/hooks_exit.c shim/hooks_lookup.c shim/hooks_runtime.c shim/hooks_driver.c shim/walker.c \
-             shim/coldstack.c
-SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/dlsym_x86_64.o
+SHIM_SRCS := shim/record/core.c shim/common/config.c shim/base/ring.c shim/base/stackstore.c shim/base/livetable.c \
+             shim/record/trace.c shim/walk/unwind.c shim/inproc/oom.c shim/inproc/metrics.c shim/inproc/labels.c shim/common/purposes.c shim/walk/pyframes.c shim/inproc/pools.c shim/inproc/usage.c shim/hooks/hooks_dl.c shim/hooks/hooks_exit.c shim/hooks/hooks_lookup.c shim/hooks/hooks_runtime.c shim/hooks/hooks_driver.c shim/walk/walker.c \
+             shim/base/coldstack.c
+# Sources include the project's headers by their path from here ("shim/base/ring.h"), so that each
+# include names the room it comes from (shim/README.md, report/README.md).
+SRC_INC := -I.
+SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/shim/hooks/dlsym_x86_64.o
 SHIM := $(BUILD)/libvramspy.so
-# The in-process symboliser, loaded by the shim on first need (shim/symhelper.c): beside the shim.
+# The in-process symboliser, loaded by the shim on first need (shim/inproc/symhelper.c): beside the shim.
 SYMHELPER := $(BUILD)/libvramspy-sym.so
-SYMHELPER_OBJS := $(BUILD)/obj/pic/shim/symhelper.o $(BUILD)/obj/pic/report/dwframe.o
+SYMHELPER_OBJS := $(BUILD)/obj/pic/shim/inproc/symhelper.o $(BUILD)/obj/pic/shim/common/dwframe.o
 
-READER_SRCS := report/trace_reader.c
+READER_SRCS := report/read/trace_reader.c
 READER_OBJS := $(READER_SRCS:%.c=$(BUILD)/obj/%.o)
-REPORT_SRCS := report/main.c report/analyze.c report/holders.c report/symbolize.c report/dwframe.c report/output.c report/suppress.c report/formats.c report/plan.c report/job.c \
-               report/input.c report/pycode.c
+REPORT_SRCS := report/main.c report/analyze/analyze.c report/analyze/holders.c report/analyze/symbolize.c shim/common/dwframe.c report/out/output.c report/analyze/suppress.c report/out/formats.c report/analyze/plan.c report/out/job.c \
+               report/read/input.c report/analyze/pycode.c
 REPORT_OBJS := $(REPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 REPORT_LIBS := -ldw -lelf -ljansson -lstdc++
 
@@ -112,9 +115,9 @@ shim: $(SHIM)
 $(BUILD)/obj/shim/%.o: shim/%.c | $(CUDA_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(SHIM_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(SHIM_CFLAGS) $(SRC_INC) -c $< -o $@
 
-$(BUILD)/obj/shim/dlsym_x86_64.o: shim/dlsym_x86_64.S
+$(BUILD)/obj/shim/hooks/dlsym_x86_64.o: shim/hooks/dlsym_x86_64.S
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -fPIC -c $< -o $@
 
@@ -127,7 +130,7 @@ $(SHIM): $(SHIM_OBJS) shim/vramspy.map
 $(BUILD)/obj/pic/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(SHIM_CFLAGS) -D_GNU_SOURCE -Ishim -Ireport -c $< -o $@
+	$(Q)$(CC) $(SHIM_CFLAGS) -D_GNU_SOURCE $(SRC_INC) -c $< -o $@
 
 $(SYMHELPER): $(SYMHELPER_OBJS)
 	@$(if $(Q),echo "  LD      $@")
@@ -137,21 +140,29 @@ $(SYMHELPER): $(SYMHELPER_OBJS)
 $(BUILD)/obj/report/%.o: report/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Ishim -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SRC_INC) -c $< -o $@
+
+# DWARF frames (shim/common/dwframe.c) in the report: built as the report's own sources are
+$(BUILD)/obj/shim/common/dwframe.o: shim/common/dwframe.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SRC_INC) -c $< -o $@
 
 $(BUILD)/obj/tools/%.o: tools/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Ireport -Ishim -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SRC_INC) -c $< -o $@
 
 $(BUILD)/vramspy-dump: $(BUILD)/obj/tools/vramspy-dump.o $(READER_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^
 
-$(BUILD)/vramspy: $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(BUILD)/obj/report/analyze.o $(BUILD)/obj/report/pycode.o \
-                  $(BUILD)/obj/report/symbolize.o $(BUILD)/obj/report/dwframe.o $(BUILD)/obj/report/output.o $(READER_OBJS) \
-                  $(BUILD)/obj/shim/purposes.o
+# the front-end (vramspy run|report|top); make gpu-bundle links the same list
+FRONTEND_OBJS := $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(BUILD)/obj/report/analyze/analyze.o \
+                 $(BUILD)/obj/report/analyze/pycode.o $(BUILD)/obj/report/analyze/symbolize.o $(BUILD)/obj/shim/common/dwframe.o \
+                 $(BUILD)/obj/report/out/output.o $(READER_OBJS) $(BUILD)/obj/shim/common/purposes.o
+$(BUILD)/vramspy: $(FRONTEND_OBJS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
 
-$(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/config.o $(BUILD)/obj/shim/purposes.o
+$(BUILD)/vramspy-report: $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/common/config.o $(BUILD)/obj/shim/common/purposes.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ $(REPORT_LIBS)
 
@@ -163,6 +174,11 @@ $(BUILD)/holders.json: report/holders.json
 include tests/tests.mk
 include tests/gpu/gpu.mk
 include tools/bench.mk
+# the rooms' include rules (shim/README.md, report/README.md), checked by every make test
+.PHONY: check-layout
+check-layout:
+	$(Q)tools/check_layout.sh
+test: check-layout
 # the CUDA test doubles and test programs are the project's own code too (flags from tests.mk)
 FAKE_CFLAGS += $(WERRORFLAG)
 PROG_CFLAGS += $(WERRORFLAG)

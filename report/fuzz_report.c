@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "output.h"
+#include "report/out/output.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -15,18 +15,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "analyze.h"
-#include "config.h"
-#include "formats.h"
-#include "holders.h"
-#include "input.h"
-#include "job.h"
-#include "output.h"
-#include "plan.h"
-#include "purposes.h"
-#include "suppress.h"
-#include "symbolize.h"
-#include "trace_reader.h"
+#include "report/analyze/analyze.h"
+#include "shim/common/config.h"
+#include "report/out/formats.h"
+#include "report/analyze/holders.h"
+#include "report/read/input.h"
+#include "report/out/job.h"
+#include "report/out/output.h"
+#include "report/analyze/plan.h"
+#include "shim/common/purposes.h"
+#include "report/analyze/suppress.h"
+#include "report/analyze/symbolize.h"
+#include "report/read/trace_reader.h"
 
 _Static_assert(VSP_READER_MAX_FRAMES == VSP_MAX_DEPTH, "the reader's stack limit is the shim's");
 

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "trace_reader.h"
+#include "report/read/trace_reader.h"
 
 extern char **environ;
 

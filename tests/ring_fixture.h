@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "ring.h"
+#include "shim/base/ring.h"
 
 struct ring_fixture {
     char path[256];

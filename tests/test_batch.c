@@ -1,5 +1,5 @@
 /* Trace format 3's compact events: the codec (include/vramspy/event_codec.h) round-trips every
- * field and rejects bytes that are not an event; batches (shim/ring.c) from many threads come back
+ * field and rejects bytes that are not an event; batches (shim/base/ring.c) from many threads come back
  * whole and in sequence order, are readable while still open (a killed process), never stall other
  * threads when their owner goes idle, follow the records their events name, and a storm recorded
  * by the shim costs at most 32 bytes an event. */
@@ -10,7 +10,7 @@
 
 #include "harness.h"
 #include "ring_fixture.h"
-#include "trace_reader.h"
+#include "report/read/trace_reader.h"
 #include "vramspy/event_codec.h"
 
 static struct vsp_rec_event sample_event(uint64_t i)

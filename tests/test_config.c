@@ -1,11 +1,11 @@
-/* Unit tests of configuration parsing (shim/config.c): defaults, every variable, and that bad
+/* Unit tests of configuration parsing (shim/common/config.c): defaults, every variable, and that bad
  * values fall back to defaults with a warning naming the variable. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
 
-#include "config.h"
-#include "ring.h"
+#include "shim/common/config.h"
+#include "shim/base/ring.h"
 
 static const char *const *vars;
 

@@ -1,4 +1,4 @@
-/* Tests of the report's JUnit and SVG renderings (report/formats.c): JUnit that a CI can trust
+/* Tests of the report's JUnit and SVG renderings (report/out/formats.c): JUnit that a CI can trust
  * (failures only for --fail-on kinds, names stable across runs and distinct for children, invalid
  * frees with their address, no peak check without a budget, valid XML whatever the command line),
  * and an SVG timeline read without hovering (legend, round ticks, a host band, one time axis for

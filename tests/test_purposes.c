@@ -1,9 +1,9 @@
-/* Unit tests of the purpose rules (shim/purposes.c): the JSON reader the shim and the report
+/* Unit tests of the purpose rules (shim/common/purposes.c): the JSON reader the shim and the report
  * share — valid JSON in, invalid JSON out with the byte offset — and the matcher's order. */
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "purposes.h"
+#include "shim/common/purposes.h"
 
 static struct vsp_purposes ps;
 static char err[256];

@@ -1,4 +1,4 @@
-/* Unit tests of the trace ring (shim/ring.c) read back through the real reader: order, wrap-around
+/* Unit tests of the trace ring (shim/base/ring.c) read back through the real reader: order, wrap-around
  * into the log, many writers at once with nothing lost, drop mode, and records left in the ring
  * by a process that never finalised (including one reserved but never committed). */
 #include <criterion/criterion.h>
@@ -6,7 +6,7 @@
 #include <pthread.h>
 
 #include "ring_fixture.h"
-#include "trace_reader.h"
+#include "report/read/trace_reader.h"
 
 static uint64_t read_tags(const char *path, uint64_t *tags, uint64_t max, struct vsp_reader_stats *st)
 {

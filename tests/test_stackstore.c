@@ -1,9 +1,9 @@
-/* Unit tests of the stack store (shim/stackstore.c): one id per distinct stack, concurrent
+/* Unit tests of the stack store (shim/base/stackstore.c): one id per distinct stack, concurrent
  * interning agrees on ids, and a full table still hands out usable ids. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 
-#include "stackstore.h"
+#include "shim/base/stackstore.h"
 
 /* Intern and, when this call claimed the entry, publish at once (as the shim does after writing
  * the stack record). */

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "ring_fixture.h"
-#include "trace_reader.h"
+#include "report/read/trace_reader.h"
 
 /* bytes of one event record in the stream: header + payload */
 #define EVREC (sizeof(struct vsp_rec_hdr) + sizeof(struct vsp_rec_event))

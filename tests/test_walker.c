@@ -1,4 +1,4 @@
-/* Tests of the shim's stack walker (shim/walker.c). The comparison programs (tests/progs/walkcmp*,
+/* Tests of the shim's stack walker (shim/walk/walker.c). The comparison programs (tests/progs/walkcmp*,
  * C and C++, -O0 with frame pointers and -O2 without) take each stack with libunwind's
  * unw_backtrace and with the walker at the same place and require the two to be identical from
  * the caller's frame outward; here they run and must report every comparison matched. In process:
@@ -17,7 +17,7 @@
 
 #include "harness.h"
 #include "progs/many.h"
-#include "walker.h"
+#include "shim/walk/walker.h"
 
 static void run_walkcmp(const char *prog)
 {

@@ -53,13 +53,13 @@ $(T)/symbroken/libvramspy.so: $(SHIM)
 	$(Q)cp $< $@
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c)) tests/harness.c
-UNIT_SHIM_SRCS := shim/config.c shim/ring.c shim/stackstore.c shim/livetable.c shim/purposes.c
+UNIT_SHIM_SRCS := shim/common/config.c shim/base/ring.c shim/base/stackstore.c shim/base/livetable.c shim/common/purposes.c
 
-# The stack walker (shim/walker.c, tests/test_walker.c): unit-tested in process, and compared with
+# The stack walker (shim/walk/walker.c, tests/test_walker.c): unit-tested in process, and compared with
 # libunwind by programs that link it, C and C++, built -O0 with frame pointers and -O2 without,
 # each with a shared library (and one without unwind tables) on its stacks.
 # `$(T)/progs/walkcmp_c_O2 bench 35 200000` times both walkers (ns per walk at depth ~35).
-UNIT_SHIM_SRCS += shim/walker.c
+UNIT_SHIM_SRCS += shim/walk/walker.c
 WALKCMP := $(T)/progs/walkcmp_c_O0 $(T)/progs/walkcmp_c_O2 $(T)/progs/walkcmp_cpp_O0 $(T)/progs/walkcmp_cpp_O2
 PROGS += $(WALKCMP)
 WALKCMP_OPT_O0 := -O0 -fno-omit-frame-pointer
@@ -67,9 +67,9 @@ WALKCMP_OPT_O2 := -O2 -fomit-frame-pointer
 WALKCMP_CFLAGS := -g -Wall -Wextra -Wshadow -Wno-unused-parameter $(WERRORFLAG)
 WALKCMP_LIBS = -L$(T)/progs -l:libwalkcmp_$*.so -Wl,-rpath,$(abspath $(T)/progs) -lunwind -ldl -lpthread
 
-$(T)/progs/walker.o: shim/walker.c shim/walker.h shim/atomic.h
+$(T)/progs/walker.o: shim/walk/walker.c shim/walk/walker.h shim/base/atomic.h
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -std=gnu11 -O2 $(WALKCMP_CFLAGS) -fPIC -fvisibility=hidden -Ishim -c $< -o $@
+	$(Q)$(CC) -std=gnu11 -O2 $(WALKCMP_CFLAGS) -fPIC -fvisibility=hidden $(SRC_INC) -c $< -o $@
 
 $(T)/progs/libwalkcmp_O0.so $(T)/progs/libwalkcmp_O2.so: $(T)/progs/libwalkcmp_%.so: tests/progs/libwalkcmp.c
 	@mkdir -p $(dir $@)
@@ -82,12 +82,12 @@ $(T)/progs/libwalkcmp_nocfi.so: tests/progs/libwalkcmp_nocfi.c
 
 $(T)/progs/walkcmp_c_O0 $(T)/progs/walkcmp_c_O2: $(T)/progs/walkcmp_c_%: tests/progs/walkcmp.c tests/progs/walkcmp.h \
   $(T)/progs/walker.o $(T)/progs/libwalkcmp_%.so $(T)/progs/libwalkcmp_nocfi.so
-	$(Q)$(CC) -std=gnu11 $(WALKCMP_OPT_$*) $(WALKCMP_CFLAGS) -Ishim -o $@ $< $(T)/progs/walker.o \
+	$(Q)$(CC) -std=gnu11 $(WALKCMP_OPT_$*) $(WALKCMP_CFLAGS) $(SRC_INC) -o $@ $< $(T)/progs/walker.o \
 	  -l:libwalkcmp_nocfi.so $(WALKCMP_LIBS)
 
 $(T)/progs/walkcmp_cpp_O0 $(T)/progs/walkcmp_cpp_O2: $(T)/progs/walkcmp_cpp_%: tests/progs/walkcmp_cpp.cc \
   tests/progs/walkcmp.h $(T)/progs/walker.o $(T)/progs/libwalkcmp_%.so
-	$(Q)$(CXX) -std=gnu++17 $(WALKCMP_OPT_$*) $(WALKCMP_CFLAGS) -Ishim -o $@ $< $(T)/progs/walker.o $(WALKCMP_LIBS)
+	$(Q)$(CXX) -std=gnu++17 $(WALKCMP_OPT_$*) $(WALKCMP_CFLAGS) $(SRC_INC) -o $@ $< $(T)/progs/walker.o $(WALKCMP_LIBS)
 
 # Walker shapes (tests/test_walker.c, tests/test_walker_shapes.c; issues 20 and 22): a program that
 # protects its own unwind tables, a coroutine, many identical libraries (one library copied
@@ -225,12 +225,12 @@ endif
 
 $(T)/tsan_stress: tests/tsan_stress.c $(UNIT_SHIM_SRCS) $(READER_SRCS)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE -Ishim -Ireport -Itests -o $@ $^ -lpthread
+	$(Q)$(CC) $(CFLAGS_COMMON) -D_GNU_SOURCE $(SRC_INC) -Itests -o $@ $^ -lpthread
 
 $(TEST_BIN): $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) tests/harness.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(TEST_CFLAGS) -D_GNU_SOURCE -Ishim -Ireport -Itests -DVSP_BUILD_DIR='"$(abspath $(BUILD))"' \
+	$(Q)$(CC) $(TEST_CFLAGS) -D_GNU_SOURCE $(SRC_INC) -Itests -DVSP_BUILD_DIR='"$(abspath $(BUILD))"' \
 	  -DVSP_SOURCE_DIR='"$(abspath .)"' $(SAN_DEF) -o $@ $(TEST_SRCS) $(UNIT_SHIM_SRCS) $(READER_SRCS) \
 	  -lcriterion -ljansson -lutil -lpthread -lm
 
@@ -243,9 +243,9 @@ test: test-build
 	$(TEST_BIN) --jobs 2 $(TEST_ARGS)
 
 # make golden: regenerate the golden traces and their expected reports (review the diff!).
-$(T)/golden_gen: tests/golden_gen.c shim/ring.c
+$(T)/golden_gen: tests/golden_gen.c shim/base/ring.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -std=gnu11 -O1 -g -Iinclude -Ishim -Itests -Ireport -o $@ $^
+	$(Q)$(CC) -std=gnu11 -O1 -g -Iinclude $(SRC_INC) -Itests -o $@ $^
 
 .PHONY: golden
 golden: $(T)/golden_gen $(BUILD)/vramspy-report

@@ -4,9 +4,9 @@
 #include <pthread.h>
 #include <stdio.h>
 
-#include "livetable.h"
+#include "shim/base/livetable.h"
 #include "ring_fixture.h"
-#include "stackstore.h"
+#include "shim/base/stackstore.h"
 
 /* Intern and, when this call claimed the entry, publish at once (as the shim does after writing
  * the stack record). */
@@ -18,7 +18,7 @@ static uint32_t intern_pub(struct vsp_stackstore *s, uint64_t hash, int *is_new)
         vsp_stackstore_publish(claim, id);
     return id;
 }
-#include "trace_reader.h"
+#include "report/read/trace_reader.h"
 
 enum { THREADS = 4, PER = 20000 };
 static struct ring_fixture f;

@@ -42,13 +42,13 @@ demo: $(SHIM) $(SYMHELPER) $(BUILD)/vramspy $(BUILD)/vramspy-report $(BUILD)/vra
       $(BUILD)/tools/demo_workload
 	tools/demo.sh $(BUILD)
 
-$(BUILD)/tools/bench_report_gen: tools/bench_report_gen.c shim/ring.c
+$(BUILD)/tools/bench_report_gen: tools/bench_report_gen.c shim/base/ring.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -Iinclude -Ishim -Itests -Ireport -o $@ $^
+	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -Iinclude $(SRC_INC) -Itests -o $@ $^
 
-$(BUILD)/tools/bench_ring: tools/bench_ring.c shim/ring.c
+$(BUILD)/tools/bench_ring: tools/bench_ring.c shim/base/ring.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARN) -Iinclude -Ishim -Itests -o $@ $^ -lpthread
+	$(Q)$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARN) -Iinclude $(SRC_INC) -Itests -o $@ $^ -lpthread
 
 bench: $(BUILD)/vramspy-report $(BUILD)/tools/bench_report_gen $(BUILD)/tools/bench_ring
 
@@ -56,9 +56,9 @@ bench: $(BUILD)/vramspy-report $(BUILD)/tools/bench_report_gen $(BUILD)/tools/be
 # traces and a real one; FUZZ_SECONDS bounds the run (default 120).
 FUZZ_SECONDS ?= 120
 FUZZ_BIN := build/fuzz/fuzz_report
-$(FUZZ_BIN): report/fuzz_report.c report/analyze.c report/symbolize.c report/dwframe.c report/output.c report/formats.c report/trace_reader.c report/pycode.c shim/purposes.c
+$(FUZZ_BIN): report/fuzz_report.c report/analyze/analyze.c report/analyze/symbolize.c shim/common/dwframe.c report/out/output.c report/out/formats.c report/read/trace_reader.c report/analyze/pycode.c shim/common/purposes.c
 	@mkdir -p $(dir $@)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ireport -Ishim -I$(CUDA_HOME)/include -o $@ $^ \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude $(SRC_INC) -I$(CUDA_HOME)/include -o $@ $^ \
 	  -ldw -lelf -ljansson -lstdc++
 
 .PHONY: fuzz

@@ -19,10 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "analyze.h"
-#include "output.h"
-#include "symbolize.h"
-#include "trace_reader.h"
+#include "report/analyze/analyze.h"
+#include "report/out/output.h"
+#include "report/analyze/symbolize.h"
+#include "report/read/trace_reader.h"
 
 #define RATE_WINDOW_S 10.0
 

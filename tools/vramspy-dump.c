@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "trace_reader.h"
+#include "report/read/trace_reader.h"
 
 static void put_str(const char *s, size_t max)
 {

@@ -1,7 +1,7 @@
 /*
  * fake_nvml.c - a fake NVML (libnvidia-ml.so.1) for vramspy's coverage tests.
  *
- * Just what the shim asks (shim/usage.c): nvmlInit_v2, nvmlShutdown, nvmlDeviceGetCount_v2 (one
+ * Just what the shim asks (shim/inproc/usage.c): nvmlInit_v2, nvmlShutdown, nvmlDeviceGetCount_v2 (one
  * device), nvmlDeviceGetHandleByIndex_v2, nvmlDeviceGetComputeRunningProcesses_v3. The process
  * list holds one entry, the calling process, whose used memory is what the fake driver
  * (libcuda.so.1, looked up with RTLD_NOLOAD: never loaded here) reports used: total - free.

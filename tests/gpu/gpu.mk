@@ -33,17 +33,15 @@ GPU_BUNDLE_SYSTEM := linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\
 GPU_RPATH := -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/lib'
 
 .PHONY: gpu-bundle test-gpu test-gpu-analyse
-gpu-bundle: $(SHIM) $(SYMHELPER_OBJS) $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/config.o $(BUILD)/obj/shim/purposes.o \
-            $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(GPU_PROGS)
+gpu-bundle: $(SHIM) $(SYMHELPER_OBJS) $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/common/config.o $(BUILD)/obj/shim/common/purposes.o \
+            $(FRONTEND_OBJS) $(GPU_PROGS)
 	$(Q)rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/lib $(GPU_BUNDLE)/gpu-bin
 	$(Q)cp $(SHIM) $(GPU_BUNDLE)/
 	$(Q)$(CC) -shared -fPIC -Wl,-soname,libvramspy-sym.so -Wl,-z,now -o $(GPU_BUNDLE)/libvramspy-sym.so \
 	  $(SYMHELPER_OBJS) -ldw -lelf -lstdc++ $(GPU_RPATH)
-	$(Q)$(CC) -o $(GPU_BUNDLE)/vramspy-report $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/config.o \
-	  $(BUILD)/obj/shim/purposes.o $(REPORT_LIBS) $(GPU_RPATH)
-	$(Q)$(CC) -o $(GPU_BUNDLE)/vramspy $(BUILD)/obj/tools/vramspy.o $(BUILD)/obj/tools/top.o $(BUILD)/obj/report/analyze.o \
-	  $(BUILD)/obj/report/symbolize.o $(BUILD)/obj/report/dwframe.o $(BUILD)/obj/report/output.o $(READER_OBJS) \
-	  $(BUILD)/obj/shim/purposes.o $(REPORT_LIBS) $(GPU_RPATH)
+	$(Q)$(CC) -o $(GPU_BUNDLE)/vramspy-report $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/common/config.o \
+	  $(BUILD)/obj/shim/common/purposes.o $(REPORT_LIBS) $(GPU_RPATH)
+	$(Q)$(CC) -o $(GPU_BUNDLE)/vramspy $(FRONTEND_OBJS) $(REPORT_LIBS) $(GPU_RPATH)
 	$(Q)for l in $$(ldd $(GPU_BUNDLE)/vramspy-report $(GPU_BUNDLE)/vramspy $(GPU_BUNDLE)/libvramspy-sym.so | \
 	    awk '$$3 ~ /^\// {print $$3}' | grep -Ev '/($(GPU_BUNDLE_SYSTEM))' | sort -u); do cp -L $$l $(GPU_BUNDLE)/lib/; done
 	$(Q)$(if $(GPU_PROGS),cp $(GPU_PROGS) $(GPU_BUNDLE)/gpu-bin/,echo "no nvcc here: the suite builds its programs on the GPU machine")

@@ -1,5 +1,5 @@
 /* Shared by the walker comparison programs (walkcmp.c, walkcmp_cpp.cc; tests/test_walker.c runs
- * them): take the stack with libunwind's unw_backtrace and with the shim's walker (shim/walker.c,
+ * them): take the stack with libunwind's unw_backtrace and with the shim's walker (shim/walk/walker.c,
  * linked into the program) at the same place, and compare the two from the caller's frame outward
  * (the innermost entries differ by construction: each walker starts in its own frame).
  * Also the timing loop of `bench`: ns per walk for both walkers at a given depth. */
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "walker.h"
+#include "shim/walk/walker.h"
 
 #define WC_MAX 512
 

@@ -1,0 +1,416 @@
+/* Python frames in recorded stacks (issue 21; see pyframes.h and docs/trace-format.md, STACK and
+ * PYCODE). CPython's C API is looked up with dlsym(RTLD_DEFAULT) at the first stack captured (the
+ * process's libpython, or a python3 executable that exports it), never linked; a process without
+ * it keeps one "absent" flag and pays one relaxed load per stack.
+ *
+ * Safety: Python frames are read only when this thread holds the GIL of the main interpreter
+ * (PyGILState_Check, and the thread's own thread state is the one attached), never during
+ * finalisation, never on a free-threaded build. Everything goes through the public C API
+ * (PyThreadState_GetFrame, PyFrame_GetBack/GetCode/GetLineNumber, Py_DecRef); the only private
+ * reads are the "entry frame" bit of 3.11-3.13 (which Python frames one C call of the eval loop
+ * ran), done with offsets checked against the frame's own pointers first. Python allocates
+ * (frame objects, name strings) with the host's malloc: fine, nothing of it reaches a CUDA hook.
+ * But a frame object that 3.11+ creates for PyFrame_GetBack is tracked by the garbage collector,
+ * and 3.11 may run a collection right there, finalisers (__del__) and all: Python code inside a
+ * CUDA hook, under the locks of whatever allocator called it (a framework's caching allocator
+ * freeing from a finaliser would deadlock on its own mutex), its CUDA calls unrecorded. So the
+ * collector is off for the walk (PyGC_Disable/PyGC_Enable, 3.10+), and the exception state is
+ * saved and put back around it.
+ *
+ * Code objects are named once per trace: a lock-free table (stackstore.c) from the object's
+ * address to an id; the shim keeps a reference on each named object, so its address never comes
+ * back as another code object's. When the table is full an object is named again under a fresh
+ * id, without a reference: the name is always right. */
+#define _GNU_SOURCE
+#include "shim/walk/pyframes.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
+#include "shim/walk/unwind.h"
+#include "shim/base/stackstore.h"
+
+enum { PY_UNKNOWN = 0, PY_RESOLVING = 1, PY_ABSENT = 2, PY_PRESENT = 3 };
+static int py_state; /* atomic: acquire on PRESENT publishes the api table */
+
+typedef void *pyobj;
+static struct {
+    int minor; /* 3.minor */
+    int (*gil_check)(void);
+    pyobj (*this_tstate)(void);      /* PyGILState_GetThisThreadState */
+    pyobj (*attached_tstate)(void);  /* PyThreadState_GetUnchecked (3.13) / _PyThreadState_UncheckedGet */
+    int (*finalizing)(void);         /* Py_IsFinalizing (3.13) / _Py_IsFinalizing */
+    pyobj (*tstate_frame)(pyobj);    /* PyThreadState_GetFrame: new reference */
+    pyobj (*frame_back)(pyobj);      /* PyFrame_GetBack: new reference */
+    pyobj (*frame_code)(pyobj);      /* PyFrame_GetCode: new reference */
+    int (*frame_line)(pyobj);        /* PyFrame_GetLineNumber */
+    int (*frame_lasti)(pyobj);       /* PyFrame_GetLasti (3.11+): the line cache's key */
+    void (*incref)(pyobj);
+    void (*decref)(pyobj);
+    pyobj (*getattr)(pyobj, const char *);
+    const char *(*utf8)(pyobj, ssize_t *);
+    long (*as_long)(pyobj);
+    void (*err_fetch)(pyobj *, pyobj *, pyobj *);
+    void (*err_restore)(pyobj, pyobj, pyobj);
+    pyobj (*tstate_interp)(pyobj);   /* PyThreadState_GetInterpreter */
+    pyobj (*main_interp)(void);      /* PyInterpreterState_Main */
+    int (*gc_disable)(void); /* PyGC_Disable (3.10+): returns whether it was enabled */
+    int (*gc_enable)(void);
+} api;
+
+#define CODE_TABLE (1u << 19)
+static struct vsp_stackstore codes;
+static pyobj *code_by_id; /* id -> the referenced code object (table entries only), for names */
+
+static void *sym(const char *name)
+{
+    return vsp_real_dlsym ? vsp_real_dlsym(RTLD_DEFAULT, name) : NULL;
+}
+
+/* Py_GetVersion's "3.11.7 (main, ...)" (or "3.13.0rc1 ...") -> 11; -1 for anything else */
+static int python_minor(const char *v)
+{
+    if (!v || v[0] != '3' || v[1] != '.' || v[2] < '0' || v[2] > '9')
+        return -1;
+    char *end;
+    long m = strtol(v + 2, &end, 10);
+    return m < 100 && (*end == '.' || *end == 'a' || *end == 'b' || *end == 'r' || *end == '+') ? (int)m : -1;
+}
+
+static int resolve_api(void)
+{
+    vsp_resolve_dlsym();
+    const char *(*version)(void) = (const char *(*)(void))sym("Py_GetVersion");
+    if (!version)
+        return 0;
+    int minor = python_minor(version());
+    if (minor < 9 || minor > 13) {
+        vsp_debug("Python %.16s: no Python frames (3.9 to 3.13 are known)", version());
+        return 0;
+    }
+    /* A free-threaded build (3.13t) has no GIL to make the frame walk safe: not proven, off. */
+    if (sym("_Py_MergeZeroLocalRefcount") || sym("_Py_DecRefShared")) {
+        vsp_debug("free-threaded Python: no Python frames");
+        return 0;
+    }
+    api.minor = minor;
+#define NEED(field, name) \
+    if (!(*(void **)&api.field = sym(name))) { vsp_debug("Python without %s: no Python frames", name); return 0; }
+    NEED(gil_check, "PyGILState_Check");
+    NEED(this_tstate, "PyGILState_GetThisThreadState");
+    NEED(tstate_frame, "PyThreadState_GetFrame");
+    NEED(frame_back, "PyFrame_GetBack");
+    NEED(frame_code, "PyFrame_GetCode");
+    NEED(frame_line, "PyFrame_GetLineNumber");
+    NEED(incref, "Py_IncRef");
+    NEED(decref, "Py_DecRef");
+    NEED(getattr, "PyObject_GetAttrString");
+    NEED(utf8, "PyUnicode_AsUTF8AndSize");
+    NEED(as_long, "PyLong_AsLong");
+    NEED(err_fetch, "PyErr_Fetch");
+    NEED(err_restore, "PyErr_Restore");
+    NEED(tstate_interp, "PyThreadState_GetInterpreter");
+    NEED(main_interp, "PyInterpreterState_Main");
+#undef NEED
+    *(void **)&api.frame_lasti = minor >= 11 ? sym("PyFrame_GetLasti") : NULL;
+    *(void **)&api.gc_disable = sym("PyGC_Disable");
+    *(void **)&api.gc_enable = sym("PyGC_Enable");
+    if (minor >= 11 && (!api.gc_disable || !api.gc_enable)) {
+        vsp_debug("Python 3.%d without PyGC_Disable: no Python frames", minor);
+        return 0;
+    }
+    *(void **)&api.attached_tstate = sym("PyThreadState_GetUnchecked");
+    if (!api.attached_tstate)
+        *(void **)&api.attached_tstate = sym("_PyThreadState_UncheckedGet");
+    *(void **)&api.finalizing = sym("Py_IsFinalizing");
+    if (!api.finalizing)
+        *(void **)&api.finalizing = sym("_Py_IsFinalizing");
+    if (!api.attached_tstate || !api.finalizing) {
+        vsp_debug("Python 3.%d without its thread-state or finalisation query: no Python frames", minor);
+        return 0;
+    }
+    if (vsp_stackstore_init(&codes, CODE_TABLE) < 0)
+        return 0;
+    void *p = mmap(NULL, CODE_TABLE * 2 * sizeof *code_by_id, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    code_by_id = p == MAP_FAILED ? NULL : p;
+    vsp_debug("Python 3.%d: stacks carry Python frames", minor);
+    return 1;
+}
+
+/* Present, resolving it at the first call. The lookup runs once; a thread that meets another's
+ * lookup in progress records native frames only for that stack. */
+static int python_ready(void)
+{
+    /* relaxed is enough for the common answers (ABSENT/UNKNOWN); PRESENT is re-read with acquire */
+    int s = vsp_load_relaxed(&py_state);
+    if (VSP_LIKELY(s == PY_ABSENT))
+        return 0;
+    if (s == PY_UNKNOWN) {
+        if (!vsp_cfg.python) {
+            vsp_store_relaxed(&py_state, PY_ABSENT);
+            return 0;
+        }
+        int expected = PY_UNKNOWN;
+        if (!vsp_cas_acq_rel(&py_state, &expected, PY_RESOLVING))
+            return 0;
+        /* release: the api table and the code table are written before PRESENT is seen */
+        vsp_store_release(&py_state, resolve_api() ? PY_PRESENT : PY_ABSENT);
+    }
+    /* acquire: pairs with the release above */
+    return vsp_load_acquire(&py_state) == PY_PRESENT;
+}
+
+/* Is this thread running Python with the GIL of the main interpreter, outside finalisation? In
+ * 3.9-3.11 the attached thread state is the GIL holder of the whole runtime, so it must be this
+ * thread's own; in 3.12+ it is per thread. A thread created in C without a thread state has none:
+ * native frames only. PyGILState_Check alone says 1 whenever its check is disabled
+ * (subinterpreters). The main interpreter only: from 3.12 another may have a GIL of its own, and
+ * the line cache and the collector switch rely on one GIL serialising every capture. */
+static pyobj thread_with_gil(void)
+{
+    pyobj ts = api.attached_tstate();
+    if (!ts || api.this_tstate() != ts || !api.gil_check() || api.finalizing() ||
+        api.tstate_interp(ts) != api.main_interp())
+        return NULL;
+    return ts;
+}
+
+/* 1 when frame f is the outermost Python frame one C call of the eval loop ran. 3.9 and 3.10 run
+ * every Python frame in a C call of its own. 3.11-3.13 run Python-to-Python calls inline; the
+ * interpreter frame (_PyInterpreterFrame, reached from PyFrameObject.f_frame at offset 24) says
+ * so: 3.11 in its is_entry byte, 3.12 and 3.13 by a previous frame owned by the C stack (the eval
+ * loop's entry frame, owner FRAME_OWNED_BY_CSTACK = 3). The interpreter frame is first checked to
+ * point back at f and at code, so a layout other than the one these offsets describe is not read
+ * further: then 1 (one Python frame per eval-loop C frame, as before 3.11). */
+static int frame_is_entry(pyobj f, pyobj code)
+{
+    if (api.minor <= 10)
+        return 1;
+    const char *ifr = *(char *const *)((const char *)f + 24);
+    if (!ifr)
+        return 1;
+    if (api.minor == 11) {
+        if (*(pyobj const *)(ifr + 40) != f || *(pyobj const *)(ifr + 32) != code)
+            return 1;
+        return *(const unsigned char *)(ifr + 68) != 0;
+    }
+    if (*(pyobj const *)(ifr + 48) != f || *(pyobj const *)ifr != code)
+        return 1;
+    const char *prev = *(char *const *)(ifr + 8);
+    return !prev || *(const char *)(prev + 70) == 3;
+}
+
+/* A str attribute of code as UTF-8 (the interpreter keeps the bytes with the str object, which
+ * *hold receives, to drop once they are copied): its length, at most cap-1 bytes; "?" if none. */
+static uint32_t attr_text(pyobj code, const char *name, uint32_t cap, pyobj *hold, const char **text)
+{
+    *hold = api.getattr(code, name);
+    ssize_t n = 0;
+    *text = *hold ? api.utf8(*hold, &n) : NULL;
+    if (!*text || n < 0) {
+        *text = "?";
+        n = 1;
+    }
+    return (uint32_t)n < cap ? (uint32_t)n : cap - 1;
+}
+
+#define NAME_CAP 1024u
+
+/* The PYCODE record naming code under id. Runs with the GIL; any exception the lookups raise is
+ * dropped and the one pending before (if any) put back. Every Python call is made before the
+ * record is reserved: nothing but copying happens while it holds its place in the ring. */
+static void write_code_record(pyobj code, uint32_t id)
+{
+    pyobj et, ev, tb, qo, fo, lo;
+    const char *qual, *file;
+    api.err_fetch(&et, &ev, &tb);
+    uint32_t nl = attr_text(code, api.minor >= 11 ? "co_qualname" : "co_name", NAME_CAP, &qo, &qual);
+    uint32_t fl = attr_text(code, "co_filename", NAME_CAP, &fo, &file);
+    long first = (lo = api.getattr(code, "co_firstlineno")) ? api.as_long(lo) : 0;
+    struct vsp_resv res;
+    if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_PYCODE, (uint32_t)sizeof(struct vsp_rec_pycode) + nl + 1 + fl + 1,
+                         &res) == 0) {
+        struct vsp_rec_pycode *r = res.payload;
+        r->id = id;
+        r->name_len = nl + 1;
+        r->file_len = fl + 1;
+        r->firstline = first > 0 ? (uint32_t)first : 0;
+        char *p = (char *)(r + 1);
+        memcpy(p, qual, nl);
+        p[nl] = 0;
+        memcpy(p + nl + 1, file, fl);
+        p[nl + 1 + fl] = 0;
+        vsp_ring_commit(vsp_trace_ring(), &res);
+    }
+    if (qo)
+        api.decref(qo);
+    if (fo)
+        api.decref(fo);
+    if (lo)
+        api.decref(lo);
+    api.err_restore(et, ev, tb);
+}
+
+static inline uint64_t mix64(uint64_t x)
+{
+    /* a bijection (murmur3's finaliser): distinct addresses get distinct keys, none 0 but 0's */
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint32_t code_id(pyobj code)
+{
+    int is_new = 0;
+    struct vsp_stack_slot *claim;
+    uint32_t id = vsp_stackstore_intern(&codes, mix64((uint64_t)(uintptr_t)code), &is_new, &claim);
+    if (!is_new)
+        return id;
+    /* Without a claim (the table is full, or a lookup timed out) the id is a fresh one from the
+     * same counter: the object is named again under it. Ids wrap after 2^30 names. */
+    id &= VSP_PYFRAME_CODE_MAX;
+    if (!id)
+        id = 1;
+    write_code_record(code, id);
+    if (claim) {
+        api.incref(code); /* held for the life of the process: the address stays this object's */
+        if (code_by_id && id < CODE_TABLE * 2)
+            vsp_store_relaxed(&code_by_id[id], code);
+        vsp_stackstore_publish(claim, id); /* after the record: see stackstore.h */
+    }
+    return id;
+}
+
+/* Code id and line by (code object, instruction offset). PyFrame_GetLineNumber reads the code's
+ * line table from its start, the better part of a capture's cost in a big function, and the code
+ * table costs a probe: a stack walked again at the same instructions (a loop) finds both here.
+ * Only for code objects the shim holds a reference on (named in its table), so an entry's code
+ * object is never another one at the same address. Read and written with the GIL held (the only
+ * time frames are read), which serialises every access: plain loads and stores. */
+#define LINE_CACHE 4096u
+static struct line_entry {
+    pyobj code;
+    int lasti;
+    int line;
+    uint32_t id;
+} line_cache[LINE_CACHE];
+
+static uint32_t frame_code_line(pyobj f, pyobj code, int *line)
+{
+    int lasti = api.frame_lasti ? api.frame_lasti(f) : -1;
+    struct line_entry *e = NULL;
+    if (lasti >= 0) {
+        uint64_t h = ((uint64_t)(uintptr_t)code >> 4) * 0x9e3779b97f4a7c15ull ^ (uint64_t)lasti * 0xff51afd7ed558ccdull;
+        e = &line_cache[(h >> 40) & (LINE_CACHE - 1)];
+        if (e->code == code && e->lasti == lasti) {
+            *line = e->line;
+            return e->id;
+        }
+    }
+    uint32_t id = code_id(code);
+    *line = api.frame_line(f);
+    if (e && code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code) {
+        e->code = code;
+        e->lasti = lasti;
+        e->line = *line;
+        e->id = id;
+    }
+    return id;
+}
+
+unsigned vsp_py_capture(uint64_t *out, unsigned max)
+{
+    if (VSP_LIKELY(!python_ready()) || !max)
+        return 0;
+    pyobj ts = thread_with_gil();
+    if (!ts)
+        return 0;
+    /* 3.9 and 3.10 create no object in the walk (their frames are objects already) */
+    int gc_was_on = api.minor >= 11 ? api.gc_disable() : 0;
+    pyobj et, ev, tb;
+    api.err_fetch(&et, &ev, &tb); /* a frame object that cannot be made raises MemoryError */
+    pyobj f = api.tstate_frame(ts);
+    unsigned n = 0;
+    while (f && n < max) {
+        pyobj code = api.frame_code(f);
+        int line;
+        uint32_t id = frame_code_line(f, code, &line);
+        out[n++] = VSP_PYFRAME(id, line > 0 ? (uint32_t)line : 0u, frame_is_entry(f, code));
+        api.decref(code);
+        pyobj back = api.frame_back(f);
+        api.decref(f);
+        f = back;
+    }
+    if (f)
+        api.decref(f);
+    api.err_restore(et, ev, tb);
+    if (gc_was_on)
+        api.gc_enable();
+    return n;
+}
+
+/* The Python frames' buffer (2 KiB) lives in a frame of its own, so that a process without Python
+ * does not run the rest of the hook that much deeper on its stack. */
+static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *native, unsigned n)
+{
+    uint64_t py[VSP_MAX_DEPTH];
+    unsigned m = vsp_py_capture(py, vsp_cfg.depth < VSP_MAX_DEPTH ? vsp_cfg.depth : VSP_MAX_DEPTH);
+    return vsp_stack_id_parts(native, n, py, m);
+}
+
+uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n)
+{
+    /* relaxed: a hint; python_ready (in the capture) decides with acquire */
+    if (VSP_LIKELY(vsp_load_relaxed(&py_state) == PY_ABSENT))
+        return vsp_stack_id_parts(native, n, NULL, 0);
+    return stack_id_with_python(native, n);
+}
+
+/* Copy a str attribute of code into dst (cap bytes, NUL-terminated). */
+static void copy_attr(pyobj code, const char *name, char *dst, unsigned cap)
+{
+    pyobj o;
+    const char *text;
+    uint32_t n = attr_text(code, name, cap, &o, &text);
+    memcpy(dst, text, n);
+    dst[n] = 0;
+    if (o)
+        api.decref(o);
+}
+
+int vsp_py_frame_names(uint64_t word, char *function, unsigned flen, char *file, unsigned filelen)
+{
+    uint32_t id = VSP_PYFRAME_CODE(word);
+    pyobj code = code_by_id && id < CODE_TABLE * 2 ? vsp_load_relaxed(&code_by_id[id]) : NULL;
+    if (!code || vsp_load_acquire(&py_state) != PY_PRESENT || !flen || !filelen)
+        return -1;
+    pyobj et, ev, tb;
+    api.err_fetch(&et, &ev, &tb);
+    copy_attr(code, api.minor >= 11 ? "co_qualname" : "co_name", function, flen);
+    copy_attr(code, "co_filename", file, filelen);
+    api.err_restore(et, ev, tb);
+    return 0;
+}
+
+void vsp_py_atfork_child(void)
+{
+    /* The child's trace is a new file: its code objects are named again (the references the
+     * parent's table held stay held: the objects live on in the child's copy of the heap). */
+    if (vsp_load_relaxed(&py_state) != PY_PRESENT)
+        return;
+    vsp_stackstore_destroy(&codes);
+    memset(&codes, 0, sizeof codes);
+    vsp_stackstore_init(&codes, CODE_TABLE);
+    if (code_by_id)
+        memset(code_by_id, 0, CODE_TABLE * 2 * sizeof *code_by_id);
+    memset(line_cache, 0, sizeof line_cache); /* code objects the child's table does not hold */
+}

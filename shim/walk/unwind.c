@@ -1,0 +1,227 @@
+/* Stack capture and interning. Frames come from the shim's own walker (walker.c: the modules'
+ * unwind tables, rules cached per return address, frame pointers where there are none; no lock and
+ * no malloc on the walk path). The shim's own frames at the top are cut, so a stack starts at the
+ * program's call site; how many there are is learnt from the walks themselves, so a walk asks for
+ * only that many frames beyond the depth kept. A stack seen for the first time is written as a
+ * STACK record (after the module map is brought up to date, so the reader can place every frame).
+ * Must never: symbolise, lock or allocate. */
+#define _GNU_SOURCE
+#include <string.h>
+#include <sys/mman.h>
+
+#include "shim/base/atomic.h"
+#include "shim/base/process.h"
+#include "shim/walk/unwind.h"
+#include "shim/walk/pyframes.h"
+#include "shim/base/stackstore.h"
+#include "shim/walk/walker.h"
+
+#define SHIM_FRAMES_MAX 16 /* frames of the shim above the program's call site: never more */
+
+static struct vsp_stackstore stacks;
+/* The most shim frames seen at the top of a walk, plus one (relaxed: a hint; a walk that finds
+ * more takes the slow path once and raises it). Starts at the bound. */
+static unsigned shim_frames = SHIM_FRAMES_MAX;
+static int shim_frames_learnt;
+/* The call site (innermost kept frame) of each stack id, for the in-process out-of-memory
+ * breakdown; indexed by id modulo SITES (a diagnostic: a wrapped id shows a newer site). */
+#define SITES (1u << 18)
+static uint64_t *sites;
+
+uint64_t vsp_stack_site(uint32_t id)
+{
+    return sites && id ? vsp_load_relaxed(&sites[id & (SITES - 1)]) : 0;
+}
+
+
+
+int vsp_stacks_init(void)
+{
+    vsp_walker_init();
+    if (stacks.slots)
+        return 0;
+    if (!sites) {
+        void *p = mmap(NULL, SITES * sizeof *sites, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        sites = p == MAP_FAILED ? NULL : p;
+    }
+    return vsp_stackstore_init(&stacks, 1u << 18);
+}
+
+void vsp_stacks_reset(void)
+{
+    vsp_walker_atfork_child();
+    vsp_py_atfork_child();
+    vsp_stackstore_destroy(&stacks);
+    memset(&stacks, 0, sizeof stacks);
+    if (sites)
+        memset(sites, 0, SITES * sizeof *sites); /* the child's ids start again */
+}
+
+/* How many frames a walk from here has above the hook's call site (the shim's own), as the last
+ * walk that found the site learnt it (relaxed: a hint; every use checks it against the site). */
+static unsigned site_skip;
+
+/* Frame buffers, off the hook's stack: claimed per capture (a signal handler's hook takes another),
+ * one cache line of flag each, a thread trying the one it used last first. Chunks are mapped on
+ * first need and never unmapped; more captures at once than slots (4,096) record no stack, and
+ * are counted. */
+#define SCRATCH_FRAMES (VSP_MAX_DEPTH + SHIM_FRAMES_MAX)
+#define SCRATCH_CHUNK 64
+#define SCRATCH_CHUNKS 64
+struct scratch {
+    int busy;
+    char pad[60];
+    uint64_t frames[SCRATCH_FRAMES];
+};
+static struct scratch *scratch_chunks[SCRATCH_CHUNKS];
+static __thread int scratch_hint __attribute__((tls_model("initial-exec")));
+unsigned long vsp_stacks_unwalked; /* captures without a buffer (relaxed counter) */
+
+static struct scratch *scratch_claim(void)
+{
+    int hint = scratch_hint;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k = 0; k < SCRATCH_CHUNKS * SCRATCH_CHUNK; k++) {
+            int i = pass ? k : hint;
+            /* acquire: pairs with the chunk's publication below */
+            struct scratch *c = vsp_load_acquire(&scratch_chunks[i / SCRATCH_CHUNK]);
+            if (!c) {
+                if (pass == 0)
+                    break; /* the hint's chunk is not there yet: scan */
+                void *m = mmap(NULL, sizeof(struct scratch) * SCRATCH_CHUNK, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (m == MAP_FAILED)
+                    return NULL;
+                struct scratch *none = NULL;
+                /* release: the zeroed chunk before its pointer */
+                if (!__atomic_compare_exchange_n(&scratch_chunks[i / SCRATCH_CHUNK], &none, m, 0,
+                                                 __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
+                    munmap(m, sizeof(struct scratch) * SCRATCH_CHUNK);
+                }
+                c = vsp_load_acquire(&scratch_chunks[i / SCRATCH_CHUNK]);
+            }
+            struct scratch *s = &c[i % SCRATCH_CHUNK];
+            /* acquire: the previous owner's use of the frames is over before ours begins */
+            if (!vsp_load_relaxed(&s->busy) && vsp_spin_trylock(&s->busy)) {
+                scratch_hint = i;
+                return s;
+            }
+            if (pass == 0)
+                break;
+        }
+    }
+    return NULL;
+}
+
+static void scratch_release(struct scratch *s)
+{
+    vsp_spin_unlock(&s->busy); /* release: our frames are read before the next owner writes */
+}
+
+uint32_t vsp_capture_stack_id(unsigned max, const void *site)
+{
+    struct scratch *s = scratch_claim();
+    if (!s) {
+        vsp_fetch_add_relaxed(&vsp_stacks_unwalked, 1);
+        return 0;
+    }
+    unsigned n = vsp_capture_stack(s->frames, max, site);
+    uint32_t id = n ? vsp_py_stack_id(s->frames, n) : 0; /* with the Python frames, if any */
+    scratch_release(s);
+    return id;
+}
+
+unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site)
+{
+    /* The fast path: skip the learnt number of shim frames and walk straight into frames; right
+     * when the first frame kept is the hook's call site. */
+    unsigned skip = vsp_load_relaxed(&site_skip);
+    if (site && skip) {
+        unsigned n = vsp_walk_stack(frames, max, skip);
+        if (n && frames[0] == (uint64_t)(uintptr_t)site)
+            return n;
+    }
+    /* The slow path walks into frames itself (SCRATCH_FRAMES long), then moves the kept part to
+     * the front: no second buffer on the hook's stack. */
+    uint64_t *buf = frames;
+    for (;;) {
+        unsigned extra = vsp_load_relaxed(&shim_frames);
+        unsigned n = vsp_walk_stack(buf, max + extra, 0);
+        /* The innermost frames are the shim's; the program's call site follows the last of them. */
+        unsigned start = 0;
+        for (unsigned i = 0; i < n && i < SHIM_FRAMES_MAX; i++)
+            if (vsp_in_shim((const void *)(uintptr_t)buf[i]))
+                start = i + 1;
+        unsigned need = start + 2 < SHIM_FRAMES_MAX ? start + 2 : SHIM_FRAMES_MAX; /* one spare */
+        if (!vsp_load_relaxed(&shim_frames_learnt) || need > extra) {
+            /* the first walk, or a path with more shim frames than any before: from now on ask
+             * for this many beyond the depth kept (the hint only grows) */
+            unsigned cur = vsp_load_relaxed(&shim_frames);
+            if (!vsp_load_relaxed(&shim_frames_learnt) || need > cur)
+                vsp_store_relaxed(&shim_frames, need);
+            vsp_store_relaxed(&shim_frames_learnt, 1);
+            if (need > extra)
+                continue; /* this walk may have stopped short: again, with room */
+        }
+        if (site && start < n && buf[start] == (uint64_t)(uintptr_t)site)
+            vsp_store_relaxed(&site_skip, start); /* relaxed: a hint, checked on every use */
+        unsigned out = 0;
+        for (unsigned i = start; i < n && out < max; i++)
+            frames[out++] = buf[i]; /* (out <= i: a forward move within one array) */
+        if (!out && site && max)
+            frames[out++] = (uint64_t)(uintptr_t)site; /* a walk that got no further: the call site */
+        return out;
+    }
+}
+
+struct new_stack {
+    uint32_t id;
+    const uint64_t *frames;
+    unsigned n;
+    const uint64_t *py; /* the Python part (pyframes.h), m words */
+    unsigned m;
+};
+
+static void new_stack_cold(void *p)
+{
+    struct new_stack *a = p;
+    vsp_stack_label_compute(a->id, a->frames, a->n, a->py, a->m);
+    vsp_trace_modules_changed();
+}
+
+uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
+{
+    return vsp_stack_id_parts(frames, n, NULL, 0);
+}
+
+uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m)
+{
+    int is_new = 0;
+    struct vsp_stack_slot *claim;
+    uint64_t hash = vsp_stack_hash(frames, n);
+    if (m) /* the Python part (pyframes.h) makes it another stack */
+        hash = vsp_stack_hash((const uint64_t[2]){hash, vsp_stack_hash(py, m)}, 2);
+    uint32_t id = vsp_stackstore_intern(&stacks, hash, &is_new, &claim);
+    if (!is_new)
+        return id;
+    if (sites)
+        vsp_store_relaxed(&sites[id & (SITES - 1)], frames[0]);
+    struct new_stack a = {id, frames, n, py, m};
+    vsp_cold_call(new_stack_cold, &a); /* symbols for the purpose rules, module records */
+    struct vsp_resv res;
+    uint32_t len = (uint32_t)(sizeof(struct vsp_rec_stack) + (n + m) * sizeof(uint64_t));
+    int rc = vsp_ring_reserve(vsp_trace_ring(), VSP_REC_STACK, len, &res);
+    if (rc == 0) {
+        struct vsp_rec_stack *s = res.payload;
+        s->id = id;
+        s->nframes = n + m;
+        memcpy(s + 1, frames, n * sizeof(uint64_t));
+        if (m)
+            memcpy((uint64_t *)(s + 1) + n, py, m * sizeof(uint64_t));
+        vsp_ring_commit(vsp_trace_ring(), &res);
+    }
+    if (claim)
+        vsp_stackstore_publish(claim, id); /* after the record: see stackstore.h */
+    return rc == 0 ? id : 0;
+}
