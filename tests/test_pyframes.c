@@ -287,15 +287,13 @@ static const char *slurp(const char *path)
     return text;
 }
 
-/* Suppressions match Python frames by function and file globs (vsp_frame_matches); the text
- * report's "at" line names the innermost Python frame; folded stacks, Perfetto, SVG, vramspy top
- * and vramspy-dump show them. */
-Test(pyframes, suppressions_text_and_folded, .timeout = 120)
+/* The script's ctypes shapes traced under the shim into dir/traces/t.trace (its path into trace);
+ * skips the test without python3. */
+static void ctypes_trace(const char *dir, char *trace, size_t len)
 {
-    char py[4096];
+    char py[4096], tdir[4200], expect[4200];
     if (find_python("python3", py, sizeof py) < 0)
         cr_skip_test("no python3 on PATH");
-    char *dir = th_tmpdir(), tdir[4200], trace[4300], expect[4200], supp[4200], cmd[16384];
     snprintf(tdir, sizeof tdir, "%s/traces", dir);
     snprintf(expect, sizeof expect, "%s/expect.json", dir);
     cr_assert_eq(mkdir(tdir, 0700), 0);
@@ -303,7 +301,16 @@ Test(pyframes, suppressions_text_and_folded, .timeout = 120)
     struct run_result r;
     th_run_traced(&r, argv, tdir, "t.trace", NULL);
     cr_assert_eq(r.code, 3, "%s", r.err);
-    snprintf(trace, sizeof trace, "%s/t.trace", tdir);
+    snprintf(trace, len, "%s/t.trace", tdir);
+}
+
+/* Suppressions match Python frames by function and file globs (vsp_frame_matches); the text
+ * report's "at" line names the innermost Python frame; folded stacks, Perfetto, SVG, vramspy top
+ * and vramspy-dump show them. */
+Test(pyframes, suppressions_text_and_folded, .timeout = 120)
+{
+    char *dir = th_tmpdir(), trace[4300], supp[4200], cmd[16384];
+    ctypes_trace(dir, trace, sizeof trace);
     snprintf(supp, sizeof supp, "%s/supp.json", dir);
     th_write_file(supp, "[{\"function\": \"Model.load_weights\"},"
                         " {\"kind\": \"leak\", \"function\": \"at_exit\", \"file\": \"*/pyframes.py\"},"
@@ -352,18 +359,8 @@ Test(pyframes, suppressions_text_and_folded, .timeout = 120)
 /* Holder rules (issue 19) match Python frames by function and file globs, as suppressions do. */
 Test(pyframes, holder_rules_match_python_frames, .timeout = 120)
 {
-    char py[4096];
-    if (find_python("python3", py, sizeof py) < 0)
-        cr_skip_test("no python3 on PATH");
-    char *dir = th_tmpdir(), tdir[4200], trace[4300], expect[4200], rules[4200], out[4300], cmd[16384];
-    snprintf(tdir, sizeof tdir, "%s/traces", dir);
-    snprintf(expect, sizeof expect, "%s/expect.json", dir);
-    cr_assert_eq(mkdir(tdir, 0700), 0);
-    const char *argv[] = {py, SCRIPT, "ctypes", VSP_FAKES "/libcudart.so.13", LIBTHREAD, expect, NULL};
-    struct run_result r;
-    th_run_traced(&r, argv, tdir, "t.trace", NULL);
-    cr_assert_eq(r.code, 3, "%s", r.err);
-    snprintf(trace, sizeof trace, "%s/t.trace", tdir);
+    char *dir = th_tmpdir(), trace[4300], rules[4200], out[4300], cmd[16384];
+    ctypes_trace(dir, trace, sizeof trace);
     snprintf(rules, sizeof rules, "%s/holders.json", dir);
     th_write_file(rules, "[{\"held_by\": \"the model cache\", \"function\": \"Model.load_weights\"},"
                          " {\"held_by\": \"the exit cache\", \"function\": \"at_exit\", \"file\": \"*/pyframes.py\"},"
