@@ -176,26 +176,15 @@ void vsp_apply_holders(struct vsp_analysis *a, const struct vsp_holders *hs, str
     for (size_t i = 0; i < a->nfindings; i++)
         if (a->findings[i].kind == VSP_F_CRASH)
             return; /* crashed: what is live may be what the crash left, keep today's meaning */
-    size_t out = 0;
+    /* A leak finding is one (API, memory kind, stack), and a stack has one holder: converting each
+     * in place groups held memory by holder, memory kind and stack, with nothing to merge. */
     for (size_t i = 0; i < a->nfindings; i++) {
-        struct vsp_finding f = a->findings[i];
-        const char *by = f.kind == VSP_F_LEAK && !f.uncertain ? holder_of(hs, a, f.stack_id, sym) : NULL;
+        struct vsp_finding *f = &a->findings[i];
+        const char *by = f->kind == VSP_F_LEAK && !f->uncertain ? holder_of(hs, a, f->stack_id, sym) : NULL;
         if (by) {
-            /* grouped by holder, memory kind and stack: merge into an earlier one of the same */
-            size_t k = 0;
-            while (k < out && !(a->findings[k].kind == VSP_F_CACHED && a->findings[k].held_by == by &&
-                                a->findings[k].memory == f.memory && a->findings[k].stack_id == f.stack_id))
-                k++;
-            if (k < out) {
-                a->findings[k].count += f.count;
-                a->findings[k].bytes += f.bytes;
-                continue;
-            }
-            f.kind = VSP_F_CACHED;
-            f.held_by = by;
+            f->kind = VSP_F_CACHED;
+            f->held_by = by;
         }
-        a->findings[out++] = f;
     }
-    a->nfindings = out;
     vsp_sort_findings(a);
 }
