@@ -132,11 +132,11 @@ static void sample_cold(void *reasonp)
     }
     vsp_store_release(&sampled_first, 1);
     vsp_spin_unlock(&nvml_busy);
-    if (reason == VSP_USAGE_FIRST && !exit_handler_set) {
-        exit_handler_set = 1; /* under the first sample's bracket: one registration (a forked child
-                                 inherits it, and its handler samples the child's own trace) */
+    /* one registration per process image, whichever first sample gets here (acq_rel exchange: two
+     * threads' first samples may race); a forked child inherits it, and its handler samples the
+     * child's own trace */
+    if (reason == VSP_USAGE_FIRST && !__atomic_exchange_n(&exit_handler_set, 1, __ATOMIC_ACQ_REL))
         atexit(exit_sample);
-    }
 }
 
 void vsp_usage_prepare(void)
