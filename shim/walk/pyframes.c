@@ -3,9 +3,26 @@
  * process's libpython, or a python3 executable that exports it), never linked; a process without
  * it keeps one "absent" flag and pays one relaxed load per stack.
  *
- * Safety: Python frames are read only when this thread holds the GIL of the main interpreter
- * (PyGILState_Check, and the thread's own thread state is the one attached), never during
- * finalisation, never on a free-threaded build. Everything goes through the public C API
+ * Frames of a thread that released the GIL (3.11-3.13). Frameworks allocate with the GIL released:
+ * PyTorch's operators drop it before they reach the caching allocator, ctypes drops it around every
+ * foreign call, and so did every CUDA call of the H200 run (2026-12-04): with a GIL-only walk no
+ * real framework stack had a Python frame. A thread that released the GIL cannot run Python until
+ * it takes it back, so its own frame chain (tstate -> interpreter frames -> code objects, each
+ * frame holding a strong reference to its code) is frozen while the hook runs, and immutable
+ * fields (a code's names, line table and first line) can be read without the GIL. Nothing else
+ * can: no C API call, no reference count, no object made. So for 3.11-3.13 the frames are read
+ * directly (the "raw" walk, struct offsets per version below, measured from each version's own
+ * headers), with or without the GIL: every code object is checked to be one (its type is
+ * PyCode_Type), every string to be a str, and the first walk of the process reads through checked
+ * copies (process_vm_readv) before any pointer is followed directly. Without the GIL a code object
+ * is named without a reference (it may die later and its address be reused): its table key then
+ * folds in the addresses of its name, file and line-table objects, so a new code object at the
+ * same address is named again rather than given the old name.
+ *
+ * 3.9 and 3.10 (and a layout check that failed): Python frames are read only when this thread
+ * holds the GIL of the main interpreter (PyGILState_Check, and the thread's own thread state is
+ * the one attached), never during finalisation, never on a free-threaded build, through the
+ * public C API
  * (PyThreadState_GetFrame, PyFrame_GetBack/GetCode/GetLineNumber, Py_DecRef); the only private
  * reads are the "entry frame" bit of 3.11-3.13 (which Python frames one C call of the eval loop
  * ran), done with offsets checked against the frame's own pointers first. Python allocates
@@ -29,6 +46,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "shim/base/atomic.h"
 #include "shim/base/process.h"
@@ -62,6 +81,30 @@ static struct {
     int (*gc_disable)(void); /* PyGC_Disable (3.10+): returns whether it was enabled */
     int (*gc_enable)(void);
 } api;
+
+/* The raw walk's layout (3.11-3.13, 64-bit release builds): offsets from offsetof() on each
+ * version's headers (Include/cpython/pystate.h, internal/pycore_frame.h, cpython/code.h,
+ * cpython/unicodeobject.h); tests/test_pyframes.c runs the walk on 3.11, 3.12 and 3.13. */
+struct py_layout {
+    unsigned ts_frame;      /* PyThreadState: cframe (3.11, 3.12) or current_frame (3.13) */
+    int via_cframe;         /* ts_frame points to a _PyCFrame whose current_frame is at cf_current */
+    unsigned cf_current;
+    unsigned f_code, f_instr, f_previous, f_frame_obj, f_owner;
+    int f_is_entry;         /* 3.11's is_entry byte; -1: the previous frame's owner says it */
+    unsigned co_filename, co_qualname, co_linetable, co_firstlineno, co_code, co_firsttraceable;
+    unsigned str_ascii_size, str_compact_size, str_utf8, str_utf8_len;
+};
+static const struct py_layout layouts[3] = {
+    /* 3.11 */ {56, 1, 8, 32, 56, 48, 40, 69, 68, 112, 128, 136, 72, 184, 168, 48, 72, 56, 48},
+    /* 3.12 */ {56, 1, 0, 0, 56, 8, 48, 70, -1, 112, 128, 136, 68, 192, 176, 40, 56, 48, 40},
+    /* 3.13 */ {72, 0, 0, 0, 56, 8, 48, 70, -1, 112, 128, 136, 68, 200, 184, 40, 56, 48, 40},
+};
+enum { OWNED_BY_GENERATOR = 1, OWNED_BY_CSTACK = 3 };
+static const struct py_layout *lay;   /* NULL: no raw walk (3.9, 3.10, or a check failed) */
+static void *code_type, *str_type, *bytes_type;
+/* 0: the first raw walk has not been checked yet; 1: checked, direct reads; -1: failed, off.
+ * Atomic: relaxed is enough, each state is a yes/no and nothing is published through it. */
+static int raw_checked;
 
 #define CODE_TABLE (1u << 19)
 static struct vsp_stackstore codes;
@@ -134,6 +177,11 @@ static int resolve_api(void)
         vsp_debug("Python 3.%d without its thread-state or finalisation query: no Python frames", minor);
         return 0;
     }
+    code_type = sym("PyCode_Type");
+    str_type = sym("PyUnicode_Type");
+    bytes_type = sym("PyBytes_Type");
+    if (minor >= 11 && code_type && str_type && bytes_type)
+        lay = &layouts[minor - 11];
     if (vsp_stackstore_init(&codes, CODE_TABLE) < 0)
         return 0;
     void *p = mmap(NULL, CODE_TABLE * 2 * sizeof *code_by_id, PROT_READ | PROT_WRITE,
@@ -257,6 +305,183 @@ static void write_code_record(pyobj code, uint32_t id)
     api.err_restore(et, ev, tb);
 }
 
+/* ---- the raw walk (3.11-3.13): direct reads of the layout above ---- */
+
+#define AT(base, off, type) (*(type const *)((const char *)(base) + (off)))
+
+static inline int is_type(const void *obj, const void *type)
+{
+    return obj && AT(obj, 8, const void *) == type; /* ob_type follows ob_refcnt */
+}
+
+/* A str object's text as UTF-8 into dst (cap bytes with its NUL; dst NULL: only measured): the
+ * bytes written, without the NUL, never a partial character. The compact forms only (every name
+ * and file name of a code object is one); anything else is "?". */
+static uint32_t raw_str(const void *s, char *dst, uint32_t cap)
+{
+    static const char unknown[] = "?";
+    const char *src = unknown;
+    uint64_t len = 1;
+    unsigned kind = 0; /* 0: src is UTF-8 already; else code points of kind bytes */
+    if (is_type(s, str_type)) {
+        uint32_t state = AT(s, 32, uint32_t);
+        uint64_t n = AT(s, 16, uint64_t);
+        if ((state & 0x20) && (state & 0x40)) { /* compact ASCII: the bytes follow the header */
+            src = (const char *)s + lay->str_ascii_size;
+            len = n;
+        } else if (state & 0x20) {
+            const char *u8 = AT(s, lay->str_utf8, const char *);
+            if (u8) {
+                src = u8;
+                len = AT(s, lay->str_utf8_len, uint64_t);
+            } else {
+                kind = (state >> 2) & 7; /* 1, 2 or 4 bytes a code point, after the header */
+                src = (const char *)s + lay->str_compact_size;
+                len = n;
+            }
+        }
+    }
+    uint32_t out = 0;
+    if (!kind) {
+        out = len < cap ? (uint32_t)len : cap - 1;
+        while (out && out < len && ((unsigned char)src[out] & 0xc0) == 0x80)
+            out--; /* cut before a continuation byte: a whole character */
+        if (dst)
+            memcpy(dst, src, out);
+    } else {
+        for (uint64_t i = 0; i < len; i++) {
+            uint32_t c = kind == 1 ? ((const unsigned char *)src)[i]
+                         : kind == 2 ? ((const uint16_t *)src)[i] : ((const uint32_t *)src)[i];
+            unsigned char b[4];
+            unsigned k = c < 0x80 ? (b[0] = (unsigned char)c, 1)
+                         : c < 0x800 ? (b[0] = (unsigned char)(0xc0 | c >> 6), b[1] = (unsigned char)(0x80 | (c & 0x3f)), 2)
+                         : c < 0x10000 ? (b[0] = (unsigned char)(0xe0 | c >> 12), b[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3f)),
+                                          b[2] = (unsigned char)(0x80 | (c & 0x3f)), 3)
+                         : (b[0] = (unsigned char)(0xf0 | c >> 18), b[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3f)),
+                            b[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3f)), b[3] = (unsigned char)(0x80 | (c & 0x3f)), 4);
+            if (out + k >= cap)
+                break;
+            if (dst)
+                memcpy(dst + out, b, k);
+            out += k;
+        }
+    }
+    if (dst)
+        dst[out] = 0;
+    return out;
+}
+
+/* PyCode_Addr2Line on the location table of 3.11-3.13 (Objects/locations.md): entries of
+ * (1 + (first & 7)) code units, a line delta by the entry's kind ((first >> 3) & 15). */
+static int varint(const unsigned char **p, const unsigned char *end)
+{
+    unsigned v = 0, shift = 0, b;
+    do {
+        if (*p >= end || shift > 28)
+            return 0;
+        b = *(*p)++;
+        v |= (b & 63u) << shift;
+        shift += 6;
+    } while (b & 64);
+    return (int)v;
+}
+
+static int raw_line(const void *code, long addr)
+{
+    int line = AT(code, lay->co_firstlineno, int);
+    const void *lt = AT(code, lay->co_linetable, const void *);
+    if (addr < 0 || !is_type(lt, bytes_type))
+        return line;
+    const unsigned char *p = (const unsigned char *)lt + 32, *end = p + AT(lt, 16, int64_t);
+    long at = 0;
+    while (p < end) {
+        unsigned first = *p++, kind = (first >> 3) & 15;
+        int delta = 0;
+        if (kind == 13 || kind == 14) {
+            unsigned u = (unsigned)varint(&p, end);
+            delta = u & 1 ? -(int)(u >> 1) : (int)(u >> 1);
+        } else if (kind >= 10 && kind <= 12) {
+            delta = (int)kind - 10;
+        }
+        line += delta;
+        at += 2 * (long)((first & 7) + 1);
+        if (addr < at)
+            return kind == 15 ? -1 : line;
+        while (p < end && !(*p & 128))
+            p++;
+    }
+    return -1;
+}
+
+/* The interpreter frame this thread runs, or NULL. */
+static const char *raw_top(const void *ts)
+{
+    const char *p = AT(ts, lay->ts_frame, const char *);
+    if (lay->via_cframe)
+        p = p ? AT(p, lay->cf_current, const char *) : NULL;
+    return p;
+}
+
+/* A frame PyFrame_GetBack and PyThreadState_GetFrame skip: the eval loop's entry frame (owned by
+ * the C stack, 3.12+) or one that has not reached its first traceable instruction. */
+static int raw_incomplete(const char *f, const char *code)
+{
+    char owner = AT(f, lay->f_owner, char);
+    if (lay->f_is_entry < 0 && owner == OWNED_BY_CSTACK)
+        return 1;
+    if (owner == OWNED_BY_GENERATOR)
+        return 0;
+    return AT(f, lay->f_instr, const char *) < code + lay->co_code + 2 * (long)AT(code, lay->co_firsttraceable, int);
+}
+
+static int raw_entry(const char *f)
+{
+    if (lay->f_is_entry >= 0)
+        return AT(f, lay->f_is_entry, unsigned char) != 0;
+    const char *prev = AT(f, lay->f_previous, const char *);
+    return !prev || AT(prev, lay->f_owner, char) == OWNED_BY_CSTACK;
+}
+
+/* Checked copy through the kernel: 0, or -1 when the memory is not readable. */
+static int ck(const void *src, void *dst, size_t n)
+{
+    struct iovec l = {dst, n}, r = {(void *)(uintptr_t)src, n};
+    return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)n ? 0 : -1;
+}
+
+/* The layout's check, once a process: this thread's frames read through checked copies, every
+ * code object, name and line table of the type it must have. 1 good, 0 no frame to check yet,
+ * -1 the layout is not this interpreter's (or the kernel refuses the copies). */
+static int raw_validate(const void *ts)
+{
+    const char *f;
+    if (ck((const char *)ts + lay->ts_frame, &f, sizeof f))
+        return -1;
+    if (lay->via_cframe && f && ck(f + lay->cf_current, &f, sizeof f))
+        return -1;
+    int seen = 0;
+    for (int i = 0; f && i < 64; i++) {
+        const char *code, *obj;
+        char owner;
+        const void *ty;
+        if (ck(f + lay->f_code, &code, sizeof code) || ck(f + lay->f_owner, &owner, 1))
+            return -1;
+        if (!(lay->f_is_entry < 0 && owner == OWNED_BY_CSTACK)) {
+            if (ck(code + 8, &ty, sizeof ty) || ty != code_type)
+                return -1;
+            const unsigned offs[3] = {lay->co_qualname, lay->co_filename, lay->co_linetable};
+            for (int k = 0; k < 3; k++)
+                if (ck(code + offs[k], &obj, sizeof obj) || ck(obj + 8, &ty, sizeof ty) ||
+                    ty != (k == 2 ? bytes_type : str_type))
+                    return -1;
+            seen++;
+        }
+        if (ck(f + lay->f_previous, &f, sizeof f))
+            return -1;
+    }
+    return seen ? 1 : 0;
+}
+
 static inline uint64_t mix64(uint64_t x)
 {
     /* a bijection (murmur3's finaliser): distinct addresses get distinct keys, none 0 but 0's */
@@ -268,11 +493,49 @@ static inline uint64_t mix64(uint64_t x)
     return x;
 }
 
-static uint32_t code_id(pyobj code)
+/* The PYCODE record naming code under id, read directly (the raw walk: no C API call, so it
+ * needs no GIL). The lengths are measured first: the record holds its place in the ring only
+ * while the names are copied. */
+static void write_code_record_raw(const void *code, uint32_t id)
+{
+    const void *q = AT(code, lay->co_qualname, const void *), *f = AT(code, lay->co_filename, const void *);
+    uint32_t nl = raw_str(q, NULL, NAME_CAP), fl = raw_str(f, NULL, NAME_CAP);
+    int first = AT(code, lay->co_firstlineno, int);
+    struct vsp_resv res;
+    if (vsp_ring_reserve(vsp_trace_ring(), VSP_REC_PYCODE, (uint32_t)sizeof(struct vsp_rec_pycode) + nl + 1 + fl + 1,
+                         &res) == 0) {
+        struct vsp_rec_pycode *r = res.payload;
+        r->id = id;
+        r->name_len = nl + 1;
+        r->file_len = fl + 1;
+        r->firstline = first > 0 ? (uint32_t)first : 0;
+        char *p = (char *)(r + 1);
+        raw_str(q, p, nl + 1);
+        raw_str(f, p + nl + 1, fl + 1);
+        vsp_ring_commit(vsp_trace_ring(), &res);
+    }
+}
+
+/* The code table's key. With the raw layout it folds in the addresses of the code's name, file
+ * and line table (all immutable, all held by the code): a code object named without a reference
+ * (no GIL) that dies and is followed by another at its address gets a key, and a name, of its
+ * own. The same key with and without the GIL, so one code object has one id. */
+static uint64_t code_key(pyobj code)
+{
+    uint64_t k = mix64((uint64_t)(uintptr_t)code);
+    if (lay)
+        k ^= mix64(AT(code, lay->co_qualname, uint64_t) ^ AT(code, lay->co_filename, uint64_t) << 1 ^
+                   AT(code, lay->co_linetable, uint64_t) << 2 ^ (uint64_t)(uint32_t)AT(code, lay->co_firstlineno, int) << 3);
+    return k ? k : 1;
+}
+
+/* gil: this thread holds the GIL, so the object can be given a reference (and named through the
+ * C API when there is no raw layout). */
+static uint32_t code_id(pyobj code, int gil)
 {
     int is_new = 0;
     struct vsp_stack_slot *claim;
-    uint32_t id = vsp_stackstore_intern(&codes, mix64((uint64_t)(uintptr_t)code), &is_new, &claim);
+    uint32_t id = vsp_stackstore_intern(&codes, code_key(code), &is_new, &claim);
     if (!is_new)
         return id;
     /* Without a claim (the table is full, or a lookup timed out) the id is a fresh one from the
@@ -280,11 +543,16 @@ static uint32_t code_id(pyobj code)
     id &= VSP_PYFRAME_CODE_MAX;
     if (!id)
         id = 1;
-    write_code_record(code, id);
+    if (lay)
+        write_code_record_raw(code, id);
+    else
+        write_code_record(code, id);
     if (claim) {
-        api.incref(code); /* held for the life of the process: the address stays this object's */
-        if (code_by_id && id < CODE_TABLE * 2)
-            vsp_store_relaxed(&code_by_id[id], code);
+        if (gil) {
+            api.incref(code); /* held for the life of the process: the address stays this object's */
+            if (code_by_id && id < CODE_TABLE * 2)
+                vsp_store_relaxed(&code_by_id[id], code);
+        }
         vsp_stackstore_publish(claim, id); /* after the record: see stackstore.h */
     }
     return id;
@@ -304,11 +572,14 @@ static struct line_entry {
     uint32_t id;
 } line_cache[LINE_CACHE];
 
-static uint32_t frame_code_line(pyobj f, pyobj code, int *line)
+/* The line cache: only with the GIL (gil), which serialises its plain loads and stores. f is a
+ * frame object (C API walk) or an interpreter frame (raw walk, f_obj 0). */
+static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int gil, int *line)
 {
-    int lasti = api.frame_lasti ? api.frame_lasti(f) : -1;
+    int lasti = raw ? (int)((AT(f, lay->f_instr, const char *) - ((const char *)code + lay->co_code)) / 2)
+                    : api.frame_lasti ? api.frame_lasti(f) : -1;
     struct line_entry *e = NULL;
-    if (lasti >= 0) {
+    if (lasti >= 0 && gil) {
         uint64_t h = ((uint64_t)(uintptr_t)code >> 4) * 0x9e3779b97f4a7c15ull ^ (uint64_t)lasti * 0xff51afd7ed558ccdull;
         e = &line_cache[(h >> 40) & (LINE_CACHE - 1)];
         if (e->code == code && e->lasti == lasti) {
@@ -316,8 +587,8 @@ static uint32_t frame_code_line(pyobj f, pyobj code, int *line)
             return e->id;
         }
     }
-    uint32_t id = code_id(code);
-    *line = api.frame_line(f);
+    uint32_t id = code_id(code, gil);
+    *line = raw ? raw_line(code, lasti < 0 ? -1 : 2L * lasti) : api.frame_line(f);
     if (e && code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code) {
         e->code = code;
         e->lasti = lasti;
@@ -327,10 +598,54 @@ static uint32_t frame_code_line(pyobj f, pyobj code, int *line)
     return id;
 }
 
-unsigned vsp_py_capture(uint64_t *out, unsigned max)
+/* The raw walk: 1 when it ran (*np frames), 0 when the C API walk must do it (the layout's
+ * check failed or had nothing to check). Runs with or without the GIL. */
+static int raw_capture(uint64_t *out, pyobj *codes_out, unsigned max, unsigned *np)
+{
+    *np = 0;
+    pyobj ts = api.this_tstate(); /* the thread's own state, attached or not */
+    if (!ts || api.finalizing() || api.tstate_interp(ts) != api.main_interp())
+        return 1;
+    int gil = api.attached_tstate() == ts && api.gil_check();
+    int checked = vsp_load_relaxed(&raw_checked); /* relaxed: see raw_checked */
+    if (!checked) {
+        int v = raw_validate(ts);
+        if (v < 0) {
+            vsp_store_relaxed(&raw_checked, -1);
+            vsp_debug("Python 3.%d: its frames are not laid out as this shim knows; Python frames only "
+                      "with the GIL held", api.minor);
+            return 0;
+        }
+        if (!v)
+            return 0;
+        vsp_store_relaxed(&raw_checked, 1);
+    }
+    unsigned n = 0;
+    const char *f = raw_top(ts);
+    for (unsigned hops = 0; f && n < max && hops < 4 * VSP_MAX_DEPTH; hops++, f = AT(f, lay->f_previous, const char *)) {
+        if (lay->f_is_entry < 0 && AT(f, lay->f_owner, char) == OWNED_BY_CSTACK)
+            continue;
+        const char *code = AT(f, lay->f_code, const char *);
+        if (!is_type(code, code_type))
+            break;
+        if (raw_incomplete(f, code))
+            continue;
+        int line;
+        uint32_t id = frame_code_line((pyobj)f, 1, (pyobj)code, gil, &line);
+        codes_out[n] = (pyobj)code;
+        out[n++] = VSP_PYFRAME(id, line > 0 ? (uint32_t)line : 0u, raw_entry(f));
+    }
+    *np = n;
+    return 1;
+}
+
+unsigned vsp_py_capture(uint64_t *out, pyobj *codes_out, unsigned max)
 {
     if (VSP_LIKELY(!python_ready()) || !max)
         return 0;
+    unsigned n = 0;
+    if (lay && vsp_load_relaxed(&raw_checked) >= 0 && raw_capture(out, codes_out, max, &n))
+        return n;
     pyobj ts = thread_with_gil();
     if (!ts)
         return 0;
@@ -339,11 +654,11 @@ unsigned vsp_py_capture(uint64_t *out, unsigned max)
     pyobj et, ev, tb;
     api.err_fetch(&et, &ev, &tb); /* a frame object that cannot be made raises MemoryError */
     pyobj f = api.tstate_frame(ts);
-    unsigned n = 0;
     while (f && n < max) {
         pyobj code = api.frame_code(f);
         int line;
-        uint32_t id = frame_code_line(f, code, &line);
+        uint32_t id = frame_code_line(f, 0, code, 1, &line);
+        codes_out[n] = code;
         out[n++] = VSP_PYFRAME(id, line > 0 ? (uint32_t)line : 0u, frame_is_entry(f, code));
         api.decref(code);
         pyobj back = api.frame_back(f);
@@ -358,13 +673,30 @@ unsigned vsp_py_capture(uint64_t *out, unsigned max)
     return n;
 }
 
-/* The Python frames' buffer (2 KiB) lives in a frame of its own, so that a process without Python
- * does not run the rest of the hook that much deeper on its stack. */
+/* The current capture's code objects, for vsp_py_frame_names while its stack is interned (the
+ * purpose rules run then, on this thread): alive for that long (their frames hold them) even when
+ * the shim holds no reference. */
+static __thread struct {
+    const uint64_t *words;
+    pyobj const *codes;
+    unsigned n;
+} cur __attribute__((tls_model("initial-exec")));
+
+/* The Python frames' buffer (2 KiB: the words, and the code objects in its second half) lives in a
+ * frame of its own, so that a process without Python does not run the rest of the hook that much
+ * deeper on its stack. */
+#define PY_MAX (VSP_MAX_DEPTH / 2)
 static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *native, unsigned n)
 {
-    uint64_t py[VSP_MAX_DEPTH];
-    unsigned m = vsp_py_capture(py, vsp_cfg.depth < VSP_MAX_DEPTH ? vsp_cfg.depth : VSP_MAX_DEPTH);
-    return vsp_stack_id_parts(native, n, py, m);
+    uint64_t py[2 * PY_MAX];
+    pyobj *codes_of = (pyobj *)(py + PY_MAX);
+    unsigned m = vsp_py_capture(py, codes_of, vsp_cfg.depth < PY_MAX ? vsp_cfg.depth : PY_MAX);
+    cur.words = py;
+    cur.codes = codes_of;
+    cur.n = m;
+    uint32_t id = vsp_stack_id_parts(native, n, py, m);
+    cur.n = 0;
+    return id;
 }
 
 uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n)
@@ -390,10 +722,22 @@ static void copy_attr(pyobj code, const char *name, char *dst, unsigned cap)
 int vsp_py_frame_names(uint64_t word, char *function, unsigned flen, char *file, unsigned filelen)
 {
     uint32_t id = VSP_PYFRAME_CODE(word);
-    pyobj code = code_by_id && id < CODE_TABLE * 2 ? vsp_load_relaxed(&code_by_id[id]) : NULL;
-    if (!code || vsp_load_acquire(&py_state) != PY_PRESENT || !flen || !filelen)
+    if (vsp_load_acquire(&py_state) != PY_PRESENT || !flen || !filelen)
         return -1;
-    pyobj et, ev, tb;
+    pyobj code = NULL;
+    for (unsigned i = 0; i < cur.n && !code; i++)
+        if (VSP_PYFRAME_CODE(cur.words[i]) == id)
+            code = cur.codes[i];
+    if (!code && code_by_id && id < CODE_TABLE * 2)
+        code = vsp_load_relaxed(&code_by_id[id]);
+    if (!code)
+        return -1;
+    if (lay) {
+        raw_str(AT(code, lay->co_qualname, const void *), function, flen);
+        raw_str(AT(code, lay->co_filename, const void *), file, filelen);
+        return 0;
+    }
+    pyobj et, ev, tb; /* no raw layout: the capture ran with the GIL, which this thread still holds */
     api.err_fetch(&et, &ev, &tb);
     copy_attr(code, api.minor >= 11 ? "co_qualname" : "co_name", function, flen);
     copy_attr(code, "co_filename", file, filelen);

@@ -1,5 +1,5 @@
-/* Python frames of the allocating thread (issue 21): when the thread runs CPython 3.9-3.13 and
- * holds the GIL, a recorded stack carries the Python frames after its native ones (format
+/* Python frames of the allocating thread (issue 21): when the thread runs CPython 3.11-3.13
+ * (with or without the GIL) or 3.9-3.10 (holding the GIL), a recorded stack carries the Python frames after its native ones (format
  * version 4, VSP_PYFRAME words) and each code object is named once in a PYCODE record. The
  * interpreter's C API is found with dlsym at the first stack captured, never linked; a process
  * without Python pays one load of a cached flag per stack. VRAMSPY_PYTHON=0 turns it off. */
@@ -8,22 +8,23 @@
 
 #include <stdint.h>
 
-/* The id of the stack `native[0..n)` plus, when this thread is running Python with the GIL, its
+/* The id of the stack `native[0..n)` plus, when this thread is running Python (3.11-3.13: with or
+ * without the GIL; 3.9, 3.10: with it), its
  * Python frames (at most vsp_cfg.depth, innermost kept); interns and writes new stacks and code
  * names like vsp_stack_id. Called inside the walk bracket (vsp_walk_enter). */
 uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n);
 
-/* Python frames of this thread into out (innermost first, at most max): 0 when it is not running
- * Python with the GIL, Python is absent or off. Writes PYCODE records for code objects not named
- * yet in this trace. */
-unsigned vsp_py_capture(uint64_t *out, unsigned max);
+/* Python frames of this thread into out (innermost first, at most max) and their code objects
+ * into codes: 0 when it runs no Python, or (3.9, 3.10) does not hold the GIL, or Python is absent
+ * or off. Writes PYCODE records for code objects not named yet in this trace. */
+unsigned vsp_py_capture(uint64_t *out, void **codes, unsigned max);
 
 /* In a forked child: its trace names every code object again. */
 void vsp_py_atfork_child(void);
 
 /* The qualified name and file of a Python frame word's code object, for the in-process purpose
- * rules: 0, or -1 when the shim holds no such code object. Only while the calling thread holds the
- * GIL (the capture's caller, before it returns from the hook). */
+ * rules: 0, or -1 when the shim knows no such code object. Only inside the capture (while its
+ * stack is interned, on the capturing thread). */
 int vsp_py_frame_names(uint64_t word, char *function, unsigned flen, char *file, unsigned filelen);
 
 #endif

@@ -6,7 +6,9 @@
 # file, line, innermost first) into EXPECT (JSON: size -> frames), so that the test compares the
 # trace against the interpreter's own view. Prints a line and exits with status 3, so a run with
 # and without the shim can be compared.
-# usage: python3 pyframes.py MODE LIBCUDART LIBPYTHREAD EXPECT   (MODE: ctypes | ext)
+# usage: python3 pyframes.py MODE LIBCUDART LIBPYTHREAD EXPECT   (MODE: ctypes | cdll | ext)
+# ctypes: through ctypes.PyDLL, the GIL held during the call; cdll: through ctypes.CDLL, which
+# releases the GIL around the call, as PyTorch's operators and every ctypes user do.
 import atexit
 import ctypes
 import json
@@ -15,7 +17,7 @@ import threading
 
 MODE, LIBCUDART, LIBTHREAD, EXPECT = sys.argv[1:5]
 # PyDLL: the GIL stays held during the call, as in an extension module (ctypes.CDLL releases it)
-cudart = ctypes.PyDLL(LIBCUDART)
+cudart = (ctypes.CDLL if MODE == "cdll" else ctypes.PyDLL)(LIBCUDART)
 cthread = ctypes.PyDLL(LIBTHREAD)
 expect = {}
 
@@ -39,7 +41,7 @@ def alloc(size):
     line after the note)."""
     expect[size] = frames_from(sys._getframe(0), sys._getframe(0).f_lineno + 2)
     p = ctypes.c_void_p()
-    rc = cudart.cudaMalloc(ctypes.byref(p), ctypes.c_size_t(size)) if MODE == "ctypes" else vspext.alloc(size)
+    rc = cudart.cudaMalloc(ctypes.byref(p), ctypes.c_size_t(size)) if MODE != "ext" else vspext.alloc(size)
     assert rc in (0, None) or isinstance(rc, int), rc
     return p
 
