@@ -25,6 +25,17 @@ sys.path.insert(0, HERE)
 import check  # noqa: E402
 
 BUDGET_S = float(os.environ.get("VRAMSPY_GPU_BUDGET_S", "280"))  # stay under 5 minutes in all
+# VRAMSPY_GPU_CASES=torch_*,cupy: only the cases whose names match one of these globs (the others
+# are SKIP rows saying so), for a short re-check on a machine lent by the minute.
+CASES = [c for c in os.environ.get("VRAMSPY_GPU_CASES", "").split(",") if c.strip()]
+
+
+def wanted(name):
+    import fnmatch
+    return not CASES or any(fnmatch.fnmatchcase(name, c.strip()) for c in CASES)
+
+
+NOT_SELECTED = "not selected (VRAMSPY_GPU_CASES=%s)" % ",".join(CASES)
 T0 = time.monotonic()
 
 
@@ -179,6 +190,9 @@ class Runner:
 
     def pair(self, name, kind, argv, env_extra=None, timeout=180, **kw):
         """Without and with the shim: stdout and exit status compared, the trace kept."""
+        if not wanted(name):
+            self.skip(name, kind, NOT_SELECTED)
+            return {"name": name, "skip": NOT_SELECTED}, None, None
         plain = self.run(argv, env_extra, timeout=timeout, out_name=name + ".plain")
         shim = self.run(argv, env_extra, shim=True, trace=name + ".%p.trace", timeout=timeout, out_name=name + ".shim")
         case = {"name": name, "kind": kind, "argv": argv, "env": env_extra or {},
@@ -207,6 +221,9 @@ class Runner:
 
     def timed(self, name, kind, argv, env_extra, rounds, parse, what, unit, short, limit, timeout=180, **kw):
         """Interleaved rounds without and with the shim; the first shim round's trace kept."""
+        if not wanted(name):
+            self.skip(name, kind, NOT_SELECTED)
+            return None
         plain, shim, first = [], [], None
         for i in range(rounds):
             a = self.run(argv, env_extra, timeout=timeout, out_name="%s.plain%d" % (name, i))
@@ -250,8 +267,11 @@ def run_cases(r, progs, prog_err):
         if n not in progs:
             continue
         case, plain, _ = r.pair(n, "alloc", [progs[n]], timeout=120)
-        case["host_pool"] = re.search(r"host pool 8MiB +ok", plain["stdout"]) is not None
         r.pair(n + "_nogpu", "nogpu", [progs[n]], {"CUDA_VISIBLE_DEVICES": ""}, timeout=120)
+        if plain is None or not wanted("enforce_" + n[6:]):
+            r.skip("enforce_" + n[6:], "enforce", NOT_SELECTED)
+            continue
+        case["host_pool"] = re.search(r"host pool 8MiB +ok", plain["stdout"]) is not None
         plain_e = plain
         enf = r.run([progs[n]], {"VRAMSPY_ENFORCE": "vram-only"}, shim=True, trace="enforce_%s.%%p.trace" % n[6:],
                     timeout=120, out_name="enforce_" + n[6:])
@@ -259,7 +279,9 @@ def run_cases(r, progs, prog_err):
                         "plain": {"status": plain_e["status"]}, "shim": {"status": enf["status"]},
                         "traces": sorted(os.path.basename(t) for t in glob.glob(os.path.join(r.traces, "enforce_%s.*.trace" % n[6:])))})
         say("  %-22s status %s (plain %s)" % ("enforce_" + n[6:], enf["status"], plain_e["status"]))
-    if "alloc_static" in progs:
+    if "alloc_static" in progs and not wanted("vramspy_run_gate"):
+        r.skip("vramspy_run_gate", "gate", NOT_SELECTED)
+    elif "alloc_static" in progs:
         if r.t.front_ok:
             gates = []
             for want, flags in ((1, "leak,host-fallback"), (1, "oom"), (0, "crash,invalid-free")):
@@ -270,7 +292,9 @@ def run_cases(r, progs, prog_err):
             say("  %-22s %s" % ("vramspy_run_gate", ", ".join("%s -> %s" % (g[2], g[1]) for g in gates)))
         else:
             r.skip("vramspy_run_gate", "gate", "the front-end cannot run here (libdw/libjansson): carry make gpu-bundle")
-    if "alloc_shared" in progs:
+    if "alloc_shared" in progs and not wanted("compute_sanitizer"):
+        r.skip("compute_sanitizer", "sanitizer", NOT_SELECTED)
+    elif "alloc_shared" in progs:
         cs = shutil.which("compute-sanitizer") or ("/usr/local/cuda/bin/compute-sanitizer"
                                                   if os.path.exists("/usr/local/cuda/bin/compute-sanitizer") else None)
         if cs:
@@ -315,7 +339,9 @@ def run_cases(r, progs, prog_err):
         r.timed("torch_async_train", "train", [py, torch_py, "train"], {"PYTORCH_CUDA_ALLOC_CONF": "backend:cudaMallocAsync"},
                 2, step_ms, "ms per training step", "ms", "per step", check.STEP_MAX_PCT, pool=True,
                 py_frames=frames(["cached"]))
-        if elapsed() < BUDGET_S - 40:
+        if not wanted("torchrun_2ranks"):
+            r.skip("torchrun_2ranks", "job", NOT_SELECTED)
+        elif elapsed() < BUDGET_S - 40:
             job = [py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", torch_py, "basic"]
             plain = r.run(job, timeout=150, out_name="torchrun.plain")
             shim = r.run(job, shim=True, trace="job.%p.trace", timeout=150, out_name="torchrun.shim")
