@@ -74,7 +74,8 @@ static void usage(FILE *f)
             "  --holders FILE         add holder rules: a JSON list of {held_by, function, module, file,\n"
             "                         source}; memory live at the end that a framework holds on purpose is\n"
             "                         'cached', not 'leak' (repeatable; tried before the shipped rules)\n"
-            "  --no-default-holders   do not load the shipped holder rules (share/vramspy/holders.json)\n"
+            "  --no-default-holders   do not load the shipped holder rules (built in; share/vramspy/\n"
+            "                         holders.json or holders.json beside this binary replaces them)\n"
             "  --growth-min SIZE      a 'growth' finding when a call site's live bytes keep reaching new\n"
             "                         highs through the second half of the run and rise at least SIZE\n"
             "                         from half-time to the end (default 32MiB)\n"
@@ -477,13 +478,17 @@ int main(int argc, char **argv)
         }
     }
     if (!o.no_default_holders) {
+        /* An installed file replaces the built-in copy (a packager's rules); without one the
+         * built-in rules still apply: a report copied alone once ran with none and turned every
+         * framework's cache into leaks. A file that is there but bad is an error, never skipped. */
         char path[PATH_MAX], err[1200];
-        if (vsp_holders_default_path(argv[0], path, sizeof path) < 0)
-            fprintf(stderr, "vramspy-report: warning: the shipped holder rules (share/vramspy/holders.json) are "
-                            "not installed beside this binary: memory frameworks hold until exit is reported as "
-                            "leak (--no-default-holders silences this)\n");
-        else if (vsp_holders_load(&holders, path, err, sizeof err) < 0) {
+        int rc = vsp_holders_default_path(argv[0], path, sizeof path) == 0
+                     ? vsp_holders_load(&holders, path, err, sizeof err)
+                     : vsp_holders_load_builtin(&holders, err, sizeof err);
+        if (rc < 0) {
             fprintf(stderr, "vramspy-report: the shipped holder rules: %s\n", err);
+            vsp_rules_free(rules);
+            vsp_holders_free(holders);
             return 2;
         }
     }

@@ -79,17 +79,46 @@ static void run_holders(const char *mode, char *trace)
     snprintf(trace, 4200, "%s/t.trace", dir);
 }
 
-static json_t *report_json(const char *trace, const char *opts, int *code)
+/* The JSON report of trace by the report binary at exe, with opts; asserts it ran without a word
+ * on stderr (the shipped rules are there: the file beside the build tree's binary, else built in). */
+static json_t *report_json_by(const char *exe, const char *trace, const char *opts, int *code)
 {
-    char args[9000];
+    char cmd[13000];
     struct run_result r;
-    snprintf(args, sizeof args, "--format json %s '%s'", opts ? opts : "", trace);
-    th_report(&r, args);
+    snprintf(cmd, sizeof cmd, "cd '%s' && exec '%s' --format json %s '%s'", VSP_SOURCE_DIR, exe, opts ? opts : "",
+             trace);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    cr_assert_eq(th_run(&r, argv, NULL, 0, 1), 0);
     cr_assert(r.exited && (r.code == 0 || r.code == 1), "%s", r.err);
-    cr_assert_str_eq(r.err, "", "no warning: the shipped rules are found beside the binary");
+    cr_assert_str_eq(r.err, "", "no warning: %s", r.err);
     if (code)
         *code = r.code;
     return th_json(r.out);
+}
+
+static json_t *report_json(const char *trace, const char *opts, int *code)
+{
+    return report_json_by(REPORT, trace, opts, code);
+}
+
+/* vramspy-report copied alone into <dir>/alone/bin: no holders.json beside it, no share/ above it,
+ * as a hand copy or a bundle that forgot the file leaves it. Its path into exe (4400 bytes). */
+static void report_alone(const char *dir, char *exe)
+{
+    char cmd[13000];
+    snprintf(exe, 4400, "%s/alone/bin/vramspy-report", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/alone/bin' && cp '%s' '%s'", dir, REPORT, exe);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    struct run_result r;
+    cr_assert_eq(th_run(&r, argv, NULL, 0, 1), 0);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+}
+
+/* The directory run_holders traced into (the trace's), for what a test puts beside the trace. */
+static void dir_of(const char *trace, char *dir)
+{
+    snprintf(dir, 4200, "%s", trace);
+    *strrchr(dir, '/') = 0;
 }
 
 Test(holders, framework_held_memory_is_cached_and_the_one_real_leak_stays_a_leak)
@@ -163,6 +192,85 @@ Test(holders, no_default_holders_reports_everything_live_as_leak)
     cr_assert_eq(count_kind(j, "cached"), 0);
     cr_assert_geq(count_kind(j, "leak"), 3);
     json_decref(j);
+}
+
+Test(holders, a_report_copied_alone_still_holds_framework_memory_with_its_built_in_rules)
+{
+    char trace[4200], dir[4200], exe[4400];
+    run_holders("leak", trace);
+    dir_of(trace, dir);
+    report_alone(dir, exe);
+    int code;
+    json_t *j = report_json_by(exe, trace, "--fail-on leak", &code);
+    cr_assert_eq(count_kind(j, "leak"), 1, "one leak, make_buffer's; the framework's memory is not a leak");
+    cr_assert_eq(code, 1);
+    json_int_t bytes;
+    cr_assert_not_null(held_by_sum(j, "PyTorch caching allocator", &bytes, NULL),
+                       "the built-in rules hold the caching allocator's segments");
+    cr_assert_eq(bytes, (2 + 3 + 4) << 20);
+    cr_assert_not_null(held_by(j, "cuBLAS handle"));
+    cr_assert_not_null(held_by(j, "CuPy memory pool"));
+    json_decref(j);
+}
+
+Test(holders, no_default_holders_drops_the_built_in_rules_too)
+{
+    char trace[4200], dir[4200], exe[4400];
+    run_holders("noleak", trace);
+    dir_of(trace, dir);
+    report_alone(dir, exe);
+    json_t *j = report_json_by(exe, trace, "--no-default-holders", NULL);
+    cr_assert_eq(count_kind(j, "cached"), 0);
+    cr_assert_geq(count_kind(j, "leak"), 3);
+    json_decref(j);
+}
+
+Test(holders, an_installed_rules_file_replaces_the_built_in_rules)
+{
+    /* share/vramspy/holders.json above the binary (an install) and holders.json beside it (the
+     * build tree), each alone: its rules and none of the built-in ones */
+    static const char *const where[] = {"alone/share/vramspy", "alone/bin"};
+    for (size_t w = 0; w < sizeof where / sizeof *where; w++) {
+        char trace[4200], dir[4200], exe[4400], cmd[9000], rules[4500];
+        run_holders("leak", trace);
+        dir_of(trace, dir);
+        report_alone(dir, exe);
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", dir, where[w]);
+        const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+        struct run_result r;
+        th_run(&r, argv, NULL, 0, 1);
+        cr_assert_eq(r.code, 0, "%s", r.err);
+        snprintf(rules, sizeof rules, "%s/%s/holders.json", dir, where[w]);
+        th_write_file(rules, "[{\"held_by\": \"the packager's torch\", \"function\": \"*alloc_block*\"}]");
+        json_t *j = report_json_by(exe, trace, NULL, NULL);
+        cr_assert_not_null(held_by(j, "the packager's torch"), "%s: the file's rule applies", where[w]);
+        cr_assert_null(held_by(j, "PyTorch caching allocator"), "%s: the built-in rules do not", where[w]);
+        cr_assert_null(held_by(j, "cuBLAS handle"), "%s: the built-in rules do not", where[w]);
+        json_decref(j);
+    }
+}
+
+Test(holders, a_bad_installed_rules_file_is_a_usage_error_naming_the_rule_and_field)
+{
+    char *dir = th_tmpdir(), exe[4400], rules[4500], args[14000];
+    report_alone(dir, exe);
+    snprintf(rules, sizeof rules, "%s/alone/bin/holders.json", dir);
+    th_write_file(rules, "[{\"held_by\": \"x\", \"function\": \"f\"}, {\"held_by\": \"y\", \"functoin\": \"g\"}]");
+    struct run_result r;
+    snprintf(args, sizeof args, "exec '%s' --check-options", exe);
+    const char *argv[] = {"/bin/sh", "-c", args, NULL};
+    th_run(&r, argv, NULL, 0, 1);
+    cr_assert_eq(r.code, 2, "not the built-in rules instead: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "rule 1: unknown field \"functoin\""), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, rules), "names the file: %s", r.err);
+    snprintf(args, sizeof args, "exec '%s' --check-options --no-default-holders", exe);
+    th_run(&r, argv, NULL, 0, 1);
+    cr_assert_eq(r.code, 0, "--no-default-holders does not read it: %s", r.err);
+    /* one that cannot be read (a directory: the tests may run as root, for whom no mode denies) */
+    snprintf(args, sizeof args, "rm '%s' && mkdir '%s' && exec '%s' --check-options", rules, rules, exe);
+    th_run(&r, argv, NULL, 0, 1);
+    cr_assert_eq(r.code, 2, "not the built-in rules instead: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "cannot open"), "%s", r.err);
 }
 
 Test(holders, a_user_rules_file_adds_holders_tried_first)

@@ -1,4 +1,5 @@
-/* Holder rules (see holders.h): parsed with jansson, matched with the suppressions' globs. */
+/* Holder rules (see holders.h): parsed with jansson, matched with the suppressions' globs. The
+ * shipped list comes from an installed file when there is one, else from the copy built in. */
 #include "report/analyze/holders.h"
 
 #include <errno.h>
@@ -28,21 +29,17 @@ static void rule_free(struct holder_rule *ru)
     free(ru->file);
 }
 
-int vsp_holders_load(struct vsp_holders **hsp, const char *path, char *err, size_t errlen)
+/* Add the rules of the parsed list j to *hsp; path names it in err. Leaves j to the caller. */
+static int holders_add(struct vsp_holders **hsp, json_t *j, const char *path, char *err, size_t errlen)
 {
-    json_t *j = vsp_json_load_file(path, err, errlen);
-    if (!j)
-        return -1;
     if (!json_is_array(j)) {
         snprintf(err, errlen, "%s: a holder rules file is a JSON list of {held_by, function, module, source} "
                  "rules", path);
-        json_decref(j);
         return -1;
     }
     struct vsp_holders *hs = *hsp ? *hsp : calloc(1, sizeof *hs);
     if (!hs) {
         snprintf(err, errlen, "%s: out of memory", path);
-        json_decref(j);
         return -1;
     }
     *hsp = hs;
@@ -52,7 +49,7 @@ int vsp_holders_load(struct vsp_holders **hsp, const char *path, char *err, size
     {
         if (!json_is_object(o)) {
             snprintf(err, errlen, "%s: rule %zu is not an object", path, i);
-            goto bad;
+            return -1;
         }
         struct holder_rule ru = {0};
         const char *key;
@@ -68,17 +65,17 @@ int vsp_holders_load(struct vsp_holders **hsp, const char *path, char *err, size
                 snprintf(err, errlen, "%s: rule %zu: unknown field \"%s\" (held_by, function, module, file, "
                          "source)", path, i, key);
                 rule_free(&ru);
-                goto bad;
+                return -1;
             }
             if (!json_is_string(v) || !*json_string_value(v)) {
                 snprintf(err, errlen, "%s: rule %zu: \"%s\" must be a non-empty string", path, i, key);
                 rule_free(&ru);
-                goto bad;
+                return -1;
             }
             if (field && !(*field = strdup(json_string_value(v)))) {
                 snprintf(err, errlen, "%s: out of memory", path);
                 rule_free(&ru);
-                goto bad;
+                return -1;
             }
         }
         if (!ru.held_by || !(ru.function || ru.module || ru.file)) {
@@ -87,7 +84,7 @@ int vsp_holders_load(struct vsp_holders **hsp, const char *path, char *err, size
                                  : "needs \"function\", \"module\" or \"file\" (a rule without one would hold "
                                    "every leak)");
             rule_free(&ru);
-            goto bad;
+            return -1;
         }
         if (hs->n == hs->cap) {
             size_t nc = hs->cap ? hs->cap * 2 : 32;
@@ -95,18 +92,39 @@ int vsp_holders_load(struct vsp_holders **hsp, const char *path, char *err, size
             if (!g) {
                 snprintf(err, errlen, "%s: out of memory", path);
                 rule_free(&ru);
-                goto bad;
+                return -1;
             }
             hs->r = g;
             hs->cap = nc;
         }
         hs->r[hs->n++] = ru;
     }
-    json_decref(j);
     return 0;
-bad:
+}
+
+int vsp_holders_load(struct vsp_holders **hsp, const char *path, char *err, size_t errlen)
+{
+    json_t *j = vsp_json_load_file(path, err, errlen);
+    if (!j)
+        return -1;
+    int rc = holders_add(hsp, j, path, err, errlen);
     json_decref(j);
-    return -1;
+    return rc;
+}
+
+int vsp_holders_load_builtin(struct vsp_holders **hsp, char *err, size_t errlen)
+{
+    static const char name[] = "holders.json (built in)";
+    json_error_t je;
+    json_t *j = json_loadb(vsp_holders_builtin, vsp_holders_builtin_len, 0, &je);
+    if (!j) {
+        /* report/holders.json did not parse at build time: test_holders checks the shipped file */
+        snprintf(err, errlen, "%s: %s (line %d, column %d)", name, je.text, je.line, je.column);
+        return -1;
+    }
+    int rc = holders_add(hsp, j, name, err, errlen);
+    json_decref(j);
+    return rc;
 }
 
 int vsp_holders_default_path(const char *exe_path, char *out, size_t outlen)
@@ -122,9 +140,11 @@ int vsp_holders_default_path(const char *exe_path, char *out, size_t outlen)
     if (!slash)
         return -1;
     *slash = 0;
+    /* F_OK, not R_OK: a file that is there but unreadable is an error when loaded, never a quiet
+     * fall back to the built-in rules */
     static const char *const rel[] = {"/../share/vramspy/holders.json", "/holders.json"};
     for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-        if ((size_t)snprintf(out, outlen, "%s%s", exe, rel[i]) < outlen && access(out, R_OK) == 0)
+        if ((size_t)snprintf(out, outlen, "%s%s", exe, rel[i]) < outlen && access(out, F_OK) == 0)
             return 0;
     }
     return -1;

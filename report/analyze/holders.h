@@ -3,8 +3,10 @@
  * JSON list of {"held_by": NAME, "function": GLOB, "module": GLOB, "file": GLOB, "source": TEXT}:
  * held_by is required, at least one of function/module/file, globs matched as suppressions match
  * (fnmatch(3); module against the path and its base name), source says where the names come from.
- * The shipped list (report/holders.json, installed as share/vramspy/holders.json) is loaded by
- * default; --holders FILE adds rules, tried first; --no-default-holders drops the shipped ones. */
+ * The shipped list (report/holders.json) is built into the report and loaded by default; a
+ * holders.json installed where vsp_holders_default_path finds it (share/vramspy/holders.json, or
+ * beside the binary) replaces the built-in copy, so a packager can ship other rules. --holders FILE
+ * adds rules, tried first; --no-default-holders drops the shipped ones. */
 #ifndef VSP_HOLDERS_H
 #define VSP_HOLDERS_H
 
@@ -19,8 +21,16 @@ struct vsp_holders;
  * the rule and the field. */
 int vsp_holders_load(struct vsp_holders **hs, const char *path, char *err, size_t errlen);
 /* The shipped rules file for a report binary at exe_path: <dir>/../share/vramspy/holders.json, else
- * <dir>/holders.json (the build tree). 0 and the path in out, -1 when neither exists. */
+ * <dir>/holders.json (the build tree). 0 and the path in out (readable or not), -1 when neither
+ * exists. */
 int vsp_holders_default_path(const char *exe_path, char *out, size_t outlen);
+/* Add the rules built into the binary (report/holders.json at build time) to *hs, as
+ * vsp_holders_load does; the name in err is "holders.json (built in)". */
+int vsp_holders_load_builtin(struct vsp_holders **hs, char *err, size_t errlen);
+/* report/holders.json at build time and its length (without the NUL after it): the file the
+ * Makefile generates from it (holders_builtin.c under the build tree) defines them. */
+extern const char vsp_holders_builtin[];
+extern const size_t vsp_holders_builtin_len;
 size_t vsp_holders_count(const struct vsp_holders *hs);
 void vsp_holders_free(struct vsp_holders *hs);
 

@@ -2,7 +2,8 @@
 #   make test-gpu                     run it here: skips, saying why, where there is no GPU
 #   make gpu-bundle                   build/gpu-bundle: the shim, the report and the front-end with
 #                                     the libraries a GPU machine may lack (libdw, libelf, libjansson)
-#                                     beside them, and the nvcc programs, to carry to a GPU machine
+#                                     beside them, holders.json, and the nvcc programs, to carry to a
+#                                     GPU machine
 #   make test-gpu-analyse GPU_RESULTS=DIR   check what `make test-gpu` left on a machine whose
 #                                     report could not run (the shim built there with `make shim`)
 
@@ -33,10 +34,13 @@ GPU_BUNDLE_SYSTEM := linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\
 GPU_RPATH := -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/lib'
 
 .PHONY: gpu-bundle test-gpu test-gpu-analyse
+# The report has the shipped holder rules built in; holders.json beside it, which it reads first
+# when present (a packager's override), makes the bundle the build tree's shape.
 gpu-bundle: $(SHIM) $(SYMHELPER_OBJS) $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/common/config.o $(BUILD)/obj/shim/common/purposes.o \
-            $(FRONTEND_OBJS) $(GPU_PROGS)
+            $(FRONTEND_OBJS) $(GPU_PROGS) report/holders.json
 	$(Q)rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/lib $(GPU_BUNDLE)/gpu-bin
 	$(Q)cp $(SHIM) $(GPU_BUNDLE)/
+	$(Q)cp report/holders.json $(GPU_BUNDLE)/
 	$(Q)$(CC) -shared -fPIC -Wl,-soname,libvramspy-sym.so -Wl,-z,now -o $(GPU_BUNDLE)/libvramspy-sym.so \
 	  $(SYMHELPER_OBJS) -ldw -lelf -lstdc++ $(GPU_RPATH)
 	$(Q)$(CC) -o $(GPU_BUNDLE)/vramspy-report $(REPORT_OBJS) $(READER_OBJS) $(BUILD)/obj/shim/common/config.o \
