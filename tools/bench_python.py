@@ -3,12 +3,14 @@
 # allocator holds it) against the test-double runtime; prints "ns_per_pair X". Run plain, under the
 # shim with VRAMSPY_PYTHON=0 and with it on: the difference of the last two is what the Python
 # frames add to each allocation (frees record no stack).
-# usage: python3 bench_python.py LIBCUDART DEPTH N
+# With a fourth argument "cdll": through ctypes.CDLL, which releases the GIL around each call (as
+# PyTorch's operators do): the frames are then read without the GIL (3.11+).
+# usage: python3 bench_python.py LIBCUDART DEPTH N [cdll]
 import ctypes
 import sys
 import time
 
-cudart = ctypes.PyDLL(sys.argv[1])
+cudart = (ctypes.CDLL if sys.argv[4:] == ["cdll"] else ctypes.PyDLL)(sys.argv[1])
 depth, n = int(sys.argv[2]), int(sys.argv[3])
 malloc, free = cudart.cudaMalloc, cudart.cudaFree
 

@@ -558,43 +558,72 @@ static uint32_t code_id(pyobj code, int gil)
     return id;
 }
 
-/* Code id and line by (code object, instruction offset). PyFrame_GetLineNumber reads the code's
- * line table from its start, the better part of a capture's cost in a big function, and the code
- * table costs a probe: a stack walked again at the same instructions (a loop) finds both here.
- * Only for code objects the shim holds a reference on (named in its table), so an entry's code
- * object is never another one at the same address. Read and written with the GIL held (the only
- * time frames are read), which serialises every access: plain loads and stores. */
+/* Code id and line by (code object, instruction offset). Computing a line reads the code's line
+ * table from its start, the better part of a capture's cost in a big function, and the code table
+ * costs a probe: a stack walked again at the same instructions (a loop) finds both here. Threads
+ * with and without the GIL use it at once, so each entry is a seqlock: a writer makes seq odd with
+ * a CAS (a writer that loses skips caching; nobody waits), stores, then makes it even with release;
+ * a reader takes seq with acquire, reads, and keeps what it read only if seq is the same even
+ * value after an acquire fence. The fields are relaxed atomics (a torn read is thrown away, never
+ * used). Keyed by code_key, not by address alone: with the raw layout the key tells a new code
+ * object at a dead one's address apart; without it (the C API walk, GIL held) only code objects
+ * the shim holds a reference on are cached, as before. */
 #define LINE_CACHE 4096u
 static struct line_entry {
-    pyobj code;
+    uint32_t seq;
     int lasti;
     int line;
     uint32_t id;
+    uint64_t key;
 } line_cache[LINE_CACHE];
 
-/* The line cache: only with the GIL (gil), which serialises its plain loads and stores. f is a
- * frame object (C API walk) or an interpreter frame (raw walk, f_obj 0). */
+static int line_cache_get(struct line_entry *e, uint64_t key, int lasti, int *line, uint32_t *id)
+{
+    uint32_t s1 = vsp_load_acquire(&e->seq); /* acquire: the fields read below are the writer's */
+    if (s1 & 1)
+        return 0;
+    uint64_t k = vsp_load_relaxed(&e->key);
+    int la = vsp_load_relaxed(&e->lasti), li = vsp_load_relaxed(&e->line);
+    uint32_t i = vsp_load_relaxed(&e->id);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the field loads happen before seq's re-read */
+    if (vsp_load_relaxed(&e->seq) != s1 || k != key || la != lasti)
+        return 0;
+    *line = li;
+    *id = i;
+    return 1;
+}
+
+static void line_cache_put(struct line_entry *e, uint64_t key, int lasti, int line, uint32_t id)
+{
+    uint32_t s = vsp_load_relaxed(&e->seq);
+    if ((s & 1) || !vsp_cas_acquire(&e->seq, &s, s + 1)) /* acquire: the stores below stay after it */
+        return;
+    vsp_store_relaxed(&e->key, key);
+    vsp_store_relaxed(&e->lasti, lasti);
+    vsp_store_relaxed(&e->line, line);
+    vsp_store_relaxed(&e->id, id);
+    vsp_store_release(&e->seq, s + 2); /* release: the fields are visible before seq is even */
+}
+
+/* f is a frame object (C API walk, raw 0) or an interpreter frame (raw walk). gil: this thread
+ * holds the GIL. */
 static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int gil, int *line)
 {
     int lasti = raw ? (int)((AT(f, lay->f_instr, const char *) - ((const char *)code + lay->co_code)) / 2)
                     : api.frame_lasti ? api.frame_lasti(f) : -1;
     struct line_entry *e = NULL;
-    if (lasti >= 0 && gil) {
-        uint64_t h = ((uint64_t)(uintptr_t)code >> 4) * 0x9e3779b97f4a7c15ull ^ (uint64_t)lasti * 0xff51afd7ed558ccdull;
-        e = &line_cache[(h >> 40) & (LINE_CACHE - 1)];
-        if (e->code == code && e->lasti == lasti) {
-            *line = e->line;
-            return e->id;
-        }
+    uint64_t key = 0;
+    uint32_t id;
+    if (lasti >= 0) {
+        key = code_key(code);
+        e = &line_cache[(mix64(key ^ (uint64_t)(uint32_t)lasti * 0x9e3779b97f4a7c15ull) >> 40) & (LINE_CACHE - 1)];
+        if (line_cache_get(e, key, lasti, line, &id))
+            return id;
     }
-    uint32_t id = code_id(code, gil);
+    id = code_id(code, gil);
     *line = raw ? raw_line(code, lasti < 0 ? -1 : 2L * lasti) : api.frame_line(f);
-    if (e && code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code) {
-        e->code = code;
-        e->lasti = lasti;
-        e->line = *line;
-        e->id = id;
-    }
+    if (e && (lay || (code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code)))
+        line_cache_put(e, key, lasti, *line, id);
     return id;
 }
 
