@@ -267,11 +267,12 @@ def run_cases(r, progs, prog_err):
         if n not in progs:
             continue
         case, plain, _ = r.pair(n, "alloc", [progs[n]], timeout=120)
+        if plain is not None:  # the host pool is planted where the device has one
+            case["host_pool"] = re.search(r"host pool 8MiB +ok", plain["stdout"]) is not None
         r.pair(n + "_nogpu", "nogpu", [progs[n]], {"CUDA_VISIBLE_DEVICES": ""}, timeout=120)
         if plain is None or not wanted("enforce_" + n[6:]):
             r.skip("enforce_" + n[6:], "enforce", NOT_SELECTED)
             continue
-        case["host_pool"] = re.search(r"host pool 8MiB +ok", plain["stdout"]) is not None
         plain_e = plain
         enf = r.run([progs[n]], {"VRAMSPY_ENFORCE": "vram-only"}, shim=True, trace="enforce_%s.%%p.trace" % n[6:],
                     timeout=120, out_name="enforce_" + n[6:])
@@ -387,7 +388,7 @@ def analyse(results, tools):
             reports.append(rep)
         if case["name"] == "alloc_shared" and reports:
             alloc_shared_leak = sum(f.get("bytes") or 0 for f in check.findings(check.main_report(reports), "leak"))
-        if case["kind"] == "sanitizer":
+        if case["kind"] == "sanitizer" and "text_file" in case:
             case["vramspy_leak_bytes"] = alloc_shared_leak
             with open(os.path.join(results, case["text_file"])) as f:
                 extra = f.read()
