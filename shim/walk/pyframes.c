@@ -3,26 +3,28 @@
  * process's libpython, or a python3 executable that exports it), never linked; a process without
  * it keeps one "absent" flag and pays one relaxed load per stack.
  *
- * Frames of a thread that released the GIL (3.11-3.13). Frameworks allocate with the GIL released:
- * PyTorch's operators drop it before they reach the caching allocator, ctypes drops it around every
- * foreign call, and so did every CUDA call of the H200 run (2026-12-04): with a GIL-only walk no
- * real framework stack had a Python frame. A thread that released the GIL cannot run Python until
- * it takes it back, so its own frame chain (tstate -> interpreter frames -> code objects, each
- * frame holding a strong reference to its code) is frozen while the hook runs, and immutable
- * fields (a code's names, line table and first line) can be read without the GIL. Nothing else
- * can: no C API call, no reference count, no object made. So for 3.11-3.13 the frames are read
- * directly (the "raw" walk, struct offsets per version below, measured from each version's own
- * headers), with or without the GIL: every code object is checked to be one (its type is
- * PyCode_Type), every string to be a str, and the first walk of the process reads through checked
- * copies (process_vm_readv) before any pointer is followed directly. Without the GIL a code object
- * is named without a reference (it may die later and its address be reused): its table key then
- * folds in the addresses of its name, file and line-table objects, so a new code object at the
- * same address is named again rather than given the old name.
+ * Frames of a thread that released the GIL. Frameworks allocate with the GIL released: PyTorch's
+ * operators drop it before they reach the caching allocator, ctypes drops it around every foreign
+ * call, and so did every CUDA call of the H200 run (2026-12-04): with a GIL-only walk no real
+ * framework stack had a Python frame. A thread that released the GIL cannot run Python until it
+ * takes it back, so its own frame chain (tstate -> frames -> code objects, each frame holding a
+ * strong reference to its code) is frozen while the hook runs, and immutable fields (a code's
+ * names, line table and first line) can be read without the GIL. Nothing else can: no C API call,
+ * no reference count, no object made. So the frames are read directly (the "raw" walk, struct
+ * offsets per version below, measured from each version's own headers), with or without the GIL:
+ * every code object is checked to be one (its type is PyCode_Type), every string to be a str, and
+ * the first walk of the process reads through checked copies (process_vm_readv) before any
+ * pointer is followed directly. Without the GIL a code object is named without a reference (it
+ * may die later and its address be reused): its table key then folds in the addresses of its
+ * name, file and line-table objects, so a new code object at the same address is named again
+ * rather than given the old name. A daemon thread's state freed by Py_Finalize while the thread
+ * sits in C code is not read: finalisation is checked first, and the states are freed long after
+ * it starts.
  *
- * 3.9 and 3.10 (and a layout check that failed): Python frames are read only when this thread
- * holds the GIL of the main interpreter (PyGILState_Check, and the thread's own thread state is
- * the one attached), never during finalisation, never on a free-threaded build, through the
- * public C API
+ * The C API walk, when the layout check fails (an interpreter built another way): Python frames
+ * are read only when this thread holds the GIL of the main interpreter (PyGILState_Check, and the
+ * thread's own thread state is the one attached), never during finalisation, never on a
+ * free-threaded build, through the public C API
  * (PyThreadState_GetFrame, PyFrame_GetBack/GetCode/GetLineNumber, Py_DecRef); the only private
  * reads are the "entry frame" bit of 3.11-3.13 (which Python frames one C call of the eval loop
  * ran), done with offsets checked against the frame's own pointers first. Python allocates
@@ -82,25 +84,48 @@ static struct {
     int (*gc_enable)(void);
 } api;
 
-/* The raw walk's layout (3.11-3.13, 64-bit release builds): offsets from offsetof() on each
- * version's headers (Include/cpython/pystate.h, internal/pycore_frame.h, cpython/code.h,
- * cpython/unicodeobject.h); tests/test_pyframes.c runs the walk on 3.11, 3.12 and 3.13. */
+/* The raw walk's layout (64-bit release builds): offsets from offsetof() on each version's
+ * headers (Include/cpython/pystate.h, frameobject.h, internal/pycore_frame.h, cpython/code.h,
+ * cpython/unicodeobject.h); tests/test_pyframes.c runs the walk on every installed 3.9-3.13.
+ * 3.9 and 3.10 chain frame objects (f_back, f_lasti; each one a C call of the eval loop of its
+ * own); 3.11-3.13 chain interpreter frames (previous, an instruction pointer, an owner). */
+enum { LINES_LNOTAB = 0, LINES_310 = 1, LINES_LOCATIONS = 2 };
 struct py_layout {
-    unsigned ts_frame;      /* PyThreadState: cframe (3.11, 3.12) or current_frame (3.13) */
+    unsigned ts_frame;      /* PyThreadState: frame (3.9, 3.10), cframe (3.11, 3.12), current_frame (3.13) */
     int via_cframe;         /* ts_frame points to a _PyCFrame whose current_frame is at cf_current */
     unsigned cf_current;
-    unsigned f_code, f_instr, f_previous, f_frame_obj, f_owner;
+    int objects;            /* frame objects (3.9, 3.10): f_lasti, f_trace and f_lineno below */
+    unsigned f_code, f_instr, f_previous, f_owner;
     int f_is_entry;         /* 3.11's is_entry byte; -1: the previous frame's owner says it */
+    unsigned f_lasti, f_trace, f_lineno, lasti_unit; /* frame objects: lasti * unit = byte offset */
     unsigned co_filename, co_qualname, co_linetable, co_firstlineno, co_code, co_firsttraceable;
+    int lines;              /* LINES_*: the line table's format */
     unsigned str_ascii_size, str_compact_size, str_utf8, str_utf8_len;
 };
-static const struct py_layout layouts[3] = {
-    /* 3.11 */ {56, 1, 8, 32, 56, 48, 40, 69, 68, 112, 128, 136, 72, 184, 168, 48, 72, 56, 48},
-    /* 3.12 */ {56, 1, 0, 0, 56, 8, 48, 70, -1, 112, 128, 136, 68, 192, 176, 40, 56, 48, 40},
-    /* 3.13 */ {72, 0, 0, 0, 56, 8, 48, 70, -1, 112, 128, 136, 68, 200, 184, 40, 56, 48, 40},
+static const struct py_layout layouts[5] = {
+    /* 3.9 */ {.ts_frame = 24, .objects = 1, .f_code = 32, .f_previous = 24, .f_lasti = 104, .f_trace = 80,
+               .f_lineno = 108, .lasti_unit = 1, .co_filename = 104, .co_qualname = 112 /* co_name */,
+               .co_linetable = 120 /* co_lnotab */, .co_firstlineno = 40, .lines = LINES_LNOTAB,
+               .str_ascii_size = 48, .str_compact_size = 72, .str_utf8 = 56, .str_utf8_len = 48},
+    /* 3.10 */ {.ts_frame = 24, .objects = 1, .f_code = 32, .f_previous = 24, .f_lasti = 96, .f_trace = 72,
+                .f_lineno = 100, .lasti_unit = 2, .co_filename = 104, .co_qualname = 112 /* co_name */,
+                .co_linetable = 120, .co_firstlineno = 40, .lines = LINES_310,
+                .str_ascii_size = 48, .str_compact_size = 72, .str_utf8 = 56, .str_utf8_len = 48},
+    /* 3.11 */ {.ts_frame = 56, .via_cframe = 1, .cf_current = 8, .f_code = 32, .f_instr = 56, .f_previous = 48,
+                .f_owner = 69, .f_is_entry = 68, .co_filename = 112, .co_qualname = 128, .co_linetable = 136,
+                .co_firstlineno = 72, .co_code = 184, .co_firsttraceable = 168, .lines = LINES_LOCATIONS,
+                .str_ascii_size = 48, .str_compact_size = 72, .str_utf8 = 56, .str_utf8_len = 48},
+    /* 3.12 */ {.ts_frame = 56, .via_cframe = 1, .cf_current = 0, .f_code = 0, .f_instr = 56, .f_previous = 8,
+                .f_owner = 70, .f_is_entry = -1, .co_filename = 112, .co_qualname = 128, .co_linetable = 136,
+                .co_firstlineno = 68, .co_code = 192, .co_firsttraceable = 176, .lines = LINES_LOCATIONS,
+                .str_ascii_size = 40, .str_compact_size = 56, .str_utf8 = 48, .str_utf8_len = 40},
+    /* 3.13 */ {.ts_frame = 72, .f_code = 0, .f_instr = 56, .f_previous = 8, .f_owner = 70, .f_is_entry = -1,
+                .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 68, .co_code = 200,
+                .co_firsttraceable = 184, .lines = LINES_LOCATIONS,
+                .str_ascii_size = 40, .str_compact_size = 56, .str_utf8 = 48, .str_utf8_len = 40},
 };
 enum { OWNED_BY_GENERATOR = 1, OWNED_BY_CSTACK = 3 };
-static const struct py_layout *lay;   /* NULL: no raw walk (3.9, 3.10, or a check failed) */
+static const struct py_layout *lay;   /* NULL: no raw walk (a type not found): the C API walk */
 static void *code_type, *str_type, *bytes_type;
 /* 0: the first raw walk has not been checked yet; 1: checked, direct reads; -1: failed, off.
  * Atomic: relaxed is enough, each state is a yes/no and nothing is published through it. */
@@ -180,8 +205,8 @@ static int resolve_api(void)
     code_type = sym("PyCode_Type");
     str_type = sym("PyUnicode_Type");
     bytes_type = sym("PyBytes_Type");
-    if (minor >= 11 && code_type && str_type && bytes_type)
-        lay = &layouts[minor - 11];
+    if (code_type && str_type && bytes_type)
+        lay = &layouts[minor - 9];
     if (vsp_stackstore_init(&codes, CODE_TABLE) < 0)
         return 0;
     void *p = mmap(NULL, CODE_TABLE * 2 * sizeof *code_by_id, PROT_READ | PROT_WRITE,
@@ -305,7 +330,7 @@ static void write_code_record(pyobj code, uint32_t id)
     api.err_restore(et, ev, tb);
 }
 
-/* ---- the raw walk (3.11-3.13): direct reads of the layout above ---- */
+/* ---- the raw walk: direct reads of the layout above ---- */
 
 #define AT(base, off, type) (*(type const *)((const char *)(base) + (off)))
 
@@ -386,6 +411,39 @@ static int varint(const unsigned char **p, const unsigned char *end)
     return (int)v;
 }
 
+/* 3.9's co_lnotab (PyCode_Addr2Line of 3.9): (address increment, signed line increment) pairs. */
+static int lnotab_line(const unsigned char *p, const unsigned char *end, int line, long addr)
+{
+    long at = 0;
+    for (; p + 1 < end; p += 2) {
+        at += p[0];
+        if (at > addr)
+            break;
+        line += (signed char)p[1];
+    }
+    return line;
+}
+
+/* 3.10's co_linetable (PEP 626, _PyCode_CheckLineNumber of 3.10): (length, signed line delta)
+ * pairs, a delta of -128 meaning no line; empty ranges fold into the next one. */
+static int linetable310_line(const unsigned char *p, const unsigned char *end, int line, long addr)
+{
+    long start, stop = 0;
+    int ar_line = -1;
+    while (stop <= addr) {
+        if (p + 1 >= end)
+            return -1;
+        do {
+            start = stop;
+            stop += p[0];
+            int ld = (signed char)p[1];
+            p += 2;
+            ar_line = ld == -128 ? -1 : (line += ld);
+        } while (start == stop && p + 1 < end);
+    }
+    return ar_line;
+}
+
 static int raw_line(const void *code, long addr)
 {
     int line = AT(code, lay->co_firstlineno, int);
@@ -393,6 +451,10 @@ static int raw_line(const void *code, long addr)
     if (addr < 0 || !is_type(lt, bytes_type))
         return line;
     const unsigned char *p = (const unsigned char *)lt + 32, *end = p + AT(lt, 16, int64_t);
+    if (lay->lines == LINES_LNOTAB)
+        return lnotab_line(p, end, line, addr);
+    if (lay->lines == LINES_310)
+        return linetable310_line(p, end, line, addr);
     long at = 0;
     while (p < end) {
         unsigned first = *p++, kind = (first >> 3) & 15;
@@ -413,7 +475,7 @@ static int raw_line(const void *code, long addr)
     return -1;
 }
 
-/* The interpreter frame this thread runs, or NULL. */
+/* The innermost frame (object, or interpreter frame from 3.11) this thread runs, or NULL. */
 static const char *raw_top(const void *ts)
 {
     const char *p = AT(ts, lay->ts_frame, const char *);
@@ -426,6 +488,8 @@ static const char *raw_top(const void *ts)
  * the C stack, 3.12+) or one that has not reached its first traceable instruction. */
 static int raw_incomplete(const char *f, const char *code)
 {
+    if (lay->objects) /* a frame object is complete once it is on the chain */
+        return 0;
     char owner = AT(f, lay->f_owner, char);
     if (lay->f_is_entry < 0 && owner == OWNED_BY_CSTACK)
         return 1;
@@ -436,6 +500,8 @@ static int raw_incomplete(const char *f, const char *code)
 
 static int raw_entry(const char *f)
 {
+    if (lay->objects) /* 3.9, 3.10: every Python frame is a C call of the eval loop of its own */
+        return 1;
     if (lay->f_is_entry >= 0)
         return AT(f, lay->f_is_entry, unsigned char) != 0;
     const char *prev = AT(f, lay->f_previous, const char *);
@@ -466,7 +532,7 @@ static int raw_validate(const void *ts)
         const void *ty;
         if (ck(f + lay->f_code, &code, sizeof code) || ck(f + lay->f_owner, &owner, 1))
             return -1;
-        if (!(lay->f_is_entry < 0 && owner == OWNED_BY_CSTACK)) {
+        if (lay->objects || !(lay->f_is_entry < 0 && owner == OWNED_BY_CSTACK)) {
             if (ck(code + 8, &ty, sizeof ty) || ty != code_type)
                 return -1;
             const unsigned offs[3] = {lay->co_qualname, lay->co_filename, lay->co_linetable};
@@ -609,8 +675,14 @@ static void line_cache_put(struct line_entry *e, uint64_t key, int lasti, int li
  * holds the GIL. */
 static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int gil, int *line)
 {
-    int lasti = raw ? (int)((AT(f, lay->f_instr, const char *) - ((const char *)code + lay->co_code)) / 2)
-                    : api.frame_lasti ? api.frame_lasti(f) : -1;
+    int lasti = !raw ? (api.frame_lasti ? api.frame_lasti(f) : -1)
+                : lay->objects ? AT(f, lay->f_lasti, int)
+                : (int)((AT(f, lay->f_instr, const char *) - ((const char *)code + lay->co_code)) / 2);
+    if (raw && lay->objects && AT(f, lay->f_trace, const void *)) {
+        /* a traced frame's line is f_lineno (PyFrame_GetLineNumber of 3.9, 3.10): not cached */
+        *line = AT(f, lay->f_lineno, int);
+        return code_id(code, gil);
+    }
     struct line_entry *e = NULL;
     uint64_t key = 0;
     uint32_t id;
@@ -621,7 +693,7 @@ static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int gil, int *line
             return id;
     }
     id = code_id(code, gil);
-    *line = raw ? raw_line(code, lasti < 0 ? -1 : 2L * lasti) : api.frame_line(f);
+    *line = raw ? raw_line(code, lasti < 0 ? -1 : (long)lasti * (lay->objects ? lay->lasti_unit : 2)) : api.frame_line(f);
     if (e && (lay || (code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code)))
         line_cache_put(e, key, lasti, *line, id);
     return id;

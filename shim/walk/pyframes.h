@@ -1,5 +1,5 @@
-/* Python frames of the allocating thread (issue 21): when the thread runs CPython 3.11-3.13
- * (with or without the GIL) or 3.9-3.10 (holding the GIL), a recorded stack carries the Python frames after its native ones (format
+/* Python frames of the allocating thread (issue 21): when the thread runs CPython 3.9-3.13
+ * (with or without the GIL), a recorded stack carries the Python frames after its native ones (format
  * version 4, VSP_PYFRAME words) and each code object is named once in a PYCODE record. The
  * interpreter's C API is found with dlsym at the first stack captured, never linked; a process
  * without Python pays one load of a cached flag per stack. VRAMSPY_PYTHON=0 turns it off. */
@@ -8,15 +8,14 @@
 
 #include <stdint.h>
 
-/* The id of the stack `native[0..n)` plus, when this thread is running Python (3.11-3.13: with or
- * without the GIL; 3.9, 3.10: with it), its
- * Python frames (at most vsp_cfg.depth, innermost kept); interns and writes new stacks and code
+/* The id of the stack `native[0..n)` plus, when this thread is running Python (with or without the
+ * GIL), its Python frames (at most vsp_cfg.depth and 128, innermost kept); interns and writes new stacks and code
  * names like vsp_stack_id. Called inside the walk bracket (vsp_walk_enter). */
 uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n);
 
 /* Python frames of this thread into out (innermost first, at most max) and their code objects
- * into codes: 0 when it runs no Python, or (3.9, 3.10) does not hold the GIL, or Python is absent
- * or off. Writes PYCODE records for code objects not named yet in this trace. */
+ * into codes: 0 when it runs no Python, or Python is absent or off (or, on an interpreter whose
+ * layout check failed, when it does not hold the GIL). Writes PYCODE records for code objects not named yet in this trace. */
 unsigned vsp_py_capture(uint64_t *out, void **codes, unsigned max);
 
 /* In a forked child: its trace names every code object again. */
