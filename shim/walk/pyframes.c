@@ -588,16 +588,27 @@ static void write_code_record_raw(const void *code, uint32_t id)
  * own. The same key with and without the GIL, so one code object has one id. */
 static uint64_t code_key(pyobj code)
 {
-    uint64_t k = mix64((uint64_t)(uintptr_t)code);
-    if (lay)
-        k ^= mix64(AT(code, lay->co_qualname, uint64_t) ^ AT(code, lay->co_filename, uint64_t) << 1 ^
-                   AT(code, lay->co_linetable, uint64_t) << 2 ^ (uint64_t)(uint32_t)AT(code, lay->co_firstlineno, int) << 3);
+    uint64_t k = (uint64_t)(uintptr_t)code;
+    if (lay) /* rotations keep the four addresses' bits apart before the one mix */
+        k ^= AT(code, lay->co_qualname, uint64_t) << 17 ^ AT(code, lay->co_qualname, uint64_t) >> 47 ^
+             AT(code, lay->co_filename, uint64_t) << 31 ^ AT(code, lay->co_filename, uint64_t) >> 33 ^
+             AT(code, lay->co_linetable, uint64_t) << 47 ^ AT(code, lay->co_linetable, uint64_t) >> 17 ^
+             (uint64_t)(uint32_t)AT(code, lay->co_firstlineno, int) << 3;
+    k = mix64(k);
     return k ? k : 1;
 }
 
-/* gil: this thread holds the GIL, so the object can be given a reference (and named through the
- * C API when there is no raw layout). */
-static uint32_t code_id(pyobj code, int gil)
+/* Does this thread hold the GIL (ts: its own state)? Asked only when a code object is new, not at
+ * every capture: the two calls cost more than a walk of cached frames. */
+static int holds_gil(pyobj ts)
+{
+    return api.attached_tstate() == ts && api.gil_check();
+}
+
+/* *gil: this thread holds the GIL (1), not (0), not asked yet (-1: *ts says whose state to ask
+ * about); with it the object can be given a reference (and named through the C API when there is
+ * no raw layout). */
+static uint32_t code_id(pyobj code, int *gil, pyobj ts)
 {
     int is_new = 0;
     struct vsp_stack_slot *claim;
@@ -614,7 +625,9 @@ static uint32_t code_id(pyobj code, int gil)
     else
         write_code_record(code, id);
     if (claim) {
-        if (gil) {
+        if (*gil < 0)
+            *gil = holds_gil(ts);
+        if (*gil) {
             api.incref(code); /* held for the life of the process: the address stays this object's */
             if (code_by_id && id < CODE_TABLE * 2)
                 vsp_store_relaxed(&code_by_id[id], code);
@@ -673,7 +686,7 @@ static void line_cache_put(struct line_entry *e, uint64_t key, int lasti, int li
 
 /* f is a frame object (C API walk, raw 0) or an interpreter frame (raw walk). gil: this thread
  * holds the GIL. */
-static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int gil, int *line)
+static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int *gil, pyobj ts, int *line)
 {
     int lasti = !raw ? (api.frame_lasti ? api.frame_lasti(f) : -1)
                 : lay->objects ? AT(f, lay->f_lasti, int)
@@ -681,18 +694,19 @@ static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int gil, int *line
     if (raw && lay->objects && AT(f, lay->f_trace, const void *)) {
         /* a traced frame's line is f_lineno (PyFrame_GetLineNumber of 3.9, 3.10): not cached */
         *line = AT(f, lay->f_lineno, int);
-        return code_id(code, gil);
+        return code_id(code, gil, ts);
     }
     struct line_entry *e = NULL;
     uint64_t key = 0;
     uint32_t id;
     if (lasti >= 0) {
         key = code_key(code);
-        e = &line_cache[(mix64(key ^ (uint64_t)(uint32_t)lasti * 0x9e3779b97f4a7c15ull) >> 40) & (LINE_CACHE - 1)];
+        /* key is mixed already: one multiply spreads the instruction offset into the index bits */
+        e = &line_cache[((key ^ (uint64_t)(uint32_t)lasti) * 0x9e3779b97f4a7c15ull >> 40) & (LINE_CACHE - 1)];
         if (line_cache_get(e, key, lasti, line, &id))
             return id;
     }
-    id = code_id(code, gil);
+    id = code_id(code, gil, ts);
     *line = raw ? raw_line(code, lasti < 0 ? -1 : (long)lasti * (lay->objects ? lay->lasti_unit : 2)) : api.frame_line(f);
     if (e && (lay || (code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code)))
         line_cache_put(e, key, lasti, *line, id);
@@ -707,7 +721,7 @@ static int raw_capture(uint64_t *out, pyobj *codes_out, unsigned max, unsigned *
     pyobj ts = api.this_tstate(); /* the thread's own state, attached or not */
     if (!ts || api.finalizing() || api.tstate_interp(ts) != api.main_interp())
         return 1;
-    int gil = api.attached_tstate() == ts && api.gil_check();
+    int gil = -1; /* asked when a code object is new (holds_gil) */
     int checked = vsp_load_relaxed(&raw_checked); /* relaxed: see raw_checked */
     if (!checked) {
         int v = raw_validate(ts);
@@ -732,7 +746,7 @@ static int raw_capture(uint64_t *out, pyobj *codes_out, unsigned max, unsigned *
         if (raw_incomplete(f, code))
             continue;
         int line;
-        uint32_t id = frame_code_line((pyobj)f, 1, (pyobj)code, gil, &line);
+        uint32_t id = frame_code_line((pyobj)f, 1, (pyobj)code, &gil, ts, &line);
         codes_out[n] = (pyobj)code;
         out[n++] = VSP_PYFRAME(id, line > 0 ? (uint32_t)line : 0u, raw_entry(f));
     }
@@ -755,10 +769,11 @@ unsigned vsp_py_capture(uint64_t *out, pyobj *codes_out, unsigned max)
     pyobj et, ev, tb;
     api.err_fetch(&et, &ev, &tb); /* a frame object that cannot be made raises MemoryError */
     pyobj f = api.tstate_frame(ts);
+    int gil_held = 1;
     while (f && n < max) {
         pyobj code = api.frame_code(f);
         int line;
-        uint32_t id = frame_code_line(f, 0, code, 1, &line);
+        uint32_t id = frame_code_line(f, 0, code, &gil_held, ts, &line);
         codes_out[n] = code;
         out[n++] = VSP_PYFRAME(id, line > 0 ? (uint32_t)line : 0u, frame_is_entry(f, code));
         api.decref(code);
