@@ -429,16 +429,21 @@ Test(pyframes, no_collection_inside_a_hook, .timeout = 120)
 }
 
 /* A code object freed and its address reused never lends its name to another: 100 functions
- * compiled, called and dropped one after the other, each allocation named by its own. */
-Test(pyframes, reused_code_address_keeps_its_own_name, .timeout = 120)
+ * compiled, called and dropped one after the other, each allocation named by its own; with the
+ * GIL held (the shim holds a reference on each code it names) and released (it cannot: the
+ * script counts the addresses that came back, and the names must still be right). */
+static void reused_code_addresses(const char *mode)
 {
     char py[4096];
     if (find_python("python3", py, sizeof py) < 0)
         cr_skip_test("no python3 on PATH");
     char *dir = th_tmpdir(), trace[4096];
-    const char *argv[] = {py, VSP_SOURCE_DIR "/tests/progs/pyframes_reuse.py", VSP_FAKES "/libcudart.so.13", NULL};
+    const char *argv[] = {py, VSP_SOURCE_DIR "/tests/progs/pyframes_reuse.py", VSP_FAKES "/libcudart.so.13", mode,
+                          NULL};
     struct run_result plain, shim;
     th_run_pair(&plain, &shim, argv, dir, NULL);
+    if (!strcmp(mode, "cdll"))
+        cr_assert(!strstr(shim.err, "addresses reused 0\n"), "code addresses came back under the shim: %s", shim.err);
     cr_assert_eq(plain.code, 0, "%s%s", plain.out, plain.err);
     struct trace_summary s;
     th_one_trace(dir, &s, NULL, trace);
@@ -459,6 +464,16 @@ Test(pyframes, reused_code_address_keeps_its_own_name, .timeout = 120)
         cr_assert_eq(json_integer_value(json_object_get(fr, "line")), 3, "round %d", i);
     }
     json_decref(report);
+}
+
+Test(pyframes, reused_code_address_keeps_its_own_name, .timeout = 120)
+{
+    reused_code_addresses("pydll");
+}
+
+Test(pyframes, reused_code_address_keeps_its_own_name_with_the_gil_released, .timeout = 120)
+{
+    reused_code_addresses("cdll");
 }
 
 /* Purpose rules match Python frames: in the shim (VRAMSPY_PURPOSES, a label recorded per stack,
@@ -504,4 +519,44 @@ Test(pyframes, purpose_rules_match_python_frames, .timeout = 120)
         }
         json_decref(j);
     }
+}
+
+/* Four threads walk their Python frames at once with the GIL released, sharing the line cache
+ * and the code table: every kept allocation is named by its own thread's functions and lines. */
+Test(pyframes, threads_without_the_gil_name_their_own_frames, .timeout = 120)
+{
+    char py[4096];
+    if (find_python("python3", py, sizeof py) < 0)
+        cr_skip_test("no python3 on PATH");
+    char *dir = th_tmpdir(), trace[4096];
+    const char *argv[] = {py, VSP_SOURCE_DIR "/tests/progs/pyframes_threads.py", VSP_FAKES "/libcudart.so.13", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_eq(plain.code, 0, "%s%s", plain.out, plain.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, trace);
+    cr_assert_eq(s.allocs_ok, 4 * 2001);
+    json_t *report = report_json(trace);
+    for (int k = 0; k < 4; k++) {
+        json_t *stack = leak_stack(report, (json_int_t)(k + 1) << 20);
+        cr_assert_not_null(stack, "thread %d's kept allocation is a leak", k);
+        char step[32], worker[32], file[32];
+        snprintf(step, sizeof step, "step_%d", k);
+        snprintf(worker, sizeof worker, "worker_%d", k);
+        snprintf(file, sizeof file, "thread%d.py", k);
+        size_t i, seen = 0;
+        json_t *fr;
+        json_array_foreach(stack, i, fr)
+        {
+            if (!json_is_true(json_object_get(fr, "python")) || seen >= 2)
+                continue;
+            const char *want = seen ? worker : step;
+            cr_assert_str_eq(json_string_value(json_object_get(fr, "function")), want, "thread %d frame %zu", k, seen);
+            cr_assert_str_eq(json_string_value(json_object_get(fr, "file")), file, "thread %d", k);
+            cr_assert_eq(json_integer_value(json_object_get(fr, "line")), seen ? 7 : 3, "thread %d %s", k, want);
+            seen++;
+        }
+        cr_assert_eq(seen, 2, "thread %d: step and worker frames", k);
+    }
+    json_decref(report);
 }
