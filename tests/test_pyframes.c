@@ -459,9 +459,13 @@ static void reused_code_addresses(const char *mode)
         snprintf(fn, sizeof fn, "f%d", i);
         snprintf(file, sizeof file, "gen%d.py", i);
         fr = json_array_get(stack, k);
-        cr_assert_str_eq(json_string_value(json_object_get(fr, "function")), fn, "round %d", i);
+        /* the qualified name o<i>.<locals>.f<i> from 3.11, the bare name before */
+        const char *got = json_string_value(json_object_get(fr, "function"));
+        char qual[64];
+        snprintf(qual, sizeof qual, "o%d.<locals>.%s", i, fn);
+        cr_assert(got && (!strcmp(got, fn) || !strcmp(got, qual)), "round %d: %s", i, got);
         cr_assert_str_eq(json_string_value(json_object_get(fr, "file")), file, "round %d", i);
-        cr_assert_eq(json_integer_value(json_object_get(fr, "line")), 3, "round %d", i);
+        cr_assert_eq(json_integer_value(json_object_get(fr, "line")), 4, "round %d", i);
     }
     json_decref(report);
 }

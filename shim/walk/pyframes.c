@@ -17,9 +17,11 @@
  * pointer is followed directly. Without the GIL a code object is named without a reference (it
  * may die later and its address be reused): its table key then folds in the addresses of its
  * name, file and line-table objects, so a new code object at the same address is named again
- * rather than given the old name. A daemon thread's state freed by Py_Finalize while the thread
- * sits in C code is not read: finalisation is checked first, and the states are freed long after
- * it starts.
+ * rather than given the old name. Finalisation is checked before and after the walk; a daemon
+ * thread's state that Py_Finalize frees in between (it does so right after it starts, 3.9-3.12)
+ * is a limit: its frames are dropped, but the reads were made. A thread running a sub-interpreter
+ * (3.12+, after PyThreadState_Swap) shows the main interpreter's frames that called into it, not
+ * the sub-interpreter's.
  *
  * The C API walk, when the layout check fails (an interpreter built another way): Python frames
  * are read only when this thread holds the GIL of the main interpreter (PyGILState_Check, and the
@@ -98,31 +100,34 @@ struct py_layout {
     unsigned f_code, f_instr, f_previous, f_owner;
     int f_is_entry;         /* 3.11's is_entry byte; -1: the previous frame's owner says it */
     unsigned f_lasti, f_trace, f_lineno, lasti_unit; /* frame objects: lasti * unit = byte offset */
+    int lineno_rule;        /* frame objects: f_lineno is the line when f_trace is set (3.9), when
+                             * it is not 0 (3.10: PyFrame_GetLineNumber); 0 from 3.11 */
     unsigned co_filename, co_qualname, co_linetable, co_firstlineno, co_code, co_firsttraceable;
     int lines;              /* LINES_*: the line table's format */
-    unsigned str_ascii_size, str_compact_size, str_utf8, str_utf8_len;
+    unsigned co_version;    /* 3.12+: a number no other code object had (0: none) */
+    unsigned str_ascii_size, str_compact_size;
 };
 static const struct py_layout layouts[5] = {
     /* 3.9 */ {.ts_frame = 24, .objects = 1, .f_code = 32, .f_previous = 24, .f_lasti = 104, .f_trace = 80,
-               .f_lineno = 108, .lasti_unit = 1, .co_filename = 104, .co_qualname = 112 /* co_name */,
+               .f_lineno = 108, .lasti_unit = 1, .lineno_rule = 1, .co_filename = 104, .co_qualname = 112 /* co_name */,
                .co_linetable = 120 /* co_lnotab */, .co_firstlineno = 40, .lines = LINES_LNOTAB,
-               .str_ascii_size = 48, .str_compact_size = 72, .str_utf8 = 56, .str_utf8_len = 48},
+               .str_ascii_size = 48, .str_compact_size = 72},
     /* 3.10 */ {.ts_frame = 24, .objects = 1, .f_code = 32, .f_previous = 24, .f_lasti = 96, .f_trace = 72,
-                .f_lineno = 100, .lasti_unit = 2, .co_filename = 104, .co_qualname = 112 /* co_name */,
+                .f_lineno = 100, .lasti_unit = 2, .lineno_rule = 2, .co_filename = 104, .co_qualname = 112 /* co_name */,
                 .co_linetable = 120, .co_firstlineno = 40, .lines = LINES_310,
-                .str_ascii_size = 48, .str_compact_size = 72, .str_utf8 = 56, .str_utf8_len = 48},
+                .str_ascii_size = 48, .str_compact_size = 72},
     /* 3.11 */ {.ts_frame = 56, .via_cframe = 1, .cf_current = 8, .f_code = 32, .f_instr = 56, .f_previous = 48,
                 .f_owner = 69, .f_is_entry = 68, .co_filename = 112, .co_qualname = 128, .co_linetable = 136,
                 .co_firstlineno = 72, .co_code = 184, .co_firsttraceable = 168, .lines = LINES_LOCATIONS,
-                .str_ascii_size = 48, .str_compact_size = 72, .str_utf8 = 56, .str_utf8_len = 48},
+                .str_ascii_size = 48, .str_compact_size = 72},
     /* 3.12 */ {.ts_frame = 56, .via_cframe = 1, .cf_current = 0, .f_code = 0, .f_instr = 56, .f_previous = 8,
                 .f_owner = 70, .f_is_entry = -1, .co_filename = 112, .co_qualname = 128, .co_linetable = 136,
-                .co_firstlineno = 68, .co_code = 192, .co_firsttraceable = 176, .lines = LINES_LOCATIONS,
-                .str_ascii_size = 40, .str_compact_size = 56, .str_utf8 = 48, .str_utf8_len = 40},
+                .co_firstlineno = 68, .co_code = 192, .co_firsttraceable = 176, .lines = LINES_LOCATIONS, .co_version = 92,
+                .str_ascii_size = 40, .str_compact_size = 56},
     /* 3.13 */ {.ts_frame = 72, .f_code = 0, .f_instr = 56, .f_previous = 8, .f_owner = 70, .f_is_entry = -1,
                 .co_filename = 112, .co_qualname = 128, .co_linetable = 136, .co_firstlineno = 68, .co_code = 200,
-                .co_firsttraceable = 184, .lines = LINES_LOCATIONS,
-                .str_ascii_size = 40, .str_compact_size = 56, .str_utf8 = 48, .str_utf8_len = 40},
+                .co_firsttraceable = 184, .lines = LINES_LOCATIONS, .co_version = 92,
+                .str_ascii_size = 40, .str_compact_size = 56},
 };
 enum { OWNED_BY_GENERATOR = 1, OWNED_BY_CSTACK = 3 };
 static const struct py_layout *lay;   /* NULL: no raw walk (a type not found): the C API walk */
@@ -130,6 +135,13 @@ static void *code_type, *str_type, *bytes_type;
 /* 0: the first raw walk has not been checked yet; 1: checked, direct reads; -1: failed, off.
  * Atomic: relaxed is enough, each state is a yes/no and nothing is published through it. */
 static int raw_checked;
+
+/* The layout may be followed: found, and checked on this process's own frames. Until then (and
+ * for good when the check failed) no offset of it is used: not for keys, names or records. */
+static inline int raw_ok(void)
+{
+    return lay && vsp_load_relaxed(&raw_checked) == 1; /* relaxed: see raw_checked */
+}
 
 #define CODE_TABLE (1u << 19)
 static struct vsp_stackstore codes;
@@ -341,7 +353,9 @@ static inline int is_type(const void *obj, const void *type)
 
 /* A str object's text as UTF-8 into dst (cap bytes with its NUL; dst NULL: only measured): the
  * bytes written, without the NUL, never a partial character. The compact forms only (every name
- * and file name of a code object is one); anything else is "?". */
+ * and file name of a code object is one); anything else is "?". A non-ASCII string is encoded from
+ * its code points, which never change: its cached UTF-8 copy is not read, since a thread with the
+ * GIL may be filling it (the pointer is stored before the bytes). */
 static uint32_t raw_str(const void *s, char *dst, uint32_t cap)
 {
     static const char unknown[] = "?";
@@ -354,16 +368,10 @@ static uint32_t raw_str(const void *s, char *dst, uint32_t cap)
         if ((state & 0x20) && (state & 0x40)) { /* compact ASCII: the bytes follow the header */
             src = (const char *)s + lay->str_ascii_size;
             len = n;
-        } else if (state & 0x20) {
-            const char *u8 = AT(s, lay->str_utf8, const char *);
-            if (u8) {
-                src = u8;
-                len = AT(s, lay->str_utf8_len, uint64_t);
-            } else {
-                kind = (state >> 2) & 7; /* 1, 2 or 4 bytes a code point, after the header */
-                src = (const char *)s + lay->str_compact_size;
-                len = n;
-            }
+        } else if (state & 0x20) { /* compact: 1, 2 or 4 bytes a code point, after the header */
+            kind = (state >> 2) & 7;
+            src = (const char *)s + lay->str_compact_size;
+            len = kind == 1 || kind == 2 || kind == 4 ? n : 0;
         }
     }
     uint32_t out = 0;
@@ -540,6 +548,18 @@ static int raw_validate(const void *ts)
                 if (ck(code + offs[k], &obj, sizeof obj) || ck(obj + 8, &ty, sizeof ty) ||
                     ty != (k == 2 ? bytes_type : str_type))
                     return -1;
+            /* the numbers the walk reads must be plausible too: a first line, an instruction
+             * offset (lasti of a frame object; an instruction pointer into the code from 3.11) */
+            int first, lasti = 0;
+            const char *instr;
+            if (ck(code + lay->co_firstlineno, &first, sizeof first) || first < 0 || first > (1 << 24))
+                return -1;
+            if (lay->objects ? ck(f + lay->f_lasti, &lasti, sizeof lasti)
+                             : ck(f + lay->f_instr, &instr, sizeof instr) ||
+                                   ((lasti = (int)((instr - (code + lay->co_code)) / 2)), 0))
+                return -1;
+            if (lasti < -1 || lasti > (1 << 24))
+                return -1;
             seen++;
         }
         if (ck(f + lay->f_previous, &f, sizeof f))
@@ -582,18 +602,46 @@ static void write_code_record_raw(const void *code, uint32_t id)
     }
 }
 
-/* The code table's key. With the raw layout it folds in the addresses of the code's name, file
- * and line table (all immutable, all held by the code): a code object named without a reference
- * (no GIL) that dies and is followed by another at its address gets a key, and a name, of its
- * own. The same key with and without the GIL, so one code object has one id. */
+/* A str's fingerprint: its hash (interned names have it), else its length and first bytes. */
+static uint64_t str_fingerprint(const void *s)
+{
+    if (!is_type(s, str_type))
+        return 0;
+    int64_t h = AT(s, 24, int64_t);
+    if (h != -1)
+        return (uint64_t)h;
+    uint64_t n = AT(s, 16, uint64_t), f = n * 0x100000001b3ull;
+    uint32_t state = AT(s, 32, uint32_t);
+    if ((state & 0x60) == 0x60) /* compact ASCII */
+        for (uint64_t i = 0; i < n && i < 32; i++)
+            f = (f ^ ((const unsigned char *)s + lay->str_ascii_size)[i]) * 0x100000001b3ull;
+    return f;
+}
+
+/* The code table's key. Once the layout is checked it folds in what tells one code object from
+ * another that a dead one's address (and, pymalloc reusing blocks in order, its name's, file's
+ * and line table's addresses) came back to: the name's and file's hashes, the line table's size
+ * and first bytes, the first line, and from 3.12 co_version, a number no other code object had.
+ * So a code object named without a reference (no GIL) that dies is never taken for the next one
+ * at its address. The same key with and without the GIL, so one code object has one id. */
 static uint64_t code_key(pyobj code)
 {
     uint64_t k = (uint64_t)(uintptr_t)code;
-    if (lay) /* rotations keep the four addresses' bits apart before the one mix */
-        k ^= AT(code, lay->co_qualname, uint64_t) << 17 ^ AT(code, lay->co_qualname, uint64_t) >> 47 ^
-             AT(code, lay->co_filename, uint64_t) << 31 ^ AT(code, lay->co_filename, uint64_t) >> 33 ^
-             AT(code, lay->co_linetable, uint64_t) << 47 ^ AT(code, lay->co_linetable, uint64_t) >> 17 ^
-             (uint64_t)(uint32_t)AT(code, lay->co_firstlineno, int) << 3;
+    if (raw_ok()) {
+        const void *q = AT(code, lay->co_qualname, const void *), *f = AT(code, lay->co_filename, const void *);
+        const unsigned char *lt = AT(code, lay->co_linetable, const unsigned char *);
+        uint64_t ltf = 0;
+        if (is_type(lt, bytes_type)) {
+            int64_t n = AT(lt, 16, int64_t);
+            ltf = (uint64_t)n;
+            for (int64_t i = 0; i < n && i < 16; i++)
+                ltf = (ltf ^ lt[32 + i]) * 0x100000001b3ull;
+        }
+        k ^= str_fingerprint(q) * 0x9e3779b97f4a7c15ull ^ str_fingerprint(f) * 0xc2b2ae3d27d4eb4full ^
+             ltf * 0x165667b19e3779f9ull ^ (uint64_t)(uint32_t)AT(code, lay->co_firstlineno, int) << 3;
+        if (lay->co_version)
+            k ^= (uint64_t)AT(code, lay->co_version, uint32_t) << 32;
+    }
     k = mix64(k);
     return k ? k : 1;
 }
@@ -620,10 +668,10 @@ static uint32_t code_id(pyobj code, int *gil, pyobj ts)
     id &= VSP_PYFRAME_CODE_MAX;
     if (!id)
         id = 1;
-    if (lay)
+    if (raw_ok())
         write_code_record_raw(code, id);
     else
-        write_code_record(code, id);
+        write_code_record(code, id); /* the C API walk: the GIL is held */
     if (claim) {
         if (*gil < 0)
             *gil = holds_gil(ts);
@@ -675,8 +723,11 @@ static int line_cache_get(struct line_entry *e, uint64_t key, int lasti, int *li
 static void line_cache_put(struct line_entry *e, uint64_t key, int lasti, int line, uint32_t id)
 {
     uint32_t s = vsp_load_relaxed(&e->seq);
-    if ((s & 1) || !vsp_cas_acquire(&e->seq, &s, s + 1)) /* acquire: the stores below stay after it */
+    if ((s & 1) || !vsp_cas_acquire(&e->seq, &s, s + 1))
         return;
+    /* release fence: no field store below becomes visible before the odd seq (a CAS's acquire
+     * orders later loads, not later stores) */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
     vsp_store_relaxed(&e->key, key);
     vsp_store_relaxed(&e->lasti, lasti);
     vsp_store_relaxed(&e->line, line);
@@ -691,7 +742,8 @@ static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int *gil, pyobj ts
     int lasti = !raw ? (api.frame_lasti ? api.frame_lasti(f) : -1)
                 : lay->objects ? AT(f, lay->f_lasti, int)
                 : (int)((AT(f, lay->f_instr, const char *) - ((const char *)code + lay->co_code)) / 2);
-    if (raw && lay->objects && AT(f, lay->f_trace, const void *)) {
+    if (raw && lay->lineno_rule &&
+        (lay->lineno_rule == 1 ? AT(f, lay->f_trace, const void *) != NULL : AT(f, lay->f_lineno, int) != 0)) {
         /* a traced frame's line is f_lineno (PyFrame_GetLineNumber of 3.9, 3.10): not cached */
         *line = AT(f, lay->f_lineno, int);
         return code_id(code, gil, ts);
@@ -708,7 +760,7 @@ static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int *gil, pyobj ts
     }
     id = code_id(code, gil, ts);
     *line = raw ? raw_line(code, lasti < 0 ? -1 : (long)lasti * (lay->objects ? lay->lasti_unit : 2)) : api.frame_line(f);
-    if (e && (lay || (code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code)))
+    if (e && (raw_ok() || (code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code)))
         line_cache_put(e, key, lasti, *line, id);
     return id;
 }
@@ -750,7 +802,10 @@ static int raw_capture(uint64_t *out, pyobj *codes_out, unsigned max, unsigned *
         codes_out[n] = (pyobj)code;
         out[n++] = VSP_PYFRAME(id, line > 0 ? (uint32_t)line : 0u, raw_entry(f));
     }
-    *np = n;
+    /* Py_Finalize frees other threads' states right after it starts (3.9-3.12): a walk that began
+     * before it is kept only if it still has not started (a state freed under it may have given
+     * wrong frames; the reads themselves stay inside memory the allocator keeps mapped). */
+    *np = api.finalizing() ? 0 : n;
     return 1;
 }
 
@@ -848,12 +903,12 @@ int vsp_py_frame_names(uint64_t word, char *function, unsigned flen, char *file,
         code = vsp_load_relaxed(&code_by_id[id]);
     if (!code)
         return -1;
-    if (lay) {
+    if (raw_ok()) {
         raw_str(AT(code, lay->co_qualname, const void *), function, flen);
         raw_str(AT(code, lay->co_filename, const void *), file, filelen);
         return 0;
     }
-    pyobj et, ev, tb; /* no raw layout: the capture ran with the GIL, which this thread still holds */
+    pyobj et, ev, tb; /* the C API walk made the capture, with the GIL, which this thread still holds */
     api.err_fetch(&et, &ev, &tb);
     copy_attr(code, api.minor >= 11 ? "co_qualname" : "co_name", function, flen);
     copy_attr(code, "co_filename", file, filelen);
