@@ -602,45 +602,39 @@ static void write_code_record_raw(const void *code, uint32_t id)
     }
 }
 
-/* A str's fingerprint: its hash (interned names have it), else its length and first bytes. */
+/* A str's fingerprint: its hash (names are interned, so they have it), else its length and first
+ * 8 bytes (inside the object: a str's block is at least 8 bytes longer than its header). */
 static uint64_t str_fingerprint(const void *s)
 {
     if (!is_type(s, str_type))
         return 0;
     int64_t h = AT(s, 24, int64_t);
-    if (h != -1)
-        return (uint64_t)h;
-    uint64_t n = AT(s, 16, uint64_t), f = n * 0x100000001b3ull;
-    uint32_t state = AT(s, 32, uint32_t);
-    if ((state & 0x60) == 0x60) /* compact ASCII */
-        for (uint64_t i = 0; i < n && i < 32; i++)
-            f = (f ^ ((const unsigned char *)s + lay->str_ascii_size)[i]) * 0x100000001b3ull;
-    return f;
+    return h != -1 ? (uint64_t)h : AT(s, 16, uint64_t) * 0x100000001b3ull ^ AT(s, lay->str_ascii_size, uint64_t);
 }
 
 /* The code table's key. Once the layout is checked it folds in what tells one code object from
  * another that a dead one's address (and, pymalloc reusing blocks in order, its name's, file's
- * and line table's addresses) came back to: the name's and file's hashes, the line table's size
- * and first bytes, the first line, and from 3.12 co_version, a number no other code object had.
- * So a code object named without a reference (no GIL) that dies is never taken for the next one
- * at its address. The same key with and without the GIL, so one code object has one id. */
+ * and line table's addresses) came back to: from 3.12 co_version, a number no other code object
+ * had; before (or once those numbers ran out, 0), the name's and file's hashes, the line table's
+ * size and first 8 bytes (inside its block too) and the first line. So a code object named without
+ * a reference (no GIL) that dies is never taken for the next one at its address. The same key with
+ * and without the GIL, so one code object has one id. Computed for every frame of every capture
+ * (it keys the line cache): loads and multiplies only. */
 static uint64_t code_key(pyobj code)
 {
     uint64_t k = (uint64_t)(uintptr_t)code;
     if (raw_ok()) {
-        const void *q = AT(code, lay->co_qualname, const void *), *f = AT(code, lay->co_filename, const void *);
-        const unsigned char *lt = AT(code, lay->co_linetable, const unsigned char *);
-        uint64_t ltf = 0;
-        if (is_type(lt, bytes_type)) {
-            int64_t n = AT(lt, 16, int64_t);
-            ltf = (uint64_t)n;
-            for (int64_t i = 0; i < n && i < 16; i++)
-                ltf = (ltf ^ lt[32 + i]) * 0x100000001b3ull;
+        uint32_t version = lay->co_version ? AT(code, lay->co_version, uint32_t) : 0;
+        if (version) {
+            k ^= (uint64_t)version << 32;
+        } else {
+            const void *lt = AT(code, lay->co_linetable, const void *);
+            k ^= str_fingerprint(AT(code, lay->co_qualname, const void *)) * 0x9e3779b97f4a7c15ull ^
+                 str_fingerprint(AT(code, lay->co_filename, const void *)) * 0xc2b2ae3d27d4eb4full ^
+                 (is_type(lt, bytes_type) ? AT(lt, 16, uint64_t) * 0x100000001b3ull ^ AT(lt, 32, uint64_t) : 0) *
+                     0x165667b19e3779f9ull ^
+                 (uint64_t)(uint32_t)AT(code, lay->co_firstlineno, int) << 3;
         }
-        k ^= str_fingerprint(q) * 0x9e3779b97f4a7c15ull ^ str_fingerprint(f) * 0xc2b2ae3d27d4eb4full ^
-             ltf * 0x165667b19e3779f9ull ^ (uint64_t)(uint32_t)AT(code, lay->co_firstlineno, int) << 3;
-        if (lay->co_version)
-            k ^= (uint64_t)AT(code, lay->co_version, uint32_t) << 32;
     }
     k = mix64(k);
     return k ? k : 1;
