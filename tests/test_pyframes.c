@@ -564,3 +564,33 @@ Test(pyframes, threads_without_the_gil_name_their_own_frames, .timeout = 120)
     }
     json_decref(report);
 }
+
+/* A process that exports CPython's API as 3.12 does but is laid out otherwise (an embedded or
+ * custom-built interpreter; tests/progs/prog_fakepython.c): the layout check fails through its
+ * checked copies and no unchecked offset is followed. Before that rule the process died of
+ * SIGSEGV at its first allocation (the code table's key read the junk "name" pointer). */
+Test(pyframes, interpreter_laid_out_otherwise_runs_unchanged, .timeout = 60)
+{
+    char *dir = th_tmpdir(), trace[4096];
+    const char *argv[] = {VSP_PROGS "/prog_fakepython", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL); /* asserts: same stdout, same exit status */
+    cr_assert_eq(plain.code, 0, "%s%s", plain.out, plain.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, trace);
+    cr_assert_eq(s.allocs_ok, 2);
+    json_t *report = report_json(trace);
+    json_t *stack = leak_stack(report, 2u << 20);
+    cr_assert_not_null(stack, "the kept 2 MiB is a leak with its stack");
+    size_t i, n = 0;
+    json_t *fr;
+    json_array_foreach(stack, i, fr) if (json_is_true(json_object_get(fr, "python")))
+    {
+        /* the C API walk's one frame: the fake API has no names, its line is 7 */
+        cr_assert_str_eq(json_string_value(json_object_get(fr, "function")), "?");
+        cr_assert_eq(json_integer_value(json_object_get(fr, "line")), 7);
+        n++;
+    }
+    cr_assert_eq(n, 1, "one Python frame, from the C API walk");
+    json_decref(report);
+}

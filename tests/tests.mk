@@ -23,6 +23,8 @@ PROGS += $(T)/progs/prog_vmm_vector
 # hostile process shapes (issue #20): a self-sandboxing worker, exec after CUDA, a jump out of a
 # blocked free, small stacks
 PROGS += $(T)/progs/prog_sandbox $(T)/progs/prog_exec $(T)/progs/prog_longjmp $(T)/progs/prog_stack
+# an interpreter that exports CPython's API but is laid out otherwise (test_pyframes.c)
+PROGS += $(T)/progs/prog_fakepython
 # process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid
 PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_runtimes \
          $(T)/progs/prog_plugin_reload $(T)/progs/prog_secure \
@@ -207,6 +209,10 @@ $(T)/progs/prog_runtime_nv: tests/progs/prog_runtime.c
 $(T)/progs/prog_static: tests/progs/prog_static.cu
 	@mkdir -p $(dir $@)
 	$(Q)$(NVCC) -o $@ $<
+
+$(T)/progs/prog_fakepython: tests/progs/prog_fakepython.c $(FAKES)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PROG_CFLAGS) -rdynamic -o $@ $< -L$(T)/fakes -l:libcudart.so.13
 
 $(T)/progs/%: tests/progs/%.c $(FAKES)
 	@mkdir -p $(dir $@)
