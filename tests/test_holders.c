@@ -469,6 +469,18 @@ Test(growth, vramspy_top_marks_the_growing_site)
     cr_assert(mark && (!eol || mark < eol), "the growing site is marked on its line:\n%s", r.out);
 }
 
+/* One request served 1 MiB at a time until the device is full, then given back (the H200 run's
+ * false growth: PyTorch's expandable segments mapping a 400 GiB request in 20 MiB chunks): an
+ * out-of-memory, not growth. */
+Test(growth, a_request_served_piece_by_piece_until_out_of_memory_is_not_growth)
+{
+    int code;
+    json_t *j = run_growth("spill", "", &code);
+    cr_assert_eq(count_kind(j, "oom"), 1, "the piece larger than the device is out of memory");
+    cr_assert_eq(count_kind(j, "growth"), 0, "the pieces were given back after the failure");
+    json_decref(j);
+}
+
 Test(growth, a_steady_loop_does_not_grow)
 {
     json_t *j = run_growth("steady", NULL, NULL);

@@ -217,6 +217,7 @@ static uint16_t event_label(const struct vsp_rec_event *e)
 #define GROWTH_BUCKETS 32
 struct site_growth {
     uint64_t live, high;
+    uint64_t high_t, fail_t; /* when the mark last rose; when an allocation at the site last failed */
     uint8_t memory;
     uint64_t hw[GROWTH_BUCKETS]; /* the highest mark reached within each bucket (0: none) */
 };
@@ -572,6 +573,9 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
             }
             c->ooms[*slot].time = e->time_ns;
             c->ooms[*slot].size = e->size;
+            uint64_t *site = map_get(&c->by_stack, stack_key(e->api, e->stack_id, event_label(e)));
+            if (site)
+                c->gs[*site].fail_t = e->time_ns; /* growth: a rise that ended here (growth_findings) */
             instant(c, e, frag ? VSP_F_FRAGMENTATION : VSP_F_OOM);
             if (e->memory == VSP_MEM_PHYSICAL && chunk_created(c, e, f) < 0)
                 return -1;
@@ -635,6 +639,7 @@ static int on_alloc(struct ctx *c, const struct vsp_rec_event *e)
     g->live += e->size;
     if (g->live > g->high) {
         g->high = g->live;
+        g->high_t = e->time_ns;
         unsigned b = growth_bucket(c, e->time_ns);
         g->hw[b] = g->high; /* the mark only rises: the bucket's last is its highest */
     }
@@ -1101,7 +1106,8 @@ done:
 
 /* Growth findings: sites whose high-water mark of live bytes rose at 4 or more of the checkpoints
  * at 50, 60, 70, 80, 90 and 100% of the run (each against the one before; 40% for the first), by
- * at least growth_min from 50% to the end. */
+ * at least growth_min from 50% to the end; not a rise that ended in a failed allocation at the
+ * same site and was given back. */
 static int growth_findings(struct ctx *c)
 {
     if (!c->g_span || c->g_tlast <= c->g_t0)
@@ -1128,6 +1134,12 @@ static int growth_findings(struct ctx *c)
         for (unsigned p = 1; p < 7; p++)
             rises += mark[p] > mark[p - 1];
         if (rises < 4 || mark[6] - mark[1] < min)
+            continue;
+        /* One request served piece by piece that ran out of memory and was given back (PyTorch's
+         * expandable segments map a 400 GiB request 20 MiB at a time until the device is full,
+         * then release the lot; the oom finding's chunk_run tells it): the site's mark rose to
+         * its failure and its live bytes are back below half time's mark plus min. Not growth. */
+        if (g->fail_t && g->fail_t >= g->high_t && g->live < mark[1] + min)
             continue;
         const struct vsp_stack_bytes *sb = &c->a->by_stack[i];
         struct vsp_rec_event e = {.api = sb->api, .memory = g->memory, .stack_id = sb->stack_id};
