@@ -50,7 +50,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/types.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim/base/atomic.h"
@@ -229,7 +231,7 @@ static int resolve_api(void)
 }
 
 /* Present, resolving it at the first call. The lookup runs once; a thread that meets another's
- * lookup in progress records native frames only for that stack. */
+ * lookup in progress waits for it a bounded while (below). */
 static int python_ready(void)
 {
     /* relaxed is enough for the common answers (ABSENT/UNKNOWN); PRESENT is re-read with acquire */
@@ -242,10 +244,19 @@ static int python_ready(void)
             return 0;
         }
         int expected = PY_UNKNOWN;
-        if (!vsp_cas_acq_rel(&py_state, &expected, PY_RESOLVING))
-            return 0;
-        /* release: the api table and the code table are written before PRESENT is seen */
-        vsp_store_release(&py_state, resolve_api() ? PY_PRESENT : PY_ABSENT);
+        if (vsp_cas_acq_rel(&py_state, &expected, PY_RESOLVING)) {
+            /* release: the api table and the code table are written before PRESENT is seen */
+            vsp_store_release(&py_state, resolve_api() ? PY_PRESENT : PY_ABSENT);
+        }
+    }
+    /* Another thread is resolving: wait for it, a bounded while (yielding), rather than record
+     * native frames only. A resolver preempted on a busy machine left a whole thread's 2,001
+     * allocations without Python frames (test pyframes::threads_without_the_gil_...). Bounded, not
+     * a wait for good: this thread may hold a lock the resolver's dlsym needs (the loader's, in a
+     * library's constructor), and then it goes on without Python frames after about 10 ms. */
+    for (int i = 0; i < 2000 && vsp_load_relaxed(&py_state) == PY_RESOLVING; i++) {
+        struct timespec ts = {0, 5000};
+        syscall(SYS_nanosleep, &ts, NULL); /* the system call: libc's is a cancellation point */
     }
     /* acquire: pairs with the release above */
     return vsp_load_acquire(&py_state) == PY_PRESENT;
