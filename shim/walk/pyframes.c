@@ -372,7 +372,7 @@ static uint32_t raw_str(const void *s, char *dst, uint32_t cap)
     static const char unknown[] = "?";
     const char *src = unknown;
     uint64_t len = 1;
-    unsigned kind = 0; /* 0: src is UTF-8 already; else code points of kind bytes */
+    unsigned kind = 0; /* 0: src is ASCII; else code points of kind bytes */
     if (is_type(s, str_type)) {
         uint32_t state = AT(s, 32, uint32_t);
         uint64_t n = AT(s, 16, uint64_t);
@@ -386,10 +386,8 @@ static uint32_t raw_str(const void *s, char *dst, uint32_t cap)
         }
     }
     uint32_t out = 0;
-    if (!kind) {
+    if (!kind) { /* ASCII (or "?"): every byte a whole character */
         out = len < cap ? (uint32_t)len : cap - 1;
-        while (out && out < len && ((unsigned char)src[out] & 0xc0) == 0x80)
-            out--; /* cut before a continuation byte: a whole character */
         if (dst)
             memcpy(dst, src, out);
     } else {

@@ -9,6 +9,7 @@
 # 4 cases ran but nothing could be checked here (see README.md: analyse the results elsewhere).
 # It never edits the GPU's settings and never reports a figure it did not measure.
 import argparse
+import fnmatch
 import glob
 import importlib.util
 import json
@@ -31,7 +32,6 @@ CASES = [c for c in os.environ.get("VRAMSPY_GPU_CASES", "").split(",") if c.stri
 
 
 def wanted(name):
-    import fnmatch
     return not CASES or any(fnmatch.fnmatchcase(name, c.strip()) for c in CASES)
 
 
