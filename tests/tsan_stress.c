@@ -63,8 +63,10 @@ int main(void)
         n++;
     vsp_reader_close(r);
     ring_fixture_close(&f);
-    int ok = n == (uint64_t)THREADS * PER && live.c.live_count == 0 && live.c.untracked == 0;
-    printf("tsan_stress: %llu records, live %llu: %s\n", (unsigned long long)n, live.c.live_count,
+    struct vsp_counters c;
+    vsp_live_counters(&live, &c);
+    int ok = n == (uint64_t)THREADS * PER && c.live_count == 0 && c.untracked == 0 && live.c.untracked == 0;
+    printf("tsan_stress: %llu records, live %llu: %s\n", (unsigned long long)n, c.live_count,
            ok ? "ok" : "FAILED");
     return ok ? 0 : 1;
 }

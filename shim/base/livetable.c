@@ -6,9 +6,11 @@
 #include "shim/base/livetable.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "shim/base/atomic.h"
+#include "shim/base/tcount.h"
 
 #define KEY_EMPTY 0ull
 #define KEY_TOMB 1ull
@@ -51,7 +53,7 @@ void vsp_livetable_destroy(struct vsp_livetable *t)
 
 static void count_add(struct vsp_counters *c, unsigned memory, uint64_t size)
 {
-    vsp_fetch_add_relaxed(&c->live_count, 1);
+    VSP_TC_ADD(live_count, 1);
     if (memory < VSP_MEM_COUNT_) {
         /* relaxed: statistics, see the device peak below */
         unsigned long long k = vsp_fetch_add_relaxed(&c->live_bytes[memory], size) + size;
@@ -67,7 +69,7 @@ static void count_add(struct vsp_counters *c, unsigned memory, uint64_t size)
 
 static void count_sub(struct vsp_counters *c, unsigned memory, uint64_t size)
 {
-    vsp_fetch_sub_relaxed(&c->live_count, 1);
+    VSP_TC_ADD(live_count, -1);
     if (memory < VSP_MEM_COUNT_)
         vsp_fetch_sub_relaxed(&c->live_bytes[memory], size);
     if (vsp_memory_is_device(memory))
@@ -105,11 +107,12 @@ void vsp_live_add(struct vsp_livetable *t, unsigned cls, uint64_t addr, uint64_t
                   unsigned memory, uint32_t stack_id, uint16_t label)
 {
     struct vsp_live_slot e = {.size = size, .stack_id = stack_id, .memory = (uint8_t)memory, .label = label};
-    vsp_fetch_add_relaxed(&t->c.allocations, 1);
+    struct vsp_tstripe *ts = vsp_tc_self();
+    vsp_tc_add(ts, &ts->c.allocations, 1);
     if (vsp_memory_is_host(memory))
-        vsp_fetch_add_relaxed(&t->c.host_allocations, 1);
+        vsp_tc_add(ts, &ts->c.host_allocations, 1);
     if (!insert(t, make_key(cls, addr), &e)) {
-        vsp_fetch_add_relaxed(&t->c.untracked, 1);
+        vsp_tc_add(ts, &ts->c.untracked, 1);
         return;
     }
     count_add(&t->c, memory, size);
@@ -149,4 +152,27 @@ void vsp_live_restore(struct vsp_livetable *t, unsigned cls, uint64_t addr, cons
 {
     if (insert(t, make_key(cls, addr), e))
         count_add(&t->c, e->memory, e->size);
+}
+
+void vsp_live_counters(const struct vsp_livetable *t, struct vsp_counters *out)
+{
+    struct vsp_tcounts tc;
+    vsp_tc_sum(&tc);
+    const struct vsp_counters *c = &t->c;
+    memset(out, 0, sizeof *out);
+    for (int m = 0; m < VSP_MEM_COUNT_; m++) {
+        out->live_bytes[m] = vsp_load_relaxed(&c->live_bytes[m]);
+        out->peak_bytes[m] = vsp_load_relaxed(&c->peak_bytes[m]);
+    }
+    out->device_bytes = vsp_load_relaxed(&c->device_bytes);
+    out->peak_device_bytes = vsp_load_relaxed(&c->peak_device_bytes);
+    out->abandoned = vsp_load_relaxed(&c->abandoned);
+    out->allocations = tc.allocations;
+    out->frees = tc.frees;
+    out->failed = tc.failed;
+    out->host_allocations = tc.host_allocations;
+    out->live_count = tc.live_count;
+    out->untracked = tc.untracked;
+    out->nested = tc.nested;
+    memcpy(out->by_api, tc.by_api, sizeof out->by_api);
 }

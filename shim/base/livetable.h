@@ -30,6 +30,9 @@ struct vsp_live_slot {
     uint16_t label;   /* purpose label id, 0 none */
 };
 
+/* What the table counts. In t->c only the byte totals, the peaks and `abandoned` are kept (atomic:
+ * a peak needs the process-wide total at each allocation); the counts of calls are kept per thread
+ * (tcount.h, process-wide: the shim has one table). Read them all with vsp_live_counters. */
 struct vsp_counters {
     unsigned long long allocations;
     unsigned long long frees;
@@ -61,6 +64,9 @@ void vsp_live_add(struct vsp_livetable *t, unsigned cls, uint64_t addr, uint64_t
 
 /* Remove before the real free; fills *out (size, memory) and returns 1 when found. AS-safe. */
 int vsp_live_remove(struct vsp_livetable *t, unsigned cls, uint64_t addr, struct vsp_live_slot *out);
+
+/* The table's counters as of now: t->c's totals and the per-thread counts summed. */
+void vsp_live_counters(const struct vsp_livetable *t, struct vsp_counters *out);
 
 /* Put back an entry whose free failed. AS-safe. */
 void vsp_live_restore(struct vsp_livetable *t, unsigned cls, uint64_t addr, const struct vsp_live_slot *e);

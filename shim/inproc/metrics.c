@@ -62,7 +62,9 @@ static void write_snapshot(int final)
     if (!vsp_load_acquire(&started))
         return;
     char buf[16384]; /* on the stack: the writer thread has 256 KiB, the exit path the caller's */
-    const struct vsp_counters *c = &vsp_live.c;
+    struct vsp_counters snap;
+    vsp_live_counters(&vsp_live, &snap);
+    const struct vsp_counters *c = &snap;
     char lbl[600];
     snprintf(lbl, sizeof lbl, "pid=\"%d\",executable=\"%s\"", (int)getpid(), exe);
     size_t n = 0;

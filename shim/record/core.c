@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "shim/base/atomic.h"
+#include "shim/base/tcount.h"
 #include "shim/walk/pyframes.h"
 
 __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
@@ -175,7 +176,10 @@ extern char _end[] __attribute__((visibility("hidden")));
  * dl_iterate_phdr (the loader's lock), the in-process symboliser takes libdw's; a fork while
  * another thread holds one leaves it locked forever in the child (observed with libunwind, the
  * walker before ours: a child's first cudaMalloc hung in its step). So fork waits until no
- * thread is walking a stack, and walkers wait while a fork is in progress — a Dekker pair on
+ * thread is inside a part of a walk that locks (a rule-cache miss, a thread's first walk, a new
+ * stack, Python frames: walker.c, unwind.c and pyframes.c take the bracket around those; a walk
+ * over cached rules of a known stack locks nothing and stays outside), and those wait while a
+ * fork is in progress — a Dekker pair on
  * `unwinders` and `forking`, both seq_cst: either the walker sees the fork and backs off, or the
  * forker sees the walker's count and waits for it. */
 /* The in-process symboliser (libdw: locks, malloc) runs inside the same bracket. */
@@ -397,7 +401,7 @@ int vsp_hook_enter_slow(const void *frame)
             vsp_trace_ensure(); /* opened at the first CUDA call of the process (a child's too) */
         }
     } else {
-        vsp_fetch_add_relaxed(&vsp_live.c.nested, 1);
+        VSP_TC_ADD(nested, 1);
     }
     vsp_tls.depth++;
     errno = saved;
@@ -464,14 +468,13 @@ void vsp_walk_leave(void)
     __atomic_fetch_sub(&unwinders, 1, __ATOMIC_RELEASE);
 }
 
+/* The fork bracket is taken inside, around what locks (walker.c, unwind.c, pyframes.c): a walk
+ * over cached rules of a known stack takes no lock. */
 static uint32_t capture_stack_id(const void *site)
 {
     if (!vsp_cfg.depth)
         return 0;
-    vsp_walk_enter();
-    uint32_t id = vsp_capture_stack_id(vsp_cfg.depth, site);
-    vsp_walk_leave();
-    return id;
+    return vsp_capture_stack_id(vsp_cfg.depth, site);
 }
 
 /* The purpose label of a call: the innermost one the thread pushed, else the stack's rule label. */
@@ -516,7 +519,7 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
     }
     int saved = errno;
     if (c->result != 0)
-        vsp_fetch_add_relaxed(&vsp_live.c.failed, 1);
+        VSP_TC_ADD(failed, 1);
     /* An out-of-memory failure records the device's free and total memory (fragmentation or
      * exhaustion), asked before the record is reserved so the query runs outside the ring. */
     uint64_t fb = VSP_UNKNOWN_BYTES, tb = VSP_UNKNOWN_BYTES;
@@ -547,7 +550,7 @@ void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
         vsp_oom_breakdown(c, stack_id, fb, tb, fb != VSP_UNKNOWN_BYTES);
     /* A zero-byte request may succeed with NULL: nothing is held, nothing will be freed. */
     if (c->result == 0 && c->cls && c->ptr && c->api < VSP_API_COUNT_)
-        vsp_fetch_add_relaxed(&vsp_live.c.by_api[c->api], 1); /* relaxed: a counter */
+        VSP_TC_ADD(by_api[c->api], 1);
     hook_depth_down();
     errno = saved;
 }
@@ -573,9 +576,7 @@ void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsign
         f->stream = stream;
         if ((f->found || !ptr) && vsp_cfg.depth) {
             uint64_t frame = (uint64_t)(uintptr_t)site; /* no walk: the live table knows the rest */
-            vsp_walk_enter(); /* a new site may refresh the module map: inside the fork bracket */
-            f->stack_id = vsp_stack_id(&frame, 1);
-            vsp_walk_leave();
+            f->stack_id = vsp_stack_id(&frame, 1); /* (a new one takes the fork bracket) */
         } else {
             f->stack_id = capture_stack_id(site);
         }
@@ -610,7 +611,7 @@ void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result)
     }
     if (result == 0) {
         if (f->ptr)
-            vsp_fetch_add_relaxed(&vsp_live.c.frees, 1);
+            VSP_TC_ADD(frees, 1);
     } else if (f->found) {
         vsp_live_restore(&vsp_live, f->cls, f->ptr, &f->entry); /* the free failed: still live */
     }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "shim/base/atomic.h"
+#include "shim/base/tcount.h"
 #include "shim/walk/walker.h"
 
 enum { T_NONE = 0, T_OPENING = 1, T_OPEN = 2, T_FAILED = 3 };
@@ -568,7 +569,8 @@ static void report_command(char *buf, size_t len)
 
 static void print_summary(void)
 {
-    struct vsp_counters *c = &vsp_live.c;
+    struct vsp_counters snap, *c = &snap;
+    vsp_live_counters(&vsp_live, &snap);
     unsigned long long live_bytes = 0;
     for (int m = 0; m < VSP_MEM_COUNT_; m++)
         live_bytes += vsp_load_relaxed(&c->live_bytes[m]);
@@ -672,7 +674,8 @@ static void finalize_cold(void *quickp)
         return;
     if (s == T_OPEN) {
         vsp_usage_sample(VSP_USAGE_EXIT);
-        struct vsp_counters *c = &vsp_live.c;
+        struct vsp_counters snap, *c = &snap;
+        vsp_live_counters(&vsp_live, &snap);
         struct vsp_resv res;
         if (vsp_ring_reserve(&T.ring, VSP_REC_END, sizeof(struct vsp_rec_end), &res) == 0) {
             struct vsp_rec_end *e = res.payload;
@@ -751,4 +754,5 @@ void vsp_trace_atfork_child(void)
     vsp_metrics_atfork_child();
     vsp_livetable_destroy(&vsp_live);
     memset(&vsp_live, 0, sizeof vsp_live);
+    vsp_tc_reset();
 }

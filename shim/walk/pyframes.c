@@ -878,7 +878,12 @@ uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n)
     /* relaxed: a hint; python_ready (in the capture) decides with acquire */
     if (VSP_LIKELY(vsp_load_relaxed(&py_state) == PY_ABSENT))
         return vsp_stack_id_parts(native, n, NULL, 0);
-    return stack_id_with_python(native, n);
+    /* inside the fork bracket: the first capture looks the API up with dlsym (the loader's lock),
+     * later ones may call into the interpreter */
+    vsp_walk_enter();
+    uint32_t id = stack_id_with_python(native, n);
+    vsp_walk_leave();
+    return id;
 }
 
 /* Copy a str attribute of code into dst (cap bytes, NUL-terminated). */

@@ -10,7 +10,7 @@
 
 /* The id of the stack `native[0..n)` plus, when this thread is running Python (with or without the
  * GIL), its Python frames (at most vsp_cfg.depth and 128, innermost kept); interns and writes new stacks and code
- * names like vsp_stack_id. Called inside the walk bracket (vsp_walk_enter). */
+ * names like vsp_stack_id. Takes the fork bracket (vsp_walk_enter) itself when Python is there. */
 uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n);
 
 /* Python frames of this thread into out (innermost first, at most max) and their code objects

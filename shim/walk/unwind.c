@@ -208,7 +208,11 @@ uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *
     if (sites)
         vsp_store_relaxed(&sites[id & (SITES - 1)], frames[0]);
     struct new_stack a = {id, frames, n, py, m};
-    vsp_cold_call(new_stack_cold, &a); /* symbols for the purpose rules, module records */
+    /* symbols for the purpose rules (libdw's locks), module records (the loader's): inside the
+     * fork bracket */
+    vsp_walk_enter();
+    vsp_cold_call(new_stack_cold, &a);
+    vsp_walk_leave();
     struct vsp_resv res;
     uint32_t len = (uint32_t)(sizeof(struct vsp_rec_stack) + (n + m) * sizeof(uint64_t));
     int rc = vsp_ring_reserve(vsp_trace_ring(), VSP_REC_STACK, len, &res);

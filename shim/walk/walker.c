@@ -1037,8 +1037,27 @@ struct walk_ctx {
     int out; /* the walk ended at a read outside the readable range (a foreign walk then copies more) */
 };
 
+/* The shim's fork bracket (core.c: fork waits while a thread is inside it), taken only around
+ * what locks: the module-table refresh (dl_iterate_phdr, the loader's lock) in a rule-cache miss,
+ * and the thread's first pthread_getattr_np. A walk over cached rules takes no lock and runs
+ * outside it (issue 22: two locked instructions a walk). Weak: absent where the walker is tested
+ * on its own. */
+extern void vsp_walk_enter(void) __attribute__((weak));
+extern void vsp_walk_leave(void) __attribute__((weak));
+
+static void rule_compute_unbracketed(uint64_t ra, struct walk_ctx *ctx, struct rule *out, int *cacheable);
+
 __attribute__((noinline, cold)) static void rule_compute(uint64_t ra, struct walk_ctx *ctx, struct rule *out,
                                                          int *cacheable)
+{
+    if (vsp_walk_enter)
+        vsp_walk_enter();
+    rule_compute_unbracketed(ra, ctx, out, cacheable);
+    if (vsp_walk_leave)
+        vsp_walk_leave();
+}
+
+static void rule_compute_unbracketed(uint64_t ra, struct walk_ctx *ctx, struct rule *out, int *cacheable)
 {
     uint64_t pc = ra - 1; /* inside the call instruction: the caller's row, even at a function's end */
     struct mod m = {0, 0, 0, 0};
@@ -1240,13 +1259,17 @@ static void stack_bounds(void)
     walk_stack.lo = walk_stack.hi = 1;
     if (!walk_stack.stripe) /* relaxed: a counter's spread, nothing ordered */
         walk_stack.stripe = vsp_fetch_add_relaxed(&st_next_stripe, 1) % STRIPES + 1;
-    if (pthread_getattr_np(pthread_self(), &a) != 0)
-        return;
-    if (pthread_attr_getstack(&a, &addr, &size) == 0 && size) {
-        walk_stack.lo = (uint64_t)(uintptr_t)addr;
-        walk_stack.hi = walk_stack.lo + size;
+    if (vsp_walk_enter)
+        vsp_walk_enter(); /* on the main thread it reads /proc/self/maps with stdio and malloc */
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        if (pthread_attr_getstack(&a, &addr, &size) == 0 && size) {
+            walk_stack.lo = (uint64_t)(uintptr_t)addr;
+            walk_stack.hi = walk_stack.lo + size;
+        }
+        pthread_attr_destroy(&a);
     }
-    pthread_attr_destroy(&a);
+    if (vsp_walk_leave)
+        vsp_walk_leave();
 }
 
 /* One step of the walk, over a stack readable in [lo, last + 8) at the address plus `delta`: 0 for

@@ -24,8 +24,8 @@
  * its stack bounds (which, on the main thread, reads /proc/self/maps with stdio and malloc); after
  * that a walk takes no lock and allocates nothing, except that a rule-cache miss calls
  * dl_iterate_phdr (the loader's lock) once per walk to notice modules that came or went, and
- * process_vm_readv to read the tables. Call it under the shim's fork bracket
- * (vsp_walk_enter/leave), as libunwind was. */
+ * process_vm_readv to read the tables. The walker takes the shim's fork bracket
+ * (vsp_walk_enter/leave) itself around those (a walk over cached rules runs outside it). */
 unsigned vsp_walk_stack(uint64_t *frames, unsigned max, unsigned skip);
 
 /* The same from given registers (rip: a return address, or the pc of a frame whose CFA rule is
