@@ -73,6 +73,8 @@ struct scratch {
     int busy;
     char pad[60];
     uint64_t frames[SCRATCH_FRAMES];
+    struct vsp_walk_memo memo; /* the last walk through this buffer (walker.h): a thread usually
+                                  gets its own buffer back, and replays its last walk's levels */
 };
 static struct scratch *scratch_chunks[SCRATCH_CHUNKS];
 static __thread int scratch_hint __attribute__((tls_model("initial-exec")));
@@ -119,6 +121,8 @@ static void scratch_release(struct scratch *s)
     vsp_spin_unlock(&s->busy); /* release: our frames are read before the next owner writes */
 }
 
+static unsigned capture_stack(uint64_t *frames, unsigned max, const void *site, struct vsp_walk_memo *memo);
+
 uint32_t vsp_capture_stack_id(unsigned max, const void *site)
 {
     struct scratch *s = scratch_claim();
@@ -126,7 +130,7 @@ uint32_t vsp_capture_stack_id(unsigned max, const void *site)
         vsp_fetch_add_relaxed(&vsp_stacks_unwalked, 1);
         return 0;
     }
-    unsigned n = vsp_capture_stack(s->frames, max, site);
+    unsigned n = capture_stack(s->frames, max, site, &s->memo);
     uint32_t id = n ? vsp_py_stack_id(s->frames, n) : 0; /* with the Python frames, if any */
     scratch_release(s);
     return id;
@@ -134,11 +138,26 @@ uint32_t vsp_capture_stack_id(unsigned max, const void *site)
 
 unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site)
 {
+    return capture_stack(frames, max, site, NULL);
+}
+
+/* A walk from the caller, through the memo when there is one (noinline: both the shim frames
+ * counted above the call site and the frame the walk starts from stay the same). */
+static __attribute__((noinline)) unsigned walk_here(uint64_t *frames, unsigned max, unsigned skip,
+                                                    struct vsp_walk_memo *memo)
+{
+    unsigned n = memo ? vsp_walk_stack_memo(frames, max, skip, memo) : vsp_walk_stack(frames, max, skip);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: this frame is one of the shim's */
+    return n;
+}
+
+static unsigned capture_stack(uint64_t *frames, unsigned max, const void *site, struct vsp_walk_memo *memo)
+{
     /* The fast path: skip the learnt number of shim frames and walk straight into frames; right
      * when the first frame kept is the hook's call site. */
     unsigned skip = vsp_load_relaxed(&site_skip);
     if (site && skip) {
-        unsigned n = vsp_walk_stack(frames, max, skip);
+        unsigned n = walk_here(frames, max, skip, memo);
         if (n && frames[0] == (uint64_t)(uintptr_t)site)
             return n;
     }
@@ -147,7 +166,7 @@ unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site)
     uint64_t *buf = frames;
     for (;;) {
         unsigned extra = vsp_load_relaxed(&shim_frames);
-        unsigned n = vsp_walk_stack(buf, max + extra, 0);
+        unsigned n = walk_here(buf, max + extra, 0, memo);
         /* The innermost frames are the shim's; the program's call site follows the last of them. */
         unsigned start = 0;
         for (unsigned i = 0; i < n && i < SHIM_FRAMES_MAX; i++)

@@ -74,8 +74,8 @@ static unsigned long long st_misses, st_uncacheable, st_refreshes, st_fp, st_uns
 static unsigned st_nmods_max;
 #define STRIPES 16
 static struct {
-    unsigned long long lookups;
-    char pad[56];
+    unsigned long long lookups, replayed;
+    char pad[48];
 } st_stripe[STRIPES] __attribute__((aligned(64)));
 static unsigned st_next_stripe;
 
@@ -86,9 +86,11 @@ void vsp_walker_get_stats(struct vsp_walker_stats *out)
     out->module_refreshes = vsp_load_relaxed(&st_refreshes);
     out->fp_rules = vsp_load_relaxed(&st_fp);
     out->stops_unsupported = vsp_load_relaxed(&st_unsupported);
-    out->lookups = 0;
-    for (unsigned i = 0; i < STRIPES; i++)
+    out->lookups = out->replayed = 0;
+    for (unsigned i = 0; i < STRIPES; i++) {
         out->lookups += vsp_load_relaxed(&st_stripe[i].lookups);
+        out->replayed += vsp_load_relaxed(&st_stripe[i].replayed);
+    }
     out->cache_clears = vsp_load_relaxed(&st_clears);
     out->unreadable = vsp_load_relaxed(&st_unreadable);
     out->foreign_walks = vsp_load_relaxed(&st_foreign);
@@ -1276,9 +1278,17 @@ static void stack_bounds(void)
  * the thread's own stack, the offset of the copy for a foreign one (a constant at each call, so
  * the own-stack walk compiles without it). From the frame (*rip, *rsp, *rbp) to its caller's;
  * 0 where the walk ends. Every step moves rsp strictly up the stack, so a walk ends. */
+/* Flags of a memo level (walker.h): its step was taken (ra_at, rbp_at set); that step read rbp (a
+ * CFA or a saved-rbp slot relative to it); it cannot be replayed (a CFA loaded through rbp); this
+ * level's rbp decides a later frame (set when the memo is complete). */
+#define LV_STEPPED 1u
+#define LV_USES_RBP 2u
+#define LV_NO_REPLAY 4u
+#define LV_LIVE_RBP 8u
+
 VSP_NO_SANITIZE static inline __attribute__((always_inline)) int
-walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64_t last, uint64_t hi, uint64_t delta,
-          unsigned long epoch, struct walk_ctx *ctx)
+walk_step_rec(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64_t last, uint64_t hi,
+              uint64_t delta, unsigned long epoch, struct walk_ctx *ctx, struct vsp_walk_level *rec)
 {
     const uint64_t rip = *rip_p, rsp = *rsp_p;
     /* the fast path: the rule sits in the first slot probed. acquire, both (free on x86): a rule
@@ -1290,11 +1300,14 @@ walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64
         p = rule_slow(rip, epoch, ctx);
     unsigned kind = (p >> 15) & 7;
     uint64_t base, a, rbp = *rbp_p;
+    unsigned flags = LV_STEPPED;
     if (VSP_WALK_LIKELY(kind == K_CFA_RSP)) {
         base = rsp;
     } else if (kind == K_CFA_RBP) {
         base = rbp;
+        flags |= LV_USES_RBP;
     } else if (kind == K_CFA_DEREF_RBP) {
+        flags |= LV_USES_RBP | LV_NO_REPLAY;
         /* CFA = *(rbp + k): the base is the loaded value, then the offsets as usual (k is the
          * rule's CFA offset: return-address location - return-address offset) */
         int64_t cfa_off = ((int64_t)p >> 40) - (int64_t)(int8_t)(p >> 32) * 8;
@@ -1312,16 +1325,33 @@ walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64
     uint64_t cfa = a - (uint64_t)((int64_t)(int8_t)(p >> 32) * 8);
     if (cfa <= rsp || cfa > hi) /* a caller's frame lies above its callee's */
         return 0;
+    if (rec) {
+        rec->ra_at = a;
+        rec->rbp_at = 0;
+    }
     unsigned rbp_kind = (p >> 18) & 3;
     if (rbp_kind != RBP_SAME) {
+        if (rbp_kind != RBP_AT_CFA)
+            flags |= LV_USES_RBP;
         a = (rbp_kind == RBP_AT_CFA ? cfa : rbp) + (uint64_t)(((int64_t)(p << 32) >> 52) * 8);
         if (a < lo || a > last)
             return ctx->out = 1, 0;
         *rbp_p = *(const u64u *)(uintptr_t)(a + delta);
+        if (rec)
+            rec->rbp_at = a;
     }
+    if (rec)
+        rec->flags = next ? flags : 0;
     *rip_p = next;
     *rsp_p = cfa;
     return next != 0;
+}
+
+VSP_NO_SANITIZE static inline __attribute__((always_inline)) int
+walk_step(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64_t last, uint64_t hi, uint64_t delta,
+          unsigned long epoch, struct walk_ctx *ctx)
+{
+    return walk_step_rec(rip_p, rsp_p, rbp_p, lo, last, hi, delta, epoch, ctx, NULL);
 }
 
 /* The walk: `skip` frames stepped over, then up to `max` stored. Returns the frames stored; adds
@@ -1347,6 +1377,143 @@ walk_core(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip, uint64_t 
     }
     *looked += skipped + n;
     return n;
+}
+
+/* The walk through a memo (walker.h), on the thread's own stack: levels [0, skip) stepped over,
+ * then up to `max` stored, as walk_core. Levels stepped as usual are staged in the memo's second
+ * half (the first, the memo itself, is read while the walk looks for a level it has); a replay
+ * writes only frames. At the end the memo is rebuilt in place: the staged levels before the
+ * replay, the replayed ones (moved if they now sit at other depths), the staged ones after. */
+static void memo_liveness(struct vsp_walk_level *lv, unsigned n, unsigned same_lo, unsigned same_hi);
+
+VSP_NO_SANITIZE static unsigned walk_memo(uint64_t *restrict frames, unsigned max, unsigned skip, uint64_t rip,
+                                          uint64_t rsp, uint64_t rbp, uint64_t hi, unsigned long epoch,
+                                          struct walk_ctx *ctx, unsigned *looked, unsigned *replayed_out,
+                                          struct vsp_walk_memo *m)
+{
+    const uint64_t lo = rsp, last = hi - 8;
+    const unsigned total = skip + max;
+    struct vsp_walk_level *restrict A = m->lv[0];
+    /* the memo is usable only for this stack and this rule cache; without one, stage in place */
+    const unsigned on = m->epoch == epoch && m->hi == hi && m->n <= VSP_WALK_MEMO_LEVELS ? m->n : 0;
+    struct vsp_walk_level *restrict S = on ? m->lv[1] : A;
+    unsigned i = 0, j = 0, out = 0, steps = 0, replayed = 0;
+    int matched = 0, end_in_replay = 0;
+    unsigned mi = 0, mj = 0, mk = 0; /* current levels [mi, ..) are the memo's [mj, mk) */
+    if (!rip || !max)
+        return 0;
+    for (;;) {
+        struct vsp_walk_level *L = &S[i];
+        L->rip = rip;
+        L->rsp = rsp;
+        L->rbp = rbp;
+        L->flags = 0;
+        if (i >= skip)
+            frames[out++] = rip;
+        if (i + 1 >= total)
+            break;
+        if (!matched && on && j < on) {
+            /* the memo's levels lie at rising rsp: move to the first not below ours */
+            while (j < on && A[j].rsp < rsp)
+                j++;
+            if (j < on && A[j].rsp == rsp && A[j].rip == rip && (!(A[j].flags & LV_LIVE_RBP) || A[j].rbp == rbp)) {
+                /* Replay: level i is the memo's level j. Each step is taken as the memo took it
+                 * while the slots it loaded hold the same values: the same rule (same rip, no
+                 * clear since), applied to the same rsp and (where it reads it) rbp, gives the
+                 * same caller. */
+                matched = 1;
+                mi = i;
+                mj = j;
+                /* replay as far as the memo goes, and no further than the walk may */
+                const struct vsp_walk_level *o = &A[j];
+                const struct vsp_walk_level *const stop = &A[j + (on - 1 - j < total - 1 - i ? on - 1 - j : total - 1 - i)];
+                for (; o < stop; o++) {
+                    if ((o->flags & (LV_STEPPED | LV_NO_REPLAY)) != LV_STEPPED)
+                        break;
+                    const uint64_t ra_at = o->ra_at, rbp_at = o->rbp_at;
+                    if (ra_at < lo)
+                        break;
+                    const uint64_t next = *(const u64u *)(uintptr_t)ra_at;
+                    if (next != o[1].rip)
+                        break;
+                    if (rbp_at) {
+                        if (rbp_at < lo)
+                            break;
+                        const uint64_t nrbp = *(const u64u *)(uintptr_t)rbp_at;
+                        if ((o[1].flags & LV_LIVE_RBP) && nrbp != o[1].rbp)
+                            break;
+                        rbp = nrbp;
+                    }
+                    if (++i >= skip)
+                        frames[out++] = next;
+                }
+                replayed += (unsigned)(o - &A[j]);
+                j = (unsigned)(o - A);
+                rip = o->rip;
+                rsp = o->rsp;
+                end_in_replay = i + 1 >= total;
+                mk = j;
+                if (end_in_replay)
+                    break;
+                if (o < stop) {
+                    /* The walk left the memo here (another caller at some level): the replayed
+                     * levels are staged, and a later level may meet the memo again (the same
+                     * frames above a different one: siblings, or one call site among many). */
+                    memcpy(S + mi, A + mj, (mk - mj) * sizeof *A);
+                    matched = 0;
+                }
+                /* level i (the memo's mk) steps as usual from here: staged */
+                L = &S[i];
+                L->rip = rip;
+                L->rsp = rsp;
+                L->rbp = rbp;
+                L->flags = 0;
+            }
+        }
+        steps++;
+        if (!walk_step_rec(&rip, &rsp, &rbp, lo, last, hi, 0, epoch, ctx, L))
+            break;
+        i++;
+    }
+    *looked += steps;
+    *replayed_out += replayed;
+    const unsigned levels = i + 1;
+    if (!matched) {
+        if (S != A)
+            memcpy(A, S, levels * sizeof *A);
+        memo_liveness(A, levels, 0, 0);
+    } else {
+        /* current [mi, mi + cnt) = the memo's [mj, mj + cnt); the staged tail from ti on */
+        const unsigned cnt = mk - mj + (unsigned)end_in_replay, ti = mi + cnt;
+        if (mi != mj)
+            memmove(A + mi, A + mj, cnt * sizeof *A);
+        memcpy(A, S, mi * sizeof *A);
+        memcpy(A + ti, S + ti, (levels - ti) * sizeof *A);
+        memo_liveness(A, levels, mi, ti);
+    }
+    m->n = levels;
+    m->epoch = epoch;
+    m->hi = hi;
+    return out;
+}
+
+/* Which levels' rbp decides a later frame: one read by a later step before a step reloads it. The
+ * last level's decides none (a walk that goes on from it steps as usual, with the real rbp).
+ * Levels [same_lo, same_hi) were replayed: their own flags are as before, so once a level there
+ * comes out as it was, every one below it down to same_lo does too. */
+static void memo_liveness(struct vsp_walk_level *lv, unsigned n, unsigned same_lo, unsigned same_hi)
+{
+    unsigned live = 0;
+    for (unsigned k = n; k-- > 0;) {
+        unsigned f = lv[k].flags;
+        live = (f & LV_STEPPED) ? ((f & LV_USES_RBP) || (!lv[k].rbp_at && live)) : 0;
+        if (k >= same_lo && k < same_hi && live == !!(f & LV_LIVE_RBP)) {
+            k = same_lo; /* unchanged down to same_lo */
+            live = !!(lv[k].flags & LV_LIVE_RBP);
+            continue;
+        }
+        lv[k].flags = (f & ~LV_LIVE_RBP) | (live ? LV_LIVE_RBP : 0);
+    }
 }
 
 /* Count the frames a walk looked up, in the thread's stripe. relaxed: a counter (a stripe shared by
@@ -1427,6 +1594,35 @@ VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsi
     return n;
 }
 
+VSP_NO_SANITIZE unsigned vsp_walk_memo_from(uint64_t *frames, unsigned max, unsigned skip, struct vsp_walk_memo *m)
+{
+    const uint64_t rip = m->start_rip, rsp = m->start_rsp, rbp = m->start_rbp;
+    if (VSP_WALK_UNLIKELY(!walk_stack.hi))
+        stack_bounds();
+    const uint64_t hi = walk_stack.hi;
+    if (VSP_WALK_UNLIKELY(rsp < walk_stack.lo || rsp >= hi || hi - rsp < 16 || skip + max > VSP_WALK_MEMO_LEVELS))
+        return vsp_walk_from_regs(frames, max, skip, rip, rsp, rbp);
+    if (VSP_WALK_UNLIKELY(vsp_load_relaxed(&rc_clear_pending))) /* relaxed: a request (see rc_clear) */
+        rc_clear(1);
+    struct walk_ctx ctx = {0, 0, 0};
+    unsigned n, looked = 0, replayed = 0;
+    for (int attempt = 0;; attempt++) {
+        /* acquire: as in vsp_walk_from_regs; a walk redone after a clear finds the memo made
+         * under the old epoch unusable */
+        unsigned long epoch = vsp_load_acquire(&rc_epoch);
+        n = walk_memo(frames, max, skip, rip, rsp, rbp, hi, epoch, &ctx, &looked, &replayed, m);
+        if (VSP_WALK_LIKELY(vsp_load_relaxed(&rc_epoch) == epoch) || attempt >= 8)
+            break;
+        vsp_fetch_add_relaxed(&st_retries, 1);
+    }
+    count_lookups(looked);
+    if (replayed) { /* relaxed: a statistic, in the thread's stripe as the lookups */
+        unsigned s = walk_stack.stripe ? walk_stack.stripe - 1 : 0;
+        vsp_store_relaxed(&st_stripe[s].replayed, vsp_load_relaxed(&st_stripe[s].replayed) + replayed);
+    }
+    return n;
+}
+
 /* The entry point takes its caller's registers as they will be after it returns: rip = its own
  * return address, rsp = just above it, rbp untouched, then tail-calls the walk (which therefore
  * returns straight to the caller). Written in assembly because no C construct gives the caller's
@@ -1444,3 +1640,21 @@ __asm__(".text\n"
         "    jmp vsp_walk_from_regs@PLT\n"
         ".cfi_endproc\n"
         ".size vsp_walk_stack, .-vsp_walk_stack\n");
+
+/* The same through a memo: the registers go into the memo (its first three words), then the walk
+ * (rcx holds m, the fourth argument). */
+__asm__(".text\n"
+        ".globl vsp_walk_stack_memo\n"
+        ".hidden vsp_walk_stack_memo\n"
+        ".type vsp_walk_stack_memo, @function\n"
+        ".p2align 4\n"
+        "vsp_walk_stack_memo:\n"
+        ".cfi_startproc\n"
+        "    movq (%rsp), %rax\n"
+        "    movq %rax, 0(%rcx)\n"
+        "    leaq 8(%rsp), %rax\n"
+        "    movq %rax, 8(%rcx)\n"
+        "    movq %rbp, 16(%rcx)\n"
+        "    jmp vsp_walk_memo_from@PLT\n"
+        ".cfi_endproc\n"
+        ".size vsp_walk_stack_memo, .-vsp_walk_stack_memo\n");

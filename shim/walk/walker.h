@@ -35,6 +35,30 @@ unsigned vsp_walk_stack(uint64_t *frames, unsigned max, unsigned skip);
 unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip, uint64_t rsp,
                             uint64_t rbp);
 
+/* The walk memo (issue 22): what the last walk through a memo found, level by level (a level: a
+ * frame's rip, rsp and rbp, and where its step loaded the caller's return address and rbp from).
+ * A walk that reaches a level the memo has (same rsp and rip, and same rbp where a later step reads
+ * it) replays the memo from there, checking only that each return address and saved rbp still
+ * holds what it held (loads that do not depend on each other), instead of looking up a rule and
+ * computing a frame at each level; at the first difference it walks on as usual. The memo holds
+ * nothing but a cache: a replayed walk gives exactly the frames the walk would. Valid for walks of
+ * one thread's stack (same top), while no rule-cache clear has run since it was made. The caller
+ * owns it: one walk at a time per memo (the shim keeps one in each capture buffer). Zeroed memory
+ * is an empty memo. */
+#define VSP_WALK_MEMO_LEVELS 288 /* the deepest walk: 256 kept, 16 skipped, 16 spare */
+struct vsp_walk_level {
+    uint64_t rip, rsp, rbp, ra_at, rbp_at, flags;
+};
+struct vsp_walk_memo {
+    uint64_t start_rip, start_rsp, start_rbp; /* the entry point's registers: offsets 0, 8 and 16 */
+    unsigned long epoch;
+    uint64_t hi;
+    unsigned n;
+    struct vsp_walk_level lv[2][VSP_WALK_MEMO_LEVELS]; /* the memo; staging for a walk */
+};
+/* vsp_walk_stack through a memo. */
+unsigned vsp_walk_stack_memo(uint64_t *frames, unsigned max, unsigned skip, struct vsp_walk_memo *m);
+
 /* Optional: read the module tables now (else the first walk that needs them does). 0 or -errno. */
 int vsp_walker_init(void);
 
@@ -56,9 +80,11 @@ void vsp_walker_thread_reset(void);
  * cache_clears: the rule cache emptied (modules unloaded, or three quarters full); unreadable: rule
  * computations that met an unreadable table page; foreign_walks: walks of a stack not the
  * thread's; retries: walks redone because a clear overlapped them; no_buffer: checked reads that
- * found every buffer taken; modules: the most modules the table has held. */
+ * found every buffer taken; modules: the most modules the table has held; replayed: levels of
+ * walks replayed from a memo (not looked up: not in lookups). */
 struct vsp_walker_stats {
     unsigned long long rule_misses, uncacheable, module_refreshes, fp_rules, stops_unsupported;
+    unsigned long long replayed;
     unsigned long long lookups, cache_clears, unreadable, foreign_walks, retries, no_buffer;
     unsigned modules;
 };

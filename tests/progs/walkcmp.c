@@ -70,6 +70,21 @@ NOINLINE static void realigned(int n)
 NOINLINE static void cb_shlib_deep(void) { wc_compare("shlib_recursion"); sink++; }
 NOINLINE static void leaf_shlib_in_rec(void) { walkcmp_lib_call(5, cb_shlib_deep); sink++; }
 
+/* Siblings: the same leaf through two callers with the same frame size, so the memo of one walk
+ * matches the next at the leaf's levels (same rsp, same return address into the leaf's caller's
+ * caller... up to the sibling) and must notice that the sibling's return address differs. */
+NOINLINE static void sib_leaf(void) { wc_compare("siblings"); sink++; }
+NOINLINE static void sib_a(void) { sib_leaf(); sink++; }
+NOINLINE static void sib_b(void) { sib_leaf(); sink += 2; }
+/* The same leaf under frames of different sizes (alloca above it): the memo's levels sit at other
+ * depths than the walk's. */
+NOINLINE static void shifted(int n)
+{
+    char *p = alloca((size_t)n);
+    memset(p, 1, (size_t)n);
+    top_direct();
+    sink += p[n - 1];
+}
 static int bench_iters;
 NOINLINE static void bench_leaf(void) { wc_bench(bench_iters); sink++; }
 
@@ -108,6 +123,13 @@ int main(int argc, char **argv)
     with_alloca(100 + (argc & 1) * 300);
     realigned(40 + (argc & 1) * 8);
     walkcmp_nocfi_call(2, cb_nocfi);
+    for (int k = 0; k < 3; k++) {
+        sib_a();
+        sib_b();
+        with_alloca(64 + 200 * k);
+        realigned(24 + 16 * k);
+        shifted(32 + 96 * k);
+    }
     pthread_t t;
     if (pthread_create(&t, NULL, thread_main, NULL) == 0)
         pthread_join(t, NULL);

@@ -32,6 +32,42 @@ static void wc_print(const char *who, const uint64_t *f, unsigned n, unsigned fr
     }
 }
 
+/* The walk memo (walker.h): each thread's one, left by its previous comparison (another scenario,
+ * partly the same stack) and then by the first of two walks here (all of it the same stack). Both
+ * must give exactly the frames of a walk without it. */
+static __thread struct vsp_walk_memo wc_memo;
+#define WC_MEMO_MAX 256
+
+__attribute__((noinline)) static unsigned wc_memo_walk(uint64_t *f)
+{
+    unsigned n = vsp_walk_stack_memo(f, WC_MEMO_MAX, 0, &wc_memo);
+    __asm__ __volatile__("" ::: "memory"); /* no tail call: this frame stays */
+    return n;
+}
+
+/* The memo walks (frames 0 to 2: into wc_memo_walk, this function and wc_compare) against the walk
+ * without memo from wc_compare (frame 0: into wc_compare): equal from wc_compare's caller on. */
+__attribute__((noinline)) static void wc_compare_memo(const char *what, const uint64_t *w, unsigned nw)
+{
+    uint64_t wm[2][WC_MEMO_MAX];
+    unsigned nm[2];
+    for (int k = 0; k < 2; k++)
+        nm[k] = wc_memo_walk(wm[k]);
+    unsigned want = nw - 1 < WC_MEMO_MAX - 3 ? nw - 1 : WC_MEMO_MAX - 3; /* from wc_compare's caller */
+    for (int k = 0; k < 2; k++) {
+        wc_checks++;
+        if (nw >= 2 && nm[k] >= 3 && nm[k] - 3 == want && !memcmp(wm[k] + 3, w + 1, want * sizeof *w)) {
+            printf("ok %s: memo walk %d matches\n", what, k + 1);
+            continue;
+        }
+        wc_failures++;
+        printf("MISMATCH %s: memo walk %d\n", what, k + 1);
+        fprintf(stderr, "MISMATCH %s: memo walk %d\n", what, k + 1);
+        wc_print("walker", w, nw, 1);
+        wc_print("memo walk", wm[k], nm[k], 3);
+    }
+}
+
 /* Compare both walkers' stacks here; `what` names the scenario. */
 __attribute__((noinline)) static void wc_compare(const char *what)
 {
@@ -41,6 +77,7 @@ __attribute__((noinline)) static void wc_compare(const char *what)
     unsigned nw = vsp_walk_stack(w, WC_MAX, 0);
     uint64_t caller = (uint64_t)(uintptr_t)__builtin_return_address(0);
     __asm__ __volatile__("" ::: "memory"); /* no tail call: this frame stays */
+    wc_compare_memo(what, w, nw);
     wc_checks++;
     unsigned nun = nu > 0 ? (unsigned)nu : 0, iu = nun, iw = nw;
     for (unsigned i = 0; i < nun; i++)
@@ -123,6 +160,11 @@ static int wc_finish(void)
     printf("walker stats: rule misses %llu, uncacheable %llu, module refreshes %llu, fp rules %llu, "
            "unsupported %llu\n",
            st.rule_misses, st.uncacheable, st.module_refreshes, st.fp_rules, st.stops_unsupported);
+    printf("memo: %llu levels replayed\n", st.replayed);
+    if (!st.replayed) {
+        wc_checks++, wc_failures++;
+        printf("MISMATCH memo: no walk replayed a level\n");
+    }
     printf("%d of %d comparisons matched\n", wc_checks - wc_failures, wc_checks);
     return wc_failures ? 1 : 0;
 }
