@@ -873,6 +873,11 @@ static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *n
     return id;
 }
 
+int vsp_py_absent(void)
+{
+    return vsp_load_relaxed(&py_state) == PY_ABSENT; /* relaxed: ABSENT is final (but in a fork child) */
+}
+
 uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n)
 {
     /* relaxed: a hint; python_ready (in the capture) decides with acquire */

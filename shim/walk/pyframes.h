@@ -12,6 +12,8 @@
  * GIL), its Python frames (at most vsp_cfg.depth and 128, innermost kept); interns and writes new stacks and code
  * names like vsp_stack_id. Takes the fork bracket (vsp_walk_enter) itself when Python is there. */
 uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n);
+/* No Python in the process (as far as any capture has found): a stack's id is its native frames'. */
+int vsp_py_absent(void);
 
 /* Python frames of this thread into out (innermost first, at most max) and their code objects
  * into codes: 0 when it runs no Python, or Python is absent or off (or, on an interpreter whose

@@ -19,6 +19,8 @@
 #define SHIM_FRAMES_MAX 16 /* frames of the shim above the program's call site: never more */
 
 static struct vsp_stackstore stacks;
+/* Moves when the stack store is emptied (a fork child): ids kept in capture buffers are void. */
+static unsigned long stacks_gen;
 /* The most shim frames seen at the top of a walk, plus one (relaxed: a hint; a walk that finds
  * more takes the slow path once and raises it). Starts at the bound. */
 static unsigned shim_frames = SHIM_FRAMES_MAX;
@@ -50,6 +52,7 @@ int vsp_stacks_init(void)
 
 void vsp_stacks_reset(void)
 {
+    vsp_store_relaxed(&stacks_gen, stacks_gen + 1); /* (one thread: the fork child) */
     vsp_walker_atfork_child();
     vsp_py_atfork_child();
     vsp_stackstore_destroy(&stacks);
@@ -75,7 +78,11 @@ struct scratch {
     uint64_t frames[SCRATCH_FRAMES];
     struct vsp_walk_memo memo; /* the last walk through this buffer (walker.h): a thread usually
                                   gets its own buffer back, and replays its last walk's levels */
+    uint32_t id;               /* the id of the frames of that walk (0: none), */
+    unsigned id_n;             /* how many there were, */
+    unsigned long id_gen;      /* and the store's generation then */
 };
+
 static struct scratch *scratch_chunks[SCRATCH_CHUNKS];
 static __thread int scratch_hint __attribute__((tls_model("initial-exec")));
 unsigned long vsp_stacks_unwalked; /* captures without a buffer (relaxed counter) */
@@ -131,7 +138,17 @@ uint32_t vsp_capture_stack_id(unsigned max, const void *site)
         return 0;
     }
     unsigned n = capture_stack(s->frames, max, site, &s->memo);
-    uint32_t id = n ? vsp_py_stack_id(s->frames, n) : 0; /* with the Python frames, if any */
+    uint32_t id;
+    /* The same frames as this buffer's last capture (the memo says so), no Python: the same id,
+     * without hashing and looking the frames up again. */
+    if (s->memo.same && s->id && n == s->id_n && s->id_gen == vsp_load_relaxed(&stacks_gen) && vsp_py_absent()) {
+        id = s->id;
+    } else {
+        id = n ? vsp_py_stack_id(s->frames, n) : 0; /* with the Python frames, if any */
+        s->id = vsp_py_absent() ? id : 0;
+        s->id_n = n;
+        s->id_gen = vsp_load_relaxed(&stacks_gen);
+    }
     scratch_release(s);
     return id;
 }

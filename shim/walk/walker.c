@@ -1491,6 +1491,11 @@ VSP_NO_SANITIZE static unsigned walk_memo(uint64_t *restrict frames, unsigned ma
         memcpy(A + ti, S + ti, (levels - ti) * sizeof *A);
         memo_liveness(A, levels, mi, ti);
     }
+    /* the same frames as the last walk: every level from skip on replayed in place, no more and
+     * no fewer levels than it had, asked the same way */
+    m->same = matched && mi == mj && mi <= skip && levels == on && skip == m->skip && total == m->total;
+    m->skip = skip;
+    m->total = total;
     m->n = levels;
     m->epoch = epoch;
     m->hi = hi;

@@ -54,6 +54,10 @@ struct vsp_walk_memo {
     unsigned long epoch;
     uint64_t hi;
     unsigned n;
+    /* same: the last walk gave exactly the frames of the one before it through this memo (same
+     * skip and max, every kept level replayed in place); the caller may keep what it derived from
+     * them. skip, total: the last walk's skip and skip + max. */
+    unsigned same, skip, total;
     struct vsp_walk_level lv[2][VSP_WALK_MEMO_LEVELS]; /* the memo; staging for a walk */
 };
 /* vsp_walk_stack through a memo. */
