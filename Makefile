@@ -59,7 +59,7 @@ else
 SHIM_LDFLAGS += -Wl,-z,pack-relative-relocs
 endif
 
-SHIM_SRCS := shim/record/core.c shim/common/config.c shim/base/ring.c shim/base/stackstore.c shim/base/livetable.c shim/base/tcount.c \
+SHIM_SRCS := shim/record/core.c shim/common/config.c shim/base/ring.c shim/base/stackstore.c shim/base/livetable.c shim/base/tcount.c shim/base/clock.c \
              shim/record/trace.c shim/walk/unwind.c shim/inproc/oom.c shim/inproc/metrics.c shim/inproc/labels.c shim/common/purposes.c shim/walk/pyframes.c shim/inproc/pools.c shim/inproc/usage.c shim/hooks/hooks_dl.c shim/hooks/hooks_exit.c shim/hooks/hooks_lookup.c shim/hooks/hooks_runtime.c shim/hooks/hooks_driver.c shim/walk/walker.c \
              shim/base/coldstack.c
 # Sources include the project's headers by their path from here ("shim/base/ring.h"), so that each

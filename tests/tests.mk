@@ -55,7 +55,7 @@ $(T)/symbroken/libvramspy.so: $(SHIM)
 	$(Q)cp $< $@
 
 TEST_SRCS := $(sort $(wildcard tests/test_*.c)) tests/harness.c
-UNIT_SHIM_SRCS := shim/common/config.c shim/base/ring.c shim/base/stackstore.c shim/base/livetable.c shim/base/tcount.c shim/common/purposes.c
+UNIT_SHIM_SRCS := shim/common/config.c shim/base/ring.c shim/base/stackstore.c shim/base/livetable.c shim/base/tcount.c shim/base/clock.c shim/common/purposes.c
 
 # The stack walker (shim/walk/walker.c, tests/test_walker.c): unit-tested in process, and compared with
 # libunwind by programs that link it, C and C++, built -O0 with frame pointers and -O2 without,

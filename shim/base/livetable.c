@@ -51,19 +51,26 @@ void vsp_livetable_destroy(struct vsp_livetable *t)
     t->slots = NULL;
 }
 
+/* The device's bytes: its kinds' totals summed (relaxed loads: statistics). */
+static unsigned long long device_total(const struct vsp_counters *c)
+{
+    return vsp_load_relaxed(&c->live_bytes[VSP_MEM_DEVICE]) + vsp_load_relaxed(&c->live_bytes[VSP_MEM_ARRAY]) +
+           vsp_load_relaxed(&c->live_bytes[VSP_MEM_PHYSICAL]);
+}
+
+/* One locked add a call (the kind's total); the device's total is the sum of its kinds' (issue 22:
+ * a second total kept for it cost another locked add per allocation and per free). */
 static void count_add(struct vsp_counters *c, unsigned memory, uint64_t size)
 {
     VSP_TC_ADD(live_count, 1);
     if (memory < VSP_MEM_COUNT_) {
-        /* relaxed: statistics, see the device peak below */
+        /* relaxed: statistics; the peaks may be briefly stale by a concurrent call's size */
         unsigned long long k = vsp_fetch_add_relaxed(&c->live_bytes[memory], size) + size;
         vsp_atomic_max_relaxed(&c->peak_bytes[memory], k);
-    }
-    if (vsp_memory_is_device(memory)) {
-        /* relaxed: the peak is a statistic; a concurrent free may make it briefly stale by one
-         * allocation's size, never by more. */
-        unsigned long long now = vsp_fetch_add_relaxed(&c->device_bytes, size) + size;
-        vsp_atomic_max_relaxed(&c->peak_device_bytes, now);
+        if (vsp_memory_is_device(memory)) {
+            unsigned long long now = device_total(c);
+            vsp_atomic_max_relaxed(&c->peak_device_bytes, now > k ? now : k);
+        }
     }
 }
 
@@ -72,8 +79,11 @@ static void count_sub(struct vsp_counters *c, unsigned memory, uint64_t size)
     VSP_TC_ADD(live_count, -1);
     if (memory < VSP_MEM_COUNT_)
         vsp_fetch_sub_relaxed(&c->live_bytes[memory], size);
-    if (vsp_memory_is_device(memory))
-        vsp_fetch_sub_relaxed(&c->device_bytes, size);
+}
+
+unsigned long long vsp_live_device_bytes(const struct vsp_livetable *t)
+{
+    return device_total(&t->c);
 }
 
 static int insert(struct vsp_livetable *t, uint64_t key, const struct vsp_live_slot *e)
@@ -164,7 +174,7 @@ void vsp_live_counters(const struct vsp_livetable *t, struct vsp_counters *out)
         out->live_bytes[m] = vsp_load_relaxed(&c->live_bytes[m]);
         out->peak_bytes[m] = vsp_load_relaxed(&c->peak_bytes[m]);
     }
-    out->device_bytes = vsp_load_relaxed(&c->device_bytes);
+    out->device_bytes = device_total(c);
     out->peak_device_bytes = vsp_load_relaxed(&c->peak_device_bytes);
     out->abandoned = vsp_load_relaxed(&c->abandoned);
     out->allocations = tc.allocations;

@@ -40,7 +40,7 @@ struct vsp_counters {
     unsigned long long host_allocations;
     unsigned long long live_count;
     unsigned long long live_bytes[VSP_MEM_COUNT_];
-    unsigned long long device_bytes;
+    unsigned long long device_bytes; /* device kinds' live_bytes summed (in snapshots only) */
     unsigned long long peak_device_bytes;
     unsigned long long untracked; /* allocations the full table could not hold */
     unsigned long long peak_bytes[VSP_MEM_COUNT_]; /* per memory kind (metrics) */
@@ -64,6 +64,9 @@ void vsp_live_add(struct vsp_livetable *t, unsigned cls, uint64_t addr, uint64_t
 
 /* Remove before the real free; fills *out (size, memory) and returns 1 when found. AS-safe. */
 int vsp_live_remove(struct vsp_livetable *t, unsigned cls, uint64_t addr, struct vsp_live_slot *out);
+
+/* Live bytes of device memory (its kinds summed). */
+unsigned long long vsp_live_device_bytes(const struct vsp_livetable *t);
 
 /* The table's counters as of now: t->c's totals and the per-thread counts summed. */
 void vsp_live_counters(const struct vsp_livetable *t, struct vsp_counters *out);

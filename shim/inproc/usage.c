@@ -121,7 +121,7 @@ static void sample_cold(void *reasonp)
         u.total_bytes = total_b;
     /* what the pools hold beside what they hand out, just before the sample that it explains */
     vsp_pools_sample(reason);
-    u.traced_bytes = vsp_load_relaxed(&vsp_live.c.device_bytes);
+    u.traced_bytes = vsp_live_device_bytes(&vsp_live);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     u.time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;

@@ -30,6 +30,7 @@
 
 #include "shim/base/atomic.h"
 #include "shim/base/tcount.h"
+#include "shim/base/clock.h"
 #include "shim/walk/pyframes.h"
 
 __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
@@ -444,9 +445,7 @@ static inline uint32_t current_tid(void)
 
 static inline uint64_t now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return vsp_clock_ns(); /* CLOCK_MONOTONIC, from the TSC where it can be (base/clock.h) */
 }
 
 void vsp_walk_enter(void)
@@ -511,12 +510,8 @@ static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32
     e->seq = seq;
 }
 
-void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
+void vsp_hook_leave_alloc_rec(struct vsp_hook *h, const struct vsp_call *c)
 {
-    if (!h->record) {
-        hook_depth_down();
-        return;
-    }
     int saved = errno;
     if (c->result != 0)
         VSP_TC_ADD(failed, 1);

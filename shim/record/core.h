@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "shim/base/process.h"
+#include "shim/base/tcount.h"
 
 /* A hook invocation. */
 struct vsp_hook {
@@ -45,12 +46,31 @@ static inline void vsp_hook_enter_at(struct vsp_hook *h, const void *frame)
     extern int vsp_hook_enter_slow(const void *frame);
     h->saved_errno = 0; /* filled by the slow path, which is where errno could change */
     h->site = NULL;     /* the hook macros set it */
+    /* A call nested in this thread's hook (the driver under the runtime), whose frame lies below
+     * the outer hook's: passed through at once (the outer hook's bracket did the rest; issue 22:
+     * two of these a pair). Otherwise (a hook left by a jump, an outermost call) the slow path. */
+    if (vsp_tls.depth > 0 && (uintptr_t)frame < vsp_tls.entry) {
+        vsp_tls.depth++;
+        VSP_TC_ADD(nested, 1);
+        h->record = 0;
+        return;
+    }
     h->record = vsp_hook_enter_slow(frame);
 }
 /* A CUDA call of any kind reached the shim outside the hook bracket (a driver lookup): the
  * process's first one opens the trace (a sandbox installed after it may forbid opening files). */
 void vsp_cuda_contact(void);
-void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c);
+void vsp_hook_leave_alloc_rec(struct vsp_hook *h, const struct vsp_call *c);
+/* (inline: a call passed through builds no record) */
+static inline void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
+{
+    if (!h->record) {
+        if (__builtin_expect(vsp_tls.depth > 0, 1)) /* never below 0 (see core.c) */
+            vsp_tls.depth--;
+        return;
+    }
+    vsp_hook_leave_alloc_rec(h, c);
+}
 
 /* VRAMSPY_ENFORCE=vram-only: must this (outermost) host or managed allocation be refused? */
 static inline int vsp_deny_host(const struct vsp_hook *h)

@@ -1,0 +1,101 @@
+/* Event timestamps (see clock.h). */
+#include "shim/base/clock.h"
+
+#include <time.h>
+
+#include "shim/base/atomic.h"
+
+#define WINDOW (1ull << 22)       /* TSC ticks between two real readings on a thread */
+#define CALIBRATE_NS 10000000ull /* the rate is first measured over 10 ms */
+
+static uint64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+static inline uint64_t tsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* 0 unknown, 1 invariant TSC, 2 none */
+static int tsc_state;
+/* The rate: ns per tick << 32 (0: not measured yet), from the first reading of the process (base)
+ * to a later one. relaxed: each word is used alone; a rate and a window mixed from two threads'
+ * measurements are both good ones. */
+static uint64_t rate, base_tsc, base_ns;
+static int base_set;
+
+static __thread struct {
+    uint64_t tsc0, ns0, last;
+} w __attribute__((tls_model("initial-exec")));
+
+static int tsc_invariant(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000000, &a, &b, &c, &d) || a < 0x80000007)
+        return 0;
+    __get_cpuid(0x80000007, &a, &b, &c, &d);
+    return (d >> 8) & 1;
+}
+
+/* A real reading: the thread's new window, and the rate measured again. */
+static __attribute__((noinline)) uint64_t anchor(void)
+{
+    int st = vsp_load_relaxed(&tsc_state);
+    if (st == 0) {
+        st = tsc_invariant() ? 1 : 2;
+        vsp_store_relaxed(&tsc_state, st);
+    }
+    uint64_t ns = real_ns();
+    if (st != 1)
+        return ns;
+    uint64_t t = tsc();
+    int expect = 0;
+    if (!vsp_load_relaxed(&base_set) && vsp_cas_acq_rel(&base_set, &expect, 1)) {
+        vsp_store_relaxed(&base_tsc, t);
+        vsp_store_relaxed(&base_ns, ns);
+        vsp_store_release(&base_set, 2); /* release: base_tsc/base_ns before the flag */
+    } else if (vsp_load_acquire(&base_set) == 2) {
+        uint64_t bt = vsp_load_relaxed(&base_tsc), bn = vsp_load_relaxed(&base_ns);
+        if (ns > bn + CALIBRATE_NS && t > bt)
+            vsp_store_relaxed(&rate, (uint64_t)((double)(ns - bn) / (double)(t - bt) * 4294967296.0));
+    }
+    w.tsc0 = t;
+    w.ns0 = ns;
+    if (ns < w.last)
+        ns = w.last; /* (interpolation ran a little ahead of the real clock) */
+    w.last = ns;
+    return ns;
+}
+
+uint64_t vsp_clock_ns(void)
+{
+    uint64_t r = vsp_load_relaxed(&rate);
+    if (__builtin_expect(!r, 0))
+        return anchor();
+    uint64_t d = tsc() - w.tsc0;
+    if (__builtin_expect(d >= WINDOW || !w.tsc0, 0))
+        return anchor();
+    uint64_t ns = w.ns0 + ((d * r) >> 32); /* d < 2^22 and r < 2^36 (a tick under 16 ns): no overflow */
+    if (ns < w.last)
+        ns = w.last;
+    w.last = ns;
+    return ns;
+}
+
+#else
+
+uint64_t vsp_clock_ns(void)
+{
+    return real_ns();
+}
+
+#endif
