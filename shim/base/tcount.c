@@ -21,9 +21,28 @@ enum { KEY_NONE, KEY_MAKING, KEY_OK, KEY_NO };
 static int key_state;
 static pthread_key_t key;
 
+static void (*at_exit[4])(void);
+
+void vsp_tc_at_exit(void (*fn)(void))
+{
+    for (int i = 0; i < 4; i++) {
+        void (*none)(void) = NULL;
+        if (vsp_load_acquire(&at_exit[i]) == fn)
+            return;
+        /* release: what fn uses is set up before another thread's exit can call it */
+        if (__atomic_compare_exchange_n(&at_exit[i], &none, fn, 0, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+            return;
+    }
+}
+
 static void give_back(void *unused)
 {
     (void)unused;
+    for (int i = 0; i < 4; i++) {
+        void (*fn)(void) = vsp_load_acquire(&at_exit[i]); /* acquire: pairs with the registration */
+        if (fn)
+            fn();
+    }
     struct vsp_tstripe *s = vsp_tc_mine;
     vsp_tc_mine = &shared; /* counts made after this (a later destructor's CUDA call) are shared */
     exited = 1;

@@ -72,6 +72,11 @@ static inline void vsp_tc_add(struct vsp_tstripe *s, unsigned long long *p, long
  * seen, never torn). */
 void vsp_tc_sum(struct vsp_tcounts *out);
 
+/* A function to run when a thread that counted exits (the stripe's key destructor): what else the
+ * thread held for good (its capture buffer). At most 4, registered once each, before any thread
+ * could need them. */
+void vsp_tc_at_exit(void (*fn)(void));
+
 /* In a child after fork (one thread): every count back to 0, every stripe free. */
 void vsp_tc_reset(void);
 

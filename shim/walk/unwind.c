@@ -14,6 +14,7 @@
 #include "shim/walk/unwind.h"
 #include "shim/walk/pyframes.h"
 #include "shim/base/stackstore.h"
+#include "shim/base/tcount.h"
 #include "shim/walk/walker.h"
 
 #define SHIM_FRAMES_MAX 16 /* frames of the shim above the program's call site: never more */
@@ -128,11 +129,57 @@ static void scratch_release(struct scratch *s)
     vsp_spin_unlock(&s->busy); /* release: our frames are read before the next owner writes */
 }
 
+/* A thread keeps the first buffer it claims, busy, for its life (issue 22: a claim and a release a
+ * capture were two locked instructions), and gives it back when it exits (tcount.h's exit hook). A
+ * capture that finds it in use (a signal handler's, interrupting one of the thread's own) claims
+ * another for itself, as does every capture when no buffer could be kept. */
+static __thread struct scratch *kept __attribute__((tls_model("initial-exec")));
+static __thread int kept_in_use __attribute__((tls_model("initial-exec")));
+
+static void scratch_thread_exit(void)
+{
+    struct scratch *s = kept;
+    kept = NULL;
+    if (s)
+        scratch_release(s);
+}
+
+static struct scratch *scratch_take(int *kept_one)
+{
+    struct scratch *s = kept;
+    *kept_one = 0;
+    if (VSP_LIKELY(s && !kept_in_use)) {
+        kept_in_use = 1;
+        __asm__ volatile("" ::: "memory"); /* flagged before use: a handler on this thread sees it */
+        *kept_one = 1;
+        return s;
+    }
+    s = scratch_claim();
+    if (s && !kept && !kept_in_use) {
+        vsp_tc_at_exit(scratch_thread_exit);
+        kept = s;
+        kept_in_use = 1;
+        __asm__ volatile("" ::: "memory");
+        *kept_one = 1;
+    }
+    return s;
+}
+
+static void scratch_put(struct scratch *s, int kept_one)
+{
+    __asm__ volatile("" ::: "memory"); /* the capture's use of the buffer is over first */
+    if (kept_one)
+        kept_in_use = 0;
+    else
+        scratch_release(s);
+}
+
 static unsigned capture_stack(uint64_t *frames, unsigned max, const void *site, struct vsp_walk_memo *memo);
 
 uint32_t vsp_capture_stack_id(unsigned max, const void *site)
 {
-    struct scratch *s = scratch_claim();
+    int kept_one;
+    struct scratch *s = scratch_take(&kept_one);
     if (!s) {
         vsp_fetch_add_relaxed(&vsp_stacks_unwalked, 1);
         return 0;
@@ -149,7 +196,7 @@ uint32_t vsp_capture_stack_id(unsigned max, const void *site)
         s->id_n = n;
         s->id_gen = vsp_load_relaxed(&stacks_gen);
     }
-    scratch_release(s);
+    scratch_put(s, kept_one);
     return id;
 }
 
