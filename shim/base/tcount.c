@@ -3,12 +3,14 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "shim/base/atomic.h"
 
 #define STRIPES 512
 
-static struct vsp_tstripe stripes[STRIPES];
+/* mapped at the first claim (not in the library's bss: a process that never counts pays nothing) */
+static struct vsp_tstripe *stripes;
 static struct vsp_tstripe shared = {.shared = 1};
 static unsigned high; /* stripes [0, high) have been claimed at least once */
 __thread struct vsp_tstripe *vsp_tc_mine __attribute__((tls_model("initial-exec")));
@@ -65,17 +67,29 @@ struct vsp_tstripe *vsp_tc_claim(void)
 {
     if (exited)
         return vsp_tc_mine = &shared;
+    struct vsp_tstripe *st = vsp_load_acquire(&stripes); /* acquire: pairs with the CAS below */
+    if (!st) {
+        void *m = mmap(NULL, STRIPES * sizeof *stripes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+             *none = NULL;
+        /* release: the zeroed stripes before their pointer; a loser gives its mapping back */
+        if (m != MAP_FAILED &&
+            !__atomic_compare_exchange_n((void **)&stripes, &none, m, 0, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+            munmap(m, STRIPES * sizeof *stripes);
+        st = vsp_load_acquire(&stripes);
+        if (!st)
+            return vsp_tc_mine = &shared;
+    }
     int with_key = key_ready();
     for (unsigned i = 0; i < STRIPES; i++) {
         int free_ = 0;
         /* acquire: the previous owner's adds happen before ours (pairs with give_back's release) */
-        if (!vsp_load_relaxed(&stripes[i].owner) && vsp_cas_acquire(&stripes[i].owner, &free_, 1)) {
+        if (!vsp_load_relaxed(&st[i].owner) && vsp_cas_acquire(&st[i].owner, &free_, 1)) {
             unsigned h = vsp_load_relaxed(&high);
             while (h < i + 1 && !vsp_cas_weak_relaxed(&high, &h, i + 1)) {
             }
             if (with_key)
-                pthread_setspecific(key, &stripes[i]); /* non-NULL: the destructor runs */
-            return vsp_tc_mine = &stripes[i];
+                pthread_setspecific(key, &st[i]); /* non-NULL: the destructor runs */
+            return vsp_tc_mine = &st[i];
         }
     }
     return vsp_tc_mine = &shared;
@@ -98,15 +112,16 @@ void vsp_tc_sum(struct vsp_tcounts *out)
 {
     memset(out, 0, sizeof *out);
     add_all(out, &shared.c);
+    struct vsp_tstripe *st = vsp_load_acquire(&stripes);
     unsigned h = vsp_load_relaxed(&high);
-    for (unsigned i = 0; i < h && i < STRIPES; i++)
-        add_all(out, &stripes[i].c);
+    for (unsigned i = 0; st && i < h && i < STRIPES; i++)
+        add_all(out, &st[i].c);
 }
 
 void vsp_tc_reset(void)
 {
     unsigned h = high;
-    for (unsigned i = 0; i < h && i < STRIPES; i++)
+    for (unsigned i = 0; stripes && i < h && i < STRIPES; i++)
         memset(&stripes[i], 0, sizeof stripes[i]);
     memset(&shared.c, 0, sizeof shared.c);
     high = 0;

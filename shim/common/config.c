@@ -106,26 +106,46 @@ static int parse_bool(const char *v, int *out)
     return 0;
 }
 
+static int parse_fresh(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t warnlen);
+
+static int load(struct vsp_config *c, vsp_getenv_fn get, int at_secure, char *warn, size_t warnlen, int fresh)
+{
+    if (!fresh)
+        memset(c, 0, sizeof *c);
+    int r = parse_fresh(c, at_secure ? NULL : get, warn, warnlen);
+    if (!fresh && !c->out_pattern[0])
+        strcpy(c->out_pattern, VSP_DEFAULT_OUT);
+    if (at_secure) {
+        /* setuid, setgid or file capabilities: the environment belongs to a less privileged
+         * caller. Read none of it, create nothing: every call passes straight through. */
+        c->disabled = 1;
+        c->secure = 1;
+        return 0;
+    }
+    return r;
+}
+
 int vsp_config_load(struct vsp_config *c, vsp_getenv_fn get, int at_secure, char *warn, size_t warnlen)
 {
-    if (!at_secure)
-        return vsp_config_parse(c, get, warn, warnlen);
-    /* setuid, setgid or file capabilities: the environment belongs to a less privileged caller.
-     * Read none of it, create nothing: every call passes straight through. */
-    vsp_config_parse(c, NULL, warn, warnlen);
-    c->disabled = 1;
-    c->secure = 1;
-    return 0;
+    return load(c, get, at_secure, warn, warnlen, 0);
+}
+
+int vsp_config_load_fresh(struct vsp_config *c, vsp_getenv_fn get, int at_secure, char *warn, size_t warnlen)
+{
+    return load(c, get, at_secure, warn, warnlen, 1);
 }
 
 int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t warnlen)
+{
+    return load(c, get, 0, warn, warnlen, 0);
+}
+
+static int parse_fresh(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t warnlen)
 {
     int nbad = 0;
     const char *v;
     if (warnlen)
         warn[0] = 0;
-    memset(c, 0, sizeof *c);
-    strcpy(c->out_pattern, VSP_DEFAULT_OUT);
     c->depth = VSP_DEFAULT_DEPTH;
     c->ring_size = VSP_DEFAULT_RING;
     c->on_full = VSP_ON_FULL_WAIT;

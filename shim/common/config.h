@@ -18,8 +18,9 @@
 /* VRAMSPY_ON_FULL: what a writer does when the ring is full (the ring, shim/base/ring.c, acts on it) */
 enum vsp_on_full { VSP_ON_FULL_WAIT = 0, VSP_ON_FULL_DROP = 1 };
 
+/* Scalars first, strings last: parsing a zeroed (static) configuration writes only the first page
+ * or two, and the strings' pages only when their variables are set (start-up, issue 22). */
 struct vsp_config {
-    char out_pattern[VSP_PATH_MAX];
     unsigned depth;      /* frames kept per stack; 0 = no stacks */
     int quiet;           /* nothing on stderr: no exit summary, no out-of-memory breakdown */
     int summary;         /* VRAMSPY_SUMMARY (default 1): the exit summary */
@@ -28,12 +29,13 @@ struct vsp_config {
     int debug;           /* extra diagnostics on stderr */
     int disabled;        /* VRAMSPY_DISABLE=1: pass everything through, record nothing */
     int python;          /* VRAMSPY_PYTHON (default 1): stacks carry the Python frames (pyframes.h) */
-    char metrics_pattern[VSP_PATH_MAX]; /* VRAMSPY_METRICS, "" when off */
-    char purposes_path[VSP_PATH_MAX];   /* VRAMSPY_PURPOSES, "" when off */
     unsigned metrics_interval_ms;       /* VRAMSPY_METRICS_INTERVAL, default 1000 */
     int enforce_vram_only; /* VRAMSPY_ENFORCE=vram-only: host/managed allocations fail, not performed */
     int secure;          /* AT_SECURE process: nothing read, nothing created, every call passed through */
     char out_bad[160];   /* a rejected VRAMSPY_OUT (shortened), for the trace writer's warning; "" if none */
+    char out_pattern[VSP_PATH_MAX];     /* VRAMSPY_OUT; "" (a fresh parse without it): VSP_DEFAULT_OUT */
+    char metrics_pattern[VSP_PATH_MAX]; /* VRAMSPY_METRICS, "" when off */
+    char purposes_path[VSP_PATH_MAX];   /* VRAMSPY_PURPOSES, "" when off */
 };
 
 typedef char *(*vsp_getenv_fn)(const char *name);
@@ -46,6 +48,16 @@ int vsp_config_parse(struct vsp_config *c, vsp_getenv_fn get, char *warn, size_t
  * (at_secure != 0: setuid, setgid, file capabilities) reads no variable at all (`get` is never
  * called) and gets disabled = secure = 1. */
 int vsp_config_load(struct vsp_config *c, vsp_getenv_fn get, int at_secure, char *warn, size_t warnlen);
+
+/* The same into a configuration that is all zero (static storage never written): fields at their
+ * zero value are left unwritten, and out_pattern stays "" for the default (vsp_config_out). */
+int vsp_config_load_fresh(struct vsp_config *c, vsp_getenv_fn get, int at_secure, char *warn, size_t warnlen);
+
+/* The trace path pattern: VRAMSPY_OUT, or the default. */
+static inline const char *vsp_config_out(const struct vsp_config *c)
+{
+    return c->out_pattern[0] ? c->out_pattern : VSP_DEFAULT_OUT;
+}
 
 /* "64", "64K", "64KiB", "8M", "8MB", "1G"... (K/M/G and KiB/MiB/GiB are powers of 1024,
  * KB/MB/GB powers of 1000). 0 or -EINVAL / -ERANGE. */

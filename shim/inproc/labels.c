@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "shim/base/atomic.h"
 #include "shim/base/process.h"
@@ -16,7 +17,8 @@
 #define MAX_LABELS 1024
 #define NAME_MAX_ 64
 
-static char names[MAX_LABELS][NAME_MAX_];
+/* mapped at the first label (not in the library's bss: start-up pays for none of it) */
+static char (*names)[NAME_MAX_];
 static unsigned nlabels = 1;   /* ids 1..nlabels-1 are valid (atomic) */
 static unsigned emitted = 1;   /* ids below this are in the current trace (atomic) */
 static int lock;               /* spin flag for interning and emitting */
@@ -49,6 +51,14 @@ uint16_t vsp_label_intern(const char *name)
     if (id)
         return (uint16_t)id;
     spin_lock();
+    if (!names) {
+        void *m = mmap(NULL, MAX_LABELS * NAME_MAX_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            spin_unlock();
+            return 0;
+        }
+        names = m; /* (read only for ids below nlabels, published after a name is written) */
+    }
     id = find(name);
     if (!id && nlabels < MAX_LABELS) {
         id = nlabels;
@@ -126,7 +136,8 @@ VSP_EXPORT void vsp_label_pop(void)
 #include "shim/walk/pyframes.h"
 #include "shim/common/pymerge.h"
 
-static struct vsp_purposes rules;
+static struct vsp_purposes *rules_; /* mapped with the rules' text when VRAMSPY_PURPOSES is read */
+#define rules (*rules_)
 static uint16_t rule_label[VSP_PURPOSE_MAX];
 static int have_rules;
 #define STACK_LABELS (1u << 18)
@@ -134,15 +145,24 @@ static uint16_t *stack_labels; /* by stack id modulo STACK_LABELS */
 
 void vsp_purposes_load(void)
 {
-    static char text[65536];
+    struct loaded {
+        struct vsp_purposes r;
+        char text[65536];
+    } *ld = mmap(NULL, sizeof *ld, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ld == MAP_FAILED) {
+        vsp_warn("VRAMSPY_PURPOSES=%s: no memory to read it; no purpose labels", vsp_cfg.purposes_path);
+        return;
+    }
+    rules_ = &ld->r; /* (have_rules, set last, says when they may be used) */
+    char *text = ld->text;
     int fd = vsp_fd_above_stdio(open(vsp_cfg.purposes_path, O_RDONLY | O_CLOEXEC));
     if (fd < 0) {
         vsp_warn("VRAMSPY_PURPOSES=%s: cannot open: %s; no purpose labels", vsp_cfg.purposes_path, strerror(errno));
         return;
     }
-    ssize_t n = read(fd, text, sizeof text - 1);
+    ssize_t n = read(fd, text, sizeof ld->text - 1);
     close(fd);
-    if (n < 0 || n == (ssize_t)sizeof text - 1) {
+    if (n < 0 || n == (ssize_t)sizeof ld->text - 1) {
         vsp_warn("VRAMSPY_PURPOSES=%s: unreadable or larger than 64 KiB; no purpose labels", vsp_cfg.purposes_path);
         return;
     }

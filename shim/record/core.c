@@ -228,11 +228,27 @@ static char pending_warn[2048];
 /* Start-up (the constructor, or the first hook that runs before it): only the configuration.
  * A process that never calls CUDA pays for nothing else; the real dlsym is looked up at its
  * first use (vsp_resolve_dlsym), the fork handlers at the first CUDA call. */
+/* Whether any VRAMSPY_ variable is set: one pass over the environment, rather than a getenv (a
+ * pass each) per variable in every process under a global preload. */
+static int vramspy_in_environment(void)
+{
+    extern char **environ;
+    for (char **e = environ; e && *e; e++)
+        if ((*e)[0] == 'V' && !strncmp(*e, "VRAMSPY_", 8))
+            return 1;
+    return 0;
+}
+
 static void do_init(void)
 {
     shim_lo = (uintptr_t)__ehdr_start;
     shim_hi = (uintptr_t)_end;
-    vsp_config_load(&vsp_cfg, getenv, getauxval(AT_SECURE) != 0, pending_warn, sizeof pending_warn);
+    /* vsp_cfg is static and not yet written: a fresh load writes only what differs from zero, and
+     * nothing of the warnings' buffer when there is nothing to read (the pages a process under a
+     * global preload touches at start-up, issue 22) */
+    int any = vramspy_in_environment();
+    vsp_config_load_fresh(&vsp_cfg, any ? getenv : NULL, getauxval(AT_SECURE) != 0, pending_warn,
+                          any ? sizeof pending_warn : 0);
 }
 
 /* Fork handling, set up by the first CUDA call: before it there is no trace, no walker and no

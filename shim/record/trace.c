@@ -394,9 +394,9 @@ static int open_trace(void)
 {
     char exebuf[PATH_MAX], pattern_out[VSP_PATH_MAX], path[VSP_PATH_MAX];
     const char *exe = exe_base(exebuf, sizeof exebuf);
-    int rc = vsp_expand_pattern(vsp_cfg.out_pattern, (long)getpid(), exe, pattern_out, sizeof pattern_out);
+    int rc = vsp_expand_pattern(vsp_config_out(&vsp_cfg), (long)getpid(), exe, pattern_out, sizeof pattern_out);
     if (rc < 0) {
-        vsp_warn("cannot expand VRAMSPY_OUT=%s: %s; this process is not traced", vsp_cfg.out_pattern,
+        vsp_warn("cannot expand VRAMSPY_OUT=%s: %s; this process is not traced", vsp_config_out(&vsp_cfg),
                  strerror(-rc));
         return rc;
     }
@@ -411,7 +411,7 @@ static int open_trace(void)
                        : snprintf(pattern_out + len, sizeof pattern_out - len, "%s%s",
                                   pattern_out[len - 1] == '/' ? "" : "/", name);
         if (n < 0 || (size_t)n >= sizeof pattern_out - len) {
-            vsp_warn("VRAMSPY_OUT=%s: the directory's name is too long; this process is not traced", vsp_cfg.out_pattern);
+            vsp_warn("VRAMSPY_OUT=%s: the directory's name is too long; this process is not traced", vsp_config_out(&vsp_cfg));
             return -ENAMETOOLONG;
         }
     }

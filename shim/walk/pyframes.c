@@ -232,6 +232,8 @@ static int resolve_api(void)
 
 /* Present, resolving it at the first call. The lookup runs once; a thread that meets another's
  * lookup in progress waits for it a bounded while (below). */
+static void line_cache_map(void);
+
 static int python_ready(void)
 {
     /* relaxed is enough for the common answers (ABSENT/UNKNOWN); PRESENT is re-read with acquire */
@@ -246,7 +248,10 @@ static int python_ready(void)
         int expected = PY_UNKNOWN;
         if (vsp_cas_acq_rel(&py_state, &expected, PY_RESOLVING)) {
             /* release: the api table and the code table are written before PRESENT is seen */
-            vsp_store_release(&py_state, resolve_api() ? PY_PRESENT : PY_ABSENT);
+            int found = resolve_api();
+            if (found)
+                line_cache_map();
+            vsp_store_release(&py_state, found ? PY_PRESENT : PY_ABSENT);
         }
     }
     /* Another thread is resolving: wait for it, a bounded while (yielding), rather than record
@@ -705,7 +710,16 @@ static struct line_entry {
     int line;
     uint32_t id;
     uint64_t key;
-} line_cache[LINE_CACHE];
+} *line_cache; /* LINE_CACHE entries, mapped when Python is found (not in the library's bss) */
+
+static void line_cache_map(void)
+{
+    if (line_cache)
+        return;
+    void *m = mmap(NULL, LINE_CACHE * sizeof *line_cache, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m != MAP_FAILED)
+        vsp_store_release(&line_cache, (struct line_entry *)m); /* release: zeroed before it is used */
+}
 
 static int line_cache_get(struct line_entry *e, uint64_t key, int lasti, int *line, uint32_t *id)
 {
@@ -757,8 +771,9 @@ static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int *gil, pyobj ts
     if (lasti >= 0) {
         key = code_key(code);
         /* key is mixed already: one multiply spreads the instruction offset into the index bits */
-        e = &line_cache[((key ^ (uint64_t)(uint32_t)lasti) * 0x9e3779b97f4a7c15ull >> 40) & (LINE_CACHE - 1)];
-        if (line_cache_get(e, key, lasti, line, &id))
+        struct line_entry *lc = vsp_load_acquire(&line_cache); /* acquire: pairs with its publication */
+        e = lc ? &lc[((key ^ (uint64_t)(uint32_t)lasti) * 0x9e3779b97f4a7c15ull >> 40) & (LINE_CACHE - 1)] : NULL;
+        if (e && line_cache_get(e, key, lasti, line, &id))
             return id;
     }
     id = code_id(code, gil, ts);
@@ -940,5 +955,6 @@ void vsp_py_atfork_child(void)
     vsp_stackstore_init(&codes, CODE_TABLE);
     if (code_by_id)
         memset(code_by_id, 0, CODE_TABLE * 2 * sizeof *code_by_id);
-    memset(line_cache, 0, sizeof line_cache); /* code objects the child's table does not hold */
+    if (line_cache) /* code objects the child's table does not hold */
+        memset(line_cache, 0, LINE_CACHE * sizeof *line_cache);
 }

@@ -128,15 +128,26 @@ VSP_NO_SANITIZE static size_t checked_copy(int pid, void *dst, uint64_t src, siz
  * A walk that finds none free uses a small window on its stack instead (slower, as correct). */
 #define BUF_SIZE 65536u
 #define NBUF 8
-static unsigned char bufs[NBUF][BUF_SIZE] __attribute__((aligned(64)));
+/* Mapped at the first claim, not in the library's bss: a process that never walks (every process
+ * under a global preload) does not pay for half a megabyte of mapping at start-up and exit. */
+static unsigned char (*bufs)[BUF_SIZE];
 static int buf_busy[NBUF];
+static void *map_anon(size_t bytes);
 
 static unsigned char *buf_claim(int *slot)
 {
-    for (int i = 0; i < NBUF; i++)
+    unsigned char (*b)[BUF_SIZE] = vsp_load_acquire(&bufs); /* acquire: pairs with the CAS below */
+    if (VSP_WALK_UNLIKELY(!b)) {
+        void *m = map_anon((size_t)NBUF * BUF_SIZE), *none = NULL;
+        /* release: a zeroed mapping before its pointer; a loser gives its own back */
+        if (m && !__atomic_compare_exchange_n((void **)&bufs, &none, m, 0, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+            munmap(m, (size_t)NBUF * BUF_SIZE);
+        b = vsp_load_acquire(&bufs);
+    }
+    for (int i = 0; b && i < NBUF; i++)
         if (!vsp_load_relaxed(&buf_busy[i]) && vsp_spin_trylock(&buf_busy[i])) {
             *slot = i;
-            return bufs[i];
+            return b[i];
         }
     vsp_fetch_add_relaxed(&st_no_buffer, 1);
     *slot = -1;
@@ -287,8 +298,10 @@ static uint64_t c_enc(struct cur *c, uint8_t enc, uint64_t datarel)
 #define RC_BITS 16
 #define RC_SIZE (1u << RC_BITS)
 #define RC_PROBES 8
-/* keys and rules in arrays of their own: the index scales by 8 in the load's addressing mode */
-static uint64_t rc_key[RC_SIZE], rc_rule[RC_SIZE];
+/* keys and rules in arrays of their own: the index scales by 8 in the load's addressing mode. One
+ * mapping (1 MiB) made by the first walk (rc_ready), not in the library's bss: a process that never
+ * walks does not pay for it at start-up and exit (issue 22). Set once, never unmapped. */
+static uint64_t *rc_key, *rc_rule;
 /* Clears: rc_epoch counts them (a walk compares it before and after); rc_clearing keeps writers
  * out while one runs; rc_writers counts the writers inside their section; rc_used the keys set
  * since the last clear (a clear when three quarters of the slots are taken keeps probe windows
@@ -345,7 +358,7 @@ static void rc_clear(int wait)
         sched_yield(); /* a writer's section is a CAS and a store */
     }
     vsp_store_relaxed(&rc_clear_pending, 0); /* this clear covers the requests made before it */
-    for (unsigned i = 0; i < RC_SIZE; i++) {
+    for (unsigned i = 0; rc_rule && i < RC_SIZE; i++) {
         /* relaxed: published by the epoch's release below. Only slots in use are written: a page
          * of the table no walk has touched stays the shared zero page (not the process's memory) */
         if (vsp_load_relaxed(&rc_key[i]))
@@ -376,6 +389,24 @@ static int rc_write_begin(void)
     __atomic_fetch_sub(&rc_writers, 1, __ATOMIC_RELEASE);
     rc_mine = 0;
     return 0;
+}
+
+/* The table mapped (the first walk maps it); 0 when no memory could be had: walks then stop at
+ * their first frame. rc_key is set before rc_rule is published; readers test rc_rule. */
+static int rc_ready(void)
+{
+    if (VSP_WALK_LIKELY(vsp_load_acquire(&rc_rule) != NULL)) /* acquire: pairs with the CAS below */
+        return 1;
+    uint64_t *m = map_anon(2 * RC_SIZE * sizeof(uint64_t)), *none = NULL;
+    if (!m)
+        return 0;
+    if (__atomic_compare_exchange_n(&rc_key, &none, m, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        vsp_store_release(&rc_rule, m + RC_SIZE); /* release: rc_key and the zeroed table first */
+    else
+        munmap(m, 2 * RC_SIZE * sizeof(uint64_t));
+    for (int i = 0; i < 20000 && !vsp_load_acquire(&rc_rule); i++)
+        sched_yield(); /* the winner is publishing it: a moment */
+    return vsp_load_acquire(&rc_rule) != NULL;
 }
 
 static void rc_write_end(void)
@@ -1578,6 +1609,12 @@ VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsi
         stack_bounds();
     if (!max)
         return 0;
+    if (VSP_WALK_UNLIKELY(!rc_ready())) {
+        if (skip)
+            return 0;
+        frames[0] = rip; /* no memory for the rule cache: the pc alone */
+        return 1;
+    }
     const uint64_t hi = walk_stack.hi;
     if (VSP_WALK_UNLIKELY(rsp < walk_stack.lo || rsp >= hi || hi - rsp < 16))
         return walk_foreign(frames, max, skip, rip, rsp, rbp);
@@ -1605,7 +1642,8 @@ VSP_NO_SANITIZE unsigned vsp_walk_memo_from(uint64_t *frames, unsigned max, unsi
     if (VSP_WALK_UNLIKELY(!walk_stack.hi))
         stack_bounds();
     const uint64_t hi = walk_stack.hi;
-    if (VSP_WALK_UNLIKELY(rsp < walk_stack.lo || rsp >= hi || hi - rsp < 16 || skip + max > VSP_WALK_MEMO_LEVELS))
+    if (VSP_WALK_UNLIKELY(rsp < walk_stack.lo || rsp >= hi || hi - rsp < 16 || skip + max > VSP_WALK_MEMO_LEVELS ||
+                          !rc_ready() || !max))
         return vsp_walk_from_regs(frames, max, skip, rip, rsp, rbp);
     if (VSP_WALK_UNLIKELY(vsp_load_relaxed(&rc_clear_pending))) /* relaxed: a request (see rc_clear) */
         rc_clear(1);
