@@ -34,9 +34,16 @@
 #include "shim/walk/pyframes.h"
 
 __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
+
+/* The shim links without the C start files (Makefile: start-up), so without crtbegin's
+ * __dso_handle: atexit (inproc/usage.c) names this object by it. */
+void *__dso_handle __attribute__((visibility("hidden"))) = &__dso_handle;
 struct vsp_config vsp_cfg;
 
-enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
+/* INIT_LATER: the constructor found no VRAMSPY_ variable, so the configuration is the defaults,
+ * set by the first hook (vsp_init) rather than at start-up: a process that never calls CUDA (every
+ * process under a global preload) touches none of it, at start-up or exit. */
+enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2, INIT_LATER = 3 };
 static int init_state VSP_STARTUP_DATA;
 static uintptr_t shim_lo VSP_STARTUP_DATA, shim_hi VSP_STARTUP_DATA;
 
@@ -239,14 +246,14 @@ static int vramspy_in_environment(void)
     return 0;
 }
 
-static void do_init(void)
+static void do_init(int read_env)
 {
     shim_lo = (uintptr_t)__ehdr_start;
     shim_hi = (uintptr_t)_end;
     /* vsp_cfg is static and not yet written: a fresh load writes only what differs from zero, and
      * nothing of the warnings' buffer when there is nothing to read (the pages a process under a
      * global preload touches at start-up, issue 22) */
-    int any = vramspy_in_environment();
+    int any = read_env && vramspy_in_environment();
     vsp_config_load_fresh(&vsp_cfg, any ? getenv : NULL, getauxval(AT_SECURE) != 0, pending_warn,
                           any ? sizeof pending_warn : 0);
 }
@@ -337,10 +344,10 @@ void vsp_init(void)
         return;
     if (vsp_tls.in_init)
         return; /* re-entered from our own init on this thread: hooks pass through */
-    int expected = INIT_NONE;
-    if (vsp_cas_acq_rel(&init_state, &expected, INIT_RUNNING)) {
+    int expected = vsp_load_relaxed(&init_state);
+    if ((expected == INIT_NONE || expected == INIT_LATER) && vsp_cas_acq_rel(&init_state, &expected, INIT_RUNNING)) {
         vsp_tls.in_init = 1;
-        do_init();
+        do_init(expected == INIT_NONE); /* INIT_LATER: no VRAMSPY_ variable at start-up */
         vsp_tls.in_init = 0;
         /* release: config, shim range and real dlsym are published with the state. */
         vsp_store_release(&init_state, INIT_DONE);
@@ -355,9 +362,13 @@ int vsp_is_ready(void)
     return vsp_load_acquire(&init_state) == INIT_DONE;
 }
 
+/* The environment is read here, at start-up, before the program can change it; with no VRAMSPY_
+ * variable there is nothing to read, and the rest waits for the first hook (INIT_LATER). */
 __attribute__((constructor)) static void vsp_constructor(void)
 {
-    vsp_init();
+    int expected = INIT_NONE;
+    if (vramspy_in_environment() || !vsp_cas_acq_rel(&init_state, &expected, INIT_LATER))
+        vsp_init();
 }
 
 __attribute__((destructor)) static void vsp_destructor(void)
