@@ -597,8 +597,8 @@ void vsp_free_begin(struct vsp_hook *h, struct vsp_free *f, uint16_t api, unsign
         f->memory = (uint8_t)(f->found ? f->entry.memory : default_memory);
         f->stream = stream;
         if ((f->found || !ptr) && vsp_cfg.depth) {
-            uint64_t frame = (uint64_t)(uintptr_t)site; /* no walk: the live table knows the rest */
-            f->stack_id = vsp_stack_id(&frame, 1); /* (a new one takes the fork bracket) */
+            /* no walk: the live table knows the rest (a new stack takes the fork bracket) */
+            f->stack_id = vsp_site_stack_id((uint64_t)(uintptr_t)site);
         } else {
             f->stack_id = capture_stack_id(site);
         }

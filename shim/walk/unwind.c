@@ -278,6 +278,27 @@ uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
     return vsp_stack_id_parts(frames, n, NULL, 0);
 }
 
+/* The one-frame stack of a free's call site, remembered per thread for its last site (a loop frees
+ * from one place): no hash and no lookup when the site is the last one (issue 22). Void after a fork
+ * child empties the store (the generation), and never an id of 0 (a stack not written). */
+static __thread struct {
+    uint64_t site;
+    unsigned long gen;
+    uint32_t id;
+} last_site __attribute__((tls_model("initial-exec")));
+
+uint32_t vsp_site_stack_id(uint64_t site)
+{
+    unsigned long gen = vsp_load_relaxed(&stacks_gen);
+    if (VSP_LIKELY(last_site.id && last_site.site == site && last_site.gen == gen))
+        return last_site.id;
+    uint32_t id = vsp_stack_id(&site, 1);
+    last_site.site = site;
+    last_site.gen = gen;
+    last_site.id = id;
+    return id;
+}
+
 uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m)
 {
     int is_new = 0;

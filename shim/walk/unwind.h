@@ -13,7 +13,9 @@ unsigned vsp_capture_stack(uint64_t *frames, unsigned max, const void *site);
 /* The same into a buffer of the shim's own (not on the hook's stack), interned: the stack's id,
  * 0 when none. */
 uint32_t vsp_capture_stack_id(unsigned max, const void *site);
-uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);  /* interns, writes new stacks */
+uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);
+/* vsp_stack_id of the one-frame stack {site}, remembered for the thread's last site. */
+uint32_t vsp_site_stack_id(uint64_t site);  /* interns, writes new stacks */
 /* The same for native frames followed by Python frames (VSP_PYFRAME words, pyframes.h). */
 uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m);
 void vsp_stacks_reset(void);
