@@ -1,9 +1,12 @@
-/* The interposed entry points, listed once. X(symbol, gpa_base_name, gpa_min_version, ptds):
+/* The interposed entry points, listed once. X(symbol, gpa_base_name, gpa_min_version, ptds, kind):
  *  - symbol: the exported name (what dlsym and the dynamic linker look for); the hook function
  *    itself is the hidden vsp_h_<symbol>, and <symbol> is an exported alias of it;
  *  - gpa_base_name/min_version/ptds: how cuGetProcAddress names it: the base name, the first
  *    cudaVersion at which this ABI is the one returned, and whether it is the per-thread default
- *    stream variant (1), the legacy one (0), or either (-1). NULL for runtime symbols.
+ *    stream variant (1), the legacy one (0), or either (-1). NULL for runtime symbols;
+ *  - kind: RT (defined in hooks_runtime.c), DRV (hooks_driver.c) or LK (hooks_lookup.c): each file
+ *    lists the addresses of its own hooks (vsp_runtime_hooks, vsp_driver_hooks, vsp_lookup_hooks),
+ *    with their real types in scope.
  * A lookup by (name, version, flags) picks the entry with the highest min_version <= version;
  * below the lowest one (e.g. the 32-bit-pointer cuMemAlloc of CUDA 3.1, which a 64-bit process
  * cannot use for device memory) the real pointer is handed back unwrapped. The old ABIs of the
@@ -13,89 +16,89 @@
 #define VSP_HOOKS_H
 
 #define VSP_HOOK_LIST(X)                                                    \
-    X(cudaMalloc, NULL, 0, -1)                                              \
-    X(cudaMallocManaged, NULL, 0, -1)                                       \
-    X(cudaMallocHost, NULL, 0, -1)                                          \
-    X(cudaHostAlloc, NULL, 0, -1)                                           \
-    X(cudaMallocPitch, NULL, 0, -1)                                         \
-    X(cudaMalloc3D, NULL, 0, -1)                                            \
-    X(cudaMallocArray, NULL, 0, -1)                                         \
-    X(cudaMalloc3DArray, NULL, 0, -1)                                       \
-    X(cudaMallocMipmappedArray, NULL, 0, -1)                                \
-    X(cudaMallocAsync, NULL, 0, -1)                                         \
-    X(cudaMallocAsync_ptsz, NULL, 0, -1)                                    \
-    X(cudaMallocFromPoolAsync, NULL, 0, -1)                                 \
-    X(cudaMallocFromPoolAsync_ptsz, NULL, 0, -1)                            \
-    X(cudaFree, NULL, 0, -1)                                                \
-    X(cudaFreeHost, NULL, 0, -1)                                            \
-    X(cudaFreeAsync, NULL, 0, -1)                                           \
-    X(cudaFreeAsync_ptsz, NULL, 0, -1)                                      \
-    X(cudaFreeArray, NULL, 0, -1)                                           \
-    X(cudaFreeMipmappedArray, NULL, 0, -1)                                  \
-    X(cudaHostRegister, NULL, 0, -1)                                        \
-    X(cudaHostUnregister, NULL, 0, -1)                                      \
-    X(cudaGetDriverEntryPoint, NULL, 0, -1)                                 \
-    X(cudaGetDriverEntryPoint_ptsz, NULL, 0, -1)                            \
-    X(cudaGetDriverEntryPointByVersion, NULL, 0, -1)                        \
-    X(cudaGetDriverEntryPointByVersion_ptsz, NULL, 0, -1)                   \
-    X(cuGetProcAddress, "cuGetProcAddress", 11030, -1)                      \
-    X(cuGetProcAddress_v2, "cuGetProcAddress", 12000, -1)                   \
-    X(cuInit, "cuInit", 2000, -1)                                           \
-    X(cuMemAlloc_v2, "cuMemAlloc", 3020, -1)                                \
-    X(cuMemAllocPitch_v2, "cuMemAllocPitch", 3020, -1)                      \
-    X(cuMemAllocManaged, "cuMemAllocManaged", 6000, -1)                     \
-    X(cuMemFree_v2, "cuMemFree", 3020, -1)                                  \
-    X(cuMemAllocHost, "cuMemAllocHost", 2000, -1)                           \
-    X(cuMemAllocHost_v2, "cuMemAllocHost", 3020, -1)                        \
-    X(cuMemHostAlloc, "cuMemHostAlloc", 2020, -1)                           \
-    X(cuMemFreeHost, "cuMemFreeHost", 2000, -1)                             \
-    X(cuMemHostRegister, "cuMemHostRegister", 4000, -1)                     \
-    X(cuMemHostRegister_v2, "cuMemHostRegister", 6050, -1)                  \
-    X(cuMemHostUnregister, "cuMemHostUnregister", 4000, -1)                 \
-    X(cuMemAllocAsync, "cuMemAllocAsync", 11020, 0)                         \
-    X(cuMemAllocAsync_ptsz, "cuMemAllocAsync", 11020, 1)                    \
-    X(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", 11020, 0)         \
-    X(cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync", 11020, 1)    \
-    X(cuMemFreeAsync, "cuMemFreeAsync", 11020, 0)                           \
-    X(cuMemFreeAsync_ptsz, "cuMemFreeAsync", 11020, 1)                      \
-    X(cuMemCreate, "cuMemCreate", 10020, -1)                                \
-    X(cuMemRelease, "cuMemRelease", 10020, -1)                              \
-    X(cuMemMap, "cuMemMap", 10020, -1)                                      \
-    X(cuMemUnmap, "cuMemUnmap", 10020, -1)                                  \
-    X(cuArrayCreate_v2, "cuArrayCreate", 3020, -1)                          \
-    X(cuArray3DCreate_v2, "cuArray3DCreate", 3020, -1)                      \
-    X(cuArrayDestroy, "cuArrayDestroy", 2000, -1)                           \
-    X(cuMipmappedArrayCreate, "cuMipmappedArrayCreate", 5000, -1)           \
-    X(cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", 5000, -1)        \
-    X(cuMemPoolCreate, "cuMemPoolCreate", 11020, -1)                        \
-    X(cuMemPoolDestroy, "cuMemPoolDestroy", 11020, -1)                      \
-    X(cuDeviceSetMemPool, "cuDeviceSetMemPool", 11020, -1)                  \
-    X(cuMemSetMemPool, "cuMemSetMemPool", 13000, -1)                        \
-    X(cuMemGetDefaultMemPool, "cuMemGetDefaultMemPool", 13000, -1)          \
-    X(cudaMemPoolCreate, NULL, 0, -1)                                       \
-    X(cudaMemPoolDestroy, NULL, 0, -1)                                      \
-    X(cudaDeviceSetMemPool, NULL, 0, -1)                                    \
-    X(cuGraphAddMemAllocNode, "cuGraphAddMemAllocNode", 11040, -1)          \
-    X(cuGraphAddMemFreeNode, "cuGraphAddMemFreeNode", 11040, -1)            \
-    X(cuIpcOpenMemHandle_v2, "cuIpcOpenMemHandle", 11000, -1)               \
-    X(cuIpcCloseMemHandle, "cuIpcCloseMemHandle", 4010, -1)                \
-    X(cuMemAddressReserve, "cuMemAddressReserve", 10020, -1)                \
-    X(cuMemAddressFree, "cuMemAddressFree", 10020, -1)                      \
-    X(cuMemHostGetDevicePointer_v2, "cuMemHostGetDevicePointer", 3020, -1)  \
-    X(cudaHostGetDevicePointer, NULL, 0, -1)                                \
-    X(cuImportExternalMemory, "cuImportExternalMemory", 10000, -1)          \
-    X(cuExternalMemoryGetMappedBuffer, "cuExternalMemoryGetMappedBuffer", 10000, -1) \
-    X(cuDestroyExternalMemory, "cuDestroyExternalMemory", 10000, -1)        \
-    X(cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle", 10020, -1) \
-    X(cuMemPoolSetAttribute, "cuMemPoolSetAttribute", 11020, -1)            \
-    X(cuMemPoolTrimTo, "cuMemPoolTrimTo", 11020, -1)                        \
-    X(cudaMemPoolSetAttribute, NULL, 0, -1)                                 \
-    X(cudaMemPoolTrimTo, NULL, 0, -1)                                       \
-    X(cudaGraphAddMemAllocNode, NULL, 0, -1)                                \
-    X(cudaGraphAddMemFreeNode, NULL, 0, -1)
+    X(cudaMalloc, NULL, 0, -1, RT)                                              \
+    X(cudaMallocManaged, NULL, 0, -1, RT)                                       \
+    X(cudaMallocHost, NULL, 0, -1, RT)                                          \
+    X(cudaHostAlloc, NULL, 0, -1, RT)                                           \
+    X(cudaMallocPitch, NULL, 0, -1, RT)                                         \
+    X(cudaMalloc3D, NULL, 0, -1, RT)                                            \
+    X(cudaMallocArray, NULL, 0, -1, RT)                                         \
+    X(cudaMalloc3DArray, NULL, 0, -1, RT)                                       \
+    X(cudaMallocMipmappedArray, NULL, 0, -1, RT)                                \
+    X(cudaMallocAsync, NULL, 0, -1, RT)                                         \
+    X(cudaMallocAsync_ptsz, NULL, 0, -1, RT)                                    \
+    X(cudaMallocFromPoolAsync, NULL, 0, -1, RT)                                 \
+    X(cudaMallocFromPoolAsync_ptsz, NULL, 0, -1, RT)                            \
+    X(cudaFree, NULL, 0, -1, RT)                                                \
+    X(cudaFreeHost, NULL, 0, -1, RT)                                            \
+    X(cudaFreeAsync, NULL, 0, -1, RT)                                           \
+    X(cudaFreeAsync_ptsz, NULL, 0, -1, RT)                                      \
+    X(cudaFreeArray, NULL, 0, -1, RT)                                           \
+    X(cudaFreeMipmappedArray, NULL, 0, -1, RT)                                  \
+    X(cudaHostRegister, NULL, 0, -1, RT)                                        \
+    X(cudaHostUnregister, NULL, 0, -1, RT)                                      \
+    X(cudaGetDriverEntryPoint, NULL, 0, -1, LK)                                 \
+    X(cudaGetDriverEntryPoint_ptsz, NULL, 0, -1, LK)                            \
+    X(cudaGetDriverEntryPointByVersion, NULL, 0, -1, LK)                        \
+    X(cudaGetDriverEntryPointByVersion_ptsz, NULL, 0, -1, LK)                   \
+    X(cuGetProcAddress, "cuGetProcAddress", 11030, -1, LK)                      \
+    X(cuGetProcAddress_v2, "cuGetProcAddress", 12000, -1, LK)                   \
+    X(cuInit, "cuInit", 2000, -1, DRV)                                           \
+    X(cuMemAlloc_v2, "cuMemAlloc", 3020, -1, DRV)                                \
+    X(cuMemAllocPitch_v2, "cuMemAllocPitch", 3020, -1, DRV)                      \
+    X(cuMemAllocManaged, "cuMemAllocManaged", 6000, -1, DRV)                     \
+    X(cuMemFree_v2, "cuMemFree", 3020, -1, DRV)                                  \
+    X(cuMemAllocHost, "cuMemAllocHost", 2000, -1, DRV)                           \
+    X(cuMemAllocHost_v2, "cuMemAllocHost", 3020, -1, DRV)                        \
+    X(cuMemHostAlloc, "cuMemHostAlloc", 2020, -1, DRV)                           \
+    X(cuMemFreeHost, "cuMemFreeHost", 2000, -1, DRV)                             \
+    X(cuMemHostRegister, "cuMemHostRegister", 4000, -1, DRV)                     \
+    X(cuMemHostRegister_v2, "cuMemHostRegister", 6050, -1, DRV)                  \
+    X(cuMemHostUnregister, "cuMemHostUnregister", 4000, -1, DRV)                 \
+    X(cuMemAllocAsync, "cuMemAllocAsync", 11020, 0, DRV)                         \
+    X(cuMemAllocAsync_ptsz, "cuMemAllocAsync", 11020, 1, DRV)                    \
+    X(cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", 11020, 0, DRV)         \
+    X(cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync", 11020, 1, DRV)    \
+    X(cuMemFreeAsync, "cuMemFreeAsync", 11020, 0, DRV)                           \
+    X(cuMemFreeAsync_ptsz, "cuMemFreeAsync", 11020, 1, DRV)                      \
+    X(cuMemCreate, "cuMemCreate", 10020, -1, DRV)                                \
+    X(cuMemRelease, "cuMemRelease", 10020, -1, DRV)                              \
+    X(cuMemMap, "cuMemMap", 10020, -1, DRV)                                      \
+    X(cuMemUnmap, "cuMemUnmap", 10020, -1, DRV)                                  \
+    X(cuArrayCreate_v2, "cuArrayCreate", 3020, -1, DRV)                          \
+    X(cuArray3DCreate_v2, "cuArray3DCreate", 3020, -1, DRV)                      \
+    X(cuArrayDestroy, "cuArrayDestroy", 2000, -1, DRV)                           \
+    X(cuMipmappedArrayCreate, "cuMipmappedArrayCreate", 5000, -1, DRV)           \
+    X(cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", 5000, -1, DRV)        \
+    X(cuMemPoolCreate, "cuMemPoolCreate", 11020, -1, DRV)                        \
+    X(cuMemPoolDestroy, "cuMemPoolDestroy", 11020, -1, DRV)                      \
+    X(cuDeviceSetMemPool, "cuDeviceSetMemPool", 11020, -1, DRV)                  \
+    X(cuMemSetMemPool, "cuMemSetMemPool", 13000, -1, DRV)                        \
+    X(cuMemGetDefaultMemPool, "cuMemGetDefaultMemPool", 13000, -1, DRV)          \
+    X(cudaMemPoolCreate, NULL, 0, -1, RT)                                       \
+    X(cudaMemPoolDestroy, NULL, 0, -1, RT)                                      \
+    X(cudaDeviceSetMemPool, NULL, 0, -1, RT)                                    \
+    X(cuGraphAddMemAllocNode, "cuGraphAddMemAllocNode", 11040, -1, DRV)          \
+    X(cuGraphAddMemFreeNode, "cuGraphAddMemFreeNode", 11040, -1, DRV)            \
+    X(cuIpcOpenMemHandle_v2, "cuIpcOpenMemHandle", 11000, -1, DRV)               \
+    X(cuIpcCloseMemHandle, "cuIpcCloseMemHandle", 4010, -1, DRV)                \
+    X(cuMemAddressReserve, "cuMemAddressReserve", 10020, -1, DRV)                \
+    X(cuMemAddressFree, "cuMemAddressFree", 10020, -1, DRV)                      \
+    X(cuMemHostGetDevicePointer_v2, "cuMemHostGetDevicePointer", 3020, -1, DRV)  \
+    X(cudaHostGetDevicePointer, NULL, 0, -1, RT)                                \
+    X(cuImportExternalMemory, "cuImportExternalMemory", 10000, -1, DRV)          \
+    X(cuExternalMemoryGetMappedBuffer, "cuExternalMemoryGetMappedBuffer", 10000, -1, DRV) \
+    X(cuDestroyExternalMemory, "cuDestroyExternalMemory", 10000, -1, DRV)        \
+    X(cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle", 10020, -1, DRV) \
+    X(cuMemPoolSetAttribute, "cuMemPoolSetAttribute", 11020, -1, DRV)            \
+    X(cuMemPoolTrimTo, "cuMemPoolTrimTo", 11020, -1, DRV)                        \
+    X(cudaMemPoolSetAttribute, NULL, 0, -1, RT)                                 \
+    X(cudaMemPoolTrimTo, NULL, 0, -1, RT)                                       \
+    X(cudaGraphAddMemAllocNode, NULL, 0, -1, RT)                                \
+    X(cudaGraphAddMemFreeNode, NULL, 0, -1, RT)
 
 enum vsp_hook_id {
-#define VSP_X(sym, base, ver, ptds) VSP_H_##sym,
+#define VSP_X(sym, base, ver, ptds, kind) VSP_H_##sym,
     VSP_HOOK_LIST(VSP_X)
 #undef VSP_X
     VSP_H_COUNT
@@ -114,6 +117,11 @@ void *vsp_real_for(int id, const void *ret);
 void vsp_helpers_forget(void);
 /* A runtime hook bound to real_fn: its runtime answers cudaMemGetInfo when no driver does. */
 void vsp_note_runtime(void *real_fn);
+
+/* The hooks' addresses by id: each file's own (NULL elsewhere). */
+extern void *const vsp_runtime_hooks[VSP_H_COUNT];
+extern void *const vsp_driver_hooks[VSP_H_COUNT];
+extern void *const vsp_lookup_hooks[VSP_H_COUNT];
 
 /* Substitute a hook for a real pointer found by exported symbol name (dlsym on a handle). */
 void *vsp_wrap_by_symbol(const char *name, void *real);

@@ -43,20 +43,21 @@ struct hook_entry {
     const char *base;
     int minver;
     int ptds;
-    void *hook;
 };
 
-/* Hook functions are defined (with their real CUDA types) in hooks_runtime.c / hooks_driver.c;
- * here only their addresses are needed. */
-#define VSP_X(sym, base, ver, ptds) extern char vsp_h_##sym[] VSP_HIDDEN;
-VSP_HOOK_LIST(VSP_X)
-#undef VSP_X
-
+/* Hook functions are defined (with their real CUDA types) in hooks_runtime.c / hooks_driver.c,
+ * which list their addresses (hooks.h): no declaration here with another type (link-time
+ * optimisation compares them). */
 static const struct hook_entry entries[VSP_H_COUNT] = {
-#define VSP_X(sym, base, ver, ptds) [VSP_H_##sym] = {#sym, base, ver, ptds, (void *)vsp_h_##sym},
+#define VSP_X(sym, base, ver, ptds, kind) [VSP_H_##sym] = {#sym, base, ver, ptds},
     VSP_HOOK_LIST(VSP_X)
 #undef VSP_X
 };
+
+static inline void *hook_fn(int id)
+{
+    return vsp_runtime_hooks[id] ? vsp_runtime_hooks[id] : vsp_driver_hooks[id] ? vsp_driver_hooks[id] : vsp_lookup_hooks[id];
+}
 
 static void *reals[VSP_H_COUNT];
 
@@ -385,7 +386,7 @@ void *vsp_wrap_by_symbol(const char *name, void *real)
             return real;
         if (offer_real(i, real)) {
             vsp_debug("dlsym(%s): hooked", name);
-            return entries[i].hook;
+            return hook_fn(i);
         }
         vsp_debug("dlsym(%s): a second copy, left unhooked", name);
         return real;
@@ -403,7 +404,7 @@ void *vsp_wrap_by_gpa(const char *name, int version, unsigned long long flags, v
          * own exported function, which the preload interposes): the hook stays the answer, and the
          * real definition comes from the library that owns the lookup. */
         for (int i = 0; i < VSP_H_COUNT; i++) {
-            if (entries[i].hook != real)
+            if (hook_fn(i) != real)
                 continue;
             void *p = owner_symbol(owner, entries[i].sym);
             if (p && offer_real(i, p))
@@ -428,7 +429,7 @@ void *vsp_wrap_by_gpa(const char *name, int version, unsigned long long flags, v
         return real;
     if (offer_real(best, real)) {
         vsp_debug("cuGetProcAddress(%s, %d, %llu): hooked as %s", name, version, flags, entries[best].sym);
-        return entries[best].hook;
+        return hook_fn(best);
     }
     return real;
 }

@@ -584,3 +584,12 @@ VSP_EXPORT_HOOK(cuMemHostUnregister);
 VSP_EXPORT_HOOK(cuMemRelease);
 VSP_EXPORT_HOOK(cuMemFreeAsync);
 VSP_EXPORT_HOOK(cuMemFreeAsync_ptsz);
+
+/* This file's hooks by id (hooks.h); the other files' ids are NULL here. */
+#define VSP_X_DRV(id, fn) [id] = (void *)fn,
+#define VSP_X_RT(id, fn)
+#define VSP_X_LK(id, fn)
+/* (names pasted before they are passed on: cuda.h defines cuGetProcAddress as a macro) */
+#define VSP_X(sym, base, ver, ptds, kind) VSP_X_##kind(VSP_H_##sym, vsp_h_##sym)
+void *const vsp_driver_hooks[VSP_H_COUNT] = {VSP_HOOK_LIST(VSP_X)};
+#undef VSP_X

@@ -364,3 +364,12 @@ VSP_EXPORT_HOOK(cudaFreeAsync_ptsz);
 VSP_EXPORT_HOOK(cudaFreeArray);
 VSP_EXPORT_HOOK(cudaFreeMipmappedArray);
 VSP_EXPORT_HOOK(cudaHostUnregister);
+
+/* This file's hooks by id (hooks.h); the other files' ids are NULL here. */
+#define VSP_X_RT(id, fn) [id] = (void *)fn,
+#define VSP_X_DRV(id, fn)
+#define VSP_X_LK(id, fn)
+/* (names pasted before they are passed on: cuda.h defines cuGetProcAddress as a macro) */
+#define VSP_X(sym, base, ver, ptds, kind) VSP_X_##kind(VSP_H_##sym, vsp_h_##sym)
+void *const vsp_runtime_hooks[VSP_H_COUNT] = {VSP_HOOK_LIST(VSP_X)};
+#undef VSP_X

@@ -1602,7 +1602,7 @@ __attribute__((noinline, cold)) static unsigned walk_foreign(uint64_t *frames, u
     return n;
 }
 
-VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip,
+__attribute__((used)) VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip,
                                             uint64_t rsp, uint64_t rbp)
 {
     if (VSP_WALK_UNLIKELY(!walk_stack.hi))
@@ -1636,7 +1636,7 @@ VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsi
     return n;
 }
 
-VSP_NO_SANITIZE unsigned vsp_walk_memo_from(uint64_t *frames, unsigned max, unsigned skip, struct vsp_walk_memo *m)
+__attribute__((used)) VSP_NO_SANITIZE unsigned vsp_walk_memo_from(uint64_t *frames, unsigned max, unsigned skip, struct vsp_walk_memo *m)
 {
     const uint64_t rip = m->start_rip, rsp = m->start_rsp, rbp = m->start_rbp;
     if (VSP_WALK_UNLIKELY(!walk_stack.hi))
