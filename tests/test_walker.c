@@ -15,6 +15,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "harness.h"
 #include "progs/many.h"
 #include "shim/walk/walker.h"
@@ -554,4 +556,39 @@ Test(walker, rule_cache_hit_rate_above_99_percent_with_300_identical_libraries, 
     cr_assert_geq(looked, 5000ull * 41, "every frame is looked up (%llu)", looked);
     cr_assert_lt(missed * 100, looked, "hit rate %.2f%% (%llu rules computed for %llu frames)",
                  100.0 - 100.0 * (double)missed / (double)looked, missed, looked);
+}
+
+/* The walk memo through the shim (issue 22): allocations from three sibling sites at depths that
+ * change from call to call, on two threads (tests/progs/prog_sites.c). Each site allocates its own
+ * size, so a replayed walk, or a stack id kept from the last capture, that gave an allocation
+ * another site's stack shows as a leak of the wrong size at that site. */
+Test(walker, memo_gives_each_sibling_site_its_own_stack_at_changing_depths_on_two_threads, .timeout = 120)
+{
+    char *dir = th_tmpdir(), trace[4300];
+    const char *argv[] = {VSP_PROGS "/prog_sites", NULL};
+    struct run_result r;
+    th_run_traced(&r, argv, dir, "t.trace", NULL);
+    cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
+    int want[3];
+    cr_assert_eq(sscanf(r.out, "leaks a %d b %d c %d", &want[0], &want[1], &want[2]), 3, "%s", r.out);
+    snprintf(trace, sizeof trace, "%s/t.trace", dir);
+    json_t *rep = th_report_json(trace), *f;
+    long long count[3] = {0, 0, 0}, bytes[3] = {0, 0, 0};
+    size_t i;
+    json_array_foreach(json_object_get(rep, "findings"), i, f)
+    {
+        if (strcmp(json_string_value(json_object_get(f, "kind")), "leak"))
+            continue;
+        const char *fn = json_string_value(json_object_get(json_array_get(json_object_get(f, "stack"), 1), "function"));
+        cr_assert_not_null(fn, "a leak's stack has the site above `one`");
+        cr_assert(!strncmp(fn, "site_", 5) && fn[5] >= 'a' && fn[5] <= 'c' && !fn[6], "site: %s", fn);
+        int k = fn[5] - 'a';
+        long long c = json_integer_value(json_object_get(f, "count")), b = json_integer_value(json_object_get(f, "bytes"));
+        cr_assert_eq(b, c * 4096 * (k + 1), "%s: %lld leaks of %lld bytes: another site's size among them", fn, c, b);
+        count[k] += c;
+        bytes[k] += b;
+    }
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(count[k], want[k], "site_%c: %lld leaks found, %d made", 'a' + k, count[k], want[k]);
+    json_decref(rep);
 }

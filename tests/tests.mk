@@ -31,6 +31,8 @@ PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_ru
          $(T)/progs/libplug13.so $(T)/progs/libplug12.so $(T)/progs/libplug_drv.so $(T)/progs/libpythread.so $(T)/progs/libcounter.so
 # framework-held memory, growth and pool caching (test_holders.c)
 PROGS += $(T)/progs/prog_holders $(T)/progs/cublas/libcublas.so.13 $(T)/progs/prog_growth $(T)/progs/prog_pool_cache
+# the walk memo's stacks (test_walker.c): sibling sites at changing depths, two threads
+PROGS += $(T)/progs/prog_sites
 ifneq ($(NV_CUDART),)
 PROGS += $(T)/progs/prog_runtime_nv
 endif
