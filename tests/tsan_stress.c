@@ -33,7 +33,7 @@ static void *worker(void *arg)
         int is_new;
         intern_pub(&stacks, vsp_stack_hash(frames, 2), &is_new);
         uint64_t addr = (id << 40) | (i << 8);
-        vsp_live_add(&live, VSP_CLASS_DEVPTR, addr, 256, VSP_MEM_DEVICE, 1, 0);
+        vsp_live_add(&live, VSP_CLASS_DEVPTR, addr, 256, VSP_MEM_DEVICE, 1, 0, 0);
         ring_fixture_event(&f, (id << 32) | (i + 1), 1);
         struct vsp_live_slot e;
         if (!vsp_live_remove(&live, VSP_CLASS_DEVPTR, addr, &e))

@@ -102,6 +102,7 @@ static int insert(struct vsp_livetable *t, uint64_t key, const struct vsp_live_s
                 s->size = e->size;
                 s->stack_id = e->stack_id;
                 s->memory = e->memory;
+                s->device = e->device;
                 s->label = e->label;
                 /* release: size/stack/memory are visible before the key that names them
                  * (pairs with the acquire in vsp_live_remove and in diagnostic scans). */
@@ -114,9 +115,10 @@ static int insert(struct vsp_livetable *t, uint64_t key, const struct vsp_live_s
 }
 
 void vsp_live_add(struct vsp_livetable *t, unsigned cls, uint64_t addr, uint64_t size,
-                  unsigned memory, uint32_t stack_id, uint16_t label)
+                  unsigned memory, uint32_t stack_id, uint16_t label, int device)
 {
-    struct vsp_live_slot e = {.size = size, .stack_id = stack_id, .memory = (uint8_t)memory, .label = label};
+    struct vsp_live_slot e = {.size = size, .stack_id = stack_id, .memory = (uint8_t)memory, .label = label,
+                              .device = (int8_t)(device >= 0 && device <= 126 ? device : -1)};
     struct vsp_tstripe *ts = vsp_tc_self();
     vsp_tc_add(ts, &ts->c.allocations, 1);
     if (vsp_memory_is_host(memory))
@@ -146,6 +148,7 @@ int vsp_live_remove(struct vsp_livetable *t, unsigned cls, uint64_t addr, struct
         out->size = s->size;
         out->stack_id = s->stack_id;
         out->memory = s->memory;
+        out->device = s->device;
         out->label = s->label;
         /* acq_rel: release orders our reads of the fields before a later claim of the tombstone
          * (which acquires it); acquire keeps the read of a concurrent winner consistent. */

@@ -26,7 +26,7 @@ struct vsp_live_slot {
     uint64_t size;
     uint32_t stack_id;
     uint8_t memory;   /* enum vsp_memory */
-    uint8_t pad;
+    int8_t device;    /* the allocation's device; -1 unknown (or past 126): its free asks the driver */
     uint16_t label;   /* purpose label id, 0 none */
 };
 
@@ -60,7 +60,7 @@ void vsp_livetable_destroy(struct vsp_livetable *t);
 
 /* A successful allocation. AS-safe. */
 void vsp_live_add(struct vsp_livetable *t, unsigned cls, uint64_t addr, uint64_t size,
-                  unsigned memory, uint32_t stack_id, uint16_t label);
+                  unsigned memory, uint32_t stack_id, uint16_t label, int device);
 
 /* Remove before the real free; fills *out (size, memory) and returns 1 when found. AS-safe. */
 int vsp_live_remove(struct vsp_livetable *t, unsigned cls, uint64_t addr, struct vsp_live_slot *out);

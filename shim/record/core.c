@@ -515,7 +515,7 @@ static uint16_t call_label(uint32_t stack_id)
 }
 
 static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32_t stack_id, uint16_t label,
-                       uint64_t time_ns, uint64_t seq)
+                       uint64_t time_ns, uint64_t seq, int32_t device)
 {
     e->time_ns = time_ns;
     e->ptr = c->ptr;
@@ -528,7 +528,7 @@ static void fill_event(struct vsp_rec_event *e, const struct vsp_call *c, uint32
     e->stack_id = stack_id;
     e->tid = current_tid();
     e->result = c->result;
-    e->device = vsp_current_device();
+    e->device = device;
     e->api = c->api;
     e->op = c->op ? c->op : VSP_OP_ALLOC;
     e->memory = c->memory;
@@ -552,15 +552,15 @@ void vsp_hook_leave_alloc_rec(struct vsp_hook *h, const struct vsp_call *c)
         stack_id = capture_stack_id(h->site);
         uint16_t label = call_label(stack_id);
         struct vsp_rec_event e;
-        fill_event(&e, c, stack_id, label, now_ns(), 0);
+        fill_event(&e, c, stack_id, label, now_ns(), 0, vsp_current_device());
         e.free_bytes = fb;
         e.total_bytes = tb;
         /* the number is taken once the event has its place, so an allocation leaves no gap */
         vsp_ring_append_event(vsp_trace_ring(), &vsp_tls.batch, &e, 1);
         if (c->result == 0 && c->cls && c->ptr)
-            vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, stack_id, label);
+            vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, stack_id, label, e.device);
     } else if (c->result == 0 && c->cls && c->ptr) {
-        vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, 0, vsp_label_current());
+        vsp_live_add(&vsp_live, c->cls, c->ptr, c->size, c->memory, 0, vsp_label_current(), vsp_current_device());
     }
     if (VSP_UNLIKELY(!vsp_usage_baseline_taken()) && vsp_trace_ensure())
         vsp_usage_sample(VSP_USAGE_FIRST); /* the context's own memory, before the program's */
@@ -624,7 +624,10 @@ void vsp_hook_leave_free(struct vsp_hook *h, struct vsp_free *f, int32_t result)
         struct vsp_call c = {.api = f->api, .op = VSP_OP_FREE, .ptr = f->ptr, .stream = f->stream,
                              .memory = f->memory, .size = f->found ? f->entry.size : 0, .result = result};
         struct vsp_rec_event e;
-        fill_event(&e, &c, f->stack_id, label, f->time_ns, f->seq);
+        /* a known allocation's device is the one it was made on (the report counts frees there
+         * too): no driver call for it (issue 22); otherwise the current one */
+        fill_event(&e, &c, f->stack_id, label, f->time_ns, f->seq,
+                   f->found && f->entry.device >= 0 ? f->entry.device : vsp_current_device());
         vsp_ring_append_event(vsp_trace_ring(), &vsp_tls.batch, &e, 0);
         if (vsp_tls.inflight == f->slot + 2) { /* (not if the hook was taken for abandoned) */
             vsp_ring_seq_end(f->slot); /* after the append: see vsp_ring_seq_end */
