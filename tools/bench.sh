@@ -77,7 +77,8 @@ done
 # cuGetProcAddress, as NVIDIA's static runtime finds them: the shim sees no runtime symbol). Each
 # against heaptrack recording malloc/free in the same program, shape and loop. hit: the shim's
 # unwind-rule cache over the traced runs (its VRAMSPY_METRICS counters: 1 - rules computed /
-# frames looked up, warm-up included).
+# frames looked up, warm-up included); replayed: the frames replayed from the thread's last walk
+# (the walk memo: not looked up) over all frames walked.
 SHAPE_PAIRS=${SHAPE_PAIRS:-50000}
 SHAPE_WARMUP=${SHAPE_WARMUP:-10000}
 SHAPES=${SHAPES:-"10:40:1:cuda 300:40:1:cuda 1000:40:1:cuda 10:64:1:cuda 300:64:1:cuda 1000:64:1:cuda 300:100:1:cuda 300:40:2:cuda 300:40:4:cuda 10:35:1:cuda 10:40:1:driver 300:40:1:driver"}
@@ -85,12 +86,12 @@ MANY="$BUILD/tests/progs/many"
 libpairs() { "$BUILD/tools/bench_libs" "$@" | awk '/ns_per_pair/ {print $2}'; }
 metric() { awk -v m="$1" '$1 ~ "^" m "[{]" {s += $2} END {print s + 0}' "$2"; }
 echo "shapes: the loop after $SHAPE_WARMUP warm-up pairs, $SHAPE_PAIRS pairs per thread, $REPEAT interleaved runs, ns per pair (median / minimum)"
-printf '%-6s %-6s %-7s %-7s %-19s %-19s %-19s %-19s %-19s %-19s %-6s %s\n' libs depth threads path "vramspy added" \
-    "  (plain" "  traced)" "heaptrack added" "  (malloc plain" "  traced)" ratio hit
+printf '%-6s %-6s %-7s %-7s %-19s %-19s %-19s %-19s %-19s %-19s %-6s %-9s %s\n' libs depth threads path "vramspy added" \
+    "  (plain" "  traced)" "heaptrack added" "  (malloc plain" "  traced)" ratio hit replayed
 for spec in $SHAPES; do
     IFS=: read -r nl d th path <<< "$spec"
     rm -f "$tmp"/l.* "$tmp"/m.prom
-    frames=0 computed=0
+    frames=0 computed=0 replayed=0
     for i in $(seq "$REPEAT"); do
         libpairs "$path" "$MANY" "$nl" "$d" "$SHAPE_PAIRS" "$th" "$SHAPE_WARMUP" >> "$tmp/l.cplain"
         rm -f "$tmp"/t.trace*
@@ -99,6 +100,7 @@ for spec in $SHAPES; do
         if [ -f "$tmp/m.prom" ]; then
             frames=$((frames + $(metric vramspy_stack_frames_total "$tmp/m.prom")))
             computed=$((computed + $(metric vramspy_unwind_rules_computed_total "$tmp/m.prom")))
+            replayed=$((replayed + $(metric vramspy_stack_frames_replayed_total "$tmp/m.prom")))
         fi
         libpairs malloc "$MANY" "$nl" "$d" "$SHAPE_PAIRS" "$th" "$SHAPE_WARMUP" >> "$tmp/l.mplain"
         if [ "$have_ht" = 1 ]; then
@@ -109,11 +111,12 @@ for spec in $SHAPES; do
     done
     four_stats "$tmp/l"
     awk -v nl="$nl" -v d="$d" -v t="$th" -v path="$path" -v cp="$cp" -v cpm="$cpm" -v cs="$cs" -v csm="$csm" \
-        -v mp="$mp" -v mpm="$mpm" -v mh="$mh" -v mhm="$mhm" -v fr="$frames" -v co="$computed" 'BEGIN {
+        -v mp="$mp" -v mpm="$mpm" -v mh="$mh" -v mhm="$mhm" -v fr="$frames" -v co="$computed" -v rp="$replayed" 'BEGIN {
         va = cs - cp; vam = csm - cpm; ha = mh - mp; ham = mhm - mpm
-        printf "%-6d %-6d %-7d %-7s %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %-6.2f %s\n",
+        printf "%-6d %-6d %-7d %-7s %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %-6.2f %-9s %s\n",
                nl, d, t, path, va, vam, cp, cpm, cs, csm, ha, ham, mp, mpm, mh, mhm, (ha > 0 ? va / ha : 0),
-               (fr > 0 ? sprintf("%.3f%%", 100 - 100 * co / fr) : "n/a") }'
+               (fr > 0 ? sprintf("%.3f%%", 100 - 100 * co / fr) : "n/a"),
+               (fr + rp > 0 ? sprintf("%.1f%%", 100 * rp / (fr + rp)) : "n/a") }'
 done
 
 echo "calls: 200000 cudaMalloc/cudaFree pairs per run against the test-double runtime, median of $REPEAT runs"

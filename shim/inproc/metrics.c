@@ -102,8 +102,11 @@ static void write_snapshot(int final)
     OUT("# HELP vramspy_stack_frames_total Frames the stack walks looked up in the unwind-rule cache.\n"
         "# TYPE vramspy_stack_frames_total counter\nvramspy_stack_frames_total{%s} %llu\n"
         "# HELP vramspy_unwind_rules_computed_total Frames whose unwind rule was not in the cache (read from the "
-        "unwind tables).\n# TYPE vramspy_unwind_rules_computed_total counter\nvramspy_unwind_rules_computed_total{%s} %llu\n",
-        lbl, ws.lookups, lbl, ws.rule_misses);
+        "unwind tables).\n# TYPE vramspy_unwind_rules_computed_total counter\nvramspy_unwind_rules_computed_total{%s} %llu\n"
+        "# HELP vramspy_stack_frames_replayed_total Frames of stack walks replayed from the thread's last walk "
+        "(unchanged on the stack: not looked up).\n# TYPE vramspy_stack_frames_replayed_total counter\n"
+        "vramspy_stack_frames_replayed_total{%s} %llu\n",
+        lbl, ws.lookups, lbl, ws.rule_misses, lbl, ws.replayed);
 #undef OUT
     char tmp[VSP_PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
