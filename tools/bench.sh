@@ -77,8 +77,8 @@ done
 # cuGetProcAddress, as NVIDIA's static runtime finds them: the shim sees no runtime symbol). Each
 # against heaptrack recording malloc/free in the same program, shape and loop. hit: the shim's
 # unwind-rule cache over the traced runs (its VRAMSPY_METRICS counters: 1 - rules computed /
-# frames looked up, warm-up included); replayed: the frames replayed from the thread's last walk
-# (the walk memo: not looked up) over all frames walked.
+# frames walked, warm-up included); replayed: the frames replayed from the thread's last walk (the
+# walk memo: no rule looked up) over all frames walked.
 SHAPE_PAIRS=${SHAPE_PAIRS:-50000}
 SHAPE_WARMUP=${SHAPE_WARMUP:-10000}
 SHAPES=${SHAPES:-"10:40:1:cuda 300:40:1:cuda 1000:40:1:cuda 10:64:1:cuda 300:64:1:cuda 1000:64:1:cuda 300:100:1:cuda 300:40:2:cuda 300:40:4:cuda 10:35:1:cuda 10:40:1:driver 300:40:1:driver"}
@@ -115,7 +115,7 @@ for spec in $SHAPES; do
         va = cs - cp; vam = csm - cpm; ha = mh - mp; ham = mhm - mpm
         printf "%-6d %-6d %-7d %-7s %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %7.1f / %-9.1f %-6.2f %-9s %s\n",
                nl, d, t, path, va, vam, cp, cpm, cs, csm, ha, ham, mp, mpm, mh, mhm, (ha > 0 ? va / ha : 0),
-               (fr > 0 ? sprintf("%.3f%%", 100 - 100 * co / fr) : "n/a"),
+               (fr + rp > 0 ? sprintf("%.3f%%", 100 - 100 * co / (fr + rp)) : "n/a"),
                (fr + rp > 0 ? sprintf("%.1f%%", 100 * rp / (fr + rp)) : "n/a") }'
 done
 

@@ -1068,6 +1068,7 @@ static uint64_t hdr_lookup(const struct mod *m, uint64_t pc, struct win *w)
 struct walk_ctx {
     int refreshed, pid;
     int out; /* the walk ended at a read outside the readable range (a foreign walk then copies more) */
+    int guessed; /* the last rule computed is a guess (no module for the pc, an unreadable table) */
 };
 
 /* The shim's fork bracket (core.c: fork waits while a thread is inside it), taken only around
@@ -1242,6 +1243,7 @@ __attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned long e
         /* no module yet, an unreadable table, or the probe window is full: computed each time
          * (a window full in a cache more than half full empties it, so this stays rare) */
         vsp_fetch_add_relaxed(&st_uncacheable, 1);
+        ctx->guessed = !cacheable; /* (a walk memo does not replay a guess: walker.h) */
         if (cacheable && vsp_load_relaxed(&rc_used) > RC_SIZE / 2) /* relaxed: a hint */
             rc_clear(0);
         return packed;
@@ -1327,11 +1329,19 @@ walk_step_rec(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, ui
      * the clear's epoch visible at the walk's end (see rc_clear) */
     unsigned slot = rc_index(rip);
     uint64_t p = vsp_load_acquire(&rc_rule[slot]);
-    if (VSP_WALK_UNLIKELY(vsp_load_acquire(&rc_key[slot]) != rip || !p))
+    unsigned flags = LV_STEPPED;
+    if (VSP_WALK_UNLIKELY(vsp_load_acquire(&rc_key[slot]) != rip || !p)) {
         p = rule_slow(rip, epoch, ctx);
+        if (rec && ctx->guessed) {
+            /* the rbp chain for a pc in no module yet (a library loaded this instant) or an
+             * unreadable table: walked again each time, not replayed, so the rule from the tables
+             * takes over once they can be read */
+            flags |= LV_NO_REPLAY;
+            ctx->guessed = 0;
+        }
+    }
     unsigned kind = (p >> 15) & 7;
     uint64_t base, a, rbp = *rbp_p;
-    unsigned flags = LV_STEPPED;
     if (VSP_WALK_LIKELY(kind == K_CFA_RSP)) {
         base = rsp;
     } else if (kind == K_CFA_RBP) {

@@ -42,7 +42,9 @@ unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsigned skip, uint6
  * holds what it held (loads that do not depend on each other), instead of looking up a rule and
  * computing a frame at each level; at the first difference it walks on as usual. The memo holds
  * nothing but a cache: a replayed walk gives exactly the frames the walk would. Valid for walks of
- * one thread's stack (same top), while no rule-cache clear has run since it was made. The caller
+ * one thread's stack (same top), while no rule-cache clear has run since it was made; a level whose
+ * rule was a guess (the rbp chain for a pc in no module yet, or behind an unreadable table) is
+ * walked again each time, so the tables' rule takes over once they can be read. The caller
  * owns it: one walk at a time per memo (the shim keeps one in each capture buffer). Zeroed memory
  * is an empty memo. */
 #define VSP_WALK_MEMO_LEVELS 288 /* the deepest walk: 256 kept, 16 skipped, 16 spare */
