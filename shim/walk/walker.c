@@ -1581,7 +1581,7 @@ __attribute__((noinline, cold)) static unsigned walk_foreign(uint64_t *frames, u
     vsp_fetch_add_relaxed(&st_foreign, 1);
     int slot;
     unsigned char *buf = vsp_load_relaxed(&checked_off) ? NULL : buf_claim(&slot);
-    struct walk_ctx ctx = {0, buf ? (int)getpid() : 0, 0};
+    struct walk_ctx ctx = {0, buf ? (int)getpid() : 0, 0, 0};
     size_t want = FOREIGN_FIRST, got = buf ? checked_copy(ctx.pid, buf, rsp, want) : 0;
     unsigned n = 0, looked = 0;
     if (got < 16) {
@@ -1630,7 +1630,7 @@ __attribute__((used)) VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *fram
         return walk_foreign(frames, max, skip, rip, rsp, rbp);
     if (VSP_WALK_UNLIKELY(vsp_load_relaxed(&rc_clear_pending))) /* relaxed: a request (see rc_clear) */
         rc_clear(1);
-    struct walk_ctx ctx = {0, 0, 0};
+    struct walk_ctx ctx = {0, 0, 0, 0};
     unsigned n, looked = 0;
     for (int attempt = 0;; attempt++) {
         /* acquire: the walk's loads come after this; the epoch read again at the end (after the
@@ -1657,7 +1657,7 @@ __attribute__((used)) VSP_NO_SANITIZE unsigned vsp_walk_memo_from(uint64_t *fram
         return vsp_walk_from_regs(frames, max, skip, rip, rsp, rbp);
     if (VSP_WALK_UNLIKELY(vsp_load_relaxed(&rc_clear_pending))) /* relaxed: a request (see rc_clear) */
         rc_clear(1);
-    struct walk_ctx ctx = {0, 0, 0};
+    struct walk_ctx ctx = {0, 0, 0, 0};
     unsigned n, looked = 0, replayed = 0;
     for (int attempt = 0;; attempt++) {
         /* acquire: as in vsp_walk_from_regs; a walk redone after a clear finds the memo made
