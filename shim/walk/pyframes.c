@@ -875,7 +875,7 @@ static __thread struct {
  * frame of its own, so that a process without Python does not run the rest of the hook that much
  * deeper on its stack. */
 #define PY_MAX (VSP_MAX_DEPTH / 2)
-static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *native, unsigned n)
+static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *native, unsigned n, uint64_t hash)
 {
     uint64_t py[2 * PY_MAX];
     pyobj *codes_of = (pyobj *)(py + PY_MAX);
@@ -883,7 +883,7 @@ static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *n
     cur.words = py;
     cur.codes = codes_of;
     cur.n = m;
-    uint32_t id = vsp_stack_id_parts(native, n, py, m);
+    uint32_t id = vsp_stack_id_parts_hashed(native, n, hash, py, m);
     cur.n = 0;
     return id;
 }
@@ -893,15 +893,15 @@ int vsp_py_absent(void)
     return vsp_load_relaxed(&py_state) == PY_ABSENT; /* relaxed: ABSENT is final (but in a fork child) */
 }
 
-uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n)
+uint32_t vsp_py_stack_id_hashed(const uint64_t *native, unsigned n, uint64_t hash)
 {
     /* relaxed: a hint; python_ready (in the capture) decides with acquire */
     if (VSP_LIKELY(vsp_load_relaxed(&py_state) == PY_ABSENT))
-        return vsp_stack_id_parts(native, n, NULL, 0);
+        return vsp_stack_id_parts_hashed(native, n, hash, NULL, 0);
     /* inside the fork bracket: the first capture looks the API up with dlsym (the loader's lock),
      * later ones may call into the interpreter */
     vsp_walk_enter();
-    uint32_t id = stack_id_with_python(native, n);
+    uint32_t id = stack_id_with_python(native, n, hash);
     vsp_walk_leave();
     return id;
 }

@@ -8,10 +8,10 @@
 
 #include <stdint.h>
 
-/* The id of the stack `native[0..n)` plus, when this thread is running Python (with or without the
+/* The id of the stack `native[0..n)` (hash: vsp_stack_hash of it) plus, when this thread is running Python (with or without the
  * GIL), its Python frames (at most vsp_cfg.depth and 128, innermost kept); interns and writes new stacks and code
  * names like vsp_stack_id. Takes the fork bracket (vsp_walk_enter) itself when Python is there. */
-uint32_t vsp_py_stack_id(const uint64_t *native, unsigned n);
+uint32_t vsp_py_stack_id_hashed(const uint64_t *native, unsigned n, uint64_t hash);
 /* No Python in the process (as far as any capture has found): a stack's id is its native frames'. */
 int vsp_py_absent(void);
 

@@ -79,9 +79,10 @@ struct scratch {
     uint64_t frames[SCRATCH_FRAMES];
     struct vsp_walk_memo memo; /* the last walk through this buffer (walker.h): a thread usually
                                   gets its own buffer back, and replays its last walk's levels */
-    uint32_t id;               /* the id of the frames of that walk (0: none), */
-    unsigned id_n;             /* how many there were, */
-    unsigned long id_gen;      /* and the store's generation then */
+    uint32_t id;               /* the id of the frames of that walk (0: none, or Python frames with them), */
+    unsigned id_n;             /* how many there were (0: nothing kept), */
+    unsigned long id_gen;      /* the store's generation then, */
+    uint64_t hash;             /* and their hash */
 };
 
 static struct scratch *scratch_chunks[SCRATCH_CHUNKS];
@@ -185,16 +186,21 @@ uint32_t vsp_capture_stack_id(unsigned max, const void *site)
         return 0;
     }
     unsigned n = capture_stack(s->frames, max, site, &s->memo);
-    uint32_t id;
-    /* The same frames as this buffer's last capture (the memo says so), no Python: the same id,
-     * without hashing and looking the frames up again. */
-    if (s->memo.same && s->id && n == s->id_n && s->id_gen == vsp_load_relaxed(&stacks_gen) && vsp_py_absent()) {
+    uint32_t id = 0;
+    unsigned long gen = vsp_load_relaxed(&stacks_gen);
+    /* The same frames as this buffer's last capture (the memo says so): without Python the same id,
+     * without hashing and looking the frames up again; with Python (whose frames change from call
+     * to call) the native frames' hash. */
+    int same = s->memo.same && n && n == s->id_n && s->id_gen == gen;
+    if (same && s->id && vsp_py_absent()) {
         id = s->id;
-    } else {
-        id = n ? vsp_py_stack_id(s->frames, n) : 0; /* with the Python frames, if any */
+    } else if (n) {
+        uint64_t h = same ? s->hash : vsp_stack_hash(s->frames, n);
+        id = vsp_py_stack_id_hashed(s->frames, n, h); /* with the Python frames, if any */
         s->id = vsp_py_absent() ? id : 0;
         s->id_n = n;
-        s->id_gen = vsp_load_relaxed(&stacks_gen);
+        s->id_gen = gen;
+        s->hash = h;
     }
     scratch_put(s, kept_one);
     return id;
@@ -275,7 +281,7 @@ static void new_stack_cold(void *p)
 
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n)
 {
-    return vsp_stack_id_parts(frames, n, NULL, 0);
+    return vsp_stack_id_parts_hashed(frames, n, vsp_stack_hash(frames, n), NULL, 0);
 }
 
 /* The one-frame stack of a free's call site, remembered per thread for its last site (a loop frees
@@ -299,11 +305,11 @@ uint32_t vsp_site_stack_id(uint64_t site)
     return id;
 }
 
-uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m)
+
+uint32_t vsp_stack_id_parts_hashed(const uint64_t *frames, unsigned n, uint64_t hash, const uint64_t *py, unsigned m)
 {
     int is_new = 0;
     struct vsp_stack_slot *claim;
-    uint64_t hash = vsp_stack_hash(frames, n);
     if (m) /* the Python part (pyframes.h) makes it another stack */
         hash = vsp_stack_hash((const uint64_t[2]){hash, vsp_stack_hash(py, m)}, 2);
     uint32_t id = vsp_stackstore_intern(&stacks, hash, &is_new, &claim);

@@ -16,8 +16,9 @@ uint32_t vsp_capture_stack_id(unsigned max, const void *site);
 uint32_t vsp_stack_id(const uint64_t *frames, unsigned n);
 /* vsp_stack_id of the one-frame stack {site}, remembered for the thread's last site. */
 uint32_t vsp_site_stack_id(uint64_t site);  /* interns, writes new stacks */
-/* The same for native frames followed by Python frames (VSP_PYFRAME words, pyframes.h). */
-uint32_t vsp_stack_id_parts(const uint64_t *frames, unsigned n, const uint64_t *py, unsigned m);
+/* The same for native frames followed by Python frames (VSP_PYFRAME words, pyframes.h), with the
+ * native frames' hash already computed (vsp_stack_hash(frames, n)). */
+uint32_t vsp_stack_id_parts_hashed(const uint64_t *frames, unsigned n, uint64_t hash, const uint64_t *py, unsigned m);
 void vsp_stacks_reset(void);
 uint64_t vsp_stack_site(uint32_t id);     /* innermost frame of a stack id, 0 if unknown */
 int vsp_stacks_init(void);
