@@ -113,6 +113,28 @@ void *vsp_real_get(int id);
  * object would have bound to (its own scope), else vsp_real_get(id). Cached; no lock. */
 void *vsp_real_for(int id, const void *ret);
 
+/* The same through the thread's cache of its last answers by (id, return address), for the hooks'
+ * hot path (issue 22: a hit is two compares, against the seqlocked binding table's ~50
+ * instructions a call). Only answers from a binding (the caller's module's own scope) are kept:
+ * they change only when a dlclose moves the generation, which the cached key includes. */
+struct vsp_real_cache {
+    const void *ret;
+    void *fn;
+    unsigned long key; /* generation << 8 | id; 0: empty */
+};
+#define VSP_REAL_CACHE 8
+extern __thread struct vsp_real_cache vsp_real_cache[VSP_REAL_CACHE] __attribute__((tls_model("initial-exec")));
+extern unsigned long vsp_dl_gen;
+static inline void *vsp_real_for_cached(int id, const void *ret)
+{
+    const struct vsp_real_cache *c = &vsp_real_cache[((uintptr_t)ret ^ (unsigned)id) & (VSP_REAL_CACHE - 1)];
+    /* acquire: pairs with dlclose's release bump, as in vsp_real_for */
+    unsigned long key = __atomic_load_n(&vsp_dl_gen, __ATOMIC_ACQUIRE) << 8 | (unsigned)id;
+    if (__builtin_expect(c->ret == ret && c->key == key, 1))
+        return c->fn;
+    return vsp_real_for(id, ret);
+}
+
 /* Forget driver helper pointers whose library was unloaded (after a dlclose). */
 void vsp_helpers_forget(void);
 /* A runtime hook bound to real_fn: its runtime answers cudaMemGetInfo when no driver does. */

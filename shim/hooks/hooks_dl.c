@@ -36,7 +36,8 @@ VSP_HIDDEN vsp_dlsym_fn vsp_real_dlsym VSP_STARTUP_DATA;
 static int (*real_dlclose)(void *) VSP_STARTUP_DATA;
 /* Bumped after every dlclose: cached bindings of an older generation are not used. Starts at 1
  * so that a zeroed slot never matches. */
-static unsigned long dl_gen = 1;
+unsigned long vsp_dl_gen VSP_HIDDEN = 1; /* moves at each dlclose (atomic) */
+__thread struct vsp_real_cache vsp_real_cache[VSP_REAL_CACHE] __attribute__((tls_model("initial-exec")));
 
 struct hook_entry {
     const char *sym;
@@ -320,10 +321,20 @@ static void *caller_binding(int id, const struct dl_find_object *fo)
 void *vsp_real_for(int id, const void *ret)
 {
     /* acquire: pairs with the release bump in dlclose; bindings of older generations are dead */
-    unsigned long gen = vsp_load_acquire(&dl_gen);
+    unsigned long gen = vsp_load_acquire(&vsp_dl_gen);
     void *fn = bind_lookup(id, (uintptr_t)ret, gen);
-    if (VSP_LIKELY(fn != NULL))
+    if (VSP_LIKELY(fn != NULL)) {
+        /* into the thread's cache (hooks.h): emptied first, keyed last, so that a signal handler
+         * of this thread that meets the entry half written finds it empty */
+        struct vsp_real_cache *c = &vsp_real_cache[((uintptr_t)ret ^ (unsigned)id) & (VSP_REAL_CACHE - 1)];
+        c->key = 0;
+        __asm__ volatile("" ::: "memory");
+        c->ret = ret;
+        c->fn = fn;
+        __asm__ volatile("" ::: "memory");
+        c->key = gen << 8 | (unsigned)id;
         return fn;
+    }
     struct dl_find_object fo;
     if (!ret || vsp_in_shim(ret) || _dl_find_object((void *)ret, &fo) != 0)
         return vsp_real_get(id);
@@ -347,7 +358,7 @@ static int is_loaded(const void *p)
 static void forget_unloaded(void)
 {
     /* release: every binding cached before is stale for readers that see the new generation */
-    __atomic_fetch_add(&dl_gen, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&vsp_dl_gen, 1, __ATOMIC_RELEASE);
     vsp_walker_modules_changed(); /* cached unwind rules may describe code that is gone */
     for (int i = 0; i < VSP_H_COUNT; i++) {
         void *p = vsp_load_acquire(&reals[i]);

@@ -15,7 +15,7 @@
 
 #define DRV_REAL(sym)                                                       \
     int vsp_errno_ = errno;                                                 \
-    __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_for(VSP_H_##sym, __builtin_return_address(0)); \
+    __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_for_cached(VSP_H_##sym, __builtin_return_address(0)); \
     if (VSP_UNLIKELY(!real))                                                \
         return CUDA_ERROR_NOT_FOUND;                                        \
     errno = vsp_errno_;                                                     \

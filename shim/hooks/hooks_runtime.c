@@ -18,7 +18,7 @@
  * in the caller's scope or the process there is nothing to call. */
 #define RT_REAL(sym)                                                        \
     int vsp_errno_ = errno;                                                 \
-    __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_for(VSP_H_##sym, __builtin_return_address(0)); \
+    __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_for_cached(VSP_H_##sym, __builtin_return_address(0)); \
     if (VSP_UNLIKELY(!real))                                                \
         return cudaErrorInsufficientDriver;                                 \
     vsp_note_runtime((void *)real);                                         \
