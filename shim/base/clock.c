@@ -46,6 +46,23 @@ static int tsc_invariant(void)
     return (d >> 8) & 1;
 }
 
+/* A real reading and the TSC at the same moment: the counter read on both sides of the clock, and
+ * the pair kept only when the two are close (a thread preempted between them would pair a clock
+ * reading with a counter value from milliseconds later: a window, or the rate, off by that much). */
+#define PAIR_TICKS 20000u /* about 7 us here */
+static int paired(uint64_t *t, uint64_t *ns)
+{
+    for (int i = 0; i < 4; i++) {
+        uint64_t a = tsc(), n = real_ns(), b = tsc();
+        if (b - a < PAIR_TICKS) {
+            *t = a + (b - a) / 2;
+            *ns = n;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* A real reading: the thread's new window, and the rate measured again. */
 static __attribute__((noinline)) uint64_t anchor(void)
 {
@@ -54,10 +71,15 @@ static __attribute__((noinline)) uint64_t anchor(void)
         st = tsc_invariant() ? 1 : 2;
         vsp_store_relaxed(&tsc_state, st);
     }
-    uint64_t ns = real_ns();
-    if (st != 1)
+    uint64_t ns, t;
+    if (st != 1 || !paired(&t, &ns)) {
+        ns = real_ns(); /* (no pair this time: the window stays as it was, and this reading is real) */
+        if (st == 1 && ns < w.last)
+            ns = w.last;
+        if (st == 1)
+            w.last = ns;
         return ns;
-    uint64_t t = tsc();
+    }
     int expect = 0;
     if (!vsp_load_relaxed(&base_set) && vsp_cas_acq_rel(&base_set, &expect, 1)) {
         vsp_store_relaxed(&base_tsc, t);
