@@ -176,10 +176,12 @@ awk -v b="$bytes" -v e="$events" -v d="$dropped" 'BEGIN {
 for threads in 1 2; do "$BUILD/tools/bench_ring" 2000000 "$threads"; done
 # Start-up: `sh -c true` plain, with the shim and with an empty preloaded library, interleaved, on
 # two harnesses: posix_spawn with a two-variable environment, and Python's subprocess with the
-# caller's whole environment.
-"$BUILD/tools/bench_startup" 300 "$SHIM" "$(cd "$BUILD" && pwd)/tools/libempty.so"
+# caller's whole environment; STARTS (1,000) interleaved starts of each, medians: the difference between
+# two libraries' start-up is tens of microseconds in starts of 2 ms that move by hundreds.
+STARTS=${STARTS:-1000}
+"$BUILD/tools/bench_startup" "$STARTS" "$SHIM" "$(cd "$BUILD" && pwd)/tools/libempty.so"
 if command -v python3 > /dev/null; then
-    python3 "$(dirname "$0")/bench_startup.py" 300 "$SHIM" "$(cd "$BUILD" && pwd)/tools/libempty.so"
+    python3 "$(dirname "$0")/bench_startup.py" "$STARTS" "$SHIM" "$(cd "$BUILD" && pwd)/tools/libempty.so"
 fi
 
 # The analyzer: events per second over a 10-million-event trace (EVENTS overrides).
