@@ -193,7 +193,11 @@ extern char _end[] __attribute__((visibility("hidden")));
 /* The in-process symboliser (libdw: locks, malloc) runs inside the same bracket. */
 static unsigned long unwinders;
 static int forking;
-static volatile int *fork_canary VSP_STARTUP_DATA; /* see fork_setup */
+volatile int *vsp_fork_canary VSP_HIDDEN VSP_STARTUP_DATA; /* see fork_setup */
+#define fork_canary vsp_fork_canary
+/* Set once the first CUDA call is done, tracing is on and the fork canary is in place: an outermost
+ * hook may then take the bracket inline (core.h) while the canary and the trace say nothing moved. */
+int vsp_hooks_steady VSP_HIDDEN VSP_STARTUP_DATA;
 
 static void atfork_prepare(void)
 {
@@ -314,6 +318,8 @@ static void first_cuda_call(void)
         in_first_call = 0;
         /* release: the rules are loaded before any thread sees DONE (pairs with the acquire). */
         vsp_store_release(&first_state, FIRST_DONE);
+        if (vsp_is_ready() && !vsp_cfg.disabled && fork_canary)
+            vsp_store_release(&vsp_hooks_steady, 1); /* release: as first_state's */
         return;
     }
     while (!in_first_call && vsp_load_acquire(&first_state) != FIRST_DONE)

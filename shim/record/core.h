@@ -55,6 +55,19 @@ static inline void vsp_hook_enter_at(struct vsp_hook *h, const void *frame)
         h->record = 0;
         return;
     }
+    /* An outermost call in the steady state (init and the first CUDA call done, tracing on): what
+     * the slow path would do, inline, while the fork canary says this is still the process that
+     * set it up and the trace is open (a child resets both). acquire: pairs with the releases that
+     * set the flag and open the trace. */
+    extern int vsp_hooks_steady VSP_HIDDEN, vsp_trace_state VSP_HIDDEN;
+    extern volatile int *vsp_fork_canary VSP_HIDDEN;
+    if (vsp_tls.depth == 0 && __atomic_load_n(&vsp_hooks_steady, __ATOMIC_ACQUIRE) && *vsp_fork_canary &&
+        __atomic_load_n(&vsp_trace_state, __ATOMIC_ACQUIRE) == 2 /* VSP_TRACE_OPEN */) {
+        vsp_tls.entry = (uintptr_t)frame;
+        vsp_tls.depth = 1;
+        h->record = 1;
+        return;
+    }
     h->record = vsp_hook_enter_slow(frame);
 }
 /* A CUDA call of any kind reached the shim outside the hook bracket (a driver lookup): the

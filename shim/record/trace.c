@@ -31,11 +31,12 @@
 #include "shim/base/tcount.h"
 #include "shim/walk/walker.h"
 
-enum { T_NONE = 0, T_OPENING = 1, T_OPEN = 2, T_FAILED = 3 };
+enum { T_NONE = 0, T_OPENING = 1, T_OPEN = VSP_TRACE_OPEN, T_FAILED = 3 };
 
 struct vsp_livetable vsp_live;
 
-static int trace_state VSP_STARTUP_DATA; /* T_* (atomic): read by every exit */
+int vsp_trace_state VSP_HIDDEN VSP_STARTUP_DATA; /* T_* (atomic): read by every exit, and by the hooks (core.h) */
+#define trace_state vsp_trace_state
 
 static struct {
     pid_t owner;                /* pid that created it: a child never finalises its parent's */

@@ -6,6 +6,10 @@
 
 #include "shim/base/process.h"
 
+/* The trace's state (T_* in trace.c, atomic); VSP_TRACE_OPEN once the file and ring are set up. */
+#define VSP_TRACE_OPEN 2
+extern int vsp_trace_state VSP_HIDDEN;
+
 struct vsp_trace;
 void vsp_trace_finalize(int quick);       /* at exit: END record, drain, summary (quick: no summary,
                                              no metrics: _exit) */

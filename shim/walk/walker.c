@@ -1318,6 +1318,7 @@ static void stack_bounds(void)
 #define LV_USES_RBP 2u
 #define LV_NO_REPLAY 4u
 #define LV_LIVE_RBP 8u
+#define LV_TERMINAL 16u /* the walk ended here by its rule alone (the outermost frame): no load decided it */
 
 VSP_NO_SANITIZE static inline __attribute__((always_inline)) int
 walk_step_rec(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, uint64_t last, uint64_t hi,
@@ -1357,6 +1358,8 @@ walk_step_rec(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, ui
             return ctx->out = 1, 0;
         base = *(const u64u *)(uintptr_t)(a + delta) - (uint64_t)cfa_off; /* so that base + offsets = CFA + ra offset */
     } else {
+        if (rec && !(flags & LV_NO_REPLAY))
+            rec->flags = LV_TERMINAL; /* the same rip ends a replayed walk the same way */
         return 0; /* outermost, not followed, or not packable */
     }
     a = base + (uint64_t)((int64_t)p >> 40); /* where the return address is */
@@ -1494,6 +1497,10 @@ VSP_NO_SANITIZE static unsigned walk_memo(uint64_t *restrict frames, unsigned ma
                 rsp = o->rsp;
                 end_in_replay = i + 1 >= total;
                 mk = j;
+                /* the memo's last level, where its walk ended by the rule alone: this one ends there
+                 * too, with no step taken */
+                if (!end_in_replay && j + 1 == on && (o->flags & LV_TERMINAL))
+                    end_in_replay = 1;
                 if (end_in_replay)
                     break;
                 if (o < stop) {
