@@ -2,18 +2,22 @@
  * `sh -c true` RUNS times (argv[1]) without and with LD_PRELOAD=SHIM (argv[2]), and with
  * LD_PRELOAD=EMPTY (argv[3], optional: an empty library, the cost of any preload), interleaved so
  * all see the same machine state, and prints the median wall time of each, the shim's cost (its
- * median less the plain one) and, with EMPTY, that cost over the empty library's. tools/
+ * median less the plain one) and, with EMPTY, that cost over the empty library's, by wall time and by
+ * the child's CPU time (wait4). tools/
  * bench_startup.py is the same measure through Python's subprocess. */
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 
 extern char **environ;
 
-static double run_once(char **envp)
+/* One start: its wall time (returned) and the child's CPU time, user and system (*cpu; from wait4:
+ * the time the child ran, which the machine's other work moves less than the wall time). */
+static double run_once(char **envp, double *cpu)
 {
     struct timespec a, b;
     char *argv[] = {"/bin/sh", "-c", "true", NULL};
@@ -22,8 +26,10 @@ static double run_once(char **envp)
     if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp) != 0)
         exit(2);
     int st;
-    waitpid(pid, &st, 0);
+    struct rusage ru;
+    wait4(pid, &st, 0, &ru);
     clock_gettime(CLOCK_MONOTONIC, &b);
+    *cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
     return (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
 }
 
@@ -45,16 +51,20 @@ int main(int argc, char **argv)
     char *shim_env[] = {"PATH=/usr/bin:/bin", preload, NULL};
     char *empty_env[] = {"PATH=/usr/bin:/bin", empty, NULL};
     double *p = calloc((size_t)runs, sizeof *p), *s = calloc((size_t)runs, sizeof *s),
-           *e = calloc((size_t)runs, sizeof *e);
+           *e = calloc((size_t)runs, sizeof *e), *pc = calloc((size_t)runs, sizeof *pc),
+           *sc = calloc((size_t)runs, sizeof *sc), *ec = calloc((size_t)runs, sizeof *ec);
     for (int i = 0; i < runs; i++) {
-        p[i] = run_once(plain_env);
-        s[i] = run_once(shim_env);
+        p[i] = run_once(plain_env, &pc[i]);
+        s[i] = run_once(shim_env, &sc[i]);
         if (argc > 3)
-            e[i] = run_once(empty_env);
+            e[i] = run_once(empty_env, &ec[i]);
     }
     qsort(p, (size_t)runs, sizeof *p, cmp);
     qsort(s, (size_t)runs, sizeof *s, cmp);
     qsort(e, (size_t)runs, sizeof *e, cmp);
+    qsort(pc, (size_t)runs, sizeof *pc, cmp);
+    qsort(sc, (size_t)runs, sizeof *sc, cmp);
+    qsort(ec, (size_t)runs, sizeof *ec, cmp);
     double pm = p[runs / 2], sm = s[runs / 2], em = e[runs / 2];
     printf("startup_plain_median_us %.1f\nstartup_shim_median_us %.1f\nstartup_cost_us %.1f\nstartup_ratio %.3f\n",
            pm, sm, sm - pm, sm / pm);
@@ -63,5 +73,9 @@ int main(int argc, char **argv)
                "startup_minimums_us plain %.1f empty %.1f shim %.1f: cost vs empty %.2f\n",
                em, em - pm, em > pm ? (sm - pm) / (em - pm) : 0.0, p[0], e[0], s[0],
                e[0] > p[0] ? (s[0] - p[0]) / (e[0] - p[0]) : 0.0);
+    double pcm = pc[runs / 2], scm = sc[runs / 2], ecm = ec[runs / 2];
+    if (argc > 3)
+        printf("startup_cpu_medians_us plain %.1f empty %.1f shim %.1f: cost vs empty %.2f\n", pcm, ecm, scm,
+               ecm > pcm ? (scm - pcm) / (ecm - pcm) : 0.0);
     return 0;
 }
