@@ -302,6 +302,17 @@ static uint64_t c_enc(struct cur *c, uint8_t enc, uint64_t datarel)
  * mapping (1 MiB) made by the first walk (rc_ready), not in the library's bss: a process that never
  * walks does not pay for it at start-up and exit (issue 22). Set once, never unmapped. */
 static uint64_t *rc_key, *rc_rule;
+/* The two halves, set once by rc_ready and never moved: read with relaxed loads (the acquire of
+ * rc_rule in rc_ready, before any walk, ordered the table's contents; another thread may be
+ * publishing them meanwhile, which plain reads of the pointers would race with) */
+static inline uint64_t *rc_keys(void)
+{
+    return vsp_load_relaxed(&rc_key);
+}
+static inline uint64_t *rc_rules(void)
+{
+    return vsp_load_relaxed(&rc_rule);
+}
 /* Clears: rc_epoch counts them (a walk compares it before and after); rc_clearing keeps writers
  * out while one runs; rc_writers counts the writers inside their section; rc_used the keys set
  * since the last clear (a clear when three quarters of the slots are taken keeps probe windows
@@ -358,13 +369,13 @@ static void rc_clear(int wait)
         sched_yield(); /* a writer's section is a CAS and a store */
     }
     vsp_store_relaxed(&rc_clear_pending, 0); /* this clear covers the requests made before it */
-    for (unsigned i = 0; rc_rule && i < RC_SIZE; i++) {
+    for (unsigned i = 0; rc_rules() && i < RC_SIZE; i++) {
         /* relaxed: published by the epoch's release below. Only slots in use are written: a page
          * of the table no walk has touched stays the shared zero page (not the process's memory) */
-        if (vsp_load_relaxed(&rc_key[i]))
-            vsp_store_relaxed(&rc_key[i], 0);
-        if (vsp_load_relaxed(&rc_rule[i]))
-            vsp_store_relaxed(&rc_rule[i], 0);
+        if (vsp_load_relaxed(&rc_keys()[i]))
+            vsp_store_relaxed(&rc_keys()[i], 0);
+        if (vsp_load_relaxed(&rc_rules()[i]))
+            vsp_store_relaxed(&rc_rules()[i], 0);
     }
     vsp_store_relaxed(&rc_used, 0);
     vsp_fetch_add_relaxed(&st_clears, 1);
@@ -1215,9 +1226,9 @@ __attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned long e
     for (unsigned i = 0; i < RC_PROBES; i++) {
         unsigned s = (h + i) & (RC_SIZE - 1);
         /* acquire, both: as in the walk's fast path (a clear's epoch covers what they see) */
-        uint64_t k = vsp_load_acquire(&rc_key[s]);
+        uint64_t k = vsp_load_acquire(&rc_keys()[s]);
         if (k == ra) {
-            uint64_t p = vsp_load_acquire(&rc_rule[s]);
+            uint64_t p = vsp_load_acquire(&rc_rules()[s]);
             if (p)
                 return p;
             mine = (int)s; /* ours, its rule not written yet */
@@ -1258,7 +1269,7 @@ __attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned long e
     }
     int s = mine >= 0 ? mine : free_slot;
     uint64_t expect = 0;
-    if (mine < 0 && vsp_cas_release(&rc_key[s], &expect, ra) && /* release: pairs with the walks' acquire */
+    if (mine < 0 && vsp_cas_release(&rc_keys()[s], &expect, ra) && /* release: pairs with the walks' acquire */
         vsp_fetch_add_relaxed(&rc_used, 1) > RC_SIZE / 4 * 3) {
         rc_write_end();
         rc_clear(0); /* three quarters full: probe windows grow long; start again */
@@ -1266,8 +1277,8 @@ __attribute__((noinline)) static uint64_t rule_slow(uint64_t ra, unsigned long e
     }
     /* The key is ours (a clear, which could reset it, is kept out while we are in the section):
      * the rule we write describes it. release: pairs with the walks' acquire loads of the rule */
-    if (vsp_load_relaxed(&rc_key[s]) == ra)
-        vsp_store_release(&rc_rule[s], packed);
+    if (vsp_load_relaxed(&rc_keys()[s]) == ra)
+        vsp_store_release(&rc_rules()[s], packed);
     rc_write_end();
     return packed;
 }
@@ -1329,9 +1340,9 @@ walk_step_rec(uint64_t *rip_p, uint64_t *rsp_p, uint64_t *rbp_p, uint64_t lo, ui
      * seen is one written while its slot's key was rip, and a key seen set after a clear makes
      * the clear's epoch visible at the walk's end (see rc_clear) */
     unsigned slot = rc_index(rip);
-    uint64_t p = vsp_load_acquire(&rc_rule[slot]);
+    uint64_t p = vsp_load_acquire(&rc_rules()[slot]);
     unsigned flags = LV_STEPPED;
-    if (VSP_WALK_UNLIKELY(vsp_load_acquire(&rc_key[slot]) != rip || !p)) {
+    if (VSP_WALK_UNLIKELY(vsp_load_acquire(&rc_keys()[slot]) != rip || !p)) {
         p = rule_slow(rip, epoch, ctx);
         if (rec && ctx->guessed) {
             /* the rbp chain for a pc in no module yet (a library loaded this instant) or an
