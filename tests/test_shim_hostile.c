@@ -227,3 +227,23 @@ Test(shim_hostile, a_two_event_trace_gives_its_ring_back_to_the_disk, .timeout =
     cr_assert_lt((uint64_t)st.st_blocks * 512, 256u << 10, "on disk: %llu bytes of the 4 MiB ring",
                  (unsigned long long)st.st_blocks * 512);
 }
+
+/* ---- a fork while another thread holds the loader's lock (dl_iterate_phdr) ---- */
+
+/* glibc (2.36) does not take the loader's lock around fork; the shim's first call in a child
+ * walks the module list (dl_iterate_phdr), so a child forked while another thread was inside it
+ * deadlocked under the shim, every time (20 of 20), and never without it. The shim's
+ * dl_iterate_phdr wrapper puts every call in its fork bracket: fork waits for it. */
+Test(shim_hostile, children_forked_while_a_thread_iterates_the_loaders_list_do_not_hang, .timeout = 240)
+{
+    TH_SKIP_UNDER("thread", "ThreadSanitizer's own fork handling");
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_fork_loader", NULL};
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_str_eq(plain.out, "children 20 hung 0\n", "without the shim: %s", plain.err);
+    cr_assert(shim.exited && shim.code == 0, "killed by signal %d under the shim: %s", shim.sig, shim.err);
+    cr_assert_str_eq(shim.out, "children 20 hung 0\n", "%s", shim.err);
+    char paths[32][4096];
+    cr_assert_eq(th_list_traces(dir, paths, 32), 21, "the parent's trace and one per child");
+}

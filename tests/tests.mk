@@ -22,7 +22,7 @@ PROGS += $(T)/progs/prog_plan
 PROGS += $(T)/progs/prog_vmm_vector
 # hostile process shapes (issue #20): a self-sandboxing worker, exec after CUDA, a jump out of a
 # blocked free, small stacks
-PROGS += $(T)/progs/prog_sandbox $(T)/progs/prog_exec $(T)/progs/prog_longjmp $(T)/progs/prog_stack
+PROGS += $(T)/progs/prog_sandbox $(T)/progs/prog_fork_loader $(T)/progs/prog_exec $(T)/progs/prog_longjmp $(T)/progs/prog_stack
 # an interpreter that exports CPython's API but is laid out otherwise (test_pyframes.c)
 PROGS += $(T)/progs/prog_fakepython
 # process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid

@@ -370,6 +370,31 @@ static void forget_unloaded(void)
     vsp_helpers_forget();
 }
 
+/* dl_iterate_phdr holds the loader's lock while its callback runs, and glibc (2.36) does not take
+ * that lock around fork: a child forked while another thread was inside it inherits the lock held
+ * and deadlocks at its first dl_iterate_phdr -- which the shim makes when the child's first CUDA
+ * call opens its trace (a host that never called it would not hang without us). Every call made
+ * through the symbol (the host's, libgcc's, the shim's own) runs inside the shim's fork bracket, so
+ * fork waits for it to return and no new one starts while fork runs. */
+typedef int (*vsp_iter_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+static vsp_iter_fn real_iterate VSP_STARTUP_DATA;
+
+VSP_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    /* acquire: pairs with the release below (the pointer is the whole message) */
+    vsp_iter_fn f = vsp_load_acquire(&real_iterate);
+    if (VSP_UNLIKELY(!f)) {
+        f = (vsp_iter_fn)dlvsym(RTLD_NEXT, "dl_iterate_phdr", "GLIBC_2.2.5");
+        if (!f)
+            return 0; /* no libc one to be found: cannot happen in a dynamically linked process */
+        vsp_store_release(&real_iterate, f);
+    }
+    vsp_walk_enter();
+    int r = f(cb, data);
+    vsp_walk_leave();
+    return r;
+}
+
 /* dlclose has no caller-relative behaviour, so a plain wrapper is enough (unlike dlsym). */
 VSP_EXPORT int dlclose(void *handle)
 {

@@ -193,6 +193,10 @@ extern char _end[] __attribute__((visibility("hidden")));
 /* The in-process symboliser (libdw: locks, malloc) runs inside the same bracket. */
 static unsigned long unwinders;
 static int forking;
+/* This thread's nesting in the bracket (a walk inside a host's dl_iterate_phdr callback, the shim's
+ * own dl_iterate_phdr through its wrapper): only the outermost level counts in `unwinders`, so a
+ * thread that forks from inside the bracket does not wait for itself. */
+static __thread unsigned bracket_depth __attribute__((tls_model("initial-exec")));
 volatile int *vsp_fork_canary VSP_HIDDEN VSP_STARTUP_DATA; /* see fork_setup */
 #define fork_canary vsp_fork_canary
 /* Set once the first CUDA call is done, tracing is on and the fork canary is in place: an outermost
@@ -203,7 +207,8 @@ static void atfork_prepare(void)
 {
     __atomic_store_n(&forking, 1, __ATOMIC_SEQ_CST);
     /* a stack walk takes microseconds; give up after ~2 s rather than hang the fork */
-    for (int i = 0; i < 20000 && __atomic_load_n(&unwinders, __ATOMIC_SEQ_CST) != 0; i++) {
+    unsigned long mine = bracket_depth ? 1 : 0; /* forking from inside the bracket: not ourselves */
+    for (int i = 0; i < 20000 && __atomic_load_n(&unwinders, __ATOMIC_SEQ_CST) > mine; i++) {
         struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
     }
@@ -219,7 +224,9 @@ static void atfork_child(void)
 {
     if (fork_canary)
         *fork_canary = 1; /* this child is reset now; the raw-fork check must not do it again */
-    unwinders = 0; /* the child has one thread: this one, which was not walking */
+    /* the child has one thread: this one, inside the bracket only if it forked from there (it
+     * leaves it once) */
+    unwinders = bracket_depth ? 1 : 0;
     forking = 0;
     vsp_tls.tid = 0;
     vsp_tls.depth = 0;
@@ -483,6 +490,8 @@ static inline uint64_t now_ns(void)
 
 void vsp_walk_enter(void)
 {
+    if (bracket_depth++)
+        return; /* nested: counted at the outermost level */
     for (;;) {
         /* seq_cst: the Dekker pair with atfork_prepare (see above) */
         __atomic_fetch_add(&unwinders, 1, __ATOMIC_SEQ_CST);
@@ -496,6 +505,8 @@ void vsp_walk_enter(void)
 
 void vsp_walk_leave(void)
 {
+    if (--bracket_depth)
+        return;
     /* release: our walk (and the locks it took) is over before a forker sees the count drop */
     __atomic_fetch_sub(&unwinders, 1, __ATOMIC_RELEASE);
 }
