@@ -379,7 +379,15 @@ static void forget_unloaded(void)
 typedef int (*vsp_iter_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
 static vsp_iter_fn real_iterate VSP_STARTUP_DATA;
 
-VSP_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+/* Not instrumented, and no bracket in a sanitizer build: ThreadSanitizer's and AddressSanitizer's
+ * runtimes call it from their own start-up, before instrumented code (the bracket's) can run. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define VSP_ITERATE_BRACKET 0
+#else
+#define VSP_ITERATE_BRACKET 1
+#endif
+__attribute__((no_sanitize_thread, no_sanitize_address, no_sanitize_undefined)) VSP_EXPORT int
+dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
 {
     /* acquire: pairs with the release below (the pointer is the whole message) */
     vsp_iter_fn f = vsp_load_acquire(&real_iterate);
@@ -389,6 +397,8 @@ VSP_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
             return 0; /* no libc one to be found: cannot happen in a dynamically linked process */
         vsp_store_release(&real_iterate, f);
     }
+    if (!VSP_ITERATE_BRACKET)
+        return f(cb, data);
     vsp_walk_enter();
     int r = f(cb, data);
     vsp_walk_leave();
