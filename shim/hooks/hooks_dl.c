@@ -61,6 +61,9 @@ static inline void *hook_fn(int id)
 }
 
 static void *reals[VSP_H_COUNT];
+/* libc's dl_iterate_phdr (see the wrapper below), found with dlsym and dlclose */
+typedef int (*vsp_iter_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+static vsp_iter_fn real_iterate VSP_STARTUP_DATA;
 
 /* Not instrumented: sanitizer runtimes call dlsym(RTLD_NEXT, ...) from their own start-up, before
  * they can run instrumented code, and the first such call lands here. */
@@ -77,6 +80,7 @@ __attribute__((no_sanitize_thread, no_sanitize_address, no_sanitize_undefined)) 
     if (!c)
         c = dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.2.5");
     vsp_store_relaxed(&real_dlclose, (int (*)(void *))c); /* published by the release below */
+    vsp_store_relaxed(&real_iterate, (vsp_iter_fn)dlvsym(RTLD_NEXT, "dl_iterate_phdr", "GLIBC_2.2.5")); /* idem */
     /* release: pairs with the acquire above and the plain load in the assembly entry (x86-64
      * loads are acquire). */
     vsp_store_release(&vsp_real_dlsym, (vsp_dlsym_fn)p);
@@ -376,8 +380,6 @@ static void forget_unloaded(void)
  * call opens its trace (a host that never called it would not hang without us). Every call made
  * through the symbol (the host's, libgcc's, the shim's own) runs inside the shim's fork bracket, so
  * fork waits for it to return and no new one starts while fork runs. */
-typedef int (*vsp_iter_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
-static vsp_iter_fn real_iterate VSP_STARTUP_DATA;
 
 /* Not instrumented, and no bracket in a sanitizer build: ThreadSanitizer's and AddressSanitizer's
  * runtimes call it from their own start-up, before instrumented code (the bracket's) can run. */
@@ -389,14 +391,11 @@ static vsp_iter_fn real_iterate VSP_STARTUP_DATA;
 __attribute__((no_sanitize_thread, no_sanitize_address, no_sanitize_undefined)) VSP_EXPORT int
 dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
 {
-    /* acquire: pairs with the release below (the pointer is the whole message) */
-    vsp_iter_fn f = vsp_load_acquire(&real_iterate);
-    if (VSP_UNLIKELY(!f)) {
-        f = (vsp_iter_fn)dlvsym(RTLD_NEXT, "dl_iterate_phdr", "GLIBC_2.2.5");
-        if (!f)
-            return 0; /* no libc one to be found: cannot happen in a dynamically linked process */
-        vsp_store_release(&real_iterate, f);
-    }
+    if (VSP_UNLIKELY(!vsp_load_acquire(&vsp_real_dlsym)))
+        vsp_resolve_dlsym(); /* acquire: real_iterate is stored before vsp_real_dlsym's release */
+    vsp_iter_fn f = vsp_load_relaxed(&real_iterate);
+    if (VSP_UNLIKELY(!f))
+        return 0; /* no libc one to be found: cannot happen in a dynamically linked process */
     if (!VSP_ITERATE_BRACKET)
         return f(cb, data);
     vsp_walk_enter();
