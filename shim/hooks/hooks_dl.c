@@ -64,6 +64,11 @@ static void *reals[VSP_H_COUNT];
 /* libc's dl_iterate_phdr (see the wrapper below), found with dlsym and dlclose */
 typedef int (*vsp_iter_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
 static vsp_iter_fn real_iterate VSP_STARTUP_DATA;
+/* ld.so's _dl_find_object, found with dlvsym too: a reference to it would make ld.so one more
+ * needed object (its version definitions checked at every start, docs/PERFORMANCE.md). NULL
+ * where the loader lacks it (glibc before 2.35): every address is then "not found". */
+typedef int (*vsp_find_fn)(void *, struct dl_find_object *);
+static vsp_find_fn real_find_object VSP_STARTUP_DATA;
 
 /* Not instrumented: sanitizer runtimes call dlsym(RTLD_NEXT, ...) from their own start-up, before
  * they can run instrumented code, and the first such call lands here. */
@@ -81,9 +86,19 @@ __attribute__((no_sanitize_thread, no_sanitize_address, no_sanitize_undefined)) 
         c = dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.2.5");
     vsp_store_relaxed(&real_dlclose, (int (*)(void *))c); /* published by the release below */
     vsp_store_relaxed(&real_iterate, (vsp_iter_fn)dlvsym(RTLD_NEXT, "dl_iterate_phdr", "GLIBC_2.2.5")); /* idem */
+    vsp_store_relaxed(&real_find_object, (vsp_find_fn)dlvsym(RTLD_DEFAULT, "_dl_find_object", "GLIBC_2.35")); /* idem */
     /* release: pairs with the acquire above and the plain load in the assembly entry (x86-64
      * loads are acquire). */
     vsp_store_release(&vsp_real_dlsym, (vsp_dlsym_fn)p);
+}
+
+/* _dl_find_object through the pointer resolved above (lock-free, as the loader's own). */
+static int find_object(void *p, struct dl_find_object *fo)
+{
+    vsp_resolve_dlsym();
+    /* acquire: published by vsp_resolve_dlsym's release of vsp_real_dlsym, stored before it */
+    vsp_find_fn f = vsp_load_acquire(&vsp_real_dlsym) ? vsp_load_relaxed(&real_find_object) : NULL;
+    return f ? f(p, fo) : -1;
 }
 
 /* Keep the first real pointer offered for a hook. Returns 1 if the slot now holds `p` (so the
@@ -294,7 +309,7 @@ static int definition_unversioned(void *p)
     const ElfW(Sym) *es = NULL;
     struct dl_find_object fo;
     struct dyn d;
-    if (!dladdr1(p, &di, (void **)&es, RTLD_DL_SYMENT) || !es || _dl_find_object(p, &fo) != 0 ||
+    if (!dladdr1(p, &di, (void **)&es, RTLD_DL_SYMENT) || !es || find_object(p, &fo) != 0 ||
         dyn_read(&d, &fo) < 0)
         return 0;
     if (!d.versym)
@@ -340,7 +355,7 @@ void *vsp_real_for(int id, const void *ret)
         return fn;
     }
     struct dl_find_object fo;
-    if (!ret || vsp_in_shim(ret) || _dl_find_object((void *)ret, &fo) != 0)
+    if (!ret || vsp_in_shim(ret) || find_object((void *)ret, &fo) != 0)
         return vsp_real_get(id);
     vsp_resolve_dlsym();
     fn = vsp_real_dlsym ? caller_binding(id, &fo) : NULL;
@@ -356,7 +371,7 @@ void *vsp_real_for(int id, const void *ret)
 static int is_loaded(const void *p)
 {
     struct dl_find_object fo;
-    return _dl_find_object((void *)p, &fo) == 0;
+    return find_object((void *)p, &fo) == 0;
 }
 
 static void forget_unloaded(void)

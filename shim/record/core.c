@@ -295,7 +295,7 @@ static void fork_setup(void)
  * constructor of a library it loads) passes through. */
 enum { FIRST_NONE = 0, FIRST_RUNNING = 1, FIRST_DONE = 2 };
 static int first_state VSP_STARTUP_DATA;
-static __thread int in_first_call;
+static __thread int in_first_call __attribute__((tls_model("initial-exec")));
 
 /* The seccomp mode at the first CUDA call (prctl), and whether a filter has been seen since. */
 static int seccomp_at_start = -1, sandbox_seen;
