@@ -246,15 +246,36 @@ static char pending_warn[2048];
 /* Start-up (the constructor, or the first hook that runs before it): only the configuration.
  * A process that never calls CUDA pays for nothing else; the real dlsym is looked up at its
  * first use (vsp_resolve_dlsym), the fork handlers at the first CUDA call. */
+/* Set by the constructor's pass over the environment: LD_PRELOAD names exactly one object (this
+ * one), so no other preloaded interposer follows the shim in the lookup order (hooks_exit.c). */
+int vsp_preload_alone VSP_HIDDEN VSP_STARTUP_DATA;
+
+/* How many objects an LD_PRELOAD value names (the loader splits it at spaces and colons). */
+static int preload_count(const char *v)
+{
+    int n = 0;
+    for (int in = 0; *v; v++) {
+        int sep = *v == ' ' || *v == ':';
+        n += !sep && !in;
+        in = !sep;
+    }
+    return n;
+}
+
 /* Whether any VRAMSPY_ variable is set: one pass over the environment, rather than a getenv (a
- * pass each) per variable in every process under a global preload. */
+ * pass each) per variable in every process under a global preload. It also notes whether the
+ * shim is the only preloaded object (vsp_preload_alone). */
 static int vramspy_in_environment(void)
 {
     extern char **environ;
-    for (char **e = environ; e && *e; e++)
+    int any = 0;
+    for (char **e = environ; e && *e; e++) {
         if ((*e)[0] == 'V' && !strncmp(*e, "VRAMSPY_", 8))
-            return 1;
-    return 0;
+            any = 1;
+        else if ((*e)[0] == 'L' && !strncmp(*e, "LD_PRELOAD=", 11))
+            vsp_preload_alone = preload_count(*e + 11) == 1;
+    }
+    return any;
 }
 
 static void do_init(int read_env)

@@ -1,5 +1,5 @@
 /* Test program: allocates COUNT (argv[2], default 100) device buffers of 4 KiB with cudaMalloc,
- * writing "ready N" to stdout, then ends the way argv[1] says: exit, _exit, abort, segv, kill
+ * writing "ready N" to stdout, then ends the way argv[1] says: exit, _exit (with status argv[3]), abort, segv, kill
  * (raise SIGKILL), wait (block until killed from outside), or drip (then one more 4 KiB buffer every
  * 50 ms until killed: a growing trace). */
 #include <cuda_runtime_api.h>
@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     printf("ready %d\n", count);
     fflush(stdout);
     if (!strcmp(how, "_exit"))
-        _exit(0);
+        _exit(argc > 3 ? atoi(argv[3]) : 0);
     if (!strcmp(how, "abort"))
         abort();
     if (!strcmp(how, "segv"))
