@@ -345,7 +345,12 @@ void *vsp_real_for(int id, const void *ret)
     if (VSP_LIKELY(fn != NULL)) {
         /* into the thread's cache (hooks.h): emptied first, keyed last, so that a signal handler
          * of this thread that meets the entry half written finds it empty */
-        struct vsp_real_cache *c = &vsp_real_cache[((uintptr_t)ret ^ (unsigned)id) & (VSP_REAL_CACHE - 1)];
+        struct vsp_real_cache *c = &vsp_real_cache[vsp_real_cache_slot(id, ret)];
+        struct vsp_real_cache *d = &vsp_real_cache[vsp_real_cache_slot(id, ret) ^ 1];
+        /* the entry's slot, or its pair where the slot holds a live entry and the pair does not
+         * (a live entry is of this generation: another key whose slot is this one or the pair) */
+        if (c->key >> 8 == gen && d->key >> 8 != gen)
+            c = d;
         c->key = 0;
         __asm__ volatile("" ::: "memory");
         c->ret = ret;

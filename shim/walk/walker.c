@@ -1440,6 +1440,7 @@ walk_core(uint64_t *frames, unsigned max, unsigned skip, uint64_t rip, uint64_t 
  * writes only frames. At the end the memo is rebuilt in place: the staged levels before the
  * replay, the replayed ones (moved if they now sit at other depths), the staged ones after. */
 static void memo_liveness(struct vsp_walk_level *lv, unsigned n, unsigned same_lo, unsigned same_hi);
+static void memo_fast_build(struct vsp_walk_memo *m, unsigned levels, unsigned skip, unsigned total);
 
 VSP_NO_SANITIZE static unsigned walk_memo(uint64_t *restrict frames, unsigned max, unsigned skip, uint64_t rip,
                                           uint64_t rsp, uint64_t rbp, uint64_t hi, unsigned long epoch,
@@ -1457,6 +1458,22 @@ VSP_NO_SANITIZE static unsigned walk_memo(uint64_t *restrict frames, unsigned ma
     unsigned mi = 0, mj = 0, mk = 0; /* current levels [mi, ..) are the memo's [mj, mk) */
     if (!rip || !max)
         return 0;
+    if (on && m->fast.ok && skip == m->skip && total == m->total && A[0].rip == rip && A[0].rsp == rsp &&
+        (!(A[0].flags & LV_LIVE_RBP) || A[0].rbp == rbp)) {
+        /* The repeat check (walker.h): the replay from level 0 to the memo's end, all of it. Each
+         * slot lies in [lo, last] (lo is the memo's own, its rsp at level 0). */
+        const struct vsp_walk_fast *f = &m->fast;
+        unsigned k = 0;
+        while (k < f->nchk && *(const u64u *)(uintptr_t)f->at[k] == f->val[k])
+            k++;
+        if (VSP_WALK_LIKELY(k == f->nchk)) {
+            memcpy(frames, f->frames, f->nframes * sizeof *frames);
+            *replayed_out += on - 1;
+            m->same = 1;
+            return f->nframes;
+        }
+    }
+    m->fast.ok = 0; /* the memo changes below */
     for (;;) {
         struct vsp_walk_level *L = &S[i];
         L->rip = rip;
@@ -1558,7 +1575,38 @@ VSP_NO_SANITIZE static unsigned walk_memo(uint64_t *restrict frames, unsigned ma
     m->n = levels;
     m->epoch = epoch;
     m->hi = hi;
+    if (m->same && levels <= VSP_WALK_FAST_LEVELS)
+        memo_fast_build(m, levels, skip, total);
     return out;
+}
+
+/* The repeat check of a memo of `levels` levels (walker.h), for a walk that repeated the one before
+ * it: only where a replay from level 0 would reach the memo's end and end there (every step
+ * replayable, the last level the outermost frame or the depth asked), the loads that replay would
+ * compare: each level's return-address slot against the next level's rip, and its saved-rbp slot
+ * where the next level's rbp decides a later frame. */
+static void memo_fast_build(struct vsp_walk_memo *m, unsigned levels, unsigned skip, unsigned total)
+{
+    const struct vsp_walk_level *A = m->lv[0];
+    struct vsp_walk_fast *f = &m->fast;
+    if (levels <= skip || !(levels == total || (A[levels - 1].flags & LV_TERMINAL)))
+        return;
+    unsigned c = 0;
+    for (unsigned k = 0; k + 1 < levels; k++) {
+        if ((A[k].flags & (LV_STEPPED | LV_NO_REPLAY)) != LV_STEPPED)
+            return;
+        f->at[c] = A[k].ra_at;
+        f->val[c++] = A[k + 1].rip;
+        if (A[k].rbp_at && (A[k + 1].flags & LV_LIVE_RBP)) {
+            f->at[c] = A[k].rbp_at;
+            f->val[c++] = A[k + 1].rbp;
+        }
+    }
+    for (unsigned k = skip; k < levels; k++)
+        f->frames[k - skip] = A[k].rip;
+    f->nchk = c;
+    f->nframes = levels - skip;
+    f->ok = 1;
 }
 
 /* Which levels' rbp decides a later frame: one read by a later step before a step reloads it. The

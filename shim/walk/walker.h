@@ -51,6 +51,17 @@ unsigned vsp_walk_from_regs(uint64_t *frames, unsigned max, unsigned skip, uint6
 struct vsp_walk_level {
     uint64_t rip, rsp, rbp, ra_at, rbp_at, flags;
 };
+/* The repeat check of a memo whose last walk repeated the one before it (a stable stack): every
+ * load a full replay would compare, as (address, value) pairs in one array, and the frames; the
+ * next walk from the same registers that finds every slot unchanged gives those frames at once, a
+ * load and compare a slot instead of a replay's per-level work (issue 22). Built for walks of up
+ * to VSP_WALK_FAST_LEVELS levels that ended by their rule or at the depth asked. */
+#define VSP_WALK_FAST_LEVELS 96
+struct vsp_walk_fast {
+    unsigned ok, nchk, nframes;
+    uint64_t at[2 * VSP_WALK_FAST_LEVELS], val[2 * VSP_WALK_FAST_LEVELS];
+    uint64_t frames[VSP_WALK_FAST_LEVELS];
+};
 struct vsp_walk_memo {
     uint64_t start_rip, start_rsp, start_rbp; /* the entry point's registers: offsets 0, 8 and 16 */
     unsigned long epoch;
@@ -60,6 +71,7 @@ struct vsp_walk_memo {
      * skip and max, every kept level replayed in place); the caller may keep what it derived from
      * them. skip, total: the last walk's skip and skip + max. */
     unsigned same, skip, total;
+    struct vsp_walk_fast fast; /* valid while fast.ok, for the memo as it is */
     struct vsp_walk_level lv[2][VSP_WALK_MEMO_LEVELS]; /* the memo; staging for a walk */
 };
 /* vsp_walk_stack through a memo. */

@@ -51,11 +51,33 @@ static __attribute__((noinline)) void down(int d, int i)
     }
 }
 
+/* down, with the site chosen by the caller */
+static __attribute__((noinline)) void down2(int d, int site, int i)
+{
+    if (d > 0) {
+        down2(d - 1, site, i);
+        sink++;
+        return;
+    }
+    switch (site) {
+    case 0: site_a(i); break;
+    case 1: site_b(i); break;
+    default: site_c(i); break;
+    }
+}
+
 static void *run(void *arg)
 {
     int base = (int)(long)arg;
     for (int i = base; i < base + 3000; i++)
         down(i % 5 == 4 ? 0 : (i / 7) % 4, i);
+    /* Runs of five calls from one site at one depth, then the next site at the same depth: the
+     * memo's repeat check (walker.h) is built on the second call of a run and used from the third,
+     * and the next site differs from it in one return address at the same rsp. */
+    for (int i = base + 3000; i < base + (base ? 3000 : 6000); i++) { /* the main thread's (the report's size) */
+        int run_no = (i - base - 3000) / 5, site = run_no % 3;
+        down2((run_no / 3) % 2, site, i);
+    }
     return NULL;
 }
 

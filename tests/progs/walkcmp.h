@@ -33,8 +33,9 @@ static void wc_print(const char *who, const uint64_t *f, unsigned n, unsigned fr
 }
 
 /* The walk memo (walker.h): each thread's one, left by its previous comparison (another scenario,
- * partly the same stack) and then by the first of two walks here (all of it the same stack). Both
- * must give exactly the frames of a walk without it. */
+ * partly the same stack) and then by the walks here (all of it the same stack: the second repeats
+ * the first and builds the repeat check, the third goes through it). Each must give exactly the
+ * frames of a walk without it. */
 static __thread struct vsp_walk_memo wc_memo;
 #define WC_MEMO_MAX 256
 
@@ -49,12 +50,12 @@ __attribute__((noinline)) static unsigned wc_memo_walk(uint64_t *f)
  * without memo from wc_compare (frame 0: into wc_compare): equal from wc_compare's caller on. */
 __attribute__((noinline)) static void wc_compare_memo(const char *what, const uint64_t *w, unsigned nw)
 {
-    uint64_t wm[2][WC_MEMO_MAX];
-    unsigned nm[2];
-    for (int k = 0; k < 2; k++)
+    uint64_t wm[3][WC_MEMO_MAX];
+    unsigned nm[3];
+    for (int k = 0; k < 3; k++)
         nm[k] = wc_memo_walk(wm[k]);
     unsigned want = nw - 1 < WC_MEMO_MAX - 3 ? nw - 1 : WC_MEMO_MAX - 3; /* from wc_compare's caller */
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         wc_checks++;
         if (nw >= 2 && nm[k] >= 3 && nm[k] - 3 == want && !memcmp(wm[k] + 3, w + 1, want * sizeof *w)) {
             printf("ok %s: memo walk %d matches\n", what, k + 1);
