@@ -110,7 +110,7 @@ enum vsp_hook_id {
 void *vsp_real_get(int id);
 
 /* The real function for a hook called from return address ret: the definition the calling
- * object would have bound to (its own scope), else vsp_real_get(id). Cached; no lock. */
+ * object would have bound to (its own scope), else vsp_real_get(id). Cached; no lock; errno kept. */
 void *vsp_real_for(int id, const void *ret);
 
 /* The same through the thread's cache of its last answers by (id, return address), for the hooks'

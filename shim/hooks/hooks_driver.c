@@ -14,18 +14,16 @@
 #define OUT(r, pp) ((r) == CUDA_SUCCESS && (pp) ? (uint64_t)(uintptr_t) * (pp) : 0)
 
 #define DRV_REAL(sym)                                                       \
-    int vsp_errno_ = errno;                                                 \
     __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_for_cached(VSP_H_##sym, __builtin_return_address(0)); \
     if (VSP_UNLIKELY(!real))                                                \
         return CUDA_ERROR_NOT_FOUND;                                        \
-    errno = vsp_errno_;                                                     \
     struct vsp_hook h;                                                      \
     vsp_hook_enter(&h);                                                     \
     h.site = __builtin_return_address(0)
 
 #define DRV_ALLOC(sym, ...)                                                 \
-    vsp_hook_leave_alloc(&h, &(struct vsp_call){.api = VSP_API_##sym, .result = (int32_t)r, \
-                                                .oom = r == CUDA_ERROR_OUT_OF_MEMORY, __VA_ARGS__})
+    VSP_HOOK_LEAVE_ALLOC(&h, .api = VSP_API_##sym, .result = (int32_t)r,    \
+                         .oom = r == CUDA_ERROR_OUT_OF_MEMORY, __VA_ARGS__)
 
 #define DRV_FREE(sym, cls, mem, p, stream)                                  \
     DRV_REAL(sym);                                                          \

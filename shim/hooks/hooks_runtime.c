@@ -17,19 +17,17 @@
 /* Find the real function: the one the caller would have bound to (hooks_dl.c). Without a runtime
  * in the caller's scope or the process there is nothing to call. */
 #define RT_REAL(sym)                                                        \
-    int vsp_errno_ = errno;                                                 \
     __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_for_cached(VSP_H_##sym, __builtin_return_address(0)); \
     if (VSP_UNLIKELY(!real))                                                \
         return cudaErrorInsufficientDriver;                                 \
     vsp_note_runtime((void *)real);                                         \
-    errno = vsp_errno_;                                                     \
     struct vsp_hook h;                                                      \
     vsp_hook_enter(&h);                                                     \
     h.site = __builtin_return_address(0)
 
 #define RT_ALLOC(sym, ...)                                                  \
-    vsp_hook_leave_alloc(&h, &(struct vsp_call){.api = VSP_API_##sym, .result = r, \
-                                                .oom = r == cudaErrorMemoryAllocation, __VA_ARGS__})
+    VSP_HOOK_LEAVE_ALLOC(&h, .api = VSP_API_##sym, .result = r,             \
+                         .oom = r == cudaErrorMemoryAllocation, __VA_ARGS__)
 
 #define RT_FREE(sym, cls, mem, p, stream)                                   \
     RT_REAL(sym);                                                           \

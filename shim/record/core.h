@@ -75,15 +75,31 @@ static inline void vsp_hook_enter_at(struct vsp_hook *h, const void *frame)
 void vsp_cuda_contact(void);
 void vsp_hook_leave_alloc_rec(struct vsp_hook *h, const struct vsp_call *c);
 /* (inline: a call passed through builds no record) */
+static inline void vsp_hook_leave_passed(void)
+{
+    if (__builtin_expect(vsp_tls.depth > 0, 1)) /* never below 0 (see core.c) */
+        vsp_tls.depth--;
+}
 static inline void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
 {
     if (!h->record) {
-        if (__builtin_expect(vsp_tls.depth > 0, 1)) /* never below 0 (see core.c) */
-            vsp_tls.depth--;
+        vsp_hook_leave_passed();
         return;
     }
     vsp_hook_leave_alloc_rec(h, c);
 }
+
+/* vsp_hook_leave_alloc with the call's fields (designated initialisers): the record is built only
+ * for a call that is recorded; a pass-through (the driver under the runtime: two a pair) builds
+ * none (the compiler did not sink the stores into the branch). */
+#define VSP_HOOK_LEAVE_ALLOC(h, ...)                                        \
+    do {                                                                    \
+        if (!(h)->record) {                                                 \
+            vsp_hook_leave_passed();                                        \
+        } else {                                                            \
+            vsp_hook_leave_alloc_rec((h), &(struct vsp_call){__VA_ARGS__}); \
+        }                                                                   \
+    } while (0)
 
 /* VRAMSPY_ENFORCE=vram-only: must this (outermost) host or managed allocation be refused? */
 static inline int vsp_deny_host(const struct vsp_hook *h)

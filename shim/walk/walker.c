@@ -1464,8 +1464,13 @@ VSP_NO_SANITIZE static unsigned walk_memo(uint64_t *restrict frames, unsigned ma
          * slot lies in [lo, last] (lo is the memo's own, its rsp at level 0). */
         const struct vsp_walk_fast *f = &m->fast;
         unsigned k = 0;
-        while (k < f->nchk && *(const u64u *)(uintptr_t)f->at[k] == f->val[k])
-            k++;
+        /* four slots a round, their differences or'ed: one branch per four */
+        for (; k < f->nchk; k += 4) {
+#define VSP_CHK(i) (*(const u64u *)(uintptr_t)f->chk[k + i].at ^ f->chk[k + i].val)
+            if (VSP_CHK(0) | VSP_CHK(1) | VSP_CHK(2) | VSP_CHK(3))
+                break;
+#undef VSP_CHK
+        }
         if (VSP_WALK_LIKELY(k == f->nchk)) {
             memcpy(frames, f->frames, f->nframes * sizeof *frames);
             *replayed_out += on - 1;
@@ -1595,12 +1600,17 @@ static void memo_fast_build(struct vsp_walk_memo *m, unsigned levels, unsigned s
     for (unsigned k = 0; k + 1 < levels; k++) {
         if ((A[k].flags & (LV_STEPPED | LV_NO_REPLAY)) != LV_STEPPED)
             return;
-        f->at[c] = A[k].ra_at;
-        f->val[c++] = A[k + 1].rip;
+        f->chk[c].at = A[k].ra_at;
+        f->chk[c++].val = A[k + 1].rip;
         if (A[k].rbp_at && (A[k + 1].flags & LV_LIVE_RBP)) {
-            f->at[c] = A[k].rbp_at;
-            f->val[c++] = A[k + 1].rbp;
+            f->chk[c].at = A[k].rbp_at;
+            f->chk[c++].val = A[k + 1].rbp;
         }
+    }
+    f->zero = 0;
+    for (; c % 4; c++) { /* to a round of four: checks that hold */
+        f->chk[c].at = (uint64_t)(uintptr_t)&f->zero;
+        f->chk[c].val = 0;
     }
     for (unsigned k = skip; k < levels; k++)
         f->frames[k - skip] = A[k].rip;

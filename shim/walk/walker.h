@@ -58,8 +58,11 @@ struct vsp_walk_level {
  * to VSP_WALK_FAST_LEVELS levels that ended by their rule or at the depth asked. */
 #define VSP_WALK_FAST_LEVELS 96
 struct vsp_walk_fast {
-    unsigned ok, nchk, nframes;
-    uint64_t at[2 * VSP_WALK_FAST_LEVELS], val[2 * VSP_WALK_FAST_LEVELS];
+    unsigned ok, nchk, nframes; /* nchk: a multiple of 4, padded with checks of `zero` */
+    uint64_t zero;
+    struct {
+        uint64_t at, val;
+    } chk[2 * VSP_WALK_FAST_LEVELS + 4];
     uint64_t frames[VSP_WALK_FAST_LEVELS];
 };
 struct vsp_walk_memo {
