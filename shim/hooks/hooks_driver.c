@@ -13,23 +13,40 @@
 
 #define OUT(r, pp) ((r) == CUDA_SUCCESS && (pp) ? (uint64_t)(uintptr_t) * (pp) : 0)
 
-#define DRV_REAL(sym)                                                       \
+#define DRV_LOOKUP(sym)                                                     \
     __typeof(&vsp_h_##sym) real = (__typeof(&vsp_h_##sym))vsp_real_for_cached(VSP_H_##sym, __builtin_return_address(0)); \
     if (VSP_UNLIKELY(!real))                                                \
-        return CUDA_ERROR_NOT_FOUND;                                        \
+        return CUDA_ERROR_NOT_FOUND
+
+#define DRV_ENTER()                                                         \
     struct vsp_hook h;                                                      \
     vsp_hook_enter(&h);                                                     \
     h.site = __builtin_return_address(0)
+
+#define DRV_REAL(sym)                                                       \
+    DRV_LOOKUP(sym);                                                        \
+    DRV_ENTER()
+
+/* The hot hooks (the runtime's allocations and frees reach them nested, one a call): a call
+ * nested in this thread's hook goes straight to the real function, with no bracket (core.h,
+ * vsp_hook_nested; issue 22). */
+#define DRV_PASS_NESTED(...)                                                \
+    if (vsp_hook_nested(__builtin_frame_address(0)))                        \
+    return real(__VA_ARGS__)
 
 #define DRV_ALLOC(sym, ...)                                                 \
     VSP_HOOK_LEAVE_ALLOC(&h, .api = VSP_API_##sym, .result = (int32_t)r,    \
                          .oom = r == CUDA_ERROR_OUT_OF_MEMORY, __VA_ARGS__)
 
-#define DRV_FREE(sym, cls, mem, p, stream)                                  \
-    DRV_REAL(sym);                                                          \
+#define DRV_FREE_ENTERED(sym, cls, mem, p, stream)                          \
+    DRV_ENTER();                                                            \
     struct vsp_free f;                                                      \
     vsp_free_begin(&h, &f, VSP_API_##sym, cls, mem, (uint64_t)(p), (uint64_t)(uintptr_t)(stream), \
                    __builtin_return_address(0))
+
+#define DRV_FREE(sym, cls, mem, p, stream)                                  \
+    DRV_LOOKUP(sym);                                                        \
+    DRV_FREE_ENTERED(sym, cls, mem, p, stream)
 
 /* cuInit records nothing: it is the driver's first call, where the trace is opened (a process that
  * sandboxes itself once CUDA is up may forbid opening files later). */
@@ -43,7 +60,9 @@ VSP_HIDDEN CUresult vsp_h_cuInit(unsigned int flags)
 
 VSP_HIDDEN CUresult vsp_h_cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 {
-    DRV_REAL(cuMemAlloc_v2);
+    DRV_LOOKUP(cuMemAlloc_v2);
+    DRV_PASS_NESTED(dptr, bytesize);
+    DRV_ENTER();
     CUresult r = real(dptr, bytesize);
     DRV_ALLOC(cuMemAlloc_v2, .memory = VSP_MEM_DEVICE, .cls = VSP_CLASS_DEVPTR, .ptr = OUT(r, dptr), .size = bytesize);
     return r;
@@ -129,8 +148,10 @@ VSP_HIDDEN CUresult vsp_h_cuMemHostRegister_v2(void *p, size_t bytesize, unsigne
 #define DRV_ASYNC(sym)                                                                         \
     VSP_HIDDEN CUresult vsp_h_##sym(CUdeviceptr *dptr, size_t bytesize, CUstream s)            \
     {                                                                                          \
-        DRV_REAL(sym);                                                                         \
+        DRV_LOOKUP(sym);                                                                       \
         vsp_pools_used_async();                                                                \
+        DRV_PASS_NESTED(dptr, bytesize, s);                                                    \
+        DRV_ENTER();                                                                           \
         int host = vsp_current_pool_is_host();                                                 \
         int deny = host && vsp_deny_host(&h);                                                  \
         CUresult r = deny ? CUDA_ERROR_OUT_OF_MEMORY : real(dptr, bytesize, s);                \
@@ -191,7 +212,9 @@ VSP_HIDDEN CUresult vsp_h_cuMemUnmap(CUdeviceptr ptr, size_t size)
 
 VSP_HIDDEN CUresult vsp_h_cuMemFree_v2(CUdeviceptr dptr)
 {
-    DRV_FREE(cuMemFree_v2, VSP_CLASS_DEVPTR, VSP_MEM_DEVICE, dptr, 0);
+    DRV_LOOKUP(cuMemFree_v2);
+    DRV_PASS_NESTED(dptr);
+    DRV_FREE_ENTERED(cuMemFree_v2, VSP_CLASS_DEVPTR, VSP_MEM_DEVICE, dptr, 0);
     CUresult r = real(dptr);
     vsp_hook_leave_free(&h, &f, (int32_t)r);
     return r;
@@ -224,7 +247,9 @@ VSP_HIDDEN CUresult vsp_h_cuMemRelease(CUmemGenericAllocationHandle handle)
 #define DRV_FREE_ASYNC(sym)                                                  \
     VSP_HIDDEN CUresult vsp_h_##sym(CUdeviceptr dptr, CUstream s)            \
     {                                                                        \
-        DRV_FREE(sym, VSP_CLASS_DEVPTR, VSP_MEM_DEVICE, dptr, s);            \
+        DRV_LOOKUP(sym);                                                     \
+        DRV_PASS_NESTED(dptr, s);                                            \
+        DRV_FREE_ENTERED(sym, VSP_CLASS_DEVPTR, VSP_MEM_DEVICE, dptr, s);    \
         CUresult r = real(dptr, s);                                          \
         vsp_hook_leave_free(&h, &f, (int32_t)r);                             \
         return r;                                                            \

@@ -41,6 +41,16 @@ struct vsp_free {
  * where its bracket lies on the stack, which tells a nested call from one made after a jump out of
  * the hook (core.c, abandon_stale_hooks). */
 #define vsp_hook_enter(h) vsp_hook_enter_at((h), __builtin_frame_address(0))
+/* A call nested in this thread's hook (its frame below the outer hook's): counted, and then
+ * passed through by the caller without a bracket of its own (the outer one covers it). */
+static inline int vsp_hook_nested(const void *frame)
+{
+    if (vsp_tls.depth > 0 && (uintptr_t)frame < vsp_tls.entry) {
+        VSP_TC_ADD(nested, 1);
+        return 1;
+    }
+    return 0;
+}
 static inline void vsp_hook_enter_at(struct vsp_hook *h, const void *frame)
 {
     extern int vsp_hook_enter_slow(const void *frame);
