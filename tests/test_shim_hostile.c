@@ -236,7 +236,7 @@ Test(shim_hostile, a_two_event_trace_gives_its_ring_back_to_the_disk, .timeout =
  * dl_iterate_phdr wrapper puts every call in its fork bracket: fork waits for it. */
 Test(shim_hostile, children_forked_while_a_thread_iterates_the_loaders_list_do_not_hang, .timeout = 240)
 {
-    TH_SKIP_UNDER("thread", "the sanitizer builds leave dl_iterate_phdr unbracketed (hooks_dl.c)");
+    TH_SKIP_UNDER("tsan", "the sanitizer builds leave dl_iterate_phdr unbracketed (hooks_dl.c)");
     TH_SKIP_UNDER("asan", "the sanitizer builds leave dl_iterate_phdr unbracketed (hooks_dl.c)");
     char *dir = th_tmpdir();
     const char *argv[] = {VSP_PROGS "/prog_fork_loader", NULL};
