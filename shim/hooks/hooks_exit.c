@@ -46,19 +46,21 @@ static inline long raw_syscall2(long nr, long a, long b)
  * _exit under a global preload and never used CUDA (a shell: issue 22, start-up). Exact when
  * LD_PRELOAD named the shim alone and there is no /etc/ld.so.preload (whose objects follow
  * LD_PRELOAD's); otherwise the next definition is looked up as before. */
-static int exit_directly(void)
+static char preload_file[] VSP_STARTUP_DATA = "/etc/ld.so.preload"; /* (not in .rodata: a page more) */
+
+static inline __attribute__((always_inline)) void exit_if_direct(int status)
 {
-    return vsp_load_relaxed(&vsp_preload_alone) && raw_syscall2(SYS_access, (long)"/etc/ld.so.preload", F_OK) != 0;
+    if (!(vsp_is_ready() && !vsp_cfg.disabled) && vsp_load_relaxed(&vsp_preload_alone) &&
+        raw_syscall2(SYS_access, (long)preload_file, F_OK) != 0)
+        for (;;)
+            raw_syscall2(SYS_exit_group, status, 0);
 }
 
-static void finalize_then_exit(const char *name, int status) __attribute__((noreturn));
+static void finalize_then_exit(const char *name, int status) __attribute__((noreturn, noinline));
 static void finalize_then_exit(const char *name, int status)
 {
     if (vsp_is_ready() && !vsp_cfg.disabled)
         vsp_trace_finalize(1);
-    else if (exit_directly())
-        for (;;)
-            raw_syscall2(SYS_exit_group, status, 0);
     void (*real)(int) = (void (*)(int))real_next(name);
     if (real)
         real(status);
@@ -66,13 +68,15 @@ static void finalize_then_exit(const char *name, int status)
     __builtin_unreachable();
 }
 
-VSP_EXPORT void _exit(int status)
+VSP_EXPORT VSP_STARTUP_TEXT void _exit(int status)
 {
+    exit_if_direct(status);
     finalize_then_exit("_exit", status);
 }
 
-VSP_EXPORT void _Exit(int status)
+VSP_EXPORT VSP_STARTUP_TEXT void _Exit(int status)
 {
+    exit_if_direct(status);
     finalize_then_exit("_Exit", status);
 }
 

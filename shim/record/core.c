@@ -391,7 +391,7 @@ void vsp_init(void)
         sched_yield(); /* another thread is initialising: a few microseconds, once */
 }
 
-int vsp_is_ready(void)
+VSP_STARTUP_TEXT int vsp_is_ready(void)
 {
     return vsp_load_acquire(&init_state) == INIT_DONE;
 }
