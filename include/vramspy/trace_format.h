@@ -432,7 +432,8 @@ _Static_assert(sizeof(struct vsp_rec_pycode) == 16, "pycode record size");
 
 static inline const char *vsp_api_name(unsigned api)
 {
-    static const char *const names[VSP_API_COUNT_] = {
+    /* (arrays, not pointers: no relocation of the table in the shim at every process's start) */
+    static const char names[VSP_API_COUNT_][32] = {
         [VSP_API_UNKNOWN] = "unknown",
         [VSP_API_cudaMalloc] = "cudaMalloc",
         [VSP_API_cudaMallocManaged] = "cudaMallocManaged",
@@ -501,13 +502,12 @@ static inline const char *vsp_api_name(unsigned api)
         [VSP_API_cudaGraphAddMemAllocNode] = "cudaGraphAddMemAllocNode",
         [VSP_API_cudaGraphAddMemFreeNode] = "cudaGraphAddMemFreeNode",
     };
-    const char *n = api < VSP_API_COUNT_ ? names[api] : NULL;
-    return n ? n : "unknown";
+    return api < VSP_API_COUNT_ && names[api][0] ? names[api] : "unknown";
 }
 
 static inline const char *vsp_memory_name(unsigned m)
 {
-    static const char *const names[VSP_MEM_COUNT_] = {
+    static const char names[VSP_MEM_COUNT_][16] = {
         "unknown", "device", "managed", "host_pinned", "host_mapped",
         "host_registered", "array", "physical", "mapping", "host_pool", "imported",
     };

@@ -3,7 +3,7 @@
  *    itself is the hidden vsp_h_<symbol>, and <symbol> is an exported alias of it;
  *  - gpa_base_name/min_version/ptds: how cuGetProcAddress names it: the base name, the first
  *    cudaVersion at which this ABI is the one returned, and whether it is the per-thread default
- *    stream variant (1), the legacy one (0), or either (-1). NULL for runtime symbols;
+ *    stream variant (1), the legacy one (0), or either (-1). "" for runtime symbols;
  *  - kind: RT (defined in hooks_runtime.c), DRV (hooks_driver.c) or LK (hooks_lookup.c): each file
  *    lists the addresses of its own hooks (vsp_runtime_hooks, vsp_driver_hooks, vsp_lookup_hooks),
  *    with their real types in scope.
@@ -16,31 +16,31 @@
 #define VSP_HOOKS_H
 
 #define VSP_HOOK_LIST(X)                                                    \
-    X(cudaMalloc, NULL, 0, -1, RT)                                              \
-    X(cudaMallocManaged, NULL, 0, -1, RT)                                       \
-    X(cudaMallocHost, NULL, 0, -1, RT)                                          \
-    X(cudaHostAlloc, NULL, 0, -1, RT)                                           \
-    X(cudaMallocPitch, NULL, 0, -1, RT)                                         \
-    X(cudaMalloc3D, NULL, 0, -1, RT)                                            \
-    X(cudaMallocArray, NULL, 0, -1, RT)                                         \
-    X(cudaMalloc3DArray, NULL, 0, -1, RT)                                       \
-    X(cudaMallocMipmappedArray, NULL, 0, -1, RT)                                \
-    X(cudaMallocAsync, NULL, 0, -1, RT)                                         \
-    X(cudaMallocAsync_ptsz, NULL, 0, -1, RT)                                    \
-    X(cudaMallocFromPoolAsync, NULL, 0, -1, RT)                                 \
-    X(cudaMallocFromPoolAsync_ptsz, NULL, 0, -1, RT)                            \
-    X(cudaFree, NULL, 0, -1, RT)                                                \
-    X(cudaFreeHost, NULL, 0, -1, RT)                                            \
-    X(cudaFreeAsync, NULL, 0, -1, RT)                                           \
-    X(cudaFreeAsync_ptsz, NULL, 0, -1, RT)                                      \
-    X(cudaFreeArray, NULL, 0, -1, RT)                                           \
-    X(cudaFreeMipmappedArray, NULL, 0, -1, RT)                                  \
-    X(cudaHostRegister, NULL, 0, -1, RT)                                        \
-    X(cudaHostUnregister, NULL, 0, -1, RT)                                      \
-    X(cudaGetDriverEntryPoint, NULL, 0, -1, LK)                                 \
-    X(cudaGetDriverEntryPoint_ptsz, NULL, 0, -1, LK)                            \
-    X(cudaGetDriverEntryPointByVersion, NULL, 0, -1, LK)                        \
-    X(cudaGetDriverEntryPointByVersion_ptsz, NULL, 0, -1, LK)                   \
+    X(cudaMalloc, "", 0, -1, RT)                                              \
+    X(cudaMallocManaged, "", 0, -1, RT)                                       \
+    X(cudaMallocHost, "", 0, -1, RT)                                          \
+    X(cudaHostAlloc, "", 0, -1, RT)                                           \
+    X(cudaMallocPitch, "", 0, -1, RT)                                         \
+    X(cudaMalloc3D, "", 0, -1, RT)                                            \
+    X(cudaMallocArray, "", 0, -1, RT)                                         \
+    X(cudaMalloc3DArray, "", 0, -1, RT)                                       \
+    X(cudaMallocMipmappedArray, "", 0, -1, RT)                                \
+    X(cudaMallocAsync, "", 0, -1, RT)                                         \
+    X(cudaMallocAsync_ptsz, "", 0, -1, RT)                                    \
+    X(cudaMallocFromPoolAsync, "", 0, -1, RT)                                 \
+    X(cudaMallocFromPoolAsync_ptsz, "", 0, -1, RT)                            \
+    X(cudaFree, "", 0, -1, RT)                                                \
+    X(cudaFreeHost, "", 0, -1, RT)                                            \
+    X(cudaFreeAsync, "", 0, -1, RT)                                           \
+    X(cudaFreeAsync_ptsz, "", 0, -1, RT)                                      \
+    X(cudaFreeArray, "", 0, -1, RT)                                           \
+    X(cudaFreeMipmappedArray, "", 0, -1, RT)                                  \
+    X(cudaHostRegister, "", 0, -1, RT)                                        \
+    X(cudaHostUnregister, "", 0, -1, RT)                                      \
+    X(cudaGetDriverEntryPoint, "", 0, -1, LK)                                 \
+    X(cudaGetDriverEntryPoint_ptsz, "", 0, -1, LK)                            \
+    X(cudaGetDriverEntryPointByVersion, "", 0, -1, LK)                        \
+    X(cudaGetDriverEntryPointByVersion_ptsz, "", 0, -1, LK)                   \
     X(cuGetProcAddress, "cuGetProcAddress", 11030, -1, LK)                      \
     X(cuGetProcAddress_v2, "cuGetProcAddress", 12000, -1, LK)                   \
     X(cuInit, "cuInit", 2000, -1, DRV)                                           \
@@ -75,9 +75,9 @@
     X(cuDeviceSetMemPool, "cuDeviceSetMemPool", 11020, -1, DRV)                  \
     X(cuMemSetMemPool, "cuMemSetMemPool", 13000, -1, DRV)                        \
     X(cuMemGetDefaultMemPool, "cuMemGetDefaultMemPool", 13000, -1, DRV)          \
-    X(cudaMemPoolCreate, NULL, 0, -1, RT)                                       \
-    X(cudaMemPoolDestroy, NULL, 0, -1, RT)                                      \
-    X(cudaDeviceSetMemPool, NULL, 0, -1, RT)                                    \
+    X(cudaMemPoolCreate, "", 0, -1, RT)                                       \
+    X(cudaMemPoolDestroy, "", 0, -1, RT)                                      \
+    X(cudaDeviceSetMemPool, "", 0, -1, RT)                                    \
     X(cuGraphAddMemAllocNode, "cuGraphAddMemAllocNode", 11040, -1, DRV)          \
     X(cuGraphAddMemFreeNode, "cuGraphAddMemFreeNode", 11040, -1, DRV)            \
     X(cuIpcOpenMemHandle_v2, "cuIpcOpenMemHandle", 11000, -1, DRV)               \
@@ -85,17 +85,17 @@
     X(cuMemAddressReserve, "cuMemAddressReserve", 10020, -1, DRV)                \
     X(cuMemAddressFree, "cuMemAddressFree", 10020, -1, DRV)                      \
     X(cuMemHostGetDevicePointer_v2, "cuMemHostGetDevicePointer", 3020, -1, DRV)  \
-    X(cudaHostGetDevicePointer, NULL, 0, -1, RT)                                \
+    X(cudaHostGetDevicePointer, "", 0, -1, RT)                                \
     X(cuImportExternalMemory, "cuImportExternalMemory", 10000, -1, DRV)          \
     X(cuExternalMemoryGetMappedBuffer, "cuExternalMemoryGetMappedBuffer", 10000, -1, DRV) \
     X(cuDestroyExternalMemory, "cuDestroyExternalMemory", 10000, -1, DRV)        \
     X(cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle", 10020, -1, DRV) \
     X(cuMemPoolSetAttribute, "cuMemPoolSetAttribute", 11020, -1, DRV)            \
     X(cuMemPoolTrimTo, "cuMemPoolTrimTo", 11020, -1, DRV)                        \
-    X(cudaMemPoolSetAttribute, NULL, 0, -1, RT)                                 \
-    X(cudaMemPoolTrimTo, NULL, 0, -1, RT)                                       \
-    X(cudaGraphAddMemAllocNode, NULL, 0, -1, RT)                                \
-    X(cudaGraphAddMemFreeNode, NULL, 0, -1, RT)
+    X(cudaMemPoolSetAttribute, "", 0, -1, RT)                                 \
+    X(cudaMemPoolTrimTo, "", 0, -1, RT)                                       \
+    X(cudaGraphAddMemAllocNode, "", 0, -1, RT)                                \
+    X(cudaGraphAddMemFreeNode, "", 0, -1, RT)
 
 enum vsp_hook_id {
 #define VSP_X(sym, base, ver, ptds, kind) VSP_H_##sym,

@@ -39,9 +39,11 @@ static int (*real_dlclose)(void *) VSP_STARTUP_DATA;
 unsigned long vsp_dl_gen VSP_HIDDEN = 1; /* moves at each dlclose (atomic) */
 __thread struct vsp_real_cache vsp_real_cache[VSP_REAL_CACHE] __attribute__((tls_model("initial-exec")));
 
+/* Names as arrays, not pointers: a table of pointers is relocated at every process's start, and
+ * with the API names' it made the relocated read-only data one page more (issue 22). */
 struct hook_entry {
-    const char *sym;
-    const char *base;
+    char sym[40];
+    char base[32]; /* "" for runtime symbols */
     int minver;
     int ptds;
 };
@@ -158,7 +160,7 @@ void *vsp_real_get(int id)
     if (!vsp_real_dlsym)
         return NULL;
     p = vsp_real_dlsym(RTLD_NEXT, entries[id].sym);
-    if (!p && entries[id].base)
+    if (!p && entries[id].base[0])
         p = driver_symbol(entries[id].sym);
     if (p && offer_real(id, p))
         return p;
@@ -496,7 +498,7 @@ void *vsp_wrap_by_gpa(const char *name, int version, unsigned long long flags, v
     int best = -1;
     for (int i = 0; i < VSP_H_COUNT; i++) {
         const struct hook_entry *e = &entries[i];
-        if (!e->base || strcmp(e->base, name) != 0 || e->minver > version)
+        if (!e->base[0] || strcmp(e->base, name) != 0 || e->minver > version)
             continue;
         if (e->ptds >= 0 && e->ptds != ptds)
             continue;
