@@ -2,7 +2,8 @@
 """make bench: start-up cost of a process that never touches CUDA, the subprocess harness (issue
 22): `sh -c true` started RUNS times through Python's subprocess.run without a preload, with
 LD_PRELOAD=SHIM and with LD_PRELOAD=EMPTY (an empty library: the cost of any preload),
-interleaved, with the caller's whole environment (as a test runner or launcher would pass it).
+interleaved (the order rotating from round to round), with the caller's whole environment (as a
+test runner or launcher would pass it).
 Prints the medians, the shim's cost (median less the plain one) and that cost over the empty
 library's. tools/bench_startup.c is the same measure through posix_spawn.
 Usage: bench_startup.py RUNS SHIM EMPTY"""
@@ -26,9 +27,12 @@ def main():
     base = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     envs = {"plain": base, "shim": dict(base, LD_PRELOAD=shim), "empty": dict(base, LD_PRELOAD=empty)}
     times = {k: [] for k in envs}
-    for _ in range(runs):
-        for k, env in envs.items():
-            times[k].append(once(env))
+    order = list(envs)
+    for i in range(runs):
+        # the order rotates from round to round (a start's place in the round moves its time by a
+        # few microseconds: tools/bench_startup.c)
+        for k in order[i % 3:] + order[:i % 3]:
+            times[k].append(once(envs[k]))
     m = {k: statistics.median(v) for k, v in times.items()}
     cost, ecost = m["shim"] - m["plain"], m["empty"] - m["plain"]
     print(f"subprocess_startup_plain_median_us {m['plain']:.1f}")
