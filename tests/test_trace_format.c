@@ -3,6 +3,7 @@
  * with an offset, never a crash. */
 #include <criterion/criterion.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "ring_fixture.h"
 #include "report/read/trace_reader.h"
@@ -27,6 +28,11 @@ Test(trace_format, layout_is_pinned)
     cr_assert_str_eq(vsp_api_name(VSP_API_cudaMalloc), "cudaMalloc");
     cr_assert_str_eq(vsp_api_name(VSP_API_cuMemAlloc_v2), "cuMemAlloc_v2");
     cr_assert_str_eq(vsp_api_name(999), "unknown");
+    /* the names are rows of a character array: each must keep its NUL inside its row */
+    for (unsigned api = 0; api < VSP_API_COUNT_; api++)
+        cr_assert_not_null(memchr(vsp_api_name(api), 0, 32), "API %u's name is terminated", api);
+    for (unsigned m = 0; m < VSP_MEM_COUNT_; m++)
+        cr_assert_not_null(memchr(vsp_memory_name(m), 0, 16), "memory kind %u's name is terminated", m);
     cr_assert_str_eq(vsp_memory_name(VSP_MEM_HOST_REGISTERED), "host_registered");
 }
 

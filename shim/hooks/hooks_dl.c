@@ -56,6 +56,12 @@ static const struct hook_entry entries[VSP_H_COUNT] = {
     VSP_HOOK_LIST(VSP_X)
 #undef VSP_X
 };
+/* every name with its terminating NUL (C would let a name of exactly the array's length drop it) */
+#define VSP_X(s_, b_, ver, ptds, kind)                                                      \
+    _Static_assert(sizeof(#s_) <= sizeof(((struct hook_entry *)0)->sym), #s_ " fits");     \
+    _Static_assert(sizeof(b_) <= sizeof(((struct hook_entry *)0)->base), #s_ "'s base fits");
+VSP_HOOK_LIST(VSP_X)
+#undef VSP_X
 
 static inline void *hook_fn(int id)
 {
