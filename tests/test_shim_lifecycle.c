@@ -58,9 +58,10 @@ Test(shim_lifecycle, nothing_lost_on_exit) { die_case("exit", 0, 1); }
 /* _exit runs no destructors; the shim's _exit finalises the trace first, so it is complete and
  * no crash is reported for a process that exited normally */
 Test(shim_lifecycle, nothing_lost_on__exit_and_the_trace_is_complete) { die_case("_exit", 0, 1); }
-/* A process that never used CUDA: the shim's _exit ends it with exit_group itself when it is
- * the only preloaded object (no lookup of the next _exit at every exit, issue 22), keeping the
- * status; with another interposer preloaded after it, that one's _exit still runs. */
+/* A process that never used CUDA: the shim's _exit ends it with exit_group itself when libc
+ * follows it in the loader's list (no lookup of the next _exit at every exit, issue 22), keeping
+ * the status; with another interposer preloaded after it, or a needed library of the program
+ * that interposes _exit (a sanitizer runtime does), that one's _exit still runs. */
 Test(shim_lifecycle, _exit_without_cuda_keeps_the_status_and_a_later_interposer_still_runs)
 {
     const char *argv[] = {VSP_PROGS "/prog_die", "_exit", "0", "7", NULL};
@@ -71,6 +72,11 @@ Test(shim_lifecycle, _exit_without_cuda_keeps_the_status_and_a_later_interposer_
     cr_assert_eq(th_run(&both, argv, env, 0, 0), 0);
     cr_assert_eq(both.code, 7, "exit %d sig %d: %s", both.code, both.sig, both.err);
     cr_assert(strstr(both.err, "spy _exit 7") != NULL, "the second interposer ran: [%s]", both.err);
+    const char *needed_argv[] = {VSP_PROGS "/prog_exit_needed", "9", NULL};
+    struct run_result needed;
+    cr_assert_eq(th_run(&needed, needed_argv, NULL, 1, 0), 0);
+    cr_assert_eq(needed.code, 9, "exit %d sig %d: %s", needed.code, needed.sig, needed.err);
+    cr_assert(strstr(needed.err, "spy _exit 9") != NULL, "the needed library's _exit ran: [%s]", needed.err);
 }
 Test(shim_lifecycle, nothing_lost_on_abort) { die_case("abort", SIGABRT, 0); }
 Test(shim_lifecycle, nothing_lost_on_crash) { die_case("segv", SIGSEGV, 0); }

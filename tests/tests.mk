@@ -28,7 +28,7 @@ PROGS += $(T)/progs/prog_fakepython
 # process shapes (test_shim_shapes.c): plugins loaded RTLD_LOCAL, two runtimes, unloading, setuid
 PROGS += $(T)/progs/prog_shapes $(T)/progs/prog_blockfree $(T)/progs/prog_two_runtimes \
          $(T)/progs/prog_plugin_reload $(T)/progs/prog_secure \
-         $(T)/progs/libplug13.so $(T)/progs/libplug12.so $(T)/progs/libplug_drv.so $(T)/progs/libpythread.so $(T)/progs/libcounter.so $(T)/progs/libexit_spy.so
+         $(T)/progs/libplug13.so $(T)/progs/libplug12.so $(T)/progs/libplug_drv.so $(T)/progs/libpythread.so $(T)/progs/libcounter.so $(T)/progs/libexit_spy.so $(T)/progs/prog_exit_needed
 # framework-held memory, growth and pool caching (test_holders.c)
 PROGS += $(T)/progs/prog_holders $(T)/progs/cublas/libcublas.so.13 $(T)/progs/prog_growth $(T)/progs/prog_pool_cache
 # the walk memo's stacks (test_walker.c): sibling sites at changing depths, two threads
@@ -163,6 +163,9 @@ $(T)/progs/libpythread.so: tests/progs/libpythread.c $(FAKES)
 $(T)/progs/libexit_spy.so: tests/progs/libexit_spy.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(PROG_CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+$(T)/progs/prog_exit_needed: tests/progs/prog_exit_needed.c $(T)/progs/libexit_spy.so
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $< -L$(T)/progs -l:libexit_spy.so -Wl,-rpath,'$$ORIGIN'
 
 $(T)/progs/libcounter.so: tests/progs/libcounter.c
 	@mkdir -p $(dir $@)

@@ -70,8 +70,8 @@ int vsp_sandboxed(void);
 /* Address range test: is p inside libvramspy.so? (Never record our own code as "the real
  * function", and skip our frames in stacks.) */
 int vsp_in_shim(const void *p);
-/* LD_PRELOAD named this object alone at start-up (the constructor's pass over the environment). */
-extern int vsp_preload_alone;
+/* The C library follows this object in the loader's list (set by the constructor; core.c). */
+extern int vsp_libc_next;
 /* A descriptor the shim opened, moved above 0-2 if the program had closed those (it would
  * otherwise write its stdout or stderr into our file). Closes fd on failure; returns the new fd,
  * or -1 with errno set. fd < 0 is passed through. */

@@ -135,16 +135,29 @@ static inline unsigned vsp_real_cache_slot(int id, const void *ret)
     const uintptr_t r = (uintptr_t)ret;
     return (unsigned)(r ^ r >> 5 ^ (unsigned)id * 3u) & (VSP_REAL_CACHE - 1);
 }
+/* An entry's fn if it is (key, ret): fn is loaded between two reads of the key and ret, so that a
+ * signal handler of this thread that rewrote the entry meanwhile (a miss of its own into the same
+ * slot) is seen as a miss rather than giving another call's function. (Compiler barriers: only
+ * this thread writes its cache.) */
+static inline void *vsp_real_cache_hit(const struct vsp_real_cache *c, unsigned long key, const void *ret)
+{
+    if (c->key != key || c->ret != ret)
+        return NULL;
+    __asm__ volatile("" ::: "memory");
+    void *fn = c->fn;
+    __asm__ volatile("" ::: "memory");
+    return c->key == key && c->ret == ret ? fn : NULL;
+}
 static inline void *vsp_real_for_cached(int id, const void *ret)
 {
-    const struct vsp_real_cache *c = &vsp_real_cache[vsp_real_cache_slot(id, ret)];
     /* acquire: pairs with dlclose's release bump, as in vsp_real_for */
     unsigned long key = __atomic_load_n(&vsp_dl_gen, __ATOMIC_ACQUIRE) << 8 | (unsigned)id;
-    if (__builtin_expect(c->ret == ret && c->key == key, 1))
-        return c->fn;
-    const struct vsp_real_cache *d = &vsp_real_cache[vsp_real_cache_slot(id, ret) ^ 1];
-    if (__builtin_expect(d->ret == ret && d->key == key, 1))
-        return d->fn;
+    void *fn = vsp_real_cache_hit(&vsp_real_cache[vsp_real_cache_slot(id, ret)], key, ret);
+    if (__builtin_expect(fn != NULL, 1))
+        return fn;
+    fn = vsp_real_cache_hit(&vsp_real_cache[vsp_real_cache_slot(id, ret) ^ 1], key, ret);
+    if (__builtin_expect(fn != NULL, 1))
+        return fn;
     return vsp_real_for(id, ret);
 }
 

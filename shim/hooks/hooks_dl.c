@@ -378,6 +378,11 @@ static void *real_for(int id, const void *ret)
         c->fn = fn;
         __asm__ volatile("" ::: "memory");
         c->key = gen << 8 | (unsigned)id;
+        __asm__ volatile("" ::: "memory");
+        /* a signal handler of this thread that filled the same slot between the stores above
+         * (its key zeroed first, then its ret and fn) left a mix: emptied again */
+        if (c->ret != ret || c->fn != fn)
+            c->key = 0;
         return fn;
     }
     struct dl_find_object fo;

@@ -31,8 +31,10 @@
  * nested in this thread's hook goes straight to the real function, with no bracket (core.h,
  * vsp_hook_nested; issue 22). */
 #define DRV_PASS_NESTED(...)                                                \
-    if (vsp_hook_nested(__builtin_frame_address(0)))                        \
-    return real(__VA_ARGS__)
+    do {                                                                    \
+        if (vsp_hook_nested(__builtin_frame_address(0)))                    \
+            return real(__VA_ARGS__);                                       \
+    } while (0)
 
 #define DRV_ALLOC(sym, ...)                                                 \
     VSP_HOOK_LEAVE_ALLOC(&h, .api = VSP_API_##sym, .result = (int32_t)r,    \

@@ -40,18 +40,16 @@ static inline long raw_syscall2(long nr, long a, long b)
 #endif
 }
 
-/* Nothing to finalise, and no other interposer can be next: then the hook ends the process as
- * libc's _exit does, with exit_group. Finding the next definition costs five dynamic lookups
- * (vsp_resolve_dlsym, then dlsym(RTLD_NEXT)), about 6 us at the exit of every process that calls
- * _exit under a global preload and never used CUDA (a shell: issue 22, start-up). Exact when
- * LD_PRELOAD named the shim alone and there is no /etc/ld.so.preload (whose objects follow
- * LD_PRELOAD's); otherwise the next definition is looked up as before. */
-static char preload_file[] VSP_STARTUP_DATA = "/etc/ld.so.preload"; /* (not in .rodata: a page more) */
-
+/* Nothing to finalise, and libc's _exit is the next one (the C library follows the shim in the
+ * loader's list: core.c, vsp_libc_next): then the hook ends the process as libc's _exit does,
+ * with exit_group. Finding the next definition costs five dynamic lookups (vsp_resolve_dlsym,
+ * then dlsym(RTLD_NEXT)), about 6 us at the exit of every process that calls _exit under a
+ * global preload and never used CUDA (a shell: issue 22, start-up). Otherwise (another preloaded
+ * library, or a needed one of the program, before libc) the next definition is looked up as
+ * before, and so a sanitizer runtime's or another tracer's _exit still runs. */
 static inline __attribute__((always_inline)) void exit_if_direct(int status)
 {
-    if (!(vsp_is_ready() && !vsp_cfg.disabled) && vsp_load_relaxed(&vsp_preload_alone) &&
-        raw_syscall2(SYS_access, (long)preload_file, F_OK) != 0)
+    if (!(vsp_is_ready() && !vsp_cfg.disabled) && vsp_load_relaxed(&vsp_libc_next))
         for (;;)
             raw_syscall2(SYS_exit_group, status, 0);
 }

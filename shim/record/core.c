@@ -246,36 +246,49 @@ static char pending_warn[2048];
 /* Start-up (the constructor, or the first hook that runs before it): only the configuration.
  * A process that never calls CUDA pays for nothing else; the real dlsym is looked up at its
  * first use (vsp_resolve_dlsym), the fork handlers at the first CUDA call. */
-/* Set by the constructor's pass over the environment: LD_PRELOAD names exactly one object (this
- * one), so no other preloaded interposer follows the shim in the lookup order (hooks_exit.c). */
-int vsp_preload_alone VSP_HIDDEN VSP_STARTUP_DATA;
+/* Set by the constructor: the C library is the object right after the shim in the loader's list,
+ * the order of the search dlsym(RTLD_NEXT) makes from here, so libc's _exit is the next one and
+ * nothing between could interpose it (another preloaded library, one from /etc/ld.so.preload or
+ * `ld.so --preload`, a needed library of the program such as a sanitizer runtime). hooks_exit.c. */
+int vsp_libc_next VSP_HIDDEN VSP_STARTUP_DATA;
 
-/* How many objects an LD_PRELOAD value names (the loader splits it at spaces and colons). */
-static int preload_count(const char *v)
+static int name_is_libc(const char *n)
 {
-    int n = 0;
-    for (int in = 0; *v; v++) {
-        int sep = *v == ' ' || *v == ':';
-        n += !sep && !in;
-        in = !sep;
-    }
-    return n;
+    const char *base = n;
+    for (; *n; n++)
+        if (*n == '/')
+            base = n + 1;
+    static const char want[] = "libc.so.6"; /* (compared by hand: a libc call here would be bound
+                                                 lazily, one more lookup in every process) */
+    for (unsigned i = 0; i < sizeof want; i++)
+        if (base[i] != want[i])
+            return 0;
+    return 1;
+}
+
+static int libc_follows_shim(void)
+{
+    /* The loader's link map of this object: the second word of its PLT's GOT, which glibc sets
+     * for lazy binding (the x86-64 psABI reserves it for the dynamic linker); 0 when the process
+     * binds at load (LD_BIND_NOW), and checked against this object's own addresses. */
+    extern uintptr_t _GLOBAL_OFFSET_TABLE_[] __attribute__((visibility("hidden")));
+    extern ElfW(Dyn) _DYNAMIC[] __attribute__((visibility("hidden")));
+    const struct link_map *self = (const struct link_map *)_GLOBAL_OFFSET_TABLE_[1];
+    if (!self || self->l_addr != (ElfW(Addr))(uintptr_t)__ehdr_start || self->l_ld != _DYNAMIC)
+        return 0;
+    const struct link_map *next = self->l_next;
+    return next && next->l_name && name_is_libc(next->l_name);
 }
 
 /* Whether any VRAMSPY_ variable is set: one pass over the environment, rather than a getenv (a
- * pass each) per variable in every process under a global preload. It also notes whether the
- * shim is the only preloaded object (vsp_preload_alone). */
+ * pass each) per variable in every process under a global preload. */
 static int vramspy_in_environment(void)
 {
     extern char **environ;
-    int any = 0;
-    for (char **e = environ; e && *e; e++) {
+    for (char **e = environ; e && *e; e++)
         if ((*e)[0] == 'V' && !strncmp(*e, "VRAMSPY_", 8))
-            any = 1;
-        else if ((*e)[0] == 'L' && !strncmp(*e, "LD_PRELOAD=", 11))
-            vsp_preload_alone = preload_count(*e + 11) == 1;
-    }
-    return any;
+            return 1;
+    return 0;
 }
 
 static void do_init(int read_env)
@@ -400,6 +413,7 @@ VSP_STARTUP_TEXT int vsp_is_ready(void)
  * variable there is nothing to read, and the rest waits for the first hook (INIT_LATER). */
 __attribute__((constructor)) static void vsp_constructor(void)
 {
+    vsp_libc_next = libc_follows_shim();
     int expected = INIT_NONE;
     if (vramspy_in_environment() || !vsp_cas_acq_rel(&init_state, &expected, INIT_LATER))
         vsp_init();
