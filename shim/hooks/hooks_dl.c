@@ -74,7 +74,9 @@ typedef int (*vsp_iter_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void 
 static vsp_iter_fn real_iterate VSP_STARTUP_DATA;
 /* ld.so's _dl_find_object, found with dlvsym too: a reference to it would make ld.so one more
  * needed object (its version definitions checked at every start, docs/PERFORMANCE.md). NULL
- * where the loader lacks it (glibc before 2.35): every address is then "not found". */
+ * where the loader lacks it (glibc before 2.35, where the shim did not load at all before): every
+ * address is then "not found": hooks use the real-symbol table, and every dlclose drops the kept
+ * pointers, which are looked up again. */
 typedef int (*vsp_find_fn)(void *, struct dl_find_object *);
 static vsp_find_fn real_find_object VSP_STARTUP_DATA;
 
