@@ -7,8 +7,9 @@
  * either; the trace is finalised before the exec and re-opened for more calls if the exec returns
  * (it failed). posix_spawn and vfork+exec from libc's own code do not come through here, and need
  * not: the process that called them goes on and exits as usual.
- * Must never: exit without calling the real function, change the status, change an exec's
- * arguments or result, or leave errno other than the real call left it. */
+ * Must never: exit without calling the real function (except where that function is libc's own
+ * _exit, which the hook then does in its place: exit_if_direct), change the status, change an
+ * exec's arguments or result, or leave errno other than the real call left it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
