@@ -28,17 +28,21 @@ static void *real_next(const char *name)
     return vsp_real_dlsym ? vsp_real_dlsym(RTLD_NEXT, name) : NULL;
 }
 
-/* System calls made inline: a libc function called here for the first time would be bound
- * lazily, a lookup of its own, which is what the direct exit saves. */
-static inline long raw_syscall2(long nr, long a, long b)
+/* exit_group made inline: a libc function called here for the first time would be bound lazily,
+ * a lookup of its own, which is what the direct exit saves. */
+static inline __attribute__((noreturn)) void raw_exit_group(int status)
 {
+    for (;;) {
 #if defined(__x86_64__)
-    long ret;
-    __asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b) : "rcx", "r11", "memory");
-    return ret;
+        long ret;
+        __asm__ volatile("syscall"
+                         : "=a"(ret)
+                         : "a"((long)SYS_exit_group), "D"((long)status)
+                         : "rcx", "r11", "memory");
 #else
-    return syscall(nr, a, b);
+        syscall(SYS_exit_group, status);
 #endif
+    }
 }
 
 /* Nothing to finalise, and libc's _exit is the next one (the C library follows the shim in the
@@ -51,8 +55,7 @@ static inline long raw_syscall2(long nr, long a, long b)
 static inline __attribute__((always_inline)) void exit_if_direct(int status)
 {
     if (!(vsp_is_ready() && !vsp_cfg.disabled) && vsp_load_relaxed(&vsp_libc_next))
-        for (;;)
-            raw_syscall2(SYS_exit_group, status, 0);
+        raw_exit_group(status);
 }
 
 static void finalize_then_exit(const char *name, int status) __attribute__((noreturn, noinline));

@@ -1,5 +1,5 @@
 /* Core of the shim: init, the hook bracket, and recording of allocations and frees.
- * The recording path (vsp_hook_leave_alloc, vsp_free_begin, vsp_hook_leave_free) takes no lock,
+ * The recording path (vsp_hook_leave_alloc_rec, vsp_free_begin, vsp_hook_leave_free) takes no lock,
  * calls no malloc or stdio, and makes no system call in the common case (gettid once per thread,
  * clock_gettime through the vDSO). Warnings and init may use snprintf. The one exception: in a
  * thread running Python with the GIL, reading its Python frames goes through CPython's C API,

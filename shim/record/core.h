@@ -59,9 +59,8 @@ static inline void vsp_hook_enter_at(struct vsp_hook *h, const void *frame)
     /* A call nested in this thread's hook (the driver under the runtime), whose frame lies below
      * the outer hook's: passed through at once (the outer hook's bracket did the rest; issue 22:
      * two of these a pair). Otherwise (a hook left by a jump, an outermost call) the slow path. */
-    if (vsp_tls.depth > 0 && (uintptr_t)frame < vsp_tls.entry) {
-        vsp_tls.depth++;
-        VSP_TC_ADD(nested, 1);
+    if (vsp_hook_nested(frame)) {
+        vsp_tls.depth++; /* left by the hook's leave, as any call's */
         h->record = 0;
         return;
     }
@@ -84,24 +83,16 @@ static inline void vsp_hook_enter_at(struct vsp_hook *h, const void *frame)
  * process's first one opens the trace (a sandbox installed after it may forbid opening files). */
 void vsp_cuda_contact(void);
 void vsp_hook_leave_alloc_rec(struct vsp_hook *h, const struct vsp_call *c);
-/* (inline: a call passed through builds no record) */
+/* Leave a call that was passed through (not recorded). */
 static inline void vsp_hook_leave_passed(void)
 {
     if (__builtin_expect(vsp_tls.depth > 0, 1)) /* never below 0 (see core.c) */
         vsp_tls.depth--;
 }
-static inline void vsp_hook_leave_alloc(struct vsp_hook *h, const struct vsp_call *c)
-{
-    if (!h->record) {
-        vsp_hook_leave_passed();
-        return;
-    }
-    vsp_hook_leave_alloc_rec(h, c);
-}
 
-/* vsp_hook_leave_alloc with the call's fields (designated initialisers): the record is built only
- * for a call that is recorded; a pass-through (the driver under the runtime: two a pair) builds
- * none (the compiler did not sink the stores into the branch). */
+/* Leave an allocation hook, with the call's fields (designated initialisers): the record is built
+ * only for a call that is recorded; one passed through builds none (an inline function taking the
+ * record's address made the compiler build it before the branch: issue 22). */
 #define VSP_HOOK_LEAVE_ALLOC(h, ...)                                        \
     do {                                                                    \
         if (!(h)->record) {                                                 \
