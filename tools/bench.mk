@@ -24,6 +24,12 @@ $(BUILD)/tools/bench_startup: tools/bench_startup.c
 	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -o $@ $<
 
 .PHONY: bench
+# BENCH_PARTS (tools/bench.sh) runs only some parts: their block is not the whole one the document holds.
+ifneq ($(strip $(BENCH_PARTS)),)
+ifeq ($(BENCH_DOC),1)
+$(error BENCH_DOC=1 writes the whole block into docs/PERFORMANCE.md: run it without BENCH_PARTS)
+endif
+endif
 bench: $(SHIM) $(BUILD)/vramspy-dump $(FAKES) $(BUILD)/tools/bench_calls $(BUILD)/tools/bench_startup \
        $(BUILD)/tools/bench_pairs $(T)/progs/prog_storm
 	bash -o pipefail -c "tools/bench.sh $(BUILD) | tee $(BUILD)/bench.txt"
