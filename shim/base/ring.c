@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "shim/base/atomic.h"
+#include "shim/base/tcount.h"
 
 #define REC_ALIGN 8u
 #define VSP_UNLIKELY_RING(x) __builtin_expect(!!(x), 0)
@@ -83,23 +84,23 @@ static void commit_record(struct vsp_rec_hdr *h, uint64_t pos)
     vsp_store_release(&h->seq, pos | VSP_SEQ_VALID | VSP_SEQ_COMMITTED);
 }
 
-/* The drainer met a reserved record at pos: if it is an open batch, close it. Returns 1 when the
- * record is now committed (the drainer may copy it), 0 when it has to wait (a record still being
- * written, or a batch whose owner is appending: the owner commits it when it sees the close). */
-/* Sets CLOSED on the open batch at pos (the owner's close or the drainer's): 1 when this call
- * closed it and the owner is not appending, so the caller commits it; 0 when it was closed
- * already (whoever closed it commits) or the owner is mid-append (the owner commits it when it
- * counts its event). Exactly one side sees the open state, so exactly one commits. */
+/* Sets CLOSED on the open batch at pos (the owner's close or the drainer's) while its owner is not
+ * appending: 1 when this call closed it, so the caller commits it; 0 when it was closed already
+ * (whoever closed it commits) or the owner is mid-append (WRITING: the drainer tries again at its
+ * next pass, a few tens of nanoseconds later for an owner that is running). The state word has one
+ * writer at a time: the owner between its claim (the CAS that sets WRITING) and its count (a plain
+ * store, which clears it), whoever sets CLOSED otherwise; so an owner's count never overwrites a
+ * close, and exactly one side commits. Issue 22: the owner's count was a second CAS. */
 static int batch_close_word(struct vsp_rec_batch *b, uint64_t pos)
 {
     uint64_t s = vsp_load_relaxed(&b->state);
     do {
-        if ((s & VSP_BATCH_CLOSED) || (s & VSP_BATCH_TAG_MASK) != VSP_BATCH_TAG(pos))
+        if ((s & (VSP_BATCH_CLOSED | VSP_BATCH_WRITING)) || (s & VSP_BATCH_TAG_MASK) != VSP_BATCH_TAG(pos))
             return 0;
         /* acq_rel: acquire pairs with the owner's release when it counted its last event, so
          * the bytes the drainer then copies are whole; release orders nothing of ours. */
     } while (!vsp_cas_acq_rel(&b->state, &s, s | VSP_BATCH_CLOSED));
-    return !(s & VSP_BATCH_WRITING);
+    return 1;
 }
 
 /* The drainer met a reserved record at pos: if it is an open batch, close it. Returns 1 when the
@@ -266,11 +267,17 @@ int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, st
 }
 
 /* ---- frees in flight and SEQMARK records ----
- * A slot per free in flight, each on its own cache line (threads free concurrently); a thread
- * tries the slot it used last first. Slot values: 0 free, SLOT_BUSY claimed with the number not
- * taken yet, else number + SLOT_BIAS. More frees in flight than slots are counted in `unslotted`,
- * and a mark taken meanwhile settles nothing (PARTIAL). */
-#define INFLIGHT_SLOTS 256
+ * A slot per free in flight, each on its own cache line (threads free concurrently). A thread
+ * that owns a counter stripe (tcount.h) owns the in-flight slot of the same index, and writes it
+ * with plain stores: it has one free in flight at a time (a call nested in its hook is passed
+ * through), so nobody else writes there. Threads without a stripe (more than VSP_TC_STRIPES at
+ * once, or counting after their exit) share the slots past those, claimed by CAS, trying the one
+ * they used last first. Slot values: 0 free, SLOT_BUSY claimed with the number not taken yet,
+ * else number + SLOT_BIAS. More frees in flight than shared slots are counted in `unslotted`, and
+ * a mark taken meanwhile settles nothing (PARTIAL). Issue 22: the claim was a CAS for every free. */
+#define OWNED_SLOTS VSP_TC_STRIPES
+#define SHARED_SLOTS 64
+#define INFLIGHT_SLOTS (OWNED_SLOTS + SHARED_SLOTS)
 #define SLOT_BUSY 1ull
 #define SLOT_BIAS 2ull
 static struct {
@@ -281,29 +288,46 @@ static struct {
 static unsigned long unslotted;
 static __thread int slot_hint __attribute__((tls_model("initial-exec")));
 
-uint64_t vsp_ring_seq_begin(struct vsp_ring *r, uint64_t ptr, int *slot)
+static int claim_shared_slot(void)
 {
-    *slot = -1;
-    for (int i = 0; i < INFLIGHT_SLOTS; i++) {
-        int k = (slot_hint + i) & (INFLIGHT_SLOTS - 1);
+    for (int i = 0; i < SHARED_SLOTS; i++) {
+        int k = OWNED_SLOTS + (slot_hint + i) % SHARED_SLOTS;
         unsigned long long zero = 0;
-        /* seq_cst, with the seq_cst fetch_add below: the claim is visible before the number
-         * exists, so a mark that reads next_seq past our number finds the slot claimed (the
-         * SEQMARK writer reads next_seq, then the slots, both seq_cst). */
+        /* seq_cst, with the seq_cst fetch_add in vsp_ring_seq_begin: the claim is visible before
+         * the number exists, so a mark that reads next_seq past our number finds the slot claimed
+         * (the SEQMARK writer reads next_seq, then the slots, both seq_cst). */
         if (vsp_load_relaxed(&inflight[k].v) == 0 &&
             __atomic_compare_exchange_n(&inflight[k].v, &zero, SLOT_BUSY, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
-            *slot = slot_hint = k;
-            break;
+            slot_hint = k - OWNED_SLOTS;
+            return k;
         }
     }
-    if (*slot < 0)
-        __atomic_fetch_add(&unslotted, 1, __ATOMIC_SEQ_CST); /* seq_cst: as the claim above */
+    __atomic_fetch_add(&unslotted, 1, __ATOMIC_SEQ_CST); /* seq_cst: as the claim above */
+    return -1;
+}
+
+uint64_t vsp_ring_seq_begin(struct vsp_ring *r, uint64_t ptr, int *slot)
+{
+    int k = vsp_tc_self()->index;
+    if (__builtin_expect(k >= 0 && k < OWNED_SLOTS, 1)) {
+        /* The thread's own slot. The claim must be visible before the number exists (as the CAS
+         * in claim_shared_slot): on x86-64 the locked add below drains this store first (TSO: a
+         * locked instruction orders every earlier store), and the mark's two loads are never
+         * reordered, so a relaxed store is enough; elsewhere a seq_cst fence makes it so. */
+        vsp_store_relaxed(&inflight[k].v, SLOT_BUSY);
+#if !defined(__x86_64__)
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+    } else {
+        k = claim_shared_slot();
+    }
+    *slot = k;
     uint64_t seq = __atomic_fetch_add(&r->hdr->next_seq, 1, __ATOMIC_SEQ_CST);
-    if (*slot >= 0) {
-        vsp_store_relaxed(&inflight[*slot].ptr, ptr);
+    if (k >= 0) {
+        vsp_store_relaxed(&inflight[k].ptr, ptr);
         /* release: the address before the number (the mark reads the number, then the address);
          * BUSY already covered the slot for the mark's count */
-        vsp_store_release(&inflight[*slot].v, seq + SLOT_BIAS);
+        vsp_store_release(&inflight[k].v, seq + SLOT_BIAS);
     }
     return seq;
 }
@@ -440,7 +464,7 @@ static int batch_open(struct vsp_ring *r, struct vsp_batch *tb, uint32_t tid)
     return 0;
 }
 
-int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec_event *e, int take_seq)
+static int append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec_event *e, int take_seq)
 {
     unsigned char buf[VSP_CODEC_MAX];
     for (int tries = 0; tries < 8; tries++) {
@@ -460,8 +484,11 @@ int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_r
             tb->rec = NULL; /* the drainer closed it (a drain, finalisation): open another */
             continue;
         }
-        /* acquire: our writes of the event below stay after the claim; a drainer that closes
-         * the batch from now on sees WRITING and leaves the commit to us. */
+        /* acquire: our writes of the event below stay after the claim. From now until our count
+         * below, nobody else writes the state word: a drainer that meets the batch sees WRITING
+         * and leaves it open for its next pass (batch_close_word). The CAS, not a store, because
+         * the tag check must be atomic with the claim: a batch the drainer closed, copied out and
+         * gave back to another record between our load and here must never be written. */
         if (!vsp_cas_acquire(&b->state, &s, s | VSP_BATCH_WRITING)) {
             tb->rec = NULL; /* closed by the drainer between the two loads */
             continue;
@@ -490,12 +517,28 @@ int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_r
             }
             memcpy(at, buf, n);
         }
-        uint64_t want = s | VSP_BATCH_WRITING;
-        /* release: the event's bytes are visible before the count that includes them. */
-        if (!vsp_cas_release(&b->state, &want, s + n))
-            batch_finish(r, tb, used + n); /* the drainer closed it meanwhile: we commit */
+        /* release: the event's bytes are visible before the count that includes them. A plain
+         * store: while WRITING is set the word is ours alone (batch_close_word). */
+        vsp_store_release(&b->state, s + n);
         return 0;
     }
     vsp_fetch_add_relaxed(&r->hdr->dropped, 1);
     return -ENOSPC;
+}
+
+int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec_event *e, int take_seq)
+{
+    /* A signal handler's call that interrupted this thread's own append (a handler on an alternate
+     * stack is recorded, not nested) would change the batch under it: its event is dropped and
+     * counted instead. The signal fences keep the flag's stores around the append. */
+    if (VSP_UNLIKELY_RING(tb->busy)) {
+        vsp_fetch_add_relaxed(&r->hdr->dropped, 1);
+        return -ENOSPC;
+    }
+    tb->busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    int rc = append_event(r, tb, e, take_seq);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    tb->busy = 0;
+    return rc;
 }

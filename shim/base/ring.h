@@ -43,6 +43,7 @@ struct vsp_batch {
     uint32_t next_bytes;   /* the length of the next one (0: VSP_BATCH_MIN_BYTES) */
     unsigned gen;          /* vsp_ring.gen of the ring it is in */
     struct vsp_codec codec; /* the last event appended */
+    int busy;              /* 1 during vsp_ring_append_event (a signal handler's call is dropped) */
 };
 
 static inline struct vsp_rec_batch *vsp_batch_of(const struct vsp_batch *tb)
@@ -63,7 +64,8 @@ static inline uint64_t vsp_ring_next_seq(struct vsp_ring *r)
  * until vsp_ring_seq_end: the drainer lists such numbers in its SEQMARK records, so a reader keeps
  * waiting for the free's event however long the call blocks (holding back only the events on its
  * address, ptr), and settles every other missing number at once. Returns the number; *slot is the in-flight slot to hand to vsp_ring_seq_end
- * after the event was appended (or dropped). No lock: one CAS on a slot this thread used last. */
+ * after the event was appended (or dropped). No lock: plain stores to the thread's own slot (the
+ * index of its counter stripe), or one CAS on a shared slot for a thread without one. */
 uint64_t vsp_ring_seq_begin(struct vsp_ring *r, uint64_t ptr, int *slot);
 void vsp_ring_seq_end(int slot);
 /* A forked child: the parent's frees in flight are not the child's. */
@@ -96,7 +98,8 @@ void vsp_ring_commit(struct vsp_ring *r, struct vsp_resv *res);
 /* Append event `e` to the thread's batch `tb` (opening one when it has none, or none with room),
  * coded compactly. take_seq: e->seq is taken here (vsp_ring_next_seq), once the event has a place
  * (an allocation: a dropped one leaves no gap). A new batch takes e->tid. Returns 0, or -ENOSPC when
- * the event was dropped. AS-safe; no lock, one CAS on the batch word before and after. */
+ * the event was dropped. AS-safe; no lock, one CAS on the batch word before the event and a plain
+ * store after it. */
 int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec_event *e, int take_seq);
 
 /* Close the thread's batch (it stays in the ring; the drainer copies it out). */

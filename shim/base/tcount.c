@@ -7,11 +7,11 @@
 
 #include "shim/base/atomic.h"
 
-#define STRIPES 512
+#define STRIPES VSP_TC_STRIPES
 
 /* mapped at the first claim (not in the library's bss: a process that never counts pays nothing) */
 static struct vsp_tstripe *stripes;
-static struct vsp_tstripe shared = {.shared = 1};
+static struct vsp_tstripe shared = {.shared = 1, .index = -1};
 static unsigned high; /* stripes [0, high) have been claimed at least once */
 __thread struct vsp_tstripe *vsp_tc_mine __attribute__((tls_model("initial-exec")));
 static __thread int exited __attribute__((tls_model("initial-exec")));
@@ -87,6 +87,7 @@ struct vsp_tstripe *vsp_tc_claim(void)
             unsigned h = vsp_load_relaxed(&high);
             while (h < i + 1 && !vsp_cas_weak_relaxed(&high, &h, i + 1)) {
             }
+            st[i].index = (int)i;
             if (with_key)
                 pthread_setspecific(key, &st[i]); /* non-NULL: the destructor runs */
             return vsp_tc_mine = &st[i];

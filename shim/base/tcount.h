@@ -34,7 +34,10 @@ struct vsp_tstripe {
     struct vsp_tcounts c;
     int owner;  /* 1 while a thread owns it */
     int shared; /* the shared stripe: added to atomically */
+    int index;  /* its place among the stripes (the shared one: -1); other per-thread slots of the
+                   shim may use it as theirs (ring.c's in-flight slots) */
 } __attribute__((aligned(64)));
+#define VSP_TC_STRIPES 512
 
 extern __thread struct vsp_tstripe *vsp_tc_mine __attribute__((tls_model("initial-exec")));
 struct vsp_tstripe *vsp_tc_claim(void);
