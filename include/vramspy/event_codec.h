@@ -84,7 +84,8 @@ static inline unsigned char *vsp_put_varint(unsigned char *p, uint64_t v)
 }
 
 /* Codes `e` (its tid is not coded: the batch has it) after the event in `c` into `out`, which has
- * room for VSP_CODEC_MAX bytes; updates `c` to `e`. Returns the bytes written. */
+ * room for VSP_CODEC_MAX bytes; updates `c` to `e` (the fields coding uses: an encoder's c->last
+ * is not a whole event). Returns the bytes written. */
 static inline unsigned vsp_codec_encode(struct vsp_codec *c, const struct vsp_rec_event *e, unsigned char *out)
 {
     unsigned char *p = out;
@@ -132,7 +133,28 @@ static inline unsigned vsp_codec_encode(struct vsp_codec *c, const struct vsp_re
         if (x & VSP_CODEC_X_DEVICE)
             p = vsp_put_varint(p, vsp_zigzag((uint64_t)(int64_t)e->device));
     }
-    c->last = *e;
+    /* Field by field, not `c->last = *e`: the caller has just written *e field by field, and the
+     * 16-byte loads of a struct copy cannot be forwarded from those narrower stores (each one
+     * waits for them to reach the cache: issue 22, a quarter of the coder's time). Each value
+     * passes through a register (the empty asm), so the compiler does not merge the copies back
+     * into 16-byte ones. Only what the next event is coded against is kept. */
+#define VSP_CODEC_KEEP(f)                    \
+    do {                                     \
+        __typeof__(c->last.f) vsp_v_ = e->f; \
+        __asm__("" : "+r"(vsp_v_));          \
+        c->last.f = vsp_v_;                  \
+    } while (0)
+    VSP_CODEC_KEEP(seq);
+    VSP_CODEC_KEEP(time_ns);
+    VSP_CODEC_KEEP(ptr);
+    VSP_CODEC_KEEP(size);
+    VSP_CODEC_KEEP(stack_id);
+    VSP_CODEC_KEEP(flags);
+    VSP_CODEC_KEEP(stream);
+    VSP_CODEC_KEEP(aux);
+    VSP_CODEC_KEEP(eflags);
+    VSP_CODEC_KEEP(device);
+#undef VSP_CODEC_KEEP
     return (unsigned)(p - out);
 }
 
