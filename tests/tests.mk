@@ -258,9 +258,9 @@ test: test-build
 	$(TEST_BIN) --jobs 2 $(TEST_ARGS)
 
 # make golden: regenerate the golden traces and their expected reports (review the diff!).
-$(T)/golden_gen: tests/golden_gen.c shim/base/ring.c
+$(T)/golden_gen: tests/golden_gen.c shim/base/ring.c shim/base/tcount.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -std=gnu11 -O1 -g -Iinclude $(SRC_INC) -Itests -o $@ $^
+	$(Q)$(CC) -std=gnu11 -O1 -g -Iinclude $(SRC_INC) -Itests -o $@ $^ -lpthread
 
 .PHONY: golden
 golden: $(T)/golden_gen $(BUILD)/vramspy-report

@@ -48,11 +48,11 @@ demo: $(SHIM) $(SYMHELPER) $(BUILD)/vramspy $(BUILD)/vramspy-report $(BUILD)/vra
       $(BUILD)/tools/demo_workload
 	tools/demo.sh $(BUILD)
 
-$(BUILD)/tools/bench_report_gen: tools/bench_report_gen.c shim/base/ring.c
+$(BUILD)/tools/bench_report_gen: tools/bench_report_gen.c shim/base/ring.c shim/base/tcount.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -Iinclude $(SRC_INC) -Itests -o $@ $^
+	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -Iinclude $(SRC_INC) -Itests -o $@ $^ -lpthread
 
-$(BUILD)/tools/bench_ring: tools/bench_ring.c shim/base/ring.c
+$(BUILD)/tools/bench_ring: tools/bench_ring.c shim/base/ring.c shim/base/tcount.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARN) -Iinclude $(SRC_INC) -Itests -o $@ $^ -lpthread
 
