@@ -33,6 +33,7 @@ Test(config, defaults)
     cr_assert_eq(c.quiet, 0);
     cr_assert_eq(c.ring_size, 4u << 20);
     cr_assert_eq(c.on_full, VSP_ON_FULL_WAIT);
+    cr_assert_eq(c.clock_coarse, 0, "the precise clock by default");
     cr_assert_str_eq(warn, "");
 }
 
@@ -42,8 +43,9 @@ Test(config, every_variable_is_read)
     char warn[512];
     const char *v[] = {"VRAMSPY_OUT", "/tmp/x.%p", "VRAMSPY_DEPTH", "12", "VRAMSPY_QUIET", "1",
                        "VRAMSPY_RING_SIZE", "100K", "VRAMSPY_ON_FULL", "drop", "VRAMSPY_DEBUG", "yes",
-                       "VRAMSPY_DISABLE", "0", NULL};
+                       "VRAMSPY_DISABLE", "0", "VRAMSPY_CLOCK", "coarse", NULL};
     cr_assert_eq(parse(&c, warn, sizeof warn, v), 0);
+    cr_assert_eq(c.clock_coarse, 1);
     cr_assert_str_eq(c.out_pattern, "/tmp/x.%p");
     cr_assert_eq(c.depth, 12);
     cr_assert_eq(c.quiet, 1);
@@ -57,8 +59,10 @@ Test(config, garbage_values_warn_and_keep_defaults)
     struct vsp_config c;
     char warn[1024];
     const char *v[] = {"VRAMSPY_DEPTH", "lots", "VRAMSPY_RING_SIZE", "1K", "VRAMSPY_ON_FULL", "maybe",
-                       "VRAMSPY_OUT", "/tmp/%q", NULL};
-    cr_assert_eq(parse(&c, warn, sizeof warn, v), 4);
+                       "VRAMSPY_OUT", "/tmp/%q", "VRAMSPY_CLOCK", "Coarse", NULL};
+    cr_assert_eq(parse(&c, warn, sizeof warn, v), 5);
+    cr_assert_eq(c.clock_coarse, 0);
+    cr_assert_not_null(strstr(warn, "VRAMSPY_CLOCK=Coarse"));
     cr_assert_eq(c.depth, 64);
     cr_assert_eq(c.ring_size, 4u << 20);
     cr_assert_eq(c.on_full, VSP_ON_FULL_WAIT);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "report/read/trace_reader.h"
 
 #define MiB (1024ull * 1024ull)
 
@@ -348,4 +349,60 @@ Test(shim_runtime, out_of_memory_breakdown_even_when_the_trace_cannot_be_written
     cr_assert_not_null(b, "the breakdown does not depend on the trace: %s", r.err);
     cr_assert_not_null(strstr(b, "live device memory: 32.0 MiB in 8 allocations"), "%s", r.err);
     cr_assert_not_null(strstr(b, "largest live allocations:\nvramspy:      4.0 MiB at 0x"), "%s", r.err);
+}
+
+/* Event times of a trace in file order, and its header's flags and start; the count. */
+static size_t event_times(const char *path, uint64_t *t, size_t cap, uint32_t *flags, uint64_t *start)
+{
+    char err[600];
+    struct vsp_reader *r = vsp_reader_open(path, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    *flags = vsp_reader_header(r)->flags;
+    *start = vsp_reader_header(r)->start_monotonic_ns;
+    struct vsp_record rec;
+    size_t n = 0;
+    while (vsp_reader_next(r, &rec) > 0)
+        if (rec.type == VSP_REC_EVENT && n < cap)
+            t[n++] = ((const struct vsp_rec_event *)rec.payload)->time_ns;
+    vsp_reader_close(r);
+    return n;
+}
+
+/* VRAMSPY_CLOCK=coarse (issue 22): event times come from the kernel's tick, so events made in a
+ * quick loop mostly share their time; never before the trace's start, never going backwards on the
+ * thread; the header and the report say which clock it was. A bad value warns and keeps the
+ * precise clock. */
+Test(shim_runtime, clock_coarse_stamps_events_at_the_kernel_tick_and_the_report_says_so)
+{
+    char *dir = th_tmpdir(), path[4200], cmd[9000];
+    const char *argv[] = {VSP_PROGS "/prog_storm", "1", "2000", NULL};
+    static uint64_t t[8192];
+    const char *modes[] = {"VRAMSPY_CLOCK=coarse", "VRAMSPY_CLOCK=precise", "VRAMSPY_CLOCK=rough"};
+    for (int m = 0; m < 3; m++) {
+        char name[32];
+        snprintf(name, sizeof name, "c%d.trace", m);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        const char *env[] = {modes[m], NULL};
+        struct run_result r;
+        th_run_traced(&r, argv, dir, name, env);
+        cr_assert_eq(r.code, 0, "%s", r.err);
+        cr_assert_eq(strstr(r.err, "VRAMSPY_CLOCK=rough") != NULL, m == 2, "%s", r.err);
+        uint32_t flags;
+        uint64_t start;
+        size_t n = event_times(path, t, 8192, &flags, &start), same = 0;
+        cr_assert_eq(n, 4000);
+        cr_assert_eq((flags & VSP_FLAG_COARSE_CLOCK) != 0, m == 0);
+        for (size_t i = 0; i < n; i++) {
+            cr_assert_geq(t[i], start, "event %zu before the trace's start", i);
+            if (i) {
+                cr_assert_geq(t[i], t[i - 1], "one thread's times never go backwards");
+                same += t[i] == t[i - 1];
+            }
+        }
+        if (m == 0) /* 4,000 events take well under a second: a few hundred ticks at most */
+            cr_assert_gt(same, n / 2, "%zu of %zu events share the time of the one before", same, n);
+        snprintf(cmd, sizeof cmd, "'%s/vramspy-report' --format json '%s' | grep -q '\"clock\": \"%s\"'", VSP_BUILD_DIR,
+                 path, m == 0 ? "coarse" : "precise");
+        cr_assert_eq(system(cmd), 0, "the report's trace.clock");
+    }
 }

@@ -52,6 +52,9 @@
  * skip the records and ignore the flag): a reader settles missing event numbers by the marks, not
  * by a window's size. */
 #define VSP_FLAG_SEQMARKS 0x4u
+/* Set at creation when event times come from the kernel's coarse clock (VRAMSPY_CLOCK=coarse):
+ * CLOCK_MONOTONIC at the last tick, 1 to 10 ms apart, and start_monotonic_ns is one such reading. */
+#define VSP_FLAG_COARSE_CLOCK 0x8u
 
 /* File header. The cursors live in the shared mapping and are updated atomically by the shim,
  * each on its own cache line: head is contended by every writer, tail by the flusher only. */

@@ -1277,6 +1277,7 @@ static int analyze_once(const char *path, const struct vsp_analyze_opts *o, stru
     /* a call left by a jump out of its hook never returned either: lost the same way */
     a->torn = st.torn + a->abandoned;
     a->log_failed = st.log_failed;
+    a->coarse_clock = st.coarse_clock;
     int ended = c.saw_end || st.finalized;
     if (o->signal && o->signal_pid && o->signal_pid == a->pid)
         a->signal = o->signal;

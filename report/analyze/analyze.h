@@ -154,6 +154,7 @@ struct vsp_analysis {
     uint64_t events, dropped, torn; /* torn includes `abandoned` */
     uint64_t abandoned;           /* calls left by a jump out of a hook (END record): not traced */
     int log_failed;           /* the shim could not write all of its log (disk full, file size limit) */
+    int coarse_clock;         /* event times at the kernel's tick (VRAMSPY_CLOCK=coarse) */
     int in_progress;              /* the process is still running (same pid and start time) */
     int signal;                   /* the signal that ended the process (0: none known) */
     /* totals */

@@ -337,6 +337,7 @@ json_t *vsp_report_json(const char *path, const struct vsp_analysis *a, struct v
     json_object_set_new(t, "dropped", json_integer((json_int_t)a->dropped));
     json_object_set_new(t, "torn", json_integer((json_int_t)a->torn));
     json_object_set_new(t, "in_progress", json_boolean(a->in_progress));
+    json_object_set_new(t, "clock", json_string(a->coarse_clock ? "coarse" : "precise"));
     json_object_set_new(r, "trace", t);
     json_t *to = json_object();
     json_object_set_new(to, "allocations", json_integer((json_int_t)a->allocations));
@@ -763,9 +764,10 @@ void vsp_report_text(FILE *out, const char *path, const struct vsp_analysis *a, 
         vsp_fputs_text(out, a->host ? a->host : "?");
         fprintf(out, ", rank %d of %d)", a->rank, a->world_size);
     }
-    fprintf(out, "\ntrace: %s, %llu event%s, %llu dropped\n",
+    fprintf(out, "\ntrace: %s, %llu event%s, %llu dropped%s\n",
             a->in_progress ? "IN PROGRESS (the process is still running)" : a->complete ? "complete" : "INCOMPLETE",
-            (unsigned long long)a->events, a->events == 1 ? "" : "s", (unsigned long long)a->dropped);
+            (unsigned long long)a->events, a->events == 1 ? "" : "s", (unsigned long long)a->dropped,
+            a->coarse_clock ? "; times at the kernel's tick (VRAMSPY_CLOCK=coarse)" : "");
     vsp_human_bytes(b1, sizeof b1, a->peak_bytes);
     vsp_human_bytes(b2, sizeof b2, a->live_bytes);
     fprintf(out, "totals: %llu allocation%s (%llu of host memory), %llu free%s, %llu failed; peak device %s; "

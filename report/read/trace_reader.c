@@ -157,6 +157,7 @@ struct vsp_reader *vsp_reader_open(const char *path, char *err, size_t errlen)
     r->log_avail = (uint64_t)sb.st_size - h->log_offset;
     r->st.finalized = (h->flags & VSP_FLAG_COMPLETE) != 0;
     r->st.log_failed = (h->flags & VSP_FLAG_LOG_FAILED) != 0;
+    r->st.coarse_clock = (h->flags & VSP_FLAG_COARSE_CLOCK) != 0;
     r->st.dropped = h->dropped;
     r->reorder = h->version >= 2;
     r->marks = (h->flags & VSP_FLAG_SEQMARKS) != 0;

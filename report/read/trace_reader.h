@@ -30,6 +30,7 @@ struct vsp_reader_stats {
     int complete;           /* finalised by the process and read without loss */
     int finalized;          /* header says the process finalised the trace */
     int log_failed;         /* the shim could not write its log (disk full) */
+    int coarse_clock;       /* event times are at the kernel's tick (VSP_FLAG_COARSE_CLOCK) */
     uint64_t records;
     uint64_t torn;          /* records reserved but never committed (process died mid-call) */
     uint64_t skipped_bytes; /* unreadable bytes stepped over in the ring */

@@ -8,6 +8,25 @@
 #define WINDOW (1ull << 22)       /* TSC ticks between two real readings on a thread */
 #define CALIBRATE_NS 10000000ull /* the rate is first measured over 10 ms */
 
+static int coarse; /* set once at init, before any thread reads a time */
+
+void vsp_clock_set_coarse(int on)
+{
+    vsp_store_relaxed(&coarse, on != 0);
+}
+
+int vsp_clock_coarse(void)
+{
+    return vsp_load_relaxed(&coarse);
+}
+
+static uint64_t coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO: no system call, no counter read */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t real_ns(void)
 {
     struct timespec ts;
@@ -100,6 +119,8 @@ static __attribute__((noinline)) uint64_t anchor(void)
 
 uint64_t vsp_clock_ns(void)
 {
+    if (__builtin_expect(vsp_load_relaxed(&coarse), 0))
+        return coarse_ns();
     uint64_t r = vsp_load_relaxed(&rate);
     if (__builtin_expect(!r, 0))
         return anchor();
@@ -117,7 +138,7 @@ uint64_t vsp_clock_ns(void)
 
 uint64_t vsp_clock_ns(void)
 {
-    return real_ns();
+    return vsp_load_relaxed(&coarse) ? coarse_ns() : real_ns();
 }
 
 #endif

@@ -15,4 +15,12 @@
 
 uint64_t vsp_clock_ns(void);
 
+/* VRAMSPY_CLOCK=coarse (set once, at init, before any event): vsp_clock_ns reads
+ * CLOCK_MONOTONIC_COARSE instead, the time of the kernel's last tick (1 to 10 ms apart; 4 ms on
+ * this machine kind), for a few nanoseconds instead of a counter read (issue 22: the TSC read was
+ * the largest single cost of a pair on Intel). Still monotonic across threads; heaptrack, for
+ * comparison, stamps its events with a timer thread's 10 ms clock. */
+void vsp_clock_set_coarse(int on);
+int vsp_clock_coarse(void);
+
 #endif

@@ -231,6 +231,12 @@ static int parse_fresh(struct vsp_config *c, vsp_getenv_fn get, char *warn, size
         else if (strcmp(v, "none") != 0)
             addwarn(warn, warnlen, &nbad, "VRAMSPY_ENFORCE", v, "is not vram-only (or none); nothing is enforced");
     }
+    if ((v = get("VRAMSPY_CLOCK")) && *v) {
+        if (!strcmp(v, "coarse"))
+            c->clock_coarse = 1;
+        else if (strcmp(v, "precise") != 0)
+            addwarn(warn, warnlen, &nbad, "VRAMSPY_CLOCK", v, "is neither precise nor coarse; using precise");
+    }
     if ((v = get("VRAMSPY_ON_FULL")) && *v) {
         if (!strcmp(v, "wait"))
             c->on_full = VSP_ON_FULL_WAIT;

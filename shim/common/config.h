@@ -31,6 +31,7 @@ struct vsp_config {
     int python;          /* VRAMSPY_PYTHON (default 1): stacks carry the Python frames (pyframes.h) */
     unsigned metrics_interval_ms;       /* VRAMSPY_METRICS_INTERVAL, default 1000 */
     int enforce_vram_only; /* VRAMSPY_ENFORCE=vram-only: host/managed allocations fail, not performed */
+    int clock_coarse;    /* VRAMSPY_CLOCK=coarse: event times at the kernel's tick (base/clock.h) */
     int secure;          /* AT_SECURE process: nothing read, nothing created, every call passed through */
     char out_bad[160];   /* a rejected VRAMSPY_OUT (shortened), for the trace writer's warning; "" if none */
     char out_pattern[VSP_PATH_MAX];     /* VRAMSPY_OUT; "" (a fresh parse without it): VSP_DEFAULT_OUT */

@@ -301,6 +301,8 @@ static void do_init(int read_env)
     int any = read_env && vramspy_in_environment();
     vsp_config_load_fresh(&vsp_cfg, any ? getenv : NULL, getauxval(AT_SECURE) != 0, pending_warn,
                           any ? sizeof pending_warn : 0);
+    if (vsp_cfg.clock_coarse)
+        vsp_clock_set_coarse(1);
 }
 
 /* Fork handling, set up by the first CUDA call: before it there is no trace, no walker and no

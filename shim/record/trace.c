@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "shim/base/atomic.h"
+#include "shim/base/clock.h"
 #include "shim/base/tcount.h"
 #include "shim/walk/walker.h"
 
@@ -464,8 +465,12 @@ static int open_trace(void)
     h->log_offset = VSP_HEADER_SIZE + ring_size;
     h->pid = (uint32_t)getpid();
     h->start_realtime_ns = clock_ns(CLOCK_REALTIME);
-    h->start_monotonic_ns = clock_ns(CLOCK_MONOTONIC);
+    /* (a coarse clock lags the precise one by up to a tick: the start is taken from the clock the
+     * events are, so none comes out before it) */
+    h->start_monotonic_ns = vsp_clock_coarse() ? vsp_clock_ns() : clock_ns(CLOCK_MONOTONIC);
     h->flags = VSP_FLAG_SEQMARKS; /* the drainer writes SEQMARK records (ring.c) */
+    if (vsp_clock_coarse())
+        h->flags |= VSP_FLAG_COARSE_CLOCK;
     /* release: a reader that sees the magic sees a complete header. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
     memcpy(h->magic, VSP_TRACE_MAGIC, VSP_TRACE_MAGIC_LEN);
