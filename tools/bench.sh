@@ -93,7 +93,11 @@ if part shapes; then
     # unwind-rule cache over the traced runs (its VRAMSPY_METRICS counters: 1 - rules computed /
     # frames walked, warm-up included); replayed: the frames replayed from the thread's last walk (the
     # walk memo: no rule looked up) over all frames walked. SHIM_BASE=PATH: another build of the shim
-    # (an earlier commit's) run in the same rounds, its added cost on a line under each row.
+    # (an earlier commit's) run in the same rounds, its added cost on a line under each row. The
+    # shapes in COARSE_SHAPES also run the shim with VRAMSPY_CLOCK=coarse in the same rounds (event
+    # times at the kernel's tick, no TSC read: heaptrack's own are a timer thread's 10 ms), on a
+    # line of their own with its ratio to heaptrack.
+    COARSE_SHAPES=${COARSE_SHAPES:-"10:35:1:cuda 10:40:1:cuda 300:40:1:cuda"}
     SHAPE_PAIRS=${SHAPE_PAIRS:-50000}
     SHAPE_WARMUP=${SHAPE_WARMUP:-10000}
     SHAPES=${SHAPES:-"10:40:1:cuda 300:40:1:cuda 1000:40:1:cuda 10:64:1:cuda 300:64:1:cuda 1000:64:1:cuda 300:100:1:cuda 300:40:2:cuda 300:40:4:cuda 10:35:1:cuda 10:40:1:driver 300:40:1:driver"}
@@ -112,6 +116,11 @@ if part shapes; then
             rm -f "$tmp"/t.trace*
             LD_PRELOAD="$SHIM" VRAMSPY_QUIET=1 VRAMSPY_OUT="$tmp/t.trace" VRAMSPY_METRICS="$tmp/m.prom" \
                 libpairs "$path" "$MANY" "$nl" "$d" "$SHAPE_PAIRS" "$th" "$SHAPE_WARMUP" >> "$tmp/l.cshim"
+            if [[ " $COARSE_SHAPES " == *" $spec "* ]]; then
+                rm -f "$tmp"/k.trace*
+                LD_PRELOAD="$SHIM" VRAMSPY_QUIET=1 VRAMSPY_OUT="$tmp/k.trace" VRAMSPY_CLOCK=coarse \
+                    libpairs "$path" "$MANY" "$nl" "$d" "$SHAPE_PAIRS" "$th" "$SHAPE_WARMUP" >> "$tmp/l.ccoarse"
+            fi
             if [ -n "${SHIM_BASE:-}" ]; then
                 rm -f "$tmp"/b.trace*
                 LD_PRELOAD="$SHIM_BASE" VRAMSPY_QUIET=1 VRAMSPY_OUT="$tmp/b.trace" \
@@ -137,6 +146,12 @@ if part shapes; then
                    nl, d, t, path, va, vam, cp, cpm, cs, csm, ha, ham, mp, mpm, mh, mhm, (ha > 0 ? va / ha : 0),
                    (fr + rp > 0 ? sprintf("%.3f%%", 100 - 100 * co / (fr + rp)) : "n/a"),
                    (fr + rp > 0 ? sprintf("%.1f%%", 100 * rp / (fr + rp)) : "n/a") }'
+        if [ -s "$tmp/l.ccoarse" ]; then
+            read -r ck ckm < <(stats < "$tmp/l.ccoarse")
+            awk -v cp="$cp" -v cpm="$cpm" -v ck="$ck" -v ckm="$ckm" -v mp="$mp" -v mh="$mh" 'BEGIN {
+                printf "       VRAMSPY_CLOCK=coarse: added %.1f / %.1f, ratio to heaptrack %.2f\n",
+                       ck - cp, ckm - cpm, (mh > mp ? (ck - cp) / (mh - mp) : 0) }'
+        fi
         if [ -s "$tmp/l.cbase" ]; then
             read -r cb cbm < <(stats < "$tmp/l.cbase")
             awk -v cp="$cp" -v cpm="$cpm" -v cs="$cs" -v csm="$csm" -v cb="$cb" -v cbm="$cbm" -v b="$SHIM_BASE" 'BEGIN {
