@@ -312,6 +312,54 @@ Test(batch, events_come_after_the_records_they_name)
     ring_fixture_close(&f);
 }
 
+/* While its owner appends (WRITING, set by the owner's claim), a batch is left open by the drainer,
+ * which copies what comes before it and nothing of it; once the owner's count clears WRITING, the
+ * next drain closes and copies it whole. The owner's count is a plain store (issue 22), so the
+ * drainer must never set CLOSED under it: that close would be lost. */
+Test(batch, drainer_leaves_a_batch_its_owner_is_appending_to_for_its_next_pass)
+{
+    struct ring_fixture f;
+    cr_assert_eq(ring_fixture_open(&f, 64 * 1024, VSP_ON_FULL_WAIT), 0);
+    struct vsp_batch tb = {0};
+    cr_assert_eq(append(&f, &tb, 1, 1), 0);
+    struct vsp_rec_batch *b = vsp_batch_of(&tb);
+    uint64_t s = b->state;
+    b->state = s | VSP_BATCH_WRITING; /* the owner, between its claim and its count */
+    vsp_ring_flush(&f.ring, 0);
+    cr_assert_eq(f.ring.hdr->tail, tb.pos, "nothing of the batch copied while its owner writes");
+    cr_assert_eq(b->state, s | VSP_BATCH_WRITING, "and its state word untouched (no CLOSED under the owner)");
+    cr_assert_eq(tb.rec->seq, tb.pos | VSP_SEQ_VALID, "still open");
+    b->state = s; /* the owner's count */
+    vsp_ring_flush(&f.ring, 0);
+    cr_assert_eq(f.ring.hdr->tail, f.ring.hdr->head, "closed and copied at the next pass");
+    cr_assert(b->state & VSP_BATCH_CLOSED);
+    cr_assert_eq(append(&f, &tb, 1, 2), 0, "the owner opens a new batch");
+    cr_assert_neq(vsp_batch_of(&tb), b);
+    vsp_ring_flush(&f.ring, 1);
+    struct vsp_reader_stats st;
+    cr_assert_eq(read_all(f.path, 1, &st), 2);
+    ring_fixture_close(&f);
+}
+
+/* A signal handler's call that interrupts this thread's own append (one on an alternate stack is
+ * recorded, not nested) must not write into the batch under it: its event is dropped and counted,
+ * and the interrupted append's batch is unchanged. */
+Test(batch, append_that_interrupts_the_threads_own_append_is_dropped_and_counted)
+{
+    struct ring_fixture f;
+    cr_assert_eq(ring_fixture_open(&f, 64 * 1024, VSP_ON_FULL_WAIT), 0);
+    struct vsp_batch tb = {0};
+    cr_assert_eq(append(&f, &tb, 1, 1), 0);
+    uint64_t state = vsp_batch_of(&tb)->state;
+    tb.busy = 1; /* as inside vsp_ring_append_event when the handler runs */
+    cr_assert_eq(append(&f, &tb, 1, 2), -ENOSPC);
+    cr_assert_eq(f.ring.hdr->dropped, 1);
+    cr_assert_eq(vsp_batch_of(&tb)->state, state, "the batch under it is untouched");
+    tb.busy = 0;
+    cr_assert_eq(append(&f, &tb, 1, 2), 0);
+    ring_fixture_close(&f);
+}
+
 /* A batch's count past its record, and bytes that are no event: one clear error with the offset,
  * after the events before it. */
 Test(batch, corrupt_batch_gives_an_error_with_its_offset)
