@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "ring_fixture.h"
 #include "report/read/trace_reader.h"
+#include "shim/base/tcount.h"
 #include "vramspy/event_codec.h"
 
 static struct vsp_rec_event sample_event(uint64_t i)
@@ -357,6 +358,57 @@ Test(batch, append_that_interrupts_the_threads_own_append_is_dropped_and_counted
     cr_assert_eq(vsp_batch_of(&tb)->state, state, "the batch under it is untouched");
     tb.busy = 0;
     cr_assert_eq(append(&f, &tb, 1, 2), 0);
+    ring_fixture_close(&f);
+}
+
+/* A free's number is in flight in the thread's own slot (its counter stripe's index). A second
+ * free of the same thread before the first ended (a signal handler on an alternate stack, which is
+ * recorded) must not take that slot: ending it would settle the first one's number while its real
+ * free still runs. It takes a shared slot; the thread's own is back once the first free ends. */
+Test(batch, a_free_that_finds_its_threads_own_in_flight_slot_taken_takes_a_shared_one)
+{
+    struct ring_fixture f;
+    cr_assert_eq(ring_fixture_open(&f, 64 * 1024, VSP_ON_FULL_WAIT), 0);
+    int own = vsp_tc_self()->index, s1, s2, s3;
+    cr_assert_geq(own, 0, "the test thread has a stripe");
+    uint64_t q1 = vsp_ring_seq_begin(&f.ring, 0x10, &s1);
+    cr_assert_eq(s1, own, "the thread's own slot");
+    uint64_t q2 = vsp_ring_seq_begin(&f.ring, 0x20, &s2); /* the handler's free */
+    cr_assert_gt(q2, q1);
+    cr_assert(s2 >= 0 && s2 != s1, "a shared slot, not the one in use (%d)", s2);
+    vsp_ring_seq_end(s2);
+    cr_assert_eq(vsp_ring_seq_begin(&f.ring, 0x30, &s3) > q2, 1);
+    cr_assert_neq(s3, own, "still in use by the first free");
+    vsp_ring_seq_end(s3);
+    vsp_ring_seq_end(s1);
+    vsp_ring_seq_begin(&f.ring, 0x40, &s3);
+    cr_assert_eq(s3, own, "free again once the first free ended");
+    vsp_ring_seq_end(s3);
+    ring_fixture_close(&f);
+}
+
+/* An append left by a jump (a handler's siglongjmp out of the hook; core.c abandons the hook at the
+ * thread's next call): its claim on the batch is dropped and the batch closed, the thread's next
+ * event goes into a new batch, and every counted event reads back. */
+Test(batch, append_left_by_a_jump_closes_its_batch_and_the_next_event_starts_a_new_one)
+{
+    struct ring_fixture f;
+    cr_assert_eq(ring_fixture_open(&f, 64 * 1024, VSP_ON_FULL_WAIT), 0);
+    struct vsp_batch tb = {0};
+    cr_assert_eq(append(&f, &tb, 1, 1), 0);
+    struct vsp_rec_batch *b = vsp_batch_of(&tb);
+    b->state |= VSP_BATCH_WRITING; /* as the jump left it: claimed, the event not counted */
+    tb.busy = 1;
+    vsp_ring_append_abandoned(&f.ring, &tb);
+    cr_assert_eq(tb.busy, 0);
+    cr_assert_null(tb.rec);
+    cr_assert_eq(b->state & (VSP_BATCH_WRITING | VSP_BATCH_CLOSED), VSP_BATCH_CLOSED, "claim dropped, closed");
+    cr_assert_eq(append(&f, &tb, 1, 2), 0);
+    cr_assert_neq(vsp_batch_of(&tb), b, "a new batch");
+    vsp_ring_flush(&f.ring, 1);
+    cr_assert_eq(f.ring.hdr->tail, f.ring.hdr->head, "nothing left open");
+    struct vsp_reader_stats st;
+    cr_assert_eq(read_all(f.path, 1, &st), 2);
     ring_fixture_close(&f);
 }
 

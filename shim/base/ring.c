@@ -269,10 +269,12 @@ int vsp_ring_reserve(struct vsp_ring *r, uint16_t type, uint32_t payload_len, st
 /* ---- frees in flight and SEQMARK records ----
  * A slot per free in flight, each on its own cache line (threads free concurrently). A thread
  * that owns a counter stripe (tcount.h) owns the in-flight slot of the same index, and writes it
- * with plain stores: it has one free in flight at a time (a call nested in its hook is passed
- * through), so nobody else writes there. Threads without a stripe (more than VSP_TC_STRIPES at
- * once, or counting after their exit) share the slots past those, claimed by CAS, trying the one
- * they used last first. Slot values: 0 free, SLOT_BUSY claimed with the number not taken yet,
+ * with plain stores: nobody else writes there (a stripe has one owner; a thread's exit ends its
+ * free in flight before the stripe is given back: core.c). A thread's free that finds its own
+ * slot taken (a signal handler on an alternate stack, which is recorded, freeing while the
+ * interrupted free holds it; or a free left by a jump and not yet abandoned) takes a shared one.
+ * Threads without a stripe (more than VSP_TC_STRIPES at once, or counting after their exit)
+ * share the slots past those, claimed by CAS, trying the one they used last first. Slot values: 0 free, SLOT_BUSY claimed with the number not taken yet,
  * else number + SLOT_BIAS. More frees in flight than shared slots are counted in `unslotted`, and
  * a mark taken meanwhile settles nothing (PARTIAL). Issue 22: the claim was a CAS for every free. */
 #define OWNED_SLOTS VSP_TC_STRIPES
@@ -309,15 +311,14 @@ static int claim_shared_slot(void)
 uint64_t vsp_ring_seq_begin(struct vsp_ring *r, uint64_t ptr, int *slot)
 {
     int k = vsp_tc_self()->index;
-    if (__builtin_expect(k >= 0 && k < OWNED_SLOTS, 1)) {
-        /* The thread's own slot. The claim must be visible before the number exists (as the CAS
-         * in claim_shared_slot): on x86-64 the locked add below drains this store first (TSO: a
-         * locked instruction orders every earlier store), and the mark's two loads are never
-         * reordered, so a relaxed store is enough; elsewhere a seq_cst fence makes it so. */
+    /* (a handler that interrupts this check and the store below runs to completion first, and
+     * leaves the slot as it found it) */
+    if (__builtin_expect(k >= 0 && k < OWNED_SLOTS && vsp_load_relaxed(&inflight[k].v) == 0, 1)) {
+        /* The thread's own slot. The claim must be visible to a mark that sees our number (as
+         * the CAS in claim_shared_slot): the seq_cst fetch_add below is a release, and a mark
+         * that reads next_seq past our number acquires from it, so this relaxed store happens
+         * before the mark's loads of the slots (on x86-64 the locked add also drains it). */
         vsp_store_relaxed(&inflight[k].v, SLOT_BUSY);
-#if !defined(__x86_64__)
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-#endif
     } else {
         k = claim_shared_slot();
     }
@@ -524,6 +525,25 @@ static int append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec
     }
     vsp_fetch_add_relaxed(&r->hdr->dropped, 1);
     return -ENOSPC;
+}
+
+void vsp_ring_append_abandoned(struct vsp_ring *r, struct vsp_batch *tb)
+{
+    if (!tb->busy)
+        return;
+    tb->busy = 0;
+    /* The jump may have left the claim (WRITING) on the batch and the coder's state half updated:
+     * the claim is dropped (the event's bytes were never counted) and the batch closed, so the
+     * next event starts a new batch from a fresh coder. While WRITING is set the word is ours
+     * alone (batch_close_word). */
+    if (tb->rec && tb->gen == r->gen && vsp_load_relaxed(&tb->rec->seq) == (tb->pos | VSP_SEQ_VALID)) {
+        struct vsp_rec_batch *b = vsp_batch_of(tb);
+        uint64_t s = vsp_load_relaxed(&b->state);
+        if ((s & (VSP_BATCH_CLOSED | VSP_BATCH_TAG_MASK)) == VSP_BATCH_TAG(tb->pos) && (s & VSP_BATCH_WRITING))
+            vsp_store_release(&b->state, s & ~VSP_BATCH_WRITING); /* release: as the count's store */
+        vsp_ring_batch_close(r, tb);
+    }
+    tb->rec = NULL;
 }
 
 int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec_event *e, int take_seq)

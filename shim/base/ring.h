@@ -102,6 +102,11 @@ void vsp_ring_commit(struct vsp_ring *r, struct vsp_resv *res);
  * store after it. */
 int vsp_ring_append_event(struct vsp_ring *r, struct vsp_batch *tb, struct vsp_rec_event *e, int take_seq);
 
+/* The thread left an append by a non-local jump (a signal handler's siglongjmp; see core.c's
+ * abandoned hooks): its claim on the batch is dropped and the batch closed. Nothing when it did
+ * not. Called on the thread itself, outside any append. */
+void vsp_ring_append_abandoned(struct vsp_ring *r, struct vsp_batch *tb);
+
 /* Close the thread's batch (it stays in the ring; the drainer copies it out). */
 void vsp_ring_batch_close(struct vsp_ring *r, struct vsp_batch *tb);
 

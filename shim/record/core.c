@@ -311,6 +311,8 @@ static void do_init(int read_env)
  * our atfork handlers, and this is how it notices that it is not the process that opened the
  * trace. NULL when the kernel lacks the advice (before 4.14); then getpid() is compared instead,
  * on the hook path only when a trace is open. */
+static void inflight_thread_exit(void);
+
 static void fork_setup(void)
 {
     if (vsp_cfg.secure || vsp_cfg.disabled)
@@ -323,6 +325,7 @@ static void fork_setup(void)
         munmap(page, 4096);
     }
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    vsp_tc_at_exit(inflight_thread_exit); /* before any thread can take a stripe's slot */
 }
 
 /* First CUDA call of the process (the outermost hook of any thread): the configuration's
@@ -459,7 +462,20 @@ static void abandon_stale_hooks(void)
         vsp_ring_seq_end(vsp_tls.inflight - 2);
         vsp_tls.inflight = 0;
     }
+    if (vsp_tls.batch.busy) /* the jump left from inside the append */
+        vsp_ring_append_abandoned(vsp_trace_ring(), &vsp_tls.batch);
     vsp_tls.depth = 0;
+}
+
+/* A thread that exits with a free in flight (left by a jump, never abandoned: its next hook never
+ * came) ends it before its counter stripe, and with it the in-flight slot, goes to another thread
+ * (tcount.h's exit functions run first). */
+static void inflight_thread_exit(void)
+{
+    if (vsp_tls.inflight) {
+        vsp_ring_seq_end(vsp_tls.inflight - 2);
+        vsp_tls.inflight = 0;
+    }
 }
 
 int vsp_hook_enter_slow(const void *frame)
