@@ -404,5 +404,8 @@ Test(shim_runtime, clock_coarse_stamps_events_at_the_kernel_tick_and_the_report_
         snprintf(cmd, sizeof cmd, "'%s/vramspy-report' --format json '%s' | grep -q '\"clock\": \"%s\"'", VSP_BUILD_DIR,
                  path, m == 0 ? "coarse" : "precise");
         cr_assert_eq(system(cmd), 0, "the report's trace.clock");
+        snprintf(cmd, sizeof cmd, "'%s/vramspy-report' --format svg '%s' | grep -q 'VRAMSPY_CLOCK=coarse'", VSP_BUILD_DIR,
+                 path);
+        cr_assert_eq(system(cmd) == 0, m == 0, "the timeline says its times are the kernel's tick");
     }
 }

@@ -380,7 +380,7 @@ struct svg_mark {
 struct svg_trace {
     struct proc_id id;
     char *path;
-    int complete, in_progress;
+    int complete, in_progress, coarse_clock;
     uint64_t realtime, monotonic;
     uint64_t t_first, t_end;          /* the process's own clock */
     struct vsp_sample *samples;
@@ -433,6 +433,7 @@ void vsp_svg_trace(FILE *out, const char *path, const struct vsp_analysis *a, in
     t->path = strdup(path ? path : "");
     t->complete = a->complete;
     t->in_progress = a->in_progress;
+    t->coarse_clock = a->coarse_clock;
     t->realtime = a->start_realtime_ns;
     t->monotonic = a->start_monotonic_ns;
     t->t_first = vsp_analysis_first_ns(a);
@@ -859,7 +860,8 @@ void vsp_svg_end(FILE *out)
                 snprintf(crashed, sizeof crashed, "crashed");
             state = crashed;
         }
-        snprintf(sub, sizeof sub, "pid %u, %s, %s", t->id.pid, state, t->path);
+        snprintf(sub, sizeof sub, "pid %u, %s, %s%s", t->id.pid, state, t->path,
+                 t->coarse_clock ? ", times at the kernel's tick (VRAMSPY_CLOCK=coarse)" : "");
         fprintf(out, "<text x=\"%d\" y=\"%d\" fill=\"#666\" font-size=\"11\">", PLOT_X, y + 33);
         xml_escape(out, sub);
         fputs("</text>\n", out);
