@@ -15,7 +15,7 @@ static uint64_t mono(void)
 
 #define TOL_NS 20000ull /* 20 us: interpolation error is far below; this is for the machine's noise */
 
-/* Readings for about 60 ms (past the 10 ms calibration, some 40 windows): each between a real
+/* Readings for about 60 ms (past the calibration, 1 ms or more; some 40 windows): each between a real
  * reading taken before it and one taken after, give or take TOL_NS, and none below the last. */
 static void *follow(void *arg)
 {

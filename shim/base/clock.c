@@ -6,7 +6,14 @@
 #include "shim/base/atomic.h"
 
 #define WINDOW (1ull << 22)       /* TSC ticks between two real readings on a thread */
-#define CALIBRATE_NS 10000000ull /* the rate is first measured over 10 ms */
+/* The rate is first measured over 1 ms, or longer where the two pairs it comes from are loose:
+ * over at least RATE_SPAN times their widths, so that it is off by under 1/(RATE_SPAN/2) even when
+ * both readings sit at the ends of their pairs (a window's readings, then, by under 2^22 / 1024
+ * ticks; tens of nanoseconds with the pairs this machine kind gives). Issue 22: with 10 ms, a
+ * process's first 10 ms read the real clock and the counter twice an event, about 40 ns a pair
+ * more than later, and benchmarks' timed loops (a few milliseconds after a warm-up) ran in it. */
+#define CALIBRATE_NS 1000000ull
+#define RATE_SPAN 2048u
 
 static int coarse; /* set once at init, before any thread reads a time */
 
@@ -47,9 +54,9 @@ static inline uint64_t tsc(void)
 /* 0 unknown, 1 invariant TSC, 2 none */
 static int tsc_state;
 /* The rate: ns per tick << 32 (0: not measured yet), from the first reading of the process (base)
- * to a later one. relaxed: each word is used alone; a rate and a window mixed from two threads'
- * measurements are both good ones. */
-static uint64_t rate, base_tsc, base_ns;
+ * to a later one (base_width: the base pair's width, in ticks). relaxed: each word is used alone; a
+ * rate and a window mixed from two threads' measurements are both good ones. */
+static uint64_t rate, base_tsc, base_ns, base_width;
 static int base_set;
 
 static __thread struct {
@@ -69,13 +76,14 @@ static int tsc_invariant(void)
  * the pair kept only when the two are close (a thread preempted between them would pair a clock
  * reading with a counter value from milliseconds later: a window, or the rate, off by that much). */
 #define PAIR_TICKS 20000u /* about 7 us here */
-static int paired(uint64_t *t, uint64_t *ns)
+static int paired(uint64_t *t, uint64_t *ns, uint64_t *width)
 {
     for (int i = 0; i < 4; i++) {
         uint64_t a = tsc(), n = real_ns(), b = tsc();
         if (b - a < PAIR_TICKS) {
             *t = a + (b - a) / 2;
             *ns = n;
+            *width = b - a;
             return 1;
         }
     }
@@ -90,8 +98,8 @@ static __attribute__((noinline)) uint64_t anchor(void)
         st = tsc_invariant() ? 1 : 2;
         vsp_store_relaxed(&tsc_state, st);
     }
-    uint64_t ns, t;
-    if (st != 1 || !paired(&t, &ns)) {
+    uint64_t ns, t, width;
+    if (st != 1 || !paired(&t, &ns, &width)) {
         ns = real_ns(); /* (no pair this time: the window stays as it was, and this reading is real) */
         if (st == 1 && ns < w.last)
             ns = w.last;
@@ -103,10 +111,12 @@ static __attribute__((noinline)) uint64_t anchor(void)
     if (!vsp_load_relaxed(&base_set) && vsp_cas_acq_rel(&base_set, &expect, 1)) {
         vsp_store_relaxed(&base_tsc, t);
         vsp_store_relaxed(&base_ns, ns);
-        vsp_store_release(&base_set, 2); /* release: base_tsc/base_ns before the flag */
+        vsp_store_relaxed(&base_width, width);
+        vsp_store_release(&base_set, 2); /* release: the base's words before the flag */
     } else if (vsp_load_acquire(&base_set) == 2) {
         uint64_t bt = vsp_load_relaxed(&base_tsc), bn = vsp_load_relaxed(&base_ns);
-        if (ns > bn + CALIBRATE_NS && t > bt)
+        uint64_t bw = vsp_load_relaxed(&base_width);
+        if (ns > bn + CALIBRATE_NS && t > bt && t - bt >= RATE_SPAN * (bw + width))
             vsp_store_relaxed(&rate, (uint64_t)((double)(ns - bn) / (double)(t - bt) * 4294967296.0));
     }
     w.tsc0 = t;

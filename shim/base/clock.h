@@ -3,9 +3,10 @@
  * 25 ns on this machine kind's kvm-clock, twice per allocation+free pair). Each thread reads the
  * real clock once per window of 2^22 TSC ticks (about 1.5 ms) and interpolates inside it with a
  * process-wide rate measured against the real clock over the process's life (re-measured as it
- * runs; until 10 ms have passed every read is a real one). A thread's readings never go backwards;
- * one is within the window's length times the rate's error of the real clock (well under a
- * microsecond), and the real clock is read again at each window, so no error accumulates.
+ * runs; until 1 ms has passed, or longer where the clock's readings pair loosely with the counter,
+ * every read is a real one). A thread's readings never go backwards; one is within the window's
+ * length times the rate's error of the real clock (well under a microsecond), and the real clock is
+ * read again at each window, so no error accumulates.
  * Without an invariant TSC (CPUID 0x80000007 EDX bit 8), or off x86-64, it is clock_gettime.
  * Must never: lock, allocate, or make a system call (clock_gettime is the vDSO's). */
 #ifndef VSP_CLOCK_H
