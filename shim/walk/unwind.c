@@ -228,8 +228,11 @@ static unsigned capture_stack(uint64_t *frames, unsigned max, const void *site, 
     unsigned skip = vsp_load_relaxed(&site_skip);
     if (site && skip) {
         unsigned n = walk_here(frames, max, skip, memo);
-        if (n && frames[0] == (uint64_t)(uintptr_t)site)
+        if (n && frames[0] == (uint64_t)(uintptr_t)site) {
+            if (memo)
+                memo->intact = frames; /* only read from here on (vsp_capture_stack_id) */
             return n;
+        }
     }
     /* The slow path walks into frames itself (SCRATCH_FRAMES long), then moves the kept part to
      * the front: no second buffer on the hook's stack. */

@@ -1445,7 +1445,7 @@ static void memo_fast_build(struct vsp_walk_memo *m, unsigned levels, unsigned s
 VSP_NO_SANITIZE static unsigned walk_memo(uint64_t *restrict frames, unsigned max, unsigned skip, uint64_t rip,
                                           uint64_t rsp, uint64_t rbp, uint64_t hi, unsigned long epoch,
                                           struct walk_ctx *ctx, unsigned *looked, unsigned *replayed_out,
-                                          struct vsp_walk_memo *m)
+                                          struct vsp_walk_memo *m, int intact)
 {
     const uint64_t lo = rsp, last = hi - 8;
     const unsigned total = skip + max;
@@ -1472,7 +1472,8 @@ VSP_NO_SANITIZE static unsigned walk_memo(uint64_t *restrict frames, unsigned ma
 #undef VSP_CHK
         }
         if (VSP_WALK_LIKELY(k == f->nchk)) {
-            memcpy(frames, f->frames, f->nframes * sizeof *frames);
+            if (!intact) /* (else they are there already: the memo's last walk wrote them) */
+                memcpy(frames, f->frames, f->nframes * sizeof *frames);
             *replayed_out += on - 1;
             m->same = 1;
             return f->nframes;
@@ -1725,6 +1726,10 @@ __attribute__((used)) VSP_NO_SANITIZE unsigned vsp_walk_from_regs(uint64_t *fram
 __attribute__((used)) VSP_NO_SANITIZE unsigned vsp_walk_memo_from(uint64_t *frames, unsigned max, unsigned skip, struct vsp_walk_memo *m)
 {
     const uint64_t rip = m->start_rip, rsp = m->start_rsp, rbp = m->start_rbp;
+    /* the frames of the memo's last walk still in `frames` (walker.h): taken, as this walk may
+     * write other ones */
+    const int intact = m->intact == frames;
+    m->intact = NULL;
     if (VSP_WALK_UNLIKELY(!walk_stack.hi))
         stack_bounds();
     const uint64_t hi = walk_stack.hi;
@@ -1739,7 +1744,7 @@ __attribute__((used)) VSP_NO_SANITIZE unsigned vsp_walk_memo_from(uint64_t *fram
         /* acquire: as in vsp_walk_from_regs; a walk redone after a clear finds the memo made
          * under the old epoch unusable */
         unsigned long epoch = vsp_load_acquire(&rc_epoch);
-        n = walk_memo(frames, max, skip, rip, rsp, rbp, hi, epoch, &ctx, &looked, &replayed, m);
+        n = walk_memo(frames, max, skip, rip, rsp, rbp, hi, epoch, &ctx, &looked, &replayed, m, intact && !attempt);
         if (VSP_WALK_LIKELY(vsp_load_relaxed(&rc_epoch) == epoch) || attempt >= 8)
             break;
         vsp_fetch_add_relaxed(&st_retries, 1);

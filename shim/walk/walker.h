@@ -74,6 +74,11 @@ struct vsp_walk_memo {
      * skip and max, every kept level replayed in place); the caller may keep what it derived from
      * them. skip, total: the last walk's skip and skip + max. */
     unsigned same, skip, total;
+    /* intact: set by the caller to the buffer of the last walk when it left those frames there
+     * untouched (it only read them), until its next walk through this memo; a walk that repeats
+     * the last one then writes nothing (issue 22: the copy of 35 frames was a fifth of a repeat).
+     * Each walk takes it (and clears it) before writing a frame. */
+    uint64_t *intact;
     struct vsp_walk_fast fast; /* valid while fast.ok, for the memo as it is */
     struct vsp_walk_level lv[2][VSP_WALK_MEMO_LEVELS]; /* the memo; staging for a walk */
 };

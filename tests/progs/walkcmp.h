@@ -34,30 +34,57 @@ static void wc_print(const char *who, const uint64_t *f, unsigned n, unsigned fr
 
 /* The walk memo (walker.h): each thread's one, left by its previous comparison (another scenario,
  * partly the same stack) and then by the walks here (all of it the same stack: the second repeats
- * the first and builds the repeat check, the third goes through it). Each must give exactly the
- * frames of a walk without it. */
+ * the first and builds the repeat check, the third goes through it). Then walks cut at a depth (the
+ * shim's: a repeat check is built only for a walk that ended by its rule or at the depth asked):
+ * the fourth changes the depth, the fifth builds the check, the sixth goes through it, the seventh
+ * into a copy of the sixth's frames said intact (nothing to write), the eighth into a poisoned
+ * buffer while the ninth's is said intact, and the ninth into that one, poisoned and said nothing
+ * of again (both written whole: what was said holds for one walk, into its own buffer). Each must
+ * give exactly the frames of a walk without it. */
 static __thread struct vsp_walk_memo wc_memo;
 #define WC_MEMO_MAX 256
+#define WC_MEMO_CUT 5
 
-__attribute__((noinline)) static unsigned wc_memo_walk(uint64_t *f)
+__attribute__((noinline)) static unsigned wc_memo_walk(uint64_t *f, unsigned max)
 {
-    unsigned n = vsp_walk_stack_memo(f, WC_MEMO_MAX, 0, &wc_memo);
+    unsigned n = vsp_walk_stack_memo(f, max, 0, &wc_memo);
     __asm__ __volatile__("" ::: "memory"); /* no tail call: this frame stays */
     return n;
 }
 
+/* What the caller leaves in the buffers before walk k + 1 (out of line: the walks' loop keeps one
+ * call site, so all of them see the same frames). */
+__attribute__((noinline)) static void wc_memo_setup(int k, uint64_t (*wm)[WC_MEMO_MAX])
+{
+    if (k == 6) {
+        memcpy(wm[6], wm[5], sizeof wm[5]);
+        wc_memo.intact = wm[6];
+    } else if (k == 7) {
+        memset(wm[7], 0xa5, sizeof wm[7]);
+        wc_memo.intact = wm[8]; /* (not this walk's buffer, and not said again for the next) */
+    } else if (k == 8) {
+        memset(wm[8], 0x5a, sizeof wm[8]);
+    }
+}
+
 /* The memo walks (frames 0 to 2: into wc_memo_walk, this function and wc_compare) against the walk
- * without memo from wc_compare (frame 0: into wc_compare): equal from wc_compare's caller on. */
+ * without memo from wc_compare (frame 0: into wc_compare): equal from wc_compare's caller on; the
+ * cut ones against the first. */
 __attribute__((noinline)) static void wc_compare_memo(const char *what, const uint64_t *w, unsigned nw)
 {
-    uint64_t wm[3][WC_MEMO_MAX];
-    unsigned nm[3];
-    for (int k = 0; k < 3; k++)
-        nm[k] = wc_memo_walk(wm[k]);
+    enum { WALKS = 9 };
+    static __thread uint64_t wm[WALKS][WC_MEMO_MAX];
+    unsigned nm[WALKS];
+    for (int k = 0; k < WALKS; k++) {
+        wc_memo_setup(k, wm);
+        nm[k] = wc_memo_walk(wm[k], k < 3 ? WC_MEMO_MAX : WC_MEMO_CUT); /* (one call site) */
+    }
     unsigned want = nw - 1 < WC_MEMO_MAX - 3 ? nw - 1 : WC_MEMO_MAX - 3; /* from wc_compare's caller */
-    for (int k = 0; k < 3; k++) {
+    unsigned cut = nm[0] < WC_MEMO_CUT ? nm[0] : WC_MEMO_CUT;
+    for (int k = 0; k < WALKS; k++) {
         wc_checks++;
-        if (nw >= 2 && nm[k] >= 3 && nm[k] - 3 == want && !memcmp(wm[k] + 3, w + 1, want * sizeof *w)) {
+        if (k < 3 ? nw >= 2 && nm[k] >= 3 && nm[k] - 3 == want && !memcmp(wm[k] + 3, w + 1, want * sizeof *w)
+                  : nm[k] == cut && !memcmp(wm[k], wm[0], cut * sizeof *w)) {
             printf("ok %s: memo walk %d matches\n", what, k + 1);
             continue;
         }
