@@ -163,7 +163,8 @@ static inline void *vsp_real_for_cached(int id, const void *ret)
 
 /* Forget driver helper pointers whose library was unloaded (after a dlclose). */
 void vsp_helpers_forget(void);
-/* A runtime hook bound to real_fn: its runtime answers cudaMemGetInfo when no driver does. */
+/* A runtime hook bound to real_fn: the first runtime noted (until it is unloaded) answers
+ * cudaMemGetInfo when no driver does. One load once noted: every runtime hook calls it. */
 void vsp_note_runtime(void *real_fn);
 
 /* The hooks' addresses by id: each file's own (NULL elsewhere). */

@@ -574,6 +574,14 @@ static void *helper_fn(struct helper *h, const char *base, int version, const ch
     return p;
 }
 
+/* The runtime's cudaMemGetInfo, from the first runtime a runtime hook bound to (until it is
+ * unloaded: vsp_helpers_forget): where no driver lookup is reachable (a runtime whose driver we
+ * never saw), it still knows. Noted once, not at every call: issue 22, every hook stored its real
+ * function here, cudaMalloc's and cudaFree's in turn, and two threads allocating at once passed
+ * this line between their cores twice a pair (about 180 ns a pair with 2 threads). Any runtime of
+ * the process answers for the device as well as another. */
+static void *noted_runtime_fn;
+
 void vsp_helpers_forget(void)
 {
     struct helper *all[] = {&h_ctx_device, &h_meminfo, &h_rt_meminfo, &h_range, &h_pool_attr, &h_default_pool};
@@ -585,6 +593,9 @@ void vsp_helpers_forget(void)
         vsp_store_relaxed(&all[i]->tried, 0);
         vsp_store_relaxed(&all[i]->tried_gpa, NULL);
     }
+    void *rt = vsp_load_relaxed(&noted_runtime_fn);
+    if (rt && !is_loaded(rt))
+        vsp_cas_relaxed(&noted_runtime_fn, &rt, NULL); /* the next runtime hook notes another */
 }
 
 int32_t vsp_current_device(void)
@@ -625,20 +636,17 @@ uint64_t vsp_address_range_size(uint64_t ptr)
     return range && range(&base, &size, (CUdeviceptr)ptr) == CUDA_SUCCESS ? size : 0;
 }
 
-/* The runtime's cudaMemGetInfo, from the runtime that the last runtime hook bound to: where no
- * driver lookup is reachable (a runtime whose driver we never saw), it still knows. */
-static void *last_runtime_fn;
-
 void vsp_note_runtime(void *real_fn)
 {
-    if (vsp_load_relaxed(&last_runtime_fn) != real_fn)
-        vsp_store_relaxed(&last_runtime_fn, real_fn);
+    /* relaxed: a pointer used alone; two first calls racing both store a good one */
+    if (VSP_UNLIKELY(!vsp_load_relaxed(&noted_runtime_fn)))
+        vsp_store_relaxed(&noted_runtime_fn, real_fn);
 }
 
 static void *runtime_meminfo(void)
 {
     void *p = vsp_load_acquire(&h_rt_meminfo.fn);
-    void *rt = vsp_load_relaxed(&last_runtime_fn);
+    void *rt = vsp_load_relaxed(&noted_runtime_fn);
     if (p || !rt || vsp_load_relaxed(&h_rt_meminfo.tried))
         return p;
     if (rt)
