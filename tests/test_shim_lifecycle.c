@@ -37,6 +37,29 @@ Test(shim_lifecycle, storm_of_8_threads_records_every_call_exactly, .timeout = 2
     cr_assert(s.complete);
 }
 
+/* The same with the double's per-thread block cache (VSP_FAKE_THREAD_CACHE=1, make bench's
+ * `cached` path): the threads' pairs never meet in the double's lock, so the shim's hooks run on
+ * both cores at once, and each thread gets its own blocks back at once after their frees. */
+Test(shim_lifecycle, storm_of_4_threads_through_a_lock_free_double_records_every_call, .timeout = 240)
+{
+    char *dir = th_tmpdir(), path[4200];
+    snprintf(path, sizeof path, "%s/storm.trace", dir);
+    const char *argv[] = {VSP_PROGS "/prog_storm", "4", "20000", NULL};
+    const char *env[] = {"VSP_FAKE_THREAD_CACHE=1", NULL};
+    struct run_result r;
+    th_run_traced(&r, argv, dir, "storm.trace", env);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    struct trace_summary s;
+    th_summarize(path, &s, NULL);
+    cr_assert(s.ok, "%s", s.error);
+    cr_assert_eq(s.allocs_ok, 80000 + 2, "the pairs and main's check of the cache");
+    cr_assert_eq(s.frees_ok, 80000 + 2);
+    cr_assert_eq(s.frees_failed, 1, "the check's second free of its block (the double's answer, passed on)");
+    cr_assert_eq(s.dropped, 0);
+    cr_assert_eq(s.live_count, 0, "every free matched its allocation in trace order");
+    cr_assert(s.complete);
+}
+
 static void die_case(const char *how, int want_sig, int want_complete)
 {
     char *dir = th_tmpdir(), path[4200];

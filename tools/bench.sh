@@ -88,7 +88,9 @@ if part shapes; then
     # addresses: return addresses coincide in their low bits), a call chain DEPTH deep spread over
     # them, THREADS threads each timing its own loop after SHAPE_WARMUP pairs and a barrier. Paths:
     # cuda (the runtime's cudaMalloc/cudaFree), driver (cuMemAlloc/cuMemFree found through
-    # cuGetProcAddress, as NVIDIA's static runtime finds them: the shim sees no runtime symbol). Each
+    # cuGetProcAddress, as NVIDIA's static runtime finds them: the shim sees no runtime symbol),
+    # cached (the cuda path with the double's per-thread block cache: no global lock in the double,
+    # so the thread rows measure the shim's own scaling rather than the double's futex). Each
     # against heaptrack recording malloc/free in the same program, shape and loop. hit: the shim's
     # unwind-rule cache over the traced runs (its VRAMSPY_METRICS counters: 1 - rules computed /
     # frames walked, warm-up included); replayed: the frames replayed from the thread's last walk (the
@@ -100,7 +102,7 @@ if part shapes; then
     COARSE_SHAPES=${COARSE_SHAPES:-"10:35:1:cuda 10:40:1:cuda 300:40:1:cuda"}
     SHAPE_PAIRS=${SHAPE_PAIRS:-50000}
     SHAPE_WARMUP=${SHAPE_WARMUP:-10000}
-    SHAPES=${SHAPES:-"10:40:1:cuda 300:40:1:cuda 1000:40:1:cuda 10:64:1:cuda 300:64:1:cuda 1000:64:1:cuda 300:100:1:cuda 300:40:2:cuda 300:40:4:cuda 10:35:1:cuda 10:40:1:driver 300:40:1:driver"}
+    SHAPES=${SHAPES:-"10:40:1:cuda 300:40:1:cuda 1000:40:1:cuda 10:64:1:cuda 300:64:1:cuda 1000:64:1:cuda 300:100:1:cuda 300:40:2:cuda 300:40:4:cuda 300:40:1:cached 300:40:2:cached 300:40:4:cached 10:35:1:cuda 10:40:1:driver 300:40:1:driver"}
     MANY="$BUILD/tests/progs/many"
     libpairs() { "$BUILD/tools/bench_libs" "$@" | awk '/ns_per_pair/ {print $2}'; }
     metric() { awk -v m="$1" '$1 ~ "^" m "[{]" {s += $2} END {print s + 0}' "$2"; }

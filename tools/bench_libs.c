@@ -6,11 +6,14 @@
  * traced by vramspy), `driver` (cuMemAlloc/cuMemFree found the way NVIDIA's static runtime finds
  * them: dlopen("libcuda.so.1"), cuGetProcAddress_v2, then the pointer it returns for
  * "cuGetProcAddress"; the shim sees no runtime symbol, only the driver's entry points it hands
- * out) or `malloc` (malloc/free: traced by heaptrack). Each thread makes WARMUP
+ * out), `cached` (the `cuda` path with the test double's per-thread block cache,
+ * VSP_FAKE_THREAD_CACHE=1: a runtime whose allocations scale with threads, as a caching
+ * allocator's do, where the double's global lock makes threads meet in a futex) or `malloc`
+ * (malloc/free: traced by heaptrack; glibc's per-thread cache). Each thread makes WARMUP
  * pairs, waits for the others, then times PAIRS pairs alone: the loop after warm-up, nothing of
  * start-up, loading or thread creation. Prints "ns_per_pair N", the mean over threads of each
  * thread's loop time over its pairs.
- * Usage: bench_libs cuda|driver|malloc DIR NLIBS DEPTH PAIRS THREADS [WARMUP] */
+ * Usage: bench_libs cuda|driver|cached|malloc DIR NLIBS DEPTH PAIRS THREADS [WARMUP] */
 #define _GNU_SOURCE
 #include <cuda.h>
 #include <cuda_runtime_api.h>
@@ -102,10 +105,16 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 7) {
-        fprintf(stderr, "usage: bench_libs cuda|driver|malloc DIR NLIBS DEPTH PAIRS THREADS [WARMUP]\n");
+        fprintf(stderr, "usage: bench_libs cuda|driver|cached|malloc DIR NLIBS DEPTH PAIRS THREADS [WARMUP]\n");
         return 2;
     }
-    use_cuda = !strcmp(argv[1], "cuda");
+    if (strcmp(argv[1], "cuda") && strcmp(argv[1], "driver") && strcmp(argv[1], "cached") && strcmp(argv[1], "malloc")) {
+        fprintf(stderr, "bench_libs: unknown path '%s' (cuda, driver, cached or malloc)\n", argv[1]);
+        return 2;
+    }
+    use_cuda = !strcmp(argv[1], "cuda") || !strcmp(argv[1], "cached");
+    if (!strcmp(argv[1], "cached"))
+        setenv("VSP_FAKE_THREAD_CACHE", "1", 1); /* read by the double's cuInit, at the first call */
     use_driver = !strcmp(argv[1], "driver");
     if (use_driver && driver_open() != 0) {
         fprintf(stderr, "bench_libs: no driver (libcuda.so.1 and its entry points)\n");

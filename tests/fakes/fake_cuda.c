@@ -88,6 +88,16 @@
  *    says how many frees are blocked right now.  Models a real cudaFree that
  *    synchronises with a long-running kernel.  Programs find both with
  *    dlsym(dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD), ...).
+ *  - VSP_FAKE_THREAD_CACHE=1 (read at cuInit): cuMemFree_v2 of a plain
+ *    device allocation keeps the block in a cache of the calling thread (up
+ *    to THREAD_CACHE blocks, still taken from the arena, as a caching
+ *    allocator's reserve), and the thread's next cuMemAlloc_v2 of the same
+ *    size takes it back: neither takes the driver's lock, so threads that
+ *    allocate at once do not meet in the double (make bench's thread rows:
+ *    the global lock made every thread row a measure of its futex). A cached
+ *    block is known only to its thread's cuMemAlloc_v2/cuMemFree_v2 (a second
+ *    free of it fails with CUDA_ERROR_INVALID_VALUE; other threads and other
+ *    entry points do not see it) and stays reserved after its thread ends.
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -443,6 +453,16 @@ bad: {
     }
 }
 
+/* VSP_FAKE_THREAD_CACHE: a thread's blocks, taken out of g_dev (the thread alone knows them);
+ * live: handed out again by cuMemAlloc_v2, else cached. */
+#define THREAD_CACHE 16
+static int g_thread_cache; /* set once in do_init, before g_initialized is published */
+static __thread struct tcached {
+    rec_t *rec;
+    int live;
+} t_cache[THREAD_CACHE];
+static __thread int t_cached;
+
 /* VSP_FAKE_TEARDOWN_AT_EXIT: what the real runtime's exit handler does to the driver. */
 static void teardown_at_exit(void)
 {
@@ -478,6 +498,8 @@ static void do_init(void)
     g_base = (uintptr_t)p;
     g_capacity = cap;
     g_free_bytes = cap;
+    const char *tc = getenv("VSP_FAKE_THREAD_CACHE");
+    g_thread_cache = tc && *tc == '1';
     g_init_result = CUDA_SUCCESS;
     __atomic_store_n(&g_initialized, 1, __ATOMIC_RELEASE);
     const char *td = getenv("VSP_FAKE_TEARDOWN_AT_EXIT");
@@ -944,11 +966,58 @@ EXPORT CUresult CUDAAPI cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
     return CUDA_SUCCESS;
 }
 
+/* VSP_FAKE_THREAD_CACHE: a cached block of exactly size bytes, handed out again (0: none). */
+static uintptr_t thread_cache_take(size_t size)
+{
+    for (int i = 0; i < t_cached; i++) {
+        if (!t_cache[i].live && t_cache[i].rec->size == size) {
+            t_cache[i].live = 1;
+            return t_cache[i].rec->key;
+        }
+    }
+    return 0;
+}
+
+/* VSP_FAKE_THREAD_CACHE: a free of a block of the thread's cache (-1: not one of them; else the
+ * result), or of a plain device allocation the cache takes in (0). */
+static int thread_cache_give(uintptr_t addr, CUresult *result)
+{
+    for (int i = 0; i < t_cached; i++) {
+        if (t_cache[i].rec->key == addr) {
+            *result = t_cache[i].live ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE; /* a double free */
+            t_cache[i].live = 0;
+            return 0;
+        }
+    }
+    if (t_cached == THREAD_CACHE)
+        return -1;
+    pthread_mutex_lock(&g_lock);
+    rec_t *r = map_find(&g_dev, addr);
+    if (!r || r->kind != K_DEV || r->pool) {
+        pthread_mutex_unlock(&g_lock);
+        return -1;
+    }
+    map_remove(&g_dev, addr);
+    pthread_mutex_unlock(&g_lock);
+    t_cache[t_cached].rec = r;
+    t_cache[t_cached].live = 0;
+    t_cached++;
+    *result = CUDA_SUCCESS;
+    return 0;
+}
+
 EXPORT CUresult CUDAAPI cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 {
     REQUIRE_INIT();
     if (!dptr)
         return CUDA_ERROR_INVALID_VALUE;
+    if (g_thread_cache) {
+        uintptr_t c = thread_cache_take(bytesize);
+        if (c) {
+            *dptr = (CUdeviceptr)c;
+            return CUDA_SUCCESS;
+        }
+    }
     uintptr_t a;
     CUresult r = dev_alloc(bytesize, K_DEV, NULL, &a);
     if (r == CUDA_SUCCESS)
@@ -1045,6 +1114,9 @@ EXPORT CUresult CUDAAPI cuMemFree_v2(CUdeviceptr dptr)
     REQUIRE_INIT();
     if (dptr == 0)
         return CUDA_SUCCESS;
+    CUresult cached;
+    if (g_thread_cache && thread_cache_give((uintptr_t)dptr, &cached) == 0)
+        return cached;
     maybe_block_free((uintptr_t)dptr);
     if (dev_free((uintptr_t)dptr, K_DEV, CUDA_ERROR_INVALID_VALUE) == CUDA_SUCCESS)
         return CUDA_SUCCESS;
