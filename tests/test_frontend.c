@@ -685,3 +685,30 @@ Test(make_bench, writes_a_copy_of_the_performance_document_unless_asked)
     sh(&r, "%s", cmd);
     cr_assert_eq(r.code, 0, "%s%s", r.out, r.err);
 }
+
+/* tools/bench_rotate.sh (issue 22's second harness): a mistyped setting stops it before any run,
+ * with exit 2 and the setting named, rather than timing something else */
+Test(make_bench, the_rotated_harness_refuses_a_bad_setting_before_running_anything)
+{
+    static const struct {
+        const char *env, *says;
+    } bad[] = {
+        {"SPECS=10:35:1:cudaa", "bad spec '10:35:1:cudaa'"},
+        {"SPECS=10:35:cuda", "bad spec '10:35:cuda'"},
+        {"ROUNDS=abc", "not a count: 'abc'"},
+        {"PAIRS=0", "ROUNDS and PAIRS must be at least 1"},
+        {"SPIN_NS=fast", "SPIN_NS is not a number"},
+        {"COARSE=yes", "COARSE must be 0 or 1"},
+        {"SHIMS=/no/name.so", "bad SHIMS entry"},
+        {"SHIMS=old=/no/such/libvramspy.so", "SHIMS: no file /no/such/libvramspy.so"},
+        {"SHIMS=spin=/bin/true", "SHIMS name 'spin' is taken"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct run_result r;
+        /* a build directory with nothing in it: the settings are checked before the files */
+        sh(&r, "env %s tools/bench_rotate.sh /nonexistent-build", bad[i].env);
+        cr_assert_eq(r.code, 2, "%s: exit %d: %s", bad[i].env, r.code, r.err);
+        cr_assert_not_null(strstr(r.err, bad[i].says), "%s: %s", bad[i].env, r.err);
+        cr_assert_eq(r.out[0], '\0', "%s: nothing measured: %s", bad[i].env, r.out);
+    }
+}

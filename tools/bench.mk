@@ -95,3 +95,10 @@ $(BUILD)/tools/libempty.so: tools/bench_empty.c
 	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -fPIC -shared -o $@ $<
 
 bench: $(BUILD)/tools/libempty.so
+
+# The second harness's control: an interposer that only spins (tools/bench_spin.c, tools/bench_rotate.sh).
+$(BUILD)/tools/libbench_spin.so: tools/bench_spin.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -fPIC -shared -o $@ $< -ldl
+
+bench: $(BUILD)/tools/libbench_spin.so
