@@ -304,6 +304,27 @@ Test(shim_runtime, coverage_samples_account_for_the_device_memory)
     cr_assert_gt(s.pool_records, 0, "the default pool was sampled (stream-ordered allocations were used)");
 }
 
+/* The real driver's cuMemGetInfo needs a current context: the exit handler runs on the main thread,
+ * which never called CUDA here (prog_storm's workers did), so the shim asks the runtime instead,
+ * which makes the context current (hooks_dl.c, the runtime noted by the hooks). Without that the
+ * exit sample is lost (mutation-checked: a runtime_meminfo that answers NULL loses it). */
+Test(shim_runtime, the_exit_sample_asks_the_runtime_where_the_driver_wants_a_context)
+{
+    char *dir = th_tmpdir();
+    const char *argv[] = {VSP_PROGS "/prog_storm", "2", "100", NULL};
+    const char *env[] = {"VSP_FAKE_MEMINFO_NEEDS_CONTEXT=1", NULL};
+    struct run_result r;
+    th_run_traced(&r, argv, dir, "t.trace", env);
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    struct trace_summary s;
+    th_one_trace(dir, &s, NULL, NULL);
+    cr_assert_eq(s.allocs_ok, 200);
+    cr_assert_eq(s.first_usage.reason, VSP_USAGE_FIRST, "a worker's first call, with its context");
+    cr_assert_eq(s.last_usage.reason, VSP_USAGE_EXIT, "the main thread's exit sample, through the runtime");
+    cr_assert_eq(s.last_usage.source, VSP_USAGE_DEVICE);
+    cr_assert_neq(s.last_usage.total_bytes, VSP_UNKNOWN_BYTES);
+}
+
 Test(shim_runtime, memory_taken_behind_the_hooks_shows_as_untracked)
 {
     struct run_result plain;

@@ -43,6 +43,7 @@ struct vsp_tls {
     uintptr_t entry; /* the outermost hook's frame address while depth > 0 */
     int inflight;  /* 2 + the in-flight slot (-1: none free) of this thread's free in progress (ring.h), 0 none */
     struct vsp_batch batch; /* this thread's open batch of events in the ring (ring.h) */
+    void *runtime_fn; /* the real function this thread's last runtime hook called (hooks_dl.c) */
 };
 extern __thread struct vsp_tls vsp_tls __attribute__((tls_model("initial-exec")));
 

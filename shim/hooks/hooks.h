@@ -163,8 +163,9 @@ static inline void *vsp_real_for_cached(int id, const void *ret)
 
 /* Forget driver helper pointers whose library was unloaded (after a dlclose). */
 void vsp_helpers_forget(void);
-/* A runtime hook bound to real_fn: the first runtime noted (until it is unloaded) answers
- * cudaMemGetInfo when no driver does. One load once noted: every runtime hook calls it. */
+/* A runtime hook is calling real_fn: the calling thread's last runtime (its own TLS word), and the
+ * process's first (written once), answer cudaMemGetInfo when no driver does. Every runtime hook
+ * calls it: a store to the thread's own word and one load. */
 void vsp_note_runtime(void *real_fn);
 
 /* The hooks' addresses by id: each file's own (NULL elsewhere). */

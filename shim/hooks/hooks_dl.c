@@ -574,12 +574,15 @@ static void *helper_fn(struct helper *h, const char *base, int version, const ch
     return p;
 }
 
-/* The runtime's cudaMemGetInfo, from the first runtime a runtime hook bound to (until it is
- * unloaded: vsp_helpers_forget): where no driver lookup is reachable (a runtime whose driver we
- * never saw), it still knows. Noted once, not at every call: issue 22, every hook stored its real
- * function here, cudaMalloc's and cudaFree's in turn, and two threads allocating at once passed
- * this line between their cores twice a pair (about 180 ns a pair with 2 threads). Any runtime of
- * the process answers for the device as well as another. */
+/* The runtime's cudaMemGetInfo: where no driver lookup is reachable (a runtime whose driver we
+ * never saw), or the driver's call fails (no context on the thread), the runtime still knows. From
+ * the runtime the asking thread's last runtime hook called (vsp_tls.runtime_fn: the one that
+ * works for it, in a process that tried another first), else from the first runtime any hook
+ * bound to (noted_runtime_fn, until it is unloaded: vsp_helpers_forget). The process-wide word is
+ * written once, not at every call: issue 22, every hook stored its real function there,
+ * cudaMalloc's and cudaFree's in turn, and two threads allocating at once passed that line between
+ * their cores twice a pair (about 180 ns a pair with 2 threads); the thread's own word costs a
+ * store to its own TLS. */
 static void *noted_runtime_fn;
 
 void vsp_helpers_forget(void)
@@ -638,6 +641,7 @@ uint64_t vsp_address_range_size(uint64_t ptr)
 
 void vsp_note_runtime(void *real_fn)
 {
+    vsp_tls.runtime_fn = real_fn;
     /* relaxed: a pointer used alone; two first calls racing both store a good one */
     if (VSP_UNLIKELY(!vsp_load_relaxed(&noted_runtime_fn)))
         vsp_store_relaxed(&noted_runtime_fn, real_fn);
@@ -646,11 +650,14 @@ void vsp_note_runtime(void *real_fn)
 static void *runtime_meminfo(void)
 {
     void *p = vsp_load_acquire(&h_rt_meminfo.fn);
-    void *rt = vsp_load_relaxed(&noted_runtime_fn);
-    if (p || !rt || vsp_load_relaxed(&h_rt_meminfo.tried))
+    if (p || vsp_load_relaxed(&h_rt_meminfo.tried))
         return p;
-    if (rt)
-        p = owner_symbol(rt, "cudaMemGetInfo");
+    void *rt = vsp_tls.runtime_fn;
+    if (!rt || !is_loaded(rt)) /* (a thread's word outlives a dlclose: only the process-wide one is forgotten) */
+        rt = vsp_load_relaxed(&noted_runtime_fn);
+    if (!rt)
+        return NULL;
+    p = owner_symbol(rt, "cudaMemGetInfo");
     vsp_store_relaxed(&h_rt_meminfo.tried, 1);
     if (p)
         vsp_store_release(&h_rt_meminfo.fn, p); /* release: pairs with the acquire above */

@@ -98,6 +98,10 @@
  *    block is known only to its thread's cuMemAlloc_v2/cuMemFree_v2 (a second
  *    free of it fails with CUDA_ERROR_INVALID_VALUE; other threads and other
  *    entry points do not see it) and stays reserved after its thread ends.
+ *  - VSP_FAKE_MEMINFO_NEEDS_CONTEXT=1 (read at cuInit): cuMemGetInfo fails
+ *    with CUDA_ERROR_INVALID_CONTEXT on a thread with no current context, as
+ *    the real driver's does (a tracer's exit handler on a thread that never
+ *    called CUDA must ask the runtime, which makes the context current).
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -462,6 +466,7 @@ static __thread struct tcached {
     int live;
 } t_cache[THREAD_CACHE];
 static __thread int t_cached;
+static int g_meminfo_needs_context; /* VSP_FAKE_MEMINFO_NEEDS_CONTEXT: set once in do_init */
 
 /* VSP_FAKE_TEARDOWN_AT_EXIT: what the real runtime's exit handler does to the driver. */
 static void teardown_at_exit(void)
@@ -500,6 +505,8 @@ static void do_init(void)
     g_free_bytes = cap;
     const char *tc = getenv("VSP_FAKE_THREAD_CACHE");
     g_thread_cache = tc && *tc == '1';
+    const char *mc = getenv("VSP_FAKE_MEMINFO_NEEDS_CONTEXT");
+    g_meminfo_needs_context = mc && *mc == '1';
     g_init_result = CUDA_SUCCESS;
     __atomic_store_n(&g_initialized, 1, __ATOMIC_RELEASE);
     const char *td = getenv("VSP_FAKE_TEARDOWN_AT_EXIT");
@@ -959,6 +966,8 @@ EXPORT CUresult CUDAAPI cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
     REQUIRE_INIT();
     if (!free_bytes || !total)
         return CUDA_ERROR_INVALID_VALUE;
+    if (g_meminfo_needs_context && !t_current_ctx)
+        return CUDA_ERROR_INVALID_CONTEXT;
     pthread_mutex_lock(&g_lock);
     *free_bytes = g_free_bytes;
     *total = g_capacity;
