@@ -480,6 +480,151 @@ Test(pyframes, reused_code_address_keeps_its_own_name_with_the_gil_released, .ti
     reused_code_addresses("cdll");
 }
 
+/* One call chain allocating again and again (a training loop): its frames sit at the same
+ * addresses each time, but run other functions from other lines. The shim remembers a capture
+ * buffer's last Python frames and stack id (pyframes.h, struct vsp_py_memo); every group of
+ * allocations must still get the interpreter's own frames, in the parent and in a forked child,
+ * whose trace names its code objects again (the memo belongs to the parent's trace). */
+static void repeated_call_chain(const char *mode)
+{
+    char py[4096];
+    if (find_python("python3", py, sizeof py) < 0)
+        cr_skip_test("no python3 on PATH");
+    char *dir = th_tmpdir(), expect[4200], traces[2][4096];
+    snprintf(expect, sizeof expect, "%s/expect.json", dir);
+    const char *argv[] = {py,     VSP_SOURCE_DIR "/tests/progs/pyframes_repeat.py", VSP_FAKES "/libcudart.so.13", mode,
+                          expect, VSP_PROGS "/libpythread.so",                   NULL};
+    char probe[4400];
+    snprintf(probe, sizeof probe, "'%s' -c 'import sys; sys.exit(sys.version_info < (3, 9))'", py);
+    if (system(probe) != 0)
+        cr_skip_test("python3 is older than 3.9: no Python frames");
+    struct run_result plain, shim;
+    th_run_pair(&plain, &shim, argv, dir, NULL);
+    cr_assert_str_eq(shim.out, "repeat done 0\n", "%s", shim.err);
+    cr_assert_eq(th_list_traces(dir, traces, 2), 2, "the parent's trace and the child's");
+    for (int t = 0; t < 2; t++) {
+        struct trace_summary s;
+        cr_assert_eq(th_summarize(traces[t], &s, NULL), 0);
+        char exp_path[4300];
+        json_t *report = report_json(traces[t]);
+        /* which process wrote it: the child's has the parent's pid as its ppid */
+        int child = 0;
+        for (int u = 0; u < 2; u++) {
+            struct trace_summary o;
+            if (u != t && th_summarize(traces[u], &o, NULL) == 0 && s.ppid == o.pid)
+                child = 1;
+        }
+        snprintf(exp_path, sizeof exp_path, "%s%s", expect, child ? ".child" : "");
+        json_error_t je;
+        json_t *doc = json_load_file(exp_path, 0, &je);
+        cr_assert_not_null(doc, "%s: %s", exp_path, je.text);
+        cr_assert_eq(s.allocs_ok, 81, "%s", traces[t]);
+        cr_assert_eq(s.stack_refs_missing, 0, "%s: every event's stack is in its own trace", traces[t]);
+        json_t *exp = json_object_get(doc, "groups"), *native = json_object_get(doc, "native"),
+               *native_got = json_object();
+        /* Each leak's Python frames are one group's, whole (a group may have several leaks: a
+         * first call can take another native path, 3.13's unspecialised call), and the groups'
+         * bytes add up. */
+        json_t *got = json_object();
+        size_t i, k;
+        int edges = 0;
+        json_t *f, *fr;
+        json_array_foreach(json_object_get(report, "findings"), i, f)
+        {
+            if (strcmp(json_string_value(json_object_get(f, "kind")), "leak") != 0)
+                continue;
+            /* one Python call site on two native paths: each path its own stack */
+            const char *path = NULL;
+            json_array_foreach(json_object_get(f, "stack"), k, fr)
+            {
+                const char *fn = json_string_value(json_object_get(fr, "function"));
+                if (fn && (!strcmp(fn, "pythread_alloc_here") || !strcmp(fn, "pythread_alloc_other")))
+                    path = fn;
+            }
+            json_t *inner = NULL;
+            json_array_foreach(json_object_get(f, "stack"), k, fr) if (json_is_true(json_object_get(fr, "python")))
+            {
+                inner = fr;
+                break;
+            }
+            const char *inner_fn = inner ? json_string_value(json_object_get(inner, "function")) : NULL;
+            if (inner_fn && !strcmp(inner_fn, "edge")) { /* the allocation on each side of the fork */
+                cr_assert_eq(json_integer_value(json_object_get(f, "bytes")), 4096 * 1000, "%s", traces[t]);
+                json_t *caller = NULL;
+                for (size_t c = k + 1; !caller && c < json_array_size(json_object_get(f, "stack")); c++)
+                    if (json_is_true(json_object_get(json_array_get(json_object_get(f, "stack"), c), "python")))
+                        caller = json_array_get(json_object_get(f, "stack"), c);
+                cr_assert_str_eq(json_string_value(json_object_get(caller, "function")), "fork_after", "%s",
+                                 traces[t]);
+                edges++;
+                continue;
+            }
+            if (path) {
+                json_object_set_new(native_got, path,
+                                    json_integer(json_integer_value(json_object_get(native_got, path)) +
+                                                 json_integer_value(json_object_get(f, "bytes"))));
+                continue;
+            }
+            const char *group, *match = NULL;
+            json_t *g;
+            json_object_foreach(exp, group, g)
+            {
+                json_t *want = json_object_get(g, "frames");
+                size_t n = 0, same = 1;
+                json_array_foreach(json_object_get(f, "stack"), k, fr)
+                {
+                    if (!json_is_true(json_object_get(fr, "python")))
+                        continue;
+                    json_t *w = json_array_get(want, n++);
+                    same = same && w &&
+                           !strcmp(json_string_value(json_object_get(fr, "function")),
+                                   json_string_value(json_object_get(w, "function"))) &&
+                           !strcmp(json_string_value(json_object_get(fr, "path")),
+                                   json_string_value(json_object_get(w, "file"))) &&
+                           json_integer_value(json_object_get(fr, "line")) ==
+                               json_integer_value(json_object_get(w, "line"));
+                }
+                if (same && n == json_array_size(want) && n >= 4)
+                    match = group;
+            }
+            cr_assert_not_null(match, "%s: a leak of %lld bytes whose Python frames are no group's", traces[t],
+                               (long long)json_integer_value(json_object_get(f, "bytes")));
+            json_object_set_new(got, match,
+                                json_integer(json_integer_value(json_object_get(got, match)) +
+                                             json_integer_value(json_object_get(f, "bytes"))));
+        }
+        const char *group;
+        json_t *g;
+        json_object_foreach(exp, group, g)
+        {
+            cr_assert_eq(json_integer_value(json_object_get(got, group)), json_integer_value(json_object_get(g, "bytes")),
+                         "%s, group %s: every allocation of the group has its frames", child ? "child" : "parent",
+                         group);
+        }
+        const char *fn;
+        json_object_foreach(native, fn, g)
+        {
+            cr_assert_eq(json_integer_value(json_object_get(native_got, fn)), json_integer_value(g),
+                         "%s: the allocations through %s have that native frame", child ? "child" : "parent", fn);
+        }
+        cr_assert_eq(edges, 1, "%s: the allocation next to the fork, named in this trace", traces[t]);
+        json_decref(native_got);
+        json_decref(got);
+        json_decref(doc);
+        json_decref(report);
+    }
+}
+
+Test(pyframes, a_repeated_call_chain_keeps_each_allocations_frames, .timeout = 120)
+{
+    repeated_call_chain("pydll");
+}
+
+Test(pyframes, a_repeated_call_chain_keeps_each_allocations_frames_with_the_gil_released, .timeout = 120)
+{
+    repeated_call_chain("cdll");
+}
+
 /* Purpose rules match Python frames: in the shim (VRAMSPY_PURPOSES, a label recorded per stack,
  * the eval-loop frames standing for the Python frames they ran) and in the report (--purposes). */
 Test(pyframes, purpose_rules_match_python_frames, .timeout = 120)

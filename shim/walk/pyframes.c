@@ -753,8 +753,9 @@ static void line_cache_put(struct line_entry *e, uint64_t key, int lasti, int li
 }
 
 /* f is a frame object (C API walk, raw 0) or an interpreter frame (raw walk). gil: this thread
- * holds the GIL. */
-static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int *gil, pyobj ts, int *line)
+ * holds the GIL. lv (may be NULL): this level of the capture buffer's memo (pyframes.h), looked
+ * at first and kept up to date. */
+static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int *gil, pyobj ts, int *line, struct vsp_py_level *lv)
 {
     int lasti = !raw ? (api.frame_lasti ? api.frame_lasti(f) : -1)
                 : lay->objects ? AT(f, lay->f_lasti, int)
@@ -770,22 +771,37 @@ static uint32_t frame_code_line(pyobj f, int raw, pyobj code, int *gil, pyobj ts
     uint32_t id;
     if (lasti >= 0) {
         key = code_key(code);
+        /* the level repeats the capture buffer's last one: the same code object (by the same key
+         * as the line cache's, so a new one at a dead one's address is not taken for it) at the
+         * same instruction */
+        if (lv && lv->key == key && lv->lasti == lasti) {
+            *line = lv->line;
+            return lv->id;
+        }
         /* key is mixed already: one multiply spreads the instruction offset into the index bits */
         struct line_entry *lc = vsp_load_acquire(&line_cache); /* acquire: pairs with its publication */
         e = lc ? &lc[((key ^ (uint64_t)(uint32_t)lasti) * 0x9e3779b97f4a7c15ull >> 40) & (LINE_CACHE - 1)] : NULL;
         if (e && line_cache_get(e, key, lasti, line, &id))
-            return id;
+            goto found;
     }
     id = code_id(code, gil, ts);
     *line = raw ? raw_line(code, lasti < 0 ? -1 : (long)lasti * (lay->objects ? lay->lasti_unit : 2)) : api.frame_line(f);
-    if (e && (raw_ok() || (code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code)))
-        line_cache_put(e, key, lasti, *line, id);
+    if (!e || !(raw_ok() || (code_by_id && id < CODE_TABLE * 2 && vsp_load_relaxed(&code_by_id[id]) == code)))
+        return id; /* not to be cached (nor kept in the memo) */
+    line_cache_put(e, key, lasti, *line, id);
+found:
+    if (lv) {
+        lv->key = key;
+        lv->lasti = lasti;
+        lv->line = *line;
+        lv->id = id;
+    }
     return id;
 }
 
 /* The raw walk: 1 when it ran (*np frames), 0 when the C API walk must do it (the layout's
  * check failed or had nothing to check). Runs with or without the GIL. */
-static int raw_capture(uint64_t *out, pyobj *codes_out, unsigned max, unsigned *np)
+static int raw_capture(uint64_t *out, pyobj *codes_out, unsigned max, unsigned *np, struct vsp_py_memo *pm)
 {
     *np = 0;
     pyobj ts = api.this_tstate(); /* the thread's own state, attached or not */
@@ -816,7 +832,7 @@ static int raw_capture(uint64_t *out, pyobj *codes_out, unsigned max, unsigned *
         if (raw_incomplete(f, code))
             continue;
         int line;
-        uint32_t id = frame_code_line((pyobj)f, 1, (pyobj)code, &gil, ts, &line);
+        uint32_t id = frame_code_line((pyobj)f, 1, (pyobj)code, &gil, ts, &line, pm && n < VSP_PY_MEMO ? &pm->lv[n] : NULL);
         codes_out[n] = (pyobj)code;
         out[n++] = VSP_PYFRAME(id, line > 0 ? (uint32_t)line : 0u, raw_entry(f));
     }
@@ -827,12 +843,19 @@ static int raw_capture(uint64_t *out, pyobj *codes_out, unsigned max, unsigned *
     return 1;
 }
 
+static unsigned py_capture(uint64_t *out, pyobj *codes_out, unsigned max, struct vsp_py_memo *pm);
+
 unsigned vsp_py_capture(uint64_t *out, pyobj *codes_out, unsigned max)
+{
+    return py_capture(out, codes_out, max, NULL);
+}
+
+static unsigned py_capture(uint64_t *out, pyobj *codes_out, unsigned max, struct vsp_py_memo *pm)
 {
     if (VSP_LIKELY(!python_ready()) || !max)
         return 0;
     unsigned n = 0;
-    if (lay && vsp_load_relaxed(&raw_checked) >= 0 && raw_capture(out, codes_out, max, &n))
+    if (lay && vsp_load_relaxed(&raw_checked) >= 0 && raw_capture(out, codes_out, max, &n, pm))
         return n;
     pyobj ts = thread_with_gil();
     if (!ts)
@@ -846,7 +869,7 @@ unsigned vsp_py_capture(uint64_t *out, pyobj *codes_out, unsigned max)
     while (f && n < max) {
         pyobj code = api.frame_code(f);
         int line;
-        uint32_t id = frame_code_line(f, 0, code, &gil_held, ts, &line);
+        uint32_t id = frame_code_line(f, 0, code, &gil_held, ts, &line, NULL);
         codes_out[n] = code;
         out[n++] = VSP_PYFRAME(id, line > 0 ? (uint32_t)line : 0u, frame_is_entry(f, code));
         api.decref(code);
@@ -875,16 +898,33 @@ static __thread struct {
  * frame of its own, so that a process without Python does not run the rest of the hook that much
  * deeper on its stack. */
 #define PY_MAX (VSP_MAX_DEPTH / 2)
-static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *native, unsigned n, uint64_t hash)
+static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *native, unsigned n, uint64_t hash,
+                                                               struct vsp_py_memo *pm, unsigned long gen)
 {
+    if (pm && pm->gen != gen) {
+        memset(pm, 0, sizeof *pm); /* what it kept belongs to another trace's names */
+        pm->gen = gen;
+    }
     uint64_t py[2 * PY_MAX];
     pyobj *codes_of = (pyobj *)(py + PY_MAX);
-    unsigned m = vsp_py_capture(py, codes_of, vsp_cfg.depth < PY_MAX ? vsp_cfg.depth : PY_MAX);
+    unsigned m = py_capture(py, codes_of, vsp_cfg.depth < PY_MAX ? vsp_cfg.depth : PY_MAX, pm);
+    /* the same native frames and Python words as the buffer's last capture: the same stack */
+    if (pm && pm->id && m == pm->n && n == pm->native_n && hash == pm->native_hash &&
+        !memcmp(py, pm->words, m * sizeof *py))
+        return pm->id;
     cur.words = py;
     cur.codes = codes_of;
     cur.n = m;
     uint32_t id = vsp_stack_id_parts_hashed(native, n, hash, py, m);
     cur.n = 0;
+    if (pm) {
+        pm->id = m <= VSP_PY_MEMO ? id : 0;
+        pm->n = m;
+        pm->native_n = n;
+        pm->native_hash = hash;
+        if (m <= VSP_PY_MEMO)
+            memcpy(pm->words, py, m * sizeof *py);
+    }
     return id;
 }
 
@@ -893,7 +933,8 @@ int vsp_py_absent(void)
     return vsp_load_relaxed(&py_state) == PY_ABSENT; /* relaxed: ABSENT is final (but in a fork child) */
 }
 
-uint32_t vsp_py_stack_id_hashed(const uint64_t *native, unsigned n, uint64_t hash)
+uint32_t vsp_py_stack_id_hashed(const uint64_t *native, unsigned n, uint64_t hash, struct vsp_py_memo *pm,
+                                unsigned long gen)
 {
     /* relaxed: a hint; python_ready (in the capture) decides with acquire */
     if (VSP_LIKELY(vsp_load_relaxed(&py_state) == PY_ABSENT))
@@ -901,7 +942,7 @@ uint32_t vsp_py_stack_id_hashed(const uint64_t *native, unsigned n, uint64_t has
     /* inside the fork bracket: the first capture looks the API up with dlsym (the loader's lock),
      * later ones may call into the interpreter */
     vsp_walk_enter();
-    uint32_t id = stack_id_with_python(native, n, hash);
+    uint32_t id = stack_id_with_python(native, n, hash, pm, gen);
     vsp_walk_leave();
     return id;
 }

@@ -83,6 +83,7 @@ struct scratch {
     unsigned id_n;             /* how many there were (0: nothing kept), */
     unsigned long id_gen;      /* the store's generation then, */
     uint64_t hash;             /* and their hash */
+    struct vsp_py_memo py;     /* its last capture's Python frames and stack id (pyframes.h) */
 };
 
 static struct scratch *scratch_chunks[SCRATCH_CHUNKS];
@@ -196,7 +197,7 @@ uint32_t vsp_capture_stack_id(unsigned max, const void *site)
         id = s->id;
     } else if (n) {
         uint64_t h = same ? s->hash : vsp_stack_hash(s->frames, n);
-        id = vsp_py_stack_id_hashed(s->frames, n, h); /* with the Python frames, if any */
+        id = vsp_py_stack_id_hashed(s->frames, n, h, &s->py, gen); /* with the Python frames, if any */
         s->id = vsp_py_absent() ? id : 0;
         s->id_n = n;
         s->id_gen = gen;

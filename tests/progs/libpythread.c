@@ -19,3 +19,21 @@ int pythread_alloc(size_t size)
         return -1;
     return pthread_join(t, NULL);
 }
+
+/* Two native paths to cudaMalloc for one Python call site (tests/progs/pyframes_repeat.py): the
+ * same Python frames with other native frames are another stack. */
+__attribute__((noinline)) int pythread_alloc_here(size_t size)
+{
+    void *p = NULL;
+    int r = cudaMalloc(&p, size);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: this frame stays on the stack */
+    return r;
+}
+
+__attribute__((noinline)) int pythread_alloc_other(size_t size)
+{
+    void *p = NULL;
+    int r = cudaMalloc(&p, size);
+    __asm__ volatile("" ::: "memory");
+    return r;
+}
