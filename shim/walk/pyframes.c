@@ -899,7 +899,7 @@ static __thread struct {
  * deeper on its stack. */
 #define PY_MAX (VSP_MAX_DEPTH / 2)
 static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *native, unsigned n, uint64_t hash,
-                                                               struct vsp_py_memo *pm, unsigned long gen)
+                                                               struct vsp_py_memo *pm, unsigned long gen, uint32_t prev)
 {
     if (pm && pm->gen != gen) {
         memset(pm, 0, sizeof *pm); /* what it kept belongs to another trace's names */
@@ -908,20 +908,16 @@ static __attribute__((noinline)) uint32_t stack_id_with_python(const uint64_t *n
     uint64_t py[2 * PY_MAX];
     pyobj *codes_of = (pyobj *)(py + PY_MAX);
     unsigned m = py_capture(py, codes_of, vsp_cfg.depth < PY_MAX ? vsp_cfg.depth : PY_MAX, pm);
-    /* the same native frames and Python words as the buffer's last capture: the same stack */
-    if (pm && pm->id && m == pm->n && n == pm->native_n && hash == pm->native_hash &&
-        !memcmp(py, pm->words, m * sizeof *py))
-        return pm->id;
+    /* the same native frames (prev) and Python words as the buffer's last capture: the same stack */
+    if (prev && pm && m == pm->n && !memcmp(py, pm->words, m * sizeof *py))
+        return prev;
     cur.words = py;
     cur.codes = codes_of;
     cur.n = m;
     uint32_t id = vsp_stack_id_parts_hashed(native, n, hash, py, m);
     cur.n = 0;
     if (pm) {
-        pm->id = m <= VSP_PY_MEMO ? id : 0;
-        pm->n = m;
-        pm->native_n = n;
-        pm->native_hash = hash;
+        pm->n = m <= VSP_PY_MEMO ? m : ~0u;
         if (m <= VSP_PY_MEMO)
             memcpy(pm->words, py, m * sizeof *py);
     }
@@ -934,7 +930,7 @@ int vsp_py_absent(void)
 }
 
 uint32_t vsp_py_stack_id_hashed(const uint64_t *native, unsigned n, uint64_t hash, struct vsp_py_memo *pm,
-                                unsigned long gen)
+                                unsigned long gen, uint32_t prev)
 {
     /* relaxed: a hint; python_ready (in the capture) decides with acquire */
     if (VSP_LIKELY(vsp_load_relaxed(&py_state) == PY_ABSENT))
@@ -942,7 +938,7 @@ uint32_t vsp_py_stack_id_hashed(const uint64_t *native, unsigned n, uint64_t has
     /* inside the fork bracket: the first capture looks the API up with dlsym (the loader's lock),
      * later ones may call into the interpreter */
     vsp_walk_enter();
-    uint32_t id = stack_id_with_python(native, n, hash, pm, gen);
+    uint32_t id = stack_id_with_python(native, n, hash, pm, gen, prev);
     vsp_walk_leave();
     return id;
 }

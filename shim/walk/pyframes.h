@@ -12,16 +12,15 @@
  * allocations come from the same Python lines again and again). Per level, the code object's key
  * and instruction offset with the (code id, line) they gave: a level that repeats them takes its
  * word from here, not from the shared line cache (a seqlock read and a hash a frame); and the
- * stack id of the whole capture, taken again when the native frames' hash and every Python word
- * repeat, without hashing and interning them. Valid for one trace generation (gen: a forked child
- * names its code objects and stacks again). All zero: nothing remembered. One capture at a time
- * (its buffer is its own). */
+ * capture's Python words, so that a capture whose native frames and Python words both repeat
+ * keeps the buffer's last stack id (unwind.c keeps that id, as it does without Python) without
+ * hashing and interning them. Valid for one trace generation (gen: a forked child names its code
+ * objects and stacks again). All zero: nothing remembered. One capture at a time (its buffer is
+ * its own). */
 #define VSP_PY_MEMO 64
 struct vsp_py_memo {
-    unsigned long gen;     /* the stack store's generation of what is kept */
-    uint32_t id;           /* the last capture's stack id (0: none) */
-    unsigned n, native_n;  /* its Python and native frames */
-    uint64_t native_hash;
+    unsigned long gen; /* the stack store's generation of what is kept */
+    unsigned n;        /* the last capture's Python words (more than VSP_PY_MEMO: not kept) */
     uint64_t words[VSP_PY_MEMO];
     struct vsp_py_level {
         uint64_t key; /* code_key (0: nothing) */
@@ -34,9 +33,10 @@ struct vsp_py_memo {
 /* The id of the stack `native[0..n)` (hash: vsp_stack_hash of it) plus, when this thread is running Python (with or without the
  * GIL), its Python frames (at most vsp_cfg.depth and 128, innermost kept); interns and writes new stacks and code
  * names like vsp_stack_id. Takes the fork bracket (vsp_walk_enter) itself when Python is there. memo (may be NULL): the
- * capture buffer's (see above), for the stack store's generation gen. */
+ * capture buffer's (see above), for the stack store's generation gen; prev: the id the buffer's last capture got when
+ * its native frames were these (0 otherwise), kept when the Python words repeat as well. */
 uint32_t vsp_py_stack_id_hashed(const uint64_t *native, unsigned n, uint64_t hash, struct vsp_py_memo *memo,
-                                unsigned long gen);
+                                unsigned long gen, uint32_t prev);
 /* No Python in the process (as far as any capture has found): a stack's id is its native frames'. */
 int vsp_py_absent(void);
 

@@ -79,7 +79,7 @@ struct scratch {
     uint64_t frames[SCRATCH_FRAMES];
     struct vsp_walk_memo memo; /* the last walk through this buffer (walker.h): a thread usually
                                   gets its own buffer back, and replays its last walk's levels */
-    uint32_t id;               /* the id of the frames of that walk (0: none, or Python frames with them), */
+    uint32_t id;               /* the id of that capture (0: none; with Python, of its Python frames too), */
     unsigned id_n;             /* how many there were (0: nothing kept), */
     unsigned long id_gen;      /* the store's generation then, */
     uint64_t hash;             /* and their hash */
@@ -190,15 +190,16 @@ uint32_t vsp_capture_stack_id(unsigned max, const void *site)
     uint32_t id = 0;
     unsigned long gen = vsp_load_relaxed(&stacks_gen);
     /* The same frames as this buffer's last capture (the memo says so): without Python the same id,
-     * without hashing and looking the frames up again; with Python (whose frames change from call
-     * to call) the native frames' hash. */
+     * without hashing and looking the frames up again; with Python (whose frames may change from
+     * call to call) the native frames' hash, and the same id when the Python frames repeat too. */
     int same = s->memo.same && n && n == s->id_n && s->id_gen == gen;
     if (same && s->id && vsp_py_absent()) {
         id = s->id;
     } else if (n) {
         uint64_t h = same ? s->hash : vsp_stack_hash(s->frames, n);
-        id = vsp_py_stack_id_hashed(s->frames, n, h, &s->py, gen); /* with the Python frames, if any */
-        s->id = vsp_py_absent() ? id : 0;
+        /* with the Python frames, if any */
+        id = vsp_py_stack_id_hashed(s->frames, n, h, &s->py, gen, same ? s->id : 0);
+        s->id = id;
         s->id_n = n;
         s->id_gen = gen;
         s->hash = h;
