@@ -15,17 +15,23 @@
 
 #include "harness.h"
 
-Test(shim_lifecycle, storm_of_8_threads_records_every_call_exactly, .timeout = 240)
+/* prog_storm THREADS PAIRS under the shim with env (may be NULL): exits 0, its trace reads. */
+static void storm(const char *threads, const char *pairs, const char *const *env, struct trace_summary *s)
 {
     char *dir = th_tmpdir(), path[4200];
     snprintf(path, sizeof path, "%s/storm.trace", dir);
-    const char *argv[] = {VSP_PROGS "/prog_storm", "8", "20000", NULL};
+    const char *argv[] = {VSP_PROGS "/prog_storm", threads, pairs, NULL};
     struct run_result r;
-    th_run_traced(&r, argv, dir, "storm.trace", NULL);
+    th_run_traced(&r, argv, dir, "storm.trace", env);
     cr_assert_eq(r.code, 0, "%s", r.err);
+    th_summarize(path, s, NULL);
+    cr_assert(s->ok, "%s", s->error);
+}
+
+Test(shim_lifecycle, storm_of_8_threads_records_every_call_exactly, .timeout = 240)
+{
     struct trace_summary s;
-    th_summarize(path, &s, NULL);
-    cr_assert(s.ok, "%s", s.error);
+    storm("8", "20000", NULL, &s);
     cr_assert_eq(s.by_api[VSP_API_cudaMalloc], 160000);
     cr_assert_eq(s.by_api[VSP_API_cudaFree], 160000);
     cr_assert_eq(s.allocs_ok, 160000);
@@ -42,16 +48,9 @@ Test(shim_lifecycle, storm_of_8_threads_records_every_call_exactly, .timeout = 2
  * both cores at once, and each thread gets its own blocks back at once after their frees. */
 Test(shim_lifecycle, storm_of_4_threads_through_a_lock_free_double_records_every_call, .timeout = 240)
 {
-    char *dir = th_tmpdir(), path[4200];
-    snprintf(path, sizeof path, "%s/storm.trace", dir);
-    const char *argv[] = {VSP_PROGS "/prog_storm", "4", "20000", NULL};
     const char *env[] = {"VSP_FAKE_THREAD_CACHE=1", NULL};
-    struct run_result r;
-    th_run_traced(&r, argv, dir, "storm.trace", env);
-    cr_assert_eq(r.code, 0, "%s", r.err);
     struct trace_summary s;
-    th_summarize(path, &s, NULL);
-    cr_assert(s.ok, "%s", s.error);
+    storm("4", "20000", env, &s);
     cr_assert_eq(s.allocs_ok, 80000 + 2, "the pairs and main's check of the cache");
     cr_assert_eq(s.frees_ok, 80000 + 2);
     cr_assert_eq(s.frees_failed, 1, "the check's second free of its block (the double's answer, passed on)");
